@@ -1,0 +1,121 @@
+//! Targets: the servers a step acts on, each reached through a [`Transport`]. The plugin host
+//! calls transports only after grants were checked and secret references filled in; transports
+//! know nothing of plugins, grants or the journal.
+
+mod local;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use local::LocalTransport;
+
+/// A program to run on a target, with secret references already filled in.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The program, as the target resolves it.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Standard input, if any.
+    pub stdin: Option<Vec<u8>>,
+    /// Kill it after this long.
+    pub timeout: Duration,
+    /// Keep at most this many bytes of stdout and of stderr.
+    pub output_limit: usize,
+}
+
+/// What a finished program left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Absent when it was killed by a signal.
+    pub exit_code: Option<i32>,
+    /// Standard output, up to the limit.
+    pub stdout: Vec<u8>,
+    /// Standard error, up to the limit.
+    pub stderr: Vec<u8>,
+    /// Output beyond the limit was dropped.
+    pub truncated: bool,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// Whether retrying a failed target call can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetErrorKind {
+    /// Unreachable, timed out: trying again may help.
+    Retryable,
+    /// Authentication failed, refused by the target: it will not.
+    Permanent,
+    /// The file or program does not exist.
+    NotFound,
+}
+
+/// A target call that failed before a program could finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TargetError {
+    /// Whether retrying can help.
+    pub kind: TargetErrorKind,
+    /// What happened, for the operator.
+    pub message: String,
+}
+
+impl TargetError {
+    /// A transient failure.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        TargetError { kind: TargetErrorKind::Retryable, message: message.into() }
+    }
+    /// A failure retrying cannot fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TargetError { kind: TargetErrorKind::Permanent, message: message.into() }
+    }
+    /// Something that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        TargetError { kind: TargetErrorKind::NotFound, message: message.into() }
+    }
+}
+
+/// A way of running programs and moving files on one target.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Runs a program and waits for it, within its timeout.
+    async fn exec(&self, command: &Command) -> Result<ExecOutput, TargetError>;
+    /// Reads a whole file.
+    async fn read_file(&self, path: &str) -> Result<Vec<u8>, TargetError>;
+    /// Writes a whole file, replacing it.
+    async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), TargetError>;
+    /// Removes a file; a missing file is not an error.
+    async fn remove_file(&self, path: &str) -> Result<(), TargetError>;
+}
+
+/// The targets one call may reach, by inventory name.
+#[derive(Clone, Default)]
+pub struct TargetSet {
+    targets: BTreeMap<String, Arc<dyn Transport>>,
+}
+
+impl TargetSet {
+    /// No targets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the target `name`.
+    pub fn with(mut self, name: impl Into<String>, transport: Arc<dyn Transport>) -> Self {
+        self.targets.insert(name.into(), transport);
+        self
+    }
+
+    /// The transport of `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Transport>> {
+        self.targets.get(name)
+    }
+
+    /// The names of all targets.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,141 @@
+//! A plugin that is never shipped. Its input names a behaviour, and it behaves that way: every
+//! host import, and every way a plugin can fail (endless loop, memory bomb, panic, trap, huge
+//! output, ungranted calls, malformed or off-schema output). The engine's sandbox tests drive it.
+//!
+//! Its version is `FIXTURE_VERSION` at build time (1.0.0 when unset), so tests can install
+//! several versions side by side.
+
+use drover_sdk::prelude::*;
+use serde_json::{Value, json};
+
+/// The plugin.
+pub struct Fixture;
+
+const OUTPUT_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["ok"],
+  "properties": { "ok": { "type": "boolean" } }
+}"#;
+
+const INPUT_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["behave"],
+  "properties": { "behave": { "type": "string" } }
+}"#;
+
+fn text(input: &Value, key: &str) -> String {
+    input.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn ok(extra: Value) -> Result<Outcome<String>, StepError> {
+    let mut output = json!({ "ok": true });
+    if let (Some(map), Value::Object(extra)) = (output.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    Ok(Outcome::changed(output.to_string(), "fixture did as asked"))
+}
+
+impl RawPlugin for Fixture {
+    fn describe() -> Describe {
+        Describe::new(
+            "fixture-plugin-for-tests",
+            option_env!("FIXTURE_VERSION").unwrap_or("1.0.0"),
+            Effect::Idempotent,
+        )
+        .description("misbehaves on request, for the engine's tests")
+        .program("echo")
+        .program("sh")
+        .secret("granted-secret")
+        .input_schema_json(INPUT_SCHEMA)
+        .output_schema_json(OUTPUT_SCHEMA)
+    }
+
+    fn call(ctx: &Ctx, input: &str) -> Result<Outcome<String>, StepError> {
+        let input: Value = serde_json::from_str(input).map_err(|e| StepError::permanent(e.to_string()))?;
+        match text(&input, "behave").as_str() {
+            "ok" => ok(json!({ "mode": format!("{:?}", ctx.mode()), "attempt": ctx.context().attempt })),
+            "log" => {
+                ctx.info(text(&input, "message"));
+                ctx.heartbeat(Some(0.5), "half way");
+                println!("to stdout");
+                eprintln!("to stderr");
+                ok(json!({}))
+            }
+            "endless-loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("fixture panics on purpose"),
+            "trap" => std::process::abort(),
+            "huge-output" => {
+                let size = input.get("bytes").and_then(Value::as_u64).unwrap_or(2 * 1024 * 1024) as usize;
+                ok(json!({ "blob": "x".repeat(size) }))
+            }
+            "malformed-output" => Ok(Outcome::changed("{\"ok\": tru".to_string(), "broken")),
+            "off-schema-output" => Ok(Outcome::changed(json!({ "ok": "yes" }).to_string(), "wrong type")),
+            "fail" => Err(match text(&input, "kind").as_str() {
+                "retryable" => StepError::retryable(text(&input, "message")),
+                "needs-operator" => StepError::needs_operator(text(&input, "message")),
+                _ => StepError::permanent(text(&input, "message")),
+            }),
+            "exec" => {
+                let target = text(&input, "target");
+                let args: Vec<String> = input
+                    .get("args")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                let mut exec = ctx.exec(&target, &text(&input, "program")).args(args);
+                if let Some(stdin) = input.get("stdin").and_then(Value::as_str) {
+                    exec = exec.stdin(stdin.as_bytes());
+                }
+                let ran = exec.run()?;
+                Ok(Outcome::changed(
+                    json!({ "ok": ran.success(), "stdout": ran.stdout(), "exit": ran.output.exit_code })
+                        .to_string(),
+                    "ran it",
+                )
+                .with_evidence(ran.evidence("fixture exec")))
+            }
+            "secret" => {
+                let value = ctx.secret(&text(&input, "name"))?;
+                ctx.info(format!("the secret is {value}"));
+                ok(json!({ "secret": value }))
+            }
+            "write-file" => {
+                let target = text(&input, "target");
+                let path = text(&input, "path");
+                ctx.write_file(&target, &path, text(&input, "contents"))?;
+                let back = ctx.read_to_string(&target, &path)?;
+                ok(json!({ "read_back": back }))
+            }
+            "remove-file" => {
+                ctx.remove_file(&text(&input, "target"), &text(&input, "path"))?;
+                ok(json!({}))
+            }
+            "state" => {
+                let before = ctx.state_get("counter");
+                let next = before.as_deref().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
+                ctx.state_set("counter", &next.to_string())?;
+                ok(json!({ "counter": next }))
+            }
+            "ignore-denial" => {
+                // Asks for an ungranted target and carries on as if nothing happened.
+                let _ = ctx.exec("not-granted", "echo").run();
+                ok(json!({}))
+            }
+            other => Err(StepError::permanent(format!("unknown behaviour {other:?}"))),
+        }
+    }
+}
+
+drover_sdk::export_plugin!(Fixture);
