@@ -1,0 +1,29 @@
+//! Every environment variable and default location the CLI reads, in one place.
+
+use std::path::PathBuf;
+
+/// Drover's home: plugins, compile cache and databases live below it.
+pub const DROVER_HOME: &str = "DROVER_HOME";
+/// Overrides `<home>/plugins`.
+pub const DROVER_PLUGIN_DIR: &str = "DROVER_PLUGIN_DIR";
+/// Overrides `<home>/cache`.
+pub const DROVER_CACHE_DIR: &str = "DROVER_CACHE_DIR";
+/// Where `drover plugin new` finds the SDK crate (a checkout's `sdk/` folder).
+pub const DROVER_SDK_PATH: &str = "DROVER_SDK_PATH";
+/// Log filter for stderr, in `tracing` syntax (`info`, `drover_engine=debug`).
+pub const DROVER_LOG: &str = "DROVER_LOG";
+
+/// The default home: `$XDG_DATA_HOME/drover`, else `~/.local/share/drover`.
+pub fn default_home() -> PathBuf {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(data).join("drover");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local").join("share").join("drover")
+}
+
+/// The SDK folder of the source tree this binary was built from, if it is still there.
+pub fn built_in_sdk_path() -> Option<PathBuf> {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk"));
+    path.join("Cargo.toml").exists().then(|| path.canonicalize().unwrap_or(path))
+}

@@ -1,0 +1,20 @@
+//! Printing data: JSON for `--json`, text for people. Everything here writes to stdout.
+
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The first 12 hex digits of a digest, as shown in tables.
+pub fn short_digest(digest: &impl std::fmt::Display) -> String {
+    digest.to_string().chars().take(12).collect()
+}
+
+/// `text` indented by `spaces` on every line.
+pub fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
+}

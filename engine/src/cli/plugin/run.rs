@@ -1,0 +1,184 @@
+//! `drover plugin run`: one call of a plugin outside any workflow, printing its outcome, logs,
+//! evidence and target calls. The plugin author's inner loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use drover_engine::grants::{Allow, Grants};
+use drover_engine::plugin::{CallEnv, CallReport, Mode, StepCall, StepContext};
+use drover_engine::secrets::EnvSecrets;
+use drover_engine::target::{LocalTransport, TargetSet};
+use serde_json::{Value, json};
+
+use super::super::{Exit, Global, UsageError, output};
+
+/// Arguments of `drover plugin run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The call is granted what the plugin declares: its programs and secrets, on the targets named \
+with --target. Until inventories exist, every target is this machine (the local transport). Secrets come from \
+environment variables: the secret `sql-admin` from DROVER_SECRET_SQL_ADMIN.
+
+Examples:
+  drover plugin run noop --input '{\"label\": \"hi\"}'
+  drover plugin run ./target/wasm32-wasip2/release/my_step.wasm --check --target local"
+)]
+pub struct RunArgs {
+    /// An installed plugin (`name` or `name@<semver requirement>`) or a `.wasm` file.
+    #[arg(value_name = "PLUGIN")]
+    pub plugin: String,
+    /// The input as JSON, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub input: String,
+    /// Call `check` (what would change) instead of `apply`.
+    #[arg(long, conflicts_with = "compensate")]
+    pub check: bool,
+    /// Call `compensate` instead of `apply`.
+    #[arg(long)]
+    pub compensate: bool,
+    /// A target the plugin may use (repeatable); the first is the step's own target.
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Stop the call after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+fn parse_input(text: &str) -> Result<Value, UsageError> {
+    let (source, text) = match text.strip_prefix('@') {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read --input file {path}: {e}")))?;
+            (path.to_string(), text)
+        }
+        None => ("--input".to_string(), text.to_string()),
+    };
+    serde_json::from_str(&text).map_err(|e| UsageError(format!("{source} is not JSON: {e}")))
+}
+
+pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
+    let input = parse_input(&args.input)?;
+    let timeout = match args.timeout {
+        Some(s) if !(s > 0.0 && s.is_finite()) => {
+            return Err(UsageError(format!("--timeout {s} is not a positive number of seconds")).into());
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let host = super::host(global)?;
+    let plugin = super::load(global, &host, &args.plugin).await?;
+    let mode = if args.check {
+        Mode::Check
+    } else if args.compensate {
+        Mode::Compensate
+    } else {
+        Mode::Apply
+    };
+    let caps = &plugin.info.capabilities;
+    let grants = Grants {
+        targets: Allow::of(args.targets.iter().cloned()),
+        programs: Allow::of(caps.programs.iter().cloned()),
+        secrets: Allow::of(caps.secrets.iter().cloned()),
+    };
+    let targets = args
+        .targets
+        .iter()
+        .fold(TargetSet::new(), |set, name| set.with(name.clone(), Arc::new(LocalTransport)));
+    let env = CallEnv { targets, secrets: Arc::new(EnvSecrets), ..CallEnv::default() };
+    let call = StepCall {
+        mode,
+        context: StepContext::standalone(args.targets.first().cloned()),
+        input,
+        grants,
+        timeout,
+    };
+    let report = host.call(&plugin, call, env).await;
+    let failed = report.result.is_err();
+    if global.json {
+        print_json(&plugin.info.name, &plugin.info.version.to_string(), mode, &report)?;
+    } else {
+        print_text(&format!("{} {}", plugin.info.name, plugin.info.version), mode, &report);
+    }
+    if let Err(e) = &report.result {
+        eprintln!("error: {e}");
+    }
+    Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+fn print_json(name: &str, version: &str, mode: Mode, report: &CallReport) -> anyhow::Result<()> {
+    let result = match &report.result {
+        Ok(outcome) => json!({ "ok": true, "outcome": outcome }),
+        Err(e) => json!({ "ok": false, "error": { "message": e.to_string(), "class": e.class() } }),
+    };
+    let mut doc = json!({
+        "plugin": name,
+        "version": version,
+        "mode": mode,
+        "duration_ms": report.duration.as_millis() as u64,
+        "logs": report.logs,
+        "stdout": report.stdout,
+        "stderr": report.stderr,
+        "target_calls": report.target_calls,
+        "refusals": report.refusals,
+    });
+    if let (Some(doc), Some(result)) = (doc.as_object_mut(), result.as_object()) {
+        doc.extend(result.clone());
+    }
+    output::json(&doc)
+}
+
+fn print_text(plugin: &str, mode: Mode, report: &CallReport) {
+    let mode = match mode {
+        Mode::Apply => "apply",
+        Mode::Check => "check",
+        Mode::Compensate => "compensate",
+    };
+    println!("{plugin} · {mode} · {} ms", report.duration.as_millis());
+    for log in &report.logs {
+        println!("[{:?}] {}", log.level, log.message);
+    }
+    match &report.result {
+        Ok(outcome) => {
+            let verdict = match (mode, outcome.changed) {
+                ("check", true) => "would change",
+                ("check", false) => "no change needed",
+                (_, true) => "changed",
+                (_, false) => "no change",
+            };
+            println!("{verdict}: {}", outcome.summary);
+            println!(
+                "output:\n{}",
+                output::indent(&serde_json::to_string_pretty(&outcome.output).unwrap_or_default(), 2)
+            );
+            if !outcome.evidence.is_empty() {
+                println!("evidence:");
+                for e in &outcome.evidence {
+                    let command = e.command.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+                    let code = e.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+                    println!("  {}{command}{code}", e.label);
+                    if !e.excerpt.is_empty() {
+                        println!("{}", output::indent(&e.excerpt, 4));
+                    }
+                }
+            }
+        }
+        Err(e) => println!("failed: {e}"),
+    }
+    if !report.target_calls.is_empty() {
+        println!("target calls:");
+        for c in &report.target_calls {
+            let result = match (&c.error, c.exit_code) {
+                (Some(e), _) => format!("error: {e}"),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => "ok".into(),
+            };
+            println!("  {} {} on {}: {result}, {} ms", c.call, c.what, c.target, c.duration_ms);
+        }
+    }
+    for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        if !text.is_empty() {
+            println!("{name}:\n{}", output::indent(text, 2));
+        }
+    }
+}
