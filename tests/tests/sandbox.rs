@@ -22,7 +22,7 @@ fn host() -> PluginHost {
         timeout: Duration::from_secs(20),
         ..SandboxLimits::default()
     };
-    PluginHost::new(HostConfig { limits, cache_dir: None }).expect("host")
+    PluginHost::new(HostConfig { limits, ..HostConfig::default() }).expect("host")
 }
 
 async fn fixture(host: &PluginHost) -> Arc<LoadedPlugin> {
@@ -388,5 +388,50 @@ async fn files_that_are_not_step_plugins_are_refused_when_loading() {
     for (bytes, expected) in cases {
         let e = host.load(bytes).await.err().expect("refused");
         assert!(e.to_string().contains(expected), "{expected:?} not in {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compiled_code_is_cached_on_disk_and_reused_by_the_next_host() {
+    use drover_engine::plugin::CacheStatus;
+    let cache = tempfile::tempdir().unwrap();
+    let config = || HostConfig { cache_dir: Some(cache.path().to_path_buf()), ..HostConfig::default() };
+    let first = PluginHost::new(config()).unwrap();
+    let plugin = first.load_file(wasm::NOOP.as_ref()).await.unwrap();
+    assert_eq!(plugin.cache, CacheStatus::Compiled);
+    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].to_string_lossy().starts_with(&plugin.digest.to_string()), "{entries:?}");
+
+    let second = PluginHost::new(config()).unwrap();
+    let again = second.load_file(wasm::NOOP.as_ref()).await.unwrap();
+    assert_eq!(again.cache, CacheStatus::Hit);
+    let report = second
+        .call(&again, call(Mode::Apply, json!({"label": "cached"}), Grants::none()), CallEnv::default())
+        .await;
+    assert_eq!(report.result.unwrap().output, json!({"label": "cached"}));
+
+    // A damaged entry is dropped and recompiled, never trusted.
+    let entry = std::fs::read_dir(cache.path()).unwrap().flatten().next().unwrap().path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let third = PluginHost::new(config()).unwrap();
+    assert_eq!(third.load_file(wasm::NOOP.as_ref()).await.unwrap().cache, CacheStatus::Compiled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_concurrent_calls_than_pool_slots_wait_for_a_slot() {
+    let host =
+        Arc::new(PluginHost::new(HostConfig { max_concurrent_calls: 2, ..HostConfig::default() }).unwrap());
+    let plugin = host.load_file(wasm::NOOP.as_ref()).await.unwrap();
+    let calls = (0..12).map(|i| {
+        let (host, plugin) = (host.clone(), plugin.clone());
+        tokio::spawn(async move {
+            let input = json!({"label": format!("call {i}")});
+            host.call(&plugin, call(Mode::Apply, input, Grants::none()), CallEnv::default()).await
+        })
+    });
+    for (i, handle) in calls.collect::<Vec<_>>().into_iter().enumerate() {
+        let report = handle.await.unwrap();
+        assert_eq!(report.result.expect("every call gets a slot").output["label"], format!("call {i}"));
     }
 }

@@ -74,10 +74,13 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
 
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // Read into memory rather than mapping the file: a cache file truncated or rewritten by
+    // someone else while mapped would kill the process with SIGBUS.
+    let bytes = std::fs::read(path)?;
     // SAFETY: `path` is inside the cache directory, which is private to this user and only ever
     // receives files by atomic rename from `store`, which serialized components this engine
     // compiled itself; wasmtime checks the compatibility header on top of that.
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 fn store(dir: &Path, entry: &Path, component: &Component) -> std::io::Result<()> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::drover::plugin::types as wit;
@@ -71,12 +71,20 @@ impl Default for SandboxLimits {
 }
 
 /// How to build a [`PluginHost`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Limits of every call.
     pub limits: SandboxLimits,
     /// Directory of the compiled-code cache; no cache when absent.
     pub cache_dir: Option<PathBuf>,
+    /// How many calls may run at once; more wait for a slot. Sizes the pooling allocator.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig { limits: SandboxLimits::default(), cache_dir: None, max_concurrent_calls: 64 }
+    }
 }
 
 /// A plugin compiled, linked and described, ready for calls.
@@ -122,6 +130,8 @@ pub struct PluginHost {
     cache: CompileCache,
     limits: SandboxLimits,
     loaded: Mutex<HashMap<Sha256Digest, Arc<LoadedPlugin>>>,
+    /// One permit per pooled instance slot, so the pool is never exhausted.
+    slots: tokio::sync::Semaphore,
     _ticker: EpochTicker,
 }
 
@@ -131,6 +141,16 @@ impl PluginHost {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
         wasm.wasm_component_model(true);
+        // Instances, memories and fiber stacks come from a pool instead of fresh mappings per
+        // call: most of a warm call's cost without it (see docs/benchmarks.md).
+        let slots = config.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 16)
+            .total_memories(slots * 4)
+            .total_tables(slots * 8)
+            .total_stacks(slots);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm)
             .map_err(|e| LoadError::Compile(format!("cannot configure wasmtime: {e:#}")))?;
         let mut linker = Linker::new(&engine);
@@ -146,6 +166,7 @@ impl PluginHost {
             cache: CompileCache::new(config.cache_dir),
             limits: config.limits,
             loaded: Mutex::default(),
+            slots: tokio::sync::Semaphore::new(slots as usize),
             _ticker,
         })
     }
@@ -205,6 +226,7 @@ impl PluginHost {
     }
 
     async fn describe(&self, pre: &StepPre<StepState>) -> Result<wit::PluginInfo, LoadError> {
+        let _slot = self.slots.acquire().await.map_err(|e| LoadError::DescribeFailed(e.to_string()))?;
         let (mut store, _stdout, stderr) = self.store(
             "(describing)",
             Mode::Check,
@@ -285,6 +307,8 @@ impl PluginHost {
             };
         }
         let timeout = call.timeout.unwrap_or(self.limits.timeout);
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.slots.acquire().await.expect("the call slot semaphore is never closed");
         let (mut store, stdout, stderr) =
             self.store(&name, call.mode, call.grants.clone(), env, redactor, timeout);
         let ctx = wit::Context {
