@@ -28,6 +28,15 @@ fn main() {
         std::fs::copy(artifact(&target_dir, "fixture_plugin_for_tests"), &copy).expect("copy the fixture");
         println!("cargo:rustc-env=DROVER_WASM_FIXTURE_{}={}", version.replace('.', "_"), copy.display());
     }
+    build_with(
+        &plugins,
+        &target_dir,
+        &["-p", "fixture-plugin-for-tests"],
+        &[("FIXTURE_NAME", "fixture-irreversible"), ("FIXTURE_EFFECT", "irreversible")],
+    );
+    let copy = out_dir.join("fixture-irreversible.wasm");
+    std::fs::copy(artifact(&target_dir, "fixture_plugin_for_tests"), &copy).expect("copy the fixture");
+    println!("cargo:rustc-env=DROVER_WASM_FIXTURE_IRREVERSIBLE={}", copy.display());
     build(&plugins, &target_dir, &["--workspace"], None);
     for (var, file) in [
         ("NOOP", "noop"),
@@ -43,6 +52,12 @@ fn artifact(target_dir: &Path, crate_file: &str) -> PathBuf {
 }
 
 fn build(plugins: &Path, target_dir: &Path, select: &[&str], fixture_version: Option<&str>) {
+    let env: Vec<(&str, &str)> = fixture_version.map(|v| ("FIXTURE_VERSION", v)).into_iter().collect();
+    build_with(plugins, target_dir, select, &env);
+}
+
+/// Builds with the given fixture variables set and every other fixture variable unset.
+fn build_with(plugins: &Path, target_dir: &Path, select: &[&str], env: &[(&str, &str)]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(plugins)
@@ -54,10 +69,10 @@ fn build(plugins: &Path, target_dir: &Path, select: &[&str], fixture_version: Op
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
-    match fixture_version {
-        Some(v) => cmd.env("FIXTURE_VERSION", v),
-        None => cmd.env_remove("FIXTURE_VERSION"),
-    };
+    for var in ["FIXTURE_VERSION", "FIXTURE_NAME", "FIXTURE_EFFECT"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
     let status = cmd.status().expect("run cargo for plugins/");
     if !status.success() {
         panic!(

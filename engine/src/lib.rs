@@ -2,12 +2,20 @@
 //!
 //! - [`plugin`]: WebAssembly step plugins: the sandbox, the host calls, installed plugins.
 //! - [`grants`]: what a step may do, and refusals.
+//! - [`inventory`]: the servers and groups a workflow acts on.
+//! - [`run`]: starting, driving and resuming runs; operator commands.
 //! - [`secrets`]: secret values, references and redaction.
+//! - [`store`]: the run journal in SQLite.
 //! - [`target`]: transports to the servers a step acts on.
+//! - [`workflow`]: workflow files parsed and validated into a plan.
 //!
 //! See `docs/architecture.md` for the codemap and the invariants.
 
 pub mod grants;
+pub mod inventory;
 pub mod plugin;
+pub mod run;
 pub mod secrets;
+pub mod store;
 pub mod target;
+pub mod workflow;

@@ -10,6 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Exit, UsageError};
 use drover_engine::plugin::registry::RegistryError;
+use drover_engine::run::RunError;
+use drover_engine::store::StoreError;
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -59,8 +61,23 @@ fn exit_for(e: &anyhow::Error) -> Exit {
     if e.downcast_ref::<UsageError>().is_some() {
         return Exit::Usage;
     }
-    match e.downcast_ref::<RegistryError>() {
-        Some(RegistryError::NotInstalled { .. }) => Exit::NotFound,
+    if let Some(RegistryError::NotInstalled { .. }) = e.downcast_ref::<RegistryError>() {
+        return Exit::NotFound;
+    }
+    let store = match e.downcast_ref::<RunError>() {
+        Some(RunError::LeaseHeld { .. }) => return Exit::Busy,
+        Some(RunError::Registry(RegistryError::NotInstalled { .. })) => return Exit::NotFound,
+        Some(RunError::Store(store)) => Some(store),
+        _ => e.downcast_ref::<StoreError>(),
+    };
+    match store {
+        Some(StoreError::NotFound(_)) => Exit::NotFound,
+        Some(
+            StoreError::ReadOnly { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::Full { .. },
+        ) => Exit::Database,
         _ => Exit::Failure,
     }
 }

@@ -16,6 +16,8 @@ pub mod wasm {
     pub const FIXTURE_1_2_5: &str = env!("DROVER_WASM_FIXTURE_1_2_5");
     /// The fixture at 2.0.0.
     pub const FIXTURE_2_0_0: &str = env!("DROVER_WASM_FIXTURE_2_0_0");
+    /// The fixture built as `fixture-irreversible`, effect class irreversible.
+    pub const FIXTURE_IRREVERSIBLE: &str = env!("DROVER_WASM_FIXTURE_IRREVERSIBLE");
     /// A plugin whose `describe` is incomplete.
     pub const INCOMPLETE: &str = env!("DROVER_WASM_INCOMPLETE");
 }
@@ -71,6 +73,35 @@ impl Sandbox {
             .env("NO_COLOR", "1")
             .current_dir(self.path());
         cmd
+    }
+
+    /// Writes a file into the sandbox and returns its path as a string.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write a sandbox file");
+        path.to_str().expect("utf-8 path").to_string()
+    }
+
+    /// Installs plugin files, failing the test if drover refuses.
+    pub fn install(&self, files: &[&str]) {
+        let mut args = vec!["plugin", "install"];
+        args.extend_from_slice(files);
+        let out = self.run(&args);
+        assert!(out.status.success(), "install failed: {}", stderr(&out));
+    }
+
+    /// The id of the newest run.
+    pub fn last_run(&self) -> String {
+        let out = self.run(&["runs", "--json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runs --json");
+        runs[0]["run"].as_str().expect("a run").to_string()
+    }
+
+    /// `drover status RUN --json`.
+    pub fn status(&self, run: &str) -> serde_json::Value {
+        let out = self.run(&["status", run, "--json"]);
+        assert!(out.status.success(), "status failed: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("status --json")
     }
 
     /// Runs `drover args…` and returns its output.

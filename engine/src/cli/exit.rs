@@ -11,8 +11,14 @@ pub enum Exit {
     Failure = 1,
     /// 2: the command line or an input was wrong; nothing was done.
     Usage = 2,
-    /// 3: what was asked for does not exist (a plugin not installed).
+    /// 3: what was asked for does not exist (a plugin not installed, a run unknown).
     NotFound = 3,
+    /// 4: the run waits for an operator (an approval, a step that needs an operator).
+    Waiting = 4,
+    /// 5: another process drives the run.
+    Busy = 5,
+    /// 6: the run journal cannot be used (read-only, corrupt, newer schema, disk full).
+    Database = 6,
 }
 
 impl From<Exit> for ExitCode {

@@ -1,10 +1,23 @@
 //! The `drover` command line: argument types (clap derive, doc comments as help) and dispatch.
 //! Each command lives in its own file and returns an [`Exit`]; data goes to stdout, logs to stderr.
 
+mod approve;
+mod cancel;
+mod context;
 pub mod env;
+mod events;
 pub mod exit;
+mod graph;
 mod output;
 mod plugin;
+mod resume;
+mod retry;
+mod run;
+mod runs;
+mod skip;
+mod status;
+mod validate;
+mod workflow;
 
 use std::path::PathBuf;
 
@@ -34,9 +47,19 @@ pub struct Global {
     /// Directory of compiled plugin code [default: <home>/cache].
     #[arg(long, global = true, env = env::DROVER_CACHE_DIR, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The run journal (an SQLite file) [default: <home>/drover.db].
+    #[arg(long, global = true, env = env::DROVER_DB, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// How hard each journal commit tries to reach the disk: `full` survives power loss,
+    /// `normal` survives a crash of drover and is faster.
+    #[arg(long, global = true, env = env::DROVER_SYNCHRONOUS, value_enum, default_value = "full")]
+    pub synchronous: context::Synchronous,
     /// Print data as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// More log output on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -62,6 +85,28 @@ impl Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a workflow file (and its inventory): every error at once, with file, line and column.
+    Validate(validate::ValidateArgs),
+    /// Draw a workflow's steps and dependencies as Mermaid or Graphviz dot.
+    Graph(graph::GraphArgs),
+    /// Start a run of a workflow and drive it.
+    Run(run::RunArgs),
+    /// Drive a run on after a crash, a stop or an operator command.
+    Resume(resume::ResumeArgs),
+    /// Show a run's steps: state, attempts, and why each unfinished step waits.
+    Status(status::StatusArgs),
+    /// List runs.
+    Runs(runs::RunsArgs),
+    /// Let a run pass an approval gate.
+    Approve(approve::ApproveArgs),
+    /// Run a failed, cancelled or needs-operator step again (then `drover resume`).
+    Retry(retry::RetryArgs),
+    /// Mark a step done without running it, giving its output.
+    Skip(skip::SkipArgs),
+    /// Cancel a run.
+    Cancel(cancel::CancelArgs),
+    /// Print a run's event journal.
+    Events(events::EventsArgs),
     /// Install, inspect, scaffold and try out step plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -69,7 +114,19 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let global = &cli.global;
     match cli.command {
-        Command::Plugin(command) => plugin::run(&cli.global, command).await,
+        Command::Validate(args) => validate::run(global, args),
+        Command::Graph(args) => graph::run(global, args),
+        Command::Run(args) => run::run(global, args).await,
+        Command::Resume(args) => resume::run(global, args).await,
+        Command::Status(args) => status::run(global, args),
+        Command::Runs(args) => runs::run(global, args),
+        Command::Approve(args) => approve::run(global, args).await,
+        Command::Retry(args) => retry::run(global, args).await,
+        Command::Skip(args) => skip::run(global, args).await,
+        Command::Cancel(args) => cancel::run(global, args).await,
+        Command::Events(args) => events::run(global, args),
+        Command::Plugin(command) => plugin::run(global, command).await,
     }
 }

@@ -3,7 +3,8 @@
 //! output, ungranted calls, malformed or off-schema output). The engine's sandbox tests drive it.
 //!
 //! Its version is `FIXTURE_VERSION` at build time (1.0.0 when unset), so tests can install
-//! several versions side by side.
+//! several versions side by side; `FIXTURE_NAME` and `FIXTURE_EFFECT` (`irreversible`, else
+//! idempotent) give the crash tests an irreversible twin.
 
 use drover_sdk::prelude::*;
 use serde_json::{Value, json};
@@ -127,6 +128,26 @@ impl RawPlugin for Fixture {
                 let next = before.as_deref().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
                 ctx.state_set("counter", &next.to_string())?;
                 ok(json!({ "counter": next }))
+            }
+            "effect" => {
+                // A side effect counted outside the engine: appends "<step key> <attempt>" to a
+                // file on the step's target, after an optional pause.
+                let target = ctx.target()?.to_string();
+                let pause = input.get("pause-ms").and_then(Value::as_u64).unwrap_or(0);
+                let script = r#"sleep "$3"; printf '%s %s\n' "$1" "$2" >> "$0""#;
+                let ran = ctx
+                    .exec(&target, "sh")
+                    .args([
+                        "-c".to_string(),
+                        script.to_string(),
+                        text(&input, "file"),
+                        ctx.context().step_key.clone(),
+                        ctx.context().attempt.to_string(),
+                        format!("{:.3}", pause as f64 / 1000.0),
+                    ])
+                    .run()?
+                    .require_success()?;
+                ok(json!({ "attempt": ctx.context().attempt, "exit": ran.output.exit_code }))
             }
             "ignore-denial" => {
                 // Asks for an ungranted target and carries on as if nothing happened.

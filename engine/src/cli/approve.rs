@@ -1,0 +1,32 @@
+//! `drover approve`: let a run pass an approval gate.
+
+use clap::Args;
+use drover_engine::run::operator::Command;
+use serde_json::json;
+
+use super::{Exit, Global};
+
+/// Arguments of `drover approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// The approval step.
+    #[arg(value_name = "STEP")]
+    pub step: String,
+    /// Why, for the record (shown in the report).
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+pub async fn run(global: &Global, args: ApproveArgs) -> anyhow::Result<Exit> {
+    super::retry::send(
+        global,
+        &args.run,
+        Command::Approve,
+        Some(&args.step),
+        json!({ "comment": args.comment }),
+    )
+    .await
+}

@@ -1,0 +1,63 @@
+//! Building what run commands need from the global options: the journal, the plugin host, the
+//! registry, the clock, secrets and progress output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use drover_engine::plugin::registry::Registry;
+use drover_engine::plugin::{HostConfig, PluginHost};
+use drover_engine::run::{NoProgress, Progress, RunContext, SystemClock};
+use drover_engine::secrets::EnvSecrets;
+use drover_engine::store::{Durability, Store};
+
+use super::Global;
+
+/// How hard each commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Synchronous {
+    /// A commit survives power loss (fsync per commit).
+    Full,
+    /// A commit survives a crash of drover, not necessarily power loss; faster.
+    Normal,
+}
+
+/// The journal path in effect.
+pub fn db_path(global: &Global) -> PathBuf {
+    global.db.clone().unwrap_or_else(|| global.home().join("drover.db"))
+}
+
+/// Opens the journal.
+pub fn store(global: &Global) -> anyhow::Result<Arc<Store>> {
+    let durability = match global.synchronous {
+        Synchronous::Full => Durability::Full,
+        Synchronous::Normal => Durability::Normal,
+    };
+    Ok(Arc::new(Store::open(&db_path(global), durability)?))
+}
+
+/// Progress lines on stderr.
+struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn line(&self, _run_id: &str, text: &str) {
+        eprintln!("  {text}");
+    }
+}
+
+/// Everything a run command needs.
+pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<RunContext> {
+    let store = store(global)?;
+    let host = PluginHost::new(HostConfig { cache_dir: Some(global.cache_dir()), ..HostConfig::default() })?;
+    let progress: Arc<dyn Progress> =
+        if global.quiet || global.json { Arc::new(NoProgress) } else { Arc::new(StderrProgress) };
+    Ok(RunContext {
+        store,
+        host: Arc::new(host),
+        registry: Registry::new(global.plugin_dir()),
+        clock: Arc::new(SystemClock::default()),
+        secrets: Arc::new(EnvSecrets),
+        wait_for_operator,
+        progress,
+    })
+}

@@ -1,0 +1,39 @@
+//! `drover events`: a run's event journal, as a table or as NDJSON.
+
+use clap::Args;
+
+use super::{Exit, Global, context, status::format_ms};
+
+/// Arguments of `drover events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// One JSON object per line (the form to archive or hand on).
+    #[arg(long)]
+    pub ndjson: bool,
+}
+
+pub fn run(global: &Global, args: EventsArgs) -> anyhow::Result<Exit> {
+    let store = context::store(global)?;
+    store.run(&args.run)?;
+    let events = store.events(&args.run, 0)?;
+    for e in &events {
+        if args.ndjson || global.json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            let step = e.step_key.as_deref().unwrap_or("-");
+            println!(
+                "{:>6}  {}  {:24}  {:24}  {:10}  {}",
+                e.seq,
+                format_ms(e.at),
+                e.kind,
+                step,
+                e.actor,
+                e.data
+            );
+        }
+    }
+    Ok(Exit::Success)
+}

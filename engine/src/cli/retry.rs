@@ -1,0 +1,54 @@
+//! `drover retry`: run a failed, cancelled or needs-operator step again. Also the delivery of
+//! every operator command (shared by approve, skip and cancel).
+
+use clap::Args;
+use drover_engine::run::operator::{self, Command, Delivery};
+use serde_json::{Value, json};
+
+use super::{Exit, Global, context};
+
+/// Arguments of `drover retry`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The step becomes ready again; `drover resume RUN` runs it (a process already driving the run \
+picks it up by itself)."
+)]
+pub struct RetryArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// The step instance, e.g. `join-group[DRBTS02]`.
+    #[arg(value_name = "STEP")]
+    pub step: String,
+    /// Why, for the record.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+pub async fn run(global: &Global, args: RetryArgs) -> anyhow::Result<Exit> {
+    send(global, &args.run, Command::Retry, Some(&args.step), json!({ "comment": args.comment })).await
+}
+
+/// Delivers an operator command and says what became of it.
+pub(super) async fn send(
+    global: &Global,
+    run: &str,
+    command: Command,
+    step: Option<&str>,
+    data: Value,
+) -> anyhow::Result<Exit> {
+    let ctx = context::run_context(global, false)?;
+    let (user, _) = drover_engine::run::whoami();
+    let delivery = operator::request(&ctx, run, command, step, data, &user).await?;
+    let what = format!("{command:?}").to_lowercase();
+    let target = step.map(|s| format!(" {s}")).unwrap_or_default();
+    match delivery {
+        Delivery::Applied => {
+            println!("{what}{target} recorded for {run} (by {user}); `drover resume {run}` to go on")
+        }
+        Delivery::Queued { pid } => println!(
+            "{what}{target} queued for {run} (by {user}); process {pid}, which drives it, applies it"
+        ),
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,40 @@
+//! `drover runs`: the runs in the journal, newest first.
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Exit, Global, context, output, status::format_ms};
+
+/// Arguments of `drover runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {}
+
+pub fn run(global: &Global, _args: RunsArgs) -> anyhow::Result<Exit> {
+    let store = context::store(global)?;
+    let runs = store.runs()?;
+    if global.json {
+        let items: Vec<_> = runs
+            .iter()
+            .map(|r| json!({ "run": r.id, "workflow": r.workflow, "version": r.workflow_version, "state": r.state,
+                             "started_by": r.started_by, "created_at": r.created_at, "finished_at": r.finished_at }))
+            .collect();
+        output::json(&items)?;
+        return Ok(Exit::Success);
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", context::db_path(global).display());
+        return Ok(Exit::Success);
+    }
+    println!("{:32}  {:10}  {:24}  {:20}  STARTED BY", "RUN", "STATE", "WORKFLOW", "CREATED");
+    for r in &runs {
+        println!(
+            "{:32}  {:10}  {:24}  {:20}  {}",
+            r.id,
+            r.state.to_string(),
+            format!("{} {}", r.workflow, r.workflow_version),
+            format_ms(r.created_at),
+            r.started_by
+        );
+    }
+    Ok(Exit::Success)
+}

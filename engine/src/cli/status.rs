@@ -1,0 +1,177 @@
+//! `drover status`: a run's steps as a tree, with the reason every unfinished step waits and the
+//! command that moves it on.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use drover_engine::store::{RunRecord, StepRecord, StepState};
+use drover_engine::workflow::{StepKind, Workflow};
+use serde_json::json;
+
+use super::{Exit, Global, context, output};
+
+/// Arguments of `drover status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+}
+
+/// Why an unfinished instance waits, and what moves it on.
+fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize) -> Option<String> {
+    let id = &run.id;
+    let key = &record.key;
+    Some(match record.state {
+        StepState::Waiting if record.retry_at.is_some() => format!(
+            "retry timer: next attempt at {} ({})",
+            format_ms(record.retry_at.unwrap_or_default()),
+            record.reason.clone().unwrap_or_default()
+        ),
+        StepState::Waiting => format!(
+            "{} — `drover approve {id} {key}`",
+            record.reason.clone().unwrap_or_else(|| "approval".into())
+        ),
+        StepState::Ready => {
+            format!("ready; waits for a slot (run limit {}, {running} running)", wf.limits.concurrency)
+        }
+        StepState::NeedsOperator => format!(
+            "needs an operator: {} — `drover retry {id} {key}` or `drover skip {id} {key} --output <json>`",
+            record.reason.clone().unwrap_or_default()
+        ),
+        StepState::Failed => {
+            format!("{} — `drover retry {id} {key}`", record.reason.clone().unwrap_or_default())
+        }
+        StepState::Skipped | StepState::Cancelled => record.reason.clone()?,
+        _ => return None,
+    })
+}
+
+pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
+    let store = context::store(global)?;
+    let run = store.run(&args.run)?;
+    let steps = store.steps(&run.id)?;
+    let wf: Workflow = serde_json::from_value(run.definition.clone())?;
+    let lease = store.lease(&run.id)?;
+    let running = steps.iter().filter(|s| s.state == StepState::Running).count();
+    let mut by_step: BTreeMap<usize, Vec<&StepRecord>> = BTreeMap::new();
+    for s in &steps {
+        by_step.entry(s.step_index).or_default().push(s);
+    }
+    if global.json {
+        let items: Vec<_> = wf
+            .order
+            .iter()
+            .map(|&i| {
+                let instances: Vec<_> = by_step.get(&i).map(|v| v.as_slice()).unwrap_or_default().iter().map(|r| {
+                    json!({ "key": r.key, "state": r.state, "attempts": r.attempts, "target": r.target,
+                            "why": why(&run, &wf, r, running), "summary": r.summary, "output": r.output })
+                }).collect();
+                json!({ "id": wf.steps[i].id, "instances": instances, "waits_for": pending_needs(&wf, i, &by_step) })
+            })
+            .collect();
+        output::json(
+            &json!({ "run": run.id, "workflow": run.workflow, "version": run.workflow_version, "state": run.state,
+                              "started_by": run.started_by, "created_at": run.created_at, "finished_at": run.finished_at,
+                              "driven_by": lease.map(|l| json!({"pid": l.pid, "host": l.host, "user": l.user})), "steps": items }),
+        )?;
+        return Ok(Exit::Success);
+    }
+    println!("{} · {} {} · {}", run.id, run.workflow, run.workflow_version, run.state);
+    println!("started by {} at {}", run.started_by, format_ms(run.created_at));
+    if let Some(l) = lease {
+        println!("driven by process {} of {} on {}", l.pid, l.user, l.host);
+    }
+    for &i in &wf.order {
+        let step = &wf.steps[i];
+        let kind = match &step.kind {
+            StepKind::Plugin { reference, .. } => reference.to_string(),
+            StepKind::Approval { .. } => "approval".to_string(),
+        };
+        match by_step.get(&i) {
+            None => {
+                let needs = pending_needs(&wf, i, &by_step);
+                println!("○ {} ({kind}): pending — waits for {}", step.id, needs.join(", "));
+            }
+            Some(instances) => {
+                let fan = instances.len() > 1 || step.fans_out();
+                if fan {
+                    let done = instances.iter().filter(|r| r.state.is_terminal()).count();
+                    println!(
+                        "{} {} ({kind}): {done}/{} done",
+                        mark(summary_state(instances)),
+                        step.id,
+                        instances.len()
+                    );
+                }
+                for r in instances {
+                    let indent = if fan { "  " } else { "" };
+                    let attempts = if r.attempts > 0 {
+                        format!(", {} attempt{}", r.attempts, if r.attempts == 1 { "" } else { "s" })
+                    } else {
+                        String::new()
+                    };
+                    let label = if fan { r.key.clone() } else { format!("{} ({kind})", r.key) };
+                    let mut line = format!("{indent}{} {label}: {}{attempts}", mark(r.state), r.state);
+                    if let Some(summary) = r.summary.as_deref().filter(|s| !s.is_empty()) {
+                        line.push_str(&format!(" — {summary}"));
+                    }
+                    println!("{line}");
+                    if let Some(why) = why(&run, &wf, r, running) {
+                        println!("{indent}    {why}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn pending_needs(wf: &Workflow, i: usize, by_step: &BTreeMap<usize, Vec<&StepRecord>>) -> Vec<String> {
+    wf.steps[i]
+        .needs
+        .iter()
+        .filter(|&&n| by_step.get(&n).is_none_or(|v| v.iter().any(|r| !r.state.is_terminal())))
+        .map(|&n| wf.steps[n].id.clone())
+        .collect()
+}
+
+fn summary_state(instances: &[&StepRecord]) -> StepState {
+    for state in [
+        StepState::Failed,
+        StepState::NeedsOperator,
+        StepState::Running,
+        StepState::Waiting,
+        StepState::Ready,
+    ] {
+        if instances.iter().any(|r| r.state == state) {
+            return state;
+        }
+    }
+    if instances.iter().all(|r| r.state == StepState::Skipped) {
+        StepState::Skipped
+    } else {
+        StepState::Succeeded
+    }
+}
+
+fn mark(state: StepState) -> &'static str {
+    match state {
+        StepState::Succeeded => "✓",
+        StepState::Failed => "✗",
+        StepState::Running => "▶",
+        StepState::Skipped => "↷",
+        StepState::Cancelled => "⊘",
+        StepState::NeedsOperator => "!",
+        StepState::Waiting => "…",
+        StepState::Ready | StepState::Pending => "○",
+    }
+}
+
+/// A UTC time for people, from ms since the epoch.
+pub(super) fn format_ms(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}

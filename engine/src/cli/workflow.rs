@@ -1,0 +1,26 @@
+//! Loading a workflow file and its inventory for the commands that need them.
+
+use std::path::Path;
+
+use drover_engine::inventory::Inventory;
+use drover_engine::plugin::registry::Registry;
+use drover_engine::workflow::{self, ValidationContext, Workflow};
+
+use super::{Global, UsageError};
+
+/// Reads and validates an inventory file.
+pub fn inventory(path: &Path) -> anyhow::Result<Inventory> {
+    Inventory::load(path).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Reads and validates a workflow against the installed plugins and (if given) the inventory.
+/// Every problem is reported at once, one per line, as `file:line:column: message`.
+pub fn load(global: &Global, path: &Path, inventory: Option<&Inventory>) -> anyhow::Result<Workflow> {
+    let registry = Registry::new(global.plugin_dir());
+    let groups = inventory.map(Inventory::group_names);
+    let resolve = |reference: &drover_engine::plugin::PluginRef| {
+        registry.resolve(reference).map(|installed| installed.info).map_err(|e| e.to_string())
+    };
+    let ctx = ValidationContext { groups: groups.as_ref(), plugins: &resolve };
+    workflow::load(path, &ctx).map_err(|diagnostics| UsageError(diagnostics.to_string()).into())
+}

@@ -1,0 +1,931 @@
+//! The driver: one process moving one run forward. It keeps the run's step instances in memory,
+//! and each turn of its loop commits, in one transaction, the outcomes that arrived, the steps
+//! that became ready, and the intents of the attempts it is about to start; only then does it
+//! call the plugins.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::grants::{Allow, Grants};
+use crate::inventory::Inventory;
+use crate::plugin::{
+    CallEnv, CallReport, Effect, FailureClass, LoadedPlugin, Mode, NoObserver, StepCall, StepContext,
+    StepStateStore,
+};
+use crate::store::{AttemptRecord, AttemptState, Change, RunRecord, RunState, StepRecord, StepState, Store};
+use crate::target::TargetSet;
+use crate::workflow::model::{ForEach, OnFailure, StepKind, Workflow};
+use crate::workflow::template;
+
+use super::clock::backoff;
+use super::lease::Lease;
+use super::operator;
+use super::{RunContext, RunError, RunOutcome};
+
+/// How often queued operator commands are looked for while the run is being driven.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Takes the lease of `run_id` and drives the run until it ends or only an operator can move it.
+pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
+    let lease = Lease::acquire(ctx.store.clone(), ctx.clock.clone(), run_id).await?;
+    let run = ctx.store.run(run_id)?;
+    let result = match Driver::load(ctx, run).await {
+        Ok(driver) => driver.run().await,
+        Err(e) => Err(e),
+    };
+    let released = lease.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
+}
+
+/// An attempt that finished.
+struct Done {
+    key: String,
+    number: u32,
+    report: CallReport,
+}
+
+/// An attempt about to start.
+struct Start {
+    key: String,
+    number: u32,
+    call: StepCall,
+    plugin: Arc<LoadedPlugin>,
+}
+
+struct Driver<'c> {
+    ctx: &'c RunContext,
+    run_id: String,
+    run_state: RunState,
+    wf: Workflow,
+    params: Value,
+    inventory: Inventory,
+    inventory_json: Value,
+    targets: TargetSet,
+    plugins: Vec<Option<Arc<LoadedPlugin>>>,
+    /// Position of each step in the topological order.
+    order_pos: Vec<usize>,
+    instances: BTreeMap<String, StepRecord>,
+    keys_by_step: Vec<Vec<String>>,
+    expanded: Vec<bool>,
+    /// Ready instances by (topological position, key).
+    ready: BTreeSet<(usize, String)>,
+    running_by_step: Vec<u32>,
+    running_by_target: HashMap<String, u32>,
+    running: usize,
+    /// A step failed with `on-failure = stop`: start nothing new.
+    stopping: bool,
+    cancelled: bool,
+    changes: Vec<Change>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    last_poll: i64,
+}
+
+impl<'c> Driver<'c> {
+    async fn load(ctx: &'c RunContext, run: RunRecord) -> Result<Driver<'c>, RunError> {
+        let definition_error = |message: String| RunError::Definition { run_id: run.id.clone(), message };
+        let wf: Workflow = serde_json::from_value(run.definition.clone())
+            .map_err(|e| definition_error(format!("the pinned workflow cannot be read: {e}")))?;
+        let inventory: Inventory = serde_json::from_value(run.inventory.clone())
+            .map_err(|e| definition_error(format!("the pinned inventory cannot be read: {e}")))?;
+        let mut plugins = Vec::with_capacity(wf.steps.len());
+        for step in &wf.steps {
+            plugins.push(match step.plugin() {
+                None => None,
+                Some((reference, _)) => Some(load_pinned(ctx, &run, &step.id, &reference.name).await?),
+            });
+        }
+        let mut order_pos = vec![0; wf.steps.len()];
+        for (pos, &idx) in wf.order.iter().enumerate() {
+            order_pos[idx] = pos;
+        }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            ctx,
+            run_id: run.id.clone(),
+            run_state: run.state,
+            targets: inventory.targets(),
+            inventory_json: run.inventory.clone(),
+            params: run.params.clone(),
+            keys_by_step: vec![Vec::new(); wf.steps.len()],
+            expanded: vec![false; wf.steps.len()],
+            running_by_step: vec![0; wf.steps.len()],
+            plugins,
+            order_pos,
+            wf,
+            inventory,
+            instances: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            running_by_target: HashMap::new(),
+            running: 0,
+            stopping: false,
+            cancelled: run.state == RunState::Cancelled,
+            changes: Vec::new(),
+            done_tx,
+            done_rx,
+            last_poll: 0,
+        };
+        for record in ctx.store.steps(&run.id)? {
+            driver.index(record);
+        }
+        Ok(driver)
+    }
+
+    /// Adds or replaces an instance in memory, keeping the indexes right.
+    fn index(&mut self, record: StepRecord) {
+        let idx = record.step_index;
+        self.expanded[idx] = true;
+        let pos = self.order_pos[idx];
+        self.ready.remove(&(pos, record.key.clone()));
+        if record.state == StepState::Ready {
+            self.ready.insert((pos, record.key.clone()));
+        }
+        if !self.instances.contains_key(&record.key) {
+            self.keys_by_step[idx].push(record.key.clone());
+        }
+        self.instances.insert(record.key.clone(), record);
+    }
+
+    /// Records a new state of an instance: in memory, and as a change for the next commit.
+    fn put(&mut self, record: StepRecord) {
+        self.changes.push(Change::PutStep(Box::new(record.clone())));
+        self.index(record);
+    }
+
+    fn event(&mut self, step_key: Option<&str>, kind: &str, data: Value) {
+        self.changes.push(Change::Event {
+            run_id: self.run_id.clone(),
+            at: self.ctx.clock.now_ms(),
+            step_key: step_key.map(str::to_string),
+            kind: kind.into(),
+            actor: "engine".into(),
+            data,
+        });
+    }
+
+    async fn flush(&mut self) -> Result<(), RunError> {
+        if !self.changes.is_empty() {
+            let changes = std::mem::take(&mut self.changes);
+            self.ctx.store.apply(changes).await?;
+        }
+        Ok(())
+    }
+
+    fn progress(&self, text: &str) {
+        self.ctx.progress.line(&self.run_id, text);
+    }
+
+    async fn run(mut self) -> Result<RunOutcome, RunError> {
+        match self.run_state {
+            RunState::Succeeded => return Ok(RunOutcome::Succeeded),
+            RunState::Cancelled => return Ok(RunOutcome::Cancelled),
+            _ => {}
+        }
+        self.set_run_state(RunState::Running, None);
+        self.event(None, "driving", json!({ "pid": std::process::id() }));
+        self.apply_requests()?;
+        self.recover_interrupted().await?;
+        loop {
+            let now = self.ctx.clock.now_ms();
+            if now - self.last_poll >= POLL.as_millis() as i64 {
+                self.apply_requests()?;
+            }
+            self.fire_timers(now);
+            self.expand();
+            let starts = self.pick_starts();
+            self.flush().await?;
+            for start in starts {
+                self.spawn(start);
+            }
+            if self.running == 0
+                && let Some(outcome) = self.settle()
+            {
+                self.flush().await?;
+                return Ok(outcome);
+            }
+            let wait = self.next_timer().map_or(POLL, |at| {
+                Duration::from_millis((at - now).clamp(1, POLL.as_millis() as i64) as u64)
+            });
+            tokio::select! {
+                Some(done) = self.done_rx.recv() => {
+                    self.complete(done);
+                    while let Ok(done) = self.done_rx.try_recv() {
+                        self.complete(done);
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn set_run_state(&mut self, state: RunState, finished_at: Option<i64>) {
+        if self.run_state != state || finished_at.is_some() {
+            self.run_state = state;
+            self.changes.push(Change::SetRunState { run_id: self.run_id.clone(), state, finished_at });
+        }
+    }
+
+    /// Applies queued operator commands (approve, retry, skip, cancel).
+    fn apply_requests(&mut self) -> Result<(), RunError> {
+        self.last_poll = self.ctx.clock.now_ms();
+        let requests = self.ctx.store.pending_requests(&self.run_id)?;
+        for request in requests {
+            let now = self.ctx.clock.now_ms();
+            let applied = operator::apply(&self.wf, &mut self.instances, &request, now);
+            match applied {
+                Ok(effect) => {
+                    for key in &effect.changed_keys {
+                        if let Some(record) = self.instances.get(key).cloned() {
+                            self.index(record);
+                        }
+                    }
+                    self.changes.extend(effect.changes);
+                    if effect.cancel {
+                        self.cancelled = true;
+                    }
+                    if effect.resumes_run {
+                        self.stopping = false;
+                    }
+                }
+                Err(message) => {
+                    self.changes.push(Change::Event {
+                        run_id: self.run_id.clone(),
+                        at: now,
+                        step_key: request.step_key.clone(),
+                        kind: "request-rejected".into(),
+                        actor: request.actor.clone(),
+                        data: json!({ "request": request.kind, "reason": message }),
+                    });
+                }
+            }
+            self.changes.push(Change::RequestApplied { seq: request.seq, at: now });
+        }
+        Ok(())
+    }
+
+    /// Settles attempts that were running when the previous driver died.
+    async fn recover_interrupted(&mut self) -> Result<(), RunError> {
+        let interrupted: Vec<AttemptRecord> = self
+            .ctx
+            .store
+            .attempts(&self.run_id)?
+            .into_iter()
+            .filter(|a| a.state == AttemptState::Running)
+            .collect();
+        for mut attempt in interrupted {
+            let now = self.ctx.clock.now_ms();
+            let Some(mut record) = self.instances.get(&attempt.step_key).cloned() else { continue };
+            attempt.state = AttemptState::Interrupted;
+            attempt.finished_at = Some(now);
+            attempt.error = Some("the process driving the run stopped during this attempt".into());
+            self.changes.push(Change::PutAttempt(attempt.clone()));
+            let key = attempt.step_key.clone();
+            self.event(Some(&key), "attempt-interrupted", json!({ "attempt": attempt.number }));
+            let Some(plugin) = self.plugins[record.step_index].clone() else { continue };
+            match plugin.info.effect {
+                Effect::ReadOnly | Effect::Idempotent => {
+                    record.state = StepState::Ready;
+                    record.reason = Some(format!(
+                        "attempt {} was interrupted; running it again ({})",
+                        attempt.number, plugin.info.effect
+                    ));
+                    self.put(record);
+                }
+                Effect::Irreversible => {
+                    record.state = StepState::NeedsOperator;
+                    record.reason = Some(format!(
+                        "attempt {} of this irreversible step was interrupted at {}; it may or may not have taken effect. \
+                         Check the target, then `drover retry {} {key}` to run it again, or `drover skip {} {key} --output <json>` to mark it done",
+                        attempt.number, attempt.started_at, self.run_id, self.run_id
+                    ));
+                    self.event(Some(&key), "needs-operator", json!({ "reason": record.reason }));
+                    self.progress(&format!("{key}: needs an operator (interrupted irreversible step)"));
+                    self.put(record);
+                }
+                Effect::Reversible => self.recover_by_check(record, plugin, attempt.number).await?,
+            }
+        }
+        self.flush().await
+    }
+
+    /// A reversible step's `check` decides whether its interrupted attempt took effect.
+    async fn recover_by_check(
+        &mut self,
+        mut record: StepRecord,
+        plugin: Arc<LoadedPlugin>,
+        interrupted: u32,
+    ) -> Result<(), RunError> {
+        let key = record.key.clone();
+        let input = match self.render_input(&record) {
+            Ok(input) => input,
+            Err(message) => {
+                record.state = StepState::NeedsOperator;
+                record.reason = Some(format!(
+                    "attempt {interrupted} was interrupted and its input cannot be rendered again: {message}"
+                ));
+                self.put(record);
+                return Ok(());
+            }
+        };
+        record.attempts += 1;
+        let number = record.attempts;
+        let now = self.ctx.clock.now_ms();
+        self.changes.push(Change::PutAttempt(AttemptRecord {
+            run_id: self.run_id.clone(),
+            step_key: key.clone(),
+            number,
+            mode: "check".into(),
+            state: AttemptState::Running,
+            started_at: now,
+            finished_at: None,
+            error: None,
+            error_class: None,
+        }));
+        self.put(record.clone());
+        self.flush().await?;
+        let call = self.step_call(&record, number, input, Mode::Check);
+        let report = self.ctx.host.call(&plugin, call, self.call_env(&key)).await;
+        let now = self.ctx.clock.now_ms();
+        let (state, error) = match &report.result {
+            Ok(outcome) if !outcome.changed => {
+                record.state = StepState::Succeeded;
+                record.output = Some(outcome.output.clone());
+                record.changed = Some(false);
+                record.summary =
+                    Some(format!("attempt {interrupted} had already taken effect: {}", outcome.summary));
+                record.finished_at = Some(now);
+                record.reason = None;
+                (AttemptState::Succeeded, None)
+            }
+            Ok(_) => {
+                record.state = StepState::Ready;
+                record.reason = Some(format!(
+                    "attempt {interrupted} was interrupted and check says the change is not there; applying again"
+                ));
+                (AttemptState::Succeeded, None)
+            }
+            Err(e) => {
+                record.state = StepState::NeedsOperator;
+                record.reason = Some(format!("attempt {interrupted} was interrupted and check failed: {e}"));
+                (AttemptState::Failed, Some(e.to_string()))
+            }
+        };
+        self.changes.push(Change::PutAttempt(AttemptRecord {
+            run_id: self.run_id.clone(),
+            step_key: key.clone(),
+            number,
+            mode: "check".into(),
+            state,
+            started_at: now,
+            finished_at: Some(now),
+            error,
+            error_class: None,
+        }));
+        self.event(
+            Some(&key),
+            "recovered-by-check",
+            json!({ "interrupted": interrupted, "state": record.state }),
+        );
+        self.put(record);
+        Ok(())
+    }
+
+    fn fire_timers(&mut self, now: i64) {
+        let due: Vec<StepRecord> = self
+            .instances
+            .values()
+            .filter(|r| r.state == StepState::Waiting && r.retry_at.is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        for mut record in due {
+            record.state = StepState::Ready;
+            record.retry_at = None;
+            let key = record.key.clone();
+            self.put(record);
+            self.event(Some(&key), "retry-due", json!({}));
+        }
+    }
+
+    fn next_timer(&self) -> Option<i64> {
+        self.instances.values().filter(|r| r.state == StepState::Waiting).filter_map(|r| r.retry_at).min()
+    }
+
+    /// The template scope for an instance: params, upstream outputs, item, target.
+    fn scope(&self, item: Option<&Value>, target: Option<&str>) -> template::Scope {
+        let mut steps = BTreeMap::new();
+        for (idx, step) in self.wf.steps.iter().enumerate() {
+            if !self.expanded[idx] {
+                continue;
+            }
+            let records = self.keys_by_step[idx].iter().filter_map(|k| self.instances.get(k));
+            if step.fans_out() {
+                let outputs =
+                    records.filter_map(|r| r.output.clone().map(|o| (item_key(&r.key), o))).collect();
+                steps.insert(step.id.clone(), template::StepOutput::FanOut(outputs));
+            } else if let Some(record) = records.into_iter().next() {
+                steps.insert(
+                    step.id.clone(),
+                    template::StepOutput::Single(record.output.clone().unwrap_or(Value::Null)),
+                );
+            }
+        }
+        template::Scope {
+            params: self.params.as_object().cloned().unwrap_or_default(),
+            steps,
+            item: item.cloned(),
+            target: target.map(str::to_string),
+            inventory: self.inventory_json.clone(),
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// Expands every step whose needs have all finished into its instances.
+    fn expand(&mut self) {
+        if self.stopping || self.cancelled {
+            return;
+        }
+        for pos in 0..self.wf.order.len() {
+            let idx = self.wf.order[pos];
+            if self.expanded[idx] {
+                continue;
+            }
+            let mut failed_need = None;
+            let mut blocked = false;
+            for &need in &self.wf.steps[idx].needs {
+                if !self.expanded[need] {
+                    blocked = true;
+                    break;
+                }
+                for key in &self.keys_by_step[need] {
+                    match self.instances[key].state {
+                        StepState::Failed | StepState::Cancelled => failed_need = Some(key.clone()),
+                        s if s.is_terminal() => {}
+                        _ => blocked = true,
+                    }
+                }
+            }
+            if blocked {
+                continue;
+            }
+            self.expanded[idx] = true;
+            let step = self.wf.steps[idx].clone();
+            if let Some(failed) = failed_need {
+                let record = self.new_instance(
+                    idx,
+                    step.id.clone(),
+                    None,
+                    None,
+                    StepState::Skipped,
+                    Some(format!("needs {failed}, which failed")),
+                );
+                self.event(Some(&step.id), "step-skipped", json!({ "reason": record.reason }));
+                self.put(record);
+                continue;
+            }
+            let items: Result<Vec<Option<Value>>, String> = match &step.for_each {
+                None => Ok(vec![None]),
+                Some(ForEach::Group(group)) => {
+                    Ok(self.inventory.expand(group).into_iter().map(|s| Some(Value::String(s))).collect())
+                }
+                Some(ForEach::List(list)) => {
+                    let scope = self.scope(None, None);
+                    list.iter()
+                        .map(|v| template::render(v, &scope).map(Some).map_err(|e| format!("for-each: {e}")))
+                        .collect()
+                }
+            };
+            let items = match items {
+                Ok(items) => items,
+                Err(message) => {
+                    let record =
+                        self.new_instance(idx, step.id.clone(), None, None, StepState::Failed, Some(message));
+                    self.event(Some(&step.id), "step-failed", json!({ "reason": record.reason }));
+                    self.put(record);
+                    self.fail_policy(idx);
+                    continue;
+                }
+            };
+            for (n, item) in items.into_iter().enumerate() {
+                let key = match &item {
+                    None => step.id.clone(),
+                    Some(Value::String(s)) => format!("{}[{s}]", step.id),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => format!("{}[{v}]", step.id),
+                    Some(_) => format!("{}[{n}]", step.id),
+                };
+                let target = match &item {
+                    Some(Value::String(s)) if self.inventory.servers.contains_key(s) => Some(s.clone()),
+                    _ => None,
+                };
+                let when = match &step.when {
+                    None => Ok(true),
+                    Some(expr) => template::eval_when(expr, &self.scope(item.as_ref(), target.as_deref()))
+                        .map_err(|e| format!("when `{expr}`: {e}")),
+                };
+                let (state, reason, kind) = match (when, &step.kind) {
+                    (Err(message), _) => (StepState::Failed, Some(message), "step-failed"),
+                    (Ok(false), _) => (
+                        StepState::Skipped,
+                        Some(format!("when `{}` is false", step.when.as_deref().unwrap_or(""))),
+                        "step-skipped",
+                    ),
+                    (Ok(true), StepKind::Approval { prompt }) => {
+                        (StepState::Waiting, Some(format!("approval: {prompt}")), "waiting-for-approval")
+                    }
+                    (Ok(true), StepKind::Plugin { .. }) => (StepState::Ready, None, "step-ready"),
+                };
+                let record = self.new_instance(idx, key.clone(), item, target, state, reason.clone());
+                self.put(record);
+                self.event(Some(&key), kind, json!({ "reason": reason }));
+                if state == StepState::Failed {
+                    self.fail_policy(idx);
+                }
+            }
+        }
+    }
+
+    fn new_instance(
+        &self,
+        idx: usize,
+        key: String,
+        item: Option<Value>,
+        target: Option<String>,
+        state: StepState,
+        reason: Option<String>,
+    ) -> StepRecord {
+        StepRecord {
+            run_id: self.run_id.clone(),
+            key,
+            step_index: idx,
+            item,
+            target,
+            state,
+            attempts: 0,
+            reason,
+            retry_at: None,
+            output: None,
+            changed: None,
+            summary: None,
+            evidence: None,
+            started_at: None,
+            finished_at: if state.is_terminal() { Some(self.ctx.clock.now_ms()) } else { None },
+        }
+    }
+
+    fn fail_policy(&mut self, idx: usize) {
+        if self.wf.steps[idx].on_failure == OnFailure::Stop {
+            self.stopping = true;
+        }
+    }
+
+    fn render_input(&self, record: &StepRecord) -> Result<Value, String> {
+        let scope = self.scope(record.item.as_ref(), record.target.as_deref());
+        template::render(&self.wf.steps[record.step_index].with, &scope)
+            .map_err(|e| format!("rendering `with`: {e}"))
+    }
+
+    /// Chooses ready instances to start within the limits, and records their intents.
+    fn pick_starts(&mut self) -> Vec<Start> {
+        let mut starts = Vec::new();
+        if self.stopping || self.cancelled {
+            return starts;
+        }
+        let limit = self.wf.limits.concurrency as usize;
+        let candidates: Vec<(usize, String)> = self.ready.iter().cloned().collect();
+        for (pos, key) in candidates {
+            if self.running >= limit {
+                break;
+            }
+            let mut record = self.instances[&key].clone();
+            let idx = record.step_index;
+            let step = &self.wf.steps[idx];
+            if step.concurrency.step.is_some_and(|n| self.running_by_step[idx] >= n) {
+                continue;
+            }
+            if let (Some(n), Some(target)) = (step.concurrency.per_target, &record.target)
+                && self.running_by_target.get(target).copied().unwrap_or(0) >= n
+            {
+                continue;
+            }
+            let Some(plugin) = self.plugins[idx].clone() else { continue };
+            self.ready.remove(&(pos, key.clone()));
+            let input = match self.render_input(&record) {
+                Ok(input) => input,
+                Err(message) => {
+                    record.state = StepState::Failed;
+                    record.reason = Some(message.clone());
+                    record.finished_at = Some(self.ctx.clock.now_ms());
+                    self.event(Some(&key), "step-failed", json!({ "reason": message }));
+                    self.put(record);
+                    self.fail_policy(idx);
+                    continue;
+                }
+            };
+            let now = self.ctx.clock.now_ms();
+            record.attempts += 1;
+            record.state = StepState::Running;
+            record.reason = None;
+            record.started_at.get_or_insert(now);
+            let number = record.attempts;
+            self.changes.push(Change::PutAttempt(AttemptRecord {
+                run_id: self.run_id.clone(),
+                step_key: key.clone(),
+                number,
+                mode: "apply".into(),
+                state: AttemptState::Running,
+                started_at: now,
+                finished_at: None,
+                error: None,
+                error_class: None,
+            }));
+            self.event(Some(&key), "attempt-started", json!({ "attempt": number }));
+            let call = self.step_call(&record, number, input, Mode::Apply);
+            self.running += 1;
+            self.running_by_step[idx] += 1;
+            if let Some(target) = &record.target {
+                *self.running_by_target.entry(target.clone()).or_default() += 1;
+            }
+            self.put(record);
+            starts.push(Start { key, number, call, plugin });
+        }
+        starts
+    }
+
+    fn step_call(&self, record: &StepRecord, number: u32, input: Value, mode: Mode) -> StepCall {
+        let step = &self.wf.steps[record.step_index];
+        let mut targets: Vec<String> = step
+            .grants
+            .targets
+            .iter()
+            .flat_map(|t| if t == "*" { vec![t.clone()] } else { self.inventory.expand(t) })
+            .collect();
+        targets.extend(record.target.clone());
+        StepCall {
+            mode,
+            context: StepContext {
+                run_id: self.run_id.clone(),
+                step_key: record.key.clone(),
+                attempt: number,
+                idempotency_key: format!("{}/{}", self.run_id, record.key),
+                target: record.target.clone(),
+            },
+            input,
+            grants: Grants {
+                targets: Allow::of(targets),
+                programs: Allow::of(step.grants.programs.iter().cloned()),
+                secrets: Allow::of(step.grants.secrets.iter().cloned()),
+            },
+            timeout: step.timeout,
+        }
+    }
+
+    fn call_env(&self, key: &str) -> CallEnv {
+        CallEnv {
+            targets: self.targets.clone(),
+            secrets: self.ctx.secrets.clone(),
+            state: Arc::new(Checkpoints {
+                store: self.ctx.store.clone(),
+                run_id: self.run_id.clone(),
+                step_key: key.into(),
+            }),
+            observer: Arc::new(NoObserver),
+        }
+    }
+
+    fn spawn(&self, start: Start) {
+        let env = self.call_env(&start.key);
+        let host = self.ctx.host.clone();
+        let tx = self.done_tx.clone();
+        self.progress(&format!("{}: started (attempt {})", start.key, start.number));
+        tokio::spawn(async move {
+            let report = host.call(&start.plugin, start.call, env).await;
+            let _ = tx.send(Done { key: start.key, number: start.number, report });
+        });
+    }
+
+    /// Records a finished attempt and what it means for its step.
+    fn complete(&mut self, done: Done) {
+        let now = self.ctx.clock.now_ms();
+        let mut record = self.instances[&done.key].clone();
+        let idx = record.step_index;
+        self.running -= 1;
+        self.running_by_step[idx] -= 1;
+        if let Some(target) = &record.target
+            && let Some(n) = self.running_by_target.get_mut(target)
+        {
+            *n -= 1;
+        }
+        let step = self.wf.steps[idx].clone();
+        let report = done.report;
+        let audit = json!({
+            "attempt": done.number,
+            "duration_ms": report.duration.as_millis() as u64,
+            "logs": report.logs,
+            "target_calls": report.target_calls,
+            "refusals": report.refusals,
+        });
+        let (attempt_state, error, class) = match &report.result {
+            Ok(_) => (AttemptState::Succeeded, None, None),
+            Err(e) => (AttemptState::Failed, Some(e.to_string()), Some(e.class())),
+        };
+        self.changes.push(Change::PutAttempt(AttemptRecord {
+            run_id: self.run_id.clone(),
+            step_key: done.key.clone(),
+            number: done.number,
+            mode: "apply".into(),
+            state: attempt_state,
+            started_at: record.started_at.unwrap_or(now),
+            finished_at: Some(now),
+            error: error.clone(),
+            error_class: class.map(|c| {
+                serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+            }),
+        }));
+        match report.result {
+            Ok(outcome) => {
+                record.state = StepState::Succeeded;
+                record.output = Some(outcome.output);
+                record.changed = Some(outcome.changed);
+                record.summary = Some(outcome.summary.clone());
+                record.evidence = serde_json::to_value(&outcome.evidence).ok();
+                record.finished_at = Some(now);
+                record.reason = None;
+                let verdict = if outcome.changed { "changed" } else { "no change" };
+                self.progress(&format!("{}: succeeded, {verdict}: {}", done.key, outcome.summary));
+                self.event(
+                    Some(&done.key),
+                    "attempt-succeeded",
+                    merge(audit, json!({ "changed": outcome.changed, "summary": outcome.summary })),
+                );
+            }
+            Err(e) => {
+                let message = e.to_string();
+                match e.class() {
+                    FailureClass::Retryable if record.attempts < step.retry.attempts => {
+                        let delay = backoff(
+                            &step.retry,
+                            record.attempts + 1,
+                            self.ctx.clock.jitter(step.retry.jitter),
+                        );
+                        record.state = StepState::Waiting;
+                        record.retry_at = Some(now + delay.as_millis() as i64);
+                        record.reason = Some(format!(
+                            "retry {} of {} in {:.1}s after: {message}",
+                            record.attempts + 1,
+                            step.retry.attempts,
+                            delay.as_secs_f64()
+                        ));
+                        self.progress(&format!(
+                            "{}: {}",
+                            done.key,
+                            record.reason.as_deref().unwrap_or_default()
+                        ));
+                        self.event(
+                            Some(&done.key),
+                            "retry-scheduled",
+                            merge(audit, json!({ "error": message, "retry_at": record.retry_at })),
+                        );
+                    }
+                    FailureClass::NeedsOperator => {
+                        record.state = StepState::NeedsOperator;
+                        record.reason = Some(message.clone());
+                        self.progress(&format!("{}: needs an operator: {message}", done.key));
+                        self.event(
+                            Some(&done.key),
+                            "needs-operator",
+                            merge(audit, json!({ "error": message })),
+                        );
+                    }
+                    _ => {
+                        record.state = StepState::Failed;
+                        record.reason = Some(message.clone());
+                        record.finished_at = Some(now);
+                        self.progress(&format!("{}: failed: {message}", done.key));
+                        self.event(
+                            Some(&done.key),
+                            "attempt-failed",
+                            merge(audit, json!({ "error": message })),
+                        );
+                        self.fail_policy(idx);
+                    }
+                }
+            }
+        }
+        self.put(record);
+    }
+
+    /// With nothing running: decides whether the run has ended or waits for an operator.
+    fn settle(&mut self) -> Option<RunOutcome> {
+        let now = self.ctx.clock.now_ms();
+        if self.cancelled {
+            self.set_run_state(RunState::Cancelled, Some(now));
+            self.event(None, "run-cancelled", json!({}));
+            return Some(RunOutcome::Cancelled);
+        }
+        if self.next_timer().is_some() && !self.stopping {
+            return None;
+        }
+        if !self.ready.is_empty() && !self.stopping {
+            return None;
+        }
+        let failures: Vec<(String, String)> = self
+            .instances
+            .values()
+            .filter(|r| r.state == StepState::Failed)
+            .map(|r| (r.key.clone(), r.reason.clone().unwrap_or_default()))
+            .collect();
+        let all_done =
+            self.expanded.iter().all(|&e| e) && self.instances.values().all(|r| r.state.is_terminal());
+        if all_done || self.stopping {
+            if failures.is_empty() && all_done {
+                self.set_run_state(RunState::Succeeded, Some(now));
+                self.event(None, "run-succeeded", json!({}));
+                return Some(RunOutcome::Succeeded);
+            }
+            if !failures.is_empty() {
+                self.set_run_state(RunState::Failed, Some(now));
+                self.event(None, "run-failed", json!({ "failures": failures }));
+                return Some(RunOutcome::Failed { failures });
+            }
+        }
+        let waiting: Vec<(String, String)> = self
+            .instances
+            .values()
+            .filter(|r| matches!(r.state, StepState::Waiting | StepState::NeedsOperator))
+            .map(|r| (r.key.clone(), r.reason.clone().unwrap_or_default()))
+            .collect();
+        if self.ctx.wait_for_operator && !waiting.is_empty() {
+            self.set_run_state(RunState::Waiting, None);
+            return None;
+        }
+        self.set_run_state(RunState::Waiting, None);
+        self.event(None, "run-waiting", json!({ "waiting": waiting }));
+        Some(RunOutcome::Waiting { waiting })
+    }
+}
+
+/// Finds and loads the exact plugin bytes the run pinned for a step.
+async fn load_pinned(
+    ctx: &RunContext,
+    run: &RunRecord,
+    step_id: &str,
+    name: &str,
+) -> Result<Arc<LoadedPlugin>, RunError> {
+    let pinned = &run.plugins[step_id];
+    let (version, sha256) =
+        (pinned["version"].as_str().unwrap_or_default(), pinned["sha256"].as_str().unwrap_or_default());
+    let installed = ctx
+        .registry
+        .versions(name)?
+        .into_iter()
+        .find(|i| i.info.version.to_string() == version && i.sha256.to_string() == sha256)
+        .ok_or_else(|| {
+            RunError::Plugin(format!(
+                "run {} pinned plugin {name} {version} (sha256 {sha256}) for step {step_id}, and it is not installed any more: install that exact file again",
+                run.id
+            ))
+        })?;
+    Ok(ctx.registry.load(&ctx.host, &installed).await?)
+}
+
+/// The item part of a fan-out key: `join[DRBTS01]` -> `DRBTS01`.
+fn item_key(key: &str) -> String {
+    key.split_once('[').map_or(key, |(_, rest)| rest.strip_suffix(']').unwrap_or(rest)).to_string()
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// Checkpoints of one step instance in the journal.
+struct Checkpoints {
+    store: Arc<Store>,
+    run_id: String,
+    step_key: String,
+}
+
+#[async_trait]
+impl StepStateStore for Checkpoints {
+    async fn get(&self, key: &str) -> Option<String> {
+        self.store.checkpoint(&self.run_id, &self.step_key, key).ok().flatten()
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        let change = Change::SetCheckpoint {
+            run_id: self.run_id.clone(),
+            step_key: self.step_key.clone(),
+            key: key.into(),
+            value: value.into(),
+        };
+        self.store.apply(vec![change]).await.map_err(|e| e.to_string())
+    }
+}

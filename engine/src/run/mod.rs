@@ -1,0 +1,131 @@
+//! Running workflows durably: starting a run (pinning its definition, params, inventory and
+//! plugin digests), driving it ([`driver`]), resuming it after a crash, and the operator commands
+//! that move it on ([`operator`]).
+//!
+//! **Invariant:** an attempt's intent is committed before its plugin is called, and its outcome
+//! is committed before anything that depends on it starts.
+//!
+//! **Invariant:** a step that succeeded is never run again; an interrupted attempt of an
+//! `irreversible` plugin is never re-run without an operator's `retry`.
+//!
+//! **Invariant:** one process drives a run at a time (the lease).
+
+pub mod clock;
+mod driver;
+mod lease;
+pub mod operator;
+mod start;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::plugin::PluginHost;
+use crate::plugin::registry::{Registry, RegistryError};
+use crate::secrets::SecretSource;
+use crate::store::{Store, StoreError};
+
+pub use clock::{Clock, SystemClock};
+pub use lease::{Lease, whoami};
+pub use start::{NewRun, resolve_params, start};
+
+/// What driving a run needs.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The journal.
+    pub store: Arc<Store>,
+    /// Runs the plugins.
+    pub host: Arc<PluginHost>,
+    /// Installed plugins.
+    pub registry: Registry,
+    /// Time and jitter.
+    pub clock: Arc<dyn Clock>,
+    /// Secret values.
+    pub secrets: Arc<dyn SecretSource>,
+    /// Keep driving while only an operator can move the run on (approvals), instead of returning.
+    pub wait_for_operator: bool,
+    /// Progress lines for people.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Receives what happens, for display. The journal is the record; this is only for people.
+pub trait Progress: Send + Sync {
+    /// A line worth showing.
+    fn line(&self, _run_id: &str, _text: &str) {}
+}
+
+/// Shows nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// How driving a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum RunOutcome {
+    /// Every step finished and none failed.
+    Succeeded,
+    /// A step failed.
+    Failed {
+        /// The failed steps and why.
+        failures: Vec<(String, String)>,
+    },
+    /// Only an operator can move it on.
+    Waiting {
+        /// Step key and what it waits for.
+        waiting: Vec<(String, String)>,
+    },
+    /// Cancelled by an operator.
+    Cancelled,
+}
+
+/// Why a run could not be started, resumed or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The journal failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process drives the run.
+    #[error(
+        "run {run_id} is being driven by process {pid} of {user} on {host}; its lease expires in {}s unless renewed. Wait for it, or stop that process",
+        (expires_in_ms.max(&0) + 999) / 1000
+    )]
+    LeaseHeld {
+        /// The run.
+        run_id: String,
+        /// Holder's pid.
+        pid: u32,
+        /// Holder's host.
+        host: String,
+        /// Holder's user.
+        user: String,
+        /// Until the lease expires.
+        expires_in_ms: i64,
+    },
+    /// A plugin the run pinned is gone or changed.
+    #[error("{0}")]
+    Plugin(String),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Params do not fit the workflow.
+    #[error("{0}")]
+    Params(String),
+    /// The run's stored definition cannot be read back.
+    #[error("run {run_id}: {message}")]
+    Definition {
+        /// The run.
+        run_id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An operator command does not fit the run's state.
+    #[error("{0}")]
+    Operator(String),
+}
+
+/// Resumes a run: takes the lease, settles attempts interrupted by a crash, and drives it on.
+pub async fn resume(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
+    driver::drive(ctx, run_id).await
+}

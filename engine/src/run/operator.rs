@@ -1,0 +1,271 @@
+//! Operator commands: approve, retry, skip, cancel. A command is validated against the run's
+//! current state, queued in the journal, and applied either by the process driving the run (on
+//! its next poll) or, when no process drives it, by the command itself under the run's lease.
+//! Both paths use [`apply`], so a command means the same thing either way.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::store::{Change, RequestRecord, RunState, StepRecord, StepState};
+use crate::workflow::model::{StepKind, Workflow};
+
+use super::lease::Lease;
+use super::{RunContext, RunError};
+
+/// What applying a command did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Changes to commit.
+    pub changes: Vec<Change>,
+    /// Instances it changed (already updated in the map given to [`apply`]).
+    pub changed_keys: Vec<String>,
+    /// The run is cancelled.
+    pub cancel: bool,
+    /// The run may go on (a retry after a failure).
+    pub resumes_run: bool,
+}
+
+/// The kinds of command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Let an approval gate pass.
+    Approve,
+    /// Run a failed, cancelled or needs-operator step again.
+    Retry,
+    /// Mark a step done with a given output.
+    Skip,
+    /// Stop the run.
+    Cancel,
+}
+
+impl Command {
+    fn as_str(self) -> &'static str {
+        match self {
+            Command::Approve => "approve",
+            Command::Retry => "retry",
+            Command::Skip => "skip",
+            Command::Cancel => "cancel",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Command> {
+        [Command::Approve, Command::Retry, Command::Skip, Command::Cancel]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+/// Applies one queued command to the instances (updated in place) and returns the changes.
+pub fn apply(
+    wf: &Workflow,
+    instances: &mut BTreeMap<String, StepRecord>,
+    request: &RequestRecord,
+    now: i64,
+) -> Result<Applied, String> {
+    let command = Command::parse(&request.kind).ok_or_else(|| format!("unknown command {}", request.kind))?;
+    let comment = request.data.get("comment").cloned().unwrap_or(Value::Null);
+    let mut applied = Applied::default();
+    let event = |kind: &str, key: Option<&str>, data: Value| Change::Event {
+        run_id: request.run_id.clone(),
+        at: now,
+        step_key: key.map(str::to_string),
+        kind: kind.into(),
+        actor: request.actor.clone(),
+        data,
+    };
+    if command == Command::Cancel {
+        for record in instances.values_mut() {
+            if !record.state.is_terminal() && record.state != StepState::Running {
+                record.state = StepState::Cancelled;
+                record.reason = Some(format!("run cancelled by {}", request.actor));
+                record.finished_at = Some(now);
+                applied.changes.push(Change::PutStep(Box::new(record.clone())));
+                applied.changed_keys.push(record.key.clone());
+            }
+        }
+        applied.changes.push(event("cancel-requested", None, json!({ "comment": comment })));
+        applied.cancel = true;
+        return Ok(applied);
+    }
+    let key = request.step_key.as_deref().ok_or("the command names no step")?;
+    let record = instances.get_mut(key).ok_or_else(|| {
+        format!(
+            "run {} has no step instance {key} (yet): `drover status {}` lists them",
+            request.run_id, request.run_id
+        )
+    })?;
+    let step = &wf.steps[record.step_index];
+    match command {
+        Command::Approve => {
+            let StepKind::Approval { .. } = &step.kind else {
+                return Err(format!("{key} is not an approval step"));
+            };
+            if record.state != StepState::Waiting {
+                return Err(format!("{key} is {}, not waiting for approval", record.state));
+            }
+            record.state = StepState::Succeeded;
+            record.output = Some(json!({ "approved_by": request.actor, "comment": comment }));
+            record.summary = Some(format!("approved by {}", request.actor));
+            record.reason = None;
+            record.finished_at = Some(now);
+            applied.changes.push(event("approved", Some(key), json!({ "comment": comment })));
+        }
+        Command::Retry => {
+            if !matches!(record.state, StepState::Failed | StepState::NeedsOperator | StepState::Cancelled) {
+                return Err(format!(
+                    "{key} is {}: only failed, cancelled or needs-operator steps can be retried",
+                    record.state
+                ));
+            }
+            if matches!(step.kind, StepKind::Approval { .. }) {
+                record.state = StepState::Waiting;
+            } else {
+                record.state = StepState::Ready;
+            }
+            record.reason = Some(format!("retry requested by {}", request.actor));
+            record.finished_at = None;
+            applied.resumes_run = true;
+            applied.changes.push(event("retry-requested", Some(key), json!({ "comment": comment })));
+        }
+        Command::Skip => {
+            if matches!(record.state, StepState::Succeeded | StepState::Running) {
+                return Err(format!("{key} is {}: it cannot be skipped", record.state));
+            }
+            let output = request.data.get("output").cloned().unwrap_or(Value::Null);
+            if let StepKind::Plugin { info, .. } = &step.kind {
+                let validator = jsonschema::validator_for(&info.output_schema).map_err(|e| e.to_string())?;
+                let errors: Vec<String> = validator
+                    .iter_errors(&output)
+                    .map(|e| {
+                        let at = e.instance_path().to_string();
+                        if at.is_empty() { e.to_string() } else { format!("at {at}: {e}") }
+                    })
+                    .collect();
+                if !errors.is_empty() {
+                    return Err(format!(
+                        "--output does not match the output schema of plugin {}: {}",
+                        info.name,
+                        errors.join("; ")
+                    ));
+                }
+            }
+            record.state = StepState::Skipped;
+            record.output = Some(output.clone());
+            record.summary = Some(format!("skipped by {}", request.actor));
+            record.reason = Some(format!("skipped by {}", request.actor));
+            record.finished_at = Some(now);
+            applied.resumes_run = true;
+            applied.changes.push(event(
+                "skipped-by-operator",
+                Some(key),
+                json!({ "comment": comment, "output": output }),
+            ));
+        }
+        Command::Cancel => unreachable!("handled above"),
+    }
+    applied.changes.push(Change::PutStep(Box::new(record.clone())));
+    applied.changed_keys.push(key.to_string());
+    Ok(applied)
+}
+
+/// What became of an operator command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// No process drove the run: the command was applied at once.
+    Applied,
+    /// A process drives the run and will apply it on its next poll.
+    Queued {
+        /// The driving process.
+        pid: u32,
+    },
+}
+
+/// Validates an operator command against the run's state, queues it, and applies it at once if no
+/// process drives the run.
+pub async fn request(
+    ctx: &RunContext,
+    run_id: &str,
+    command: Command,
+    step_key: Option<&str>,
+    data: Value,
+    actor: &str,
+) -> Result<Delivery, RunError> {
+    let run = ctx.store.run(run_id)?;
+    if matches!(run.state, RunState::Succeeded | RunState::Cancelled) {
+        return Err(RunError::Operator(format!(
+            "run {run_id} is {}: there is nothing to {}",
+            run.state,
+            command.as_str()
+        )));
+    }
+    let wf: Workflow = serde_json::from_value(run.definition.clone())
+        .map_err(|e| RunError::Definition { run_id: run_id.into(), message: e.to_string() })?;
+    let now = ctx.clock.now_ms();
+    let request = RequestRecord {
+        seq: 0,
+        run_id: run_id.into(),
+        kind: command.as_str().into(),
+        step_key: step_key.map(str::to_string),
+        data: data.clone(),
+        actor: actor.into(),
+        at: now,
+    };
+    let mut instances: BTreeMap<String, StepRecord> =
+        ctx.store.steps(run_id)?.into_iter().map(|r| (r.key.clone(), r)).collect();
+    apply(&wf, &mut instances.clone(), &request, now).map_err(RunError::Operator)?;
+    ctx.store
+        .apply(vec![Change::Request {
+            run_id: run_id.into(),
+            kind: command.as_str().into(),
+            step_key: step_key.map(str::to_string),
+            data,
+            actor: actor.into(),
+            at: now,
+        }])
+        .await?;
+    let lease = match Lease::acquire(ctx.store.clone(), ctx.clock.clone(), run_id).await {
+        Ok(lease) => lease,
+        Err(RunError::LeaseHeld { pid, .. }) => return Ok(Delivery::Queued { pid }),
+        Err(e) => return Err(e),
+    };
+    // Under the lease, the state cannot change under us: apply every queued command.
+    let mut changes = Vec::new();
+    let mut cancelled = false;
+    let mut resumes = false;
+    for pending in ctx.store.pending_requests(run_id)? {
+        match apply(&wf, &mut instances, &pending, now) {
+            Ok(applied) => {
+                changes.extend(applied.changes);
+                cancelled |= applied.cancel;
+                resumes |= applied.resumes_run;
+            }
+            Err(reason) => changes.push(Change::Event {
+                run_id: run_id.into(),
+                at: now,
+                step_key: pending.step_key.clone(),
+                kind: "request-rejected".into(),
+                actor: pending.actor.clone(),
+                data: json!({ "request": pending.kind, "reason": reason }),
+            }),
+        }
+        changes.push(Change::RequestApplied { seq: pending.seq, at: now });
+    }
+    if cancelled {
+        changes.push(Change::SetRunState {
+            run_id: run_id.into(),
+            state: RunState::Cancelled,
+            finished_at: Some(now),
+        });
+    } else if resumes && run.state == RunState::Failed {
+        changes.push(Change::SetRunState {
+            run_id: run_id.into(),
+            state: RunState::Waiting,
+            finished_at: None,
+        });
+    }
+    let result = ctx.store.apply(changes).await;
+    lease.release().await?;
+    result?;
+    Ok(Delivery::Applied)
+}

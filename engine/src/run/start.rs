@@ -1,0 +1,129 @@
+//! Starting a run: params resolved against the workflow's declarations, and the definition,
+//! params, inventory and plugin digests pinned in the journal so a resumed run executes exactly
+//! what it began with.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::inventory::Inventory;
+use crate::store::{Change, RunRecord, RunState};
+use crate::workflow::model::{ParamType, Workflow};
+
+use super::{RunContext, RunError, whoami};
+
+/// A run to create.
+pub struct NewRun {
+    /// The validated workflow.
+    pub workflow: Workflow,
+    /// Where it was read from.
+    pub source_path: String,
+    /// Params, resolved with [`resolve_params`].
+    pub params: Value,
+    /// The inventory.
+    pub inventory: Inventory,
+}
+
+/// Applies `--param name=value` overrides to the workflow's defaults, parsing each value as its
+/// declared type; reports every problem at once.
+pub fn resolve_params(workflow: &Workflow, overrides: &[(String, String)]) -> Result<Value, RunError> {
+    let mut values = Map::new();
+    let mut problems = Vec::new();
+    for (name, text) in overrides {
+        let Some(param) = workflow.param(name) else {
+            let known: Vec<&str> = workflow.params.iter().map(|p| p.name.as_str()).collect();
+            problems.push(format!(
+                "--param {name}: the workflow has no param {name} (params: {})",
+                known.join(", ")
+            ));
+            continue;
+        };
+        let parsed = match param.kind {
+            ParamType::String => Ok(Value::String(text.clone())),
+            ParamType::Integer => text.parse::<i64>().map(Value::from).map_err(|e| e.to_string()),
+            ParamType::Number => text.parse::<f64>().map(Value::from).map_err(|e| e.to_string()),
+            ParamType::Boolean => text.parse::<bool>().map(Value::from).map_err(|e| e.to_string()),
+            ParamType::Array | ParamType::Object => {
+                serde_json::from_str::<Value>(text).map_err(|e| e.to_string()).and_then(|v| {
+                    if param.kind.matches(&v) { Ok(v) } else { Err(format!("not a JSON {}", param.kind)) }
+                })
+            }
+        };
+        match parsed {
+            Ok(v) => {
+                values.insert(name.clone(), v);
+            }
+            Err(e) => problems.push(format!("--param {name}={text}: not a {} ({e})", param.kind)),
+        }
+    }
+    for param in &workflow.params {
+        if !values.contains_key(&param.name) {
+            match &param.default {
+                Some(default) => {
+                    values.insert(param.name.clone(), default.clone());
+                }
+                None => problems.push(format!(
+                    "param {} is required: pass --param {}=<{}>",
+                    param.name, param.name, param.kind
+                )),
+            }
+        }
+    }
+    if problems.is_empty() { Ok(Value::Object(values)) } else { Err(RunError::Params(problems.join("\n"))) }
+}
+
+/// Creates the run in the journal and returns its id. Drive it with [`super::resume`].
+pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
+    let run_id = format!("run_{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let mut plugins = Map::new();
+    for step in &new.workflow.steps {
+        let Some((reference, info)) = step.plugin() else { continue };
+        let installed = ctx
+            .registry
+            .versions(&reference.name)?
+            .into_iter()
+            .find(|i| i.info.version == info.version)
+            .ok_or_else(|| {
+                RunError::Plugin(format!(
+                    "step {}: plugin {} {} is no longer installed",
+                    step.id, info.name, info.version
+                ))
+            })?;
+        plugins.insert(
+            step.id.clone(),
+            json!({ "name": info.name, "version": info.version.to_string(), "sha256": installed.sha256 }),
+        );
+    }
+    let inventory = serde_json::to_value(&new.inventory).map_err(|e| RunError::Params(e.to_string()))?;
+    let definition = serde_json::to_value(&new.workflow).map_err(|e| RunError::Params(e.to_string()))?;
+    let (user, _) = whoami();
+    let now = ctx.clock.now_ms();
+    let record = RunRecord {
+        id: run_id.clone(),
+        workflow: new.workflow.name.clone(),
+        workflow_version: new.workflow.version.to_string(),
+        source_path: new.source_path,
+        definition,
+        params: new.params.clone(),
+        inventory_digest: hex::encode(Sha256::digest(inventory.to_string().as_bytes())),
+        inventory,
+        plugins: Value::Object(plugins),
+        state: RunState::Running,
+        started_by: user.clone(),
+        created_at: now,
+        finished_at: None,
+    };
+    ctx.store
+        .apply(vec![
+            Change::InsertRun(Box::new(record)),
+            Change::Event {
+                run_id: run_id.clone(),
+                at: now,
+                step_key: None,
+                kind: "run-created".into(),
+                actor: user,
+                data: json!({ "workflow": new.workflow.name, "version": new.workflow.version.to_string(), "params": new.params }),
+            },
+        ])
+        .await?;
+    Ok(run_id)
+}

@@ -1,0 +1,310 @@
+//! The rows of the run journal as plain Rust values, and [`Change`], the unit of writing. Callers
+//! build changes; only this module's siblings turn them into SQL.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Being driven, or ready to be.
+    Running,
+    /// Nothing can progress without an operator (approval, needs-operator).
+    Waiting,
+    /// Every step finished, none failed.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// Cancelled by an operator.
+    Cancelled,
+}
+
+/// A step instance's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    /// Its dependencies have not finished.
+    Pending,
+    /// May start when limits allow.
+    Ready,
+    /// An attempt is under way.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed for good (until an operator retries it).
+    Failed,
+    /// Not run: `when` was false, an upstream step failed, or an operator skipped it.
+    Skipped,
+    /// The run was cancelled before it finished.
+    Cancelled,
+    /// Waiting for an approval or a retry timer.
+    Waiting,
+    /// An operator must decide (an interrupted irreversible step, a plugin's request).
+    NeedsOperator,
+}
+
+impl StepState {
+    /// Finished: nothing more will happen to it without an operator.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::Cancelled)
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident = $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+            pub(crate) fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)* _ => None }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(RunState { Running = "running", Waiting = "waiting", Succeeded = "succeeded", Failed = "failed", Cancelled = "cancelled" });
+text_enum!(StepState {
+    Pending = "pending",
+    Ready = "ready",
+    Running = "running",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Skipped = "skipped",
+    Cancelled = "cancelled",
+    Waiting = "waiting",
+    NeedsOperator = "needs-operator",
+});
+
+/// A run, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// `run_<ulid>`.
+    pub id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// Workflow version.
+    pub workflow_version: String,
+    /// Where the workflow was read from.
+    pub source_path: String,
+    /// The validated workflow, pinned.
+    pub definition: Value,
+    /// Params with defaults applied.
+    pub params: Value,
+    /// The inventory, pinned.
+    pub inventory: Value,
+    /// Its sha256.
+    pub inventory_digest: String,
+    /// Plugin name -> {version, sha256}.
+    pub plugins: Value,
+    /// State.
+    pub state: RunState,
+    /// OS user who started it.
+    pub started_by: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch.
+    pub finished_at: Option<i64>,
+}
+
+/// A step instance, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// The run.
+    pub run_id: String,
+    /// `id` or `id[item]`.
+    pub key: String,
+    /// Index of its step in the definition.
+    pub step_index: usize,
+    /// The fan-out item.
+    pub item: Option<Value>,
+    /// The instance's target.
+    pub target: Option<String>,
+    /// State.
+    pub state: StepState,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Why it waits, was skipped, failed or needs an operator.
+    pub reason: Option<String>,
+    /// A retry timer, ms since the epoch.
+    pub retry_at: Option<i64>,
+    /// Output.
+    pub output: Option<Value>,
+    /// Whether the last attempt changed something.
+    pub changed: Option<bool>,
+    /// The plugin's one-line summary.
+    pub summary: Option<String>,
+    /// Evidence for the report.
+    pub evidence: Option<Value>,
+    /// ms since the epoch.
+    pub started_at: Option<i64>,
+    /// ms since the epoch.
+    pub finished_at: Option<i64>,
+}
+
+/// An attempt's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptState {
+    /// Intent recorded; the plugin was called or is about to be.
+    Running,
+    /// The plugin succeeded.
+    Succeeded,
+    /// The plugin failed.
+    Failed,
+    /// The process died during the attempt.
+    Interrupted,
+}
+
+text_enum!(AttemptState { Running = "running", Succeeded = "succeeded", Failed = "failed", Interrupted = "interrupted" });
+
+/// An attempt, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// The run.
+    pub run_id: String,
+    /// The step instance.
+    pub step_key: String,
+    /// 1, 2, …
+    pub number: u32,
+    /// `apply` or `check`.
+    pub mode: String,
+    /// State.
+    pub state: AttemptState,
+    /// ms since the epoch.
+    pub started_at: i64,
+    /// ms since the epoch.
+    pub finished_at: Option<i64>,
+    /// The failure, if any.
+    pub error: Option<String>,
+    /// Its class (`retryable`, `permanent`, `needs-operator`).
+    pub error_class: Option<String>,
+}
+
+/// An event of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    /// Position in the journal.
+    pub seq: i64,
+    /// The run.
+    pub run_id: String,
+    /// ms since the epoch.
+    pub at: i64,
+    /// The step instance, if any.
+    pub step_key: Option<String>,
+    /// What happened (`run-started`, `attempt-succeeded`, `approved`, …).
+    pub kind: String,
+    /// `engine` or the OS user.
+    pub actor: String,
+    /// Details.
+    pub data: Value,
+}
+
+/// An operator command waiting to be applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// Position in the queue.
+    pub seq: i64,
+    /// The run.
+    pub run_id: String,
+    /// `approve`, `retry`, `skip` or `cancel`.
+    pub kind: String,
+    /// The step instance, if any.
+    pub step_key: Option<String>,
+    /// Comment, output.
+    pub data: Value,
+    /// OS user.
+    pub actor: String,
+    /// ms since the epoch.
+    pub at: i64,
+}
+
+/// The holder of a run's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseRecord {
+    /// Random id of the driving process.
+    pub holder: String,
+    /// Its host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Its OS user.
+    pub user: String,
+    /// ms since the epoch.
+    pub expires_at: i64,
+}
+
+/// One change to the journal. A list of changes is applied atomically.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new run.
+    InsertRun(Box<RunRecord>),
+    /// A run's state changes.
+    SetRunState {
+        /// The run.
+        run_id: String,
+        /// New state.
+        state: RunState,
+        /// Set when it ended.
+        finished_at: Option<i64>,
+    },
+    /// Inserts or replaces a step instance.
+    PutStep(Box<StepRecord>),
+    /// Inserts or replaces an attempt.
+    PutAttempt(AttemptRecord),
+    /// Appends an event.
+    Event {
+        /// The run.
+        run_id: String,
+        /// ms since the epoch.
+        at: i64,
+        /// The step instance.
+        step_key: Option<String>,
+        /// What happened.
+        kind: String,
+        /// Who.
+        actor: String,
+        /// Details.
+        data: Value,
+    },
+    /// Writes a checkpoint value.
+    SetCheckpoint {
+        /// The run.
+        run_id: String,
+        /// The step instance.
+        step_key: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Queues an operator command.
+    Request {
+        /// The run.
+        run_id: String,
+        /// approve | retry | skip | cancel.
+        kind: String,
+        /// The step instance.
+        step_key: Option<String>,
+        /// Comment, output.
+        data: Value,
+        /// OS user.
+        actor: String,
+        /// ms since the epoch.
+        at: i64,
+    },
+    /// Marks a queued command applied.
+    RequestApplied {
+        /// Its position.
+        seq: i64,
+        /// ms since the epoch.
+        at: i64,
+    },
+}

@@ -1,0 +1,99 @@
+//! The single writer: a thread that owns the write connection, takes jobs over a channel, and
+//! commits every job queued at that moment in one transaction (group commit), each job in its
+//! own savepoint so a failing job does not take the others down.
+
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::StoreError;
+
+type Output = Box<dyn Any + Send>;
+
+struct Job {
+    work: Box<dyn FnOnce(&Connection) -> Result<Output, StoreError> + Send>,
+    reply: oneshot::Sender<Result<Output, StoreError>>,
+}
+
+/// Most jobs in one commit.
+const MAX_BATCH: usize = 512;
+
+pub(super) struct Writer {
+    sender: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, path: PathBuf) -> Writer {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("drover-db-writer".into())
+            .spawn(move || run(conn, path, receiver))
+            .expect("start the database writer thread");
+        Writer { sender: Some(sender), thread: Some(thread) }
+    }
+
+    /// Runs `f` in the next commit; resolves after the commit.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let work = Box::new(move |conn: &Connection| f(conn).map(|t| Box::new(t) as Output));
+        let sender = self.sender.as_ref().ok_or(StoreError::WriterGone)?;
+        sender.send(Job { work, reply }).map_err(|_| StoreError::WriterGone)?;
+        let output = rx.await.map_err(|_| StoreError::WriterGone)??;
+        Ok(*output.downcast::<T>().expect("the writer returns what the job produced"))
+    }
+}
+
+impl Drop for Writer {
+    /// Waits for queued jobs and closes the connection, so the log is checkpointed and removed.
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>) {
+    let fail = |e: rusqlite::Error| StoreError::from_sqlite(&path, e);
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = fail(e);
+            for job in jobs {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let saved = conn.execute_batch("SAVEPOINT job").map_err(fail);
+            let result = saved.and_then(|()| (job.work)(&conn));
+            let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            let _ = conn.execute_batch(end);
+            done.push((job.reply, result));
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(fail);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for (reply, result) in done {
+            let _ = reply.send(match &commit {
+                Ok(()) => result,
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Workflow files: TOML (or JSON with the same schema) parsed and validated into a [`Workflow`],
+//! and the templates its steps use. This module owns the file format; it runs nothing and never
+//! lets a serde file type reach the scheduler.
+//!
+//! Two stages, as the code is laid out:
+//!
+//! - [`parse`] ([`parse()`]): text to the file types of [`file`], keeping the position of every
+//!   value; syntax errors and every unknown key are reported, the known keys taken from the
+//!   generated JSON Schema ([`schema`]).
+//! - [`validate`] ([`validate()`], [`load`]): file types to the domain types of [`model`]:
+//!   names and ids, `needs` as a DAG ([`graph`](self)), plugins resolved through the caller,
+//!   durations and limits, template names ([`template`]) and constant inputs against each
+//!   plugin's input schema ([`input`](self)).
+//!
+//! Problems come back all at once as [`Diagnostics`], each `file:line:column: message`.
+//!
+//! **Invariant:** a [`Workflow`] exists only if its file had no problem: every `needs` names an
+//! upstream step, the DAG is acyclic, every plugin step carries the describe of the plugin it
+//! resolved to, and every template names only params, upstream steps and scope roots that exist.
+
+pub mod diagnostic;
+pub mod file;
+mod graph;
+mod input;
+mod json;
+pub mod model;
+pub mod parse;
+pub mod schema;
+pub mod template;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Source};
+pub use model::{
+    ForEach, GrantsSpec, OnFailure, Param, ParamType, RetryPolicy, RunLimits, Step, StepConcurrency,
+    StepKind, Workflow,
+};
+pub use parse::{WorkflowFile, parse};
+pub use schema::json_schema;
+pub use template::{Scope, StepOutput, TemplateError, eval_for_each_list, eval_when, render};
+pub use validate::{LoadError, ValidationContext, load, validate};

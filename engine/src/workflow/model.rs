@@ -1,0 +1,309 @@
+//! The validated workflow: what the scheduler runs. Every value here has been checked (DAG
+//! acyclic, plugins resolved, durations parsed, limits positive), and nothing here knows about
+//! TOML, JSON or source positions. A [`Workflow`] is serialized as JSON and pinned in the run
+//! journal when a run starts, so a resumed run executes exactly the definition it began with.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::plugin::{PluginInfo, PluginRef};
+
+/// A validated workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Kebab-case name.
+    pub name: String,
+    /// Semantic version of the workflow definition.
+    pub version: Version,
+    /// What it does, if the file says.
+    pub description: Option<String>,
+    /// Run-time parameters, in file order.
+    pub params: Vec<Param>,
+    /// Run-wide limits.
+    pub limits: RunLimits,
+    /// The steps, in file order; [`Step::needs`] and [`Workflow::order`] index into it.
+    pub steps: Vec<Step>,
+    /// A topological order of step indices: every step comes after the steps it needs, and
+    /// otherwise in file order.
+    pub order: Vec<usize>,
+}
+
+impl Workflow {
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The param with this name.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// A run-time parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// Kebab-case name (`params.<name with _>` in templates).
+    pub name: String,
+    /// The type its value must have.
+    pub kind: ParamType,
+    /// The value used when the run gives none; `None` makes the param required at run time.
+    pub default: Option<Value>,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// The type of a param's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamType {
+    /// A string.
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// A list.
+    Array,
+    /// A table.
+    Object,
+}
+
+impl ParamType {
+    /// Whether `value` has this type.
+    pub fn matches(self, value: &Value) -> bool {
+        match self {
+            ParamType::String => value.is_string(),
+            ParamType::Integer => value.is_i64() || value.is_u64(),
+            ParamType::Number => value.is_number(),
+            ParamType::Boolean => value.is_boolean(),
+            ParamType::Array => value.is_array(),
+            ParamType::Object => value.is_object(),
+        }
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Number => "number",
+            ParamType::Boolean => "boolean",
+            ParamType::Array => "array",
+            ParamType::Object => "object",
+        })
+    }
+}
+
+/// Limits that hold for the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLimits {
+    /// How many step instances may run at once.
+    pub concurrency: u32,
+}
+
+impl RunLimits {
+    /// The default run-wide concurrency.
+    pub const DEFAULT_CONCURRENCY: u32 = 8;
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits { concurrency: Self::DEFAULT_CONCURRENCY }
+    }
+}
+
+/// A validated step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Kebab-case id, unique in the workflow (`steps.<id with _>` in templates).
+    pub id: String,
+    /// What the step does.
+    pub kind: StepKind,
+    /// Indices of the steps it directly needs, in file order of the `needs` list.
+    pub needs: Vec<usize>,
+    /// Indices of every step it needs directly or transitively.
+    pub upstream: BTreeSet<usize>,
+    /// Fan-out: one step instance per item.
+    pub for_each: Option<ForEach>,
+    /// The condition (a template expression); false skips the step.
+    pub when: Option<String>,
+    /// The plugin's input, with templates still in its strings (rendered per instance).
+    pub with: Value,
+    /// How failed attempts are retried.
+    pub retry: RetryPolicy,
+    /// Wall-time limit of one attempt.
+    #[serde(with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Limits of concurrently running instances of this step.
+    pub concurrency: StepConcurrency,
+    /// What a failure of this step does to the run.
+    pub on_failure: OnFailure,
+    /// What the step may do on targets.
+    pub grants: GrantsSpec,
+}
+
+impl Step {
+    /// Whether the step fans out into one instance per item.
+    pub fn fans_out(&self) -> bool {
+        self.for_each.is_some()
+    }
+
+    /// The plugin reference and describe, for a plugin step.
+    pub fn plugin(&self) -> Option<(&PluginRef, &PluginInfo)> {
+        match &self.kind {
+            StepKind::Plugin { reference, info } => Some((reference, info)),
+            StepKind::Approval { .. } => None,
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// Calls a plugin.
+    Plugin {
+        /// The reference from the file (`name@^1.2`).
+        #[serde(with = "plugin_ref")]
+        reference: PluginRef,
+        /// The installed plugin it resolved to when the workflow was validated.
+        info: PluginInfo,
+    },
+    /// Waits for an operator to approve.
+    Approval {
+        /// The question shown to the operator.
+        prompt: String,
+    },
+}
+
+/// Where a step's fan-out items come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForEach {
+    /// The servers of an inventory group; `item` is the server name.
+    Group(String),
+    /// A list of values; string items may be templates, rendered when the step becomes ready.
+    List(Vec<Value>),
+}
+
+/// How failed attempts are retried: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 means no retry).
+    pub attempts: u32,
+    /// Delay before the second attempt.
+    #[serde(with = "duration")]
+    pub initial: Duration,
+    /// Each delay is the previous one times this.
+    pub factor: f64,
+    /// Upper bound of a delay.
+    #[serde(with = "duration")]
+    pub max: Duration,
+    /// Each delay varies randomly by up to this fraction of itself.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max: Duration::from_secs(5 * 60),
+            jitter: 0.1,
+        }
+    }
+}
+
+/// Limits of concurrently running instances of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StepConcurrency {
+    /// Instances of this step running at once.
+    pub step: Option<u32>,
+    /// Instances of this step running at once against the same target.
+    pub per_target: Option<u32>,
+}
+
+/// What a step's failure does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Start nothing new; the run fails once running steps finish.
+    #[default]
+    Stop,
+    /// Steps that need this one are skipped; independent steps go on.
+    Continue,
+}
+
+/// What a step may do, as granted by the workflow (`*` grants all).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GrantsSpec {
+    /// Targets it may act on (server or group names).
+    pub targets: Vec<String>,
+    /// Programs it may run on them.
+    pub programs: Vec<String>,
+    /// Secrets it may reference or read.
+    pub secrets: Vec<String>,
+}
+
+/// `PluginRef` as its display string (`name@^1.2`).
+mod plugin_ref {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    use crate::plugin::PluginRef;
+
+    pub(super) fn serialize<S: Serializer>(r: &PluginRef, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(r)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PluginRef, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Duration` as a humantime string (`1m 30s`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<Duration>` as a humantime string or null.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => humantime::parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,782 @@
+//! Workflow files through `drover_engine::workflow`: every class of problem is reported with
+//! its message, line and column, all problems at once; a valid workflow becomes the expected
+//! domain values; and the committed JSON Schema is the one the file types generate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use drover_engine::plugin::{Capabilities, Effect, PluginInfo, PluginRef};
+use drover_engine::workflow::{
+    self, Diagnostics, ForEach, GrantsSpec, LoadError, OnFailure, ParamType, RetryPolicy, Scope,
+    StepConcurrency, StepKind, StepOutput, ValidationContext, Workflow,
+};
+use semver::Version;
+use serde_json::{Value, json};
+
+fn plugin(name: &str, version: &str, input_schema: Value) -> PluginInfo {
+    PluginInfo {
+        name: name.into(),
+        version: Version::parse(version).expect("test version"),
+        description: format!("{name} for tests"),
+        effect: Effect::Idempotent,
+        input_schema,
+        output_schema: json!({ "type": "object" }),
+        capabilities: Capabilities::default(),
+        compensable: false,
+        sdk: "drover-sdk 0.1.0".into(),
+    }
+}
+
+/// The installed plugins of these tests, resolved the way the registry does.
+fn installed() -> Vec<PluginInfo> {
+    vec![
+        plugin("prerequisites-check", "1.0.0", json!({ "type": "object" })),
+        plugin(
+            "join-group",
+            "1.2.0",
+            json!({
+                "type": "object",
+                "properties": {
+                    "server": { "type": "string" },
+                    "port": { "type": "integer" },
+                    "sql": { "type": "string" }
+                },
+                "required": ["server"],
+                "additionalProperties": false
+            }),
+        ),
+    ]
+}
+
+fn resolve(r: &PluginRef) -> Result<PluginInfo, String> {
+    let all = installed();
+    let versions: Vec<&PluginInfo> = all.iter().filter(|p| p.name == r.name).collect();
+    if versions.is_empty() {
+        return Err(format!("plugin {} is not installed: install it with `drover plugin install`", r.name));
+    }
+    versions.into_iter().find(|p| r.req.matches(&p.version)).cloned().ok_or_else(|| {
+        format!("no installed version of plugin {} matches {} (installed: 1.2.0)", r.name, r.req)
+    })
+}
+
+fn groups() -> BTreeSet<String> {
+    ["dr-servers", "prod-servers"].map(String::from).into()
+}
+
+/// Parses and validates `text` as the file `path`, with the test plugins and inventory.
+fn check_as(path: &str, text: &str) -> Result<Workflow, Diagnostics> {
+    let groups = groups();
+    let ctx = ValidationContext { groups: Some(&groups), plugins: &resolve };
+    let file = workflow::parse(Path::new(path), text)?;
+    workflow::validate(&file, &ctx)
+}
+
+/// The problems of a TOML workflow, as (line, column, message).
+fn problems(text: &str) -> Vec<(usize, usize, String)> {
+    match check_as("wf.toml", text) {
+        Ok(_) => panic!("expected problems, the workflow is valid"),
+        Err(d) => d.into_iter().map(|d| (d.line, d.column, d.message)).collect(),
+    }
+}
+
+fn p(line: usize, column: usize, message: &str) -> (usize, usize, String) {
+    (line, column, message.to_owned())
+}
+
+const HEAD: &str = "name = \"w\"\nversion = \"1.0.0\"\n";
+
+#[test]
+fn unknown_keys_are_all_reported_with_suggestions() {
+    let text = r#"name = "w"
+version = "1.0.0"
+stpes = []
+
+[params.x]
+type = "string"
+defualt = "a"
+
+[[steps]]
+id = "join-group"
+plugin = "prerequisites-check@^1"
+timout = "10m"
+retry = { attempts = 2, intial = "1s" }
+colour = "blue"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            p(3, 1, "unknown key `stpes` at the top level: did you mean `steps`?"),
+            p(7, 1, "unknown key `defualt` in param `x`: did you mean `default`?"),
+            p(12, 1, "unknown key `timout` in step `join-group`: did you mean `timeout`?"),
+            p(13, 25, "unknown key `intial` in `retry` of step `join-group`: did you mean `initial`?"),
+            p(14, 1, "unknown key `colour` in step `join-group`"),
+        ]
+    );
+}
+
+#[test]
+fn type_errors_are_reported_for_every_step() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+plugin = \"prerequisites-check@^1\"
+timeout = 10
+
+[[steps]]
+id = \"b\"
+plugin = \"prerequisites-check@^1\"
+on-failure = \"halt\"
+
+[[steps]]
+plugin = \"prerequisites-check@^1\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(7, 11, "`timeout` in step `a`: invalid type: integer `10`, expected a string"),
+            p(12, 14, "`on-failure` in step `b`: unknown variant `halt`, expected `stop` or `continue`"),
+            p(14, 1, "step 3 (the one without an id): missing key `id`"),
+        ]
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    let text = format!("{HEAD}\n[[steps]]\nid = \"a\nplugin = \"x\"\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (5, 6));
+    assert!(found[0].2.contains("string"), "{found:?}");
+}
+
+#[test]
+fn duplicate_step_ids() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+approval = {{ prompt = \"ok?\" }}
+
+[[steps]]
+id = \"a\"
+approval = {{ prompt = \"ok?\" }}
+"
+    );
+    assert_eq!(problems(&text), vec![p(8, 6, "duplicate step id `a` (first defined at line 4)")]);
+}
+
+#[test]
+fn needs_must_name_steps() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"prepare\"
+approval = {{ prompt = \"ok?\" }}
+
+[[steps]]
+id = \"b\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"prepare\", \"nope\", \"prepar\"]
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(9, 21, "step `b` needs `nope`, which is not a step"),
+            p(9, 29, "step `b` needs `prepar`, which is not a step: did you mean `prepare`?"),
+        ]
+    );
+}
+
+#[test]
+fn cycles_are_named_as_paths() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"b\"]
+
+[[steps]]
+id = \"b\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"c\"]
+
+[[steps]]
+id = \"c\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"a\"]
+
+[[steps]]
+id = \"d\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"d\", \"a\"]
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![p(4, 6, "steps form a cycle: a -> b -> c -> a"), p(19, 6, "steps form a cycle: d -> d")]
+    );
+}
+
+#[test]
+fn plugin_references_must_parse() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+plugin = \"join-group@^x.1\"
+
+[[steps]]
+id = \"b\"
+plugin = \"Join_Group@^1\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(
+                5,
+                10,
+                "step `a`: plugin `join-group@^x.1`: `^x.1` is not a semver requirement (like `^1.2`): unexpected character 'x' while parsing major version number"
+            ),
+            p(
+                9,
+                10,
+                "step `b`: plugin `Join_Group@^1`: name \"Join_Group\" is not lowercase kebab-case (a-z, 0-9, -, starting with a letter, at most 64)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn plugins_must_be_installed() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+plugin = \"missing@^1\"
+
+[[steps]]
+id = \"b\"
+plugin = \"join-group@^2\"
+with = {{ server = \"x\" }}
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(5, 10, "step `a`: plugin missing is not installed: install it with `drover plugin install`"),
+            p(9, 10, "step `b`: no installed version of plugin join-group matches ^2 (installed: 1.2.0)"),
+        ]
+    );
+}
+
+#[test]
+fn for_each_groups_must_be_in_the_inventory() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+plugin = \"join-group@^1\"
+for-each = \"dr-srvers\"
+with = {{ server = \"{{{{ item }}}}\" }}
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![p(
+            6,
+            12,
+            "step `a`: `for-each` names inventory group `dr-srvers`, which is not in the inventory; its groups are `dr-servers`, `prod-servers`"
+        )]
+    );
+    // Without an inventory, group names are not checked.
+    let file = workflow::parse(Path::new("wf.toml"), &text).expect("parses");
+    let ctx = ValidationContext { groups: None, plugins: &resolve };
+    let w = workflow::validate(&file, &ctx).expect("valid without an inventory");
+    assert_eq!(w.steps[0].for_each, Some(ForEach::Group("dr-srvers".into())));
+}
+
+#[test]
+fn templates_may_name_only_params_upstream_steps_and_the_scope() {
+    let text = format!(
+        "{HEAD}
+[params.sql-server]
+type = \"string\"
+default = \"SQLPROD01\"
+
+[[steps]]
+id = \"check\"
+plugin = \"prerequisites-check@^1\"
+for-each = [\"{{{{ params.sql_server }}}}\", \"{{{{ item }}}}\"]
+
+[[steps]]
+id = \"other\"
+plugin = \"prerequisites-check@^1\"
+
+[[steps]]
+id = \"join\"
+plugin = \"join-group@^1\"
+needs = [\"check\"]
+when = \"steps.check.output.ok and params.joinn\"
+with = {{ server = \"{{{{ item }}}}\", sql = \"{{{{ params.nope }}}} {{{{ steps.other.output }}}}\" }}
+
+[[steps]]
+id = \"last\"
+plugin = \"prerequisites-check@^1\"
+needs = [\"join\"]
+when = \"{{{{ steps.check.outputs }}}}\"
+with = {{ a = \"{{{{ steps.join.outputs }}}}\", b = \"{{{{ colour }}}}\", c = \"{{{{ run.name }}}}\", d = \"{{{{ x\" }}
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(10, 41, "step `check` uses `item` in `for-each`, where there is no item yet"),
+            p(20, 8, "step `join` uses `params.joinn`, which is not a param"),
+            p(
+                20,
+                8,
+                "step `join` uses `steps.check.output.ok`, but `check` fans out: its results are `steps.check.outputs`"
+            ),
+            p(21, 19, "step `join` uses `item`, but it has no `for-each`"),
+            p(21, 39, "step `join` uses `params.nope`, which is not a param"),
+            p(
+                21,
+                39,
+                "step `join` uses `steps.other.output`, but `other` is not upstream of `join`: add it to `needs`"
+            ),
+            p(
+                27,
+                8,
+                "step `last`: `when` is not a valid expression: syntax error: unexpected `{`: write it without `{{ }}`"
+            ),
+            p(
+                28,
+                12,
+                "step `last` uses `steps.join.outputs`, but `join` does not fan out: its result is `steps.join.output`"
+            ),
+            p(
+                28,
+                45,
+                "step `last` uses `colour`, which is not defined (templates see `params`, `steps`, `item`, `target`, `inventory`, `run`)"
+            ),
+            p(28, 66, "step `last` uses `run.name`: `run` offers only `run.id`"),
+            p(28, 84, "step `last`: `with.d` is not a valid template: syntax error: unexpected end of input"),
+        ]
+    );
+}
+
+#[test]
+fn constant_inputs_are_checked_against_the_plugin_schema() {
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+plugin = \"join-group@^1\"
+for-each = \"dr-servers\"
+
+[steps.with]
+server = \"{{{{ item }}}}\"
+port = \"1433\"
+extra = 1
+
+[[steps]]
+id = \"b\"
+plugin = \"join-group@^1\"
+with = {{ port = 1433, sql = \"{{{{ params.x }}}}\" }}
+
+[params.x]
+type = \"string\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(
+                8,
+                1,
+                "step `a`: input `with` does not match the input schema of plugin `join-group` 1.2.0: additional properties are not allowed ('extra' was unexpected)"
+            ),
+            p(
+                10,
+                8,
+                "step `a`: input `with.port` does not match the input schema of plugin `join-group` 1.2.0: \"1433\" is not of type \"integer\""
+            ),
+            p(
+                16,
+                8,
+                "step `b`: input `with` does not match the input schema of plugin `join-group` 1.2.0: \"server\" is a required property"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn fields_are_checked() {
+    let text = format!(
+        "{HEAD}
+[params.port]
+type = \"integer\"
+default = \"1433\"
+
+[params.required-one]
+type = \"string\"
+
+[limits]
+concurrency = 0
+
+[[steps]]
+id = \"a\"
+plugin = \"prerequisites-check@^1\"
+timeout = \"10 mins\"
+retry = {{ attempts = 0, initial = \"10m\", factor = 0.5, jitter = 2.0 }}
+concurrency = {{ step = 0, per-target = 1 }}
+grants = {{ secrets = [\"svc pass\"], programs = [\"\"] }}
+
+[[steps]]
+id = \"b\"
+plugin = \"prerequisites-check@^1\"
+approval = {{ prompt = \"ok?\" }}
+
+[[steps]]
+id = \"c\"
+
+[[steps]]
+id = \"d\"
+approval = {{ prompt = \"ok?\" }}
+with = {{ x = 1 }}
+retry = {{ initial = \"1m\", max = \"10s\" }}
+timeout = \"0s\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(6, 11, "param `port` is of type integer, but its default \"1433\" is a string"),
+            p(12, 15, "`limits.concurrency` must be at least 1"),
+            p(
+                17,
+                11,
+                "step `a`: `timeout` \"10 mins\" is not a duration (unknown time unit \"mins\", supported units: ns, us, ms, sec, min, hours, days, weeks, months, years (and few variations)): write it like `90s`, `10m` or `1h 30m`"
+            ),
+            p(18, 22, "step `a`: `retry.attempts` must be at least 1 (1 means no retry)"),
+            p(18, 52, "step `a`: `retry.factor` must be a number of at least 1, not 0.5"),
+            p(18, 66, "step `a`: `retry.jitter` must be between 0 and 1, not 2"),
+            p(19, 24, "step `a`: `concurrency.step` must be at least 1"),
+            p(
+                20,
+                23,
+                "step `a`: `grants.secrets`: \"svc pass\" is not a secret name (letters, digits, - _ .) or `*`"
+            ),
+            p(20, 49, "step `a`: `grants.programs` has an empty entry"),
+            p(23, 6, "step `b` has both `plugin` and `approval`: give one of them"),
+            p(28, 6, "step `c` has neither `plugin` nor `approval`: give one of them"),
+            p(31, 6, "step `d` is an approval: `with` applies to plugin steps only"),
+            p(31, 6, "step `d` is an approval: `retry` applies to plugin steps only"),
+            p(34, 19, "step `d`: `retry.initial` (1m) is longer than `retry.max` (10s)"),
+            p(35, 11, "step `d`: `timeout` must be longer than zero"),
+        ]
+    );
+}
+
+#[test]
+fn names_and_versions_are_checked() {
+    let text = "name = \"DR_Site\"\nversion = \"1.0\"\n[params.Bad_Name]\ntype = \"string\"\n\n[[steps]]\nid = \"Step1\"\napproval = { prompt = \" \" }\n";
+    assert_eq!(
+        problems(text),
+        vec![
+            p(
+                1,
+                8,
+                "workflow name `DR_Site` is not kebab-case: lowercase letters and digits in words joined by single `-`, starting with a letter, at most 64 characters"
+            ),
+            p(
+                2,
+                11,
+                "version `1.0` is not a semantic version (like `1.0.0`): unexpected end of input while parsing minor version number"
+            ),
+            p(
+                3,
+                9,
+                "param name `Bad_Name` is not kebab-case: lowercase letters and digits in words joined by single `-`, starting with a letter, at most 64 characters"
+            ),
+            p(
+                7,
+                6,
+                "step id `Step1` is not kebab-case: lowercase letters and digits in words joined by single `-`, starting with a letter, at most 64 characters"
+            ),
+            p(8, 23, "step `Step1`: the approval prompt is empty"),
+        ]
+    );
+}
+
+const VALID: &str = r#"name = "dr-site-preparation"
+version = "1.0.0"
+description = "prepare the DR servers"
+
+[params.sql-server]
+type = "string"
+default = "SQLPROD01"
+description = "the production SQL Server"
+
+[params.join]
+type = "boolean"
+default = true
+
+[params.port]
+type = "integer"
+
+[limits]
+concurrency = 4
+
+[[steps]]
+id = "prerequisites"
+plugin = "prerequisites-check@^1"
+for-each = "dr-servers"
+timeout = "10m"
+retry = { attempts = 3, initial = "5s", factor = 3, max = "1m", jitter = 0.2 }
+concurrency = { step = 4, per-target = 1 }
+grants = { targets = ["*"], programs = ["sc.exe"] }
+[steps.with]
+server = "{{ item }}"
+
+[[steps]]
+id = "approve-join"
+approval = { prompt = "Join the DR servers to the production group?" }
+needs = ["prerequisites"]
+
+[[steps]]
+id = "join-group"
+plugin = "join-group@^1.1"
+needs = ["approve-join"]
+for-each = ["DRBTS01", "{{ params.sql_server }}"]
+when = "params.join and steps.prerequisites.outputs['DRBTS01'].ok"
+on-failure = "continue"
+grants = { secrets = ["svc-pass"] }
+[steps.with]
+server = "{{ item }}"
+port = "{{ params.port }}"
+sql = "Server={{ params.sql_server }}"
+"#;
+
+fn valid_json() -> String {
+    let json = json!({
+        "$schema": "../docs/workflow.schema.json",
+        "name": "dr-site-preparation",
+        "version": "1.0.0",
+        "description": "prepare the DR servers",
+        "params": {
+            "sql-server": { "type": "string", "default": "SQLPROD01", "description": "the production SQL Server" },
+            "join": { "type": "boolean", "default": true },
+            "port": { "type": "integer", "default": null }
+        },
+        "limits": { "concurrency": 4 },
+        "steps": [
+            {
+                "id": "prerequisites",
+                "plugin": "prerequisites-check@^1",
+                "for-each": "dr-servers",
+                "timeout": "10m",
+                "retry": { "attempts": 3, "initial": "5s", "factor": 3, "max": "1m", "jitter": 0.2 },
+                "concurrency": { "step": 4, "per-target": 1 },
+                "grants": { "targets": ["*"], "programs": ["sc.exe"] },
+                "with": { "server": "{{ item }}" }
+            },
+            {
+                "id": "approve-join",
+                "approval": { "prompt": "Join the DR servers to the production group?" },
+                "needs": ["prerequisites"]
+            },
+            {
+                "id": "join-group",
+                "plugin": "join-group@^1.1",
+                "needs": ["approve-join"],
+                "for-each": ["DRBTS01", "{{ params.sql_server }}"],
+                "when": "params.join and steps.prerequisites.outputs['DRBTS01'].ok",
+                "on-failure": "continue",
+                "grants": { "secrets": ["svc-pass"] },
+                "with": { "server": "{{ item }}", "port": "{{ params.port }}", "sql": "Server={{ params.sql_server }}" }
+            }
+        ]
+    });
+    serde_json::to_string_pretty(&json).expect("json")
+}
+
+#[test]
+fn a_valid_workflow_becomes_the_expected_plan() {
+    let w = check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.name, "dr-site-preparation");
+    assert_eq!(w.version, Version::new(1, 0, 0));
+    assert_eq!(w.description.as_deref(), Some("prepare the DR servers"));
+    let params: Vec<(&str, ParamType, Option<&Value>)> =
+        w.params.iter().map(|p| (p.name.as_str(), p.kind, p.default.as_ref())).collect();
+    assert_eq!(
+        params,
+        vec![
+            ("sql-server", ParamType::String, Some(&json!("SQLPROD01"))),
+            ("join", ParamType::Boolean, Some(&json!(true))),
+            ("port", ParamType::Integer, None),
+        ]
+    );
+    assert_eq!(w.limits.concurrency, 4);
+    assert_eq!(w.order, vec![0, 1, 2]);
+
+    let prerequisites = &w.steps[0];
+    assert_eq!(prerequisites.id, "prerequisites");
+    let (reference, info) = prerequisites.plugin().expect("a plugin step");
+    assert_eq!(reference.to_string(), "prerequisites-check@^1");
+    assert_eq!(info.version, Version::new(1, 0, 0));
+    assert_eq!(prerequisites.for_each, Some(ForEach::Group("dr-servers".into())));
+    assert_eq!(prerequisites.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(
+        prerequisites.retry,
+        RetryPolicy {
+            attempts: 3,
+            initial: Duration::from_secs(5),
+            factor: 3.0,
+            max: Duration::from_secs(60),
+            jitter: 0.2
+        }
+    );
+    assert_eq!(prerequisites.concurrency, StepConcurrency { step: Some(4), per_target: Some(1) });
+    assert_eq!(prerequisites.on_failure, OnFailure::Stop);
+    assert_eq!(
+        prerequisites.grants,
+        GrantsSpec { targets: vec!["*".into()], programs: vec!["sc.exe".into()], secrets: vec![] }
+    );
+    assert_eq!(prerequisites.with, json!({ "server": "{{ item }}" }));
+    assert!(prerequisites.needs.is_empty() && prerequisites.upstream.is_empty());
+
+    let approve = &w.steps[1];
+    assert_eq!(
+        approve.kind,
+        StepKind::Approval { prompt: "Join the DR servers to the production group?".into() }
+    );
+    assert_eq!(approve.needs, vec![0]);
+    assert_eq!(approve.retry, RetryPolicy::default());
+    assert_eq!(approve.timeout, None);
+    assert_eq!(approve.with, json!({}));
+
+    let join = &w.steps[2];
+    assert_eq!(join.needs, vec![1]);
+    assert_eq!(join.upstream, BTreeSet::from([0, 1]));
+    assert_eq!(join.for_each, Some(ForEach::List(vec![json!("DRBTS01"), json!("{{ params.sql_server }}")])));
+    assert_eq!(join.when.as_deref(), Some("params.join and steps.prerequisites.outputs['DRBTS01'].ok"));
+    assert_eq!(join.on_failure, OnFailure::Continue);
+    assert_eq!(join.grants.secrets, vec!["svc-pass".to_owned()]);
+    assert_eq!(join.retry.attempts, 1);
+    assert_eq!(join.retry.max, Duration::from_secs(300));
+
+    // The templates render against a run's scope as the scheduler will use them.
+    let mut scope = Scope {
+        params: json!({ "sql-server": "SQLPROD01", "join": true, "port": 1433 })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        run_id: "run_01".into(),
+        ..Scope::default()
+    };
+    scope.steps.insert(
+        "prerequisites".into(),
+        StepOutput::FanOut(BTreeMap::from([("DRBTS01".to_owned(), json!({ "ok": true }))])),
+    );
+    let ForEach::List(items) = join.for_each.clone().expect("fans out") else { panic!("a list") };
+    let items = workflow::eval_for_each_list(&items, &scope).expect("items render");
+    assert_eq!(items, vec![json!("DRBTS01"), json!("SQLPROD01")]);
+    assert!(workflow::eval_when(join.when.as_deref().unwrap_or_default(), &scope).expect("when evaluates"));
+    scope.item = Some(items[0].clone());
+    let input = workflow::render(&join.with, &scope).expect("input renders");
+    assert_eq!(input, json!({ "server": "DRBTS01", "port": 1433, "sql": "Server=SQLPROD01" }));
+}
+
+#[test]
+fn the_workflow_survives_being_pinned_as_json() {
+    let w = check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"));
+    let pinned = serde_json::to_string(&w).expect("serializes");
+    let back: Workflow = serde_json::from_str(&pinned).expect("deserializes");
+    assert_eq!(back, w);
+    let value: Value = serde_json::from_str(&pinned).expect("json");
+    assert_eq!(value["steps"][0]["kind"]["plugin"]["reference"], json!("prerequisites-check@^1"));
+    assert_eq!(value["steps"][0]["retry"]["initial"], json!("5s"));
+    assert_eq!(value["steps"][0]["timeout"], json!("10m"));
+}
+
+#[test]
+fn json_files_give_the_same_workflow_and_positions() {
+    let from_toml = check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"));
+    let from_json = check_as("wf.json", &valid_json()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(from_json, from_toml);
+
+    let text = "{\n  \"name\": \"w\",\n  \"version\": \"1.0.0\",\n  \"steps\": [\n    { \"id\": \"a\", \"plugin\": \"prerequisites-check@^1\", \"timout\": \"1m\" },\n    { \"id\": \"b\", \"approval\": { \"prompt\": \"ok?\" }, \"needs\": [\"nope\"] }\n  ]\n}\n";
+    let found: Vec<(usize, usize, String)> = match check_as("wf.json", text) {
+        Ok(_) => panic!("expected problems"),
+        Err(d) => d.into_iter().map(|d| (d.line, d.column, d.message)).collect(),
+    };
+    // Unknown keys stop `parse`; `load` reports them together with validation problems.
+    assert_eq!(found, vec![p(5, 57, "unknown key `timout` in step `a`: did you mean `timeout`?")]);
+
+    let err = check_as("wf.json", "{\n  \"name\": \"w\",\n  \"version\": 1\n}").unwrap_err();
+    assert_eq!(err.to_string(), "wf.json:3:14: `version`: invalid type: integer `1`, expected a string");
+    let err = check_as("wf.json", "{\n  \"name\": \"w\",\n}").unwrap_err();
+    assert_eq!(err.0[0].line, 3);
+}
+
+#[test]
+fn load_reports_parse_and_validation_problems_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("wf.toml");
+    let text = format!(
+        "{HEAD}
+[[steps]]
+id = \"a\"
+approval = {{ prompt = \"ok?\" }}
+needs = [\"nope\"]
+timout = \"1m\"
+"
+    );
+    std::fs::write(&path, text).expect("write");
+    let groups = groups();
+    let ctx = ValidationContext { groups: Some(&groups), plugins: &resolve };
+    let Err(LoadError::Invalid(d)) = workflow::load(&path, &ctx) else { panic!("expected problems") };
+    let shown = path.display().to_string();
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{shown}:6:10: step `a` needs `nope`, which is not a step\n{shown}:7:1: unknown key `timout` in step `a`: did you mean `timeout`?"
+        )
+    );
+    let missing = dir.path().join("missing.toml");
+    let Err(e @ LoadError::Read { .. }) = workflow::load(&missing, &ctx) else {
+        panic!("expected a read error")
+    };
+    assert!(e.to_string().starts_with("cannot read workflow file"), "{e}");
+}
+
+#[test]
+fn committed_schema_is_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/workflow.schema.json");
+    let generated = serde_json::to_string_pretty(&workflow::json_schema()).expect("schema serializes") + "\n";
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).expect("write docs/workflow.schema.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/workflow.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p drover-engine --test workflow_validation`"
+    );
+}
+
+#[test]
+fn the_schema_accepts_the_valid_workflow_as_json() {
+    let schema = workflow::json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let instance: Value = serde_json::from_str(&valid_json()).expect("json");
+    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -1,0 +1,183 @@
+//! The durable engine through the real binary: approval gates across restarts, one driver per
+//! run, and clear refusals of databases it must not touch.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use drover_tests::{Sandbox, stderr, stdout, wasm};
+
+const EMPTY_INVENTORY: &str = "";
+
+const GATE: &str = r#"
+name = "gate"
+version = "1.0.0"
+
+[[steps]]
+id = "before"
+plugin = "noop@^1"
+
+[[steps]]
+id = "gate"
+approval = { prompt = "Go on with the DR site?" }
+needs = ["before"]
+
+[[steps]]
+id = "after"
+plugin = "noop"
+needs = ["gate"]
+with = { label = "approved by {{ steps.gate.output.approved_by }}" }
+"#;
+
+#[test]
+fn an_approval_gate_waits_across_a_restart_then_approve_lets_the_run_finish() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::NOOP]);
+    let wf = sandbox.write("gate.toml", GATE);
+    let inv = sandbox.write("inventory.toml", EMPTY_INVENTORY);
+
+    let out = sandbox.run(&["run", &wf, "--inventory", &inv]);
+    assert_eq!(out.status.code(), Some(4), "waits: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("gate: approval: Go on with the DR site?"), "{}", stdout(&out));
+    let run = sandbox.last_run();
+
+    // A new process finds the gate still closed.
+    let out = sandbox.run(&["resume", &run]);
+    assert_eq!(out.status.code(), Some(4), "{}{}", stdout(&out), stderr(&out));
+    let status = stdout(&sandbox.run(&["status", &run]));
+    assert!(status.contains("… gate (approval): waiting"), "{status}");
+    assert!(status.contains(&format!("`drover approve {run} gate`")), "{status}");
+    assert!(status.contains("○ after (noop): pending — waits for gate"), "{status}");
+
+    let out = sandbox.run(&["approve", &run, "gate", "--comment", "change board said yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sandbox.run(&["resume", &run]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), format!("run {run} succeeded\n"));
+
+    let status = sandbox.status(&run);
+    assert_eq!(status["state"], "succeeded");
+    let after = &status["steps"][2]["instances"][0];
+    let user = status["steps"][1]["instances"][0]["output"]["approved_by"].as_str().unwrap().to_string();
+    assert_eq!(after["output"]["label"], format!("approved by {user}"));
+    let events = stdout(&sandbox.run(&["events", &run, "--ndjson"]));
+    let approved: Vec<&str> = events.lines().filter(|l| l.contains("\"kind\":\"approved\"")).collect();
+    assert_eq!(approved.len(), 1, "{events}");
+    assert!(
+        approved[0].contains("change board said yes")
+            && approved[0].contains(&format!("\"actor\":\"{user}\"")),
+        "{}",
+        approved[0]
+    );
+}
+
+#[test]
+fn a_second_process_refuses_to_drive_a_run_that_is_being_driven() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let effects = sandbox.path().join("effects.log");
+    let wf = sandbox.write(
+        "slow.toml",
+        &format!(
+            r#"
+name = "slow"
+version = "1.0.0"
+[[steps]]
+id = "slow"
+plugin = "fixture-plugin-for-tests"
+for-each = "all"
+grants = {{ programs = ["sh"] }}
+with = {{ behave = "effect", file = "{}", pause-ms = 4000 }}
+"#,
+            effects.display()
+        ),
+    );
+    let inv = sandbox
+        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
+    let mut first = sandbox
+        .drover()
+        .args(["run", &wf, "--inventory", &inv])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first process holds the run.
+    let started = Instant::now();
+    let run = loop {
+        let out = sandbox.run(&["runs", "--json"]);
+        if out.status.success()
+            && let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v[0]["run"].as_str().map(String::from))
+            && sandbox.status(&run)["driven_by"].is_object()
+        {
+            break run;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the first process never took the run");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = sandbox.run(&["resume", &run]);
+    assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("error: run {run} is being driven by process {} of ", first.id())),
+        "{err}"
+    );
+    let status = first.wait().unwrap();
+    assert!(status.success(), "the first process finished the run");
+    assert_eq!(std::fs::read_to_string(&effects).unwrap().lines().count(), 1, "the step ran once");
+}
+
+/// A digest of the database file's bytes, and whether SQLite's side files exist.
+fn snapshot(db: &std::path::Path) -> (u64, bool, bool) {
+    use std::hash::{Hash, Hasher};
+    let side = |ext: &str| {
+        db.with_file_name(format!("{}-{ext}", db.file_name().unwrap().to_string_lossy())).exists()
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(db).unwrap().hash(&mut hasher);
+    (hasher.finish(), side("wal"), side("shm"))
+}
+
+fn refuses(sandbox: &Sandbox, db: &std::path::Path, expected: &str) {
+    let before = snapshot(db);
+    for args in [vec!["runs"], vec!["status", "run_x"], vec!["resume", "--all"]] {
+        let mut full = vec!["--db", db.to_str().unwrap()];
+        full.extend(args.iter());
+        let out = sandbox.run(&full);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: {expected:?} not in {}", stderr(&out));
+    }
+    assert_eq!(snapshot(db), before, "the database was written to");
+}
+
+#[test]
+fn a_read_only_database_is_refused_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let db = sandbox.path().join("ro.db");
+    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "runs"]).status.success());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    refuses(&sandbox, &db, &format!("the database {} is read-only", db.display()));
+}
+
+#[test]
+fn a_corrupt_database_is_refused_untouched() {
+    let sandbox = Sandbox::new();
+    let db = sandbox.path().join("garbage.db");
+    std::fs::write(&db, b"this is not an sqlite database, just some text that is long enough".repeat(100))
+        .unwrap();
+    refuses(&sandbox, &db, &format!("the database {} is corrupt or not a Drover database", db.display()));
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused_untouched() {
+    let sandbox = Sandbox::new();
+    let db = sandbox.path().join("newer.db");
+    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "runs"]).status.success());
+    assert!(!snapshot(&db).1, "drover left its write-ahead log behind");
+    // SQLite keeps user_version, the schema version, at byte 60 of the header, big-endian.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&db, bytes).unwrap();
+    refuses(&sandbox, &db, "has schema version 99, newer than this drover understands (1)");
+}
