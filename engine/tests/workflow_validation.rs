@@ -148,7 +148,7 @@ fn toml_syntax_errors_have_positions() {
     let text = format!("{HEAD}\n[[steps]]\nid = \"a\nplugin = \"x\"\n");
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!((found[0].0, found[0].1), (5, 6));
+    assert_eq!((found[0].0, found[0].1), (5, 8));
     assert!(found[0].2.contains("string"), "{found:?}");
 }
 
@@ -165,7 +165,7 @@ id = \"a\"
 approval = {{ prompt = \"ok?\" }}
 "
     );
-    assert_eq!(problems(&text), vec![p(8, 6, "duplicate step id `a` (first defined at line 4)")]);
+    assert_eq!(problems(&text), vec![p(9, 6, "duplicate step id `a` (first defined at line 5)")]);
 }
 
 #[test]
@@ -185,8 +185,8 @@ needs = [\"prepare\", \"nope\", \"prepar\"]
     assert_eq!(
         problems(&text),
         vec![
-            p(9, 21, "step `b` needs `nope`, which is not a step"),
-            p(9, 29, "step `b` needs `prepar`, which is not a step: did you mean `prepare`?"),
+            p(11, 21, "step `b` needs `nope`, which is not a step"),
+            p(11, 29, "step `b` needs `prepar`, which is not a step: did you mean `prepare`?"),
         ]
     );
 }
@@ -218,7 +218,7 @@ needs = [\"d\", \"a\"]
     );
     assert_eq!(
         problems(&text),
-        vec![p(4, 6, "steps form a cycle: a -> b -> c -> a"), p(19, 6, "steps form a cycle: d -> d")]
+        vec![p(5, 6, "steps form a cycle: a -> b -> c -> a"), p(20, 6, "steps form a cycle: d -> d")]
     );
 }
 
@@ -239,12 +239,12 @@ plugin = \"Join_Group@^1\"
         problems(&text),
         vec![
             p(
-                5,
+                6,
                 10,
                 "step `a`: plugin `join-group@^x.1`: `^x.1` is not a semver requirement (like `^1.2`): unexpected character 'x' while parsing major version number"
             ),
             p(
-                9,
+                10,
                 10,
                 "step `b`: plugin `Join_Group@^1`: name \"Join_Group\" is not lowercase kebab-case (a-z, 0-9, -, starting with a letter, at most 64)"
             ),
@@ -269,8 +269,8 @@ with = {{ server = \"x\" }}
     assert_eq!(
         problems(&text),
         vec![
-            p(5, 10, "step `a`: plugin missing is not installed: install it with `drover plugin install`"),
-            p(9, 10, "step `b`: no installed version of plugin join-group matches ^2 (installed: 1.2.0)"),
+            p(6, 10, "step `a`: plugin missing is not installed: install it with `drover plugin install`"),
+            p(10, 10, "step `b`: no installed version of plugin join-group matches ^2 (installed: 1.2.0)"),
         ]
     );
 }
@@ -289,7 +289,7 @@ with = {{ server = \"{{{{ item }}}}\" }}
     assert_eq!(
         problems(&text),
         vec![p(
-            6,
+            7,
             12,
             "step `a`: `for-each` names inventory group `dr-srvers`, which is not in the inventory; its groups are `dr-servers`, `prod-servers`"
         )]
@@ -336,37 +336,41 @@ with = {{ a = \"{{{{ steps.join.outputs }}}}\", b = \"{{{{ colour }}}}\", c = \"
     assert_eq!(
         problems(&text),
         vec![
-            p(10, 41, "step `check` uses `item` in `for-each`, where there is no item yet"),
-            p(20, 8, "step `join` uses `params.joinn`, which is not a param"),
+            p(11, 40, "step `check` uses `item` in `for-each`, where there is no item yet"),
+            p(21, 8, "step `join` uses `params.joinn`, which is not a param"),
             p(
-                20,
+                21,
                 8,
                 "step `join` uses `steps.check.output.ok`, but `check` fans out: its results are `steps.check.outputs`"
             ),
-            p(21, 19, "step `join` uses `item`, but it has no `for-each`"),
-            p(21, 39, "step `join` uses `params.nope`, which is not a param"),
+            p(22, 19, "step `join` uses `item`, but it has no `for-each`"),
+            p(22, 39, "step `join` uses `params.nope`, which is not a param"),
             p(
-                21,
+                22,
                 39,
                 "step `join` uses `steps.other.output`, but `other` is not upstream of `join`: add it to `needs`"
             ),
             p(
-                27,
+                28,
                 8,
-                "step `last`: `when` is not a valid expression: syntax error: unexpected `{`: write it without `{{ }}`"
+                "step `last`: `when` is not a valid expression: syntax error: unexpected `}`, expected `:`; write it without `{{ }}`"
             ),
             p(
-                28,
-                12,
+                29,
+                14,
                 "step `last` uses `steps.join.outputs`, but `join` does not fan out: its result is `steps.join.output`"
             ),
             p(
-                28,
-                45,
+                29,
+                46,
                 "step `last` uses `colour`, which is not defined (templates see `params`, `steps`, `item`, `target`, `inventory`, `run`)"
             ),
-            p(28, 66, "step `last` uses `run.name`: `run` offers only `run.id`"),
-            p(28, 84, "step `last`: `with.d` is not a valid template: syntax error: unexpected end of input"),
+            p(29, 66, "step `last` uses `run.name`: `run` offers only `run.id`"),
+            p(
+                29,
+                88,
+                "step `last`: `with.d` is not a valid template: syntax error: unexpected end of input, expected end of variable block"
+            ),
         ]
     );
 }
@@ -398,17 +402,17 @@ type = \"string\"
         problems(&text),
         vec![
             p(
-                8,
+                9,
                 1,
                 "step `a`: input `with` does not match the input schema of plugin `join-group` 1.2.0: additional properties are not allowed ('extra' was unexpected)"
             ),
             p(
-                10,
+                11,
                 8,
                 "step `a`: input `with.port` does not match the input schema of plugin `join-group` 1.2.0: \"1433\" is not of type \"integer\""
             ),
             p(
-                16,
+                17,
                 8,
                 "step `b`: input `with` does not match the input schema of plugin `join-group` 1.2.0: \"server\" is a required property"
             ),
@@ -433,7 +437,7 @@ concurrency = 0
 [[steps]]
 id = \"a\"
 plugin = \"prerequisites-check@^1\"
-timeout = \"10 mins\"
+timeout = \"10\"
 retry = {{ attempts = 0, initial = \"10m\", factor = 0.5, jitter = 2.0 }}
 concurrency = {{ step = 0, per-target = 1 }}
 grants = {{ secrets = [\"svc pass\"], programs = [\"\"] }}
@@ -462,23 +466,23 @@ timeout = \"0s\"
             p(
                 17,
                 11,
-                "step `a`: `timeout` \"10 mins\" is not a duration (unknown time unit \"mins\", supported units: ns, us, ms, sec, min, hours, days, weeks, months, years (and few variations)): write it like `90s`, `10m` or `1h 30m`"
+                "step `a`: `timeout` \"10\" is not a duration (time unit needed, for example 10sec or 10ms): write it like `90s`, `10m` or `1h 30m`"
             ),
             p(18, 22, "step `a`: `retry.attempts` must be at least 1 (1 means no retry)"),
-            p(18, 52, "step `a`: `retry.factor` must be a number of at least 1, not 0.5"),
-            p(18, 66, "step `a`: `retry.jitter` must be between 0 and 1, not 2"),
+            p(18, 51, "step `a`: `retry.factor` must be a number of at least 1, not 0.5"),
+            p(18, 65, "step `a`: `retry.jitter` must be between 0 and 1, not 2"),
             p(19, 24, "step `a`: `concurrency.step` must be at least 1"),
             p(
                 20,
                 23,
                 "step `a`: `grants.secrets`: \"svc pass\" is not a secret name (letters, digits, - _ .) or `*`"
             ),
-            p(20, 49, "step `a`: `grants.programs` has an empty entry"),
+            p(20, 48, "step `a`: `grants.programs` has an empty entry"),
             p(23, 6, "step `b` has both `plugin` and `approval`: give one of them"),
             p(28, 6, "step `c` has neither `plugin` nor `approval`: give one of them"),
             p(31, 6, "step `d` is an approval: `with` applies to plugin steps only"),
             p(31, 6, "step `d` is an approval: `retry` applies to plugin steps only"),
-            p(34, 19, "step `d`: `retry.initial` (1m) is longer than `retry.max` (10s)"),
+            p(34, 21, "step `d`: `retry.initial` (1m) is longer than `retry.max` (10s)"),
             p(35, 11, "step `d`: `timeout` must be longer than zero"),
         ]
     );
@@ -513,6 +517,7 @@ fn names_and_versions_are_checked() {
             p(8, 23, "step `Step1`: the approval prompt is empty"),
         ]
     );
+    assert_eq!(problems(HEAD), vec![p(1, 8, "the workflow has no steps: add a `[[steps]]` table")]);
 }
 
 const VALID: &str = r#"name = "dr-site-preparation"
@@ -564,48 +569,47 @@ port = "{{ params.port }}"
 sql = "Server={{ params.sql_server }}"
 "#;
 
-fn valid_json() -> String {
-    let json = json!({
-        "$schema": "../docs/workflow.schema.json",
-        "name": "dr-site-preparation",
-        "version": "1.0.0",
-        "description": "prepare the DR servers",
-        "params": {
-            "sql-server": { "type": "string", "default": "SQLPROD01", "description": "the production SQL Server" },
-            "join": { "type": "boolean", "default": true },
-            "port": { "type": "integer", "default": null }
-        },
-        "limits": { "concurrency": 4 },
-        "steps": [
-            {
-                "id": "prerequisites",
-                "plugin": "prerequisites-check@^1",
-                "for-each": "dr-servers",
-                "timeout": "10m",
-                "retry": { "attempts": 3, "initial": "5s", "factor": 3, "max": "1m", "jitter": 0.2 },
-                "concurrency": { "step": 4, "per-target": 1 },
-                "grants": { "targets": ["*"], "programs": ["sc.exe"] },
-                "with": { "server": "{{ item }}" }
-            },
-            {
-                "id": "approve-join",
-                "approval": { "prompt": "Join the DR servers to the production group?" },
-                "needs": ["prerequisites"]
-            },
-            {
-                "id": "join-group",
-                "plugin": "join-group@^1.1",
-                "needs": ["approve-join"],
-                "for-each": ["DRBTS01", "{{ params.sql_server }}"],
-                "when": "params.join and steps.prerequisites.outputs['DRBTS01'].ok",
-                "on-failure": "continue",
-                "grants": { "secrets": ["svc-pass"] },
-                "with": { "server": "{{ item }}", "port": "{{ params.port }}", "sql": "Server={{ params.sql_server }}" }
-            }
-        ]
-    });
-    serde_json::to_string_pretty(&json).expect("json")
+/// [`VALID`] as JSON, keys in the same order.
+const VALID_JSON: &str = r#"{
+  "$schema": "../docs/workflow.schema.json",
+  "name": "dr-site-preparation",
+  "version": "1.0.0",
+  "description": "prepare the DR servers",
+  "params": {
+    "sql-server": { "type": "string", "default": "SQLPROD01", "description": "the production SQL Server" },
+    "join": { "type": "boolean", "default": true },
+    "port": { "type": "integer", "default": null }
+  },
+  "limits": { "concurrency": 4 },
+  "steps": [
+    {
+      "id": "prerequisites",
+      "plugin": "prerequisites-check@^1",
+      "for-each": "dr-servers",
+      "timeout": "10m",
+      "retry": { "attempts": 3, "initial": "5s", "factor": 3, "max": "1m", "jitter": 0.2 },
+      "concurrency": { "step": 4, "per-target": 1 },
+      "grants": { "targets": ["*"], "programs": ["sc.exe"] },
+      "with": { "server": "{{ item }}" }
+    },
+    {
+      "id": "approve-join",
+      "approval": { "prompt": "Join the DR servers to the production group?" },
+      "needs": ["prerequisites"]
+    },
+    {
+      "id": "join-group",
+      "plugin": "join-group@^1.1",
+      "needs": ["approve-join"],
+      "for-each": ["DRBTS01", "{{ params.sql_server }}"],
+      "when": "params.join and steps.prerequisites.outputs['DRBTS01'].ok",
+      "on-failure": "continue",
+      "grants": { "secrets": ["svc-pass"] },
+      "with": { "server": "{{ item }}", "port": "{{ params.port }}", "sql": "Server={{ params.sql_server }}" }
+    }
+  ]
 }
+"#;
 
 #[test]
 fn a_valid_workflow_becomes_the_expected_plan() {
@@ -709,7 +713,7 @@ fn the_workflow_survives_being_pinned_as_json() {
 #[test]
 fn json_files_give_the_same_workflow_and_positions() {
     let from_toml = check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"));
-    let from_json = check_as("wf.json", &valid_json()).unwrap_or_else(|d| panic!("{d}"));
+    let from_json = check_as("wf.json", VALID_JSON).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(from_json, from_toml);
 
     let text = "{\n  \"name\": \"w\",\n  \"version\": \"1.0.0\",\n  \"steps\": [\n    { \"id\": \"a\", \"plugin\": \"prerequisites-check@^1\", \"timout\": \"1m\" },\n    { \"id\": \"b\", \"approval\": { \"prompt\": \"ok?\" }, \"needs\": [\"nope\"] }\n  ]\n}\n";
@@ -718,7 +722,7 @@ fn json_files_give_the_same_workflow_and_positions() {
         Err(d) => d.into_iter().map(|d| (d.line, d.column, d.message)).collect(),
     };
     // Unknown keys stop `parse`; `load` reports them together with validation problems.
-    assert_eq!(found, vec![p(5, 57, "unknown key `timout` in step `a`: did you mean `timeout`?")]);
+    assert_eq!(found, vec![p(5, 54, "unknown key `timout` in step `a`: did you mean `timeout`?")]);
 
     let err = check_as("wf.json", "{\n  \"name\": \"w\",\n  \"version\": 1\n}").unwrap_err();
     assert_eq!(err.to_string(), "wf.json:3:14: `version`: invalid type: integer `1`, expected a string");
@@ -747,7 +751,7 @@ timout = \"1m\"
     assert_eq!(
         d.to_string(),
         format!(
-            "{shown}:6:10: step `a` needs `nope`, which is not a step\n{shown}:7:1: unknown key `timout` in step `a`: did you mean `timeout`?"
+            "{shown}:7:10: step `a` needs `nope`, which is not a step\n{shown}:8:1: unknown key `timout` in step `a`: did you mean `timeout`?"
         )
     );
     let missing = dir.path().join("missing.toml");
@@ -776,7 +780,7 @@ fn committed_schema_is_fresh() {
 fn the_schema_accepts_the_valid_workflow_as_json() {
     let schema = workflow::json_schema();
     let validator = jsonschema::validator_for(&schema).expect("valid schema");
-    let instance: Value = serde_json::from_str(&valid_json()).expect("json");
+    let instance: Value = serde_json::from_str(VALID_JSON).expect("json");
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }

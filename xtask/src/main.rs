@@ -112,7 +112,14 @@ fn test(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     // The end-to-end tests drive the real binary; cargo builds a package's binaries only for that
     // package's own integration tests, so build it first.
-    run(Command::new("cargo").current_dir(root).args(["build", "--locked", "-p", "drover-engine", "--bin", "drover"]))?;
+    run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--locked",
+        "-p",
+        "drover-engine",
+        "--bin",
+        "drover",
+    ]))?;
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
     run(Command::new("cargo").current_dir(root.join("plugins")).args(["test", "--workspace", "--locked"]))

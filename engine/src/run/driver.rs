@@ -95,11 +95,22 @@ impl<'c> Driver<'c> {
             .map_err(|e| definition_error(format!("the pinned workflow cannot be read: {e}")))?;
         let inventory: Inventory = serde_json::from_value(run.inventory.clone())
             .map_err(|e| definition_error(format!("the pinned inventory cannot be read: {e}")))?;
+        // Steps often share a plugin: load each pinned (version, digest) once.
+        let mut loaded: HashMap<String, Arc<LoadedPlugin>> = HashMap::new();
         let mut plugins = Vec::with_capacity(wf.steps.len());
         for step in &wf.steps {
             plugins.push(match step.plugin() {
                 None => None,
-                Some((reference, _)) => Some(load_pinned(ctx, &run, &step.id, &reference.name).await?),
+                Some((reference, _)) => {
+                    let pinned = run.plugins[&step.id].to_string();
+                    if let Some(plugin) = loaded.get(&pinned) {
+                        Some(plugin.clone())
+                    } else {
+                        let plugin = load_pinned(ctx, &run, &step.id, &reference.name).await?;
+                        loaded.insert(pinned, plugin.clone());
+                        Some(plugin)
+                    }
+                }
             });
         }
         let mut order_pos = vec![0; wf.steps.len()];

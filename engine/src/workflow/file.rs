@@ -1,8 +1,8 @@
 //! The workflow file as written: serde types that mirror the TOML (or JSON) one to one, with
 //! the source position of every value an error may point at. These types own the file format
 //! and its JSON Schema (their doc comments are its descriptions); they check nothing beyond
-//! shape and are turned into [`super::model`] types by [`super::validate`], never handed to the
-//! scheduler.
+//! shape and are turned into [`super::model`] types by [`validate`](mod@super::validate), never
+//! handed to the scheduler.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -51,6 +51,7 @@ pub struct Document {
 /// A run-time parameter.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Param")]
 pub struct ParamFile {
     /// The type its value must have.
     #[serde(rename = "type")]
@@ -66,6 +67,7 @@ pub struct ParamFile {
 /// Limits that hold for the whole run.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Limits")]
 pub struct LimitsFile {
     /// How many step instances may run at once in the whole run (default 8).
     #[schemars(with = "Option<u32>", range(min = 1))]
@@ -75,6 +77,7 @@ pub struct LimitsFile {
 /// One step of the workflow: a plugin call or an approval gate.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Step")]
 pub struct StepFile {
     /// Kebab-case id, unique in the workflow; in templates `steps.<id>` with `-` as `_`.
     #[schemars(with = "String", pattern(KEBAB_CASE), length(max = 64))]
@@ -115,6 +118,7 @@ pub struct StepFile {
 /// An approval gate.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Approval")]
 pub struct ApprovalFile {
     /// The question shown to the operator.
     #[schemars(with = "String")]
@@ -124,6 +128,7 @@ pub struct ApprovalFile {
 /// Exponential backoff between failed attempts.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Retry")]
 pub struct RetryFile {
     /// Attempts in all, the first included (default 1: no retry).
     #[schemars(with = "Option<u32>", range(min = 1))]
@@ -145,6 +150,7 @@ pub struct RetryFile {
 /// Limits of concurrently running instances of one step.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "StepConcurrency")]
 pub struct StepConcurrencyFile {
     /// Instances of this step running at once.
     #[schemars(with = "Option<u32>", range(min = 1))]
@@ -157,6 +163,7 @@ pub struct StepConcurrencyFile {
 /// What a step may do on targets.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Grants")]
 pub struct GrantsFile {
     /// Targets (server or group names) it may act on.
     #[serde(default)]
@@ -346,5 +353,28 @@ impl<'de> Deserialize<'de> for FileValue {
 impl Serialize for FileValue {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_json().serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_positions_and_dates_become_strings() {
+        let text = "id = \"a\"\nfor-each = [\"x\", 2]\nwith = { when = 1979-05-27, list = [1.5, true], t = { s = \"{{ item }}\" } }\n";
+        let step: StepFile = toml::from_str(text).expect("a step");
+        let with = step.with.expect("with");
+        assert_eq!(
+            with.get_ref().to_json(),
+            serde_json::json!({ "when": "1979-05-27", "list": [1.5, true], "t": { "s": "{{ item }}" } })
+        );
+        let s = FileValue::lookup(&with, [PathSegment::Key("t"), PathSegment::Key("s")]).expect("t.s");
+        assert_eq!(&text[s.span()], "\"{{ item }}\"");
+        let Some(ForEachFile::List(items)) = step.for_each.map(Spanned::into_inner) else { panic!("a list") };
+        assert_eq!(
+            items.iter().map(|i| i.get_ref().clone()).collect::<Vec<_>>(),
+            [FileValue::String("x".into()), FileValue::Integer(2)]
+        );
     }
 }

@@ -4,13 +4,16 @@
 //!
 //! Two stages, as the code is laid out:
 //!
-//! - [`parse`] ([`parse()`]): text to the file types of [`file`], keeping the position of every
-//!   value; syntax errors and every unknown key are reported, the known keys taken from the
-//!   generated JSON Schema ([`schema`]).
-//! - [`validate`] ([`validate()`], [`load`]): file types to the domain types of [`model`]:
-//!   names and ids, `needs` as a DAG ([`graph`](self)), plugins resolved through the caller,
-//!   durations and limits, template names ([`template`]) and constant inputs against each
-//!   plugin's input schema ([`input`](self)).
+//! - [`parse`](mod@parse) ([`parse()`](fn@parse)): text to the file types of
+//!   [`file`](mod@file), keeping the position of every value; syntax errors and every unknown key
+//!   are reported, the known keys taken from the generated JSON Schema ([`schema`]).
+//! - [`validate`](mod@validate) ([`validate()`](fn@validate), [`load`]): file types to the
+//!   domain types of [`model`]: names and ids, `needs` as a DAG (`graph.rs`), plugins resolved
+//!   through the caller, durations and limits, template names ([`template`]) and constant inputs
+//!   against each plugin's input schema (`input.rs`).
+//!
+//! JSON files go through `json.rs` into the same spanned document tree as TOML, so both formats
+//! share the deserializer, the unknown-key check and real line and column numbers.
 //!
 //! Problems come back all at once as [`Diagnostics`], each `file:line:column: message`.
 //!

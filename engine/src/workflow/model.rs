@@ -161,7 +161,7 @@ impl Step {
     /// The plugin reference and describe, for a plugin step.
     pub fn plugin(&self) -> Option<(&PluginRef, &PluginInfo)> {
         match &self.kind {
-            StepKind::Plugin { reference, info } => Some((reference, info)),
+            StepKind::Plugin { reference, info } => Some((reference, &**info)),
             StepKind::Approval { .. } => None,
         }
     }
@@ -177,7 +177,7 @@ pub enum StepKind {
         #[serde(with = "plugin_ref")]
         reference: PluginRef,
         /// The installed plugin it resolved to when the workflow was validated.
-        info: PluginInfo,
+        info: Box<PluginInfo>,
     },
     /// Waits for an operator to approve.
     Approval {

@@ -2,7 +2,7 @@
 //! every key the schema does not know is reported, with a suggestion when a known key is close;
 //! the rest is deserialized into [`Document`], and when that fails each step and param is
 //! deserialized on its own so that one mistake does not hide the others. Nothing here judges
-//! meaning (ids, plugins, templates): that is [`super::validate`].
+//! meaning (ids, plugins, templates): that is [`super::validate`](mod@super::validate).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -328,8 +328,8 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -35,6 +35,6 @@ mod tests {
         assert!(jsonschema::validator_for(&schema).is_ok());
         assert_eq!(schema["additionalProperties"], Value::Bool(false));
         assert!(schema["properties"]["steps"].is_object());
-        assert!(schema["$defs"]["StepFile"]["properties"]["for-each"].is_object());
+        assert!(schema["$defs"]["Step"]["properties"]["for-each"].is_object());
     }
 }

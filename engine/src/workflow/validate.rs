@@ -131,6 +131,9 @@ impl Validator<'_> {
         };
         let params = self.params(doc);
         let limits = self.limits(doc);
+        if doc.steps.is_empty() {
+            self.err(&doc.name.span(), "the workflow has no steps: add a `[[steps]]` table");
+        }
 
         let mut steps = Steps {
             doc,
@@ -263,7 +266,7 @@ impl Validator<'_> {
             match template::expression_variables(when.get_ref()) {
                 Ok(names) => self.names(id, &names, &when.span(), Site::Instance, s, upstream, steps),
                 Err(SyntaxProblem(m)) => {
-                    let hint = if when.get_ref().contains("{{") { ": write it without `{{ }}`" } else { "" };
+                    let hint = if when.get_ref().contains("{{") { "; write it without `{{ }}`" } else { "" };
                     self.err(
                         &when.span(),
                         format!("step `{id}`: `when` is not a valid expression: {m}{hint}"),
@@ -366,7 +369,7 @@ impl Validator<'_> {
                     }
                 };
                 match (ctx.plugins)(&reference) {
-                    Ok(info) => Some(StepKind::Plugin { reference, info }),
+                    Ok(info) => Some(StepKind::Plugin { reference, info: Box::new(info) }),
                     Err(e) => {
                         self.err(&plugin.span(), format!("step `{id}`: {e}"));
                         None

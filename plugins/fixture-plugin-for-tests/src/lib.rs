@@ -38,17 +38,18 @@ fn ok(extra: Value) -> Result<Outcome<String>, StepError> {
 
 impl RawPlugin for Fixture {
     fn describe() -> Describe {
-        Describe::new(
-            "fixture-plugin-for-tests",
-            option_env!("FIXTURE_VERSION").unwrap_or("1.0.0"),
-            Effect::Idempotent,
-        )
-        .description("misbehaves on request, for the engine's tests")
-        .program("echo")
-        .program("sh")
-        .secret("granted-secret")
-        .input_schema_json(INPUT_SCHEMA)
-        .output_schema_json(OUTPUT_SCHEMA)
+        let effect = match option_env!("FIXTURE_EFFECT") {
+            Some("irreversible") => Effect::Irreversible,
+            _ => Effect::Idempotent,
+        };
+        let name = option_env!("FIXTURE_NAME").unwrap_or("fixture-plugin-for-tests");
+        Describe::new(name, option_env!("FIXTURE_VERSION").unwrap_or("1.0.0"), effect)
+            .description("misbehaves on request, for the engine's tests")
+            .program("echo")
+            .program("sh")
+            .secret("granted-secret")
+            .input_schema_json(INPUT_SCHEMA)
+            .output_schema_json(OUTPUT_SCHEMA)
     }
 
     fn call(ctx: &Ctx, input: &str) -> Result<Outcome<String>, StepError> {
