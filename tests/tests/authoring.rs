@@ -3,14 +3,31 @@
 
 use drover_tests::{drover_bin, workspace_root};
 
-/// The `$ ` lines of the guide's `console` blocks, in order.
+/// The guide as shell commands, in order: the `$ ` lines of its `console` blocks, and the
+/// blocks after a `<!-- file: NAME -->` note written to NAME.
 fn guide_commands() -> Vec<String> {
     let guide =
         std::fs::read_to_string(workspace_root().join("docs/plugin-authoring.md")).expect("the guide exists");
     let mut commands = Vec::new();
     let mut in_console = false;
-    for line in guide.lines() {
-        match line.trim_end() {
+    let mut file: Option<(String, Vec<String>, bool)> = None;
+    for line in guide.lines().map(str::trim_end) {
+        if let Some(name) = line.strip_prefix("<!-- file: ").and_then(|l| l.strip_suffix(" -->")) {
+            file = Some((name.to_string(), Vec::new(), false));
+            continue;
+        }
+        if let Some((name, body, started)) = &mut file {
+            if !*started && line.starts_with("```") {
+                *started = true;
+            } else if *started && line == "```" {
+                commands.push(format!("cat > {name} <<'GUIDE_EOF'\n{}\nGUIDE_EOF", body.join("\n")));
+                file = None;
+            } else if *started {
+                body.push(line.to_string());
+            }
+            continue;
+        }
+        match line {
             "```console" => in_console = true,
             "```" => in_console = false,
             l if in_console => {
@@ -34,7 +51,13 @@ fn the_plugin_authoring_guide_runs_as_written() {
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let script = format!(
         "set -euo pipefail\n{}",
-        commands.iter().map(|c| format!("echo \"+ {}\"\n{c}\n", c.replace('"', "\\\""))).collect::<String>()
+        commands
+            .iter()
+            .map(|c| format!(
+                "echo \"+ {}\"\n{c}\n",
+                c.lines().next().unwrap_or_default().replace('"', "\\\"")
+            ))
+            .collect::<String>()
     );
     let out = std::process::Command::new("bash")
         .arg("-c")
@@ -55,6 +78,13 @@ fn the_plugin_authoring_guide_runs_as_written() {
     assert!(stdout.contains("changed: added the line to motd.txt"), "{stdout}");
     assert!(stdout.contains("no change: motd.txt already has the line"), "{stdout}");
     assert!(stdout.contains("test result: ok. 2 passed"), "the scaffold's own tests ran: {stdout}");
+    assert!(stdout.contains("standby.toml: valid workflow standby-banner 1.0.0 with 1 steps"), "{stdout}");
+    assert!(stdout.contains("succeeded\n"), "the workflow ran: {stdout}");
+    let runs = stdout
+        .lines()
+        .filter(|l| l.starts_with("run_") && l.contains("succeeded   standby-banner 1.0.0"))
+        .count();
+    assert_eq!(runs, 1, "`drover runs` lists the run: {stdout}");
     let motd = std::fs::read_to_string(dir.path().join("ensure-line/motd.txt")).unwrap();
     assert_eq!(motd, "DR site: standby\n");
 }
