@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use drover_engine::store::{RunRecord, StepRecord, StepState};
+use drover_engine::store::{RunRecord, RunState, StepRecord, StepState};
 use drover_engine::workflow::{StepKind, Workflow};
 use serde_json::json;
 
@@ -18,11 +18,16 @@ pub struct StatusArgs {
     pub run: String,
 }
 
-/// Why an unfinished instance waits, and what moves it on.
-fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize) -> Option<String> {
+/// Why an unfinished instance waits, and what moves it on. `driven` tells whether a process
+/// holds the run's lease.
+fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize, driven: bool) -> Option<String> {
     let id = &run.id;
     let key = &record.key;
+    let undriven = !driven && !matches!(run.state, RunState::Succeeded | RunState::Cancelled);
     Some(match record.state {
+        StepState::Ready | StepState::Running if undriven => {
+            format!("no process drives the run — `drover resume {id}`")
+        }
         StepState::Waiting if record.retry_at.is_some() => format!(
             "retry timer: next attempt at {} ({})",
             format_ms(record.retry_at.unwrap_or_default()),
@@ -52,8 +57,11 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
     let run = store.run(&args.run)?;
     let steps = store.steps(&run.id)?;
     let wf: Workflow = serde_json::from_value(run.definition.clone())?;
-    let lease = store.lease(&run.id)?;
+    // A lease past its expiry belongs to a process that stopped without releasing it.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let lease = store.lease(&run.id)?.filter(|l| l.expires_at > now);
     let running = steps.iter().filter(|s| s.state == StepState::Running).count();
+    let driven = lease.is_some();
     let mut by_step: BTreeMap<usize, Vec<&StepRecord>> = BTreeMap::new();
     for s in &steps {
         by_step.entry(s.step_index).or_default().push(s);
@@ -65,7 +73,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
             .map(|&i| {
                 let instances: Vec<_> = by_step.get(&i).map(|v| v.as_slice()).unwrap_or_default().iter().map(|r| {
                     json!({ "key": r.key, "state": r.state, "attempts": r.attempts, "target": r.target,
-                            "why": why(&run, &wf, r, running), "summary": r.summary, "output": r.output })
+                            "why": why(&run, &wf, r, running, driven), "summary": r.summary, "output": r.output })
                 }).collect();
                 json!({ "id": wf.steps[i].id, "instances": instances, "waits_for": pending_needs(&wf, i, &by_step) })
             })
@@ -117,7 +125,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
                         line.push_str(&format!(" — {summary}"));
                     }
                     println!("{line}");
-                    if let Some(why) = why(&run, &wf, r, running) {
+                    if let Some(why) = why(&run, &wf, r, running, driven) {
                         println!("{indent}    {why}");
                     }
                 }

@@ -76,6 +76,13 @@ struct Driver<'c> {
     expanded: Vec<bool>,
     /// Ready instances by (topological position, key).
     ready: BTreeSet<(usize, String)>,
+    /// Retry timers: (due time, key) of instances waiting on one.
+    timers: BTreeSet<(i64, String)>,
+    /// Per step: instances not finished yet, and one failed or cancelled instance if any.
+    open_by_step: Vec<usize>,
+    failed_by_step: Vec<Option<String>>,
+    /// Per step: whether its `with` holds templates (else it is the input as it stands).
+    templated: Vec<bool>,
     running_by_step: Vec<u32>,
     running_by_target: HashMap<String, u32>,
     running: usize,
@@ -118,6 +125,8 @@ impl<'c> Driver<'c> {
             order_pos[idx] = pos;
         }
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let templated = wf.steps.iter().map(|s| has_templates(&s.with)).collect();
+        let step_count = wf.steps.len();
         let mut driver = Driver {
             ctx,
             run_id: run.id.clone(),
@@ -134,6 +143,10 @@ impl<'c> Driver<'c> {
             inventory,
             instances: BTreeMap::new(),
             ready: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            open_by_step: vec![0; step_count],
+            failed_by_step: vec![None; step_count],
+            templated,
             running_by_target: HashMap::new(),
             running: 0,
             stopping: false,
@@ -154,12 +167,37 @@ impl<'c> Driver<'c> {
         let idx = record.step_index;
         self.expanded[idx] = true;
         let pos = self.order_pos[idx];
-        self.ready.remove(&(pos, record.key.clone()));
-        if record.state == StepState::Ready {
-            self.ready.insert((pos, record.key.clone()));
+        match self.instances.get(&record.key) {
+            Some(old) => {
+                self.ready.remove(&(pos, old.key.clone()));
+                if let Some(at) = old.retry_at {
+                    self.timers.remove(&(at, old.key.clone()));
+                }
+                if !old.state.is_terminal() {
+                    self.open_by_step[idx] -= 1;
+                }
+            }
+            None => self.keys_by_step[idx].push(record.key.clone()),
         }
-        if !self.instances.contains_key(&record.key) {
-            self.keys_by_step[idx].push(record.key.clone());
+        match record.state {
+            StepState::Ready => {
+                self.ready.insert((pos, record.key.clone()));
+            }
+            StepState::Waiting => {
+                if let Some(at) = record.retry_at {
+                    self.timers.insert((at, record.key.clone()));
+                }
+            }
+            StepState::Failed | StepState::Cancelled => self.failed_by_step[idx] = Some(record.key.clone()),
+            _ => {}
+        }
+        if !record.state.is_terminal() {
+            self.open_by_step[idx] += 1;
+        }
+        if self.failed_by_step[idx].as_ref() == Some(&record.key)
+            && !matches!(record.state, StepState::Failed | StepState::Cancelled)
+        {
+            self.failed_by_step[idx] = None;
         }
         self.instances.insert(record.key.clone(), record);
     }
@@ -347,14 +385,14 @@ impl<'c> Driver<'c> {
         };
         record.attempts += 1;
         let number = record.attempts;
-        let now = self.ctx.clock.now_ms();
+        let started = self.ctx.clock.now_ms();
         self.changes.push(Change::PutAttempt(AttemptRecord {
             run_id: self.run_id.clone(),
             step_key: key.clone(),
             number,
             mode: "check".into(),
             state: AttemptState::Running,
-            started_at: now,
+            started_at: started,
             finished_at: None,
             error: None,
             error_class: None,
@@ -394,7 +432,7 @@ impl<'c> Driver<'c> {
             number,
             mode: "check".into(),
             state,
-            started_at: now,
+            started_at: started,
             finished_at: Some(now),
             error,
             error_class: None,
@@ -410,10 +448,10 @@ impl<'c> Driver<'c> {
 
     fn fire_timers(&mut self, now: i64) {
         let due: Vec<StepRecord> = self
-            .instances
-            .values()
-            .filter(|r| r.state == StepState::Waiting && r.retry_at.is_some_and(|at| at <= now))
-            .cloned()
+            .timers
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| self.instances[key].clone())
             .collect();
         for mut record in due {
             record.state = StepState::Ready;
@@ -425,7 +463,7 @@ impl<'c> Driver<'c> {
     }
 
     fn next_timer(&self) -> Option<i64> {
-        self.instances.values().filter(|r| r.state == StepState::Waiting).filter_map(|r| r.retry_at).min()
+        self.timers.first().map(|(at, _)| *at)
     }
 
     /// The template scope for an instance: params, upstream outputs, item, target.
@@ -467,24 +505,11 @@ impl<'c> Driver<'c> {
             if self.expanded[idx] {
                 continue;
             }
-            let mut failed_need = None;
-            let mut blocked = false;
-            for &need in &self.wf.steps[idx].needs {
-                if !self.expanded[need] {
-                    blocked = true;
-                    break;
-                }
-                for key in &self.keys_by_step[need] {
-                    match self.instances[key].state {
-                        StepState::Failed | StepState::Cancelled => failed_need = Some(key.clone()),
-                        s if s.is_terminal() => {}
-                        _ => blocked = true,
-                    }
-                }
-            }
-            if blocked {
+            let needs = &self.wf.steps[idx].needs;
+            if needs.iter().any(|&n| !self.expanded[n] || self.open_by_step[n] > 0) {
                 continue;
             }
+            let failed_need = needs.iter().find_map(|&n| self.failed_by_step[n].clone());
             self.expanded[idx] = true;
             let step = self.wf.steps[idx].clone();
             if let Some(failed) = failed_need {
@@ -596,6 +621,9 @@ impl<'c> Driver<'c> {
     }
 
     fn render_input(&self, record: &StepRecord) -> Result<Value, String> {
+        if !self.templated[record.step_index] {
+            return Ok(self.wf.steps[record.step_index].with.clone());
+        }
         let scope = self.scope(record.item.as_ref(), record.target.as_deref());
         template::render(&self.wf.steps[record.step_index].with, &scope)
             .map_err(|e| format!("rendering `with`: {e}"))
@@ -608,7 +636,13 @@ impl<'c> Driver<'c> {
             return starts;
         }
         let limit = self.wf.limits.concurrency as usize;
-        let candidates: Vec<(usize, String)> = self.ready.iter().cloned().collect();
+        if self.running >= limit {
+            return starts;
+        }
+        // Only as many candidates as could start; per-step and per-target limits may skip some,
+        // so look a bounded way past that.
+        let room = limit - self.running;
+        let candidates: Vec<(usize, String)> = self.ready.iter().take(room * 8 + 64).cloned().collect();
         for (pos, key) in candidates {
             if self.running >= limit {
                 break;
@@ -903,6 +937,16 @@ async fn load_pinned(
             ))
         })?;
     Ok(ctx.registry.load(&ctx.host, &installed).await?)
+}
+
+/// Whether any string in `value` is a template.
+fn has_templates(value: &Value) -> bool {
+    match value {
+        Value::String(s) => template::is_template(s),
+        Value::Array(items) => items.iter().any(has_templates),
+        Value::Object(map) => map.values().any(has_templates),
+        _ => false,
+    }
 }
 
 /// The item part of a fan-out key: `join[DRBTS01]` -> `DRBTS01`.

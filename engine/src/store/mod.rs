@@ -83,6 +83,11 @@ impl Store {
         &self.path
     }
 
+    /// Transactions committed through this store so far (for benchmarks and diagnostics).
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
     /// Applies `changes` atomically; returns when they are committed (and, with
     /// [`Durability::Full`], on disk).
     pub async fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {

@@ -4,7 +4,8 @@
 
 use std::any::Any;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -22,6 +23,7 @@ struct Job {
 const MAX_BATCH: usize = 512;
 
 pub(super) struct Writer {
+    commits: Arc<AtomicU64>,
     sender: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -29,11 +31,18 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn start(conn: Connection, path: PathBuf) -> Writer {
         let (sender, receiver) = mpsc::channel::<Job>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
         let thread = std::thread::Builder::new()
             .name("drover-db-writer".into())
-            .spawn(move || run(conn, path, receiver))
+            .spawn(move || run(conn, path, receiver, &counter))
             .expect("start the database writer thread");
-        Writer { sender: Some(sender), thread: Some(thread) }
+        Writer { commits, sender: Some(sender), thread: Some(thread) }
+    }
+
+    /// Transactions committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `f` in the next commit; resolves after the commit.
@@ -60,7 +69,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>) {
+fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
     let fail = |e: rusqlite::Error| StoreError::from_sqlite(&path, e);
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
@@ -88,6 +97,8 @@ fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>) {
         let commit = conn.execute_batch("COMMIT").map_err(fail);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            commits.fetch_add(1, Ordering::Relaxed);
         }
         for (reply, result) in done {
             let _ = reply.send(match &commit {
