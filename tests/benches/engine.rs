@@ -44,6 +44,7 @@ fn commit_floor(dir: &Path, sync: &str) -> f64 {
 }
 
 struct Bench {
+    runs: std::sync::atomic::AtomicU64,
     dir: PathBuf,
     registry: Registry,
     host: Arc<PluginHost>,
@@ -55,8 +56,9 @@ impl Bench {
         std::fs::write(&wf_path, toml).expect("write workflow");
         let resolve = |r: &PluginRef| self.registry.resolve(r).map(|i| i.info).map_err(|e| e.to_string());
         let wf = workflow::load(&wf_path, &ValidationContext { groups: None, plugins: &resolve }).expect("valid");
-        let db = self.dir.join(format!("{name}-{durability:?}.db"));
-        let _ = std::fs::remove_file(&db);
+        // A fresh file per run: a finished run's store may still be closing.
+        let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let db = self.dir.join(format!("{name}-{durability:?}-{n}.db"));
         let store = Arc::new(Store::open(&db, durability).expect("store"));
         let ctx = RunContext {
             store: store.clone(),
@@ -147,7 +149,7 @@ fn main() {
     let registry = Registry::new(home.join("plugins"));
     let host = Arc::new(PluginHost::new(HostConfig { cache_dir: Some(home.join("cache")), ..HostConfig::default() }).expect("host"));
     runtime.block_on(registry.install(&host, Path::new(wasm::NOOP))).expect("install noop");
-    let bench = Bench { dir: dir.path().to_path_buf(), registry, host };
+    let bench = Bench { runs: Default::default(), dir: dir.path().to_path_buf(), registry, host };
 
     println!("| measurement | FULL | NORMAL |");
     println!("|---|---|---|");
