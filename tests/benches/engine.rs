@@ -55,7 +55,8 @@ impl Bench {
         let wf_path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&wf_path, toml).expect("write workflow");
         let resolve = |r: &PluginRef| self.registry.resolve(r).map(|i| i.info).map_err(|e| e.to_string());
-        let wf = workflow::load(&wf_path, &ValidationContext { groups: None, plugins: &resolve }).expect("valid");
+        let wf =
+            workflow::load(&wf_path, &ValidationContext { groups: None, plugins: &resolve }).expect("valid");
         // A fresh file per run: a finished run's store may still be closing.
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let db = self.dir.join(format!("{name}-{durability:?}-{n}.db"));
@@ -111,11 +112,16 @@ fn resume_after_kill(dir: &Path, home: &Path, sync: &str) -> (u64, f64) {
     let _ = std::fs::remove_file(&db);
     let drover = |args: &[&str]| {
         let mut cmd = std::process::Command::new(drover_bin());
-        cmd.env("DROVER_HOME", home).args(["--db", db.to_str().expect("utf-8"), "--synchronous", sync, "--quiet"]).args(args);
+        cmd.env("DROVER_HOME", home)
+            .args(["--db", db.to_str().expect("utf-8"), "--synchronous", sync, "--quiet"])
+            .args(args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         cmd
     };
-    let mut child = drover(&["run", wf.to_str().expect("utf-8"), "--inventory", inv.to_str().expect("utf-8")]).spawn().expect("run");
+    let mut child =
+        drover(&["run", wf.to_str().expect("utf-8"), "--inventory", inv.to_str().expect("utf-8")])
+            .spawn()
+            .expect("run");
     let count = |sql: &str| -> i64 {
         let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
         conn.and_then(|c| c.query_row(sql, [], |r| r.get(0))).unwrap_or(0)
@@ -126,7 +132,10 @@ fn resume_after_kill(dir: &Path, home: &Path, sync: &str) -> (u64, f64) {
     child.kill().expect("kill");
     child.wait().expect("reap");
     let done = count("SELECT count(*) FROM steps WHERE state = 'succeeded'") as u64;
-    let run_id: String = rusqlite::Connection::open(&db).expect("open").query_row("SELECT id FROM runs", [], |r| r.get(0)).expect("run");
+    let run_id: String = rusqlite::Connection::open(&db)
+        .expect("open")
+        .query_row("SELECT id FROM runs", [], |r| r.get(0))
+        .expect("run");
     let t0 = now_ms();
     let spawned = Instant::now();
     let mut resume = drover(&["resume", &run_id]).spawn().expect("resume");
@@ -147,14 +156,20 @@ fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let home = dir.path().join("home");
     let registry = Registry::new(home.join("plugins"));
-    let host = Arc::new(PluginHost::new(HostConfig { cache_dir: Some(home.join("cache")), ..HostConfig::default() }).expect("host"));
+    let host = Arc::new(
+        PluginHost::new(HostConfig { cache_dir: Some(home.join("cache")), ..HostConfig::default() })
+            .expect("host"),
+    );
     runtime.block_on(registry.install(&host, Path::new(wasm::NOOP))).expect("install noop");
     let bench = Bench { runs: Default::default(), dir: dir.path().to_path_buf(), registry, host };
 
     println!("| measurement | FULL | NORMAL |");
     println!("|---|---|---|");
     let floor = [commit_floor(dir.path(), "FULL"), commit_floor(dir.path(), "NORMAL")];
-    println!("| commit floor: one-row transaction, WAL (median of 300) | {:.3} ms | {:.3} ms |", floor[0], floor[1]);
+    println!(
+        "| commit floor: one-row transaction, WAL (median of 300) | {:.3} ms | {:.3} ms |",
+        floor[0], floor[1]
+    );
 
     let mut rows: Vec<(String, [String; 2])> = Vec::new();
     let mut w1 = [(0.0, 0u64); 2];
@@ -168,7 +183,10 @@ fn main() {
             .collect();
         w1[i] = (median(runs.iter().map(|r| r.0).collect()), runs[0].1);
     }
-    rows.push(("100-step chain of noop, in-process wall time (median of 5)".into(), w1.map(|(ms, _)| format!("{ms:.1} ms"))));
+    rows.push((
+        "100-step chain of noop, in-process wall time (median of 5)".into(),
+        w1.map(|(ms, _)| format!("{ms:.1} ms")),
+    ));
     rows.push(("… commits it took".into(), w1.map(|(_, c)| c.to_string())));
     rows.push((
         "… ratio to commits × commit floor (target ≤ 1.5)".into(),
@@ -186,14 +204,22 @@ fn main() {
                 .collect();
             cells[i] = format!("{:.1} ms", median(runs));
         }
-        rows.push((format!("1 → 1,000 → 1 noop fan-out, run limit {limit}, in-process (median of 5; target ≤ 500 ms)"), cells));
+        rows.push((
+            format!(
+                "1 → 1,000 → 1 noop fan-out, run limit {limit}, in-process (median of 5; target ≤ 500 ms)"
+            ),
+            cells,
+        ));
     }
     let mut resume = [String::new(), String::new()];
     for (i, sync) in ["full", "normal"].into_iter().enumerate() {
         let (done, first) = resume_after_kill(dir.path(), &home, sync);
         resume[i] = format!("{first:.1} ms ({done} of 10,002 done at the kill)");
     }
-    rows.push(("resume of a 10,000-step run killed half-way: spawn to first new attempt (target ≤ 100 ms)".into(), resume));
+    rows.push((
+        "resume of a 10,000-step run killed half-way: spawn to first new attempt (target ≤ 100 ms)".into(),
+        resume,
+    ));
     for (name, [full, normal]) in rows {
         println!("| {name} | {full} | {normal} |");
     }

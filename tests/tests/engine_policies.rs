@@ -29,7 +29,10 @@ fn instance<'a>(status: &'a Value, key: &str) -> &'a Value {
 }
 
 fn events(sandbox: &Sandbox, run: &str) -> Vec<Value> {
-    stdout(&sandbox.run(&["events", run, "--ndjson"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    stdout(&sandbox.run(&["events", run, "--ndjson"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -48,7 +51,11 @@ with = { behave = "fail", kind = "retryable", message = "sql01 unreachable" }
 "#,
     );
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("flaky: plugin fixture-plugin-for-tests failed (Retryable): sql01 unreachable"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("flaky: plugin fixture-plugin-for-tests failed (Retryable): sql01 unreachable"),
+        "{}",
+        stdout(&out)
+    );
     let status = sandbox.status(&run);
     assert_eq!(instance(&status, "flaky")["attempts"], 3);
     let started: Vec<i64> = events(&sandbox, &run)
@@ -125,20 +132,36 @@ fn skip_gives_a_failed_step_an_output_checked_against_its_schema() {
     let (out, run) = run(&sandbox, STOPS);
     assert_eq!(out.status.code(), Some(1));
     let status = sandbox.status(&run);
-    assert!(instance(&status, "broken")["why"].as_str().unwrap().ends_with(&format!("`drover retry {run} broken`")));
+    assert!(
+        instance(&status, "broken")["why"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("`drover retry {run} broken`"))
+    );
 
     let out = sandbox.run(&["skip", &run, "broken", "--output", r#"{"ok": "yes"}"#]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--output does not match the output schema of plugin fixture-plugin-for-tests: at /ok: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--output does not match the output schema of plugin fixture-plugin-for-tests: at /ok: "
+        ),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = sandbox.run(&["skip", &run, "broken", "--output", r#"{"ok": true}"#, "--comment", "done by hand"]);
+    let out =
+        sandbox.run(&["skip", &run, "broken", "--output", r#"{"ok": true}"#, "--comment", "done by hand"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = sandbox.run(&["resume", &run]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let status = sandbox.status(&run);
     assert_eq!(instance(&status, "broken")["state"], "skipped");
     assert_eq!(instance(&status, "after")["state"], "succeeded");
-    assert!(events(&sandbox, &run).iter().any(|e| e["kind"] == "skipped-by-operator" && e["data"]["comment"] == "done by hand"));
+    assert!(
+        events(&sandbox, &run)
+            .iter()
+            .any(|e| e["kind"] == "skipped-by-operator" && e["data"]["comment"] == "done by hand")
+    );
 }
 
 #[test]

@@ -58,7 +58,9 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
     let steps = store.steps(&run.id)?;
     let wf: Workflow = serde_json::from_value(run.definition.clone())?;
     // A lease past its expiry belongs to a process that stopped without releasing it.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let lease = store.lease(&run.id)?.filter(|l| l.expires_at > now);
     let running = steps.iter().filter(|s| s.state == StepState::Running).count();
     let driven = lease.is_some();
