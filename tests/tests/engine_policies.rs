@@ -183,8 +183,14 @@ with = { behave = "ok" }
 "#,
     );
     assert_eq!(out.status.code(), Some(4));
-    let out = sandbox.run(&["cancel", &run, "--comment", "drill over"]);
+    let out = sandbox.run(&["cancel", &run, "--comment", "drill over", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(
+        (reply["command"].as_str(), reply["delivery"].as_str()),
+        (Some("cancel"), Some("applied")),
+        "{reply}"
+    );
     let status = sandbox.status(&run);
     assert_eq!(status["state"], "cancelled");
     assert_eq!(instance(&status, "gate")["state"], "cancelled");

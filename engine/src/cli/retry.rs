@@ -41,6 +41,15 @@ pub(super) async fn send(
     let (user, _) = drover_engine::run::whoami();
     let delivery = operator::request(&ctx, run, command, step, data, &user).await?;
     let what = format!("{command:?}").to_lowercase();
+    if global.json {
+        let (delivery, pid) = match delivery {
+            Delivery::Applied => ("applied", None),
+            Delivery::Queued { pid } => ("queued", Some(pid)),
+        };
+        let doc = json!({ "run": run, "command": what, "step": step, "by": user, "delivery": delivery, "driver_pid": pid });
+        super::output::json(&doc)?;
+        return Ok(Exit::Success);
+    }
     let target = step.map(|s| format!(" {s}")).unwrap_or_default();
     match delivery {
         Delivery::Applied => {
