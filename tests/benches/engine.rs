@@ -7,7 +7,8 @@
 //! - resume of a 10,000-step run killed (SIGKILL) half-way: from spawning `drover resume` to the
 //!   first new attempt recorded in the journal (whole process).
 //!
-//! Run with `cargo xtask bench`; figures go to docs/benchmarks.md.
+//! Run with `cargo xtask bench`; figures go to docs/benchmarks.md. `DROVER_BENCH_ONLY=chain` runs
+//! only the chain (for profiling).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -766,7 +766,8 @@ impl<'c> Driver<'c> {
         {
             *n -= 1;
         }
-        let step = self.wf.steps[idx].clone();
+        // Only the retry policy is needed: the step itself may hold a long `for-each` list.
+        let retry = self.wf.steps[idx].retry;
         let report = done.report;
         let audit = json!({
             "attempt": done.number,
@@ -812,18 +813,14 @@ impl<'c> Driver<'c> {
             Err(e) => {
                 let message = e.to_string();
                 match e.class() {
-                    FailureClass::Retryable if record.attempts < step.retry.attempts => {
-                        let delay = backoff(
-                            &step.retry,
-                            record.attempts + 1,
-                            self.ctx.clock.jitter(step.retry.jitter),
-                        );
+                    FailureClass::Retryable if record.attempts < retry.attempts => {
+                        let delay = backoff(&retry, record.attempts + 1, self.ctx.clock.jitter(retry.jitter));
                         record.state = StepState::Waiting;
                         record.retry_at = Some(now + delay.as_millis() as i64);
                         record.reason = Some(format!(
                             "retry {} of {} in {:.1}s after: {message}",
                             record.attempts + 1,
-                            step.retry.attempts,
+                            retry.attempts,
                             delay.as_secs_f64()
                         ));
                         self.progress(&format!(
