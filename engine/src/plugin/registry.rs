@@ -212,8 +212,8 @@ impl Registry {
     /// Removes every installed version matching `reference`; returns what was removed.
     pub fn remove(&self, reference: &PluginRef) -> Result<Vec<Installed>, RegistryError> {
         let versions = self.versions(&reference.name)?;
-        let (matching, _): (Vec<_>, Vec<_>) =
-            versions.iter().cloned().partition(|i| reference.req.matches(&i.info.version));
+        let matching: Vec<Installed> =
+            versions.iter().filter(|i| reference.req.matches(&i.info.version)).cloned().collect();
         if matching.is_empty() {
             return Err(RegistryError::NotInstalled {
                 reference: reference.clone(),

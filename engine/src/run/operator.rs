@@ -40,7 +40,8 @@ pub enum Command {
 }
 
 impl Command {
-    fn as_str(self) -> &'static str {
+    /// The command's name, as in the journal and on the command line.
+    pub fn as_str(self) -> &'static str {
         match self {
             Command::Approve => "approve",
             Command::Retry => "retry",
