@@ -75,6 +75,8 @@ fn a_second_process_refuses_to_drive_a_run_that_is_being_driven() {
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE]);
     let effects = sandbox.path().join("effects.log");
+    // The step holds until the test creates this file, so the race has no window to miss.
+    let release = sandbox.path().join("release");
     let wf = sandbox.write(
         "slow.toml",
         &format!(
@@ -86,9 +88,10 @@ id = "slow"
 plugin = "fixture-plugin-for-tests"
 for-each = "all"
 grants = {{ programs = ["sh"] }}
-with = {{ behave = "effect", file = "{}", pause-ms = 4000 }}
+with = {{ behave = "effect", file = "{}", until = "{}" }}
 "#,
-            effects.display()
+            effects.display(),
+            release.display()
         ),
     );
     let inv = sandbox
@@ -112,7 +115,15 @@ with = {{ behave = "effect", file = "{}", pause-ms = 4000 }}
         {
             break run;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the first process never took the run");
+        if let Some(exit) = first.try_wait().unwrap() {
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "the first process ended ({exit}) before it was seen driving: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = sandbox.run(&["resume", &run]);
@@ -122,6 +133,7 @@ with = {{ behave = "effect", file = "{}", pause-ms = 4000 }}
         err.contains(&format!("error: run {run} is being driven by process {} of ", first.id())),
         "{err}"
     );
+    std::fs::write(&release, "").unwrap();
     let status = first.wait().unwrap();
     assert!(status.success(), "the first process finished the run");
     assert_eq!(std::fs::read_to_string(&effects).unwrap().lines().count(), 1, "the step ran once");

@@ -132,10 +132,13 @@ impl RawPlugin for Fixture {
             }
             "effect" => {
                 // A side effect counted outside the engine: appends "<step key> <attempt>" to a
-                // file on the step's target, after an optional pause.
+                // file on the step's target, after an optional pause and, when `until` names a
+                // file, once that file exists (a test's release; it gives up after a minute).
                 let target = ctx.target()?.to_string();
                 let pause = input.get("pause-ms").and_then(Value::as_u64).unwrap_or(0);
-                let script = r#"sleep "$3"; printf '%s %s\n' "$1" "$2" >> "$0""#;
+                let script = r#"sleep "$3"; i=0
+while [ -n "$4" ] && [ ! -e "$4" ] && [ "$i" -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+printf '%s %s\n' "$1" "$2" >> "$0""#;
                 let ran = ctx
                     .exec(&target, "sh")
                     .args([
@@ -145,6 +148,7 @@ impl RawPlugin for Fixture {
                         ctx.context().step_key.clone(),
                         ctx.context().attempt.to_string(),
                         format!("{:.3}", pause as f64 / 1000.0),
+                        text(&input, "until"),
                     ])
                     .run()?
                     .require_success()?;
