@@ -65,7 +65,7 @@ fn exit_for(e: &anyhow::Error) -> Exit {
         return Exit::NotFound;
     }
     let store = match e.downcast_ref::<RunError>() {
-        Some(RunError::LeaseHeld { .. }) => return Exit::Busy,
+        Some(RunError::LeaseHeld { .. } | RunError::LeaseLost { .. }) => return Exit::Busy,
         Some(RunError::Registry(RegistryError::NotInstalled { .. })) => return Exit::NotFound,
         Some(RunError::Store(store)) => Some(store),
         _ => e.downcast_ref::<StoreError>(),

@@ -139,6 +139,71 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
     assert_eq!(std::fs::read_to_string(&effects).unwrap().lines().count(), 1, "the step ran once");
 }
 
+#[test]
+fn a_process_that_loses_its_lease_stops_driving_and_a_resume_finishes_the_run() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let effects = sandbox.path().join("effects.log");
+    let release = sandbox.path().join("release");
+    let wf = sandbox.write(
+        "held.toml",
+        &format!(
+            r#"
+name = "held"
+version = "1.0.0"
+[[steps]]
+id = "held"
+plugin = "fixture-plugin-for-tests"
+grants = {{ programs = ["sh"], targets = ["here"] }}
+for-each = "all"
+with = {{ behave = "effect", file = "{}", until = "{}" }}
+"#,
+            effects.display(),
+            release.display()
+        ),
+    );
+    let inv = sandbox
+        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
+    let first = sandbox
+        .drover()
+        .args(["run", &wf, "--inventory", &inv])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let run = loop {
+        let out = sandbox.run(&["runs", "--json"]);
+        if let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v[0]["run"].as_str().map(String::from))
+            && sandbox.status(&run)["driven_by"].is_object()
+        {
+            break run;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Another holder takes the lease over (as after a clock jump made it look expired).
+    let db = rusqlite::Connection::open(sandbox.path().join("drover.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute("UPDATE leases SET holder = 'someone-else', pid = 1 WHERE run_id = ?1", [&run]).unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains(&format!("run {run}: this process lost its lease")), "{}", stderr(&out));
+    assert!(!effects.exists(), "the interrupted attempt was stopped before its effect");
+    // The other holder goes away; a resume re-runs the interrupted (idempotent) attempt.
+    db.execute("UPDATE leases SET expires_at = 0 WHERE run_id = ?1", [&run]).unwrap();
+    std::fs::write(&release, "").unwrap();
+    let out = sandbox.run(&["resume", &run]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&effects).unwrap().lines().count(),
+        1,
+        "the step's effect happened once"
+    );
+}
+
 /// A digest of the database file's bytes, and whether SQLite's side files exist.
 fn snapshot(db: &std::path::Path) -> (u64, bool, bool) {
     use std::hash::{Hash, Hasher};

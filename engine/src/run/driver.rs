@@ -2,14 +2,20 @@
 //! and each turn of its loop commits, in one transaction, the outcomes that arrived, the steps
 //! that became ready, and the intents of the attempts it is about to start; only then does it
 //! call the plugins.
+//!
+//! The attempts in flight are futures the driver polls itself (a `FuturesUnordered`), not
+//! spawned tasks: a finished attempt is seen in the same poll that finishes it, with no hand-off
+//! between threads. Plugins spend their time waiting on their targets, so one task suffices.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::grants::{Allow, Grants};
 use crate::inventory::Inventory;
@@ -34,7 +40,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
     let lease = Lease::acquire(ctx.store.clone(), ctx.clock.clone(), run_id).await?;
     let run = ctx.store.run(run_id)?;
-    let result = match Driver::load(ctx, run).await {
+    let result = match Driver::load(ctx, run, lease.lost()).await {
         Ok(driver) => driver.run().await,
         Err(e) => Err(e),
     };
@@ -90,13 +96,19 @@ struct Driver<'c> {
     stopping: bool,
     cancelled: bool,
     changes: Vec<Change>,
-    done_tx: mpsc::UnboundedSender<Done>,
-    done_rx: mpsc::UnboundedReceiver<Done>,
+    /// The attempts in flight.
+    in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// True once the lease is lost: stop at once, dropping the attempts in flight.
+    lease_lost: tokio::sync::watch::Receiver<bool>,
     last_poll: i64,
 }
 
 impl<'c> Driver<'c> {
-    async fn load(ctx: &'c RunContext, run: RunRecord) -> Result<Driver<'c>, RunError> {
+    async fn load(
+        ctx: &'c RunContext,
+        run: RunRecord,
+        lease_lost: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Driver<'c>, RunError> {
         let definition_error = |message: String| RunError::Definition { run_id: run.id.clone(), message };
         let wf: Workflow = serde_json::from_value(run.definition.clone())
             .map_err(|e| definition_error(format!("the pinned workflow cannot be read: {e}")))?;
@@ -124,7 +136,6 @@ impl<'c> Driver<'c> {
         for (pos, &idx) in wf.order.iter().enumerate() {
             order_pos[idx] = pos;
         }
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let templated = wf.steps.iter().map(|s| has_templates(&s.with)).collect();
         let step_count = wf.steps.len();
         let mut driver = Driver {
@@ -152,8 +163,8 @@ impl<'c> Driver<'c> {
             stopping: false,
             cancelled: run.state == RunState::Cancelled,
             changes: Vec::new(),
-            done_tx,
-            done_rx,
+            in_flight: FuturesUnordered::new(),
+            lease_lost,
             last_poll: 0,
         };
         for record in ctx.store.steps(&run.id)? {
@@ -221,7 +232,7 @@ impl<'c> Driver<'c> {
 
     async fn flush(&mut self) -> Result<(), RunError> {
         if !self.changes.is_empty() {
-            let changes = std::mem::take(&mut self.changes);
+            let changes = coalesce(std::mem::take(&mut self.changes));
             self.ctx.store.apply(changes).await?;
         }
         Ok(())
@@ -242,6 +253,9 @@ impl<'c> Driver<'c> {
         self.apply_requests()?;
         self.recover_interrupted().await?;
         loop {
+            if *self.lease_lost.borrow() {
+                return Err(RunError::LeaseLost { run_id: self.run_id.clone() });
+            }
             let now = self.ctx.clock.now_ms();
             if now - self.last_poll >= POLL.as_millis() as i64 {
                 self.apply_requests()?;
@@ -251,7 +265,7 @@ impl<'c> Driver<'c> {
             let starts = self.pick_starts();
             self.flush().await?;
             for start in starts {
-                self.spawn(start);
+                self.launch(start);
             }
             if self.running == 0
                 && let Some(outcome) = self.settle()
@@ -263,13 +277,15 @@ impl<'c> Driver<'c> {
                 Duration::from_millis((at - now).clamp(1, POLL.as_millis() as i64) as u64)
             });
             tokio::select! {
-                Some(done) = self.done_rx.recv() => {
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.complete(done);
-                    while let Ok(done) = self.done_rx.try_recv() {
+                    // Others that finished meanwhile join the same commit.
+                    while let Some(Some(done)) = futures_util::FutureExt::now_or_never(self.in_flight.next()) {
                         self.complete(done);
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.lease_lost.changed() => {}
             }
         }
     }
@@ -743,15 +759,14 @@ impl<'c> Driver<'c> {
         }
     }
 
-    fn spawn(&self, start: Start) {
+    fn launch(&mut self, start: Start) {
         let env = self.call_env(&start.key);
         let host = self.ctx.host.clone();
-        let tx = self.done_tx.clone();
         self.progress(&format!("{}: started (attempt {})", start.key, start.number));
-        tokio::spawn(async move {
+        self.in_flight.push(Box::pin(async move {
             let report = host.call(&start.plugin, start.call, env).await;
-            let _ = tx.send(Done { key: start.key, number: start.number, report });
-        });
+            Done { key: start.key, number: start.number, report }
+        }));
     }
 
     /// Records a finished attempt and what it means for its step.
@@ -937,6 +952,23 @@ async fn load_pinned(
 }
 
 /// Whether any string in `value` is a template.
+/// Keeps only the last state of each step instance among `changes`: one turn often moves an
+/// instance twice (ready, then running), and only the row it ends in needs writing. Events keep
+/// the history.
+fn coalesce(changes: Vec<Change>) -> Vec<Change> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<Change> = changes
+        .into_iter()
+        .rev()
+        .filter(|change| match change {
+            Change::PutStep(record) => seen.insert(record.key.clone()),
+            _ => true,
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
 fn has_templates(value: &Value) -> bool {
     match value {
         Value::String(s) => template::is_template(s),

@@ -1,6 +1,11 @@
 //! The lease: one process drives a run at a time. Taken when driving starts, renewed by a
 //! heartbeat, released at the end; a lease whose holder died on this host, or that expired, can
 //! be taken over.
+//!
+//! Invariant: a process drives only while its lease is valid. When a renewal finds the lease
+//! taken over, or renewals keep failing until the lease would have expired, [`Lease::lost`]
+//! turns true and the driver stops at once (its interrupted attempts are the next holder's to
+//! recover).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +43,7 @@ pub struct Lease {
     run_id: String,
     holder: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    lost: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Lease {
@@ -52,6 +58,7 @@ impl Lease {
             user,
             expires_at: clock.now_ms() + LEASE_TTL_MS,
         };
+        let mut valid_until = me.expires_at;
         match store.acquire_lease(run_id, me, clock.now_ms()).await? {
             Ok(()) => {}
             Err(current) => {
@@ -64,6 +71,7 @@ impl Lease {
                 });
             }
         }
+        let (lost_tx, lost) = tokio::sync::watch::channel(false);
         let heartbeat = {
             let (store, run_id, holder, clock) =
                 (store.clone(), run_id.to_string(), holder.clone(), clock.clone());
@@ -72,17 +80,27 @@ impl Lease {
                     tokio::time::sleep(HEARTBEAT).await;
                     let expires = clock.now_ms() + LEASE_TTL_MS;
                     match store.renew_lease(&run_id, &holder, expires).await {
-                        Ok(true) => {}
+                        Ok(true) => valid_until = expires,
                         Ok(false) => {
                             tracing::error!(run = %run_id, "the lease was taken over by another process");
+                            break;
+                        }
+                        Err(e) if clock.now_ms() + HEARTBEAT.as_millis() as i64 >= valid_until => {
+                            tracing::error!(run = %run_id, error = %e, "cannot renew the lease before it expires");
                             break;
                         }
                         Err(e) => tracing::warn!(run = %run_id, error = %e, "cannot renew the lease"),
                     }
                 }
+                let _ = lost_tx.send(true);
             })
         };
-        Ok(Lease { store, run_id: run_id.into(), holder, heartbeat })
+        Ok(Lease { store, run_id: run_id.into(), holder, heartbeat, lost })
+    }
+
+    /// Turns true when the lease is lost; the driver must stop.
+    pub fn lost(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.lost.clone()
     }
 
     /// Gives the lease up.

@@ -103,6 +103,14 @@ pub enum RunError {
         /// Until the lease expires.
         expires_in_ms: i64,
     },
+    /// This process lost the lease while driving, and stopped.
+    #[error(
+        "run {run_id}: this process lost its lease (taken over, or not renewable in time) and stopped driving; `drover status {run_id}` shows who drives it now"
+    )]
+    LeaseLost {
+        /// The run.
+        run_id: String,
+    },
     /// A plugin the run pinned is gone or changed.
     #[error("{0}")]
     Plugin(String),
