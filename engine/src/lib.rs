@@ -11,6 +11,7 @@
 //!
 //! See `docs/architecture.md` for the codemap and the invariants.
 
+pub mod diagnostic;
 pub mod grants;
 pub mod inventory;
 pub mod plugin;

@@ -88,6 +88,80 @@ impl SecretSource for MapSecrets {
     }
 }
 
+/// Why a secrets file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// Unreadable.
+    #[error("cannot read the secrets file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Group or others may read it.
+    #[error(
+        "the secrets file {path} is readable by others (mode {mode:03o}); make it private with `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a TOML table of strings.
+    #[error("the secrets file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+/// Secrets from a TOML file of `name = "value"` lines, refused unless only its owner may read it.
+#[derive(Debug, Clone)]
+pub struct FileSecrets(MapSecrets);
+
+impl FileSecrets {
+    /// Reads `path`.
+    pub fn load(path: &std::path::Path) -> Result<FileSecrets, SecretsError> {
+        use std::os::unix::fs::PermissionsExt;
+        let shown = path.display().to_string();
+        let io = |source| SecretsError::Io { path: shown.clone(), source };
+        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SecretsError::Exposed { path: shown, mode });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let table: BTreeMap<String, String> = toml::from_str(&text).map_err(|e| {
+            let source = crate::diagnostic::Source::new(path, &text);
+            let at = source.line_column(e.span().map_or(0, |s| s.start));
+            // Never quote the file: the message names the place, not the value.
+            SecretsError::Invalid {
+                path: shown.clone(),
+                message: format!("line {}, column {}: every entry must be `name = \"value\"`", at.0, at.1),
+            }
+        })?;
+        Ok(FileSecrets(MapSecrets(table.into_iter().map(|(k, v)| (k, SecretValue(v))).collect())))
+    }
+}
+
+impl SecretSource for FileSecrets {
+    fn get(&self, name: &str) -> Option<SecretValue> {
+        self.0.get(name)
+    }
+}
+
+/// Several sources, asked in order.
+pub struct Layered(pub Vec<Box<dyn SecretSource>>);
+
+impl SecretSource for Layered {
+    fn get(&self, name: &str) -> Option<SecretValue> {
+        self.0.iter().find_map(|source| source.get(name))
+    }
+}
+
 const REF_OPEN: &[u8] = b"@@secret:";
 const REF_CLOSE: &[u8] = b"@@";
 
@@ -129,7 +203,37 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Replaces every exact occurrence of known secret values with `[redacted NAME]`.
+/// Every secret value this process has looked up for a plugin call: log lines are redacted
+/// against it, whichever crate writes them (wasmtime's WASI logs guest output at debug level).
+static SEEN: std::sync::RwLock<Redactor> = std::sync::RwLock::new(Redactor { values: Vec::new() });
+
+fn remember(name: &str, value: &SecretValue) {
+    if let Ok(mut seen) = SEEN.write() {
+        seen.insert(name.to_string(), value.clone());
+    }
+}
+
+/// Wraps the log output: every write is redacted against every secret value the process has
+/// used. `tracing`'s formatter writes one event per call, so values are never split.
+pub struct RedactingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let redacted = match SEEN.read() {
+            Ok(seen) if !seen.is_empty() => seen.redact_bytes(buf),
+            _ => buf.to_vec(),
+        };
+        self.0.write_all(&redacted)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Replaces every exact occurrence of known secret values with `[redacted NAME]`. Every value a
+/// redactor learns is also remembered for the log output ([`RedactingWriter`]).
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// (name, value), longest value first so that a value containing another is redacted whole.
@@ -139,13 +243,20 @@ pub struct Redactor {
 impl Redactor {
     /// A redactor for these secrets. Empty values are ignored.
     pub fn new(secrets: impl IntoIterator<Item = (String, SecretValue)>) -> Self {
-        let mut values: Vec<_> = secrets.into_iter().filter(|(_, v)| !v.expose().is_empty()).collect();
-        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.expose().len()));
-        Redactor { values }
+        let mut redactor = Redactor::default();
+        for (name, value) in secrets {
+            redactor.add(name, value);
+        }
+        redactor
     }
 
     /// Adds a secret (one revealed or filled in during a call).
     pub fn add(&mut self, name: String, value: SecretValue) {
+        remember(&name, &value);
+        self.insert(name, value);
+    }
+
+    fn insert(&mut self, name: String, value: SecretValue) {
         if value.expose().is_empty() || self.values.iter().any(|(_, v)| v == &value) {
             return;
         }
@@ -213,6 +324,41 @@ mod tests {
         ]);
         assert_eq!(r.redact("x abcdef y abc"), "x [redacted long] y [redacted short]");
         assert_eq!(r.redact_bytes(b"\xffabc"), b"\xff[redacted short]".to_vec());
+    }
+
+    #[test]
+    fn a_secrets_file_is_read_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.toml");
+        std::fs::write(&path, "svc-pass = \"s3cret\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = FileSecrets::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "the secrets file {0} is readable by others (mode 644); make it private with `chmod 600 {0}`",
+                path.display()
+            )
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = FileSecrets::load(&path).unwrap();
+        assert_eq!(file.get("svc-pass"), Some(SecretValue::new("s3cret")));
+        let layered = Layered(vec![Box::new(MapSecrets::new().with("svc-pass", "env")), Box::new(file)]);
+        assert_eq!(layered.get("svc-pass"), Some(SecretValue::new("env")), "the first source wins");
+        std::fs::write(&path, "svc-pass = 42\n").unwrap();
+        let e = FileSecrets::load(&path).unwrap_err().to_string();
+        assert!(e.ends_with("line 1, column 12: every entry must be `name = \"value\"`"), "{e}");
+        assert!(!e.contains("42"));
+    }
+
+    #[test]
+    fn log_output_is_redacted_against_every_value_used() {
+        use std::io::Write;
+        let _ = Redactor::new([("log-test".to_string(), SecretValue::new("only-in-this-test-7f3a"))]);
+        let mut out = RedactingWriter(Vec::new());
+        out.write_all(b"DEBUG worker writing: b\"only-in-this-test-7f3a\"\n").unwrap();
+        assert_eq!(String::from_utf8(out.0).unwrap(), "DEBUG worker writing: b\"[redacted log-test]\"\n");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod sshd;
+
 /// Plugin components built from `plugins/` for these tests.
 pub mod wasm {
     /// `noop` 1.0.0.
@@ -70,6 +72,9 @@ impl Sandbox {
         cmd.env("DROVER_HOME", self.path())
             .env_remove("DROVER_PLUGIN_DIR")
             .env_remove("DROVER_CACHE_DIR")
+            .env_remove("DROVER_DB")
+            .env_remove("DROVER_SECRETS_FILE")
+            .env_remove("DROVER_LOG")
             .env("NO_COLOR", "1")
             .current_dir(self.path());
         cmd

@@ -1,7 +1,8 @@
 //! Drover's automation, run as `cargo xtask <command>` from anywhere in the repository.
 //!
-//! Every command installs what it needs (the `wasm32-wasip2` target through rustup) or says
-//! exactly what is missing. Nothing here is needed at run time; it only drives cargo.
+//! Every command installs what it needs (the `wasm32-wasip2` target through rustup, the OpenSSH
+//! server through apt) or says exactly what is missing. Nothing here is needed at run time; it
+//! only drives cargo.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The OpenSSH server the ssh transport tests start.
+const SSHD: &str = "/usr/sbin/sshd";
 
 /// Drover's build, test and demo automation.
 #[derive(Parser)]
@@ -88,6 +92,30 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
     })
 }
 
+/// Installs openssh-server through apt when `/usr/sbin/sshd` is missing: the ssh transport tests
+/// start their own sshd on 127.0.0.1. Nothing here starts the system service.
+fn ensure_sshd() -> anyhow::Result<()> {
+    if Path::new(SSHD).exists() {
+        return Ok(());
+    }
+    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!(
+            "{SSHD} is missing and only root can install it: install the Debian package openssh-server (`sudo apt-get install openssh-server`) and try again"
+        );
+    }
+    eprintln!("installing openssh-server through apt-get (the ssh transport tests need {SSHD})");
+    run(Command::new("apt-get").arg("update"))
+        .and_then(|()| {
+            run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args([
+                "install",
+                "-y",
+                "openssh-server",
+            ]))
+        })
+        .context("could not install openssh-server; run `apt-get install openssh-server` and try again")
+}
+
 /// Builds plugins/ and returns the directory holding the `.wasm` files.
 fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
@@ -110,6 +138,7 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
 
 fn test(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
+    ensure_sshd()?;
     // The end-to-end tests drive the real binary; cargo builds a package's binaries only for that
     // package's own integration tests, so build it first.
     run(Command::new("cargo").current_dir(root).args([
@@ -132,13 +161,19 @@ fn fmt_check(root: &Path) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
+    // The engine bench times the release `drover` binary too (resume of a killed run).
     run(Command::new("cargo").current_dir(root).args([
-        "bench",
+        "build",
+        "--release",
         "-p",
-        "drover-tests",
-        "--bench",
-        "plugin_call",
-    ]))
+        "drover-engine",
+        "--bin",
+        "drover",
+    ]))?;
+    for bench in ["plugin_call", "engine"] {
+        run(Command::new("cargo").current_dir(root).args(["bench", "-p", "drover-tests", "--bench", bench]))?;
+    }
+    Ok(())
 }
 
 fn demo(root: &Path) -> anyhow::Result<()> {

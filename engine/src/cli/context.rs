@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use drover_engine::plugin::registry::Registry;
 use drover_engine::plugin::{HostConfig, PluginHost};
 use drover_engine::run::{NoProgress, Progress, RunContext, SystemClock};
-use drover_engine::secrets::EnvSecrets;
+use drover_engine::secrets::{EnvSecrets, FileSecrets, Layered, SecretSource};
 use drover_engine::store::{Durability, Store};
 
 use super::Global;
@@ -45,6 +45,15 @@ impl Progress for StderrProgress {
     }
 }
 
+/// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.
+fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
+    let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
+    if let Some(path) = &global.secrets {
+        sources.push(Box::new(FileSecrets::load(path).map_err(|e| super::UsageError(e.to_string()))?));
+    }
+    Ok(Arc::new(Layered(sources)))
+}
+
 /// Everything a run command needs.
 pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<RunContext> {
     let store = store(global)?;
@@ -56,7 +65,7 @@ pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<R
         host: Arc::new(host),
         registry: Registry::new(global.plugin_dir()),
         clock: Arc::new(SystemClock::default()),
-        secrets: Arc::new(EnvSecrets),
+        secrets: secrets(global)?,
         wait_for_operator,
         progress,
     })

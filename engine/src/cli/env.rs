@@ -14,6 +14,9 @@ pub const DROVER_SDK_PATH: &str = "DROVER_SDK_PATH";
 pub const DROVER_DB: &str = "DROVER_DB";
 /// `full` (default) or `normal`: how hard each commit of the journal tries to reach the disk.
 pub const DROVER_SYNCHRONOUS: &str = "DROVER_SYNCHRONOUS";
+/// A TOML file of `name = "value"` secrets, readable by its owner only. Environment variables
+/// `DROVER_SECRET_<NAME>` take precedence over it.
+pub const DROVER_SECRETS_FILE: &str = "DROVER_SECRETS_FILE";
 /// Log filter for stderr, in `tracing` syntax (`info`, `drover_engine=debug`).
 pub const DROVER_LOG: &str = "DROVER_LOG";
 

@@ -54,6 +54,10 @@ pub struct Global {
     /// `normal` survives a crash of drover and is faster.
     #[arg(long, global = true, env = env::DROVER_SYNCHRONOUS, value_enum, default_value = "full")]
     pub synchronous: context::Synchronous,
+    /// Secrets file: `name = "value"` lines, mode 600. `DROVER_SECRET_<NAME>` variables take
+    /// precedence over it.
+    #[arg(long, global = true, env = env::DROVER_SECRETS_FILE, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
     /// Print data as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,

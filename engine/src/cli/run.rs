@@ -41,7 +41,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
                 .ok_or_else(|| UsageError(format!("--param {p}: expected NAME=VALUE")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let inventory = workflow::inventory(&args.inventory)?;
+    let inventory = workflow::inventory(global, &args.inventory)?;
     let wf = workflow::load(global, &args.workflow, Some(&inventory))?;
     let params = run::resolve_params(&wf, &overrides).map_err(|e| UsageError(e.to_string()))?;
     let ctx = context::run_context(global, args.wait)?;

@@ -18,7 +18,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<Exit> {
-    let inventory = args.inventory.as_deref().map(workflow::inventory).transpose()?;
+    let inventory = args.inventory.as_deref().map(|p| workflow::inventory(global, p)).transpose()?;
     let wf = workflow::load(global, &args.workflow, inventory.as_ref())?;
     if global.json {
         output::json(

@@ -2,15 +2,21 @@
 
 use std::path::Path;
 
-use drover_engine::inventory::Inventory;
+use drover_engine::inventory::{self, Inventory};
 use drover_engine::plugin::registry::Registry;
 use drover_engine::workflow::{self, ValidationContext, Workflow};
 
 use super::{Global, UsageError};
 
-/// Reads and validates an inventory file.
-pub fn inventory(path: &Path) -> anyhow::Result<Inventory> {
-    Inventory::load(path).map_err(|e| UsageError(e.to_string()).into())
+/// Reads and validates an inventory file; its warnings go to stderr unless `--quiet`.
+pub fn inventory(global: &Global, path: &Path) -> anyhow::Result<Inventory> {
+    let loaded = inventory::load(path).map_err(|e| UsageError(e.to_string()))?;
+    if !global.quiet {
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    Ok(loaded.inventory)
 }
 
 /// Reads and validates a workflow against the installed plugins and (if given) the inventory.

@@ -17,11 +17,11 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
-use crate::grants::{Allow, Grants};
+use crate::grants::{Allow, Grants, Refusal};
 use crate::inventory::Inventory;
 use crate::plugin::{
-    CallEnv, CallReport, Effect, FailureClass, LoadedPlugin, Mode, NoObserver, StepCall, StepContext,
-    StepStateStore,
+    CallEnv, CallObserver, CallReport, Effect, FailureClass, LoadedPlugin, Mode, StepCall, StepContext,
+    StepStateStore, TargetCallRecord,
 };
 use crate::store::{AttemptRecord, AttemptState, Change, RunRecord, RunState, StepRecord, StepState, Store};
 use crate::target::TargetSet;
@@ -48,6 +48,31 @@ pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, 
     let outcome = result?;
     released?;
     Ok(outcome)
+}
+
+/// Something an attempt in flight did that the journal records.
+enum Observed {
+    TargetCall { key: String, attempt: u32, record: TargetCallRecord },
+    Refusal { key: String, attempt: u32, refusal: Refusal },
+}
+
+/// Passes what an attempt does to the driver, which journals it in its next commit.
+struct JournalObserver {
+    key: String,
+    attempt: u32,
+    tx: std::sync::mpsc::Sender<Observed>,
+}
+
+impl CallObserver for JournalObserver {
+    fn target_call(&self, record: &TargetCallRecord) {
+        let (key, attempt) = (self.key.clone(), self.attempt);
+        let _ = self.tx.send(Observed::TargetCall { key, attempt, record: record.clone() });
+    }
+
+    fn refusal(&self, refusal: &Refusal) {
+        let (key, attempt) = (self.key.clone(), self.attempt);
+        let _ = self.tx.send(Observed::Refusal { key, attempt, refusal: refusal.clone() });
+    }
 }
 
 /// An attempt that finished.
@@ -100,6 +125,9 @@ struct Driver<'c> {
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     /// True once the lease is lost: stop at once, dropping the attempts in flight.
     lease_lost: tokio::sync::watch::Receiver<bool>,
+    /// Target calls and refusals of attempts in flight, as they happen, for the journal.
+    observed_tx: std::sync::mpsc::Sender<Observed>,
+    observed_rx: std::sync::mpsc::Receiver<Observed>,
     last_poll: i64,
 }
 
@@ -137,6 +165,7 @@ impl<'c> Driver<'c> {
             order_pos[idx] = pos;
         }
         let templated = wf.steps.iter().map(|s| has_templates(&s.with)).collect();
+        let (observed_tx, observed_rx) = std::sync::mpsc::channel();
         let step_count = wf.steps.len();
         let mut driver = Driver {
             ctx,
@@ -165,6 +194,8 @@ impl<'c> Driver<'c> {
             changes: Vec::new(),
             in_flight: FuturesUnordered::new(),
             lease_lost,
+            observed_tx,
+            observed_rx,
             last_poll: 0,
         };
         for record in ctx.store.steps(&run.id)? {
@@ -256,6 +287,7 @@ impl<'c> Driver<'c> {
             if *self.lease_lost.borrow() {
                 return Err(RunError::LeaseLost { run_id: self.run_id.clone() });
             }
+            self.journal_observed();
             let now = self.ctx.clock.now_ms();
             if now - self.last_poll >= POLL.as_millis() as i64 {
                 self.apply_requests()?;
@@ -278,6 +310,8 @@ impl<'c> Driver<'c> {
             });
             tokio::select! {
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    // What the attempts did goes into the journal before how they ended.
+                    self.journal_observed();
                     self.complete(done);
                     // Others that finished meanwhile join the same commit.
                     while let Some(Some(done)) = futures_util::FutureExt::now_or_never(self.in_flight.next()) {
@@ -755,7 +789,28 @@ impl<'c> Driver<'c> {
                 run_id: self.run_id.clone(),
                 step_key: key.into(),
             }),
-            observer: Arc::new(NoObserver),
+            observer: Arc::new(JournalObserver {
+                key: key.into(),
+                attempt: self.instances.get(key).map_or(0, |r| r.attempts),
+                tx: self.observed_tx.clone(),
+            }),
+        }
+    }
+
+    /// Records the target calls and refusals reported since the last turn, one event each.
+    fn journal_observed(&mut self) {
+        while let Ok(observed) = self.observed_rx.try_recv() {
+            match observed {
+                Observed::TargetCall { key, attempt, record } => {
+                    let data = merge(json!({ "attempt": attempt }), json!(record));
+                    self.event(Some(&key), "target-call", data);
+                }
+                Observed::Refusal { key, attempt, refusal } => {
+                    let data =
+                        merge(json!({ "attempt": attempt, "message": refusal.to_string() }), json!(refusal));
+                    self.event(Some(&key), "refused", data);
+                }
+            }
         }
     }
 
@@ -788,8 +843,8 @@ impl<'c> Driver<'c> {
             "attempt": done.number,
             "duration_ms": report.duration.as_millis() as u64,
             "logs": report.logs,
-            "target_calls": report.target_calls,
-            "refusals": report.refusals,
+            "target_calls": report.target_calls.len(),
+            "refusals": report.refusals.len(),
         });
         let (attempt_state, error, class) = match &report.result {
             Ok(_) => (AttemptState::Succeeded, None, None),

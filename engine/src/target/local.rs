@@ -1,12 +1,8 @@
 //! The `local` transport: programs and files on the machine Drover runs on.
 
-use std::process::Stdio;
-use std::time::Instant;
-
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{Command, ExecOutput, TargetError, Transport};
+use super::{Command, ExecOutput, TargetError, Transport, process};
 
 /// Runs programs as child processes of Drover and uses the local file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -15,52 +11,11 @@ pub struct LocalTransport;
 #[async_trait]
 impl Transport for LocalTransport {
     async fn exec(&self, command: &Command) -> Result<ExecOutput, TargetError> {
-        let started = Instant::now();
-        let mut child = tokio::process::Command::new(&command.program)
-            .args(&command.args)
-            .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    TargetError::not_found(format!("program {} not found", command.program))
-                }
-                _ => TargetError::permanent(format!("cannot start {}: {e}", command.program)),
-            })?;
-        let stdin = child.stdin.take();
-        let input = command.stdin.clone();
-        let feed = async move {
-            if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
-                // A program that exits without reading its input is not an error.
-                let _ = pipe.write_all(&bytes).await;
-            }
-        };
-        let limit = command.output_limit;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let run = async {
-            let ((), out, err, status) =
-                tokio::join!(feed, read_limited(stdout, limit), read_limited(stderr, limit), child.wait());
-            (out, err, status)
-        };
-        let Ok((out, err, status)) = tokio::time::timeout(command.timeout, run).await else {
-            return Err(TargetError::retryable(format!(
-                "{} timed out after {:.1}s and was killed",
-                command.program,
-                command.timeout.as_secs_f64()
-            )));
-        };
-        let status =
-            status.map_err(|e| TargetError::permanent(format!("waiting for {}: {e}", command.program)))?;
-        Ok(ExecOutput {
-            exit_code: status.code(),
-            truncated: out.1 || err.1,
-            stdout: out.0,
-            stderr: err.0,
-            duration: started.elapsed(),
-        })
+        let mut process = tokio::process::Command::new(&command.program);
+        process.args(&command.args);
+        process::run(process, command.stdin.as_deref(), command.timeout, command.output_limit)
+            .await
+            .map_err(|e| e.into_target_error(&command.program))
     }
 
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, TargetError> {
@@ -87,41 +42,12 @@ fn io_error(what: &str, path: &str, e: std::io::Error) -> TargetError {
     }
 }
 
-/// Reads a pipe to its end, keeping at most `limit` bytes; returns them and whether any were
-/// dropped. It keeps draining past the limit so the program never blocks on a full pipe.
-async fn read_limited(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u8>, bool) {
-    let Some(mut pipe) = pipe else { return (Vec::new(), false) };
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                truncated |= n > room;
-            }
-        }
-    }
-    (kept, truncated)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use super::super::test_command as cmd;
     use super::*;
-
-    fn cmd(program: &str, args: &[&str]) -> Command {
-        Command {
-            program: program.into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            stdin: None,
-            timeout: Duration::from_secs(10),
-            output_limit: 1024,
-        }
-    }
 
     #[tokio::test]
     async fn runs_a_program_with_stdin_and_exit_code() {

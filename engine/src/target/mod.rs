@@ -1,16 +1,27 @@
 //! Targets: the servers a step acts on, each reached through a [`Transport`]. The plugin host
 //! calls transports only after grants were checked and secret references filled in; transports
 //! know nothing of plugins, grants or the journal.
+//!
+//! Three transports: [`LocalTransport`] (this machine), [`SshTransport`] (the system OpenSSH
+//! client; the target runs a POSIX shell) and [`CommandTransport`] (a local wrapper program that
+//! reaches the target, such as a PowerShell or WinRM bridge for Windows). The ones that run
+//! processes share `process.rs`: input fed, output capped, killed at the timeout.
 
+mod command;
 mod local;
+mod process;
+mod ssh;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use command::CommandTransport;
 pub use local::LocalTransport;
+pub use ssh::{HostKeyPolicy, SshOptions, SshTransport};
 
 /// A program to run on a target, with secret references already filled in.
 #[derive(Debug, Clone)]
@@ -117,5 +128,23 @@ impl TargetSet {
     /// The names of all targets.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.targets.keys().map(String::as_str)
+    }
+}
+
+/// `path` as a command operand that cannot be taken for an option: a relative path starting
+/// with `-` gets `./` in front.
+fn operand(path: &str) -> Cow<'_, str> {
+    if path.starts_with('-') { Cow::Owned(format!("./{path}")) } else { Cow::Borrowed(path) }
+}
+
+/// A command for the transports' unit tests: 10 s timeout, 1 KiB output limit, no input.
+#[cfg(test)]
+fn test_command(program: &str, args: &[&str]) -> Command {
+    Command {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        stdin: None,
+        timeout: Duration::from_secs(10),
+        output_limit: 1024,
     }
 }

@@ -155,7 +155,8 @@ pub struct StepConcurrencyFile {
     /// Instances of this step running at once.
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub step: Option<Spanned<u32>>,
-    /// Instances of this step running at once against the same target.
+    /// Attempts running at once against the same target, of any step: this step starts one
+    /// on a target only while fewer than this many run there.
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub per_target: Option<Spanned<u32>>,
 }

@@ -21,7 +21,7 @@
 //! upstream step, the DAG is acyclic, every plugin step carries the describe of the plugin it
 //! resolved to, and every template names only params, upstream steps and scope roots that exist.
 
-pub mod diagnostic;
+pub use crate::diagnostic;
 pub mod file;
 mod graph;
 mod input;

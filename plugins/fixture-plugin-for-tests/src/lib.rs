@@ -111,7 +111,30 @@ impl RawPlugin for Fixture {
             "secret" => {
                 let value = ctx.secret(&text(&input, "name"))?;
                 ctx.info(format!("the secret is {value}"));
-                ok(json!({ "secret": value }))
+                let target = text(&input, "target");
+                if target.is_empty() {
+                    return ok(json!({ "secret": value }));
+                }
+                // Leaks it every way it can: stderr, an exec argument (the program writes it to
+                // `file` and echoes it), the output, the summary and the evidence.
+                eprintln!("stderr says {value}");
+                let script = r#"printf '%s' "$1" > "$2"; echo "echoed $1""#;
+                let ran = ctx
+                    .exec(&target, "sh")
+                    .args([
+                        "-c".to_string(),
+                        script.to_string(),
+                        "sh".into(),
+                        value.clone(),
+                        text(&input, "file"),
+                    ])
+                    .run()?
+                    .require_success()?;
+                Ok(Outcome::changed(
+                    json!({ "ok": true, "secret": value, "stdout": ran.stdout() }).to_string(),
+                    format!("used {value}"),
+                )
+                .with_evidence(ran.evidence("the secret, echoed")))
             }
             "write-file" => {
                 let target = text(&input, "target");

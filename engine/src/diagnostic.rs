@@ -1,12 +1,13 @@
-//! Errors in a workflow file, each with file, line and column ([`Diagnostic`]), reported all at
-//! once ([`Diagnostics`]); and [`Source`], which turns byte spans into lines and columns. Only
-//! positions live here: the messages are written where the problem is found.
+//! Problems in an input file (a workflow, an inventory), each with file, line and column
+//! ([`Diagnostic`]), reported all at once ([`Diagnostics`]); and [`Source`], which turns byte
+//! spans into lines and columns. Only positions live here: the messages are written where the
+//! problem is found.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// One problem in a workflow file.
+/// One problem in an input file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}", file.display())]
 pub struct Diagnostic {
@@ -20,7 +21,7 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-/// Every problem found in a workflow file, ordered by position.
+/// Every problem found in a file, ordered by position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
@@ -79,7 +80,7 @@ impl<'a> IntoIterator for &'a Diagnostics {
     }
 }
 
-/// A workflow file's path and text, for turning byte offsets into lines and columns.
+/// A file's path and text, for turning byte offsets into lines and columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     path: PathBuf,

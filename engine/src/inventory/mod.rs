@@ -1,0 +1,528 @@
+//! The inventory: the sites and servers a workflow acts on, how each server is reached, its
+//! variables, and groups of servers. Read in stages: the TOML file with positions
+//! ([`file`]), then [`load`] checks meaning and reports every problem at once, with file, line
+//! and column, into the [`Inventory`] a run pins (as JSON).
+//!
+//! Invariant: every group member, and every site a server names, exists; a pinned inventory holds
+//! absolute paths only, so a run resumed from another directory reaches the same keys.
+
+pub mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Source};
+use crate::target::{
+    CommandTransport, HostKeyPolicy, LocalTransport, SshOptions, SshTransport, TargetSet, Transport,
+};
+use file::{InventoryFile, ServerFile, SshFile};
+
+/// Windows computer (NetBIOS) names longer than this break BizTalk configuration.
+pub const WINDOWS_NAME_LIMIT: usize = 15;
+
+/// How long an SSH master connection outlives its last use.
+const CONTROL_PERSIST: Duration = Duration::from_secs(60);
+
+/// A site: production, DR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Site {
+    /// What and where it is.
+    pub description: Option<String>,
+}
+
+/// How a server is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TransportSpec {
+    /// This machine.
+    Local,
+    /// The system OpenSSH client.
+    Ssh(SshSpec),
+    /// A local argv prefix that runs a program on the server.
+    Command {
+        /// The prefix, program and arguments follow it.
+        prefix: Vec<String>,
+    },
+}
+
+/// Resolved SSH settings of one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SshSpec {
+    /// Host name or address.
+    pub host: String,
+    /// Port, when not ssh's default.
+    pub port: Option<u16>,
+    /// Remote user, when not ssh's default.
+    pub user: Option<String>,
+    /// Private key file (absolute).
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file (absolute).
+    pub known_hosts: Option<PathBuf>,
+    /// `strict` (the default), `accept-new` or `off`.
+    pub host_key_policy: String,
+    /// Connect timeout in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+/// A server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Server {
+    /// Its site, if the inventory names sites.
+    pub site: Option<String>,
+    /// How it is reached.
+    pub transport: TransportSpec,
+    /// Free-form variables for templates (`inventory.servers[target].vars`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// A validated inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub struct Inventory {
+    /// Sites by name.
+    #[serde(default)]
+    pub sites: BTreeMap<String, Site>,
+    /// Servers by name.
+    #[serde(default)]
+    pub servers: BTreeMap<String, Server>,
+    /// Groups: name to server names. Every site is also a group of its servers.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// An inventory read from a file, with what is worth a warning.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The inventory.
+    pub inventory: Inventory,
+    /// Problems that do not stop a run (such as long Windows names), with positions.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why an inventory is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// Unreadable file.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Invalid content: every problem, with file, line and column.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads, checks and resolves an inventory file.
+pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| InventoryError::Io { path: path.display().to_string(), source })?;
+    parse(path, &text)
+}
+
+/// Checks and resolves inventory text read from `path` (used for positions and relative paths).
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, InventoryError> {
+    let source = Source::new(path, text);
+    let file: InventoryFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        InventoryError::Invalid(Diagnostics::new(vec![source.at(&span, e.message().trim_end_matches('.'))]))
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let mut check = Check { source: &source, problems: Vec::new(), warnings: Vec::new() };
+    let inventory = check.inventory(file, &base);
+    if check.problems.is_empty() {
+        Ok(Loaded { inventory, warnings: Diagnostics::new(check.warnings).0 })
+    } else {
+        Err(InventoryError::Invalid(Diagnostics::new(check.problems)))
+    }
+}
+
+/// Stage 2: meaning, with every problem collected.
+struct Check<'s> {
+    source: &'s Source,
+    problems: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    fn problem<T>(&mut self, at: &Spanned<T>, message: String) {
+        self.problems.push(self.source.at(&at.span(), message));
+    }
+
+    fn inventory(&mut self, file: InventoryFile, base: &Path) -> Inventory {
+        let sites: BTreeMap<String, Site> = file
+            .sites
+            .into_iter()
+            .map(|(name, site)| (name.into_inner(), Site { description: site.description }))
+            .collect();
+        let defaults = file.ssh.unwrap_or_default();
+        let declared: BTreeSet<String> = file.servers.keys().map(|k| k.get_ref().clone()).collect();
+        let mut servers = BTreeMap::new();
+        for (name, server) in file.servers {
+            if let Some(server) = self.server(&name, server, &sites, &defaults, base) {
+                servers.insert(name.into_inner(), server);
+            }
+        }
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, members) in file.groups {
+            if sites.contains_key(name.get_ref()) {
+                self.problem(
+                    &name,
+                    format!(
+                        "group `{}` has the name of a site, which is already a group of its servers",
+                        name.get_ref()
+                    ),
+                );
+            }
+            for member in &members {
+                if !declared.contains(member.get_ref()) {
+                    self.problem(
+                        member,
+                        format!(
+                            "group `{}`: `{}` is not a server of this inventory",
+                            name.get_ref(),
+                            member.get_ref()
+                        ),
+                    );
+                }
+            }
+            groups.insert(name.into_inner(), members.into_iter().map(Spanned::into_inner).collect());
+        }
+        for site in sites.keys() {
+            let members =
+                servers.iter().filter(|(_, s)| s.site.as_ref() == Some(site)).map(|(n, _)| n.clone());
+            groups.insert(site.clone(), members.collect());
+        }
+        Inventory { sites, servers, groups }
+    }
+
+    fn server(
+        &mut self,
+        name: &Spanned<String>,
+        file: ServerFile,
+        sites: &BTreeMap<String, Site>,
+        defaults: &SshFile,
+        base: &Path,
+    ) -> Option<Server> {
+        let before = self.problems.len();
+        let id = name.get_ref();
+        if let Some(site) = &file.site
+            && !sites.contains_key(site.get_ref())
+        {
+            let known = sites.keys().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+            self.problem(site, format!("server `{id}`: unknown site `{}` (sites: {known})", site.get_ref()));
+        }
+        let os = file.os.as_ref().map(|o| o.get_ref().as_str());
+        match os {
+            None | Some("windows") if id.chars().count() > WINDOWS_NAME_LIMIT => {
+                self.warnings.push(self.source.at(
+                    &name.span(),
+                    format!(
+                        "server `{id}`: the name has {} characters; Windows computer names longer than {WINDOWS_NAME_LIMIT} break BizTalk configuration (set `os = \"linux\"` if it is not a Windows server)",
+                        id.chars().count()
+                    ),
+                ));
+            }
+            None | Some("windows" | "linux") => {}
+            Some(other) => {
+                let at = file.os.as_ref().expect("os given");
+                self.problem(at, format!("server `{id}`: unknown os `{other}` (use `windows` or `linux`)"));
+            }
+        }
+        let kind = file.transport.get_ref().as_str();
+        if kind != "ssh"
+            && let Some(ssh) = &file.ssh
+        {
+            self.problem(ssh, format!("server `{id}`: `ssh` settings need `transport = \"ssh\"`"));
+        }
+        if kind != "command"
+            && let Some(command) = &file.command
+        {
+            self.problem(command, format!("server `{id}`: `command` needs `transport = \"command\"`"));
+        }
+        let transport = match kind {
+            "local" => TransportSpec::Local,
+            "ssh" => {
+                let ssh = file.ssh.map(Spanned::into_inner).unwrap_or_default().over(defaults);
+                self.ssh(id, ssh, base)
+            }
+            "command" => match file.command {
+                Some(command) if !command.get_ref().is_empty() && !command.get_ref()[0].is_empty() => {
+                    TransportSpec::Command { prefix: command.into_inner() }
+                }
+                Some(command) => {
+                    self.problem(&command, format!("server `{id}`: `command` is empty"));
+                    TransportSpec::Local
+                }
+                None => {
+                    self.problem(name, format!("server `{id}`: `transport = \"command\"` needs `command = [\"program\", \"args\"…]`"));
+                    TransportSpec::Local
+                }
+            },
+            other => {
+                self.problem(
+                    &file.transport,
+                    format!("server `{id}`: unknown transport `{other}` (use `local`, `ssh` or `command`)"),
+                );
+                TransportSpec::Local
+            }
+        };
+        let vars = file
+            .vars
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+            .collect();
+        (self.problems.len() == before).then(|| Server {
+            site: file.site.map(Spanned::into_inner),
+            transport,
+            vars,
+        })
+    }
+
+    fn ssh(&mut self, id: &str, ssh: SshFile, base: &Path) -> TransportSpec {
+        let policy = match &ssh.host_key_policy {
+            None => "strict".to_string(),
+            Some(p) if matches!(p.get_ref().as_str(), "strict" | "accept-new" | "off") => p.get_ref().clone(),
+            Some(p) => {
+                self.problem(
+                    p,
+                    format!(
+                        "server `{id}`: unknown host-key-policy `{}` (use `strict`, `accept-new` or `off`)",
+                        p.get_ref()
+                    ),
+                );
+                "strict".into()
+            }
+        };
+        let timeout = match &ssh.connect_timeout {
+            None => Duration::from_secs(10),
+            Some(t) => match humantime::parse_duration(t.get_ref()) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                Ok(_) => {
+                    self.problem(t, format!("server `{id}`: connect-timeout must be at least 1s"));
+                    Duration::from_secs(10)
+                }
+                Err(e) => {
+                    self.problem(t, format!("server `{id}`: connect-timeout `{}`: {e}", t.get_ref()));
+                    Duration::from_secs(10)
+                }
+            },
+        };
+        TransportSpec::Ssh(SshSpec {
+            host: ssh.host.unwrap_or_else(|| id.to_string()),
+            port: ssh.port,
+            user: ssh.user,
+            identity_file: ssh.identity_file.map(|p| base.join(p)),
+            known_hosts: ssh.known_hosts.map(|p| base.join(p)),
+            host_key_policy: policy,
+            connect_timeout_ms: timeout.as_millis() as u64,
+        })
+    }
+}
+
+impl Inventory {
+    /// Group names, sites included.
+    pub fn group_names(&self) -> BTreeSet<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// Members of a group (or site), or the server itself when `name` is a server.
+    pub fn expand(&self, name: &str) -> Vec<String> {
+        match self.groups.get(name) {
+            Some(members) => members.clone(),
+            None if self.servers.contains_key(name) => vec![name.to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The transport of every server. SSH master connections live in a directory private to
+    /// this user (`drover-ssh-<uid>` under the temporary directory).
+    pub fn targets(&self) -> TargetSet {
+        let control_dir = control_dir();
+        self.servers.iter().fold(TargetSet::new(), |set, (name, server)| {
+            let transport: Arc<dyn Transport> = match &server.transport {
+                TransportSpec::Local => Arc::new(LocalTransport),
+                TransportSpec::Command { prefix } => Arc::new(CommandTransport::new(prefix.clone())),
+                TransportSpec::Ssh(ssh) => Arc::new(SshTransport::new(SshOptions {
+                    host: ssh.host.clone(),
+                    port: ssh.port,
+                    user: ssh.user.clone(),
+                    identity_file: ssh.identity_file.clone(),
+                    known_hosts_file: ssh.known_hosts.clone(),
+                    host_key_policy: match ssh.host_key_policy.as_str() {
+                        "accept-new" => HostKeyPolicy::AcceptNew,
+                        "off" => HostKeyPolicy::Off,
+                        _ => HostKeyPolicy::Strict,
+                    },
+                    connect_timeout: Duration::from_millis(ssh.connect_timeout_ms),
+                    control_dir: control_dir.clone(),
+                    control_persist: CONTROL_PERSIST,
+                })),
+            };
+            set.with(name.clone(), transport)
+        })
+    }
+}
+
+/// A short directory, private to this user, for SSH control sockets (their paths are limited
+/// to about 100 bytes).
+fn control_dir() -> PathBuf {
+    #[allow(unsafe_code)]
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("drover-ssh-{uid}"));
+    let _ = std::fs::create_dir_all(&dir);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    }
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Loaded, InventoryError> {
+        parse(Path::new("/inv/inventory.toml"), text)
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse_str(text) {
+            Err(InventoryError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sites_servers_groups_and_vars_are_read_and_sites_are_groups() {
+        let loaded = parse_str(
+            r#"
+[sites.prod]
+description = "Amsterdam"
+[sites.dr]
+
+[ssh]
+user = "drover"
+known-hosts = "keys/known_hosts"
+
+[servers.PRDBTS01]
+site = "prod"
+transport = "local"
+vars = { role = "biztalk", instance = 1 }
+
+[servers.DRBTS01]
+site = "dr"
+transport = "ssh"
+ssh = { host = "10.1.0.5", port = 2222, identity-file = "/keys/id" }
+
+[servers.DRBTS02]
+site = "dr"
+transport = "command"
+command = ["drover-lab", "exec", "DRBTS02", "--"]
+
+[groups]
+biztalk = ["PRDBTS01", "DRBTS01"]
+"#,
+        )
+        .unwrap();
+        let inv = loaded.inventory;
+        assert!(loaded.warnings.is_empty());
+        assert_eq!(inv.expand("dr"), vec!["DRBTS01", "DRBTS02"]);
+        assert_eq!(inv.expand("prod"), vec!["PRDBTS01"]);
+        assert_eq!(inv.expand("biztalk"), vec!["PRDBTS01", "DRBTS01"]);
+        assert_eq!(inv.expand("DRBTS02"), vec!["DRBTS02"]);
+        assert_eq!(inv.servers["PRDBTS01"].vars["instance"], serde_json::json!(1));
+        let TransportSpec::Ssh(ssh) = &inv.servers["DRBTS01"].transport else { panic!("ssh") };
+        assert_eq!(ssh.host, "10.1.0.5");
+        assert_eq!(ssh.port, Some(2222));
+        assert_eq!(ssh.user.as_deref(), Some("drover"), "taken from [ssh]");
+        assert_eq!(
+            ssh.known_hosts.as_deref(),
+            Some(Path::new("/inv/keys/known_hosts")),
+            "relative to the file"
+        );
+        assert_eq!(ssh.identity_file.as_deref(), Some(Path::new("/keys/id")));
+        assert_eq!(ssh.host_key_policy, "strict");
+        assert_eq!(
+            inv.servers["DRBTS02"].transport,
+            TransportSpec::Command {
+                prefix: vec!["drover-lab".into(), "exec".into(), "DRBTS02".into(), "--".into()]
+            }
+        );
+        let round: Inventory = serde_json::from_value(serde_json::to_value(&inv).unwrap()).unwrap();
+        assert_eq!(round, inv, "the pinned JSON reads back");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_position() {
+        let found = problems(
+            r#"[sites.dr]
+
+[servers.A]
+site = "drr"
+transport = "telnet"
+
+[servers.B]
+transport = "command"
+
+[servers.C]
+transport = "ssh"
+ssh = { host-key-policy = "maybe", connect-timeout = "soon" }
+
+[groups]
+dr = ["A"]
+web = ["A", "Z"]
+"#,
+        );
+        assert_eq!(
+            found,
+            vec![
+                "/inv/inventory.toml:4:8: server `A`: unknown site `drr` (sites: `dr`)",
+                "/inv/inventory.toml:5:13: server `A`: unknown transport `telnet` (use `local`, `ssh` or `command`)",
+                "/inv/inventory.toml:7:10: server `B`: `transport = \"command\"` needs `command = [\"program\", \"args\"…]`",
+                "/inv/inventory.toml:12:27: server `C`: unknown host-key-policy `maybe` (use `strict`, `accept-new` or `off`)",
+                "/inv/inventory.toml:12:54: server `C`: connect-timeout `soon`: expected number at 0",
+                "/inv/inventory.toml:15:1: group `dr` has the name of a site, which is already a group of its servers",
+                "/inv/inventory.toml:16:13: group `web`: `Z` is not a server of this inventory",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_point_at_the_place() {
+        assert_eq!(
+            problems("[servers.A]\ntransport = \"local\"\nadress = \"x\"\n"),
+            vec![
+                "/inv/inventory.toml:3:1: unknown field `adress`, expected one of `site`, `os`, `transport`, `ssh`, `command`, `vars`"
+            ]
+        );
+        assert_eq!(problems("[servers.A\n"), vec!["/inv/inventory.toml:1:11: unclosed table, expected `]`"]);
+    }
+
+    #[test]
+    fn long_windows_names_are_a_warning_not_an_error() {
+        let loaded = parse_str(
+            "[servers.BIZTALKDRSERVER01]\ntransport = \"local\"\n[servers.a-very-long-linux-box]\ntransport = \"local\"\nos = \"linux\"\n",
+        )
+        .unwrap();
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            vec![
+                "/inv/inventory.toml:1:10: server `BIZTALKDRSERVER01`: the name has 17 characters; Windows computer names longer than 15 break BizTalk configuration (set `os = \"linux\"` if it is not a Windows server)"
+            ]
+        );
+    }
+}

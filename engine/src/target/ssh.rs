@@ -1,0 +1,571 @@
+//! The `ssh` transport: programs run through the system OpenSSH client (`ssh`), files move through
+//! `sftp` in batch mode. It owns the command lines of both and the reading of their failures; it
+//! never reads the user's ssh configuration (`-F /dev/null`) and never asks for a password
+//! (`BatchMode=yes`).
+//!
+//! **The target runs a POSIX shell.** ssh hands the remote side one command line, which the
+//! user's login shell parses; program and arguments are single-quoted for a POSIX shell, so they
+//! arrive exactly as given. A Windows target is reached through the `command` transport, wrapping
+//! PowerShell remoting or WinRM. `sftp` needs no shell, only the sftp subsystem.
+//!
+//! Connections are reused: the first call starts a master connection (`ControlMaster=auto`)
+//! with its socket in `control_dir`, and later calls within `control_persist` ride on it. Calls
+//! that share a control directory, host, port and user share the master whatever their key.
+//!
+//! Failures: ssh exits 255 on its own errors. Its messages are written to a log file of their
+//! own (`-E`), so the program's stderr stays the program's and a program that itself exits 255
+//! is still an ordinary result. Unreachable and timed out is retryable; refused authentication
+//! or a wrong host key is permanent. A program that outlives its timeout has its ssh client
+//! killed: the remote program loses its connection but may run on until it next writes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, ProcessError, file_error};
+use super::{Command, ExecOutput, TargetError, TargetErrorKind, Transport, operand};
+
+/// What ssh does with the target's host key (`StrictHostKeyChecking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostKeyPolicy {
+    /// The key must already be in the known-hosts file.
+    #[default]
+    Strict,
+    /// An unknown host's key is added on first contact; a changed key is refused.
+    AcceptNew,
+    /// Any key is accepted. With no known-hosts file given, none is written either.
+    Off,
+}
+
+impl HostKeyPolicy {
+    fn option_value(self) -> &'static str {
+        match self {
+            HostKeyPolicy::Strict => "yes",
+            HostKeyPolicy::AcceptNew => "accept-new",
+            HostKeyPolicy::Off => "no",
+        }
+    }
+}
+
+/// How to reach one SSH target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshOptions {
+    /// Host name or address.
+    pub host: String,
+    /// Port; ssh's default (22) when absent.
+    pub port: Option<u16>,
+    /// Remote user; the local user's name when absent.
+    pub user: Option<String>,
+    /// Private key; ssh's default keys when absent.
+    pub identity_file: Option<PathBuf>,
+    /// The known-hosts file to check (and, with [`HostKeyPolicy::AcceptNew`], extend) instead of
+    /// the user's and the system's.
+    pub known_hosts_file: Option<PathBuf>,
+    /// What to do with the host key.
+    pub host_key_policy: HostKeyPolicy,
+    /// How long to wait for the connection (rounded up to whole seconds).
+    pub connect_timeout: Duration,
+    /// Where master-connection sockets live; created (private to this user) when missing. Socket
+    /// paths are limited to about 100 bytes, so keep it short.
+    pub control_dir: PathBuf,
+    /// How long a master connection outlives its last use; zero closes it with its last call.
+    pub control_persist: Duration,
+}
+
+impl SshOptions {
+    /// Options for `host` with ssh's defaults: port 22, local user name, default keys, strict
+    /// host-key checking against the user's known hosts, a 10 s connect timeout and masters kept
+    /// for 60 s.
+    pub fn new(host: impl Into<String>, control_dir: impl Into<PathBuf>) -> Self {
+        SshOptions {
+            host: host.into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            known_hosts_file: None,
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(10),
+            control_dir: control_dir.into(),
+            control_persist: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Reaches a target through the system `ssh` and `sftp` clients.
+#[derive(Debug, Clone)]
+pub struct SshTransport {
+    options: SshOptions,
+}
+
+impl SshTransport {
+    /// A transport for `options`; nothing is contacted until the first call.
+    pub fn new(options: SshOptions) -> Self {
+        SshTransport { options }
+    }
+
+    /// What it connects to.
+    pub fn options(&self) -> &SshOptions {
+        &self.options
+    }
+
+    /// The options every `ssh` and `sftp` call starts with. Port and user are given as `-o`
+    /// options (the same as ssh's `-p`/`-l` and sftp's `-P`) so both clients take one list.
+    fn ssh_args(&self) -> Vec<String> {
+        let o = &self.options;
+        let mut args: Vec<String> = vec!["-F".into(), "/dev/null".into()];
+        let mut option = |name: &str, value: &str| {
+            args.push("-o".into());
+            args.push(format!("{name}={value}"));
+        };
+        option("BatchMode", "yes");
+        option("LogLevel", "ERROR");
+        option("ConnectTimeout", &whole_seconds(o.connect_timeout).to_string());
+        // A connection that stops answering fails the call in 45 s instead of hanging it.
+        option("ServerAliveInterval", "15");
+        option("ServerAliveCountMax", "3");
+        option("ControlMaster", "auto");
+        option("ControlPath", &config_path(&o.control_dir.join("%C"), true));
+        // ControlPersist=0 would keep the master forever.
+        let persist = match o.control_persist {
+            Duration::ZERO => "no".to_string(),
+            d => whole_seconds(d).to_string(),
+        };
+        option("ControlPersist", &persist);
+        option("StrictHostKeyChecking", o.host_key_policy.option_value());
+        match &o.known_hosts_file {
+            Some(file) => {
+                option("UserKnownHostsFile", &config_path(file, false));
+                option("GlobalKnownHostsFile", "/dev/null");
+            }
+            // Checking nothing must not write the user's known hosts either.
+            None if o.host_key_policy == HostKeyPolicy::Off => option("UserKnownHostsFile", "/dev/null"),
+            None => {}
+        }
+        if let Some(port) = o.port {
+            option("Port", &port.to_string());
+        }
+        if let Some(user) = &o.user {
+            option("User", &config_word(user));
+        }
+        if let Some(identity) = &o.identity_file {
+            let text = identity.to_string_lossy();
+            // `-i` looks for the file before expanding `%` tokens, so a path holding `%` (which
+            // must be written `%%`) goes in as an option instead.
+            let by_option = text.contains('%');
+            if by_option {
+                option("IdentityFile", &config_path(identity, false));
+            }
+            option("IdentitiesOnly", "yes");
+            if !by_option {
+                args.push("-i".into());
+                args.push(text.into_owned());
+            }
+        }
+        args
+    }
+
+    /// `user@host:port`, for messages.
+    fn destination(&self) -> String {
+        let o = &self.options;
+        let user = o.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+        let port = o.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{user}{}{port}", o.host)
+    }
+
+    /// Creates the control directory, private to this user, when it is missing.
+    fn ensure_control_dir(&self) -> Result<(), TargetError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = &self.options.control_dir;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
+            TargetError::permanent(format!("cannot create the ssh control directory {}: {e}", dir.display()))
+        })
+    }
+
+    /// Runs the OpenSSH client `client` (`ssh` or `sftp`) with `args`.
+    async fn client(
+        &self,
+        client: &str,
+        args: Vec<String>,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+        output_limit: usize,
+        doing: &str,
+    ) -> Result<ExecOutput, TargetError> {
+        self.ensure_control_dir()?;
+        let mut process = tokio::process::Command::new(client);
+        process.args(args);
+        process::run(process, stdin, timeout, output_limit).await.map_err(|e| match e {
+            ProcessError::Start(e) if e.kind() == std::io::ErrorKind::NotFound => TargetError::permanent(
+                format!("the OpenSSH client `{client}` is not installed (it is needed for ssh targets)"),
+            ),
+            ProcessError::TimedOut(t) => TargetError::retryable(format!(
+                "{doing} on {} timed out after {:.1}s and {client} was killed",
+                self.destination(),
+                t.as_secs_f64()
+            )),
+            e => e.into_target_error(client),
+        })
+    }
+
+    /// Runs one sftp batch. `Err` is a failure to reach the target; `Ok(Err(stderr))` a command
+    /// of the batch that failed (sftp stops at it).
+    async fn sftp(&self, batch: &str, doing: &str) -> Result<Result<(), String>, TargetError> {
+        let mut args = self.ssh_args();
+        let host = &self.options.host;
+        // sftp reads `host:path`, so an IPv6 address needs its brackets.
+        let host =
+            if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.clone() };
+        args.extend(["-b".into(), "-".into(), "--".into(), host]);
+        let out = self
+            .client("sftp", args, Some(batch.as_bytes()), FILE_TIMEOUT, FILE_MESSAGE_LIMIT, doing)
+            .await?;
+        let stderr = process::stderr_text(&out);
+        match out.exit_code {
+            Some(0) => Ok(Ok(())),
+            // sftp exits 255 when its ssh connection failed, with ssh's messages on stderr.
+            Some(255) => Err(ssh_failure(&self.destination(), &stderr)),
+            _ if stderr.is_empty() => Ok(Err(format!("sftp failed ({doing})"))),
+            _ => Ok(Err(stderr)),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for SshTransport {
+    async fn exec(&self, command: &Command) -> Result<ExecOutput, TargetError> {
+        let log = tempfile::Builder::new()
+            .prefix("drover-ssh-")
+            .suffix(".log")
+            .tempfile()
+            .map_err(|e| TargetError::permanent(format!("cannot create a log file for ssh: {e}")))?;
+        let mut args = self.ssh_args();
+        args.extend(["-T".into(), "-E".into(), log.path().to_string_lossy().into_owned()]);
+        args.extend(["--".into(), self.options.host.clone(), remote_command(command)]);
+        let doing = command.program.as_str();
+        let out = self
+            .client("ssh", args, command.stdin.as_deref(), command.timeout, command.output_limit, doing)
+            .await?;
+        if out.exit_code == Some(255) {
+            let messages = tokio::fs::read_to_string(log.path()).await.unwrap_or_default();
+            // An empty log means ssh itself had nothing to say: the program exited 255.
+            if !messages.trim().is_empty() {
+                return Err(ssh_failure(&self.destination(), &messages));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Vec<u8>, TargetError> {
+        let local = staging_dir()?;
+        let copy = local.path().join("data");
+        let batch =
+            format!("get {} {}\n", sftp_word(path, true)?, sftp_word(&copy.to_string_lossy(), false)?);
+        if let Err(detail) = self.sftp(&batch, "read").await? {
+            let missing = detail.contains("not found") || detail.contains("No such file");
+            return Err(file_error("read", path, &detail, missing));
+        }
+        tokio::fs::read(&copy).await.map_err(|e| {
+            TargetError::permanent(format!("cannot read the copy of {path} fetched by sftp: {e}"))
+        })
+    }
+
+    async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), TargetError> {
+        use std::os::unix::fs::PermissionsExt;
+        let local = staging_dir()?;
+        let copy = local.path().join("data");
+        let staged = async {
+            tokio::fs::write(&copy, contents).await?;
+            // sftp gives the new file the local copy's mode: make it the usual one.
+            tokio::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).await
+        };
+        staged.await.map_err(|e| TargetError::permanent(format!("cannot stage {path} for sftp: {e}")))?;
+        // Upload beside the file, then rename over it, so nobody sees half of it.
+        let temporary = format!("{path}.drover-{}.tmp", ulid::Ulid::generate());
+        let batch = format!(
+            "put {} {}\nrename {} {}\n",
+            sftp_word(&copy.to_string_lossy(), true)?,
+            sftp_word(&temporary, false)?,
+            sftp_word(&temporary, false)?,
+            sftp_word(path, false)?,
+        );
+        if let Err(detail) = self.sftp(&batch, "write").await? {
+            // Best effort: the upload may have got as far as the temporary file.
+            let _ = self.sftp(&format!("rm {}\n", sftp_word(&temporary, true)?), "clean up").await;
+            return Err(file_error("write", path, &detail, detail.contains("No such file")));
+        }
+        Ok(())
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), TargetError> {
+        match self.sftp(&format!("rm {}\n", sftp_word(path, true)?), "remove").await? {
+            Ok(()) => Ok(()),
+            Err(detail) if detail.contains("No such file") || detail.contains("not found") => Ok(()),
+            Err(detail) => Err(file_error("remove", path, &detail, false)),
+        }
+    }
+}
+
+/// How ssh's own messages (it exited 255) are read: the first entry found in them decides, so
+/// the permanent ones come first; anything else is retryable.
+const SSH_FAILURES: &[(&str, TargetErrorKind)] = &[
+    ("Permission denied", TargetErrorKind::Permanent),
+    ("Host key verification failed", TargetErrorKind::Permanent),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", TargetErrorKind::Permanent),
+    ("Too many authentication failures", TargetErrorKind::Permanent),
+    ("too long for Unix domain socket", TargetErrorKind::Permanent),
+    ("Bad configuration option", TargetErrorKind::Permanent),
+    ("Connection refused", TargetErrorKind::Retryable),
+    ("Connection timed out", TargetErrorKind::Retryable),
+    ("No route to host", TargetErrorKind::Retryable),
+    ("Could not resolve hostname", TargetErrorKind::Retryable),
+    ("Connection closed", TargetErrorKind::Retryable),
+    ("Operation timed out", TargetErrorKind::Retryable),
+];
+
+/// The error for ssh's own failure, carrying its messages.
+fn ssh_failure(destination: &str, messages: &str) -> TargetError {
+    // The host-key warning is framed in lines of `@`; the words are what matters.
+    let text = messages
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '@' || c.is_whitespace()))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kind = SSH_FAILURES
+        .iter()
+        .find(|(needle, _)| text.contains(needle))
+        .map_or(TargetErrorKind::Retryable, |&(_, kind)| kind);
+    TargetError { kind, message: format!("ssh to {destination}: {text}") }
+}
+
+/// A private local directory for the copy sftp sends or fetches; removed on drop.
+fn staging_dir() -> Result<tempfile::TempDir, TargetError> {
+    tempfile::Builder::new()
+        .prefix("drover-sftp-")
+        .tempdir()
+        .map_err(|e| TargetError::permanent(format!("cannot create a staging directory for sftp: {e}")))
+}
+
+/// The remote command line: program and arguments, each quoted for a POSIX shell.
+fn remote_command(command: &Command) -> String {
+    std::iter::once(&command.program)
+        .chain(&command.args)
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` as one word of a POSIX shell command line, whatever it holds: single-quoted, with each
+/// embedded `'` written as `'\''`.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A path for an ssh option value: `%` doubled (ssh expands `%` tokens in paths) except in the
+/// `%C` a control path ends with, and double-quoted when it holds spaces or quotes.
+fn config_path(path: &Path, ends_with_token: bool) -> String {
+    let text = path.to_string_lossy();
+    let escaped = match text.strip_suffix("%C").filter(|_| ends_with_token) {
+        Some(dir) => format!("{}%C", percent_escaped(dir)),
+        None => percent_escaped(&text),
+    };
+    config_word(&escaped)
+}
+
+fn percent_escaped(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
+/// One word of an ssh configuration line: double-quoted, with `\` and `"` escaped, when it
+/// holds white space or quotes.
+fn config_word(word: &str) -> String {
+    if word.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '#')) {
+        format!("\"{}\"", word.replace('\\', r"\\").replace('"', "\\\""))
+    } else {
+        word.to_string()
+    }
+}
+
+/// `path` as one argument of an sftp batch command. sftp expands wildcards in some arguments
+/// (`globbed`: the source of `get` and `put`, the path of `rm`) and not in others, so `*`, `?` and
+/// `[` are escaped only in those. Paths with a line break or a backslash cannot be carried and
+/// are refused.
+fn sftp_word(path: &str, globbed: bool) -> Result<String, TargetError> {
+    if path.is_empty() || path.chars().any(|c| matches!(c, '\n' | '\r' | '\0' | '\\')) {
+        return Err(TargetError::permanent(format!(
+            "the path {path:?} cannot be sent through sftp (empty, or with a line break or a backslash)"
+        )));
+    }
+    let mut word = String::from("\"");
+    for c in operand(path).chars() {
+        match c {
+            '"' => word.push_str("\\\""),
+            // Outside the quotes, `\*` reaches the wildcard matcher as a literal `*`.
+            '*' | '?' | '[' if globbed => {
+                word.push_str("\"\\");
+                word.push(c);
+                word.push('"');
+            }
+            c => word.push(c),
+        }
+    }
+    word.push('"');
+    Ok(word)
+}
+
+/// Whole seconds, rounded up, at least one.
+fn whole_seconds(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> SshOptions {
+        SshOptions {
+            host: "db1.example".into(),
+            port: Some(2222),
+            user: Some("ops".into()),
+            identity_file: Some("/keys/id_ed25519".into()),
+            known_hosts_file: Some("/etc/drover/known_hosts".into()),
+            host_key_policy: HostKeyPolicy::AcceptNew,
+            connect_timeout: Duration::from_millis(2500),
+            control_dir: "/run/drover/ssh".into(),
+            control_persist: Duration::from_secs(60),
+        }
+    }
+
+    fn joined(options: SshOptions) -> String {
+        SshTransport::new(options).ssh_args().join(" ")
+    }
+
+    #[test]
+    fn common_options_are_all_there() {
+        assert_eq!(
+            joined(options()),
+            "-F /dev/null -o BatchMode=yes -o LogLevel=ERROR -o ConnectTimeout=3 \
+             -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ControlMaster=auto \
+             -o ControlPath=/run/drover/ssh/%C -o ControlPersist=60 -o StrictHostKeyChecking=accept-new \
+             -o UserKnownHostsFile=/etc/drover/known_hosts -o GlobalKnownHostsFile=/dev/null \
+             -o Port=2222 -o User=ops -o IdentitiesOnly=yes -i /keys/id_ed25519"
+        );
+    }
+
+    #[test]
+    fn absent_options_are_left_to_ssh() {
+        let args = joined(SshOptions::new("db1", "/c"));
+        assert!(args.contains("-o StrictHostKeyChecking=yes"), "{args}");
+        for absent in ["Port=", "User=", "KnownHostsFile", "-i ", "IdentitiesOnly"] {
+            assert!(!args.contains(absent), "{absent} in {args}");
+        }
+        let off = joined(SshOptions { host_key_policy: HostKeyPolicy::Off, ..SshOptions::new("db1", "/c") });
+        assert!(off.contains("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"), "{off}");
+        let once = joined(SshOptions { control_persist: Duration::ZERO, ..SshOptions::new("db1", "/c") });
+        assert!(once.contains("-o ControlPersist=no"), "{once}");
+    }
+
+    #[test]
+    fn paths_in_options_survive_ssh_parsing() {
+        let args = SshTransport::new(SshOptions {
+            known_hosts_file: Some("/my dir/100%/known \"hosts\"".into()),
+            identity_file: Some("/keys/50%".into()),
+            ..SshOptions::new("db1", "/tmp/a b")
+        })
+        .ssh_args();
+        assert!(args.contains(&r#"ControlPath="/tmp/a b/%C""#.to_string()), "{args:?}");
+        assert!(
+            args.contains(&r#"UserKnownHostsFile="/my dir/100%%/known \"hosts\"""#.to_string()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"IdentityFile=/keys/50%%".to_string()), "{args:?}");
+        assert!(!args.contains(&"-i".to_string()), "{args:?}");
+    }
+
+    #[test]
+    fn shell_quote_makes_one_literal_word() {
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME `x` \"q\" \\ *"), "'$HOME `x` \"q\" \\ *'");
+        assert_eq!(shell_quote("''"), r"''\'''\'''");
+    }
+
+    #[test]
+    fn shell_quote_round_trips_through_a_real_shell() {
+        let words = ["", "a b", "it's", "''", "$HOME", "`id`", "\"x\"", "\\", "*", "a\nb", "-n", "é"];
+        let line = words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!(r#"for w in {line}; do printf '%s\0' "$w"; done"#)])
+            .output()
+            .expect("sh runs");
+        let got: Vec<&[u8]> = out.stdout.split(|&b| b == 0).collect();
+        // The last NUL ends the last word.
+        let expected: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).chain([&b""[..]]).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_remote_command_quotes_program_and_args() {
+        let command = Command {
+            program: "my prog".into(),
+            args: vec!["it's".into(), String::new()],
+            stdin: None,
+            timeout: Duration::from_secs(1),
+            output_limit: 1,
+        };
+        assert_eq!(remote_command(&command), r"'my prog' 'it'\''s' ''");
+    }
+
+    #[test]
+    fn sftp_words_are_quoted_and_wildcards_escaped_where_expanded() {
+        assert_eq!(sftp_word("/a b/c", true).expect("ok"), r#""/a b/c""#);
+        assert_eq!(sftp_word(r#"/q"x"#, false).expect("ok"), r#""/q\"x""#);
+        assert_eq!(sftp_word("/x*y", true).expect("ok"), r#""/x"\*"y""#);
+        assert_eq!(sftp_word("/x*y", false).expect("ok"), r#""/x*y""#);
+        assert_eq!(sftp_word("-f", false).expect("ok"), r#""./-f""#);
+        for bad in ["", "a\nb", r"a\b"] {
+            assert_eq!(sftp_word(bad, true).expect_err(bad).kind, TargetErrorKind::Permanent);
+        }
+    }
+
+    #[test]
+    fn ssh_failures_are_classified_by_message() {
+        let cases = [
+            ("ssh: connect to host h port 22: Connection refused\n", TargetErrorKind::Retryable),
+            ("ssh: Could not resolve hostname nope: Name or service not known\n", TargetErrorKind::Retryable),
+            ("Connection closed by 10.0.0.1 port 22\n", TargetErrorKind::Retryable),
+            ("ops@h: Permission denied (publickey).\n", TargetErrorKind::Permanent),
+            (
+                "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@\n",
+                TargetErrorKind::Permanent,
+            ),
+            ("Host key verification failed.\n", TargetErrorKind::Permanent),
+            ("Received disconnect: Too many authentication failures\n", TargetErrorKind::Permanent),
+            ("something new went wrong\n", TargetErrorKind::Retryable),
+        ];
+        for (messages, kind) in cases {
+            let e = ssh_failure("ops@h", messages);
+            assert_eq!(e.kind, kind, "{messages}");
+            assert!(e.message.starts_with("ssh to ops@h: "), "{e}");
+        }
+        let e = ssh_failure(
+            "h",
+            "@@@\n@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\nHost key verification failed.\n",
+        );
+        assert_eq!(
+            e.message,
+            "ssh to h: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! Host key verification failed."
+        );
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(5)), 5);
+        assert_eq!(whole_seconds(Duration::from_millis(5001)), 6);
+    }
+}
