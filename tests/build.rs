@@ -42,6 +42,11 @@ fn main() {
         ("NOOP", "noop"),
         ("FIXTURE", "fixture_plugin_for_tests"),
         ("INCOMPLETE", "fixture_incomplete_describe"),
+        ("PREREQUISITES_CHECK", "prerequisites_check"),
+        ("JOIN_GROUP", "join_group"),
+        ("CREATE_HOST_INSTANCES", "create_host_instances"),
+        ("DISABLE_SERVICES", "disable_services"),
+        ("DEPLOY_ASSEMBLIES", "deploy_assemblies"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

@@ -3,6 +3,7 @@
 //! - [`plugin`]: WebAssembly step plugins: the sandbox, the host calls, installed plugins.
 //! - [`grants`]: what a step may do, and refusals.
 //! - [`inventory`]: the servers and groups a workflow acts on.
+//! - [`report`]: the recovery report of a run, from the journal.
 //! - [`run`]: starting, driving and resuming runs; operator commands.
 //! - [`secrets`]: secret values, references and redaction.
 //! - [`store`]: the run journal in SQLite.
@@ -15,6 +16,7 @@ pub mod diagnostic;
 pub mod grants;
 pub mod inventory;
 pub mod plugin;
+pub mod report;
 pub mod run;
 pub mod secrets;
 pub mod store;

@@ -777,6 +777,24 @@ fn committed_schema_is_fresh() {
 }
 
 #[test]
+fn committed_reference_is_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/workflow-reference.md");
+    let generated = workflow::reference::reference_markdown();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).expect("write docs/workflow-reference.md");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/workflow-reference.md is stale: run `UPDATE_SCHEMA=1 cargo test -p drover-engine --test workflow_validation`"
+    );
+    for key in ["`for-each`", "`on-failure`", "`per-target`", "`needs`", "`approval`", "`grants`"] {
+        assert!(generated.contains(key), "{key} is documented");
+    }
+}
+
+#[test]
 fn the_schema_accepts_the_valid_workflow_as_json() {
     let schema = workflow::json_schema();
     let validator = jsonschema::validator_for(&schema).expect("valid schema");

@@ -22,6 +22,15 @@ pub mod wasm {
     pub const FIXTURE_IRREVERSIBLE: &str = env!("DROVER_WASM_FIXTURE_IRREVERSIBLE");
     /// A plugin whose `describe` is incomplete.
     pub const INCOMPLETE: &str = env!("DROVER_WASM_INCOMPLETE");
+    /// The BizTalk plugin pack: prerequisites-check, join-group, create-host-instances,
+    /// disable-services, deploy-assemblies.
+    pub const BIZTALK: [&str; 5] = [
+        env!("DROVER_WASM_PREREQUISITES_CHECK"),
+        env!("DROVER_WASM_JOIN_GROUP"),
+        env!("DROVER_WASM_CREATE_HOST_INSTANCES"),
+        env!("DROVER_WASM_DISABLE_SERVICES"),
+        env!("DROVER_WASM_DEPLOY_ASSEMBLIES"),
+    ];
 }
 
 /// The workspace root.
@@ -29,15 +38,24 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The `drover` binary of this build. `cargo test --workspace` (and `cargo xtask test`) build it
-/// before any test runs; a missing binary fails the test with the command that builds it.
+/// The `drover` binary of this build. `cargo xtask test` builds it before any test runs; a
+/// missing binary fails the test with the command that builds it.
 pub fn drover_bin() -> PathBuf {
+    built_bin("drover", "drover-engine")
+}
+
+/// The `drover-lab` binary of this build (the BizTalk lab), built like [`drover_bin`].
+pub fn lab_bin() -> PathBuf {
+    built_bin("drover-lab", "drover-lab")
+}
+
+fn built_bin(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/drover
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join("drover");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
     assert!(
         bin.exists(),
-        "{} does not exist: run the tests with `cargo test --workspace` or `cargo xtask test`, which build it",
+        "{} does not exist: run the tests with `cargo xtask test`, or `cargo build -p {package}` first",
         bin.display()
     );
     bin

@@ -100,6 +100,11 @@ id = "after-breaks"
 plugin = "fixture-plugin-for-tests"
 needs = ["breaks"]
 with = { behave = "ok" }
+[[steps]]
+id = "further-down"
+plugin = "fixture-plugin-for-tests"
+needs = ["after-breaks"]
+with = { behave = "ok" }
 "#,
     );
     assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(&out), stderr(&out));
@@ -110,6 +115,12 @@ with = { behave = "ok" }
     assert_eq!(instance(&status, "breaks")["state"], "failed");
     assert_eq!(instance(&status, "after-breaks")["state"], "skipped");
     assert_eq!(instance(&status, "after-breaks")["why"], "needs breaks, which failed");
+    assert_eq!(
+        instance(&status, "further-down")["state"],
+        "skipped",
+        "a failure skips everything downstream"
+    );
+    assert_eq!(instance(&status, "further-down")["why"], "needs breaks, which failed");
 }
 
 const STOPS: &str = r#"

@@ -164,7 +164,7 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
     );
     let inv = sandbox
         .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
-    let first = sandbox
+    let mut first = sandbox
         .drover()
         .args(["run", &wf, "--inventory", &inv])
         .stdout(Stdio::piped())
@@ -180,6 +180,14 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
             && sandbox.status(&run)["driven_by"].is_object()
         {
             break run;
+        }
+        if let Some(exit) = first.try_wait().unwrap() {
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "the first process ended ({exit}) before it was seen driving: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
         }
         assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
         std::thread::sleep(Duration::from_millis(50));

@@ -142,11 +142,22 @@ with = {{ behave = "secret", name = "sso-master", target = "here", file = "{}" }
     assert_eq!(std::fs::read_to_string(&received).unwrap(), VALUE, "the target received the real value");
     let run = sandbox.last_run();
     let mut seen = vec![("run stdout", stdout(&out)), ("run stderr (-vv logs)", stderr(&out))];
-    for args in [vec!["events", &run, "--ndjson"], vec!["status", &run, "--json"], vec!["status", &run]] {
+    for args in [
+        vec!["events", &run, "--ndjson"],
+        vec!["status", &run, "--json"],
+        vec!["status", &run],
+        vec!["report", &run],
+        vec!["report", &run, "--json"],
+    ] {
         let out = sandbox.run(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         seen.push(("drover output", stdout(&out)));
     }
+    let report = stdout(&sandbox.run(&["report", &run]));
+    assert!(
+        report.contains("used [redacted sso-master]"),
+        "the report shows the redacted summary:\n{report}"
+    );
     // The journal holds what the plugin emitted, redacted.
     let events = events(&sandbox, &run);
     let logged = events.iter().find(|e| e["kind"] == "attempt-succeeded").expect("the attempt's event");

@@ -148,6 +148,10 @@ fn test(root: &Path) -> anyhow::Result<()> {
         "drover-engine",
         "--bin",
         "drover",
+        "-p",
+        "drover-lab",
+        "--bin",
+        "drover-lab",
     ]))?;
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
@@ -178,24 +182,68 @@ fn bench(root: &Path) -> anyhow::Result<()> {
 
 fn demo(root: &Path) -> anyhow::Result<()> {
     let wasm_dir = build_plugins(root)?;
-    run(Command::new("cargo").current_dir(root).args(["build", "-p", "drover-engine", "--bin", "drover"]))?;
+    run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "-p",
+        "drover-engine",
+        "--bin",
+        "drover",
+        "-p",
+        "drover-lab",
+        "--bin",
+        "drover-lab",
+    ]))?;
     let drover = root.join("target/debug/drover");
-    let home = tempfile::tempdir()?;
-    let step = |title: &str, args: &[&str]| -> anyhow::Result<()> {
-        println!("\n== {title}");
-        run(Command::new(&drover).env("DROVER_HOME", home.path()).args(args))
+    let lab = root.join("target/debug/drover-lab");
+    // A throwaway home, kept so the operator can look around afterwards.
+    let home = tempfile::Builder::new().prefix("drover-demo-").tempdir()?.keep();
+    let state = home.join("lab.json");
+    let inventory = home.join("lab-inventory.toml");
+    let workflow = root.join("workflows/dr-site-preparation.toml");
+    let drover_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&drover);
+        cmd.env("DROVER_HOME", &home)
+            .env("DROVER_SECRET_ENTSSO_PASSWORD", "demo-Sso-Pa55")
+            .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "demo-Bre-Pa55")
+            .env("DROVER_SECRET_BTS_HOST_PASSWORD", "demo-Bts-Pa55")
+            .args(args);
+        cmd
     };
-    let noop = wasm_dir.join("noop.wasm");
-    step("install the noop plugin", &["plugin", "install", noop.to_str().context("utf-8 path")?])?;
-    step("installed plugins", &["plugin", "list"])?;
-    step("what noop declares", &["plugin", "info", "noop@^1"])?;
-    step(
-        "one call of noop",
-        &["plugin", "run", "noop", "--input", r#"{"label": "hello from the sandbox"}"#],
-    )?;
+    let path = |p: &Path| p.to_str().map(str::to_string).context("a UTF-8 path");
+    println!("\n== a fresh BizTalk lab: production group with two runtime servers, three DR servers");
+    run(Command::new(&lab).args(["init", "--state", &path(&state)?, "--inventory", &path(&inventory)?]))?;
+    println!("\n== install the BizTalk plugin pack");
+    let plugins: Vec<String> = [
+        "prerequisites_check",
+        "join_group",
+        "create_host_instances",
+        "disable_services",
+        "deploy_assemblies",
+    ]
+    .iter()
+    .map(|name| path(&wasm_dir.join(format!("{name}.wasm"))))
+    .collect::<anyhow::Result<_>>()?;
+    let mut install = vec!["plugin", "install"];
+    install.extend(plugins.iter().map(String::as_str));
+    run(&mut drover_cmd(&install))?;
+    println!("\n== prepare the DR site: {}", workflow.display());
+    run(&mut drover_cmd(&["run", &path(&workflow)?, "--inventory", &path(&inventory)?]))?;
+    let runs = drover_cmd(&["runs", "--json"]).output()?;
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
+    let run_id = runs[0]["run"].as_str().context("the run's id")?.to_string();
+    println!("\n== the final status");
+    run(&mut drover_cmd(&["status", &run_id]))?;
+    println!("\n== the lab afterwards");
+    run(Command::new(&lab).args(["show", "--state", &path(&state)?]))?;
+    let report = home.join("report.html");
+    run(&mut drover_cmd(&["report", &run_id, "--format", "html", "--output", &path(&report)?]))?;
     println!(
-        "\nThe workflow engine (drover run/resume) and the BizTalk lab recovery are not built yet; \
-         this demo shows the plugin boundary they run on."
+        "\nThe demo's home is {0}: the journal (drover.db), the lab state (lab.json), its inventory and\n\
+         the recovery report ({1}). Try `DROVER_HOME={0} {2} events {run_id}`, or run the workflow again:\n\
+         every step reports no change.",
+        home.display(),
+        report.display(),
+        drover.display()
     );
     Ok(())
 }

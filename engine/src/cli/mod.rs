@@ -3,6 +3,7 @@
 
 mod approve;
 mod cancel;
+mod completions;
 mod context;
 pub mod env;
 mod events;
@@ -10,6 +11,7 @@ pub mod exit;
 mod graph;
 mod output;
 mod plugin;
+mod report;
 mod resume;
 mod retry;
 mod run;
@@ -111,6 +113,10 @@ pub enum Command {
     Cancel(cancel::CancelArgs),
     /// Print a run's event journal.
     Events(events::EventsArgs),
+    /// Write a run's recovery report for auditors (Markdown or self-contained HTML).
+    Report(report::ReportArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
     /// Install, inspect, scaffold and try out step plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -131,6 +137,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Skip(args) => skip::run(global, args).await,
         Command::Cancel(args) => cancel::run(global, args).await,
         Command::Events(args) => events::run(global, args),
+        Command::Report(args) => report::run(global, args),
+        Command::Completions(args) => completions::run(args),
         Command::Plugin(command) => plugin::run(global, command).await,
     }
 }

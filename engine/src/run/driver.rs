@@ -111,7 +111,7 @@ struct Driver<'c> {
     timers: BTreeSet<(i64, String)>,
     /// Per step: instances not finished yet, and one failed or cancelled instance if any.
     open_by_step: Vec<usize>,
-    failed_by_step: Vec<Option<String>>,
+    failed_by_step: Vec<BTreeSet<String>>,
     /// Per step: whether its `with` holds templates (else it is the input as it stands).
     templated: Vec<bool>,
     running_by_step: Vec<u32>,
@@ -185,7 +185,7 @@ impl<'c> Driver<'c> {
             ready: BTreeSet::new(),
             timers: BTreeSet::new(),
             open_by_step: vec![0; step_count],
-            failed_by_step: vec![None; step_count],
+            failed_by_step: vec![BTreeSet::new(); step_count],
             templated,
             running_by_target: HashMap::new(),
             running: 0,
@@ -230,16 +230,16 @@ impl<'c> Driver<'c> {
                     self.timers.insert((at, record.key.clone()));
                 }
             }
-            StepState::Failed | StepState::Cancelled => self.failed_by_step[idx] = Some(record.key.clone()),
+            StepState::Failed | StepState::Cancelled => {
+                self.failed_by_step[idx].insert(record.key.clone());
+            }
             _ => {}
         }
         if !record.state.is_terminal() {
             self.open_by_step[idx] += 1;
         }
-        if self.failed_by_step[idx].as_ref() == Some(&record.key)
-            && !matches!(record.state, StepState::Failed | StepState::Cancelled)
-        {
-            self.failed_by_step[idx] = None;
+        if !matches!(record.state, StepState::Failed | StepState::Cancelled) {
+            self.failed_by_step[idx].remove(&record.key);
         }
         self.instances.insert(record.key.clone(), record);
     }
@@ -545,9 +545,35 @@ impl<'c> Driver<'c> {
         }
     }
 
+    /// Whether a step with `on-failure = stop` has a failed or cancelled instance: then nothing
+    /// new is expanded (an operator's retry of that instance may still run), whichever process
+    /// drives the run.
+    fn halted(&self) -> bool {
+        self.wf
+            .steps
+            .iter()
+            .zip(&self.failed_by_step)
+            .any(|(s, f)| s.on_failure == OnFailure::Stop && !f.is_empty())
+    }
+
+    /// The failed instance a step must not run after: one of a need's, or, for a need whose
+    /// instances were all skipped because of a failure upstream, the one upstream of it.
+    fn failed_upstream(&self, idx: usize) -> Option<String> {
+        self.wf.steps[idx].needs.iter().find_map(|&n| {
+            self.failed_by_step[n].iter().next().cloned().or_else(|| {
+                let keys = &self.keys_by_step[n];
+                let skipped = !keys.is_empty()
+                    && keys
+                        .iter()
+                        .all(|k| self.instances.get(k).is_some_and(|r| r.state == StepState::Skipped));
+                if skipped { self.failed_upstream(n) } else { None }
+            })
+        })
+    }
+
     /// Expands every step whose needs have all finished into its instances.
     fn expand(&mut self) {
-        if self.stopping || self.cancelled {
+        if self.stopping || self.cancelled || self.halted() {
             return;
         }
         for pos in 0..self.wf.order.len() {
@@ -559,7 +585,7 @@ impl<'c> Driver<'c> {
             if needs.iter().any(|&n| !self.expanded[n] || self.open_by_step[n] > 0) {
                 continue;
             }
-            let failed_need = needs.iter().find_map(|&n| self.failed_by_step[n].clone());
+            let failed_need = self.failed_upstream(idx);
             self.expanded[idx] = true;
             let step = self.wf.steps[idx].clone();
             if let Some(failed) = failed_need {
@@ -954,7 +980,7 @@ impl<'c> Driver<'c> {
             .collect();
         let all_done =
             self.expanded.iter().all(|&e| e) && self.instances.values().all(|r| r.state.is_terminal());
-        if all_done || self.stopping {
+        if all_done || self.stopping || self.halted() {
             if failures.is_empty() && all_done {
                 self.set_run_state(RunState::Succeeded, Some(now));
                 self.event(None, "run-succeeded", json!({}));

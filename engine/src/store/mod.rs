@@ -18,7 +18,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use pragmas::Durability;
@@ -208,10 +208,38 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
         return Err(StoreError::NewerSchema { path: path.into(), found: version, supported: SCHEMA_VERSION });
     }
     let err = |e| StoreError::from_sqlite(path, e);
-    let uri = format!("file:{}?immutable=1", path.display());
-    let conn =
+    // A `-wal` file means another process has the database open (or died with it open): its
+    // latest commits are in the log, and a checkpoint may be copying pages into the file right
+    // now, so the file alone is no consistent snapshot. Then check through an ordinary read-only
+    // connection, which reads the log and takes the usual locks; the side files exist anyway.
+    let wal = path.with_file_name(format!("{}-wal", path.file_name().unwrap_or_default().to_string_lossy()));
+    let conn = if wal.exists() {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+        conn.pragma_update(None, "busy_timeout", "5000").map_err(err)?;
+        let live: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+        if live > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.into(),
+                found: live,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if live > 0 {
+            let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
+            if check != "ok" {
+                return Err(StoreError::Corrupt {
+                    path: path.into(),
+                    detail: format!("quick_check: {check}"),
+                });
+            }
+            return Ok(());
+        }
+        conn
+    } else {
+        let uri = format!("file:{}?immutable=1", path.display());
         Connection::open_with_flags(&uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
-            .map_err(err)?;
+            .map_err(err)?
+    };
     let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
     if check != "ok" {
         return Err(StoreError::Corrupt { path: path.into(), detail: format!("quick_check: {check}") });
@@ -229,18 +257,30 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Applies the migrations this database lacks, each in its own write transaction. The version
+/// is read again inside that transaction: two processes opening a new database at once (a run
+/// starting while `drover runs` looks) must not both apply the same migration.
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let err = |e| StoreError::from_sqlite(path, e);
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let next = index as i64 + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {migration}\nPRAGMA user_version = {next}; COMMIT;"))
-            .map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            err(e)
-        })?;
+    let version = |conn: &Connection| conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+    if version(conn).map_err(err)? as usize >= MIGRATIONS.len() {
+        return Ok(());
     }
-    let _: Option<i64> = conn.query_row("SELECT 1", [], |r| r.get(0)).optional().map_err(err)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
+        let next = index as i64 + 1;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let applied = version(conn).and_then(|current| {
+            if current >= next {
+                return Ok(());
+            }
+            conn.execute_batch(&format!("{migration}\nPRAGMA user_version = {next};"))
+        });
+        let committed = applied.and_then(|()| conn.execute_batch("COMMIT"));
+        if let Err(e) = committed {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err(e));
+        }
+    }
     Ok(())
 }
 
@@ -257,5 +297,23 @@ mod tests {
         drop(store);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, ["j.db"]);
+    }
+
+    #[test]
+    fn processes_opening_a_new_database_at_once_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    Store::open(&db, Durability::Full).map(|s| s.runs().map(|r| r.len()))
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().unwrap();
+            assert!(matches!(opened, Ok(Ok(0))), "{opened:?}");
+        }
     }
 }

@@ -28,6 +28,7 @@ mod input;
 mod json;
 pub mod model;
 pub mod parse;
+pub mod reference;
 pub mod schema;
 pub mod template;
 pub mod validate;

@@ -1,0 +1,20 @@
+//! `drover completions`: shell completion scripts, generated from the command definitions.
+
+use clap::{Args, CommandFactory};
+use clap_complete::Shell;
+
+use super::{Cli, Exit};
+
+/// Arguments of `drover completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell. Bash:
+    /// `drover completions bash > /etc/bash_completion.d/drover`.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+pub fn run(args: CompletionsArgs) -> anyhow::Result<Exit> {
+    clap_complete::generate(args.shell, &mut Cli::command(), "drover", &mut std::io::stdout());
+    Ok(Exit::Success)
+}

@@ -1,0 +1,115 @@
+//! `docs/workflow-reference.md`: every key of a workflow file, generated from the same JSON
+//! Schema as `docs/workflow.schema.json` (so the reference cannot drift from the parser; a test
+//! checks the committed file is fresh).
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// The reference as Markdown.
+pub fn reference_markdown() -> String {
+    let schema = super::schema::cached();
+    let mut out = String::from(
+        "# Workflow file reference\n\n<!-- Generated from the workflow types by `UPDATE_SCHEMA=1 cargo test -p drover-engine --test workflow_validation`; do not edit. -->\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "A workflow is a TOML file (or JSON with the same shape, `docs/workflow.schema.json`). Keys are kebab-case. \
+         Strings in `with`, `when` and `for-each` lists are minijinja templates over `params`, `steps.<id>.output`, \
+         `item`, `target`, `inventory` and `run`.\n"
+    );
+    section(&mut out, "Top level", schema, schema);
+    if let Some(defs) = schema.get("$defs").and_then(Value::as_object) {
+        for (name, def) in defs {
+            section(&mut out, name, def, schema);
+        }
+    }
+    out
+}
+
+fn section(out: &mut String, name: &str, node: &Value, root: &Value) {
+    let _ = writeln!(out, "## {name}\n");
+    if let Some(description) = node.get("description").and_then(Value::as_str) {
+        let _ = writeln!(out, "{}\n", description.trim());
+    }
+    if let Some(properties) = node.get("properties").and_then(Value::as_object) {
+        let required: Vec<&str> = node
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let _ = writeln!(out, "| key | type | required | description |\n|---|---|---|---|");
+        for (key, property) in properties {
+            let description = property.get("description").and_then(Value::as_str).unwrap_or("");
+            let _ = writeln!(
+                out,
+                "| `{key}` | {} | {} | {} |",
+                type_of(property, root),
+                if required.contains(&key.as_str()) { "yes" } else { "" },
+                description.replace('\n', " ").replace('|', "\\|")
+            );
+        }
+        let _ = writeln!(out);
+    } else {
+        let alternatives = node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Value::as_array);
+        if let Some(alternatives) = alternatives {
+            for alternative in alternatives {
+                let description = alternative.get("description").and_then(Value::as_str).unwrap_or("");
+                let _ = writeln!(out, "- {}: {}", type_of(alternative, root), description.replace('\n', " "));
+            }
+            let _ = writeln!(out);
+        } else if let Some(values) = node.get("enum").and_then(Value::as_array) {
+            let list: Vec<String> =
+                values.iter().map(|v| format!("`{}`", v.as_str().unwrap_or_default())).collect();
+            let _ = writeln!(out, "One of {}.\n", list.join(", "));
+        }
+    }
+}
+
+/// A short type: `string`, `integer ≥ 1`, `[Step](#step) list`, `string or [Approval](#approval)`.
+fn type_of(node: &Value, root: &Value) -> String {
+    if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        return format!("[{name}](#{})", name.to_lowercase());
+    }
+    if let Some(alternatives) = node.get("anyOf").or_else(|| node.get("oneOf")).and_then(Value::as_array) {
+        let parts: Vec<String> = alternatives
+            .iter()
+            .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+            .map(|a| type_of(a, root))
+            .collect();
+        return parts.join(" or ");
+    }
+    if let Some(values) = node.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .map(|v| format!("`{}`", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(" \\| ");
+    }
+    if let Some(constant) = node.get("const").and_then(Value::as_str) {
+        return format!("`{constant}`");
+    }
+    let kind = match node.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(types)) => {
+            types.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" or ")
+        }
+        _ => "any".into(),
+    };
+    match kind.as_str() {
+        "array" => match node.get("items") {
+            Some(items) => format!("list of {}", type_of(items, root)),
+            None => "list".into(),
+        },
+        "object" => match node.get("additionalProperties") {
+            Some(values @ Value::Object(_)) => format!("table of {}", type_of(values, root)),
+            _ => "table".into(),
+        },
+        "integer" | "number" => match node.get("minimum").and_then(Value::as_i64) {
+            Some(min) => format!("{kind} ≥ {min}"),
+            None => kind,
+        },
+        _ => kind,
+    }
+}

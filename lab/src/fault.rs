@@ -1,0 +1,137 @@
+//! Fault injection (`drover-lab fault set|clear`, `lab/PROTOCOL.md`, "State and commands of the
+//! lab itself"): turns the command-line words into a checked [`Fault`] and adds it to or removes
+//! it from the lab. How each fault shows is up to the programs that consult it.
+
+use crate::state::{Fault, Lab, Prereq};
+
+/// Why a fault cannot be set or cleared.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FaultError {
+    /// Not a fault the lab knows.
+    #[error(
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck or missing-prereq)"
+    )]
+    Unknown(String),
+    /// Wrong arguments for the fault.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// The server is not in the lab.
+    #[error("no server {0} in this lab")]
+    NoServer(String),
+    /// The server runs no SQL Server.
+    #[error("{0} is not a SQL server of this lab")]
+    NotSql(String),
+    /// Not a prerequisite the fault can take away.
+    #[error("{0}")]
+    Prereq(String),
+}
+
+/// Parses `<fault> [args…]` for `fault set`.
+pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError> {
+    let server = |name: &str| lab.server_name(name).ok_or_else(|| FaultError::NoServer(name.to_owned()));
+    match kind {
+        "sql-unreachable" | "join-sql-unreachable" => {
+            let name = match args {
+                [] => lab.group.mgmt_server.clone(),
+                [name] => server(name)?,
+                _ => {
+                    return Err(FaultError::Usage(
+                        "fault set sql-unreachable|join-sql-unreachable [<sql server>]",
+                    ));
+                }
+            };
+            if lab.servers.get(&name).and_then(|s| s.sql.as_ref()).is_none() {
+                return Err(FaultError::NotSql(name));
+            }
+            Ok(if kind == "sql-unreachable" {
+                Fault::SqlUnreachable { server: name }
+            } else {
+                Fault::JoinSqlUnreachable { server: name }
+            })
+        }
+        "service-stuck" => match args {
+            [name, service] => Ok(Fault::ServiceStuck { server: server(name)?, service: service.clone() }),
+            _ => Err(FaultError::Usage("fault set service-stuck <server> <service>")),
+        },
+        "missing-prereq" => match args {
+            [name, prereq] => Ok(Fault::MissingPrereq {
+                server: server(name)?,
+                prereq: prereq.parse::<Prereq>().map_err(FaultError::Prereq)?,
+            }),
+            _ => Err(FaultError::Usage("fault set missing-prereq <server> <dotnet|vcredist|oledb|msdtc>")),
+        },
+        other => Err(FaultError::Unknown(other.to_owned())),
+    }
+}
+
+/// Sets a fault (once).
+pub fn set(lab: &mut Lab, fault: Fault) {
+    if !lab.faults.contains(&fault) {
+        lab.faults.push(fault);
+    }
+}
+
+/// `fault clear all`, `fault clear <fault>` (every fault of that kind) or `fault clear <fault>
+/// <args…>` (that one fault); how many were cleared.
+pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultError> {
+    let before = lab.faults.len();
+    match (what, args) {
+        ("all", []) => lab.faults.clear(),
+        ("all", _) => return Err(FaultError::Usage("fault clear all")),
+        ("sql-unreachable" | "join-sql-unreachable" | "service-stuck" | "missing-prereq", []) => {
+            lab.faults.retain(|f| f.kind() != what)
+        }
+        (kind, args) => {
+            let fault = parse(lab, kind, args)?;
+            lab.faults.retain(|f| *f != fault);
+        }
+    }
+    Ok(before - lab.faults.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::fresh_lab;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn faults_are_checked_set_once_and_cleared() {
+        let mut lab = fresh_lab();
+        let fault = parse(&lab, "sql-unreachable", &[]).expect("default");
+        assert_eq!(fault, Fault::SqlUnreachable { server: "PRDSQL01".into() });
+        set(&mut lab, fault.clone());
+        set(&mut lab, fault);
+        let stuck = parse(&lab, "service-stuck", &words(&["drbts01", "ENTSSO"])).expect("stuck");
+        assert_eq!(stuck, Fault::ServiceStuck { server: "DRBTS01".into(), service: "ENTSSO".into() });
+        set(&mut lab, stuck);
+        let prereq = parse(&lab, "missing-prereq", &words(&["DRBTS02", "oledb"])).expect("prereq");
+        set(&mut lab, prereq);
+        assert_eq!(lab.faults.len(), 3);
+        assert_eq!(clear(&mut lab, "service-stuck", &[]), Ok(1));
+        assert_eq!(clear(&mut lab, "missing-prereq", &words(&["DRBTS02", "dotnet"])), Ok(0));
+        assert_eq!(clear(&mut lab, "all", &[]), Ok(2));
+    }
+
+    #[test]
+    fn bad_faults_are_refused() {
+        let lab = fresh_lab();
+        assert_eq!(parse(&lab, "disk-full", &[]), Err(FaultError::Unknown("disk-full".into())));
+        assert_eq!(
+            parse(&lab, "sql-unreachable", &words(&["DRBTS01"])),
+            Err(FaultError::NotSql("DRBTS01".into()))
+        );
+        assert_eq!(
+            parse(&lab, "service-stuck", &words(&["NOPE", "x"])),
+            Err(FaultError::NoServer("NOPE".into()))
+        );
+        assert!(matches!(
+            parse(&lab, "missing-prereq", &words(&["DRBTS01", "iis"])),
+            Err(FaultError::Prereq(_))
+        ));
+        assert!(matches!(parse(&lab, "service-stuck", &words(&["DRBTS01"])), Err(FaultError::Usage(_))));
+    }
+}

@@ -1,0 +1,274 @@
+//! The fresh lab of `drover-lab init` (`lab/PROTOCOL.md`, "The fresh lab"): production group
+//! `BizTalkGroup` on `PRDSQL01`, two joined production runtime servers with their host instances,
+//! the master secret server `PRDSSO01`, three DR runtime servers with BizTalk installed but not
+//! configured, and the DR SQL server `DRSQL01`.
+//!
+//! It only builds values; writing them is [`crate::state::StateFile::create`]'s job.
+
+use std::collections::BTreeMap;
+
+use crate::state::{
+    Assembly, DtcSettings, Group, Host, HostInstance, Lab, Platform, Product, RegValue, Role, Server,
+    Service, ServiceState, Site, SqlInstance, StartType,
+};
+
+/// The domain of every account.
+pub const DOMAIN: &str = "CONTOSO";
+/// Where BizTalk is installed (`BTSINSTALLPATH`).
+pub const BTS_INSTALL_PATH: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\";
+/// Production's BizTalk file version.
+pub const BIZTALK_FILE_VERSION: &str = "3.13.717.0";
+/// Registry key of group membership.
+pub const ADMIN_KEY: &str = r"SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+/// Registry key of .NET 4.
+pub const NDP_KEY: &str = r"SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
+/// Registry key of the VC++ x64 runtime.
+pub const VC_X64_KEY: &str = r"SOFTWARE\Microsoft\VisualStudio\14.0\VC\Runtimes\x64";
+/// Registry key of the VC++ x86 runtime.
+pub const VC_X86_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\VisualStudio\14.0\VC\Runtimes\x86";
+/// Registry key of the OLE DB driver.
+pub const OLEDB_KEY: &str = r"SOFTWARE\Microsoft\MSOLEDBSQL";
+/// Registry key of machine environment variables.
+pub const ENVIRONMENT_KEY: &str = r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+/// The application package staged on every DR server.
+pub const STAGED_MSI: &str = r"C:\Staging\Contoso.Orders.msi";
+
+/// The production runtime servers.
+pub const PROD_RUNTIME: [&str; 2] = ["PRDBTS01", "PRDBTS02"];
+/// The DR runtime servers.
+pub const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
+
+/// The host instances of production: (host, server).
+const PROD_INSTANCES: [(&str, &str); 4] = [
+    ("ReceiveHost", "PRDBTS01"),
+    ("SendHost", "PRDBTS01"),
+    ("SendHost", "PRDBTS02"),
+    ("ProcessingHost", "PRDBTS02"),
+];
+
+/// The lab as `drover-lab init` writes it.
+pub fn fresh_lab() -> Lab {
+    let mut servers = BTreeMap::new();
+    for name in PROD_RUNTIME {
+        let mut server = windows_server(Site::Prod, Role::BiztalkRuntime);
+        join(&mut server);
+        server.services.push(entsso(StartType::Auto, ServiceState::Running, &account("svc-sso")));
+        server.services.push(rule_engine(&account("svc-bre")));
+        servers.insert(name.to_owned(), server);
+    }
+    for (host, server) in PROD_INSTANCES {
+        if let Some(server) = servers.get_mut(server) {
+            server.services.push(host_service(
+                host,
+                &account("svc-bts"),
+                StartType::Auto,
+                ServiceState::Running,
+            ));
+        }
+    }
+    let mut sso = windows_server(Site::Prod, Role::SsoMaster);
+    sso.services.push(entsso(StartType::Auto, ServiceState::Running, &account("svc-sso")));
+    servers.insert("PRDSSO01".to_owned(), sso);
+    for name in DR_RUNTIME {
+        let mut server = windows_server(Site::Dr, Role::BiztalkRuntime);
+        server.services.push(entsso(StartType::Demand, ServiceState::Stopped, "LocalSystem"));
+        server.services.push(rule_engine("LocalSystem"));
+        server.write_file(STAGED_MSI, staged_package());
+        servers.insert(name.to_owned(), server);
+    }
+    let mut prod_sql = windows_server(Site::Prod, Role::Sql);
+    prod_sql.sql = Some(SqlInstance {
+        databases: ["BizTalkMgmtDb", "SSODB", "BizTalkMsgBoxDb", "BizTalkRuleEngineDb", "BizTalkDTADb"]
+            .map(String::from)
+            .to_vec(),
+        reachable: true,
+    });
+    servers.insert("PRDSQL01".to_owned(), prod_sql);
+    let mut dr_sql = windows_server(Site::Dr, Role::Sql);
+    dr_sql.sql = Some(SqlInstance { databases: Vec::new(), reachable: true });
+    servers.insert("DRSQL01".to_owned(), dr_sql);
+
+    let group = Group {
+        name: "BizTalkGroup".into(),
+        mgmt_server: "PRDSQL01".into(),
+        mgmt_db: "BizTalkMgmtDb".into(),
+        sso_server: "PRDSQL01".into(),
+        sso_db: "SSODB".into(),
+        master_secret_server: Some("PRDSSO01".into()),
+        members: PROD_RUNTIME.map(String::from).to_vec(),
+        hosts: ["ReceiveHost", "SendHost", "ProcessingHost"]
+            .map(|name| Host { name: name.into(), host_type: 1 })
+            .to_vec(),
+        host_instances: PROD_INSTANCES
+            .map(|(host, server)| HostInstance {
+                name: HostInstance::name_for(host, server),
+                host: host.into(),
+                server: server.into(),
+                configuration_state: 1,
+                is_disabled: false,
+                service_state: ServiceState::Running,
+                account: account("svc-bts"),
+            })
+            .to_vec(),
+        applications: Vec::new(),
+    };
+    Lab {
+        domain: DOMAIN.into(),
+        servers,
+        group,
+        domain_groups: domain_groups(),
+        faults: Vec::new(),
+        joins: Vec::new(),
+    }
+}
+
+fn account(user: &str) -> String {
+    format!(r"{DOMAIN}\{user}")
+}
+
+/// A Windows server with the platform every server of the lab has and BizTalk installed.
+fn windows_server(site: Site, role: Role) -> Server {
+    let mut server = Server {
+        site,
+        role,
+        platform: Platform {
+            os_caption: "Microsoft Windows Server 2019 Datacenter".into(),
+            os_version: "10.0.17763".into(),
+            build_number: "17763".into(),
+            total_physical_memory: 16 * 1024 * 1024 * 1024,
+            logical_processors: 4,
+            c_file_system: "NTFS".into(),
+            c_free_bytes: 120 * 1024 * 1024 * 1024,
+            dtc: DtcSettings {
+                inbound: true,
+                outbound: true,
+                remote_client_access: true,
+                authentication_level: "Mutual".into(),
+            },
+            biztalk_file_version: Some(BIZTALK_FILE_VERSION.into()),
+        },
+        registry: BTreeMap::new(),
+        services: Vec::new(),
+        files: BTreeMap::new(),
+        gac: Vec::new(),
+        products: [
+            "Microsoft BizTalk Server 2020",
+            "Microsoft Visual C++ 2015-2019 Redistributable (x64)",
+            "Microsoft Visual C++ 2015-2019 Redistributable (x86)",
+            "Microsoft OLE DB Driver for SQL Server",
+        ]
+        .map(|name| Product { name: name.into(), target_dir: None })
+        .to_vec(),
+        sql: None,
+    };
+    server.set_reg_value(NDP_KEY, "Release", RegValue::Dword(528049));
+    server.set_reg_value(VC_X64_KEY, "Installed", RegValue::Dword(1));
+    server.set_reg_value(VC_X86_KEY, "Installed", RegValue::Dword(1));
+    server.set_reg_value(OLEDB_KEY, "InstalledVersion", RegValue::Sz("18.6.7.0".into()));
+    server.set_reg_value(ENVIRONMENT_KEY, "BTSINSTALLPATH", RegValue::Sz(BTS_INSTALL_PATH.into()));
+    server
+}
+
+/// Marks a server as joined to the lab's group (registry only).
+fn join(server: &mut Server) {
+    server.set_reg_value(ADMIN_KEY, "MgmtDBServer", RegValue::Sz("PRDSQL01".into()));
+    server.set_reg_value(ADMIN_KEY, "MgmtDBName", RegValue::Sz("BizTalkMgmtDb".into()));
+}
+
+/// The Enterprise Single Sign-On service.
+pub fn entsso(start_type: StartType, state: ServiceState, account: &str) -> Service {
+    Service {
+        name: "ENTSSO".into(),
+        display_name: "Enterprise Single Sign-On Service".into(),
+        start_type,
+        state,
+        account: account.into(),
+        binary_path: r#""C:\Program Files\Common Files\Enterprise Single Sign-On\ENTSSO.exe""#.into(),
+        dependencies: Vec::new(),
+    }
+}
+
+fn rule_engine(account: &str) -> Service {
+    Service {
+        name: "RuleEngineUpdateService".into(),
+        display_name: "Rule Engine Update Service".into(),
+        start_type: StartType::Auto,
+        state: ServiceState::Running,
+        account: account.into(),
+        binary_path: r#""C:\Program Files (x86)\Common Files\Microsoft BizTalk\RuleEngineUpdateService.exe""#
+            .into(),
+        dependencies: Vec::new(),
+    }
+}
+
+/// The Windows service of a host instance, `BTSSvc$<host>`.
+pub fn host_service(host: &str, account: &str, start_type: StartType, state: ServiceState) -> Service {
+    Service {
+        name: HostInstance::service_name(host),
+        display_name: format!("BizTalk Service BizTalk Group : {host}"),
+        start_type,
+        state,
+        account: account.into(),
+        binary_path: format!(r#""{BTS_INSTALL_PATH}BTSNTSvc64.exe" -group "BizTalk Group" -name "{host}""#),
+        dependencies: vec!["ENTSSO".into()],
+    }
+}
+
+/// `Contoso.Orders.msi`: the lab's packages are JSON manifests.
+fn staged_package() -> Vec<u8> {
+    let assembly = |name: &str| Assembly {
+        name: name.into(),
+        version: "1.0.0.0".into(),
+        culture: "neutral".into(),
+        public_key_token: "31bf3856ad364e35".into(),
+    };
+    let manifest = serde_json::json!({
+        "product": "Contoso.Orders",
+        "assemblies": [assembly("Contoso.Orders.Schemas"), assembly("Contoso.Orders.Maps")],
+    });
+    let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The domain groups of §5 row 14, with their members.
+fn domain_groups() -> BTreeMap<String, Vec<String>> {
+    [
+        ("SSO Administrators", &["bts-admin", "svc-sso"][..]),
+        ("SSO Affiliate Administrators", &["bts-admin"]),
+        ("BizTalk Server Administrators", &["bts-admin"]),
+        ("BizTalk Server Operators", &["bts-operator"]),
+        ("BizTalk Server B2B Operators", &["bts-admin"]),
+        ("BizTalk Server Read Only Users", &["bts-operator"]),
+        ("BizTalk Application Users", &["svc-bts"]),
+        ("BizTalk Isolated Host Users", &["svc-bts-ihost"]),
+    ]
+    .into_iter()
+    .map(|(name, members)| (name.to_owned(), members.iter().map(|m| (*m).to_owned()).collect()))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fresh_lab_is_as_documented() {
+        let lab = fresh_lab();
+        assert_eq!(lab.servers.len(), 8);
+        assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"]);
+        assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
+        assert_eq!(lab.group.host_instances.len(), 4);
+        let dr = &lab.servers["DRBTS01"];
+        assert!(dr.reg_value(ADMIN_KEY, "MgmtDBServer").is_none());
+        let entsso = dr.service("entsso").expect("ENTSSO");
+        assert_eq!((entsso.start_type, entsso.state), (StartType::Demand, ServiceState::Stopped));
+        assert!(dr.file(STAGED_MSI).is_some());
+        let prod = &lab.servers["PRDBTS02"];
+        assert_eq!(prod.reg_value(ADMIN_KEY, "MgmtDBName"), Some(&RegValue::Sz("BizTalkMgmtDb".into())));
+        assert!(prod.service("BTSSvc$SendHost").is_some() && prod.service("BTSSvc$ReceiveHost").is_none());
+        assert!(
+            lab.sql_reachable("PRDSQL01") && lab.sql_reachable("DRSQL01") && !lab.sql_reachable("DRBTS01")
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The `drover-lab` binary: parses the command line and hands each command to the library
+//! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `show`, `fault`) failed;
+//! 2 a usage error; for `exec`, the emulated program's Windows exit code folded into 8 bits
+//! ([`drover_lab::unix_status`]: 9009 arrives as 49), or 125 when the lab itself failed (state
+//! unreadable or unwritable).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use drover_lab::state::StateFile;
+use drover_lab::{env, fault, init, inventory, programs, show, unix_status};
+
+/// A simulated BizTalk Server group and its Windows servers, for Drover rehearsals and tests.
+#[derive(Debug, Parser)]
+#[command(name = "drover-lab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes a fresh lab (and, with --inventory, a Drover inventory that reaches it).
+    Init {
+        /// The lab's state file (JSON).
+        #[arg(long)]
+        state: PathBuf,
+        /// Also write a Drover inventory here.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Prints the lab's state.
+    Show {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+        /// Print the state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets or clears faults.
+    Fault {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+        #[command(subcommand)]
+        action: FaultAction,
+    },
+    /// Runs a program on a server of the lab: `exec --state <lab.json> <SERVER> -- <program> <args…>`.
+    Exec {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+        /// The server the program runs on.
+        server: String,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultAction {
+    /// `sql-unreachable [<sql server>]`, `service-stuck <server> <service>` or
+    /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>`.
+    Set {
+        /// The fault.
+        fault: String,
+        /// Its server (and service or prerequisite).
+        args: Vec<String>,
+    },
+    /// `all`, a fault kind (every fault of that kind), or one fault with its arguments.
+    Clear {
+        /// `all` or the fault.
+        fault: String,
+        /// Its server (and service or prerequisite).
+        args: Vec<String>,
+    },
+}
+
+/// The exit status of a failed `exec` that never reached a program.
+const LAB_FAILURE: u8 = 125;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_exec = matches!(cli.command, Command::Exec { .. });
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("drover-lab: {e:#}");
+            ExitCode::from(if is_exec { LAB_FAILURE } else { 1 })
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init { state, inventory, force } => {
+            init_lab(&state, inventory.as_deref(), force)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { state, json } => {
+            let lab = StateFile::new(state).read()?;
+            let text = if json { serde_json::to_string_pretty(&lab)? + "\n" } else { show::render(&lab) };
+            write_ignoring_broken_pipe(std::io::stdout(), text.as_bytes());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fault { state, action } => {
+            StateFile::new(state).update(|lab| match &action {
+                FaultAction::Set { fault, args } => {
+                    let parsed = fault::parse(lab, fault, args)?;
+                    fault::set(lab, parsed);
+                    Ok(())
+                }
+                FaultAction::Clear { fault, args } => fault::clear(lab, fault, args).map(drop),
+            })??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exec { state, server, argv } => {
+            let now = now()?;
+            let mut stdin = std::io::stdin().lock();
+            let output =
+                StateFile::new(state).update(|lab| programs::run(lab, &server, &argv, &mut stdin, now))?;
+            write_ignoring_broken_pipe(std::io::stdout(), &output.stdout);
+            write_ignoring_broken_pipe(std::io::stderr(), &output.stderr);
+            Ok(ExitCode::from(unix_status(output.code)))
+        }
+    }
+}
+
+/// Writes the lab state and, when asked, its inventory (absolute paths in every prefix).
+fn init_lab(state: &Path, inventory_path: Option<&Path>, force: bool) -> anyhow::Result<()> {
+    let lab = init::fresh_lab();
+    if let Some(path) = inventory_path
+        && path.exists()
+        && !force
+    {
+        anyhow::bail!("{} already exists (use --force to replace it)", path.display());
+    }
+    let state_file = StateFile::new(state);
+    state_file.create(&lab, force)?;
+    if let Some(path) = inventory_path {
+        let exe = std::env::current_exe().context("cannot find the drover-lab binary")?;
+        let state = std::path::absolute(state).context("cannot make the state path absolute")?;
+        let text = inventory::inventory_toml(&lab, &exe, &state);
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The clock, or `DROVER_LAB_NOW`.
+fn now() -> anyhow::Result<SystemTime> {
+    match std::env::var(env::DROVER_LAB_NOW) {
+        Ok(text) => humantime::parse_rfc3339_weak(&text)
+            .with_context(|| format!("{} is not an RFC 3339 time: {text}", env::DROVER_LAB_NOW)),
+        Err(_) => Ok(SystemTime::now()),
+    }
+}
+
+fn write_ignoring_broken_pipe(mut to: impl Write, bytes: &[u8]) {
+    // A reader that went away is not the lab's failure.
+    let _ = to.write_all(bytes).and_then(|()| to.flush());
+}

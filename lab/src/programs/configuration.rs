@@ -1,0 +1,444 @@
+//! BizTalk's `Configuration.exe` in silent mode (`lab/PROTOCOL.md`, "Silent configuration"):
+//! `/S <xml> /L <log>` joins the server to the group from a configuration XML (§4.2), `/U /L
+//! <log>` unconfigures it; `/noprogressbar` may appear anywhere.
+//!
+//! A join validates first, in the documented order, and stops at the first failure (then the log
+//! holds one `Error` line and nothing was configured); only then are the features configured,
+//! in the order SSO, WMI, Runtime, RulesEngine, four `Info` lines each, or one "already
+//! configured" line each when the server is already in this group. The program prints nothing;
+//! the exit code is 0 or 1 and the log file (on the server) tells the story.
+
+pub mod xml;
+
+use std::time::SystemTime;
+
+use super::{Ctx, Output};
+use crate::init::{ADMIN_KEY, entsso, host_service};
+use crate::state::{Host, HostInstance, RegValue, Service, ServiceState, StartType};
+use xml::Element;
+
+/// Windows computer (NetBIOS) names longer than this break BizTalk configuration.
+pub const NAME_LIMIT: usize = 15;
+/// The `SQL` ID of the management database in the WMI feature.
+pub const MGMT_DB_SQL_ID: &str = "{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}";
+/// The `SQL` ID of the SSO database in the SSO feature.
+pub const SSO_DB_SQL_ID: &str = "SSO_DB_ID";
+/// What marks a secret reference the host did not fill.
+const UNFILLED_SECRET: &str = "@@secret:";
+
+/// The features the lab configures, in the order it configures them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Feature {
+    Sso,
+    Wmi,
+    Runtime,
+    RulesEngine,
+}
+
+impl Feature {
+    const ALL: [Feature; 4] = [Feature::Sso, Feature::Wmi, Feature::Runtime, Feature::RulesEngine];
+
+    /// The feature a `Feature Name="…"` stands for; others are ignored.
+    fn from_xml_name(name: &str) -> Option<Feature> {
+        match name {
+            "SSOServer,Engine" | "SSO" => Some(Feature::Sso),
+            "WMI" => Some(Feature::Wmi),
+            "Engine,BTSCfg" => Some(Feature::Runtime),
+            "RulesEngine" => Some(Feature::RulesEngine),
+            _ => None,
+        }
+    }
+
+    /// The name in the log.
+    fn label(self) -> &'static str {
+        match self {
+            Feature::Sso => "SSO",
+            Feature::Wmi => "WMI",
+            Feature::Runtime => "Runtime",
+            Feature::RulesEngine => "RulesEngine",
+        }
+    }
+}
+
+/// The log being written.
+struct Log {
+    stamp: String,
+    lines: Vec<String>,
+}
+
+impl Log {
+    fn new(now: SystemTime) -> Log {
+        // `2026-11-22T10:15:01Z` → `2026-11-22 10:15:01` (UTC).
+        let rfc3339 = humantime::format_rfc3339_seconds(now).to_string();
+        Log { stamp: rfc3339.trim_end_matches('Z').replacen('T', " ", 1), lines: Vec::new() }
+    }
+
+    fn line(&mut self, level: &str, message: &str) {
+        self.lines.push(format!("[{}] {level:<5} ConfigHelper: {message}", self.stamp));
+    }
+
+    fn info(&mut self, message: &str) {
+        self.line("Info", message);
+    }
+
+    fn text(&self) -> Vec<u8> {
+        let mut text = self.lines.join("\n");
+        text.push('\n');
+        text.into_bytes()
+    }
+}
+
+/// `Configuration.exe <args…>`.
+pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
+    let (mut xml, mut log, mut unconfigure) = (None, None, false);
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "/S" if xml.is_none() => xml = Some(words.next()?.clone()),
+            "/L" if log.is_none() => log = Some(words.next()?.clone()),
+            "/U" if !unconfigure => unconfigure = true,
+            "/noprogressbar" => {}
+            _ => return None,
+        }
+    }
+    let mut entries = Log::new(ctx.now);
+    let (code, log_path) = match (xml, log, unconfigure) {
+        (Some(xml), Some(log), false) => (configure(ctx, &xml, &mut entries), log),
+        (None, Some(log), true) => {
+            unconfigure_all(ctx, &mut entries);
+            (0, log)
+        }
+        _ => return None,
+    };
+    let text = entries.text();
+    ctx.this_mut().write_file(&log_path, text);
+    Some(Output::stdout(code, ""))
+}
+
+/// What the validated XML asks for.
+struct Plan {
+    features: Vec<(Feature, Element)>,
+    /// SSO answered `Create`: this server becomes the master secret server.
+    create_secret_server: bool,
+    /// Already joined to this group: every feature is skipped.
+    already_joined: bool,
+}
+
+/// `/S`: validates, then configures; the exit code.
+fn configure(ctx: &mut Ctx<'_>, xml_path: &str, log: &mut Log) -> i32 {
+    match validate(ctx, xml_path) {
+        Ok(plan) => {
+            apply(ctx, plan, log);
+            0
+        }
+        Err(message) => {
+            log.line("Error", &message);
+            1
+        }
+    }
+}
+
+/// The six checks, in order.
+fn validate(ctx: &Ctx<'_>, xml_path: &str) -> Result<Plan, String> {
+    let text = ctx
+        .this()
+        .file(xml_path)
+        .ok_or_else(|| format!("The configuration file {xml_path} does not exist."))?;
+    let text = String::from_utf8_lossy(text);
+    let root =
+        xml::parse(&text).map_err(|e| format!("The configuration file {xml_path} is not valid: {e}."))?;
+    let mut features: Vec<(Feature, Element)> = Vec::new();
+    for element in root.children.iter().filter(|c| c.name == "Feature") {
+        if let Some(feature) = element.attr("Name").and_then(Feature::from_xml_name)
+            && !features.iter().any(|(f, _)| *f == feature)
+        {
+            features.push((feature, element.clone()));
+        }
+    }
+    features.sort_by_key(|(f, _)| *f);
+    let feature = |wanted: Feature| features.iter().find(|(f, _)| *f == wanted).map(|(_, e)| e);
+    let lab = &*ctx.lab;
+    let group = &lab.group;
+
+    // 1. The computer name.
+    if ctx.server.chars().count() > NAME_LIMIT {
+        return Err(format!("The computer name {} is longer than {NAME_LIMIT} characters.", ctx.server));
+    }
+    // 2. SSO joins the group's SSO database; no second master secret server.
+    let mut create_secret_server = false;
+    if let Some(sso) = feature(Feature::Sso) {
+        let (server, db) = sql_of(sso, SSO_DB_SQL_ID);
+        match sso.answer("IsSecretServer") {
+            Some("Join") => {
+                if !same(&server, &group.sso_server) || !same(&db, &group.sso_db) {
+                    return Err(format!("The SSO database {server}/{db} does not exist."));
+                }
+            }
+            Some("Create") => match &group.master_secret_server {
+                Some(existing) => {
+                    return Err(format!(
+                        "A master secret server already exists for this SSO system ({existing})."
+                    ));
+                }
+                None => create_secret_server = true,
+            },
+            _ => return Err(unanswered("IsSecretServer", Feature::Sso)),
+        }
+    }
+    // 3. The group feature joins the group's management database.
+    if let Some(wmi) = feature(Feature::Wmi) {
+        let (server, db) = sql_of(wmi, MGMT_DB_SQL_ID);
+        match wmi.answer("CREATEORJOIN") {
+            Some("Join") => {
+                if !same(&server, &group.mgmt_server) || !same(&db, &group.mgmt_db) {
+                    return Err(format!("The BizTalk Management database {server}/{db} does not exist."));
+                }
+            }
+            Some("Create") if lab.sql_has_database(&server, &db) => {
+                return Err(format!("The BizTalk Management database {server}/{db} already exists."));
+            }
+            Some("Create") => return Err("Creating a BizTalk group is not supported by the lab.".into()),
+            _ => return Err(unanswered("CREATEORJOIN", Feature::Wmi)),
+        }
+    }
+    // 4. The group's SQL server answers.
+    for sql in [&group.mgmt_server, &group.sso_server] {
+        if !lab.sql_reachable_for_configuration(sql) {
+            return Err(format!("Cannot connect to SQL Server {sql}: Login timeout expired."));
+        }
+    }
+    // 5. Every service password was filled.
+    for (_, element) in &features {
+        for service in element.applicable().into_iter().filter(|e| e.name == "NTService") {
+            let password = service.child_text("Password");
+            if password.is_empty() || password.contains(UNFILLED_SECRET) {
+                return Err(format!("The password of {} is empty.", service.attr("ID").unwrap_or_default()));
+            }
+        }
+    }
+    // 6. Not joined to another group.
+    let this = ctx.this();
+    let registry = |value: &str| match this.reg_value(ADMIN_KEY, value) {
+        Some(RegValue::Sz(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let already_joined = match (registry("MgmtDBServer"), registry("MgmtDBName")) {
+        (None, None) => false,
+        (Some(server), Some(db)) if same(&server, &group.mgmt_server) && same(&db, &group.mgmt_db) => true,
+        (server, db) => {
+            return Err(format!(
+                "This computer is already joined to the BizTalk group on {}/{}.",
+                server.unwrap_or_default(),
+                db.unwrap_or_default()
+            ));
+        }
+    };
+    Ok(Plan { features, create_secret_server, already_joined })
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn unanswered(question: &str, feature: Feature) -> String {
+    format!("The question {question} of feature {} has no selected answer.", feature.label())
+}
+
+/// The server and database an applicable `SQL` element names.
+fn sql_of(feature: &Element, id: &str) -> (String, String) {
+    match feature.applicable_with_id("SQL", id) {
+        Some(sql) => (sql.child_text("Server").to_owned(), sql.child_text("Database").to_owned()),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// `DOMAIN\user` of an `NTService`, or `None` when it names no user.
+fn account_of(service: Option<&Element>) -> Option<String> {
+    let service = service?;
+    let (user, domain) = (service.child_text("UserName"), service.child_text("Domain"));
+    match (user, domain) {
+        ("", _) => None,
+        (user, "") => Some(user.to_owned()),
+        (user, domain) => Some(format!(r"{domain}\{user}")),
+    }
+}
+
+/// Configures the validated features.
+fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
+    for (feature, element) in &plan.features {
+        let name = feature.label();
+        if plan.already_joined {
+            log.info(&format!("Feature {name} is already configured; skipped"));
+            continue;
+        }
+        log.info(&format!("Building feature XML for {name}"));
+        log.info(&format!("Validating feature {name}"));
+        log.info(&format!("Configuring feature {name}"));
+        match feature {
+            Feature::Sso => configure_sso(ctx, element, plan.create_secret_server),
+            Feature::Wmi => configure_group(ctx, element),
+            Feature::Runtime => configure_runtime(ctx, element),
+            Feature::RulesEngine => configure_rules_engine(ctx, element),
+        }
+        log.info(&format!("Feature {name} configured successfully"));
+    }
+}
+
+/// Adds or replaces a service of this server, keeping what `change` does not touch.
+fn upsert_service(ctx: &mut Ctx<'_>, default: Service, change: impl FnOnce(&mut Service)) {
+    let server = ctx.this_mut();
+    if server.service(&default.name).is_none() {
+        server.services.push(default.clone());
+    }
+    if let Some(service) = server.service_mut(&default.name) {
+        change(service);
+    }
+}
+
+fn configure_sso(ctx: &mut Ctx<'_>, feature: &Element, create_secret_server: bool) {
+    let account = account_of(feature.applicable_with_id("NTService", "ENTSSO"));
+    let default = entsso(StartType::Auto, ServiceState::Running, "LocalSystem");
+    upsert_service(ctx, default, |s| {
+        s.start_type = StartType::Auto;
+        s.state = ServiceState::Running;
+        if let Some(account) = account {
+            s.account = account;
+        }
+    });
+    if create_secret_server {
+        ctx.lab.group.master_secret_server = Some(ctx.server.clone());
+    }
+}
+
+fn configure_group(ctx: &mut Ctx<'_>, feature: &Element) {
+    let (server, db) = sql_of(feature, MGMT_DB_SQL_ID);
+    let this = ctx.this_mut();
+    this.set_reg_value(ADMIN_KEY, "MgmtDBServer", RegValue::Sz(server));
+    this.set_reg_value(ADMIN_KEY, "MgmtDBName", RegValue::Sz(db));
+    if !ctx.lab.is_member(&ctx.server) {
+        ctx.lab.group.members.push(ctx.server.clone());
+        ctx.lab.joins.push(ctx.server.clone());
+        slow_down();
+    }
+}
+
+/// `DROVER_LAB_JOIN_DELAY_MS`: a join holds the lab this long before it completes, as a real
+/// configuration takes minutes; tests use it to kill Drover in the middle of a join. The lab's
+/// lock is held meanwhile, so every other command on the lab waits for the join to finish.
+fn slow_down() {
+    let delay = std::env::var(crate::env::DROVER_LAB_JOIN_DELAY_MS).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = delay {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// `HOST`/`ISOHOST` answered `Yes` create the default in-process or isolated host (if missing)
+/// and its instance on this server; `No` creates nothing.
+fn configure_runtime(ctx: &mut Ctx<'_>, feature: &Element) {
+    for (question, name_id, default_name, host_type) in [
+        ("HOST", "BTS_HOST_NAME", "BizTalkServerApplication", 1),
+        ("ISOHOST", "BTS_IHOST_NAME", "BizTalkServerIsolatedHost", 2),
+    ] {
+        if feature.answer(question) != Some("Yes") {
+            continue;
+        }
+        let Some(answer) = feature
+            .applicable_with_id("Question", question)
+            .and_then(|q| q.children.iter().find(|a| a.name == "Answer" && a.attr("Value") == Some("Yes")))
+        else {
+            continue;
+        };
+        let named = answer.applicable().into_iter().find(|e| e.attr("ID") == Some(name_id));
+        let host = named
+            .map(|e| if e.child("Value").is_some() { e.child_text("Value") } else { e.text.trim() })
+            .filter(|n| !n.is_empty())
+            .unwrap_or(default_name)
+            .to_owned();
+        let account = account_of(answer.applicable().into_iter().find(|e| e.name == "NTService"))
+            .unwrap_or_else(|| "LocalSystem".into());
+        let group = &mut ctx.lab.group;
+        if !group.hosts.iter().any(|h| h.name.eq_ignore_ascii_case(&host)) {
+            group.hosts.push(Host { name: host.clone(), host_type });
+        }
+        let server = ctx.server.clone();
+        if group.host_instances.iter().any(|i| i.host.eq_ignore_ascii_case(&host) && i.server == server) {
+            continue;
+        }
+        let running = if host_type == 1 { ServiceState::Running } else { ServiceState::Stopped };
+        group.host_instances.push(HostInstance {
+            name: HostInstance::name_for(&host, &server),
+            host: host.clone(),
+            server,
+            configuration_state: 1,
+            is_disabled: false,
+            service_state: running,
+            account: account.clone(),
+        });
+        if host_type == 1 {
+            let service = host_service(&host, &account, StartType::Auto, ServiceState::Running);
+            upsert_service(ctx, service.clone(), |s| *s = service);
+        }
+    }
+}
+
+fn configure_rules_engine(ctx: &mut Ctx<'_>, feature: &Element) {
+    let account = account_of(feature.applicable().into_iter().find(|e| e.name == "NTService"));
+    let default = Service {
+        name: "RuleEngineUpdateService".into(),
+        display_name: "Rule Engine Update Service".into(),
+        start_type: StartType::Auto,
+        state: ServiceState::Running,
+        account: "LocalSystem".into(),
+        binary_path: r#""C:\Program Files (x86)\Common Files\Microsoft BizTalk\RuleEngineUpdateService.exe""#
+            .into(),
+        dependencies: Vec::new(),
+    };
+    upsert_service(ctx, default, |s| {
+        if let Some(account) = account {
+            s.account = account;
+        }
+    });
+}
+
+/// `/U`: leaves the group; host instances of this server go with their services.
+fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
+    let server = ctx.server.clone();
+    let joined = ctx.this().reg_value(ADMIN_KEY, "MgmtDBServer").is_some() || ctx.lab.is_member(&server);
+    if !joined {
+        log.info("No feature is configured on this computer; nothing to unconfigure");
+        return;
+    }
+    for feature in Feature::ALL.iter().rev() {
+        log.info(&format!("Unconfiguring feature {}", feature.label()));
+        match feature {
+            Feature::RulesEngine => {}
+            Feature::Runtime => {
+                let group = &mut ctx.lab.group;
+                let removed: Vec<String> = group
+                    .host_instances
+                    .iter()
+                    .filter(|i| i.server == server)
+                    .map(|i| HostInstance::service_name(&i.host))
+                    .collect();
+                group.host_instances.retain(|i| i.server != server);
+                ctx.this_mut().services.retain(|s| !removed.iter().any(|r| r.eq_ignore_ascii_case(&s.name)));
+            }
+            Feature::Wmi => {
+                let this = ctx.this_mut();
+                this.remove_reg_value(ADMIN_KEY, "MgmtDBServer");
+                this.remove_reg_value(ADMIN_KEY, "MgmtDBName");
+                ctx.lab.group.members.retain(|m| *m != server);
+            }
+            Feature::Sso => {
+                if let Some(s) = ctx.this_mut().service_mut("ENTSSO") {
+                    s.start_type = StartType::Demand;
+                    s.state = ServiceState::Stopped;
+                }
+            }
+        }
+        log.info(&format!("Feature {} unconfigured successfully", feature.label()));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! `Configuration.exe` against the fresh lab, with the join XML of `lab/tests/data/join.xml`.
+
+use super::super::testing::{exec, exec_with_input};
+use crate::init::{ADMIN_KEY, fresh_lab};
+use crate::state::{Fault, Lab, RegValue, ServiceState, StartType};
+
+const JOIN_XML: &str = include_str!("../../../tests/data/join.xml");
+const EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
+const XML: &str = r"C:\Drover\join.xml";
+const LOG: &str = r"C:\Drover\Logs\join.log";
+
+fn put(lab: &mut Lab, server: &str, xml: &str) {
+    let argv = ["sh", "-c", r#"cat > "$1""#, "sh", XML];
+    assert_eq!(exec_with_input(lab, server, &argv, xml.as_bytes()).code, 0);
+}
+
+/// Runs `/S` with `xml` on `server`; the exit code and the log.
+fn join(lab: &mut Lab, server: &str, xml: &str) -> (i32, String) {
+    put(lab, server, xml);
+    let out = exec(lab, server, &[EXE, "/S", XML, "/L", LOG, "/noprogressbar"]);
+    assert_eq!((out.stdout_text(), out.stderr_text()), (String::new(), String::new()));
+    (out.code, exec(lab, server, &["cat", LOG]).stdout_text())
+}
+
+fn error_log(message: &str) -> String {
+    format!("[2026-11-22 10:15:01] Error ConfigHelper: {message}\n")
+}
+
+#[test]
+fn a_dr_server_joins() {
+    let mut lab = fresh_lab();
+    let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
+    assert_eq!(code, 0, "{log}");
+    let mut expected = String::new();
+    for feature in ["SSO", "WMI", "Runtime", "RulesEngine"] {
+        for line in [
+            format!("Building feature XML for {feature}"),
+            format!("Validating feature {feature}"),
+            format!("Configuring feature {feature}"),
+            format!("Feature {feature} configured successfully"),
+        ] {
+            expected.push_str(&format!("[2026-11-22 10:15:01] Info  ConfigHelper: {line}\n"));
+        }
+    }
+    assert_eq!(log, expected);
+
+    let server = &lab.servers["DRBTS01"];
+    assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBServer"), Some(&RegValue::Sz("PRDSQL01".into())));
+    assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBName"), Some(&RegValue::Sz("BizTalkMgmtDb".into())));
+    let entsso = server.service("ENTSSO").expect("ENTSSO");
+    assert_eq!((entsso.start_type, entsso.state), (StartType::Auto, ServiceState::Running));
+    assert_eq!(entsso.account, r"CONTOSO\svc-sso");
+    assert_eq!(
+        server.service("RuleEngineUpdateService").map(|s| s.account.as_str()),
+        Some(r"CONTOSO\svc-bre")
+    );
+    assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02", "DRBTS01"]);
+    assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
+    assert_eq!(lab.group.host_instances.len(), 4, "HOST and ISOHOST answered No");
+
+    // Again: every feature is skipped.
+    let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
+    assert_eq!(code, 0);
+    assert_eq!(
+        log.lines().map(|l| l.split_once("ConfigHelper: ").map(|(_, m)| m).unwrap_or(l)).collect::<Vec<_>>(),
+        [
+            "Feature SSO is already configured; skipped",
+            "Feature WMI is already configured; skipped",
+            "Feature Runtime is already configured; skipped",
+            "Feature RulesEngine is already configured; skipped",
+        ]
+    );
+    assert_eq!(lab.group.members.len(), 3);
+}
+
+#[test]
+fn a_long_computer_name_is_refused_first() {
+    let mut lab = fresh_lab();
+    let server = lab.servers["DRBTS03"].clone();
+    lab.servers.insert("DRBTS03REPLACEMENT".into(), server);
+    lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
+    let (code, log) = join(&mut lab, "DRBTS03REPLACEMENT", JOIN_XML);
+    assert_eq!(
+        (code, log),
+        (1, error_log("The computer name DRBTS03REPLACEMENT is longer than 15 characters."))
+    );
+    assert!(!lab.is_member("DRBTS03REPLACEMENT"));
+}
+
+#[test]
+fn a_second_master_secret_server_is_refused() {
+    let mut lab = fresh_lab();
+    let xml = JOIN_XML
+        .replace(
+            r#"<Answer Value="Join" GUID="{B9432756"#,
+            r#"<Answer Value="Join" Selected="No" GUID="{B9432756"#,
+        )
+        .replace(r#"Selected="Yes" />"#, "/>")
+        .replace(
+            r#"GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}">"#,
+            r#"GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" Selected="Yes">"#,
+        );
+    let (code, log) = join(&mut lab, "DRBTS01", &xml);
+    assert_eq!(
+        (code, log),
+        (1, error_log("A master secret server already exists for this SSO system (PRDSSO01)."))
+    );
+}
+
+#[test]
+fn the_wrong_databases_are_refused() {
+    let mut lab = fresh_lab();
+    let xml = JOIN_XML.replace("<Database>SSODB</Database>", "<Database>SSODB2</Database>");
+    assert_eq!(
+        join(&mut lab, "DRBTS01", &xml),
+        (1, error_log("The SSO database PRDSQL01/SSODB2 does not exist."))
+    );
+    let xml = JOIN_XML.replacen(
+        "<Server>PRDSQL01</Server>\n      <Database>BizTalkMgmtDb",
+        "<Server>DRSQL01</Server>\n      <Database>BizTalkMgmtDb",
+        1,
+    );
+    assert_eq!(
+        join(&mut lab, "DRBTS01", &xml),
+        (1, error_log("The BizTalk Management database DRSQL01/BizTalkMgmtDb does not exist."))
+    );
+}
+
+#[test]
+fn an_unreachable_sql_server_fails_the_join() {
+    let mut lab = fresh_lab();
+    lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
+    let (code, log) = join(&mut lab, "DRBTS02", JOIN_XML);
+    assert_eq!((code, log), (1, error_log("Cannot connect to SQL Server PRDSQL01: Login timeout expired.")));
+    let server = &lab.servers["DRBTS02"];
+    assert!(server.reg_value(ADMIN_KEY, "MgmtDBServer").is_none(), "nothing configured");
+    assert_eq!(server.service("ENTSSO").map(|s| s.state), Some(ServiceState::Stopped));
+    assert!(!lab.is_member("DRBTS02"));
+}
+
+#[test]
+fn empty_or_unfilled_passwords_are_refused() {
+    let mut lab = fresh_lab();
+    let xml = JOIN_XML.replace("<Password>sso-P@ss</Password>", "<Password />");
+    assert_eq!(join(&mut lab, "DRBTS01", &xml), (1, error_log("The password of ENTSSO is empty.")));
+    let xml = JOIN_XML.replace("bre-P@ss", "@@secret:bre_password");
+    assert_eq!(
+        join(&mut lab, "DRBTS01", &xml),
+        (1, error_log("The password of {6ABAD351-9C7B-423e-9FDE-3A5C52441C00} is empty."))
+    );
+}
+
+#[test]
+fn a_server_of_another_group_is_refused() {
+    let mut lab = fresh_lab();
+    let server = lab.servers.get_mut("DRBTS01").expect("DRBTS01");
+    server.set_reg_value(ADMIN_KEY, "MgmtDBServer", RegValue::Sz("OTHERSQL".into()));
+    server.set_reg_value(ADMIN_KEY, "MgmtDBName", RegValue::Sz("BizTalkMgmtDb".into()));
+    assert_eq!(
+        join(&mut lab, "DRBTS01", JOIN_XML),
+        (1, error_log("This computer is already joined to the BizTalk group on OTHERSQL/BizTalkMgmtDb."))
+    );
+}
+
+#[test]
+fn a_missing_or_broken_file_fails() {
+    let mut lab = fresh_lab();
+    let out = exec(&mut lab, "DRBTS01", &[EXE, "/S", r"C:\nope.xml", "/L", LOG]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        exec(&mut lab, "DRBTS01", &["cat", LOG]).stdout_text(),
+        error_log(r"The configuration file C:\nope.xml does not exist.")
+    );
+    let (code, log) = join(&mut lab, "DRBTS01", "<Configuration><Feature></Configuration>");
+    assert_eq!(code, 1);
+    assert!(
+        log.contains("Error ConfigHelper: The configuration file C:\\Drover\\join.xml is not valid: "),
+        "{log}"
+    );
+}
+
+#[test]
+fn host_yes_creates_the_default_host_instance() {
+    let mut lab = fresh_lab();
+    let xml = JOIN_XML
+        .replace(r#"<Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />"#, "")
+        .replace(
+            r#"<Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}">"#,
+            r#"<Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" Selected="Yes">"#,
+        )
+        .replace(
+            r#"<NTService ID="{B64F63FA-E24E-4991-86F0-ED9F65B68A98}"><UserName /><Domain /><Password /></NTService>"#,
+            r#"<NTService ID="{B64F63FA-E24E-4991-86F0-ED9F65B68A98}"><UserName>svc-bts</UserName><Domain>CONTOSO</Domain><Password>x</Password></NTService>"#,
+        );
+    assert_eq!(join(&mut lab, "DRBTS01", &xml).0, 0);
+    assert!(lab.group.hosts.iter().any(|h| h.name == "BizTalkServerApplication" && h.host_type == 1));
+    let instance = lab.group.host_instances.last().expect("instance");
+    assert_eq!(instance.name, "Microsoft BizTalk Server BizTalkServerApplication DRBTS01");
+    let service = lab.servers["DRBTS01"].service("BTSSvc$BizTalkServerApplication").expect("service");
+    assert_eq!(service.account, r"CONTOSO\svc-bts");
+}
+
+#[test]
+fn unconfigure_leaves_the_group() {
+    let mut lab = fresh_lab();
+    let out = exec(&mut lab, "PRDBTS02", &[EXE, "/U", "/L", LOG]);
+    assert_eq!(out.code, 0);
+    let log = exec(&mut lab, "PRDBTS02", &["cat", LOG]).stdout_text();
+    assert!(
+        log.starts_with("[2026-11-22 10:15:01] Info  ConfigHelper: Unconfiguring feature RulesEngine\n"),
+        "{log}"
+    );
+    assert!(log.ends_with("Info  ConfigHelper: Feature SSO unconfigured successfully\n"), "{log}");
+    let server = &lab.servers["PRDBTS02"];
+    assert!(server.reg_value(ADMIN_KEY, "MgmtDBServer").is_none());
+    assert!(server.service("BTSSvc$SendHost").is_none() && server.service("BTSSvc$ProcessingHost").is_none());
+    assert!(!lab.is_member("PRDBTS02"));
+    assert!(lab.group.host_instances.iter().all(|i| i.server != "PRDBTS02"));
+    assert_eq!(lab.group.host_instances.len(), 2);
+    // And it can join again.
+    assert_eq!(join(&mut lab, "PRDBTS02", JOIN_XML).0, 0);
+    assert!(lab.is_member("PRDBTS02"));
+}
+
+#[test]
+fn other_command_lines_are_unsupported() {
+    let mut lab = fresh_lab();
+    for argv in [
+        vec![EXE, "/S", XML],
+        vec![EXE, "/s", XML, "/l", LOG],
+        vec![EXE, "/S", XML, "/U", "/L", LOG],
+        vec![EXE, "/H"],
+        vec![EXE],
+    ] {
+        assert_eq!(exec(&mut lab, "DRBTS01", &argv).code, 9009, "{argv:?}");
+    }
+}

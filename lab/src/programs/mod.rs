@@ -1,0 +1,183 @@
+//! The programs a lab server runs for `drover-lab exec` (`lab/PROTOCOL.md`): the dispatcher
+//! that matches the program name (case-insensitively, on the last path component, `.exe`
+//! optional) and one module per tool. Each tool answers with an [`Output`] as the real one would,
+//! or `None` when the command line is not one the protocol allows word for word, which the
+//! dispatcher turns into exit code 9009 and `drover-lab: unsupported command: <argv>`.
+//!
+//! Programs change the [`Lab`] in memory only; [`crate::state::StateFile::update`] persists it.
+
+pub mod apps;
+pub mod configuration;
+pub mod files;
+pub mod net;
+pub mod powershell;
+pub mod reg;
+pub mod sc;
+pub mod sqlcmd;
+
+use std::io::Read;
+use std::time::SystemTime;
+
+use crate::state::{Lab, Server};
+
+/// The exit code of an unsupported command or an unknown server (cmd.exe's "not recognized").
+pub const UNSUPPORTED: i32 = 9009;
+
+/// What a program printed and its exit code (a Windows code: it may exceed 255).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Exit code.
+    pub code: i32,
+}
+
+impl Output {
+    /// Exit 0 with `stdout`.
+    pub fn ok(stdout: impl Into<Vec<u8>>) -> Output {
+        Output { stdout: stdout.into(), stderr: Vec::new(), code: 0 }
+    }
+
+    /// `code` with `stdout`.
+    pub fn stdout(code: i32, stdout: impl Into<Vec<u8>>) -> Output {
+        Output { stdout: stdout.into(), stderr: Vec::new(), code }
+    }
+
+    /// `code` with `stderr`.
+    pub fn stderr(code: i32, stderr: impl Into<Vec<u8>>) -> Output {
+        Output { stdout: Vec::new(), stderr: stderr.into(), code }
+    }
+
+    /// The answer to a command line the lab does not recognise.
+    pub fn unsupported(argv: &[String]) -> Output {
+        Output::stderr(UNSUPPORTED, format!("drover-lab: unsupported command: {argv:?}\n"))
+    }
+
+    /// Standard output as text, for tests and messages.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text, for tests and messages.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// What a program runs against: the lab, the server it runs on, the clock and standard input.
+pub struct Ctx<'a> {
+    /// The whole lab (a program may act on the group or on another server).
+    pub lab: &'a mut Lab,
+    /// The canonical name of the server the program runs on.
+    pub server: String,
+    /// Now, for timestamps.
+    pub now: SystemTime,
+    /// Standard input, read only by the programs that take it.
+    pub stdin: &'a mut dyn Read,
+}
+
+impl Ctx<'_> {
+    /// The server the program runs on.
+    pub fn this(&self) -> &Server {
+        self.lab.servers.get(&self.server).expect("the dispatcher checked that the server exists")
+    }
+
+    /// The server the program runs on, to change.
+    pub fn this_mut(&mut self) -> &mut Server {
+        self.lab.servers.get_mut(&self.server).expect("the dispatcher checked that the server exists")
+    }
+}
+
+/// The program name as matched: last path component (`\` or `/`), lower case, without `.exe`.
+pub fn program_name(word: &str) -> String {
+    let last = word.rsplit(['\\', '/']).next().unwrap_or(word).to_lowercase();
+    match last.strip_suffix(".exe") {
+        Some(stem) => stem.to_owned(),
+        None => last,
+    }
+}
+
+/// Runs `argv` (program and arguments) on `server`.
+pub fn run(lab: &mut Lab, server: &str, argv: &[String], stdin: &mut dyn Read, now: SystemTime) -> Output {
+    let Some(server) = lab.server_name(server) else {
+        return Output::stderr(UNSUPPORTED, format!("drover-lab: no server {server} in this lab\n"));
+    };
+    let Some((program, args)) = argv.split_first() else { return Output::unsupported(argv) };
+    let mut ctx = Ctx { lab, server, now, stdin };
+    let output = match program_name(program).as_str() {
+        "cat" => files::cat(&ctx, args),
+        "sh" => files::write(&mut ctx, args),
+        "rm" => files::rm(&mut ctx, args),
+        "reg" => reg::run(&ctx, args),
+        "powershell" => powershell::run(&mut ctx, args),
+        "sc" => sc::run(&mut ctx, args),
+        "configuration" => configuration::run(&mut ctx, args),
+        "sqlcmd" => sqlcmd::run(&ctx, args),
+        "net" => net::run(&ctx, args),
+        "msiexec" => apps::msiexec(&mut ctx, args),
+        "gacutil" => apps::gacutil(&ctx, args),
+        "btstask" => apps::btstask(&mut ctx, args),
+        _ => None,
+    };
+    output.unwrap_or_else(|| Output::unsupported(argv))
+}
+
+/// Test helpers shared by the program modules.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// 2026-11-22 10:15:01 UTC.
+    pub fn now() -> SystemTime {
+        humantime::parse_rfc3339("2026-11-22T10:15:01Z").expect("valid time")
+    }
+
+    /// Runs a command line on `server` with empty standard input.
+    pub fn exec(lab: &mut Lab, server: &str, argv: &[&str]) -> Output {
+        exec_with_input(lab, server, argv, b"")
+    }
+
+    /// Runs a command line on `server` with `input` as standard input.
+    pub fn exec_with_input(lab: &mut Lab, server: &str, argv: &[&str], input: &[u8]) -> Output {
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        run(lab, server, &argv, &mut &input[..], now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::exec;
+    use super::*;
+
+    #[test]
+    fn program_names_match_on_the_file_name_case_insensitively() {
+        assert_eq!(program_name(r"C:\Windows\System32\SC.EXE"), "sc");
+        assert_eq!(program_name("sc"), "sc");
+        assert_eq!(program_name("/usr/bin/cat"), "cat");
+        assert_eq!(
+            program_name(r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe"),
+            "configuration"
+        );
+    }
+
+    #[test]
+    fn unknown_programs_and_servers_fail_with_9009() {
+        let mut lab = crate::init::fresh_lab();
+        let out = exec(&mut lab, "DRBTS01", &["robocopy", "a", "b"]);
+        assert_eq!(out.code, 9009);
+        assert_eq!(out.stderr_text(), "drover-lab: unsupported command: [\"robocopy\", \"a\", \"b\"]\n");
+        let out = exec(&mut lab, "DRBTS01", &["sc.exe", "query", "ENTSSO", "extra"]);
+        assert_eq!(
+            out.stderr_text(),
+            "drover-lab: unsupported command: [\"sc.exe\", \"query\", \"ENTSSO\", \"extra\"]\n"
+        );
+        assert_eq!(exec(&mut lab, "DRBTS01", &[]).code, 9009);
+        let out = exec(&mut lab, "NOSUCH", &["cat", "x"]);
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (9009, "drover-lab: no server NOSUCH in this lab\n".into())
+        );
+    }
+}

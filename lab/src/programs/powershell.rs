@@ -1,0 +1,428 @@
+//! `powershell.exe -NoProfile -NonInteractive -Command <script>` (`lab/PROTOCOL.md`, "PowerShell
+//! queries"): the platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
+//! server joined to the group) and the WMI script that creates a host instance. Each script is
+//! one argv word matched exactly; JSON answers are what `ConvertTo-Json -Compress` prints (an
+//! object for one row, an array for several, nothing for none) followed by PowerShell's newline.
+//!
+//! It does not interpret PowerShell: anything but these scripts is an unsupported command.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+use super::{Ctx, Output};
+use crate::init::{ENVIRONMENT_KEY, host_service};
+use crate::state::{HostInstance, Prereq, RegValue, ServiceState, StartType};
+
+/// `Win32_OperatingSystem`.
+pub const OS_SCRIPT: &str = "Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber | ConvertTo-Json -Compress";
+/// `Win32_ComputerSystem`.
+pub const COMPUTER_SCRIPT: &str = "Get-CimInstance Win32_ComputerSystem | Select-Object Name, TotalPhysicalMemory, NumberOfLogicalProcessors | ConvertTo-Json -Compress";
+/// `Get-Volume`.
+pub const VOLUME_SCRIPT: &str = "Get-Volume -DriveLetter C | Select-Object DriveLetter, FileSystemType, SizeRemaining | ConvertTo-Json -Compress";
+/// `Get-DtcNetworkSetting`.
+pub const DTC_SCRIPT: &str = "Get-DtcNetworkSetting -DtcName Local | Select-Object InboundTransactionsEnabled, OutboundTransactionsEnabled, RemoteClientAccessEnabled, AuthenticationLevel | ConvertTo-Json -Compress";
+/// The file version of `BTSNTSvc.exe`.
+pub const FILE_VERSION_SCRIPT: &str =
+    r#"(Get-Item "$env:BTSINSTALLPATH\BTSNTSvc.exe").VersionInfo.FileVersion"#;
+/// `MSBTS_Server`.
+pub const SERVERS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_Server | Select-Object Name | ConvertTo-Json -Compress";
+/// `MSBTS_HostSetting`.
+pub const HOSTS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostSetting | Select-Object Name, HostType | ConvertTo-Json -Compress";
+/// `MSBTS_HostInstance`.
+pub const HOST_INSTANCES_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+
+/// The host-instance creation script, with `{server}`, `{host}`, `{name}`, `{account}` and
+/// `{password}` standing for single-quoted PowerShell strings.
+pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = $true; $hi.Install('{account}', '{password}', $true, $false)"#;
+
+const PLACEHOLDERS: [&str; 5] = ["{server}", "{host}", "{name}", "{account}", "{password}"];
+
+/// The template as a regex: literal text escaped, each `'{placeholder}'` a single-quoted string
+/// in which a quote is doubled.
+static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
+    let mut pattern = String::from("^");
+    let mut rest = CREATE_HOST_INSTANCE_TEMPLATE;
+    while let Some((at, placeholder)) =
+        PLACEHOLDERS.iter().filter_map(|p| rest.find(&format!("'{p}'")).map(|at| (at, *p))).min()
+    {
+        pattern.push_str(&regex::escape(&rest[..at]));
+        pattern.push_str("'((?:[^']|'')*)'");
+        rest = &rest[at + placeholder.len() + 2..];
+    }
+    pattern.push_str(&regex::escape(rest));
+    pattern.push('$');
+    Regex::new(&pattern).expect("the template makes a valid regex")
+});
+
+/// Renders the host-instance creation script (what a plugin sends), quoting as PowerShell does.
+pub fn create_host_instance_script(server: &str, host: &str, account: &str, password: &str) -> String {
+    let quote = |s: &str| s.replace('\'', "''");
+    CREATE_HOST_INSTANCE_TEMPLATE
+        .replace("{server}", &quote(server))
+        .replace("{host}", &quote(host))
+        .replace("{name}", &quote(&HostInstance::name_for(host, server)))
+        .replace("{account}", &quote(account))
+        .replace("{password}", &quote(password))
+}
+
+/// `powershell.exe -NoProfile -NonInteractive -Command <script>`.
+pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
+    let [no_profile, non_interactive, command, script] = args else { return None };
+    if no_profile != "-NoProfile" || non_interactive != "-NonInteractive" || command != "-Command" {
+        return None;
+    }
+    let this = ctx.this();
+    let platform = &this.platform;
+    match script.as_str() {
+        OS_SCRIPT => Some(json(&[Os {
+            caption: &platform.os_caption,
+            version: &platform.os_version,
+            build_number: &platform.build_number,
+        }])),
+        COMPUTER_SCRIPT => Some(json(&[ComputerSystem {
+            name: &ctx.server,
+            total_physical_memory: platform.total_physical_memory,
+            number_of_logical_processors: platform.logical_processors,
+        }])),
+        VOLUME_SCRIPT => Some(json(&[Volume {
+            drive_letter: "C",
+            file_system_type: &platform.c_file_system,
+            size_remaining: platform.c_free_bytes,
+        }])),
+        DTC_SCRIPT => {
+            let broken = ctx.lab.prereq_missing(&ctx.server, Prereq::Msdtc);
+            Some(json(&[Dtc {
+                inbound_transactions_enabled: platform.dtc.inbound && !broken,
+                outbound_transactions_enabled: platform.dtc.outbound && !broken,
+                remote_client_access_enabled: platform.dtc.remote_client_access,
+                authentication_level: &platform.dtc.authentication_level,
+            }]))
+        }
+        FILE_VERSION_SCRIPT => {
+            let dir = match this.reg_value(ENVIRONMENT_KEY, "BTSINSTALLPATH") {
+                Some(RegValue::Sz(dir)) => dir.as_str(),
+                _ => "",
+            };
+            Some(match (&platform.biztalk_file_version, dir) {
+                (Some(version), dir) if !dir.is_empty() => Output::ok(format!("{version}\n")),
+                _ => Output::stderr(
+                    1,
+                    format!("Get-Item : Cannot find path '{dir}\\BTSNTSvc.exe' because it does not exist.\n"),
+                ),
+            })
+        }
+        SERVERS_SCRIPT | HOSTS_SCRIPT | HOST_INSTANCES_SCRIPT if !ctx.lab.is_member(&ctx.server) => {
+            Some(Output::stderr(1, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n"))
+        }
+        SERVERS_SCRIPT => {
+            let rows: Vec<_> = ctx.lab.group.members.iter().map(|name| BtsServer { name }).collect();
+            Some(json(&rows))
+        }
+        HOSTS_SCRIPT => {
+            let rows: Vec<_> = ctx
+                .lab
+                .group
+                .hosts
+                .iter()
+                .map(|h| HostSetting { name: &h.name, host_type: h.host_type })
+                .collect();
+            Some(json(&rows))
+        }
+        HOST_INSTANCES_SCRIPT => {
+            let rows: Vec<_> = ctx
+                .lab
+                .group
+                .host_instances
+                .iter()
+                .map(|i| HostInstanceRow {
+                    name: &i.name,
+                    host_name: &i.host,
+                    running_server: &i.server,
+                    configuration_state: i.configuration_state,
+                    is_disabled: i.is_disabled,
+                    service_state: i.service_state.code(),
+                })
+                .collect();
+            Some(json(&rows))
+        }
+        _ => create_host_instance(ctx, script),
+    }
+}
+
+/// `ConvertTo-Json -Compress` of the rows, as printed.
+fn json<T: Serialize>(rows: &[T]) -> Output {
+    let text = match rows {
+        [] => return Output::ok(""),
+        [one] => serde_json::to_string(one),
+        many => serde_json::to_string(many),
+    };
+    match text {
+        Ok(text) => Output::ok(format!("{text}\n")),
+        Err(e) => Output::stderr(1, format!("ConvertTo-Json : {e}\n")),
+    }
+}
+
+/// The WMI host-instance creation script.
+fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
+    let captures = CREATE_HOST_INSTANCE.captures(script)?;
+    let value = |i: usize| captures.get(i).map(|m| m.as_str().replace("''", "'")).unwrap_or_default();
+    let (server, host, name, account, password) = (value(1), value(2), value(3), value(4), value(5));
+    if name != HostInstance::name_for(&host, &server) {
+        // The protocol fixes the name; another one is a script the lab does not know.
+        return None;
+    }
+    let fail = |message: String| Some(Output::stderr(1, format!("{message}\n")));
+    if !ctx.lab.is_member(&ctx.server) {
+        return fail(
+            r#"Cannot convert value "root\MicrosoftBizTalkServer:MSBTS_ServerHost" to type "System.Management.ManagementClass". Error: "Invalid namespace ""#
+                .to_owned(),
+        );
+    }
+    let Some(host) = ctx.lab.group.hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&host)).cloned() else {
+        return fail(format!(r#"Exception calling "Map" : "The host '{host}' does not exist.""#));
+    };
+    let Some(server) = ctx.lab.group.members.iter().find(|m| m.eq_ignore_ascii_case(&server)).cloned() else {
+        return fail(format!(
+            r#"Exception calling "Map" : "The server '{server}' is not a member of the group.""#
+        ));
+    };
+    if ctx.lab.group.host_instances.iter().any(|i| i.host == host.name && i.server == server) {
+        return fail(
+            r#"Exception calling "Install" : "Another object with the same key properties already exists.""#
+                .into(),
+        );
+    }
+    if password.is_empty() {
+        return fail(r#"Exception calling "Install" : "The password is empty.""#.into());
+    }
+    ctx.lab.group.host_instances.push(HostInstance {
+        name: HostInstance::name_for(&host.name, &server),
+        host: host.name.clone(),
+        server: server.clone(),
+        configuration_state: 1,
+        is_disabled: true,
+        service_state: ServiceState::Stopped,
+        account: account.clone(),
+    });
+    if host.host_type == 1
+        && let Some(target) = ctx.lab.servers.get_mut(&server)
+    {
+        let service = host_service(&host.name, &account, StartType::Auto, ServiceState::Stopped);
+        target.services.retain(|s| !s.name.eq_ignore_ascii_case(&service.name));
+        target.services.push(service);
+    }
+    Some(Output::ok(""))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Os<'a> {
+    caption: &'a str,
+    version: &'a str,
+    build_number: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ComputerSystem<'a> {
+    name: &'a str,
+    total_physical_memory: u64,
+    number_of_logical_processors: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Volume<'a> {
+    drive_letter: &'a str,
+    file_system_type: &'a str,
+    size_remaining: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Dtc<'a> {
+    inbound_transactions_enabled: bool,
+    outbound_transactions_enabled: bool,
+    remote_client_access_enabled: bool,
+    authentication_level: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BtsServer<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostSetting<'a> {
+    name: &'a str,
+    host_type: u8,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostInstanceRow<'a> {
+    name: &'a str,
+    host_name: &'a str,
+    running_server: &'a str,
+    configuration_state: u8,
+    is_disabled: bool,
+    service_state: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::exec;
+    use super::*;
+    use crate::init::fresh_lab;
+    use crate::state::{Fault, Lab};
+
+    fn ps(lab: &mut Lab, server: &str, script: &str) -> Output {
+        exec(lab, server, &["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script])
+    }
+
+    #[test]
+    fn platform_probes() {
+        let mut lab = fresh_lab();
+        let cases = [
+            (
+                OS_SCRIPT,
+                r#"{"Caption":"Microsoft Windows Server 2019 Datacenter","Version":"10.0.17763","BuildNumber":"17763"}"#,
+            ),
+            (
+                COMPUTER_SCRIPT,
+                r#"{"Name":"DRBTS01","TotalPhysicalMemory":17179869184,"NumberOfLogicalProcessors":4}"#,
+            ),
+            (VOLUME_SCRIPT, r#"{"DriveLetter":"C","FileSystemType":"NTFS","SizeRemaining":128849018880}"#),
+            (
+                DTC_SCRIPT,
+                r#"{"InboundTransactionsEnabled":true,"OutboundTransactionsEnabled":true,"RemoteClientAccessEnabled":true,"AuthenticationLevel":"Mutual"}"#,
+            ),
+            (FILE_VERSION_SCRIPT, "3.13.717.0"),
+        ];
+        for (script, answer) in cases {
+            let out = ps(&mut lab, "DRBTS01", script);
+            assert_eq!((out.code, out.stdout_text()), (0, format!("{answer}\n")), "{script}");
+        }
+    }
+
+    #[test]
+    fn the_msdtc_fault_disables_transactions() {
+        let mut lab = fresh_lab();
+        lab.faults.push(Fault::MissingPrereq { server: "DRBTS03".into(), prereq: Prereq::Msdtc });
+        assert_eq!(
+            ps(&mut lab, "DRBTS03", DTC_SCRIPT).stdout_text(),
+            "{\"InboundTransactionsEnabled\":false,\"OutboundTransactionsEnabled\":false,\"RemoteClientAccessEnabled\":true,\"AuthenticationLevel\":\"Mutual\"}\n"
+        );
+    }
+
+    #[test]
+    fn group_queries_answer_an_object_an_array_or_nothing() {
+        let mut lab = fresh_lab();
+        assert_eq!(
+            ps(&mut lab, "PRDBTS01", SERVERS_SCRIPT).stdout_text(),
+            "[{\"Name\":\"PRDBTS01\"},{\"Name\":\"PRDBTS02\"}]\n"
+        );
+        lab.group.members.truncate(1);
+        assert_eq!(ps(&mut lab, "PRDBTS01", SERVERS_SCRIPT).stdout_text(), "{\"Name\":\"PRDBTS01\"}\n");
+        lab.group.host_instances.clear();
+        let out = ps(&mut lab, "PRDBTS01", HOST_INSTANCES_SCRIPT);
+        assert_eq!((out.code, out.stdout_text()), (0, String::new()));
+        assert_eq!(
+            ps(&mut lab, "PRDBTS01", HOSTS_SCRIPT).stdout_text(),
+            "[{\"Name\":\"ReceiveHost\",\"HostType\":1},{\"Name\":\"SendHost\",\"HostType\":1},{\"Name\":\"ProcessingHost\",\"HostType\":1}]\n"
+        );
+    }
+
+    #[test]
+    fn host_instances_of_production() {
+        let mut lab = fresh_lab();
+        let out = ps(&mut lab, "PRDBTS02", HOST_INSTANCES_SCRIPT).stdout_text();
+        assert!(out.starts_with(
+            "[{\"Name\":\"Microsoft BizTalk Server ReceiveHost PRDBTS01\",\"HostName\":\"ReceiveHost\",\"RunningServer\":\"PRDBTS01\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":4},"
+        ));
+    }
+
+    #[test]
+    fn the_namespace_exists_only_on_joined_servers() {
+        let mut lab = fresh_lab();
+        for script in [SERVERS_SCRIPT, HOSTS_SCRIPT, HOST_INSTANCES_SCRIPT] {
+            let out = ps(&mut lab, "DRBTS01", script);
+            assert_eq!(out.code, 1);
+            assert_eq!(
+                out.stderr_text(),
+                "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n"
+            );
+        }
+    }
+
+    #[test]
+    fn creating_a_host_instance() {
+        let mut lab = fresh_lab();
+        lab.group.members.push("DRBTS01".into());
+        let script = create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", "it's secret");
+        let out = ps(&mut lab, "PRDBTS01", &script);
+        assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (0, String::new(), String::new()));
+        let instance = lab.group.host_instances.last().expect("created");
+        assert_eq!(instance.name, "Microsoft BizTalk Server SendHost DRBTS01");
+        assert_eq!((instance.configuration_state, instance.is_disabled), (1, true));
+        assert_eq!(instance.service_state, ServiceState::Stopped);
+        let service = lab.servers["DRBTS01"].service("BTSSvc$SendHost").expect("service");
+        assert_eq!((service.start_type, service.state), (StartType::Auto, ServiceState::Stopped));
+        assert_eq!(service.display_name, "BizTalk Service BizTalk Group : SendHost");
+        assert_eq!(service.account, r"CONTOSO\svc-bts");
+
+        let out = ps(&mut lab, "DRBTS01", &script);
+        assert_eq!(
+            out.stderr_text(),
+            "Exception calling \"Install\" : \"Another object with the same key properties already exists.\"\n"
+        );
+        assert_eq!(out.code, 1);
+    }
+
+    #[test]
+    fn host_instance_errors() {
+        let mut lab = fresh_lab();
+        let err = |lab: &mut Lab, server: &str, host: &str, password: &str| {
+            let out = ps(lab, "PRDBTS01", &create_host_instance_script(server, host, r"CONTOSO\x", password));
+            assert_eq!(out.code, 1);
+            out.stderr_text()
+        };
+        assert_eq!(
+            err(&mut lab, "DRBTS01", "NoHost", "p"),
+            "Exception calling \"Map\" : \"The host 'NoHost' does not exist.\"\n"
+        );
+        assert_eq!(
+            err(&mut lab, "DRBTS01", "SendHost", "p"),
+            "Exception calling \"Map\" : \"The server 'DRBTS01' is not a member of the group.\"\n"
+        );
+        lab.group.members.push("DRBTS01".into());
+        assert_eq!(
+            err(&mut lab, "DRBTS01", "SendHost", ""),
+            "Exception calling \"Install\" : \"The password is empty.\"\n"
+        );
+        let out = ps(&mut lab, "DRBTS02", &create_host_instance_script("DRBTS01", "SendHost", "a", "p"));
+        assert!(out.stderr_text().contains("Invalid namespace"), "only on a joined server");
+    }
+
+    #[test]
+    fn a_wrong_name_or_another_script_is_unsupported() {
+        let mut lab = fresh_lab();
+        let script = create_host_instance_script("PRDBTS01", "ReceiveHost", "a", "p")
+            .replace("Server ReceiveHost PRDBTS01", "Server ReceiveHost PRDBTS02");
+        assert_eq!(ps(&mut lab, "PRDBTS01", &script).code, 9009);
+        assert_eq!(ps(&mut lab, "PRDBTS01", "Get-Service").code, 9009);
+        assert_eq!(exec(&mut lab, "PRDBTS01", &["powershell.exe", "-Command", OS_SCRIPT]).code, 9009);
+    }
+
+    #[test]
+    fn quotes_are_doubled_and_undoubled() {
+        let script = create_host_instance_script("S", "H", "D\\u", "a'b''c");
+        assert!(script.ends_with(r"$hi.Install('D\u', 'a''b''''c', $true, $false)"));
+        let captures = CREATE_HOST_INSTANCE.captures(&script).expect("matches");
+        assert_eq!(&captures[5], "a''b''''c");
+    }
+}

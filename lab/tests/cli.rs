@@ -1,0 +1,324 @@
+//! The built `drover-lab` binary, driven as Drover's command transport drives it: through the
+//! `command` prefixes of the inventory that `drover-lab init` writes. A full DR join of DRBTS01,
+//! then the failure paths (SQL unreachable, a long computer name, unsupported commands).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use drover_lab::state::StateFile;
+use drover_lab::unix_status;
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover-lab");
+const JOIN_XML: &str = include_str!("data/join.xml");
+const CONFIGURATION: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
+const XML: &str = r"C:\Drover\join.xml";
+const LOG: &str = r"C:\Drover\Logs\join.log";
+const NOW: &str = "2026-11-22T10:15:01Z";
+
+/// What a command printed and its exit status.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(argv: &[String], stdin: &[u8]) -> Ran {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env(drover_lab::env::DROVER_LAB_NOW, NOW)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start drover-lab");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    Ran {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A lab in a temporary folder and the inventory that reaches it.
+struct Lab {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    inventory: toml::Table,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("lab.json");
+        let inventory_path = dir.path().join("inventory.toml");
+        let out = lab(&["init", "--state", path(&state), "--inventory", path(&inventory_path)]);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+        let text = std::fs::read_to_string(&inventory_path).expect("inventory written");
+        let inventory = toml::from_str(&text).expect("inventory is TOML");
+        Lab { _dir: dir, state, inventory }
+    }
+
+    /// Runs `argv` on `server` through the inventory's command prefix, as Drover does.
+    fn on(&self, server: &str, argv: &[&str]) -> Ran {
+        self.on_with_input(server, argv, b"")
+    }
+
+    fn on_with_input(&self, server: &str, argv: &[&str], stdin: &[u8]) -> Ran {
+        let prefix = self.inventory["servers"][server]["command"].as_array().expect("command prefix");
+        let mut words: Vec<String> = prefix.iter().map(|w| w.as_str().expect("word").to_owned()).collect();
+        words.extend(argv.iter().map(|w| (*w).to_owned()));
+        run(&words, stdin)
+    }
+
+    fn lab(&self, args: &[&str]) -> Ran {
+        let (command, rest) = args.split_first().expect("a command");
+        let mut words = vec![*command, "--state", path(&self.state)];
+        words.extend_from_slice(rest);
+        lab(&words)
+    }
+
+    /// Writes the join XML to `server` and runs `Configuration.exe`; exit code and log.
+    fn join(&self, server: &str) -> (i32, String) {
+        let write =
+            self.on_with_input(server, &["sh", "-c", r#"cat > "$1""#, "sh", XML], JOIN_XML.as_bytes());
+        assert_eq!((write.code, write.stderr.as_str()), (0, ""));
+        let out = self.on(server, &[CONFIGURATION, "/S", XML, "/L", LOG]);
+        let log = self.on(server, &["cat", LOG]);
+        assert_eq!(log.code, 0, "{log:?}");
+        (out.code, log.stdout)
+    }
+}
+
+fn lab(args: &[&str]) -> Ran {
+    let mut words = vec![BIN.to_owned()];
+    words.extend(args.iter().map(|a| (*a).to_owned()));
+    run(&words, b"")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temporary path")
+}
+
+fn powershell(script: &str) -> Vec<&str> {
+    vec!["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
+}
+
+const HOST_INSTANCES: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+
+#[test]
+fn init_writes_an_inventory_of_absolute_prefixes_and_refuses_to_overwrite() {
+    let lab = Lab::new();
+    let prefix = &lab.inventory["servers"]["DRBTS01"]["command"];
+    let state = std::path::absolute(&lab.state).expect("absolute");
+    let expected: Vec<toml::Value> = [BIN, "exec", "--state", path(&state), "DRBTS01", "--"]
+        .iter()
+        .map(|w| toml::Value::String((*w).to_owned()))
+        .collect();
+    assert_eq!(prefix.as_array(), Some(&expected));
+    assert!(Path::new(BIN).is_absolute());
+    assert_eq!(lab.inventory["servers"]["PRDSSO01"]["vars"]["role"].as_str(), Some("sso-master"));
+    assert_eq!(lab.inventory["servers"]["PRDSQL01"]["site"].as_str(), Some("prod"));
+    assert_eq!(lab.inventory["groups"]["prod-runtime"].as_array().map(Vec::len), Some(2));
+
+    let again = lab.lab(&["init"]);
+    assert_eq!(again.code, 1);
+    assert_eq!(
+        again.stderr,
+        format!("drover-lab: {} already exists (use --force to replace it)\n", lab.state.display())
+    );
+    assert_eq!(lab.lab(&["init", "--force"]).code, 0);
+}
+
+#[test]
+fn a_dr_server_joins_the_group_and_is_prepared() {
+    let lab = Lab::new();
+
+    // The join XML goes to the server through the transport's file call, and comes back.
+    let (code, log) = lab.join("DRBTS01");
+    assert_eq!(lab.on("DRBTS01", &["cat", XML]).stdout, JOIN_XML);
+    assert_eq!(code, 0, "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 16);
+    assert_eq!(lines[0], "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO");
+    assert_eq!(
+        lines[15],
+        "[2026-11-22 10:15:01] Info  ConfigHelper: Feature RulesEngine configured successfully"
+    );
+
+    let reg = lab.on(
+        "DRBTS01",
+        &["reg", "query", r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration", "/v", "MgmtDBServer"],
+    );
+    assert_eq!(reg.code, 0);
+    assert_eq!(
+        reg.stdout,
+        "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    PRDSQL01\n\n"
+    );
+    let entsso = lab.on("DRBTS01", &["sc.exe", "query", "ENTSSO"]);
+    assert!(entsso.stdout.contains("STATE              : 4  RUNNING\n"), "{entsso:?}");
+
+    // A host instance, created disabled with the WMI script (a quote in the password is doubled).
+    let script = drover_lab::programs::powershell::create_host_instance_script(
+        "DRBTS01",
+        "SendHost",
+        r"CONTOSO\svc-bts",
+        "it's s3cret",
+    );
+    assert!(script.contains("'it''s s3cret'"));
+    let created = lab.on("DRBTS01", &powershell(&script));
+    assert_eq!((created.code, created.stderr.as_str()), (0, ""));
+    let instances = lab.on("DRBTS01", &powershell(HOST_INSTANCES));
+    assert_eq!(instances.code, 0);
+    assert!(instances.stdout.ends_with(
+        ",{\"Name\":\"Microsoft BizTalk Server SendHost DRBTS01\",\"HostName\":\"SendHost\",\"RunningServer\":\"DRBTS01\",\"ConfigurationState\":1,\"IsDisabled\":true,\"ServiceState\":1}]\n"
+    ), "{}", instances.stdout);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&instances.stdout).expect("a JSON array");
+    assert_eq!(rows.len(), 5);
+    let again = lab.on("DRBTS01", &powershell(&script));
+    assert_eq!(again.code, 1);
+    assert_eq!(
+        again.stderr,
+        "Exception calling \"Install\" : \"Another object with the same key properties already exists.\"\n"
+    );
+
+    // Its service, disabled, does not start.
+    let config = lab.on("DRBTS01", &["sc.exe", "config", "BTSSvc$SendHost", "start=", "disabled"]);
+    assert_eq!((config.code, config.stdout.as_str()), (0, "[SC] ChangeServiceConfig SUCCESS\n"));
+    let start = lab.on("DRBTS01", &["sc.exe", "start", "BTSSvc$SendHost"]);
+    assert_eq!(start.code, i32::from(unix_status(1058)));
+    assert_eq!(
+        start.stdout,
+        "[SC] StartService FAILED 1058:\n\nThe service cannot be started, either because it is disabled or because it has no enabled devices associated with it.\n"
+    );
+    let qc = lab.on("DRBTS01", &["sc.exe", "qc", "BTSSvc$SendHost"]);
+    assert!(qc.stdout.contains("START_TYPE         : 4   DISABLED\n"), "{qc:?}");
+
+    // The staged application goes into the GAC.
+    let gac = |lab: &Lab| lab.on("DRBTS01", &["gacutil", "/l", "Contoso.Orders.Maps"]).stdout;
+    assert!(gac(&lab).ends_with("\nNumber of items = 0\n"));
+    let msi = lab.on(
+        "DRBTS01",
+        &["msiexec", "/i", r"C:\Staging\Contoso.Orders.msi", "/qn", r"TARGETDIR=C:\Apps\Contoso.Orders"],
+    );
+    assert_eq!((msi.code, msi.stdout.as_str(), msi.stderr.as_str()), (0, "", ""));
+    assert!(gac(&lab).ends_with(
+        "The Global Assembly Cache contains the following assemblies:\n  Contoso.Orders.Maps, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL\n\nNumber of items = 1\n"
+    ));
+
+    // The state file holds it all.
+    let shown = lab.lab(&["show", "--json"]);
+    let state: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON state");
+    assert_eq!(state["group"]["members"], serde_json::json!(["PRDBTS01", "PRDBTS02", "DRBTS01"]));
+    assert!(lab.lab(&["show"]).stdout.contains("members              PRDBTS01, PRDBTS02, DRBTS01\n"));
+}
+
+#[test]
+fn an_unreachable_sql_server_fails_the_join_until_cleared() {
+    let lab = Lab::new();
+    assert_eq!(lab.lab(&["fault", "set", "sql-unreachable"]).code, 0);
+    let (code, log) = lab.join("DRBTS02");
+    assert_eq!(code, 1);
+    assert_eq!(
+        log,
+        "[2026-11-22 10:15:01] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.\n"
+    );
+    let probe = ["sqlcmd", "-S", "PRDSQL01", "-E", "-d", "BizTalkMgmtDb", "-Q", "select 1", "-h", "-1"];
+    let sqlcmd = lab.on("DRBTS02", &probe);
+    assert_eq!(sqlcmd.code, 1);
+    assert_eq!(
+        sqlcmd.stderr,
+        "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : Login timeout expired.\n"
+    );
+    let namespace = lab.on("DRBTS02", &powershell(HOST_INSTANCES));
+    assert_eq!(namespace.stderr, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n");
+
+    assert_eq!(lab.lab(&["fault", "clear", "all"]).code, 0);
+    assert_eq!(lab.on("DRBTS02", &probe).stdout, "          1\n\n(1 rows affected)\n");
+    assert_eq!(lab.join("DRBTS02").0, 0);
+}
+
+#[test]
+fn a_computer_name_over_15_characters_is_refused() {
+    let lab = Lab::new();
+    // A replacement computer with a long name (the inventory only warns about it).
+    StateFile::new(&lab.state)
+        .update(|state| {
+            let server = state.servers["DRBTS03"].clone();
+            state.servers.insert("DRBTS03REPLACEMENT".into(), server);
+        })
+        .expect("add a server");
+    let mut words: Vec<String> =
+        [BIN, "exec", "--state", path(&lab.state), "DRBTS03REPLACEMENT", "--"].map(String::from).to_vec();
+    let write = {
+        let mut w = words.clone();
+        w.extend(["sh", "-c", r#"cat > "$1""#, "sh", XML].map(String::from));
+        run(&w, JOIN_XML.as_bytes())
+    };
+    assert_eq!(write.code, 0);
+    words.extend([CONFIGURATION, "/S", XML, "/L", LOG, "/noprogressbar"].map(String::from));
+    assert_eq!(run(&words, b"").code, 1);
+    let log = lab.lab(&["exec", "DRBTS03REPLACEMENT", "--", "cat", LOG]);
+    assert_eq!(
+        log.stdout,
+        "[2026-11-22 10:15:01] Error ConfigHelper: The computer name DRBTS03REPLACEMENT is longer than 15 characters.\n"
+    );
+}
+
+#[test]
+fn unsupported_commands_and_unknown_servers_fail_with_9009() {
+    let lab = Lab::new();
+    let out = lab.on("DRBTS01", &["robocopy", r"C:\a", r"C:\b"]);
+    assert_eq!(out.code, i32::from(unix_status(9009)));
+    assert_eq!(out.code, 49, "9009 folded into a Unix exit status");
+    assert_eq!(out.stderr, "drover-lab: unsupported command: [\"robocopy\", \"C:\\\\a\", \"C:\\\\b\"]\n");
+    let out = lab.on("DRBTS01", &powershell("Get-Service"));
+    assert!(out.stderr.starts_with("drover-lab: unsupported command: [\"powershell.exe\", "), "{out:?}");
+    let out = lab.lab(&["exec", "NOSUCH01", "--", "cat", "x"]);
+    assert_eq!((out.code, out.stderr.as_str()), (49, "drover-lab: no server NOSUCH01 in this lab\n"));
+    let out = lab.lab(&["exec", "DRBTS01"]);
+    assert_eq!(out.code, 49, "no program at all");
+}
+
+#[test]
+fn parallel_execs_are_serialised() {
+    let lab = Lab::new();
+    std::thread::scope(|scope| {
+        for i in 0..6 {
+            let lab = &lab;
+            scope.spawn(move || {
+                let path = format!(r"C:\Parallel\{i}.txt");
+                let out = lab.on_with_input(
+                    "DRBTS01",
+                    &["sh", "-c", r#"cat > "$1""#, "sh", &path],
+                    i.to_string().as_bytes(),
+                );
+                assert_eq!(out.code, 0, "{out:?}");
+            });
+        }
+    });
+    for i in 0..6 {
+        assert_eq!(
+            lab.on("DRBTS01", &["cat", &format!(r"C:\Parallel\{i}.txt")]).stdout,
+            i.to_string(),
+            "no write lost"
+        );
+    }
+}
+
+#[test]
+fn a_broken_state_file_is_a_lab_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("lab.json");
+    std::fs::write(&state, "{").expect("write");
+    let out = lab(&["exec", "--state", path(&state), "DRBTS01", "--", "cat", "x"]);
+    assert_eq!(out.code, 125);
+    assert!(
+        out.stderr.starts_with(&format!("drover-lab: {} is not a lab state: ", state.display())),
+        "{out:?}"
+    );
+    let out = lab(&["show", "--state", path(&dir.path().join("missing.json"))]);
+    assert_eq!(out.code, 1);
+}

@@ -1,0 +1,559 @@
+//! BizTalk's silent configuration (`Configuration.exe /S <xml> /L <log>`, §4): the configuration
+//! XML that joins a DR runtime server to the production group (§4.2, "Join template for DR
+//! runtime servers"), and a parser of the configuration log of `lab/PROTOCOL.md`.
+//!
+//! The renderer never sees a password: every `Password` of an `NTService` is the text the caller
+//! passes, which must be a secret reference (`@@secret:NAME@@`) that the host fills in when the
+//! file is written to the target. Because the host fills in the raw value, passwords are written
+//! inside CDATA sections, so a password holding `&` or `<` still makes valid XML (only `]]>`
+//! cannot appear in one). Every other value is XML-escaped here.
+
+use std::fmt::Write as _;
+
+/// GUID of the SSO `IsSecretServer` answer `Create` (a new master secret server).
+pub const SSO_CREATE_GUID: &str = "{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}";
+/// GUID of the SSO `IsSecretServer` answer `Join` (join an existing SSO system).
+pub const SSO_JOIN_GUID: &str = "{B9432756-1620-4bec-8CD9-E6D0B7805AA5}";
+/// `ID` of the WMI feature's `SQL` element naming the management database.
+pub const MGMT_DB_SQL_ID: &str = "{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}";
+/// GUID of the WMI `CREATEORJOIN` answer `Create` (a new group).
+pub const GROUP_CREATE_GUID: &str = "{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}";
+/// GUID of the WMI `CREATEORJOIN` answer `Join` (join an existing group).
+pub const GROUP_JOIN_GUID: &str = "{4D12E6A3-552E-4936-9DD3-59E1190FA324}";
+/// GUID of the runtime `HOST` answer `Yes` (create the default in-process host).
+pub const HOST_YES_GUID: &str = "{8E714C78-05B8-45d1-9B50-D737EF7AD682}";
+/// GUID of the runtime `HOST` answer `No`.
+pub const HOST_NO_GUID: &str = "{D9164C48-8179-4a40-912D-1BF4C3EFE70B}";
+/// GUID of the runtime `ISOHOST` answer `Yes` (create the default isolated host).
+pub const ISOHOST_YES_GUID: &str = "{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}";
+/// GUID of the runtime `ISOHOST` answer `No`.
+pub const ISOHOST_NO_GUID: &str = "{5782A1A5-8578-4942-9CBB-E443A15A0B99}";
+/// `ID` of the RulesEngine feature's `SQL` element (BizTalkRuleEngineDb).
+pub const RULES_DB_SQL_ID: &str = "{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}";
+/// `ID` of the RulesEngine feature's `NTService` (Rule Engine Update Service).
+pub const RULES_SERVICE_ID: &str = "{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}";
+
+/// A SQL Server database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    /// The SQL Server (instance) name, such as `PRDSQL01`.
+    pub server: String,
+    /// The database, such as `SSODB`.
+    pub name: String,
+}
+
+/// A Windows service account and where its password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// `DOMAIN\user` (or `user` for a local account).
+    pub account: String,
+    /// The text written as the password: a secret reference (`drover_sdk::secret_ref`), never
+    /// a password.
+    pub password_ref: String,
+}
+
+impl ServiceAccount {
+    /// `(domain, user)`: `CONTOSO\svc-sso` is `("CONTOSO", "svc-sso")`, `svc` is `("", "svc")`.
+    pub fn domain_and_user(&self) -> (&str, &str) {
+        self.account.split_once('\\').unwrap_or(("", &self.account))
+    }
+}
+
+/// What the join template needs (§4.2, "Join template for DR runtime servers").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinSettings {
+    /// Production SSO database (`SSO_DB_ID`).
+    pub sso_db: Database,
+    /// Production management database (BizTalkMgmtDb).
+    pub mgmt_db: Database,
+    /// Production Business Rules database (BizTalkRuleEngineDb).
+    pub rules_db: Database,
+    /// The ENTSSO service account; must be in SSO Administrators.
+    pub entsso: ServiceAccount,
+    /// The Rule Engine Update Service account.
+    pub rules_engine: ServiceAccount,
+    /// `InstalledFeature` entries: what setup installed on the server (S2).
+    pub installed_features: Vec<String>,
+}
+
+/// Renders the configuration XML that joins a server to the group of `settings`: SSO and group
+/// answered `Join`, no default hosts (instances are created disabled later, S5), the Rules
+/// Engine pointed at production, and the installed features.
+pub fn render_join(settings: &JoinSettings) -> String {
+    let mut xml = Writer::default();
+    xml.line("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    xml.open("Configuration", &[]);
+    sso_feature(&mut xml, settings);
+    wmi_feature(&mut xml, &settings.mgmt_db);
+    runtime_feature(&mut xml);
+    rules_feature(&mut xml, settings);
+    for feature in &settings.installed_features {
+        xml.text("InstalledFeature", feature);
+    }
+    xml.close("Configuration");
+    xml.out
+}
+
+/// Enterprise SSO: join the production SSO system, run ENTSSO as the given account.
+fn sso_feature(xml: &mut Writer, settings: &JoinSettings) {
+    xml.open("Feature", &[("Name", "SSOServer,Engine"), ("DisplayName", "Enterprise Single Sign-On")]);
+    question(xml, "IsSecretServer", "Create,Join", ("Create", SSO_CREATE_GUID), ("Join", SSO_JOIN_GUID));
+    nt_service(xml, "ENTSSO", &settings.entsso);
+    sql(xml, "SSO_DB_ID", &settings.sso_db);
+    xml.close("Feature");
+}
+
+/// The BizTalk group: join the group whose management database is `mgmt_db`.
+fn wmi_feature(xml: &mut Writer, mgmt_db: &Database) {
+    xml.open("Feature", &[("Name", "WMI"), ("DisplayName", "BizTalk Server Group")]);
+    sql(xml, MGMT_DB_SQL_ID, mgmt_db);
+    question(xml, "CREATEORJOIN", "Create,Join", ("Create", GROUP_CREATE_GUID), ("Join", GROUP_JOIN_GUID));
+    xml.close("Feature");
+}
+
+/// Runtime: no default in-process or isolated host.
+fn runtime_feature(xml: &mut Writer) {
+    xml.open("Feature", &[("Name", "Engine,BTSCfg"), ("DisplayName", "BizTalk Server runtime components")]);
+    question(xml, "HOST", "Yes,No", ("Yes", HOST_YES_GUID), ("No", HOST_NO_GUID));
+    question(xml, "ISOHOST", "Yes,No", ("Yes", ISOHOST_YES_GUID), ("No", ISOHOST_NO_GUID));
+    xml.close("Feature");
+}
+
+/// Business Rules Engine: the production rules database and the update service's account.
+fn rules_feature(xml: &mut Writer, settings: &JoinSettings) {
+    xml.open("Feature", &[("Name", "RulesEngine"), ("DisplayName", "Business Rules Engine")]);
+    sql(xml, RULES_DB_SQL_ID, &settings.rules_db);
+    nt_service(xml, RULES_SERVICE_ID, &settings.rules_engine);
+    xml.close("Feature");
+}
+
+/// A two-answer `Question` whose second answer carries `Selected="Yes"`; the first answer is
+/// the default that is not taken.
+fn question(xml: &mut Writer, id: &str, answers: &str, other: (&str, &str), selected: (&str, &str)) {
+    xml.open("Question", &[("ID", id), ("Answers", answers), ("Default", other.0)]);
+    xml.empty("Answer", &[("Value", other.0), ("GUID", other.1)]);
+    xml.empty("Answer", &[("Value", selected.0), ("GUID", selected.1), ("Selected", "Yes")]);
+    xml.close("Question");
+}
+
+/// An `NTService` element: user, domain and the password reference in CDATA.
+fn nt_service(xml: &mut Writer, id: &str, account: &ServiceAccount) {
+    let (domain, user) = account.domain_and_user();
+    xml.open("NTService", &[("ID", id)]);
+    xml.text("UserName", user);
+    xml.text("Domain", domain);
+    xml.cdata("Password", &account.password_ref);
+    xml.close("NTService");
+}
+
+/// A `SQL` element using Windows authentication.
+fn sql(xml: &mut Writer, id: &str, database: &Database) {
+    xml.open("SQL", &[("ID", id)]);
+    xml.text("Server", &database.server);
+    xml.text("Database", &database.name);
+    xml.text("WindowsSecurity", "yes");
+    xml.empty("UserName", &[]);
+    xml.empty("Password", &[]);
+    xml.close("SQL");
+}
+
+/// `text` with the five XML special characters escaped, for text and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An indented XML writer that escapes every attribute value and text.
+#[derive(Default)]
+struct Writer {
+    out: String,
+    depth: usize,
+}
+
+impl Writer {
+    fn line(&mut self, text: &str) {
+        for _ in 0..self.depth {
+            self.out.push_str("  ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    fn tag(name: &str, attributes: &[(&str, &str)]) -> String {
+        let mut tag = format!("<{name}");
+        for (key, value) in attributes {
+            let _ = write!(tag, " {key}=\"{}\"", escape(value));
+        }
+        tag
+    }
+
+    fn open(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        let tag = Self::tag(name, attributes);
+        self.line(&format!("{tag}>"));
+        self.depth += 1;
+    }
+
+    fn close(&mut self, name: &str) {
+        self.depth = self.depth.saturating_sub(1);
+        self.line(&format!("</{name}>"));
+    }
+
+    fn empty(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        let tag = Self::tag(name, attributes);
+        self.line(&format!("{tag} />"));
+    }
+
+    fn text(&mut self, name: &str, text: &str) {
+        self.line(&format!("<{name}>{}</{name}>", escape(text)));
+    }
+
+    fn cdata(&mut self, name: &str, text: &str) {
+        let safe = text.replace("]]>", "]]]]><![CDATA[>");
+        self.line(&format!("<{name}><![CDATA[{safe}]]></{name}>"));
+    }
+}
+
+/// Severity of a configuration log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `Info`.
+    Info,
+    /// `Warn` or `Warning`.
+    Warning,
+    /// `Error`.
+    Error,
+    /// Anything else, as written.
+    Other(String),
+}
+
+impl LogLevel {
+    fn parse(word: &str) -> LogLevel {
+        match word {
+            "Info" => LogLevel::Info,
+            "Warn" | "Warning" => LogLevel::Warning,
+            "Error" => LogLevel::Error,
+            other => LogLevel::Other(other.to_string()),
+        }
+    }
+}
+
+/// What a log line says about a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureStep {
+    /// `Building feature XML for <feature>`.
+    Building,
+    /// `Validating feature <feature>`.
+    Validating,
+    /// `Configuring feature <feature>`.
+    Configuring,
+    /// `Feature <feature> configured successfully`.
+    Configured,
+    /// `Feature <feature> is already configured; skipped`.
+    AlreadyConfigured,
+}
+
+/// One event of the configuration log: `[<timestamp>] <level> <source>: <message>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// As written, such as `2026-11-22 10:15:01`.
+    pub timestamp: String,
+    /// The level.
+    pub level: LogLevel,
+    /// Such as `ConfigHelper`.
+    pub source: String,
+    /// The message; lines that do not start with a timestamp are appended to it.
+    pub message: String,
+}
+
+impl LogLine {
+    /// Parses one line, or `None` when it does not start with `[timestamp]`.
+    fn parse(line: &str) -> Option<LogLine> {
+        let (timestamp, rest) = line.strip_prefix('[')?.split_once(']')?;
+        let rest = rest.trim_start();
+        let (level, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let rest = rest.trim_start();
+        let (source, message) = rest.split_once(": ").unwrap_or(("", rest));
+        Some(LogLine {
+            timestamp: timestamp.to_string(),
+            level: LogLevel::parse(level),
+            source: source.to_string(),
+            message: message.trim_end().to_string(),
+        })
+    }
+
+    /// The feature this line is about and what happened to it, if it is a feature event.
+    pub fn feature_event(&self) -> Option<(&str, FeatureStep)> {
+        let m = self.message.as_str();
+        if let Some(feature) = m.strip_prefix("Building feature XML for ") {
+            return Some((feature, FeatureStep::Building));
+        }
+        if let Some(feature) = m.strip_prefix("Validating feature ") {
+            return Some((feature, FeatureStep::Validating));
+        }
+        if let Some(feature) = m.strip_prefix("Configuring feature ") {
+            return Some((feature, FeatureStep::Configuring));
+        }
+        let feature = m.strip_prefix("Feature ")?;
+        if let Some(feature) = feature.strip_suffix(" configured successfully") {
+            return Some((feature, FeatureStep::Configured));
+        }
+        let feature = feature.strip_suffix(" is already configured; skipped")?;
+        Some((feature, FeatureStep::AlreadyConfigured))
+    }
+
+    /// True for an error saying the SQL Server did not answer: worth retrying.
+    pub fn is_sql_unreachable(&self) -> bool {
+        self.level == LogLevel::Error
+            && (self.message.contains("Cannot connect to SQL Server")
+                || self.message.contains("Login timeout expired"))
+    }
+}
+
+/// A parsed configuration log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigLog {
+    /// Its events, in order.
+    pub lines: Vec<LogLine>,
+}
+
+impl ConfigLog {
+    /// Parses the log's text; lines that are not events continue the previous event's message
+    /// (text before the first event is dropped).
+    pub fn parse(text: &str) -> ConfigLog {
+        let mut lines: Vec<LogLine> = Vec::new();
+        for raw in text.lines().map(|l| l.trim_start_matches('\u{feff}')) {
+            match (LogLine::parse(raw), lines.last_mut()) {
+                (Some(line), _) => lines.push(line),
+                (None, Some(previous)) if !raw.trim().is_empty() => {
+                    previous.message.push('\n');
+                    previous.message.push_str(raw.trim_end());
+                }
+                _ => {}
+            }
+        }
+        ConfigLog { lines }
+    }
+
+    /// The `Error` lines.
+    pub fn errors(&self) -> impl Iterator<Item = &LogLine> {
+        self.lines.iter().filter(|l| l.level == LogLevel::Error)
+    }
+
+    /// The first `Error` line, the one that stopped the configuration.
+    pub fn first_error(&self) -> Option<&LogLine> {
+        self.errors().next()
+    }
+
+    /// Every feature event, in order.
+    pub fn feature_events(&self) -> Vec<(&str, FeatureStep)> {
+        self.lines.iter().filter_map(LogLine::feature_event).collect()
+    }
+
+    /// Features that ended configured: configured now or already configured before.
+    pub fn configured_features(&self) -> Vec<String> {
+        self.feature_events()
+            .into_iter()
+            .filter(|(_, step)| matches!(step, FeatureStep::Configured | FeatureStep::AlreadyConfigured))
+            .map(|(feature, _)| feature.to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> JoinSettings {
+        JoinSettings {
+            sso_db: Database { server: "PRDSQL01".into(), name: "SSODB".into() },
+            mgmt_db: Database { server: "PRDSQL01".into(), name: "BizTalkMgmtDb".into() },
+            rules_db: Database { server: "PRDSQL01".into(), name: "BizTalkRuleEngineDb".into() },
+            entsso: ServiceAccount {
+                account: r"CONTOSO\svc-sso".into(),
+                password_ref: "@@secret:entsso-password@@".into(),
+            },
+            rules_engine: ServiceAccount {
+                account: r"CONTOSO\svc-bre".into(),
+                password_ref: "@@secret:rules-engine-password@@".into(),
+            },
+            installed_features: vec!["Runtime".into(), "SSO".into(), "RulesEngine".into()],
+        }
+    }
+
+    /// The whole join file, as Configuration.exe will read it (before the host fills in secrets).
+    const JOIN_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<Configuration>
+  <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
+    <Question ID="IsSecretServer" Answers="Create,Join" Default="Create">
+      <Answer Value="Create" GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" />
+      <Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />
+    </Question>
+    <NTService ID="ENTSSO">
+      <UserName>svc-sso</UserName>
+      <Domain>CONTOSO</Domain>
+      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
+    </NTService>
+    <SQL ID="SSO_DB_ID">
+      <Server>PRDSQL01</Server>
+      <Database>SSODB</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+  </Feature>
+  <Feature Name="WMI" DisplayName="BizTalk Server Group">
+    <SQL ID="{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}">
+      <Server>PRDSQL01</Server>
+      <Database>BizTalkMgmtDb</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+    <Question ID="CREATEORJOIN" Answers="Create,Join" Default="Create">
+      <Answer Value="Create" GUID="{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}" />
+      <Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />
+    </Question>
+  </Feature>
+  <Feature Name="Engine,BTSCfg" DisplayName="BizTalk Server runtime components">
+    <Question ID="HOST" Answers="Yes,No" Default="Yes">
+      <Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" />
+      <Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />
+    </Question>
+    <Question ID="ISOHOST" Answers="Yes,No" Default="Yes">
+      <Answer Value="Yes" GUID="{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}" />
+      <Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />
+    </Question>
+  </Feature>
+  <Feature Name="RulesEngine" DisplayName="Business Rules Engine">
+    <SQL ID="{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}">
+      <Server>PRDSQL01</Server>
+      <Database>BizTalkRuleEngineDb</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+    <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
+      <UserName>svc-bre</UserName>
+      <Domain>CONTOSO</Domain>
+      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
+    </NTService>
+  </Feature>
+  <InstalledFeature>Runtime</InstalledFeature>
+  <InstalledFeature>SSO</InstalledFeature>
+  <InstalledFeature>RulesEngine</InstalledFeature>
+</Configuration>
+"#;
+
+    #[test]
+    fn renders_the_join_template() {
+        assert_eq!(render_join(&settings()), JOIN_XML);
+    }
+
+    #[test]
+    fn every_value_is_escaped() {
+        let mut s = settings();
+        s.mgmt_db.server = r#"PRD&SQL<01>"'"#.into();
+        s.entsso.account = r"CON<TOSO\svc&sso".into();
+        s.installed_features = vec!["A&B".into()];
+        let xml = render_join(&s);
+        assert!(xml.contains("<Server>PRD&amp;SQL&lt;01&gt;&quot;&apos;</Server>"), "{xml}");
+        assert!(xml.contains("<Domain>CON&lt;TOSO</Domain>"));
+        assert!(xml.contains("<UserName>svc&amp;sso</UserName>"));
+        assert!(xml.contains("<InstalledFeature>A&amp;B</InstalledFeature>"));
+    }
+
+    #[test]
+    fn a_cdata_terminator_cannot_escape_the_password_element() {
+        let mut s = settings();
+        s.entsso.password_ref = "a]]>b".into();
+        assert!(render_join(&s).contains("<Password><![CDATA[a]]]]><![CDATA[>b]]></Password>"));
+    }
+
+    #[test]
+    fn an_account_without_a_domain_is_local() {
+        let account = ServiceAccount { account: "svc".into(), password_ref: String::new() };
+        assert_eq!(account.domain_and_user(), ("", "svc"));
+    }
+
+    const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO\r
+[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO\r
+[2026-11-22 10:15:02] Info  ConfigHelper: Configuring feature SSO\r
+[2026-11-22 10:15:04] Info  ConfigHelper: Feature SSO configured successfully\r
+[2026-11-22 10:15:04] Info  ConfigHelper: Feature WMI is already configured; skipped\r
+[2026-11-22 10:15:05] Info  ConfigHelper: Feature Runtime configured successfully\r
+[2026-11-22 10:15:06] Info  ConfigHelper: Feature RulesEngine configured successfully\r
+";
+
+    const FAILED_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO
+[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO
+[2026-11-22 10:15:05] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.
+";
+
+    #[test]
+    fn parses_a_successful_log() {
+        let log = ConfigLog::parse(SUCCESS_LOG);
+        assert_eq!(log.lines.len(), 7);
+        assert_eq!(
+            log.lines[0],
+            LogLine {
+                timestamp: "2026-11-22 10:15:01".into(),
+                level: LogLevel::Info,
+                source: "ConfigHelper".into(),
+                message: "Building feature XML for SSO".into(),
+            }
+        );
+        assert_eq!(log.first_error(), None);
+        assert_eq!(log.configured_features(), ["SSO", "WMI", "Runtime", "RulesEngine"]);
+        assert_eq!(
+            log.feature_events()[..5],
+            [
+                ("SSO", FeatureStep::Building),
+                ("SSO", FeatureStep::Validating),
+                ("SSO", FeatureStep::Configuring),
+                ("SSO", FeatureStep::Configured),
+                ("WMI", FeatureStep::AlreadyConfigured),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_a_failed_log() {
+        let log = ConfigLog::parse(FAILED_LOG);
+        let error = log.first_error().unwrap();
+        assert_eq!(error.level, LogLevel::Error);
+        assert_eq!(error.source, "ConfigHelper");
+        assert_eq!(error.message, "Cannot connect to SQL Server PRDSQL01: Login timeout expired.");
+        assert!(error.is_sql_unreachable());
+        assert!(log.configured_features().is_empty());
+    }
+
+    #[test]
+    fn other_errors_are_not_sql_unreachable() {
+        let log = ConfigLog::parse(
+            "[2026-11-22 10:15:05] Error ConfigHelper: This computer is already joined to the BizTalk group on OTHERSQL/BizTalkMgmtDb.\n",
+        );
+        let error = log.first_error().unwrap();
+        assert!(!error.is_sql_unreachable());
+        assert!(error.message.starts_with("This computer is already joined"));
+    }
+
+    #[test]
+    fn continuation_lines_join_the_previous_message() {
+        let log = ConfigLog::parse(
+            "garbage before\n[2026-11-22 10:15:05] Error ConfigHelper: Failed:\n   at Some.Stack()\n\n[2026-11-22 10:15:06] Warning X: y\n",
+        );
+        assert_eq!(log.lines.len(), 2);
+        assert_eq!(log.lines[0].message, "Failed:\n   at Some.Stack()");
+        assert_eq!(log.lines[1].level, LogLevel::Warning);
+    }
+}

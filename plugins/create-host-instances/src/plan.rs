@@ -1,0 +1,190 @@
+//! What the mapping calls for: the DR instances wanted (host, DR server, the production servers
+//! they stand in for, and the existing row if any), and the warnings for the operator. Pure:
+//! it reads the input and the rows of `MSBTS_HostInstance`, and runs nothing.
+//!
+//! Server and host names are compared case-insensitively, as Windows and BizTalk do.
+
+use biztalk_common::wmi::{ConfigurationState, HostInstance};
+
+use crate::{Input, ServerPair};
+
+/// One DR instance the mapping calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Desired {
+    /// The host.
+    pub host: String,
+    /// The DR server.
+    pub server: String,
+    /// The production servers whose instance of the host it stands in for.
+    pub production_servers: Vec<String>,
+    /// The instance as `MSBTS_HostInstance` shows it, if it exists.
+    pub existing: Option<HostInstance>,
+}
+
+/// The DR instances wanted and the warnings.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// In the order of the production instances, then of the mapping.
+    pub desired: Vec<Desired>,
+    /// Unmapped production servers, overloaded DR servers, DR instances not disabled or stopped.
+    pub warnings: Vec<String>,
+}
+
+/// A production host instance: (host, server).
+type Instance = (String, String);
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+impl Plan {
+    /// Plans from the input and the group's host instances.
+    pub(crate) fn new(input: &Input, rows: &[HostInstance]) -> Plan {
+        let production = production_instances(input, rows);
+        let desired = desired(&input.mapping, &production, rows);
+        let mut warnings = unmapped_warnings(&input.mapping, &production);
+        warnings.extend(overload_warnings(&input.mapping, &production, &desired, rows));
+        warnings.extend(not_standby_warnings(&desired));
+        warnings.extend(idle_dr_warnings(input));
+        Plan { desired, warnings }
+    }
+}
+
+/// The production instances: as given, or every instance on a server that is not a DR server
+/// of the mapping.
+fn production_instances(input: &Input, rows: &[HostInstance]) -> Vec<Instance> {
+    match &input.production_instances {
+        Some(given) => given.iter().map(|i| (i.host.clone(), i.server.clone())).collect(),
+        None => rows
+            .iter()
+            .filter(|r| !input.mapping.iter().any(|m| same(&m.dr, &r.running_server)))
+            .map(|r| (r.host_name.clone(), r.running_server.clone()))
+            .collect(),
+    }
+}
+
+/// The DR servers `server` maps to.
+fn dr_servers<'m>(mapping: &'m [ServerPair], server: &str) -> Vec<&'m str> {
+    mapping.iter().filter(|m| same(&m.production, server)).map(|m| m.dr.as_str()).collect()
+}
+
+/// Every (host, DR server) the mapping calls for, deduplicated.
+fn desired(mapping: &[ServerPair], production: &[Instance], rows: &[HostInstance]) -> Vec<Desired> {
+    let mut wanted: Vec<Desired> = Vec::new();
+    for (host, server) in production {
+        for dr in dr_servers(mapping, server) {
+            match wanted.iter_mut().find(|d| same(&d.host, host) && same(&d.server, dr)) {
+                Some(d) if !d.production_servers.iter().any(|p| same(p, server)) => {
+                    d.production_servers.push(server.clone())
+                }
+                Some(_) => {}
+                None => wanted.push(Desired {
+                    host: host.clone(),
+                    server: dr.to_string(),
+                    production_servers: vec![server.clone()],
+                    existing: rows.iter().find(|r| r.is(host, dr)).cloned(),
+                }),
+            }
+        }
+    }
+    wanted
+}
+
+/// Distinct values in first-seen order, compared case-insensitively.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for value in values {
+        if !seen.iter().any(|s| same(s, value)) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// When the DR servers are given: one warning naming the DR servers no production server maps to
+/// (a DR site may differ in size from production; these carry no host instance).
+fn idle_dr_warnings(input: &Input) -> Vec<String> {
+    let Some(all) = &input.dr_servers else { return Vec::new() };
+    let idle: Vec<&str> =
+        all.iter().filter(|dr| !input.mapping.iter().any(|m| same(&m.dr, dr))).map(String::as_str).collect();
+    if idle.is_empty() {
+        return Vec::new();
+    }
+    let production = distinct(input.mapping.iter().map(|m| m.production.as_str())).len();
+    vec![format!(
+        "the DR site has {} runtime servers for {production} mapped production servers: {} carries no host instance",
+        all.len(),
+        idle.join(", ")
+    )]
+}
+
+/// One warning per production server with instances and no DR server.
+fn unmapped_warnings(mapping: &[ServerPair], production: &[Instance]) -> Vec<String> {
+    distinct(production.iter().map(|(_, server)| server.as_str()))
+        .into_iter()
+        .filter(|server| dr_servers(mapping, server).is_empty())
+        .map(|server| {
+            let hosts = distinct(production.iter().filter(|(_, s)| same(s, server)).map(|(h, _)| h.as_str()));
+            format!(
+                "production server {server} has no DR mapping: its host instances ({}) get no DR counterpart",
+                hosts.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// How many distinct hosts run on `server` among `instances`.
+fn count_on(server: &str, instances: &[Instance]) -> usize {
+    distinct(instances.iter().filter(|(_, s)| same(s, server)).map(|(h, _)| h.as_str())).len()
+}
+
+/// One warning per DR server that will carry more host instances than its busiest production
+/// counterpart (seed B7). Counts include instances the DR server carries already.
+fn overload_warnings(
+    mapping: &[ServerPair],
+    production: &[Instance],
+    desired: &[Desired],
+    rows: &[HostInstance],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for dr in distinct(mapping.iter().map(|m| m.dr.as_str())) {
+        let mut after: Vec<Instance> = rows
+            .iter()
+            .filter(|r| same(&r.running_server, dr))
+            .map(|r| (r.host_name.clone(), r.running_server.clone()))
+            .collect();
+        after.extend(
+            desired.iter().filter(|d| same(&d.server, dr)).map(|d| (d.host.clone(), d.server.clone())),
+        );
+        let carried = count_on(dr, &after);
+        let counterparts =
+            distinct(mapping.iter().filter(|m| same(&m.dr, dr)).map(|m| m.production.as_str()));
+        let counts: Vec<(&str, usize)> = counterparts.iter().map(|p| (*p, count_on(p, production))).collect();
+        let busiest = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        if carried > busiest {
+            let listed: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+            warnings.push(format!(
+                "{dr} will carry {carried} host instances, more than its production counterpart ({}); \
+                 check it can take the load (seed B7: avoid overloading the DR servers)",
+                listed.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
+/// One warning per existing DR instance that is installed but enabled or not stopped.
+fn not_standby_warnings(desired: &[Desired]) -> Vec<String> {
+    desired
+        .iter()
+        .filter_map(|d| d.existing.as_ref())
+        .filter(|row| row.configuration_state == ConfigurationState::Installed && !row.is_standby())
+        .map(|row| {
+            let enabled = if row.is_disabled { "disabled" } else { "enabled" };
+            format!(
+                "{} exists but is {enabled} and {}: a DR host instance must be disabled and stopped",
+                row.name, row.service_state
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,474 @@
+//! `join-group`: joins the step's target, a DR BizTalk runtime server with the binaries
+//! installed, to the production BizTalk group by a silent configuration
+//! (`shared/domain/biztalk-dr.md` §3 S4, §4): SSO and group answered `Join`, no default hosts,
+//! the Rules Engine pointed at production.
+//!
+//! What it does, with the command lines of `lab/PROTOCOL.md`:
+//!
+//! 1. Probes the membership: `reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration"
+//!    /v MgmtDBServer` (and `MgmtDBName`). Joined to the expected group: nothing to do. Joined
+//!    to another group: a permanent error; it never unconfigures a server on its own.
+//! 2. Renders the join configuration XML with the passwords as secret references
+//!    (`@@secret:NAME@@`), writes it to `<work_dir>\join-<server>.xml` (the host fills in the
+//!    passwords on the way, so the plugin never holds one) and runs
+//!    `Configuration.exe /S <xml> /L <work_dir>\join-<server>.log`.
+//! 3. Reads the log back, and **always** removes the rendered XML afterwards, failure or not:
+//!    it holds passwords. A leftover from an interrupted attempt is removed by the next apply.
+//! 4. Verifies the membership with the registry probe again.
+//!
+//! A log `Error` saying the SQL Server did not answer is retryable; any other configuration
+//! error is permanent, with the log's message. `check` only probes. `compensate` runs
+//! `Configuration.exe /U /L <work_dir>\unjoin-<server>.log` on a server joined to the expected
+//! group and verifies that `MgmtDBServer` is gone; it is dangerous (§4.1) and belongs behind an
+//! approval.
+//!
+//! **Run it one server at a time per group** (in the workflow, `concurrency = 1` on this step):
+//! concurrent joins write to the same BizTalkMgmtDb and SSODB (§8.3).
+//!
+//! Grants: programs `C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe` and
+//! `reg`; secrets: the two `password_secret`s (by default `entsso-password` and
+//! `rules-engine-password`).
+
+mod membership;
+
+use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+use biztalk_common::reg;
+use drover_sdk::prelude::*;
+use drover_sdk::{Executed, excerpt};
+use serde::{Deserialize, Serialize};
+
+use crate::membership::Membership;
+
+/// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe`.
+pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
+/// The ENTSSO account's password secret when the input names none.
+pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
+/// The Rule Engine Update Service account's password secret when the input names none.
+pub const DEFAULT_RULES_ENGINE_SECRET: &str = "rules-engine-password";
+
+/// The plugin.
+#[derive(Default)]
+pub struct JoinGroup;
+
+fn default_mgmt_db() -> String {
+    "BizTalkMgmtDb".into()
+}
+
+fn default_sso_db() -> String {
+    "SSODB".into()
+}
+
+fn default_rules_db() -> String {
+    "BizTalkRuleEngineDb".into()
+}
+
+fn default_work_dir() -> String {
+    r"C:\Drover".into()
+}
+
+/// The production group to join.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// SQL Server of the management database, e.g. `PRDSQL01`.
+    pub mgmt_server: String,
+    /// The management database.
+    #[serde(default = "default_mgmt_db")]
+    pub mgmt_db: String,
+    /// SQL Server of the SSO database.
+    pub sso_server: String,
+    /// The SSO database.
+    #[serde(default = "default_sso_db")]
+    pub sso_db: String,
+    /// SQL Server of the Business Rules database; `mgmt_server` when absent.
+    #[serde(default)]
+    pub rules_server: Option<String>,
+    /// The Business Rules database.
+    #[serde(default = "default_rules_db")]
+    pub rules_db: String,
+}
+
+impl Group {
+    /// `server/database` of the management database, as reports name a group.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.mgmt_server, self.mgmt_db)
+    }
+
+    /// True if `server`/`db` (from the registry) name this group; SQL names are
+    /// case-insensitive.
+    pub fn is(&self, server: &str, db: &str) -> bool {
+        server.eq_ignore_ascii_case(&self.mgmt_server) && db.eq_ignore_ascii_case(&self.mgmt_db)
+    }
+}
+
+/// A service account.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// `DOMAIN\user`.
+    pub account: String,
+    /// Name of the secret holding its password (granted to the step); a default per account
+    /// when absent (`entsso-password`, `rules-engine-password`).
+    #[serde(default)]
+    pub password_secret: Option<String>,
+}
+
+/// The service accounts the configuration sets.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccounts {
+    /// Enterprise SSO (`ENTSSO`); must be a member of SSO Administrators.
+    pub entsso: Account,
+    /// Rule Engine Update Service.
+    pub rules_engine: Account,
+}
+
+/// Input: the group, the accounts and the features setup installed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The production group to join.
+    pub group: Group,
+    /// Service accounts and their password secrets.
+    pub service_accounts: ServiceAccounts,
+    /// The `InstalledFeature` list: what setup installed on the server (§3 S2).
+    pub installed_features: Vec<String>,
+    /// Folder on the server for the rendered XML (removed after use) and the log.
+    #[serde(default = "default_work_dir")]
+    pub work_dir: String,
+}
+
+/// Output: the group joined and what the configuration did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Output {
+    /// `server/database` of the group's management database; empty after `compensate`.
+    pub joined_to: String,
+    /// Features the configuration log reports configured (or already configured).
+    pub features: Vec<String>,
+    /// The first lines of the configuration log; empty when Configuration.exe did not run.
+    pub log_excerpt: String,
+}
+
+impl Output {
+    fn joined(group: &Group) -> Self {
+        Output { joined_to: group.name(), features: Vec::new(), log_excerpt: String::new() }
+    }
+}
+
+impl Plugin for JoinGroup {
+    type Input = Input;
+    type Output = Output;
+
+    fn describe() -> Describe {
+        Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Reversible)
+            .description(
+                "joins a DR BizTalk runtime server to the production group (silent Configuration.exe)",
+            )
+            .program(CONFIGURATION_EXE)
+            .program(reg::PROGRAM)
+            .secret(DEFAULT_ENTSSO_SECRET)
+            .secret(DEFAULT_RULES_ENGINE_SECRET)
+            .compensable()
+    }
+
+    fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        validate(&input)?;
+        let target = ctx.target()?;
+        let mut evidence = Vec::new();
+        let paths = Paths::new(&input.work_dir, target);
+        let outcome = match expect_group(ctx, target, &input.group, &mut evidence)? {
+            // Joined, but an interrupted attempt left the rendered file (with passwords) behind:
+            // apply would remove it, so this is a change (and after a crash the engine applies).
+            true if leftover_exists(ctx, target, &paths.xml)? => Outcome::changed(
+                Output::joined(&input.group),
+                format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
+            ),
+            true => Outcome::unchanged(Output::joined(&input.group), already(target, &input.group)),
+            false => Outcome::changed(
+                Output::joined(&input.group),
+                format!("would join {target} to the group on {}", input.group.name()),
+            ),
+        };
+        Ok(with_evidence(outcome, evidence))
+    }
+
+    fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        validate(&input)?;
+        let target = ctx.target()?;
+        let paths = Paths::new(&input.work_dir, target);
+        let mut evidence = Vec::new();
+        if expect_group(ctx, target, &input.group, &mut evidence)? {
+            ctx.remove_file(target, &paths.xml)?;
+            let outcome = Outcome::unchanged(Output::joined(&input.group), already(target, &input.group));
+            return Ok(with_evidence(outcome, evidence));
+        }
+        join(ctx, target, &input, &paths, evidence)
+    }
+
+    fn compensate(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        let target = ctx.target()?;
+        let mut evidence = Vec::new();
+        let empty = Output { joined_to: String::new(), features: Vec::new(), log_excerpt: String::new() };
+        match membership::probe(ctx, target, &mut evidence)? {
+            Membership::NotJoined => {
+                let outcome =
+                    Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
+                Ok(with_evidence(outcome, evidence))
+            }
+            Membership::Joined { server, db } if !input.group.is(&server, &db) => {
+                Err(StepError::permanent(format!(
+                    "{target} is joined to another group {server}/{db}, not {}; leaving it alone",
+                    input.group.name()
+                )))
+            }
+            Membership::Joined { .. } => unjoin(ctx, target, &input, evidence),
+        }
+    }
+}
+
+drover_sdk::export_plugin!(JoinGroup);
+
+/// Whether the rendered configuration file is still on the target. Its contents (passwords
+/// filled in by the host) are dropped unread: only whether it exists matters.
+fn leftover_exists(ctx: &Ctx, target: &str, path: &str) -> Result<bool, StepError> {
+    match ctx.read_file(target, path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == drover_sdk::HostErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The rendered XML and the logs on the target.
+struct Paths {
+    xml: String,
+    log: String,
+    unjoin_log: String,
+}
+
+impl Paths {
+    fn new(work_dir: &str, target: &str) -> Self {
+        let dir = work_dir.trim_end_matches(['\\', '/']);
+        Paths {
+            xml: format!(r"{dir}\join-{target}.xml"),
+            log: format!(r"{dir}\join-{target}.log"),
+            unjoin_log: format!(r"{dir}\unjoin-{target}.log"),
+        }
+    }
+}
+
+/// Refuses input that would render a broken file: secret names the host would not recognise,
+/// no installed features, no work folder.
+fn validate(input: &Input) -> Result<(), StepError> {
+    for name in secret_names(input) {
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            return Err(StepError::permanent(format!(
+                "password_secret {name:?} is not a secret name (letters, digits, - _ .)"
+            )));
+        }
+    }
+    if input.installed_features.is_empty() {
+        return Err(StepError::permanent(
+            "installed_features is empty; list what setup installed on the server",
+        ));
+    }
+    if input.work_dir.trim().is_empty() {
+        return Err(StepError::permanent("work_dir is empty"));
+    }
+    Ok(())
+}
+
+/// The two password secrets: `(entsso, rules_engine)`.
+fn secret_names(input: &Input) -> [&str; 2] {
+    let accounts = &input.service_accounts;
+    [
+        accounts.entsso.password_secret.as_deref().unwrap_or(DEFAULT_ENTSSO_SECRET),
+        accounts.rules_engine.password_secret.as_deref().unwrap_or(DEFAULT_RULES_ENGINE_SECRET),
+    ]
+}
+
+/// True if joined to `group`, false if not joined; an error if joined to another group.
+fn expect_group(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    evidence: &mut Vec<Evidence>,
+) -> Result<bool, StepError> {
+    match membership::probe(ctx, target, evidence)? {
+        Membership::NotJoined => Ok(false),
+        Membership::Joined { server, db } if group.is(&server, &db) => Ok(true),
+        Membership::Joined { server, db } => Err(StepError::permanent(format!(
+            "{target} is joined to another group {server}/{db}; unconfigure it first"
+        ))),
+    }
+}
+
+fn already(target: &str, group: &Group) -> String {
+    format!("{target} is already joined to the group on {}", group.name())
+}
+
+fn with_evidence<T>(mut outcome: Outcome<T>, evidence: Vec<Evidence>) -> Outcome<T> {
+    outcome.evidence = evidence;
+    outcome
+}
+
+/// The join template's settings for `input`, passwords as secret references.
+pub fn join_settings(input: &Input) -> JoinSettings {
+    let group = &input.group;
+    let [entsso_secret, rules_secret] = secret_names(input);
+    let accounts = &input.service_accounts;
+    JoinSettings {
+        sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },
+        mgmt_db: Database { server: group.mgmt_server.clone(), name: group.mgmt_db.clone() },
+        rules_db: Database {
+            server: group.rules_server.clone().unwrap_or_else(|| group.mgmt_server.clone()),
+            name: group.rules_db.clone(),
+        },
+        entsso: ServiceAccount {
+            account: accounts.entsso.account.clone(),
+            password_ref: secret_ref(entsso_secret),
+        },
+        rules_engine: ServiceAccount {
+            account: accounts.rules_engine.account.clone(),
+            password_ref: secret_ref(rules_secret),
+        },
+        installed_features: input.installed_features.clone(),
+    }
+}
+
+/// Writes the XML, configures, removes the XML whatever happened, then judges and verifies.
+fn join(
+    ctx: &Ctx,
+    target: &str,
+    input: &Input,
+    paths: &Paths,
+    mut evidence: Vec<Evidence>,
+) -> StepResult<Output> {
+    let configured = write_and_configure(ctx, target, input, paths, &mut evidence);
+    let removed = ctx.remove_file(target, &paths.xml);
+    let log_text = settle(configured, removed, &paths.xml)?;
+    evidence.push(Evidence::note("removed the rendered configuration", &paths.xml));
+    let features = ConfigLog::parse(&log_text).configured_features();
+    let verified = membership::probe(ctx, target, &mut evidence)?;
+    if !matches!(&verified, Membership::Joined { server, db } if input.group.is(server, db)) {
+        return Err(StepError::permanent(format!(
+            "Configuration.exe succeeded but {target} is {verified}, not joined to {}",
+            input.group.name()
+        )));
+    }
+    let summary = format!("joined {target} to the group on {}", input.group.name());
+    let output = Output { joined_to: input.group.name(), features, log_excerpt: excerpt(&log_text, 20) };
+    Ok(with_evidence(Outcome::changed(output, summary), evidence))
+}
+
+/// Renders and writes the XML, runs Configuration.exe and reads its log: the log's text, or an
+/// error when the configuration failed.
+fn write_and_configure(
+    ctx: &Ctx,
+    target: &str,
+    input: &Input,
+    paths: &Paths,
+    evidence: &mut Vec<Evidence>,
+) -> Result<String, StepError> {
+    let xml = config_xml::render_join(&join_settings(input));
+    ctx.remove_file(target, &paths.log)?;
+    ctx.write_file(target, &paths.xml, &xml)?;
+    evidence.push(Evidence::note(format!("rendered configuration {}", paths.xml), xml));
+    ctx.info(format!("configuring {target}: joining the group on {}", input.group.name()));
+    let ran = ctx
+        .exec(target, CONFIGURATION_EXE)
+        .args(["/S", paths.xml.as_str(), "/L", paths.log.as_str()])
+        .run()?;
+    evidence.push(ran.evidence("Configuration.exe"));
+    let log_text = read_log(ctx, target, &paths.log)?;
+    evidence.push(Evidence::note(format!("configuration log {}", paths.log), excerpt(&log_text, 20)));
+    judge(target, &ran, &log_text)?;
+    Ok(log_text)
+}
+
+/// The log's text; empty when Configuration.exe wrote none.
+fn read_log(ctx: &Ctx, target: &str, path: &str) -> Result<String, StepError> {
+    match ctx.read_to_string(target, path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind == HostErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A configuration failed if its log has an `Error` (SQL unreachable: retryable) or it exited
+/// non-zero.
+fn judge(target: &str, ran: &Executed, log_text: &str) -> Result<(), StepError> {
+    let log = ConfigLog::parse(log_text);
+    if let Some(error) = log.first_error() {
+        let message = format!("configuration of {target} failed: {}", error.message);
+        return Err(if error.is_sql_unreachable() {
+            StepError::retryable(message)
+        } else {
+            StepError::permanent(message)
+        });
+    }
+    if ran.success() {
+        return Ok(());
+    }
+    let code = ran.output.exit_code.map_or("killed".to_string(), |c| format!("exit code {c}"));
+    let said = match excerpt(log_text, 5) {
+        text if text.is_empty() => "no log".to_string(),
+        text => format!("log: {text}"),
+    };
+    Err(StepError::permanent(format!(
+        "Configuration.exe failed on {target} with {code} and no error in the log ({said})"
+    )))
+}
+
+/// Combines the configuration's result with the removal of the XML: a configuration error
+/// wins (mentioning a failed removal); a failed removal alone is an error too, since the file
+/// holds passwords (retrying removes it).
+fn settle(
+    configured: Result<String, StepError>,
+    removed: Result<(), HostError>,
+    xml: &str,
+) -> Result<String, StepError> {
+    match (configured, removed) {
+        (Ok(log_text), Ok(())) => Ok(log_text),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(r)) => {
+            let message =
+                format!("{}; also, {xml} (it holds passwords) could not be removed: {r}", e.message());
+            Err(match e {
+                StepError::Retryable(_) => StepError::Retryable(message),
+                StepError::Permanent(_) => StepError::Permanent(message),
+                StepError::NeedsOperator(_) => StepError::NeedsOperator(message),
+            })
+        }
+        (Ok(_), Err(r)) => Err(StepError::from(HostError::new(
+            r.kind,
+            format!("joined, but {xml} (it holds passwords) could not be removed: {}", r.message),
+        ))),
+    }
+}
+
+/// Unconfigures the server (`Configuration.exe /U`) and checks that it left the group.
+fn unjoin(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidence>) -> StepResult<Output> {
+    let paths = Paths::new(&input.work_dir, target);
+    ctx.remove_file(target, &paths.unjoin_log)?;
+    ctx.warn(format!("unconfiguring {target}: it leaves the group on {}", input.group.name()));
+    let ran = ctx.exec(target, CONFIGURATION_EXE).args(["/U", "/L", paths.unjoin_log.as_str()]).run()?;
+    evidence.push(ran.evidence("Configuration.exe /U"));
+    let log_text = read_log(ctx, target, &paths.unjoin_log)?;
+    evidence
+        .push(Evidence::note(format!("unconfiguration log {}", paths.unjoin_log), excerpt(&log_text, 20)));
+    judge(target, &ran, &log_text)?;
+    let after = membership::probe(ctx, target, &mut evidence)?;
+    if after != Membership::NotJoined {
+        return Err(StepError::permanent(format!(
+            "Configuration.exe /U succeeded but {target} is still {after}"
+        )));
+    }
+    let output =
+        Output { joined_to: String::new(), features: Vec::new(), log_excerpt: excerpt(&log_text, 20) };
+    let summary = format!("unconfigured {target}; it left the group on {}", input.group.name());
+    Ok(with_evidence(Outcome::changed(output, summary), evidence))
+}
+
+#[cfg(test)]
+mod tests;

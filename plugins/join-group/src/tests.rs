@@ -1,0 +1,593 @@
+//! Native tests through the fake host, answering with the exact outputs of `lab/PROTOCOL.md`.
+//! A recording wrapper around the fake host keeps every file operation in order, with what was
+//! written, so the tests see the rendered XML and its removal.
+
+use std::cell::{Cell, RefCell};
+
+use drover_sdk::testing::FakeHost;
+use drover_sdk::{HostApi, RawPlugin};
+use serde_json::{Value, json};
+
+use super::*;
+
+const SERVER: &str = "DRBTS02";
+const XML: &str = r"C:\Drover\join-DRBTS02.xml";
+const LOG: &str = r"C:\Drover\join-DRBTS02.log";
+const UNJOIN_LOG: &str = r"C:\Drover\unjoin-DRBTS02.log";
+const ENTSSO_PASSWORD: &str = "Ent&S5o<pass>";
+const NOT_FOUND: &str = "ERROR: The system was unable to find the specified registry key or value.\n";
+
+const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO
+[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO
+[2026-11-22 10:15:02] Info  ConfigHelper: Configuring feature SSO
+[2026-11-22 10:15:04] Info  ConfigHelper: Feature SSO configured successfully
+[2026-11-22 10:15:04] Info  ConfigHelper: Building feature XML for WMI
+[2026-11-22 10:15:05] Info  ConfigHelper: Feature WMI configured successfully
+[2026-11-22 10:15:05] Info  ConfigHelper: Feature Runtime configured successfully
+[2026-11-22 10:15:06] Info  ConfigHelper: Feature RulesEngine configured successfully
+";
+
+/// The file written to the target, before the host fills in the two secret references.
+const RENDERED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<Configuration>
+  <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
+    <Question ID="IsSecretServer" Answers="Create,Join" Default="Create">
+      <Answer Value="Create" GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" />
+      <Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />
+    </Question>
+    <NTService ID="ENTSSO">
+      <UserName>svc-sso</UserName>
+      <Domain>CONTOSO</Domain>
+      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
+    </NTService>
+    <SQL ID="SSO_DB_ID">
+      <Server>PRDSQL01</Server>
+      <Database>SSODB</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+  </Feature>
+  <Feature Name="WMI" DisplayName="BizTalk Server Group">
+    <SQL ID="{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}">
+      <Server>PRDSQL01</Server>
+      <Database>BizTalkMgmtDb</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+    <Question ID="CREATEORJOIN" Answers="Create,Join" Default="Create">
+      <Answer Value="Create" GUID="{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}" />
+      <Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />
+    </Question>
+  </Feature>
+  <Feature Name="Engine,BTSCfg" DisplayName="BizTalk Server runtime components">
+    <Question ID="HOST" Answers="Yes,No" Default="Yes">
+      <Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" />
+      <Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />
+    </Question>
+    <Question ID="ISOHOST" Answers="Yes,No" Default="Yes">
+      <Answer Value="Yes" GUID="{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}" />
+      <Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />
+    </Question>
+  </Feature>
+  <Feature Name="RulesEngine" DisplayName="Business Rules Engine">
+    <SQL ID="{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}">
+      <Server>PRDSQL01</Server>
+      <Database>BizTalkRuleEngineDb</Database>
+      <WindowsSecurity>yes</WindowsSecurity>
+      <UserName />
+      <Password />
+    </SQL>
+    <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
+      <UserName>svc-bre</UserName>
+      <Domain>CONTOSO</Domain>
+      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
+    </NTService>
+  </Feature>
+  <InstalledFeature>SSO</InstalledFeature>
+  <InstalledFeature>Runtime</InstalledFeature>
+  <InstalledFeature>RulesEngine</InstalledFeature>
+</Configuration>
+"#;
+
+/// The fake host, with every file operation and exec recorded in order.
+struct Recorder {
+    host: FakeHost,
+    ops: RefCell<Vec<String>>,
+    written: RefCell<Vec<(String, String)>>,
+    fail_xml_removal: Cell<bool>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        let host = FakeHost::new().with_target(SERVER).with_secret("entsso-password", ENTSSO_PASSWORD);
+        Recorder {
+            host,
+            ops: RefCell::default(),
+            written: RefCell::default(),
+            fail_xml_removal: Cell::new(false),
+        }
+    }
+
+    fn call(&self, mode: Mode, input: Value) -> Result<Outcome<Value>, StepError> {
+        let ctx = Ctx::new(Context { target: Some(SERVER.into()), ..Context::for_test(mode) }, self);
+        let outcome = <JoinGroup as RawPlugin>::call(&ctx, &input.to_string())?;
+        let output = serde_json::from_str(&outcome.output).expect("output JSON");
+        Ok(Outcome { changed: outcome.changed, summary: outcome.summary, output, evidence: outcome.evidence })
+    }
+
+    fn ops(&self) -> Vec<String> {
+        self.ops.borrow().clone()
+    }
+
+    /// Scripts `reg query` of a BizTalk Administration value: found with `data`, or missing.
+    fn reg(&self, value: &str, data: Option<&str>) {
+        let args = reg::query_args(reg::BIZTALK_ADMINISTRATION, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = match data {
+            Some(data) => ExecOutput::exited(
+                0,
+                format!(
+                    "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    {value}    REG_SZ    {data}\n\n"
+                ),
+            ),
+            None => ExecOutput { exit_code: Some(1), stderr: NOT_FOUND.into(), ..Default::default() },
+        };
+        self.host.script_exec(SERVER, "reg", &args, output);
+    }
+
+    fn not_joined(&self) {
+        self.reg("MgmtDBServer", None);
+    }
+
+    fn joined(&self, server: &str, db: &str) {
+        self.reg("MgmtDBServer", Some(server));
+        self.reg("MgmtDBName", Some(db));
+    }
+
+    /// Scripts the join's Configuration.exe run: exit code and the log it writes.
+    fn configuration(&self, exit: i32, log: Option<&str>) {
+        let args = ["/S", XML, "/L", LOG];
+        match log {
+            Some(log) => self.host.script_exec_writing(
+                SERVER,
+                CONFIGURATION_EXE,
+                &args,
+                ExecOutput::exited(exit, ""),
+                LOG,
+                log,
+            ),
+            None => self.host.script_exec(SERVER, CONFIGURATION_EXE, &args, ExecOutput::exited(exit, "")),
+        }
+    }
+}
+
+impl HostApi for Recorder {
+    fn log(&self, level: Level, message: &str) {
+        self.host.log(level, message)
+    }
+    fn heartbeat(&self, progress: Option<f32>, message: &str) {
+        self.host.heartbeat(progress, message)
+    }
+    fn secret(&self, name: &str) -> Result<String, HostError> {
+        self.ops.borrow_mut().push(format!("secret {name}"));
+        self.host.secret(name)
+    }
+    fn state_get(&self, key: &str) -> Option<String> {
+        self.host.state_get(key)
+    }
+    fn state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
+        self.host.state_set(key, value)
+    }
+    fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, HostError> {
+        self.ops.borrow_mut().push(format!("exec {}", request.command_line()));
+        self.host.exec(request)
+    }
+    fn read_file(&self, target: &str, path: &str) -> Result<Vec<u8>, HostError> {
+        self.ops.borrow_mut().push(format!("read {path}"));
+        self.host.read_file(target, path)
+    }
+    fn write_file(&self, target: &str, path: &str, contents: &[u8]) -> Result<(), HostError> {
+        self.ops.borrow_mut().push(format!("write {path}"));
+        self.written.borrow_mut().push((path.into(), String::from_utf8_lossy(contents).into_owned()));
+        self.host.write_file(target, path, contents)
+    }
+    fn remove_file(&self, target: &str, path: &str) -> Result<(), HostError> {
+        self.ops.borrow_mut().push(format!("remove {path}"));
+        if self.fail_xml_removal.get() && path.ends_with(".xml") {
+            return Err(HostError::new(HostErrorKind::Retryable, "DRBTS02 did not answer"));
+        }
+        self.host.remove_file(target, path)
+    }
+}
+
+fn input() -> Value {
+    json!({
+        "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
+        "service_accounts": {
+            "entsso": { "account": "CONTOSO\\svc-sso" },
+            "rules_engine": { "account": "CONTOSO\\svc-bre" }
+        },
+        "installed_features": ["SSO", "Runtime", "RulesEngine"]
+    })
+}
+
+const REG_SERVER: &str =
+    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBServer"#;
+const REG_NAME: &str =
+    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName"#;
+const CONFIGURE: &str = r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /S C:\Drover\join-DRBTS02.xml /L C:\Drover\join-DRBTS02.log"#;
+
+#[test]
+fn joins_a_server_that_is_not_joined() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(0, Some(SUCCESS_LOG));
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    let outcome = rec.call(Mode::Apply, input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(outcome.summary, "joined DRBTS02 to the group on PRDSQL01/BizTalkMgmtDb");
+    assert_eq!(outcome.output["joined_to"], "PRDSQL01/BizTalkMgmtDb");
+    assert_eq!(outcome.output["features"], json!(["SSO", "WMI", "Runtime", "RulesEngine"]));
+    assert!(
+        outcome.output["log_excerpt"]
+            .as_str()
+            .unwrap()
+            .starts_with("[2026-11-22 10:15:01] Info  ConfigHelper")
+    );
+    assert_eq!(
+        rec.ops(),
+        [
+            REG_SERVER,
+            &format!("remove {LOG}"),
+            &format!("write {XML}"),
+            CONFIGURE,
+            &format!("read {LOG}"),
+            &format!("remove {XML}"),
+            REG_SERVER,
+            REG_NAME,
+        ]
+    );
+    assert!(rec.host.unused_scripts().is_empty(), "{:?}", rec.host.unused_scripts());
+    assert_eq!(rec.host.file(SERVER, XML), None, "the rendered file holds passwords and must be gone");
+    let labels: Vec<&str> = outcome.evidence.iter().map(|e| e.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "registry MgmtDBServer",
+            r"rendered configuration C:\Drover\join-DRBTS02.xml",
+            "Configuration.exe",
+            r"configuration log C:\Drover\join-DRBTS02.log",
+            "removed the rendered configuration",
+            "registry MgmtDBServer",
+            "registry MgmtDBName",
+        ]
+    );
+}
+
+#[test]
+fn renders_the_join_template_with_secret_references() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(0, Some(SUCCESS_LOG));
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    rec.call(Mode::Apply, input()).unwrap();
+    let written = rec.written.borrow();
+    assert_eq!(written.len(), 1);
+    let (path, xml) = &written[0];
+    assert_eq!(path, XML);
+    assert_eq!(xml, RENDERED);
+    for answer in [
+        r#"<Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />"#,
+        r#"<Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />"#,
+        r#"<Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />"#,
+        r#"<Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />"#,
+        "@@secret:entsso-password@@",
+        "@@secret:rules-engine-password@@",
+    ] {
+        assert!(xml.contains(answer), "{answer} missing");
+    }
+    assert_eq!(xml.matches("Selected=\"Yes\"").count(), 4);
+    assert!(!xml.contains(ENTSSO_PASSWORD) && !xml.contains("Ent&amp;S5o"));
+    assert!(!rec.ops().iter().any(|op| op.starts_with("secret ")), "the plugin must never reveal a secret");
+}
+
+#[test]
+fn named_secrets_and_a_separate_rules_server_are_rendered() {
+    let mut input = input();
+    input["group"]["rules_server"] = json!("PRDSQL02");
+    input["service_accounts"]["entsso"]["password_secret"] = json!("prod.entsso_pw");
+    let settings = join_settings(&serde_json::from_value(input).unwrap());
+    assert_eq!(settings.entsso.password_ref, "@@secret:prod.entsso_pw@@");
+    assert_eq!(settings.rules_engine.password_ref, "@@secret:rules-engine-password@@");
+    assert_eq!(settings.rules_db.server, "PRDSQL02");
+    assert_eq!(settings.sso_db.name, "SSODB");
+}
+
+#[test]
+fn an_already_joined_server_is_left_alone() {
+    let rec = Recorder::new();
+    rec.joined("prdsql01", "BizTalkMgmtDb");
+    let outcome = rec.call(Mode::Apply, input()).unwrap();
+    assert!(!outcome.changed);
+    assert_eq!(outcome.summary, "DRBTS02 is already joined to the group on PRDSQL01/BizTalkMgmtDb");
+    assert_eq!(
+        outcome.output,
+        json!({"joined_to": "PRDSQL01/BizTalkMgmtDb", "features": [], "log_excerpt": ""})
+    );
+    // Only the probe, and the removal of a leftover from an interrupted attempt: no write, no
+    // Configuration.exe.
+    assert_eq!(rec.ops(), [REG_SERVER, REG_NAME, &format!("remove {XML}")]);
+    assert!(rec.written.borrow().is_empty());
+    assert_eq!(outcome.evidence.len(), 2);
+    assert_eq!(outcome.evidence[0].command.as_deref(), Some(&REG_SERVER["exec ".len()..]));
+    assert_eq!(
+        outcome.evidence[0].excerpt,
+        "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    prdsql01"
+    );
+}
+
+#[test]
+fn a_server_of_another_group_is_a_permanent_error() {
+    let rec = Recorder::new();
+    rec.joined("OTHERSQL", "BizTalkMgmtDb");
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "DRBTS02 is joined to another group OTHERSQL/BizTalkMgmtDb; unconfigure it first"
+        )
+    );
+    assert_eq!(rec.ops(), [REG_SERVER, REG_NAME]);
+}
+
+#[test]
+fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(
+        1,
+        Some("[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO\n[2026-11-22 10:15:05] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.\n"),
+    );
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::retryable(
+            "configuration of DRBTS02 failed: Cannot connect to SQL Server PRDSQL01: Login timeout expired."
+        )
+    );
+    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
+    assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+#[test]
+fn other_configuration_errors_are_permanent_and_the_file_is_removed() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(
+        1,
+        Some("[2026-11-22 10:15:05] Error ConfigHelper: The password of ENTSSO is empty.\n"),
+    );
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent("configuration of DRBTS02 failed: The password of ENTSSO is empty.")
+    );
+    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
+    assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+#[test]
+fn a_failed_exit_without_log_is_permanent() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(1, None);
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "Configuration.exe failed on DRBTS02 with exit code 1 and no error in the log (no log)"
+        )
+    );
+    assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+#[test]
+fn a_lost_connection_during_configuration_still_removes_the_file() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.host.script_exec_error(
+        SERVER,
+        CONFIGURATION_EXE,
+        &["/S", XML, "/L", LOG],
+        HostError::new(HostErrorKind::Retryable, "connection to DRBTS02 lost"),
+    );
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(err, StepError::retryable("connection to DRBTS02 lost"));
+    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
+    assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+#[test]
+fn a_file_that_cannot_be_removed_fails_the_step() {
+    let rec = Recorder::new();
+    rec.fail_xml_removal.set(true);
+    rec.not_joined();
+    rec.configuration(0, Some(SUCCESS_LOG));
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::retryable(
+            r"joined, but C:\Drover\join-DRBTS02.xml (it holds passwords) could not be removed: DRBTS02 did not answer"
+        )
+    );
+    // The retry finds the server joined and removes the leftover.
+    rec.fail_xml_removal.set(false);
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    assert!(!rec.call(Mode::Apply, input()).unwrap().changed);
+    assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+#[test]
+fn a_configuration_error_names_a_failed_removal_too() {
+    let rec = Recorder::new();
+    rec.fail_xml_removal.set(true);
+    rec.not_joined();
+    rec.configuration(1, Some("[2026-11-22 10:15:05] Error ConfigHelper: The computer name DRBIZTALKSERVER02 is longer than 15 characters.\n"));
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            r"configuration of DRBTS02 failed: The computer name DRBIZTALKSERVER02 is longer than 15 characters.; also, C:\Drover\join-DRBTS02.xml (it holds passwords) could not be removed: DRBTS02 did not answer"
+        )
+    );
+}
+
+#[test]
+fn a_success_the_registry_does_not_confirm_is_permanent() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    rec.configuration(0, Some(SUCCESS_LOG));
+    rec.not_joined();
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "Configuration.exe succeeded but DRBTS02 is not joined to any group, not joined to PRDSQL01/BizTalkMgmtDb"
+        )
+    );
+}
+
+#[test]
+fn check_only_probes() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    let outcome = rec.call(Mode::Check, input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(outcome.summary, "would join DRBTS02 to the group on PRDSQL01/BizTalkMgmtDb");
+    assert_eq!(rec.ops(), [REG_SERVER]);
+
+    let rec = Recorder::new();
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    assert!(!rec.call(Mode::Check, input()).unwrap().changed);
+    assert_eq!(rec.ops(), [REG_SERVER, REG_NAME, r"read C:\Drover\join-DRBTS02.xml"]);
+
+    // Joined, but an interrupted attempt left the rendered file: apply has something to do.
+    let rec = Recorder::new();
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    drover_sdk::HostApi::write_file(&rec.host, SERVER, r"C:\Drover\join-DRBTS02.xml", b"<Configuration/>")
+        .unwrap();
+    let outcome = rec.call(Mode::Check, input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(
+        outcome.summary,
+        r"DRBTS02 is joined; would remove the leftover configuration file C:\Drover\join-DRBTS02.xml"
+    );
+
+    let rec = Recorder::new();
+    rec.joined("OTHERSQL", "OtherMgmtDb");
+    assert!(matches!(rec.call(Mode::Check, input()), Err(StepError::Permanent(_))));
+}
+
+#[test]
+fn compensate_unconfigures_and_verifies() {
+    let rec = Recorder::new();
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    let unjoin_log = "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n";
+    rec.host.script_exec_writing(
+        SERVER,
+        CONFIGURATION_EXE,
+        &["/U", "/L", UNJOIN_LOG],
+        ExecOutput::exited(0, ""),
+        UNJOIN_LOG,
+        unjoin_log,
+    );
+    rec.not_joined();
+    let outcome = rec.call(Mode::Compensate, input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(outcome.output["joined_to"], "");
+    assert_eq!(
+        rec.ops(),
+        [
+            REG_SERVER,
+            REG_NAME,
+            &format!("remove {UNJOIN_LOG}"),
+            r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /U /L C:\Drover\unjoin-DRBTS02.log"#,
+            &format!("read {UNJOIN_LOG}"),
+            REG_SERVER,
+        ]
+    );
+    assert!(rec.host.unused_scripts().is_empty());
+}
+
+#[test]
+fn compensate_leaves_unjoined_and_foreign_servers_alone() {
+    let rec = Recorder::new();
+    rec.not_joined();
+    assert!(!rec.call(Mode::Compensate, input()).unwrap().changed);
+    assert_eq!(rec.ops(), [REG_SERVER]);
+
+    let rec = Recorder::new();
+    rec.joined("OTHERSQL", "BizTalkMgmtDb");
+    let err = rec.call(Mode::Compensate, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "DRBTS02 is joined to another group OTHERSQL/BizTalkMgmtDb, not PRDSQL01/BizTalkMgmtDb; leaving it alone"
+        )
+    );
+    assert_eq!(rec.ops(), [REG_SERVER, REG_NAME]);
+}
+
+#[test]
+fn compensate_fails_when_the_server_stays_joined() {
+    let rec = Recorder::new();
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    rec.host.script_exec(SERVER, CONFIGURATION_EXE, &["/U", "/L", UNJOIN_LOG], ExecOutput::exited(0, ""));
+    rec.joined("PRDSQL01", "BizTalkMgmtDb");
+    let err = rec.call(Mode::Compensate, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "Configuration.exe /U succeeded but DRBTS02 is still joined to PRDSQL01/BizTalkMgmtDb"
+        )
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_runs() {
+    let rec = Recorder::new();
+    let mut bad = input();
+    bad["service_accounts"]["rules_engine"]["password_secret"] = json!("my secret");
+    let err = rec.call(Mode::Apply, bad).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(r#"password_secret "my secret" is not a secret name (letters, digits, - _ .)"#)
+    );
+    let mut empty = input();
+    empty["installed_features"] = json!([]);
+    assert!(
+        matches!(rec.call(Mode::Apply, empty), Err(StepError::Permanent(m)) if m.starts_with("installed_features is empty"))
+    );
+    assert!(rec.ops().is_empty());
+    let mut unknown = input();
+    unknown["group"]["msgbox_db"] = json!("x");
+    assert!(rec.call(Mode::Apply, unknown).is_err());
+}
+
+#[test]
+fn a_custom_work_dir_names_the_files() {
+    let paths = Paths::new(r"D:\DR\work\", "DRBTS03");
+    assert_eq!(paths.xml, r"D:\DR\work\join-DRBTS03.xml");
+    assert_eq!(paths.log, r"D:\DR\work\join-DRBTS03.log");
+    assert_eq!(paths.unjoin_log, r"D:\DR\work\unjoin-DRBTS03.log");
+}
+
+#[test]
+fn describes_itself_as_reversible_and_compensable() {
+    let d = <JoinGroup as Plugin>::describe();
+    assert_eq!(d.name(), "join-group");
+    assert_eq!(d.version(), "1.0.0");
+    assert_eq!(d.effect(), Effect::Reversible);
+}
