@@ -65,6 +65,50 @@ pub struct Grants {
     pub programs: Allow,
     /// Secrets the step may reveal or reference.
     pub secrets: Allow,
+    /// The program runs the workflow marks read-only: in check mode (`drover plan`) an exec
+    /// must match one of them.
+    pub read_only: Vec<ExecPattern>,
+}
+
+/// A command line marked read-only: words separated by spaces, each a wildcard pattern (`*`
+/// any characters, `?` one) for one word of the argv (the program first); a last word `**`
+/// matches any further words. `reg query **`, `sc.exe q* *`, `gacutil /l *`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPattern {
+    text: String,
+    words: Vec<String>,
+    rest: bool,
+}
+
+impl ExecPattern {
+    /// Parses a pattern; says what is wrong with a bad one.
+    pub fn parse(text: &str) -> Result<ExecPattern, String> {
+        let mut words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        let rest = words.last().is_some_and(|w| w == "**");
+        if rest {
+            words.pop();
+        }
+        if words.is_empty() {
+            return Err("a read-only pattern starts with the program".into());
+        }
+        if words.iter().any(|w| w.contains("**")) {
+            return Err("`**` may only stand alone as the last word".into());
+        }
+        Ok(ExecPattern { text: text.split_whitespace().collect::<Vec<_>>().join(" "), words, rest })
+    }
+
+    /// Whether `program args…` matches.
+    pub fn matches(&self, program: &str, args: &[String]) -> bool {
+        let argv: Vec<&str> = std::iter::once(program).chain(args.iter().map(String::as_str)).collect();
+        let counts = if self.rest { argv.len() >= self.words.len() } else { argv.len() == self.words.len() };
+        counts && self.words.iter().zip(&argv).all(|(w, a)| wildmatch::WildMatch::new(w).matches(a))
+    }
+}
+
+impl fmt::Display for ExecPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// What kind of thing was not granted.
@@ -79,6 +123,8 @@ pub enum Missing {
     Secret,
     /// Any change at all: the call came in check mode.
     Change,
+    /// In check mode, an exec that matches none of the step's read-only patterns.
+    ReadOnly,
 }
 
 impl fmt::Display for Missing {
@@ -88,6 +134,7 @@ impl fmt::Display for Missing {
             Missing::Program => "program",
             Missing::Secret => "secret",
             Missing::Change => "change",
+            Missing::ReadOnly => "read-only",
         })
     }
 }
@@ -116,6 +163,11 @@ impl fmt::Display for Refusal {
                 "plugin {} called {}: refused, nothing may change in check mode",
                 self.plugin, self.call
             ),
+            Missing::ReadOnly => write!(
+                f,
+                "plugin {} called {}: refused in check mode, `{}` is not marked read-only for this step (grants.read-only: {})",
+                self.plugin, self.call, self.name, self.granted
+            ),
             missing => write!(
                 f,
                 "plugin {} called {}: {missing} {} is not granted to this step (granted {missing}s: {})",
@@ -137,7 +189,7 @@ impl Grants {
             Missing::Target => &self.targets,
             Missing::Program => &self.programs,
             Missing::Secret => &self.secrets,
-            Missing::Change => &Allow::Nothing,
+            Missing::Change | Missing::ReadOnly => &Allow::Nothing,
         };
         if allow.allows(name) {
             return Ok(());
@@ -150,10 +202,69 @@ impl Grants {
             granted: allow.describe(),
         })
     }
+
+    /// In check mode: whether `program args…` matches a read-only pattern. The refusal names the
+    /// command line with its arguments as the plugin wrote them (secret references unfilled).
+    pub fn check_read_only(
+        &self,
+        plugin: &str,
+        call: &str,
+        program: &str,
+        args: &[String],
+    ) -> Result<(), Refusal> {
+        if self.read_only.iter().any(|p| p.matches(program, args)) {
+            return Ok(());
+        }
+        let line =
+            std::iter::once(program).chain(args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+        let granted = if self.read_only.is_empty() {
+            "none".to_string()
+        } else {
+            self.read_only.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        Err(Refusal {
+            plugin: plugin.into(),
+            call: call.into(),
+            missing: Missing::ReadOnly,
+            name: line,
+            granted,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn read_only_patterns_match_word_by_word() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let reg = ExecPattern::parse("reg query **").unwrap();
+        assert!(
+            reg.matches(
+                "reg",
+                &args(&["query", "HKLM\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0", "/v", "X"])
+            )
+        );
+        assert!(reg.matches("reg", &args(&["query"])));
+        assert!(!reg.matches("reg", &args(&["add", "HKLM\\X"])));
+        let sc = ExecPattern::parse("sc.exe q* *").unwrap();
+        assert!(sc.matches("sc.exe", &args(&["qc", "ENTSSO"])));
+        assert!(!sc.matches("sc.exe", &args(&["query", "state=", "all"])), "exactly three words");
+        assert!(!sc.matches("sc.exe", &args(&["config", "ENTSSO"])));
+        assert!(ExecPattern::parse("**").is_err());
+        assert!(ExecPattern::parse("sc.exe ** x").is_err());
+        let grants = Grants { read_only: vec![reg, sc], ..Grants::none() };
+        let refusal = grants.check_read_only(
+            "p",
+            "exec sc.exe on A",
+            "sc.exe",
+            &args(&["config", "X", "start=", "disabled"]),
+        );
+        assert_eq!(
+            refusal.unwrap_err().to_string(),
+            "plugin p called exec sc.exe on A: refused in check mode, `sc.exe config X start= disabled` is not marked read-only for this step (grants.read-only: reg query **, sc.exe q* *)"
+        );
+    }
+
     use super::*;
 
     #[test]

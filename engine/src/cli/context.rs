@@ -46,7 +46,7 @@ impl Progress for StderrProgress {
 }
 
 /// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.
-fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
+pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
     let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
     if let Some(path) = &global.secrets {
         sources.push(Box::new(FileSecrets::load(path).map_err(|e| super::UsageError(e.to_string()))?));

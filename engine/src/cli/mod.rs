@@ -10,6 +10,7 @@ mod events;
 pub mod exit;
 mod graph;
 mod output;
+mod plan;
 mod plugin;
 mod report;
 mod resume;
@@ -95,6 +96,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Draw a workflow's steps and dependencies as Mermaid or Graphviz dot.
     Graph(graph::GraphArgs),
+    /// Check what a run would do, changing nothing (every plugin's `check`).
+    Plan(plan::PlanArgs),
     /// Start a run of a workflow and drive it.
     Run(run::RunArgs),
     /// Drive a run on after a crash, a stop or an operator command.
@@ -128,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Validate(args) => validate::run(global, args),
         Command::Graph(args) => graph::run(global, args),
+        Command::Plan(args) => plan::run(global, args).await,
         Command::Run(args) => run::run(global, args).await,
         Command::Resume(args) => resume::run(global, args).await,
         Command::Status(args) => status::run(global, args),

@@ -29,18 +29,31 @@ pub struct RunArgs {
     /// Keep waiting while the run waits for an approval, instead of exiting with code 4.
     #[arg(long)]
     pub wait: bool,
+    /// A plan saved by `drover plan --save`: check again first, and start only if every step
+    /// would do what the plan says (the targets have not drifted).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
-    let overrides = args
-        .params
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| UsageError(format!("--param {p}: expected NAME=VALUE")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let overrides = super::plan::overrides(&args.params)?;
+    if let Some(path) = &args.plan {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", path.display())))?;
+        let saved: drover_engine::run::plan::Plan = serde_json::from_str(&text).map_err(|e| {
+            UsageError(format!("{} is not a plan saved by `drover plan --save`: {e}", path.display()))
+        })?;
+        let fresh = super::plan::make(global, &args.workflow, &args.inventory, &args.params).await?;
+        let drift = drover_engine::run::plan::drift(&saved, &fresh);
+        if !drift.is_empty() {
+            eprintln!("error: the targets drifted from the plan {}; nothing was started:", path.display());
+            for line in &drift {
+                eprintln!("  {line}");
+            }
+            eprintln!("make a new plan with `drover plan … --save {}` and review it", path.display());
+            return Ok(Exit::Failure);
+        }
+    }
     let inventory = workflow::inventory(global, &args.inventory)?;
     let wf = workflow::load(global, &args.workflow, Some(&inventory))?;
     let params = run::resolve_params(&wf, &overrides).map_err(|e| UsageError(e.to_string()))?;

@@ -286,6 +286,11 @@ impl target::Host for StepState {
         let prepared = (|| {
             let transport = self.check_target(&call, &request.target)?;
             self.check(&call, Missing::Program, &request.program)?;
+            if self.mode == Mode::Check {
+                let checked =
+                    self.grants.check_read_only(&self.plugin, &call, &request.program, &request.args);
+                checked.map_err(|refusal| self.refuse(refusal))?;
+            }
             let mut args = Vec::with_capacity(request.args.len());
             for arg in &request.args {
                 let filled = self.fill_secrets(&call, arg.as_bytes())?;

@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
-use crate::grants::{Allow, Grants, Refusal};
+use crate::grants::{Allow, ExecPattern, Grants, Refusal};
 use crate::inventory::Inventory;
 use crate::plugin::{
     CallEnv, CallObserver, CallReport, Effect, FailureClass, LoadedPlugin, Mode, StepCall, StepContext,
@@ -625,16 +625,7 @@ impl<'c> Driver<'c> {
                 }
             };
             for (n, item) in items.into_iter().enumerate() {
-                let key = match &item {
-                    None => step.id.clone(),
-                    Some(Value::String(s)) => format!("{}[{s}]", step.id),
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => format!("{}[{v}]", step.id),
-                    Some(_) => format!("{}[{n}]", step.id),
-                };
-                let target = match &item {
-                    Some(Value::String(s)) if self.inventory.servers.contains_key(s) => Some(s.clone()),
-                    _ => None,
-                };
+                let (key, target) = instance_key(&step.id, item.as_ref(), n, &self.inventory);
                 let when = match &step.when {
                     None => Ok(true),
                     Some(expr) => template::eval_when(expr, &self.scope(item.as_ref(), target.as_deref()))
@@ -780,13 +771,6 @@ impl<'c> Driver<'c> {
 
     fn step_call(&self, record: &StepRecord, number: u32, input: Value, mode: Mode) -> StepCall {
         let step = &self.wf.steps[record.step_index];
-        let mut targets: Vec<String> = step
-            .grants
-            .targets
-            .iter()
-            .flat_map(|t| if t == "*" { vec![t.clone()] } else { self.inventory.expand(t) })
-            .collect();
-        targets.extend(record.target.clone());
         StepCall {
             mode,
             context: StepContext {
@@ -797,11 +781,7 @@ impl<'c> Driver<'c> {
                 target: record.target.clone(),
             },
             input,
-            grants: Grants {
-                targets: Allow::of(targets),
-                programs: Allow::of(step.grants.programs.iter().cloned()),
-                secrets: Allow::of(step.grants.secrets.iter().cloned()),
-            },
+            grants: grants_of(step, &self.inventory, record.target.as_deref()),
             timeout: step.timeout,
         }
     }
@@ -1032,7 +1012,49 @@ async fn load_pinned(
     Ok(ctx.registry.load(&ctx.host, &installed).await?)
 }
 
-/// Whether any string in `value` is a template.
+/// The key of a step's `n`th instance for `item` (`id`, `id[DRBTS01]`, `id[3]`), and its target:
+/// the item when it names a server of the inventory.
+pub(super) fn instance_key(
+    id: &str,
+    item: Option<&Value>,
+    n: usize,
+    inventory: &Inventory,
+) -> (String, Option<String>) {
+    let key = match item {
+        None => id.to_string(),
+        Some(Value::String(s)) => format!("{id}[{s}]"),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => format!("{id}[{v}]"),
+        Some(_) => format!("{id}[{n}]"),
+    };
+    let target = match item {
+        Some(Value::String(s)) if inventory.servers.contains_key(s) => Some(s.clone()),
+        _ => None,
+    };
+    (key, target)
+}
+
+/// What the workflow grants one instance of `step`: its targets (groups expanded, and always
+/// the instance's own target), programs, secrets and read-only program runs.
+pub(super) fn grants_of(
+    step: &crate::workflow::model::Step,
+    inventory: &Inventory,
+    target: Option<&str>,
+) -> Grants {
+    let mut targets: Vec<String> = step
+        .grants
+        .targets
+        .iter()
+        .flat_map(|t| if t == "*" { vec![t.clone()] } else { inventory.expand(t) })
+        .collect();
+    targets.extend(target.map(str::to_string));
+    Grants {
+        targets: Allow::of(targets),
+        programs: Allow::of(step.grants.programs.iter().cloned()),
+        secrets: Allow::of(step.grants.secrets.iter().cloned()),
+        read_only: step.grants.read_only.iter().filter_map(|p| ExecPattern::parse(p).ok()).collect(),
+    }
+}
+
 /// Keeps only the last state of each step instance among `changes`: one turn often moves an
 /// instance twice (ready, then running), and only the row it ends in needs writing. Events keep
 /// the history.
@@ -1050,6 +1072,7 @@ fn coalesce(changes: Vec<Change>) -> Vec<Change> {
     kept
 }
 
+/// Whether any string in `value` is a template.
 fn has_templates(value: &Value) -> bool {
     match value {
         Value::String(s) => template::is_template(s),

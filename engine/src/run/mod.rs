@@ -14,6 +14,7 @@ pub mod clock;
 mod driver;
 mod lease;
 pub mod operator;
+pub mod plan;
 mod start;
 
 use std::sync::Arc;

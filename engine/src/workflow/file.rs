@@ -178,6 +178,12 @@ pub struct GrantsFile {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub secrets: Vec<Spanned<String>>,
+    /// Program runs that change nothing, allowed in check mode (`drover plan`): words matched
+    /// one by one against the argv (`*` any characters, `?` one; a last word `**` any further
+    /// words), such as `reg query **` or `sc.exe qc *`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub read_only: Vec<Spanned<String>>,
 }
 
 /// `for-each`: an inventory group name, or a list of values.

@@ -254,6 +254,9 @@ pub struct GrantsSpec {
     pub programs: Vec<String>,
     /// Secrets it may reference or read.
     pub secrets: Vec<String>,
+    /// Program runs allowed in check mode (read-only patterns).
+    #[serde(default)]
+    pub read_only: Vec<String>,
 }
 
 /// `PluginRef` as its display string (`name@^1.2`).

@@ -607,11 +607,21 @@ impl Validator<'_> {
                 }
             }
         }
+        for entry in &g.read_only {
+            if let Err(problem) = crate::grants::ExecPattern::parse(entry.get_ref()) {
+                self.err(
+                    &entry.span(),
+                    format!("step `{id}`: `grants.read-only` {:?}: {problem}", entry.get_ref()),
+                );
+                ok = false;
+            }
+        }
         let strings = |list: &[Spanned<String>]| list.iter().map(|e| e.get_ref().clone()).collect();
         ok.then(|| GrantsSpec {
             targets: strings(&g.targets),
             programs: strings(&g.programs),
             secrets: strings(&g.secrets),
+            read_only: strings(&g.read_only),
         })
     }
 }

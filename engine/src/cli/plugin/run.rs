@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use drover_engine::grants::{Allow, Grants};
+use drover_engine::grants::{Allow, ExecPattern, Grants};
 use drover_engine::plugin::{CallEnv, CallReport, Mode, StepCall, StepContext};
 use drover_engine::secrets::EnvSecrets;
 use drover_engine::target::{LocalTransport, TargetSet};
@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Call `compensate` instead of `apply`.
     #[arg(long)]
     pub compensate: bool,
+    /// With `--check`: a program run to allow as read-only, as in a workflow's
+    /// `grants.read-only` (`"reg query **"`); repeat for more. Any other run is refused.
+    #[arg(long, value_name = "PATTERN")]
+    pub read_only: Vec<String>,
     /// A target the plugin may use (repeatable); the first is the step's own target.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
@@ -80,6 +84,11 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
         targets: Allow::of(args.targets.iter().cloned()),
         programs: Allow::of(caps.programs.iter().cloned()),
         secrets: Allow::of(caps.secrets.iter().cloned()),
+        read_only: args
+            .read_only
+            .iter()
+            .map(|p| ExecPattern::parse(p).map_err(|e| UsageError(format!("--read-only {p:?}: {e}"))))
+            .collect::<Result<_, _>>()?,
     };
     let targets = args
         .targets
