@@ -651,7 +651,12 @@ fn a_valid_workflow_becomes_the_expected_plan() {
     assert_eq!(prerequisites.on_failure, OnFailure::Stop);
     assert_eq!(
         prerequisites.grants,
-        GrantsSpec { targets: vec!["*".into()], programs: vec!["sc.exe".into()], secrets: vec![], read_only: vec![] }
+        GrantsSpec {
+            targets: vec!["*".into()],
+            programs: vec!["sc.exe".into()],
+            secrets: vec![],
+            read_only: vec![]
+        }
     );
     assert_eq!(prerequisites.with, json!({ "server": "{{ item }}" }));
     assert!(prerequisites.needs.is_empty() && prerequisites.upstream.is_empty());

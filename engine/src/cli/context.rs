@@ -36,15 +36,6 @@ pub fn store(global: &Global) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(Store::open(&db_path(global), durability)?))
 }
 
-/// Progress lines on stderr.
-struct StderrProgress;
-
-impl Progress for StderrProgress {
-    fn line(&self, _run_id: &str, text: &str) {
-        eprintln!("  {text}");
-    }
-}
-
 /// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.
 pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
     let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
@@ -58,8 +49,13 @@ pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
 pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<RunContext> {
     let store = store(global)?;
     let host = PluginHost::new(HostConfig { cache_dir: Some(global.cache_dir()), ..HostConfig::default() })?;
-    let progress: Arc<dyn Progress> =
-        if global.quiet || global.json { Arc::new(NoProgress) } else { Arc::new(StderrProgress) };
+    let progress: Arc<dyn Progress> = if global.quiet || global.json {
+        Arc::new(NoProgress)
+    } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Arc::new(super::progress::Bars::new())
+    } else {
+        Arc::new(super::progress::Lines)
+    };
     Ok(RunContext {
         store,
         host: Arc::new(host),

@@ -12,6 +12,7 @@ mod graph;
 mod output;
 mod plan;
 mod plugin;
+mod progress;
 mod report;
 mod resume;
 mod retry;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use drover_engine::store::{RunRecord, RunState, StepRecord, StepState};
+use drover_engine::workflow::model::OnFailure;
 use drover_engine::workflow::{StepKind, Workflow};
 use serde_json::json;
 
@@ -18,9 +19,15 @@ pub struct StatusArgs {
     pub run: String,
 }
 
-/// Why an unfinished instance waits, and what moves it on. `driven` tells whether a process
-/// holds the run's lease.
-fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize, driven: bool) -> Option<String> {
+/// Why an unfinished instance waits, and what moves it on. `running` are the instances running
+/// now; `driven` tells whether a process holds the run's lease.
+fn why(
+    run: &RunRecord,
+    wf: &Workflow,
+    record: &StepRecord,
+    running: &[&StepRecord],
+    driven: bool,
+) -> Option<String> {
     let id = &run.id;
     let key = &record.key;
     let undriven = !driven && !matches!(run.state, RunState::Succeeded | RunState::Cancelled);
@@ -37,9 +44,7 @@ fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize, driv
             "{} — `drover approve {id} {key}`",
             record.reason.clone().unwrap_or_else(|| "approval".into())
         ),
-        StepState::Ready => {
-            format!("ready; waits for a slot (run limit {}, {running} running)", wf.limits.concurrency)
-        }
+        StepState::Ready => slot(wf, record, running),
         StepState::NeedsOperator => format!(
             "needs an operator: {} — `drover retry {id} {key}` or `drover skip {id} {key} --output <json>`",
             record.reason.clone().unwrap_or_default()
@@ -52,6 +57,41 @@ fn why(run: &RunRecord, wf: &Workflow, record: &StepRecord, running: usize, driv
     })
 }
 
+/// Which concurrency limit keeps a ready instance waiting, and who holds its slots.
+fn slot(wf: &Workflow, record: &StepRecord, running: &[&StepRecord]) -> String {
+    let step = &wf.steps[record.step_index];
+    let names = |holders: Vec<&&StepRecord>| {
+        let mut keys: Vec<&str> = holders.iter().map(|r| r.key.as_str()).take(3).collect();
+        if holders.len() > 3 {
+            keys.push("…");
+        }
+        keys.join(", ")
+    };
+    let same_step: Vec<&&StepRecord> = running.iter().filter(|r| r.step_index == record.step_index).collect();
+    if let Some(limit) = step.concurrency.step.filter(|&n| same_step.len() >= n as usize) {
+        return format!("ready; waits for a slot: step limit {limit} in use by {}", names(same_step));
+    }
+    if let (Some(limit), Some(target)) = (step.concurrency.per_target, &record.target) {
+        let on_target: Vec<&&StepRecord> =
+            running.iter().filter(|r| r.target.as_ref() == Some(target)).collect();
+        if on_target.len() >= limit as usize {
+            return format!(
+                "ready; waits for a slot: per-target limit {limit} on {target} in use by {}",
+                names(on_target)
+            );
+        }
+    }
+    let all: Vec<&&StepRecord> = running.iter().collect();
+    if all.len() >= wf.limits.concurrency as usize {
+        return format!(
+            "ready; waits for a slot: run limit {} in use by {}",
+            wf.limits.concurrency,
+            names(all)
+        );
+    }
+    "ready; starts on the driver's next turn".to_string()
+}
+
 pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
     let store = context::store(global)?;
     let run = store.run(&args.run)?;
@@ -62,7 +102,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let lease = store.lease(&run.id)?.filter(|l| l.expires_at > now);
-    let running = steps.iter().filter(|s| s.state == StepState::Running).count();
+    let running: Vec<&StepRecord> = steps.iter().filter(|s| s.state == StepState::Running).collect();
     let driven = lease.is_some();
     let mut by_step: BTreeMap<usize, Vec<&StepRecord>> = BTreeMap::new();
     for s in &steps {
@@ -75,7 +115,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
             .map(|&i| {
                 let instances: Vec<_> = by_step.get(&i).map(|v| v.as_slice()).unwrap_or_default().iter().map(|r| {
                     json!({ "key": r.key, "state": r.state, "attempts": r.attempts, "target": r.target,
-                            "why": why(&run, &wf, r, running, driven), "summary": r.summary, "output": r.output })
+                            "why": why(&run, &wf, r, &running, driven), "summary": r.summary, "output": r.output })
                 }).collect();
                 json!({ "id": wf.steps[i].id, "instances": instances, "waits_for": pending_needs(&wf, i, &by_step) })
             })
@@ -99,10 +139,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
             StepKind::Approval { .. } => "approval".to_string(),
         };
         match by_step.get(&i) {
-            None => {
-                let needs = pending_needs(&wf, i, &by_step);
-                println!("○ {} ({kind}): pending — waits for {}", step.id, needs.join(", "));
-            }
+            None => println!("○ {} ({kind}): pending — {}", step.id, pending_why(&run, &wf, i, &by_step)),
             Some(instances) => {
                 let fan = instances.len() > 1 || step.fans_out();
                 if fan {
@@ -127,7 +164,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
                         line.push_str(&format!(" — {summary}"));
                     }
                     println!("{line}");
-                    if let Some(why) = why(&run, &wf, r, running, driven) {
+                    if let Some(why) = why(&run, &wf, r, &running, driven) {
                         println!("{indent}    {why}");
                     }
                 }
@@ -135,6 +172,50 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// Why a step has no instance yet: the upstream steps it waits for, or the failure that keeps
+/// it from starting.
+fn pending_why(
+    run: &RunRecord,
+    wf: &Workflow,
+    i: usize,
+    by_step: &BTreeMap<usize, Vec<&StepRecord>>,
+) -> String {
+    let needs = pending_needs(wf, i, by_step);
+    if !needs.is_empty() {
+        return format!("waits for {}", needs.join(", "));
+    }
+    let failed: Vec<&str> = wf.steps[i]
+        .needs
+        .iter()
+        .flat_map(|n| by_step.get(n).into_iter().flatten())
+        .filter(|r| matches!(r.state, StepState::Failed | StepState::Cancelled))
+        .map(|r| r.key.as_str())
+        .collect();
+    match failed.first() {
+        Some(key) => {
+            format!("will not start while {} failed — `drover retry {} {key}`", failed.join(", "), run.id)
+        }
+        None => {
+            let halted: Vec<&str> = by_step
+                .values()
+                .flatten()
+                .filter(|r| {
+                    r.state == StepState::Failed && wf.steps[r.step_index].on_failure == OnFailure::Stop
+                })
+                .map(|r| r.key.as_str())
+                .collect();
+            match halted.first() {
+                Some(key) => format!(
+                    "the run stopped starting steps when {} failed (on-failure = stop) — `drover retry {} {key}`",
+                    halted.join(", "),
+                    run.id
+                ),
+                None => format!("starts when the run is driven — `drover resume {}`", run.id),
+            }
+        }
+    }
 }
 
 fn pending_needs(wf: &Workflow, i: usize, by_step: &BTreeMap<usize, Vec<&StepRecord>>) -> Vec<String> {

@@ -54,6 +54,7 @@ pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, 
 enum Observed {
     TargetCall { key: String, attempt: u32, record: TargetCallRecord },
     Refusal { key: String, attempt: u32, refusal: Refusal },
+    Heartbeat { key: String, progress: Option<f32>, message: String },
 }
 
 /// Passes what an attempt does to the driver, which journals it in its next commit.
@@ -72,6 +73,11 @@ impl CallObserver for JournalObserver {
     fn refusal(&self, refusal: &Refusal) {
         let (key, attempt) = (self.key.clone(), self.attempt);
         let _ = self.tx.send(Observed::Refusal { key, attempt, refusal: refusal.clone() });
+    }
+
+    fn heartbeat(&self, progress: Option<f32>, message: &str) {
+        let key = self.key.clone();
+        let _ = self.tx.send(Observed::Heartbeat { key, progress, message: message.to_string() });
     }
 }
 
@@ -128,6 +134,10 @@ struct Driver<'c> {
     /// Target calls and refusals of attempts in flight, as they happen, for the journal.
     observed_tx: std::sync::mpsc::Sender<Observed>,
     observed_rx: std::sync::mpsc::Receiver<Observed>,
+    /// The last heartbeat of each running instance, for the live display.
+    heartbeats: HashMap<String, (Option<f32>, String)>,
+    /// When the live display last got a snapshot.
+    last_snapshot: Option<std::time::Instant>,
     last_poll: i64,
 }
 
@@ -196,6 +206,8 @@ impl<'c> Driver<'c> {
             lease_lost,
             observed_tx,
             observed_rx,
+            heartbeats: HashMap::new(),
+            last_snapshot: None,
             last_poll: 0,
         };
         for record in ctx.store.steps(&run.id)? {
@@ -273,6 +285,52 @@ impl<'c> Driver<'c> {
         self.ctx.progress.line(&self.run_id, text);
     }
 
+    /// Hands the live display where every step stands, at most every `SNAPSHOT_EVERY` unless
+    /// `now` (the run is over).
+    fn snapshot(&mut self, now: bool) {
+        if !self.ctx.progress.wants_snapshots()
+            || (!now && self.last_snapshot.is_some_and(|t| t.elapsed() < super::SNAPSHOT_EVERY))
+        {
+            return;
+        }
+        self.last_snapshot = Some(std::time::Instant::now());
+        let mut steps = Vec::new();
+        for &idx in &self.wf.order {
+            let keys = &self.keys_by_step[idx];
+            if keys.is_empty() {
+                continue;
+            }
+            let mut p = super::StepProgress {
+                id: self.wf.steps[idx].id.clone(),
+                total: keys.len(),
+                done: 0,
+                failed: 0,
+                waiting_for_slot: 0,
+                waiting: 0,
+                running: Vec::new(),
+            };
+            for record in keys.iter().filter_map(|k| self.instances.get(k)) {
+                match record.state {
+                    StepState::Failed | StepState::Cancelled => {
+                        p.done += 1;
+                        p.failed += 1;
+                    }
+                    s if s.is_terminal() => p.done += 1,
+                    StepState::Ready => p.waiting_for_slot += 1,
+                    StepState::Waiting | StepState::NeedsOperator => p.waiting += 1,
+                    StepState::Running => p.running.push(super::RunningInstance {
+                        key: record.key.clone(),
+                        started_at: record.started_at.unwrap_or_default(),
+                        heartbeat: self.heartbeats.get(&record.key).cloned(),
+                    }),
+                    _ => {}
+                }
+            }
+            steps.push(p);
+        }
+        self.ctx.progress.snapshot(&self.run_id, &steps);
+    }
+
     async fn run(mut self) -> Result<RunOutcome, RunError> {
         match self.run_state {
             RunState::Succeeded => return Ok(RunOutcome::Succeeded),
@@ -303,8 +361,10 @@ impl<'c> Driver<'c> {
                 && let Some(outcome) = self.settle()
             {
                 self.flush().await?;
+                self.snapshot(true);
                 return Ok(outcome);
             }
+            self.snapshot(false);
             let wait = self.next_timer().map_or(POLL, |at| {
                 Duration::from_millis((at - now).clamp(1, POLL.as_millis() as i64) as u64)
             });
@@ -811,6 +871,9 @@ impl<'c> Driver<'c> {
                     let data = merge(json!({ "attempt": attempt }), json!(record));
                     self.event(Some(&key), "target-call", data);
                 }
+                Observed::Heartbeat { key, progress, message } => {
+                    self.heartbeats.insert(key, (progress, message));
+                }
                 Observed::Refusal { key, attempt, refusal } => {
                     let data =
                         merge(json!({ "attempt": attempt, "message": refusal.to_string() }), json!(refusal));
@@ -835,6 +898,7 @@ impl<'c> Driver<'c> {
         let now = self.ctx.clock.now_ms();
         let mut record = self.instances[&done.key].clone();
         let idx = record.step_index;
+        self.heartbeats.remove(&done.key);
         self.running -= 1;
         self.running_by_step[idx] -= 1;
         if let Some(target) = &record.target

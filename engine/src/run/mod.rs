@@ -53,6 +53,45 @@ pub struct RunContext {
 pub trait Progress: Send + Sync {
     /// A line worth showing.
     fn line(&self, _run_id: &str, _text: &str) {}
+    /// Whether [`Progress::snapshot`] is wanted (building one costs a pass over the instances).
+    fn wants_snapshots(&self) -> bool {
+        false
+    }
+    /// Where every started step stands, at most every [`SNAPSHOT_EVERY`] while the run is driven.
+    fn snapshot(&self, _run_id: &str, _steps: &[StepProgress]) {}
+}
+
+/// How often a driver hands [`Progress::snapshot`] a fresh picture.
+pub const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Where one step stands, for a live display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepProgress {
+    /// The step id.
+    pub id: String,
+    /// Its instances so far.
+    pub total: usize,
+    /// Finished ones (succeeded, skipped, failed, cancelled).
+    pub done: usize,
+    /// Failed or cancelled ones.
+    pub failed: usize,
+    /// Ready ones waiting for a slot under a concurrency limit.
+    pub waiting_for_slot: usize,
+    /// Ones waiting for an operator or a retry timer.
+    pub waiting: usize,
+    /// The running ones.
+    pub running: Vec<RunningInstance>,
+}
+
+/// A running step instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningInstance {
+    /// Its key.
+    pub key: String,
+    /// When its attempt started (ms since the epoch).
+    pub started_at: i64,
+    /// The plugin's last heartbeat: progress between 0 and 1 if it knows, and a message.
+    pub heartbeat: Option<(Option<f32>, String)>,
 }
 
 /// Shows nothing.
