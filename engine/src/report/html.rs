@@ -19,7 +19,8 @@ th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:to
 td.k{width:200px;color:#57606a}code,pre{font:12.5px/1.4 ui-monospace,Consolas,monospace}
 pre{background:#f6f8fa;border:1px solid #d8dee4;padding:8px;overflow-x:auto;white-space:pre-wrap}
 .succeeded{color:#1a7f37}.failed,.needs-operator{color:#cf222e}.skipped,.cancelled{color:#6e7781}.waiting,.running,.ready{color:#9a6700}
-.badge{font-weight:600}svg text{font:12px system-ui,sans-serif}.muted{color:#57606a}";
+.badge{font-weight:600}svg text{font:12px system-ui,sans-serif}.muted{color:#57606a}
+td code,td.t{white-space:nowrap}";
 
 /// Renders `report` as a self-contained HTML document.
 pub fn html(report: &Report) -> String {
@@ -73,7 +74,7 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "<h2>Steps</h2>")?;
     writeln!(
         out,
-        "<table><tr><th>step</th><th>target</th><th>state</th><th>result</th><th>attempts</th><th>started</th><th>duration</th><th>summary</th></tr>"
+        "<table><tr><th>step</th><th>target</th><th>state</th><th>result</th><th>attempts</th><th>started (UTC)</th><th>duration</th><th>summary</th></tr>"
     )?;
     for s in &r.steps {
         let result = match (s.state.as_str(), s.changed) {
@@ -87,12 +88,12 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
         };
         writeln!(
             out,
-            "<tr><td><code>{key}</code></td><td>{target}</td><td class=\"{state}\">{state}</td><td>{result}</td><td>{attempts}</td><td>{started}</td><td>{duration}</td><td>{summary}</td></tr>",
+            "<tr><td><code>{key}</code></td><td>{target}</td><td class=\"{state}\">{state}</td><td class=\"t\">{result}</td><td>{attempts}</td><td class=\"t\">{started}</td><td class=\"t\">{duration}</td><td>{summary}</td></tr>",
             key = esc(&s.key),
             target = esc(s.target.as_deref().unwrap_or("")),
             state = esc(&s.state),
             attempts = s.attempts.len(),
-            started = s.started_at.map(format_time).unwrap_or_default(),
+            started = s.started_at.map(time_of_day).unwrap_or_default(),
             summary = esc(s.summary.as_deref().unwrap_or("")),
         )?;
     }
@@ -294,6 +295,12 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// `01:22:38` (UTC), for tables whose date is in the header.
+fn time_of_day(ms: i64) -> String {
+    let full = format_time(ms);
+    full.get(11..19).map(str::to_string).unwrap_or(full)
 }
 
 /// Text safe in HTML content and attributes.
