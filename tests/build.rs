@@ -44,6 +44,7 @@ fn main() {
         ("INCOMPLETE", "fixture_incomplete_describe"),
         ("PREREQUISITES_CHECK", "prerequisites_check"),
         ("JOIN_GROUP", "join_group"),
+        ("RESTORE_CONFIGURATION", "restore_configuration"),
         ("CREATE_HOST_INSTANCES", "create_host_instances"),
         ("DISABLE_SERVICES", "disable_services"),
         ("DEPLOY_ASSEMBLIES", "deploy_assemblies"),

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use crate::state::{
-    Assembly, DtcSettings, Group, Host, HostInstance, Lab, Platform, Product, RegValue, Role, Server,
-    Service, ServiceState, Site, SqlInstance, StartType,
+    Assembly, DtcSettings, Edition, Group, Host, HostInstance, Lab, Platform, Product, RegValue, Role,
+    Server, Service, ServiceState, Site, SqlInstance, StartType,
 };
 
 /// The domain of every account.
@@ -46,8 +46,14 @@ const PROD_INSTANCES: [(&str, &str); 4] = [
     ("ProcessingHost", "PRDBTS02"),
 ];
 
-/// The lab as `drover-lab init` writes it.
+/// The lab as `drover-lab init` writes it, Enterprise Edition.
 pub fn fresh_lab() -> Lab {
+    fresh_lab_of(Edition::Enterprise)
+}
+
+/// The lab as `drover-lab init --edition <edition>` writes it: the same servers and group, the
+/// edition recorded.
+pub fn fresh_lab_of(edition: Edition) -> Lab {
     let mut servers = BTreeMap::new();
     for name in PROD_RUNTIME {
         let mut server = windows_server(Site::Prod, Role::BiztalkRuntime);
@@ -70,11 +76,7 @@ pub fn fresh_lab() -> Lab {
     sso.services.push(entsso(StartType::Auto, ServiceState::Running, &account("svc-sso")));
     servers.insert("PRDSSO01".to_owned(), sso);
     for name in DR_RUNTIME {
-        let mut server = windows_server(Site::Dr, Role::BiztalkRuntime);
-        server.services.push(entsso(StartType::Demand, ServiceState::Stopped, "LocalSystem"));
-        server.services.push(rule_engine("LocalSystem"));
-        server.write_file(STAGED_MSI, staged_package());
-        servers.insert(name.to_owned(), server);
+        servers.insert(name.to_owned(), unconfigured_runtime(Site::Dr));
     }
     let mut prod_sql = windows_server(Site::Prod, Role::Sql);
     prod_sql.sql = Some(SqlInstance {
@@ -116,10 +118,24 @@ pub fn fresh_lab() -> Lab {
         domain: DOMAIN.into(),
         servers,
         group,
+        edition,
         domain_groups: domain_groups(),
         faults: Vec::new(),
         joins: Vec::new(),
     }
+}
+
+/// A BizTalk runtime server with the base platform and the BizTalk binaries at production's
+/// version, not configured: no group membership, `ENTSSO` manual and stopped,
+/// `RuleEngineUpdateService` running, no host-instance service, an empty GAC, and the
+/// application package staged in `C:\Staging\`. Every fresh DR server, and a server after
+/// `drover-lab replace`.
+pub fn unconfigured_runtime(site: Site) -> Server {
+    let mut server = windows_server(site, Role::BiztalkRuntime);
+    server.services.push(entsso(StartType::Demand, ServiceState::Stopped, "LocalSystem"));
+    server.services.push(rule_engine("LocalSystem"));
+    server.write_file(STAGED_MSI, staged_package());
+    server
 }
 
 fn account(user: &str) -> String {

@@ -6,7 +6,8 @@
 //! - [`state`]: the model and its locked, atomic persistence;
 //! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it;
 //! - [`programs`]: the emulated Windows tools, one module each;
-//! - [`fault`]: fault injection; [`show`]: the readable state.
+//! - [`fault`]: fault injection; [`replace`]: a failed runtime server rebuilt with the same
+//!   name; [`show`]: the readable state.
 //!
 //! Invariant: the lab never runs anything on the machine it runs on; every program is emulated
 //! against the state, and a command line it does not know fails with 9009.
@@ -15,6 +16,7 @@ pub mod fault;
 pub mod init;
 pub mod inventory;
 pub mod programs;
+pub mod replace;
 pub mod show;
 pub mod state;
 

@@ -1,5 +1,5 @@
 //! The `drover-lab` binary: parses the command line and hands each command to the library
-//! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `show`, `fault`) failed;
+//! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `replace`, `show`, `fault`) failed;
 //! 2 a usage error; for `exec`, the emulated program's Windows exit code folded into 8 bits
 //! ([`drover_lab::unix_status`]: 9009 arrives as 49), or 125 when the lab itself failed (state
 //! unreadable or unwritable).
@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use drover_lab::state::StateFile;
-use drover_lab::{env, fault, init, inventory, programs, show, unix_status};
+use drover_lab::state::{Edition, StateFile};
+use drover_lab::{env, fault, init, inventory, programs, replace, show, unix_status};
 
 /// A simulated BizTalk Server group and its Windows servers, for Drover rehearsals and tests.
 #[derive(Debug, Parser)]
@@ -36,6 +36,21 @@ enum Command {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// The BizTalk Server edition of the group: enterprise (the default) or standard.
+        #[arg(long, default_value = "enterprise")]
+        edition: Edition,
+    },
+    /// Rebuilds a failed runtime server as a new, unconfigured computer with the same name; the
+    /// group (its databases) still lists it and its host instances.
+    Replace {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+        /// The runtime server to replace.
+        server: String,
+        /// Also record this BizTalk Server edition for the group: enterprise or standard.
+        #[arg(long)]
+        edition: Option<Edition>,
     },
     /// Prints the lab's state.
     Show {
@@ -103,8 +118,12 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { state, inventory, force } => {
-            init_lab(&state, inventory.as_deref(), force)?;
+        Command::Init { state, inventory, force, edition } => {
+            init_lab(&state, inventory.as_deref(), force, edition)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replace { state, server, edition } => {
+            StateFile::new(state).update(|lab| replace::replace(lab, &server, edition))??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { state, json } => {
@@ -137,8 +156,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes the lab state and, when asked, its inventory (absolute paths in every prefix).
-fn init_lab(state: &Path, inventory_path: Option<&Path>, force: bool) -> anyhow::Result<()> {
-    let lab = init::fresh_lab();
+fn init_lab(
+    state: &Path,
+    inventory_path: Option<&Path>,
+    force: bool,
+    edition: Edition,
+) -> anyhow::Result<()> {
+    let lab = init::fresh_lab_of(edition);
     if let Some(path) = inventory_path
         && path.exists()
         && !force

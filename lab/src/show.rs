@@ -1,5 +1,5 @@
 //! `drover-lab show` (`lab/PROTOCOL.md`, "State and commands of the lab itself"): the state for a
-//! human (group, members, master secret server, host instances, applications, faults, then each
+//! human (group, edition, members, master secret server, host instances, applications, faults, then each
 //! server's registry, services, GAC, products and files). `--json` prints the state file's model
 //! instead; this text is for reading, not for parsing.
 
@@ -13,6 +13,7 @@ pub fn render(lab: &Lab) -> String {
     let g = &lab.group;
     // Writing to a String cannot fail.
     let _ = writeln!(out, "BizTalk group {}", g.name);
+    let _ = writeln!(out, "  edition              {}", lab.edition.as_str());
     let _ = writeln!(out, "  management database  {}/{}", g.mgmt_server, g.mgmt_db);
     let _ = writeln!(out, "  SSO database         {}/{}", g.sso_server, g.sso_db);
     let _ = writeln!(out, "  master secret server {}", g.master_secret_server.as_deref().unwrap_or("(none)"));
@@ -93,7 +94,7 @@ mod tests {
     fn shows_the_group_and_servers() {
         let text = render(&crate::init::fresh_lab());
         assert!(
-            text.starts_with("BizTalk group BizTalkGroup\n  management database  PRDSQL01/BizTalkMgmtDb\n")
+            text.starts_with("BizTalk group BizTalkGroup\n  edition              enterprise\n  management database  PRDSQL01/BizTalkMgmtDb\n")
         );
         assert!(
             text.contains("  master secret server PRDSSO01\n  members              PRDBTS01, PRDBTS02\n")

@@ -26,15 +26,54 @@ pub struct Lab {
     pub servers: BTreeMap<String, Server>,
     /// The BizTalk group.
     pub group: Group,
+    /// The BizTalk Server edition of the group (and of every runtime server's binaries).
+    #[serde(default)]
+    pub edition: Edition,
     /// Domain groups (name to member account names, without the domain), for `net group`.
     pub domain_groups: BTreeMap<String, Vec<String>>,
     /// Faults in force.
     #[serde(default)]
     pub faults: Vec<Fault>,
     /// Every join of a server to the group that took effect, in order (a server already joined
-    /// is skipped and not listed again): lets tests check no server was joined twice.
+    /// is skipped and not listed again; a replaced server that joins again is listed again, as is
+    /// a Standard Edition restore with `RestoreConfig.vbe`): lets tests check no server was joined
+    /// twice.
     #[serde(default)]
     pub joins: Vec<String>,
+}
+
+/// The BizTalk Server edition: Enterprise (and Developer) servers join a group with the
+/// Configuration tool; a Standard Edition server cannot join one and restores its saved
+/// configuration with `RestoreConfig.vbe` instead (`shared/domain/biztalk-dr.md` §3 R4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Edition {
+    /// Enterprise (or Developer) Edition.
+    #[default]
+    Enterprise,
+    /// Standard Edition.
+    Standard,
+}
+
+impl Edition {
+    /// The name on the command line and in the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edition::Enterprise => "enterprise",
+            Edition::Standard => "standard",
+        }
+    }
+}
+
+impl FromStr for Edition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Edition::Enterprise, Edition::Standard]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown edition `{s}` (use enterprise or standard)"))
+    }
 }
 
 /// A site of the lab; every site is a group in the Drover inventory.
@@ -550,6 +589,17 @@ impl Lab {
     /// Whether the server is a member of the group (`MSBTS_Server`).
     pub fn is_member(&self, server: &str) -> bool {
         self.group.members.iter().any(|m| m.eq_ignore_ascii_case(server))
+    }
+
+    /// Whether the server is a member of the group and configured locally (its registry names
+    /// the management database), so BizTalk's WMI namespace exists on it. A replaced server is a
+    /// member (the databases list it) but not configured until it joins again.
+    pub fn is_configured(&self, server: &str) -> bool {
+        let local = self
+            .server_name(server)
+            .and_then(|name| self.servers.get(&name))
+            .is_some_and(|s| s.reg_value(crate::init::ADMIN_KEY, "MgmtDBServer").is_some());
+        local && self.is_member(server)
     }
 }
 

@@ -166,6 +166,7 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
         "SendHost",
         r"CONTOSO\svc-bts",
         "it's s3cret",
+        true,
     );
     assert!(script.contains("'it''s s3cret'"));
     let created = lab.on("DRBTS01", &powershell(&script));
@@ -321,4 +322,54 @@ fn a_broken_state_file_is_a_lab_failure() {
     );
     let out = lab(&["show", "--state", path(&dir.path().join("missing.json"))]);
     assert_eq!(out.code, 1);
+}
+
+#[test]
+fn replace_rebuilds_a_runtime_server_that_the_group_still_lists() {
+    let lab = Lab::new();
+    let out = lab.lab(&["replace", "PRDBTS02"]);
+    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "", ""));
+    let state: serde_json::Value =
+        serde_json::from_str(&lab.lab(&["show", "--json"]).stdout).expect("JSON state");
+    assert_eq!(state["edition"], "enterprise");
+    assert_eq!(state["group"]["members"], serde_json::json!(["PRDBTS01", "PRDBTS02"]));
+    let reg = lab.on(
+        "PRDBTS02",
+        &["reg", "query", r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration", "/v", "MgmtDBServer"],
+    );
+    assert_eq!(
+        (reg.code, reg.stderr.as_str()),
+        (1, "ERROR: The system was unable to find the specified registry key or value.\n")
+    );
+    let service = lab.on("PRDBTS02", &["sc.exe", "query", "BTSSvc$SendHost"]);
+    assert_eq!(service.code, i32::from(unix_status(1060)));
+    // Not joined locally, so no BizTalk WMI namespace on it; the group still holds its rows.
+    let here = lab.on("PRDBTS02", &powershell(HOST_INSTANCES));
+    assert_eq!(here.stderr, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n");
+    let rows = lab.on("PRDBTS01", &powershell(HOST_INSTANCES)).stdout;
+    assert!(rows.contains("{\"Name\":\"Microsoft BizTalk Server SendHost PRDBTS02\",\"HostName\":\"SendHost\",\"RunningServer\":\"PRDBTS02\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":1}"), "{rows}");
+
+    let out = lab.lab(&["replace", "PRDSQL01"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "drover-lab: PRDSQL01 is not a BizTalk runtime server (its role is sql); only runtime servers can be replaced\n"
+    );
+    let out = lab.lab(&["replace", "PRDBTS01", "--edition", "standard"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(lab.lab(&["show"]).stdout.contains("  edition              standard\n"));
+    assert_eq!(lab.lab(&["replace", "PRDBTS01", "--edition", "datacenter"]).code, 2, "a usage error");
+}
+
+#[test]
+fn init_records_the_edition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("lab.json");
+    let out = lab(&["init", "--state", path(&state), "--edition", "standard"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let lab_state = StateFile::new(&state).read().expect("state");
+    assert_eq!(lab_state.edition, drover_lab::state::Edition::Standard);
+    let out = lab(&["init", "--state", path(&state), "--force"]);
+    assert_eq!(out.code, 0);
+    assert_eq!(StateFile::new(&state).read().expect("state").edition, drover_lab::state::Edition::Enterprise);
 }

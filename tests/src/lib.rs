@@ -22,15 +22,18 @@ pub mod wasm {
     pub const FIXTURE_IRREVERSIBLE: &str = env!("DROVER_WASM_FIXTURE_IRREVERSIBLE");
     /// A plugin whose `describe` is incomplete.
     pub const INCOMPLETE: &str = env!("DROVER_WASM_INCOMPLETE");
-    /// The BizTalk plugin pack: prerequisites-check, join-group, create-host-instances,
-    /// disable-services, deploy-assemblies.
-    pub const BIZTALK: [&str; 5] = [
+    /// The BizTalk plugin pack: prerequisites-check, join-group, restore-configuration,
+    /// create-host-instances, disable-services, deploy-assemblies.
+    pub const BIZTALK: [&str; 6] = [
         env!("DROVER_WASM_PREREQUISITES_CHECK"),
         env!("DROVER_WASM_JOIN_GROUP"),
+        RESTORE_CONFIGURATION,
         env!("DROVER_WASM_CREATE_HOST_INSTANCES"),
         env!("DROVER_WASM_DISABLE_SERVICES"),
         env!("DROVER_WASM_DEPLOY_ASSEMBLIES"),
     ];
+    /// `restore-configuration`: Standard Edition's RestoreConfig.vbe (seed A).
+    pub const RESTORE_CONFIGURATION: &str = env!("DROVER_WASM_RESTORE_CONFIGURATION");
 }
 
 /// The workspace root.

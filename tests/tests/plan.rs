@@ -21,8 +21,10 @@ impl Lab {
         sandbox.install(&wasm::BIZTALK);
         let state = sandbox.path().join("lab.json").display().to_string();
         let inventory = sandbox.path().join("lab-inventory.toml").display().to_string();
-        let out =
-            Command::new(lab_bin()).args(["init", "--state", &state, "--inventory", &inventory]).output().unwrap();
+        let out = Command::new(lab_bin())
+            .args(["init", "--state", &state, "--inventory", &inventory])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let workflow = workspace_root().join("workflows/dr-site-preparation.toml").display().to_string();
         Lab { sandbox, state, inventory, workflow }
@@ -89,7 +91,18 @@ fn a_plan_changes_nothing_and_says_what_a_fresh_and_a_prepared_lab_would_see() {
 
     // Someone re-enables a service on a DR server: the saved plan no longer holds.
     let out = Command::new(lab_bin())
-        .args(["exec", "--state", &lab.state, "DRBTS02", "--", "sc.exe", "config", "RuleEngineUpdateService", "start=", "auto"])
+        .args([
+            "exec",
+            "--state",
+            &lab.state,
+            "DRBTS02",
+            "--",
+            "sc.exe",
+            "config",
+            "RuleEngineUpdateService",
+            "start=",
+            "auto",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -137,12 +150,18 @@ with = {{ behave = "exec", target = "here", program = "sh", args = ["-c", "true"
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!marker.exists(), "the plan wrote to the target");
     let text = stdout(&out);
-    assert!(text.contains("? writes: cannot tell: its check asked for something the host refuses in check mode"), "{text}");
+    assert!(
+        text.contains("? writes: cannot tell: its check asked for something the host refuses in check mode"),
+        "{text}"
+    );
     assert!(text.contains("refused: plugin fixture-plugin-for-tests called write-file"), "{text}");
     assert!(text.contains("nothing may change in check mode"), "{text}");
     assert!(
         text.contains(&format!("`sh -c touch {}` is not marked read-only for this step", marker.display())),
         "{text}"
     );
-    assert!(text.contains("✓ reads: no change") || text.contains("~ reads: would change"), "the marked run ran: {text}");
+    assert!(
+        text.contains("✓ reads: no change") || text.contains("~ reads: would change"),
+        "the marked run ran: {text}"
+    );
 }

@@ -48,6 +48,7 @@ fn all_grants() -> Grants {
         targets: Allow::of(["here"]),
         programs: Allow::of(["echo", "sh"]),
         secrets: Allow::of(["granted-secret"]),
+        ..Grants::none()
     }
 }
 

@@ -84,7 +84,7 @@ pub fn btstask(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     }
     let group = &ctx.lab.group;
     let (server, db) = (group.mgmt_server.clone(), group.mgmt_db.clone());
-    let failure = if !ctx.lab.is_member(&ctx.server) {
+    let failure = if !ctx.lab.is_configured(&ctx.server) {
         Some("This computer is not joined to a BizTalk group.".to_owned())
     } else if !ctx.lab.sql_reachable(&server) {
         Some(format!(

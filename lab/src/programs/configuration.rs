@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use super::{Ctx, Output};
 use crate::init::{ADMIN_KEY, entsso, host_service};
-use crate::state::{Host, HostInstance, RegValue, Service, ServiceState, StartType};
+use crate::state::{Edition, Host, HostInstance, RegValue, Service, ServiceState, StartType};
 use xml::Element;
 
 /// Windows computer (NetBIOS) names longer than this break BizTalk configuration.
@@ -25,6 +25,8 @@ pub const MGMT_DB_SQL_ID: &str = "{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}";
 pub const SSO_DB_SQL_ID: &str = "SSO_DB_ID";
 /// What marks a secret reference the host did not fill.
 const UNFILLED_SECRET: &str = "@@secret:";
+/// The Configuration tool's answer to a join on a Standard Edition group.
+pub const STANDARD_CANNOT_JOIN: &str = "BizTalk Server Standard Edition cannot join an existing BizTalk group. Restore the saved configuration of this computer with RestoreConfig.vbe.";
 
 /// The features the lab configures, in the order it configures them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,13 +63,13 @@ impl Feature {
 }
 
 /// The log being written.
-struct Log {
+pub(crate) struct Log {
     stamp: String,
     lines: Vec<String>,
 }
 
 impl Log {
-    fn new(now: SystemTime) -> Log {
+    pub(crate) fn new(now: SystemTime) -> Log {
         // `2026-11-22T10:15:01Z` → `2026-11-22 10:15:01` (UTC).
         let rfc3339 = humantime::format_rfc3339_seconds(now).to_string();
         Log { stamp: rfc3339.trim_end_matches('Z').replacen('T', " ", 1), lines: Vec::new() }
@@ -116,7 +118,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
 }
 
 /// What the validated XML asks for.
-struct Plan {
+pub(crate) struct Plan {
     features: Vec<(Feature, Element)>,
     /// SSO answered `Create`: this server becomes the master secret server.
     create_secret_server: bool,
@@ -138,15 +140,34 @@ fn configure(ctx: &mut Ctx<'_>, xml_path: &str, log: &mut Log) -> i32 {
     }
 }
 
-/// The six checks, in order.
-fn validate(ctx: &Ctx<'_>, xml_path: &str) -> Result<Plan, String> {
+/// Which tool reads the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    /// `Configuration.exe /S`: joins a group (Enterprise Edition).
+    Configuration,
+    /// `RestoreConfig.vbe`: restores a saved configuration (Standard Edition).
+    RestoreConfig,
+}
+
+/// Reads and parses the configuration file on this server.
+pub(crate) fn read_xml(ctx: &Ctx<'_>, xml_path: &str) -> Result<Element, String> {
     let text = ctx
         .this()
         .file(xml_path)
         .ok_or_else(|| format!("The configuration file {xml_path} does not exist."))?;
     let text = String::from_utf8_lossy(text);
-    let root =
-        xml::parse(&text).map_err(|e| format!("The configuration file {xml_path} is not valid: {e}."))?;
+    xml::parse(&text).map_err(|e| format!("The configuration file {xml_path} is not valid: {e}."))
+}
+
+/// The checks of `Configuration.exe`, in order.
+fn validate(ctx: &Ctx<'_>, xml_path: &str) -> Result<Plan, String> {
+    let root = read_xml(ctx, xml_path)?;
+    validate_root(ctx, &root, Tool::Configuration)
+}
+
+/// The checks shared by both tools (1 to 6), in order, then the Standard Edition check of the
+/// Configuration tool (7).
+pub(crate) fn validate_root(ctx: &Ctx<'_>, root: &Element, tool: Tool) -> Result<Plan, String> {
     let mut features: Vec<(Feature, Element)> = Vec::new();
     for element in root.children.iter().filter(|c| c.name == "Feature") {
         if let Some(feature) = element.attr("Name").and_then(Feature::from_xml_name)
@@ -233,6 +254,11 @@ fn validate(ctx: &Ctx<'_>, xml_path: &str) -> Result<Plan, String> {
             ));
         }
     };
+    // 7. Standard Edition cannot join an existing group with the Configuration tool.
+    let joins_group = feature(Feature::Wmi).is_some_and(|wmi| wmi.answer("CREATEORJOIN") == Some("Join"));
+    if tool == Tool::Configuration && lab.edition == Edition::Standard && joins_group && !already_joined {
+        return Err(STANDARD_CANNOT_JOIN.to_owned());
+    }
     Ok(Plan { features, create_secret_server, already_joined })
 }
 
@@ -264,7 +290,7 @@ fn account_of(service: Option<&Element>) -> Option<String> {
 }
 
 /// Configures the validated features.
-fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
+pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
     for (feature, element) in &plan.features {
         let name = feature.label();
         if plan.already_joined {
@@ -315,11 +341,12 @@ fn configure_group(ctx: &mut Ctx<'_>, feature: &Element) {
     let this = ctx.this_mut();
     this.set_reg_value(ADMIN_KEY, "MgmtDBServer", RegValue::Sz(server));
     this.set_reg_value(ADMIN_KEY, "MgmtDBName", RegValue::Sz(db));
+    // A replaced server is still a member (the databases list it): it joins again, once.
     if !ctx.lab.is_member(&ctx.server) {
         ctx.lab.group.members.push(ctx.server.clone());
-        ctx.lab.joins.push(ctx.server.clone());
-        slow_down();
     }
+    ctx.lab.joins.push(ctx.server.clone());
+    slow_down();
 }
 
 /// `DROVER_LAB_JOIN_DELAY_MS`: a join holds the lab this long before it completes, as a real

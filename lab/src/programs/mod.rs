@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod configuration;
+pub mod cscript;
 pub mod files;
 pub mod net;
 pub mod powershell;
@@ -114,6 +115,7 @@ pub fn run(lab: &mut Lab, server: &str, argv: &[String], stdin: &mut dyn Read, n
         "powershell" => powershell::run(&mut ctx, args),
         "sc" => sc::run(&mut ctx, args),
         "configuration" => configuration::run(&mut ctx, args),
+        "cscript" => cscript::run(&mut ctx, program, args),
         "sqlcmd" => sqlcmd::run(&ctx, args),
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),

@@ -34,22 +34,32 @@ pub const HOSTS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalk
 pub const HOST_INSTANCES_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
 
 /// The host-instance creation script, with `{server}`, `{host}`, `{name}`, `{account}` and
-/// `{password}` standing for single-quoted PowerShell strings.
-pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = $true; $hi.Install('{account}', '{password}', $true, $false)"#;
+/// `{password}` standing for single-quoted PowerShell strings and `{disabled}` for `$true` or
+/// `$false`.
+pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = {disabled}; $hi.Install('{account}', '{password}', $true, $false)"#;
 
-const PLACEHOLDERS: [&str; 5] = ["{server}", "{host}", "{name}", "{account}", "{password}"];
+/// The quoted placeholders (a single-quoted string each) and the boolean one.
+const PLACEHOLDERS: [&str; 5] = ["server", "host", "name", "account", "password"];
+const DISABLED: &str = "{disabled}";
 
-/// The template as a regex: literal text escaped, each `'{placeholder}'` a single-quoted string
-/// in which a quote is doubled.
+/// The template as a regex: literal text escaped, each `'{placeholder}'` a named group matching
+/// a single-quoted string in which a quote is doubled, `{disabled}` a `$true` or `$false`.
 static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
     let mut pattern = String::from("^");
     let mut rest = CREATE_HOST_INSTANCE_TEMPLATE;
-    while let Some((at, placeholder)) =
-        PLACEHOLDERS.iter().filter_map(|p| rest.find(&format!("'{p}'")).map(|at| (at, *p))).min()
-    {
+    let next = |rest: &str| {
+        let quoted = PLACEHOLDERS
+            .iter()
+            .filter_map(|p| rest.find(&format!("'{{{p}}}'")).map(|at| (at, p.len() + 4, Some(*p))));
+        quoted.chain(rest.find(DISABLED).map(|at| (at, DISABLED.len(), None))).min()
+    };
+    while let Some((at, len, placeholder)) = next(rest) {
         pattern.push_str(&regex::escape(&rest[..at]));
-        pattern.push_str("'((?:[^']|'')*)'");
-        rest = &rest[at + placeholder.len() + 2..];
+        match placeholder {
+            Some(name) => pattern.push_str(&format!("'(?P<{name}>(?:[^']|'')*)'")),
+            None => pattern.push_str(r"\$(?P<disabled>true|false)"),
+        }
+        rest = &rest[at + len..];
     }
     pattern.push_str(&regex::escape(rest));
     pattern.push('$');
@@ -57,12 +67,19 @@ static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Renders the host-instance creation script (what a plugin sends), quoting as PowerShell does.
-pub fn create_host_instance_script(server: &str, host: &str, account: &str, password: &str) -> String {
+pub fn create_host_instance_script(
+    server: &str,
+    host: &str,
+    account: &str,
+    password: &str,
+    disabled: bool,
+) -> String {
     let quote = |s: &str| s.replace('\'', "''");
     CREATE_HOST_INSTANCE_TEMPLATE
         .replace("{server}", &quote(server))
         .replace("{host}", &quote(host))
         .replace("{name}", &quote(&HostInstance::name_for(host, server)))
+        .replace(DISABLED, if disabled { "$true" } else { "$false" })
         .replace("{account}", &quote(account))
         .replace("{password}", &quote(password))
 }
@@ -113,7 +130,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
                 ),
             })
         }
-        SERVERS_SCRIPT | HOSTS_SCRIPT | HOST_INSTANCES_SCRIPT if !ctx.lab.is_member(&ctx.server) => {
+        SERVERS_SCRIPT | HOSTS_SCRIPT | HOST_INSTANCES_SCRIPT if !ctx.lab.is_configured(&ctx.server) => {
             Some(Output::stderr(1, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n"))
         }
         SERVERS_SCRIPT => {
@@ -164,17 +181,21 @@ fn json<T: Serialize>(rows: &[T]) -> Output {
     }
 }
 
-/// The WMI host-instance creation script.
+/// The WMI host-instance creation script. An instance that exists, installed, whose Windows
+/// service is missing on its server (the server was rebuilt, §3 R6) is installed again: its
+/// service is created and the row takes the script's `IsDisabled` and logon.
 fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     let captures = CREATE_HOST_INSTANCE.captures(script)?;
-    let value = |i: usize| captures.get(i).map(|m| m.as_str().replace("''", "'")).unwrap_or_default();
-    let (server, host, name, account, password) = (value(1), value(2), value(3), value(4), value(5));
+    let value = |name: &str| captures.name(name).map(|m| m.as_str().replace("''", "'")).unwrap_or_default();
+    let (server, host, name, account, password) =
+        (value("server"), value("host"), value("name"), value("account"), value("password"));
+    let disabled = value("disabled") == "true";
     if name != HostInstance::name_for(&host, &server) {
         // The protocol fixes the name; another one is a script the lab does not know.
         return None;
     }
     let fail = |message: String| Some(Output::stderr(1, format!("{message}\n")));
-    if !ctx.lab.is_member(&ctx.server) {
+    if !ctx.lab.is_configured(&ctx.server) {
         return fail(
             r#"Cannot convert value "root\MicrosoftBizTalkServer:MSBTS_ServerHost" to type "System.Management.ManagementClass". Error: "Invalid namespace ""#
                 .to_owned(),
@@ -188,24 +209,37 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
             r#"Exception calling "Map" : "The server '{server}' is not a member of the group.""#
         ));
     };
-    if ctx.lab.group.host_instances.iter().any(|i| i.host == host.name && i.server == server) {
-        return fail(
-            r#"Exception calling "Install" : "Another object with the same key properties already exists.""#
-                .into(),
-        );
-    }
+    let service_name = HostInstance::service_name(&host.name);
+    let service_missing = host.host_type == 1
+        && ctx.lab.servers.get(&server).is_some_and(|s| s.service(&service_name).is_none());
+    let existing =
+        ctx.lab.group.host_instances.iter().position(|i| i.host == host.name && i.server == server);
+    let repair = match existing {
+        Some(at) if ctx.lab.group.host_instances[at].configuration_state == 1 && service_missing => Some(at),
+        Some(_) => {
+            return fail(
+                r#"Exception calling "Install" : "Another object with the same key properties already exists.""#
+                    .into(),
+            );
+        }
+        None => None,
+    };
     if password.is_empty() {
         return fail(r#"Exception calling "Install" : "The password is empty.""#.into());
     }
-    ctx.lab.group.host_instances.push(HostInstance {
+    let instance = HostInstance {
         name: HostInstance::name_for(&host.name, &server),
         host: host.name.clone(),
         server: server.clone(),
         configuration_state: 1,
-        is_disabled: true,
+        is_disabled: disabled,
         service_state: ServiceState::Stopped,
         account: account.clone(),
-    });
+    };
+    match repair {
+        Some(at) => ctx.lab.group.host_instances[at] = instance,
+        None => ctx.lab.group.host_instances.push(instance),
+    }
     if host.host_type == 1
         && let Some(target) = ctx.lab.servers.get_mut(&server)
     {
@@ -363,7 +397,8 @@ mod tests {
     fn creating_a_host_instance() {
         let mut lab = fresh_lab();
         lab.group.members.push("DRBTS01".into());
-        let script = create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", "it's secret");
+        let script =
+            create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", "it's secret", true);
         let out = ps(&mut lab, "PRDBTS01", &script);
         assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (0, String::new(), String::new()));
         let instance = lab.group.host_instances.last().expect("created");
@@ -375,7 +410,7 @@ mod tests {
         assert_eq!(service.display_name, "BizTalk Service BizTalk Group : SendHost");
         assert_eq!(service.account, r"CONTOSO\svc-bts");
 
-        let out = ps(&mut lab, "DRBTS01", &script);
+        let out = ps(&mut lab, "PRDBTS02", &script);
         assert_eq!(
             out.stderr_text(),
             "Exception calling \"Install\" : \"Another object with the same key properties already exists.\"\n"
@@ -387,7 +422,8 @@ mod tests {
     fn host_instance_errors() {
         let mut lab = fresh_lab();
         let err = |lab: &mut Lab, server: &str, host: &str, password: &str| {
-            let out = ps(lab, "PRDBTS01", &create_host_instance_script(server, host, r"CONTOSO\x", password));
+            let out =
+                ps(lab, "PRDBTS01", &create_host_instance_script(server, host, r"CONTOSO\x", password, true));
             assert_eq!(out.code, 1);
             out.stderr_text()
         };
@@ -404,14 +440,15 @@ mod tests {
             err(&mut lab, "DRBTS01", "SendHost", ""),
             "Exception calling \"Install\" : \"The password is empty.\"\n"
         );
-        let out = ps(&mut lab, "DRBTS02", &create_host_instance_script("DRBTS01", "SendHost", "a", "p"));
+        let out =
+            ps(&mut lab, "DRBTS02", &create_host_instance_script("DRBTS01", "SendHost", "a", "p", true));
         assert!(out.stderr_text().contains("Invalid namespace"), "only on a joined server");
     }
 
     #[test]
     fn a_wrong_name_or_another_script_is_unsupported() {
         let mut lab = fresh_lab();
-        let script = create_host_instance_script("PRDBTS01", "ReceiveHost", "a", "p")
+        let script = create_host_instance_script("PRDBTS01", "ReceiveHost", "a", "p", true)
             .replace("Server ReceiveHost PRDBTS01", "Server ReceiveHost PRDBTS02");
         assert_eq!(ps(&mut lab, "PRDBTS01", &script).code, 9009);
         assert_eq!(ps(&mut lab, "PRDBTS01", "Get-Service").code, 9009);
@@ -420,9 +457,79 @@ mod tests {
 
     #[test]
     fn quotes_are_doubled_and_undoubled() {
-        let script = create_host_instance_script("S", "H", "D\\u", "a'b''c");
-        assert!(script.ends_with(r"$hi.Install('D\u', 'a''b''''c', $true, $false)"));
+        let script = create_host_instance_script("S", "H", "D\\u", "a'b''c", false);
+        assert!(script.ends_with(r"$hi.IsDisabled = $false; $hi.Install('D\u', 'a''b''''c', $true, $false)"));
         let captures = CREATE_HOST_INSTANCE.captures(&script).expect("matches");
-        assert_eq!(&captures[5], "a''b''''c");
+        assert_eq!(&captures["password"], "a''b''''c");
+        assert_eq!(&captures["account"], "D\\u");
+        assert_eq!(&captures["disabled"], "false");
+        let enabled = script.replace("$hi.IsDisabled = $false", "$hi.IsDisabled = 1");
+        assert!(CREATE_HOST_INSTANCE.captures(&enabled).is_none(), "only $true or $false");
+    }
+
+    /// The lab after PRDBTS02 was rebuilt: its rows exist, its services do not.
+    fn replaced() -> Lab {
+        let mut lab = fresh_lab();
+        crate::replace::replace(&mut lab, "PRDBTS02", None).expect("replaced");
+        lab
+    }
+
+    #[test]
+    fn an_instance_whose_service_is_missing_is_installed_again() {
+        let mut lab = replaced();
+        let before = lab.group.host_instances.clone();
+        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "p", false);
+        let out = ps(&mut lab, "PRDBTS01", &script);
+        assert_eq!((out.code, out.stderr_text()), (0, String::new()));
+        assert_eq!(lab.group.host_instances.len(), 4, "no second row");
+        let row = lab
+            .group
+            .host_instances
+            .iter()
+            .find(|i| i.name == "Microsoft BizTalk Server SendHost PRDBTS02")
+            .expect("the row");
+        assert_eq!(
+            (row.configuration_state, row.is_disabled),
+            (1, false),
+            "IsDisabled as the script gives it"
+        );
+        assert_eq!(row.service_state, ServiceState::Stopped);
+        let service = lab.servers["PRDBTS02"].service("BTSSvc$SendHost").expect("service re-created");
+        assert_eq!((service.start_type, service.state), (StartType::Auto, ServiceState::Stopped));
+        assert_eq!(service.account, r"CONTOSO\svc-bts");
+        assert!(lab.servers["PRDBTS02"].service("BTSSvc$ProcessingHost").is_none(), "only the one asked for");
+        let others: Vec<_> = lab.group.host_instances.iter().filter(|i| i.server == "PRDBTS01").collect();
+        let others_before: Vec<_> = before.iter().filter(|i| i.server == "PRDBTS01").collect();
+        assert_eq!(others, others_before);
+
+        // The service exists now: installing again is refused, as before.
+        let out = ps(&mut lab, "PRDBTS01", &script);
+        assert_eq!(out.code, 1);
+        assert!(out.stderr_text().contains("Another object with the same key properties already exists"));
+
+        // Disabled when the script says so.
+        let script = create_host_instance_script("PRDBTS02", "ProcessingHost", r"CONTOSO\svc-bts", "p", true);
+        assert_eq!(ps(&mut lab, "PRDBTS01", &script).code, 0);
+        let row = lab.group.host_instances.iter().find(|i| i.host == "ProcessingHost").expect("row");
+        assert!(row.is_disabled);
+    }
+
+    #[test]
+    fn only_an_installed_instance_is_repaired_and_never_without_a_password() {
+        let mut lab = replaced();
+        for row in lab.group.host_instances.iter_mut().filter(|i| i.server == "PRDBTS02") {
+            row.configuration_state = 3;
+        }
+        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "p", false);
+        let out = ps(&mut lab, "PRDBTS01", &script);
+        assert_eq!(out.code, 1);
+        assert!(out.stderr_text().contains("Another object with the same key properties already exists"));
+        assert!(lab.servers["PRDBTS02"].service("BTSSvc$SendHost").is_none());
+
+        let mut lab = replaced();
+        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "", false);
+        let out = ps(&mut lab, "PRDBTS01", &script);
+        assert_eq!(out.stderr_text(), "Exception calling \"Install\" : \"The password is empty.\"\n");
+        assert!(lab.servers["PRDBTS02"].service("BTSSvc$SendHost").is_none());
     }
 }

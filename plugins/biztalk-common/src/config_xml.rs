@@ -80,9 +80,26 @@ pub struct JoinSettings {
 /// answered `Join`, no default hosts (instances are created disabled later, S5), the Rules
 /// Engine pointed at production, and the installed features.
 pub fn render_join(settings: &JoinSettings) -> String {
+    render(&[], settings)
+}
+
+/// The attribute of the root element naming the computer a configuration was saved on (a lab
+/// convention, `lab/PROTOCOL.md`, "Standard Edition: `RestoreConfig.vbe`"; the Configuration
+/// tool ignores it).
+pub const COMPUTER_NAME_ATTRIBUTE: &str = "ComputerName";
+
+/// Renders the saved configuration of runtime server `computer_name` in the group of
+/// `settings`, as `RestoreConfig.vbe` reads it (§3 R4): what the failed server's export holds for
+/// a server joined to the group (SSO and group answered `Join`, §4.2), the computer named on the
+/// root element. Standard Edition requires it to be the name of the computer it is restored on.
+pub fn render_saved(computer_name: &str, settings: &JoinSettings) -> String {
+    render(&[(COMPUTER_NAME_ATTRIBUTE, computer_name)], settings)
+}
+
+fn render(root_attributes: &[(&str, &str)], settings: &JoinSettings) -> String {
     let mut xml = Writer::default();
     xml.line("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
-    xml.open("Configuration", &[]);
+    xml.open("Configuration", root_attributes);
     sso_feature(&mut xml, settings);
     wmi_feature(&mut xml, &settings.mgmt_db);
     runtime_feature(&mut xml);
@@ -457,6 +474,14 @@ mod tests {
     #[test]
     fn renders_the_join_template() {
         assert_eq!(render_join(&settings()), JOIN_XML);
+    }
+
+    #[test]
+    fn the_saved_configuration_names_the_computer() {
+        let saved = render_saved("PRD\"BTS02", &settings());
+        let expected =
+            JOIN_XML.replacen("<Configuration>", "<Configuration ComputerName=\"PRD&quot;BTS02\">", 1);
+        assert_eq!(saved, expected);
     }
 
     #[test]

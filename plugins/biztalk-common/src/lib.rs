@@ -6,7 +6,9 @@
 
 pub mod config_xml;
 pub mod gac;
+pub mod membership;
 pub mod powershell;
 pub mod reg;
+pub mod restore_config;
 pub mod sc;
 pub mod wmi;

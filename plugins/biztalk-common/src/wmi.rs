@@ -240,15 +240,31 @@ pub fn host_instance_name(host: &str, server: &str) -> String {
 /// value on the way to the target; the reference is quoted here, the value is not, so a
 /// password containing a single quote would break the script.
 pub fn create_host_instance(host: &str, server: &str, account: &str, password: &str) -> String {
+    install_host_instance(host, server, account, password, true)
+}
+
+/// The creation script with `IsDisabled` as given: [`create_host_instance`] for a DR instance
+/// (disabled), or the repair of an instance whose Windows service is missing on a rebuilt server
+/// (§3 R6), which keeps the `IsDisabled` its row has. On an installed instance whose service is
+/// missing, `Install` creates the service again instead of failing with "already exists"
+/// (`lab/PROTOCOL.md`, "Repair").
+pub fn install_host_instance(
+    host: &str,
+    server: &str,
+    account: &str,
+    password: &str,
+    disabled: bool,
+) -> String {
     let q = powershell::single_quoted;
     format!(
         "$sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
          $sh.ServerName = {server}; $sh.HostName = {host}; $sh.Map(); \
          $hi = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_HostInstance\").CreateInstance(); \
-         $hi.Name = {name}; $hi.IsDisabled = $true; $hi.Install({account}, {password}, $true, $false)",
+         $hi.Name = {name}; $hi.IsDisabled = {disabled}; $hi.Install({account}, {password}, $true, $false)",
         server = q(server),
         host = q(host),
         name = q(&host_instance_name(host, server)),
+        disabled = if disabled { "$true" } else { "$false" },
         account = q(account),
         password = q(password),
     )
@@ -317,6 +333,19 @@ mod tests {
         assert_eq!(
             script,
             r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', '@@secret:bts-host-password@@', $true, $false)"#
+        );
+    }
+
+    #[test]
+    fn the_repair_script_keeps_is_disabled_as_given() {
+        let enabled = install_host_instance("SendHost", "PRDBTS02", "CONTOSO\\svc-bts", "p", false);
+        assert!(
+            enabled
+                .contains("; $hi.IsDisabled = $false; $hi.Install('CONTOSO\\svc-bts', 'p', $true, $false)")
+        );
+        assert_eq!(
+            install_host_instance("SendHost", "DRBTS01", "a", "p", true),
+            create_host_instance("SendHost", "DRBTS01", "a", "p")
         );
     }
 

@@ -10,11 +10,27 @@
 //! a failed configuration state stops the step for an operator: repairing it means uninstalling
 //! and unmapping, which this plugin does not do. Scripts and rows come from
 //! `biztalk_common::wmi`.
+//!
+//! **Repair mode** (`repair = true`, seed A, §3 R6): a runtime server was rebuilt and joined the
+//! group again; BizTalkMgmtDb still holds its host instances, but their Windows services do not
+//! exist on the new computer. The production instances are then those of the mapping's
+//! production servers, so a server mapped to itself (`{production = "PRDBTS02", dr =
+//! "PRDBTS02"}`) carries exactly its own rows. For every such row, installed, of an in-process
+//! host (`MSBTS_HostSetting`), the plugin asks the server `sc.exe query BTSSvc$<host>`; a service
+//! that does not exist (1060) is installed again with the creation script, keeping the row's
+//! `IsDisabled` (the lab's `Install` re-creates the service of an installed row whose service is
+//! missing). Instances whose service exists are left alone, so a second run changes nothing.
+//! The re-created services are stopped: starting them is the operator's decision (R6, "desired
+//! stopped"). Instances the mapping wants that have no row are created with the `IsDisabled` of
+//! the production instance they stand in for.
 
 mod plan;
 
 use biztalk_common::powershell;
-use biztalk_common::wmi::{self, ConfigurationState, CreateFailure, HostInstance, ServiceState};
+use biztalk_common::sc::{self, ScFailure};
+use biztalk_common::wmi::{
+    self, ConfigurationState, CreateFailure, HostInstance, HostSetting, HostType, ServiceState,
+};
 use drover_sdk::excerpt;
 use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -47,6 +63,12 @@ pub struct Input {
     /// production server maps to is named in a warning.
     #[serde(default)]
     pub dr_servers: Option<Vec<String>>,
+    /// Repair mode for a rebuilt server (§3 R6): the production instances are those of the
+    /// mapping's production servers (a server mapped to itself carries its own rows), installed
+    /// instances whose Windows service is missing on their server are installed again with their
+    /// `IsDisabled`, and no instance is expected to be disabled and stopped.
+    #[serde(default)]
+    pub repair: bool,
 }
 
 /// One production -> DR server pair.
@@ -93,6 +115,9 @@ pub struct Output {
     pub instances: Vec<InstanceReport>,
     /// How many this call created (in check mode: would create).
     pub created: usize,
+    /// How many this call installed again because their Windows service was missing (repair
+    /// mode; in check mode: would install again).
+    pub repaired: usize,
     /// Capacity cautions and unmapped production servers.
     pub warnings: Vec<String>,
 }
@@ -128,6 +153,10 @@ pub enum Action {
     Created,
     /// Check mode: apply would create it.
     WouldCreate,
+    /// Repair mode: its row existed but its Windows service did not; this call installed it again.
+    Repaired,
+    /// Check mode: apply would install it again.
+    WouldRepair,
 }
 
 /// Schema of `MSBTS_HostInstance.ConfigurationState`.
@@ -200,13 +229,70 @@ impl<'c, 'h> Session<'c, 'h> {
         ))
     }
 
-    /// Creates one instance, installed and disabled. "Already exists" is not an error: a
-    /// previous attempt may have created it, and verification has the last word.
-    fn create(&mut self, desired: &Desired, logon: &Logon) -> Result<(), StepError> {
+    /// The hosts of the group and their types.
+    fn host_settings(&mut self) -> Result<Vec<HostSetting>, StepError> {
+        let ran = self.powershell(wmi::HOST_SETTINGS, "hosts of the group".into())?;
+        if !ran.success() {
+            return Err(self.query_failure(&ran));
+        }
+        wmi::parse_host_settings(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))
+    }
+
+    /// Whether the Windows service of the instance of `host` exists on `server`
+    /// (`sc.exe query BTSSvc$<host>`: 1060 means it does not).
+    fn service_exists(&mut self, host: &str, server: &str) -> Result<bool, StepError> {
+        let service = format!("BTSSvc${host}");
+        let ran = self.ctx.exec(server, sc::PROGRAM).args(sc::query(&service)).run()?;
+        self.evidence.push(ran.evidence(format!("service {service} on {server}")));
+        match sc::failure(ran.output.exit_code, &ran.stdout()) {
+            None => Ok(true),
+            Some(ScFailure::NotInstalled) => Ok(false),
+            Some(other) => {
+                Err(StepError::permanent(format!("querying service {service} on {server} failed: {other}")))
+            }
+        }
+    }
+
+    /// The desired instances (by index) whose row is installed but whose Windows service is
+    /// missing on their server: what repair mode installs again. Isolated hosts have no service.
+    fn missing_services(&mut self, plan: &Plan) -> Result<Vec<usize>, StepError> {
+        let installed: Vec<usize> = plan
+            .desired
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.existing.as_ref().is_some_and(|r| r.configuration_state == ConfigurationState::Installed)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if installed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hosts = self.host_settings()?;
+        let mut missing = Vec::new();
+        for i in installed {
+            let desired = &plan.desired[i];
+            let isolated = hosts
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&desired.host) && h.host_type == HostType::Isolated);
+            if !isolated && !self.service_exists(&desired.host, &desired.server)? {
+                missing.push(i);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Creates one instance, installed and disabled (or, in repair mode, with `disabled` as
+    /// given; also what installs again an instance whose service is missing). "Already exists"
+    /// is not an error: a previous attempt may have created it, and verification has the last
+    /// word.
+    fn create(&mut self, desired: &Desired, logon: &Logon, disabled: bool) -> Result<(), StepError> {
         let password = secret_ref(&logon.password_secret);
-        let script = wmi::create_host_instance(&desired.host, &desired.server, &logon.account, &password);
+        let script =
+            wmi::install_host_instance(&desired.host, &desired.server, &logon.account, &password, disabled);
         let name = wmi::host_instance_name(&desired.host, &desired.server);
-        let ran = self.powershell(&script, format!("create {name}"))?;
+        let verb = if desired.existing.is_some() { "install again" } else { "create" };
+        let ran = self.powershell(&script, format!("{verb} {name}"))?;
         if ran.success() {
             return Ok(());
         }
@@ -257,6 +343,57 @@ fn refuse_broken(plan: &Plan) -> Result<(), StepError> {
     )))
 }
 
+/// The `IsDisabled` an instance gets: disabled for a DR counterpart; in repair mode, what its
+/// row has, or for a new one what the production instance it stands in for has (disabled when
+/// unknown).
+fn disabled_for(desired: &Desired, rows: &[HostInstance], repair: bool) -> bool {
+    if !repair {
+        return true;
+    }
+    if let Some(row) = &desired.existing {
+        return row.is_disabled;
+    }
+    rows.iter()
+        .find(|r| desired.production_servers.iter().any(|p| r.is(&desired.host, p)))
+        .is_none_or(|r| r.is_disabled)
+}
+
+/// Checks every instance this call installed in repair mode is installed, with the `IsDisabled`
+/// it was given and its Windows service present.
+fn verify_repaired(
+    session: &mut Session<'_, '_>,
+    installed: &[(&Desired, bool)],
+    rows: &[HostInstance],
+) -> Result<(), StepError> {
+    for (desired, disabled) in installed {
+        let name = wmi::host_instance_name(&desired.host, &desired.server);
+        let Some(row) = rows.iter().find(|r| r.is(&desired.host, &desired.server)) else {
+            return Err(StepError::permanent(format!(
+                "{name} is not in MSBTS_HostInstance after its installation"
+            )));
+        };
+        if row.configuration_state.is_failed() {
+            return Err(StepError::needs_operator(format!(
+                "{name} is in state {} after its installation; uninstall and unmap it, then run this step again",
+                row.configuration_state
+            )));
+        }
+        if row.configuration_state != ConfigurationState::Installed || row.is_disabled != *disabled {
+            return Err(StepError::permanent(format!(
+                "{name} is not installed with IsDisabled {disabled} after its installation (state {}, disabled {})",
+                row.configuration_state, row.is_disabled
+            )));
+        }
+        if !session.service_exists(&desired.host, &desired.server)? {
+            return Err(StepError::permanent(format!(
+                "the service BTSSvc${} still does not exist on {} after installing {name}",
+                desired.host, desired.server
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every created instance is installed, disabled and stopped in `rows`.
 fn verify(created: &[&Desired], rows: &[HostInstance]) -> Result<(), StepError> {
     for desired in created {
@@ -296,12 +433,24 @@ fn report(desired: &Desired, action: Action, row: Option<&HostInstance>) -> Inst
 }
 
 /// A one-line summary, warnings included.
-fn summarize(plan: &Plan, created: usize, check: bool) -> String {
-    let verb = if check { "would create" } else { "created" };
-    let mut summary = format!(
-        "{verb} {created} of {} DR host instances (installed, disabled, not started)",
-        plan.desired.len()
-    );
+fn summarize(plan: &Plan, created: usize, repaired: Option<usize>, check: bool) -> String {
+    let mut summary = match repaired {
+        None => {
+            let verb = if check { "would create" } else { "created" };
+            format!(
+                "{verb} {created} of {} DR host instances (installed, disabled, not started)",
+                plan.desired.len()
+            )
+        }
+        Some(repaired) => {
+            let (again, create) =
+                if check { ("would install", "would create") } else { ("installed", "created") };
+            format!(
+                "{again} {repaired} of {} host instances again (Windows service missing) and {create} {created}; the services are stopped",
+                plan.desired.len()
+            )
+        }
+    };
     if !plan.warnings.is_empty() {
         summary.push_str(&format!("; {} warning(s): {}", plan.warnings.len(), plan.warnings.join("; ")));
     }
@@ -322,9 +471,10 @@ impl Plugin for CreateHostInstances {
     fn describe() -> Describe {
         Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Idempotent)
             .description(
-                "creates the DR counterparts of the production host instances, disabled and not started",
+                "creates the DR counterparts of the production host instances, disabled and not started; repairs a rebuilt server's instances",
             )
             .program(powershell::PROGRAM)
+            .program(sc::PROGRAM)
             .secret(DEFAULT_PASSWORD_SECRET)
     }
 
@@ -333,45 +483,76 @@ impl Plugin for CreateHostInstances {
         let mut session = Session::new(ctx)?;
         let plan = Plan::new(&input, &session.host_instances()?);
         refuse_broken(&plan)?;
+        let broken = if input.repair { session.missing_services(&plan)? } else { Vec::new() };
         let instances: Vec<InstanceReport> = plan
             .desired
             .iter()
-            .map(|d| match &d.existing {
+            .enumerate()
+            .map(|(i, d)| match &d.existing {
+                Some(row) if broken.contains(&i) => report(d, Action::WouldRepair, Some(row)),
                 Some(row) => report(d, Action::Present, Some(row)),
                 None => report(d, Action::WouldCreate, None),
             })
             .collect();
         let created = instances.iter().filter(|i| i.action == Action::WouldCreate).count();
-        let summary = summarize(&plan, created, true);
-        let output = Output { instances, created, warnings: plan.warnings };
-        Ok(Outcome { changed: created > 0, summary, output, evidence: session.evidence })
+        let repaired = broken.len();
+        let summary = summarize(&plan, created, input.repair.then_some(repaired), true);
+        let output = Output { instances, created, repaired, warnings: plan.warnings };
+        Ok(Outcome { changed: created + repaired > 0, summary, output, evidence: session.evidence })
     }
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         validate(&input)?;
         let mut session = Session::new(ctx)?;
-        let plan = Plan::new(&input, &session.host_instances()?);
+        let before = session.host_instances()?;
+        let plan = Plan::new(&input, &before);
         refuse_broken(&plan)?;
         for warning in &plan.warnings {
             ctx.warn(warning);
         }
+        let broken = if input.repair { session.missing_services(&plan)? } else { Vec::new() };
         let missing: Vec<&Desired> = plan.desired.iter().filter(|d| d.existing.is_none()).collect();
         for desired in &missing {
-            session.create(desired, &input.logon)?;
+            session.create(desired, &input.logon, disabled_for(desired, &before, input.repair))?;
         }
-        let rows = if missing.is_empty() { Vec::new() } else { session.host_instances()? };
-        verify(&missing, &rows)?;
+        let repairs: Vec<(&Desired, bool)> =
+            broken.iter().map(|&i| &plan.desired[i]).map(|d| (d, disabled_for(d, &before, true))).collect();
+        for (desired, disabled) in &repairs {
+            ctx.info(format!(
+                "the Windows service of {} is missing on {}: installing it again",
+                wmi::host_instance_name(&desired.host, &desired.server),
+                desired.server
+            ));
+            session.create(desired, &input.logon, *disabled)?;
+        }
+        let rows =
+            if missing.is_empty() && repairs.is_empty() { Vec::new() } else { session.host_instances()? };
+        if input.repair {
+            let created: Vec<(&Desired, bool)> =
+                missing.iter().map(|d| (*d, disabled_for(d, &before, true))).collect();
+            verify_repaired(&mut session, &created, &rows)?;
+            verify_repaired(&mut session, &repairs, &rows)?;
+        } else {
+            verify(&missing, &rows)?;
+        }
         let instances = plan
             .desired
             .iter()
-            .map(|d| match &d.existing {
-                Some(row) => report(d, Action::Present, Some(row)),
-                None => report(d, Action::Created, rows.iter().find(|r| r.is(&d.host, &d.server))),
+            .enumerate()
+            .map(|(i, d)| {
+                let now = rows.iter().find(|r| r.is(&d.host, &d.server));
+                match &d.existing {
+                    Some(_) if broken.contains(&i) => report(d, Action::Repaired, now),
+                    Some(row) => report(d, Action::Present, Some(row)),
+                    None => report(d, Action::Created, now),
+                }
             })
             .collect();
-        let summary = summarize(&plan, missing.len(), false);
-        let output = Output { instances, created: missing.len(), warnings: plan.warnings };
-        Ok(Outcome { changed: !missing.is_empty(), summary, output, evidence: session.evidence })
+        let changed = !missing.is_empty() || !repairs.is_empty();
+        let summary = summarize(&plan, missing.len(), input.repair.then_some(repairs.len()), false);
+        let output =
+            Output { instances, created: missing.len(), repaired: repairs.len(), warnings: plan.warnings };
+        Ok(Outcome { changed, summary, output, evidence: session.evidence })
     }
 }
 

@@ -26,7 +26,8 @@ pub(crate) struct Desired {
 pub(crate) struct Plan {
     /// In the order of the production instances, then of the mapping.
     pub desired: Vec<Desired>,
-    /// Unmapped production servers, overloaded DR servers, DR instances not disabled or stopped.
+    /// Unmapped production servers, overloaded DR servers, DR instances not disabled or stopped
+    /// (not in repair mode: a replaced production server's instances need not be).
     pub warnings: Vec<String>,
 }
 
@@ -44,17 +45,25 @@ impl Plan {
         let desired = desired(&input.mapping, &production, rows);
         let mut warnings = unmapped_warnings(&input.mapping, &production);
         warnings.extend(overload_warnings(&input.mapping, &production, &desired, rows));
-        warnings.extend(not_standby_warnings(&desired));
+        if !input.repair {
+            warnings.extend(not_standby_warnings(&desired));
+        }
         warnings.extend(idle_dr_warnings(input));
         Plan { desired, warnings }
     }
 }
 
-/// The production instances: as given, or every instance on a server that is not a DR server
-/// of the mapping.
+/// The production instances: as given; in repair mode every instance on a production server of
+/// the mapping (a server replaced under the same name maps to itself, so its own rows are what
+/// it must carry); else every instance on a server that is not a DR server of the mapping.
 fn production_instances(input: &Input, rows: &[HostInstance]) -> Vec<Instance> {
     match &input.production_instances {
         Some(given) => given.iter().map(|i| (i.host.clone(), i.server.clone())).collect(),
+        None if input.repair => rows
+            .iter()
+            .filter(|r| input.mapping.iter().any(|m| same(&m.production, &r.running_server)))
+            .map(|r| (r.host_name.clone(), r.running_server.clone()))
+            .collect(),
         None => rows
             .iter()
             .filter(|r| !input.mapping.iter().any(|m| same(&m.dr, &r.running_server)))

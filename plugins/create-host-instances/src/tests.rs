@@ -388,7 +388,7 @@ fn an_empty_account_is_refused_before_anything_runs() {
 fn describes_itself_as_idempotent() {
     let describe = <CreateHostInstances as Plugin>::describe();
     assert_eq!(describe.name(), "create-host-instances");
-    assert_eq!(describe.version(), "1.0.0");
+    assert_eq!(describe.version(), "1.1.0", "1.1: repair mode");
     assert_eq!(describe.effect(), Effect::Idempotent);
 }
 
@@ -417,4 +417,287 @@ fn names_the_dr_servers_no_production_server_maps_to() {
         ])
     );
     assert_eq!(outcome.output["created"], 0);
+}
+
+/// Repair mode (§3 R6): PRDBTS02 was rebuilt under its own name and joined again; the step runs
+/// on it.
+mod repair {
+    use super::*;
+
+    const REPLACED: &str = "PRDBTS02";
+
+    fn host() -> FakeHost {
+        FakeHost::new()
+            .with_target(REPLACED)
+            .with_context(Context { target: Some(REPLACED.into()), ..Context::for_test(Mode::Apply) })
+    }
+
+    fn powershell(host: &FakeHost, script: &str, output: ExecOutput) {
+        let args = argv(script);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        host.script_exec(REPLACED, "powershell.exe", &args, output);
+    }
+
+    fn query(host: &FakeHost, rows: &[Value]) {
+        powershell(host, wmi::HOST_INSTANCES, answer(rows));
+    }
+
+    fn hosts(host: &FakeHost, isolated: &[&str]) {
+        let rows: Vec<Value> = ["ReceiveHost", "SendHost", "ProcessingHost"]
+            .iter()
+            .map(|h| json!({ "Name": h, "HostType": if isolated.contains(h) { 2 } else { 1 } }))
+            .collect();
+        powershell(host, wmi::HOST_SETTINGS, answer(&rows));
+    }
+
+    /// `sc.exe query BTSSvc$<host>` on the replaced server: present (stopped) or 1060.
+    fn service(host: &FakeHost, host_name: &str, present: bool) {
+        let name = format!("BTSSvc${host_name}");
+        let output = if present {
+            ExecOutput::exited(
+                0,
+                format!(
+                    "\nSERVICE_NAME: {name}\n        TYPE               : 10  WIN32_OWN_PROCESS\n        STATE              : 1  STOPPED\n        WIN32_EXIT_CODE    : 0  (0x0)\n        SERVICE_EXIT_CODE  : 0  (0x0)\n        CHECKPOINT         : 0x0\n        WAIT_HINT          : 0x0\n"
+                ),
+            )
+        } else {
+            ExecOutput::exited(
+                36,
+                "[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.\n",
+            )
+        };
+        host.script_exec(REPLACED, "sc.exe", &["query", &name], output);
+    }
+
+    fn install_script(host_name: &str, disabled: bool) -> String {
+        wmi::install_host_instance(host_name, REPLACED, ACCOUNT, "@@secret:bts-host-password@@", disabled)
+    }
+
+    fn install(host: &FakeHost, host_name: &str, disabled: bool) {
+        powershell(host, &install_script(host_name, disabled), ExecOutput::exited(0, ""));
+    }
+
+    /// The group's rows after the replacement: PRDBTS02's instances installed, enabled and
+    /// stopped (nothing runs on the new computer).
+    fn rows() -> Vec<Value> {
+        vec![
+            live("ReceiveHost", "PRDBTS01"),
+            live("SendHost", "PRDBTS01"),
+            row("SendHost", REPLACED, 1, false, 1),
+            row("ProcessingHost", REPLACED, 1, false, 1),
+        ]
+    }
+
+    fn input() -> Value {
+        let mut input = super::input(&[(REPLACED, REPLACED)]);
+        input["repair"] = json!(true);
+        input
+    }
+
+    #[test]
+    fn instances_whose_service_is_missing_are_installed_again_keeping_is_disabled() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &[]);
+        service(&host, "SendHost", false);
+        service(&host, "ProcessingHost", false);
+        install(&host, "SendHost", false);
+        install(&host, "ProcessingHost", false);
+        query(&host, &rows());
+        service(&host, "SendHost", true);
+        service(&host, "ProcessingHost", true);
+
+        let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
+
+        assert!(outcome.changed);
+        let sc_queries = ["sc.exe query BTSSvc$SendHost", "sc.exe query BTSSvc$ProcessingHost"];
+        let lines = host.command_lines();
+        assert_eq!(lines.len(), 9, "{lines:#?}");
+        assert_eq!(lines[2..4], sc_queries);
+        assert_eq!(lines[7..9], sc_queries, "verified: the services exist now");
+        let calls = host.exec_calls();
+        assert_eq!(calls[0].args, argv(wmi::HOST_INSTANCES));
+        assert_eq!(calls[1].args, argv(wmi::HOST_SETTINGS));
+        assert_eq!(calls[6].args, argv(wmi::HOST_INSTANCES));
+        assert_eq!(calls[4].args, argv(&install_script("SendHost", false)));
+        assert_eq!(calls[5].args, argv(&install_script("ProcessingHost", false)));
+        assert!(calls[4].args[3].contains("$hi.IsDisabled = $false;"), "the row's IsDisabled is kept");
+        assert!(calls.iter().all(|c| c.target == REPLACED));
+        assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+        assert_eq!(outcome.output["repaired"], 2);
+        assert_eq!(outcome.output["created"], 0);
+        assert_eq!(outcome.output["warnings"], json!([]), "PRDBTS01 is not the server being replaced");
+        assert_eq!(
+            outcome.output["instances"][0],
+            json!({
+                "host": "SendHost", "server": "PRDBTS02", "production_servers": ["PRDBTS02"], "action": "repaired",
+                "configuration_state": "installed", "is_disabled": false, "service_state": "stopped"
+            })
+        );
+        assert_eq!(outcome.output["instances"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            outcome.summary,
+            "installed 2 of 2 host instances again (Windows service missing) and created 0; the services are stopped"
+        );
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &[]);
+        service(&host, "SendHost", true);
+        service(&host, "ProcessingHost", true);
+        let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
+        assert!(!outcome.changed);
+        assert_eq!(outcome.output["repaired"], 0);
+        assert!(outcome.output["instances"].as_array().unwrap().iter().all(|i| i["action"] == "present"));
+        assert_eq!(host.exec_calls().len(), 4, "only queries");
+        assert!(host.unused_scripts().is_empty());
+    }
+
+    #[test]
+    fn only_the_missing_service_is_installed_again_and_a_disabled_row_stays_disabled() {
+        let host = host();
+        let mut rows = rows();
+        rows[3] = row("ProcessingHost", REPLACED, 1, true, 1);
+        query(&host, &rows);
+        hosts(&host, &[]);
+        service(&host, "SendHost", true);
+        service(&host, "ProcessingHost", false);
+        install(&host, "ProcessingHost", true);
+        query(&host, &rows);
+        service(&host, "ProcessingHost", true);
+        let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
+        assert!(outcome.changed);
+        assert_eq!(outcome.output["repaired"], 1);
+        assert_eq!(outcome.output["instances"][0]["action"], "present");
+        assert_eq!(outcome.output["instances"][1]["action"], "repaired");
+        assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+    }
+
+    #[test]
+    fn check_says_what_would_be_installed_again_and_installs_nothing() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &[]);
+        service(&host, "SendHost", false);
+        service(&host, "ProcessingHost", true);
+        let outcome = host.call::<CreateHostInstances>(Mode::Check, input()).unwrap();
+        assert!(outcome.changed);
+        assert_eq!(outcome.output["repaired"], 1);
+        assert_eq!(outcome.output["instances"][0]["action"], "would-repair");
+        assert!(
+            outcome.summary.starts_with("would install 1 of 2 host instances again"),
+            "{}",
+            outcome.summary
+        );
+        assert_eq!(host.exec_calls().len(), 4);
+    }
+
+    #[test]
+    fn isolated_hosts_have_no_service_to_look_for() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &["ProcessingHost"]);
+        service(&host, "SendHost", true);
+        let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
+        assert!(!outcome.changed);
+        assert!(host.unused_scripts().is_empty());
+        assert!(!host.command_lines().iter().any(|c| c.contains("BTSSvc$ProcessingHost")));
+    }
+
+    #[test]
+    fn a_service_query_that_fails_otherwise_is_permanent() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &[]);
+        host.script_exec(
+            REPLACED,
+            "sc.exe",
+            &["query", "BTSSvc$SendHost"],
+            ExecOutput::exited(5, "[SC] OpenService FAILED 5:\n\nAccess is denied.\n"),
+        );
+        let err = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap_err();
+        assert_eq!(
+            err,
+            StepError::permanent(
+                "querying service BTSSvc$SendHost on PRDBTS02 failed: sc.exe failed with 5: Access is denied."
+            )
+        );
+    }
+
+    #[test]
+    fn a_service_still_missing_after_the_installation_is_permanent() {
+        let host = host();
+        query(&host, &rows());
+        hosts(&host, &[]);
+        service(&host, "SendHost", false);
+        service(&host, "ProcessingHost", true);
+        install(&host, "SendHost", false);
+        query(&host, &rows());
+        service(&host, "SendHost", false);
+        let err = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap_err();
+        assert_eq!(
+            err,
+            StepError::permanent(
+                "the service BTSSvc$SendHost still does not exist on PRDBTS02 after installing Microsoft BizTalk Server SendHost PRDBTS02"
+            )
+        );
+    }
+
+    #[test]
+    fn a_row_in_a_failed_state_still_needs_an_operator() {
+        let host = host();
+        let mut rows = rows();
+        rows[2] = row("SendHost", REPLACED, 2, false, 1);
+        query(&host, &rows);
+        let err = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap_err();
+        assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+        assert_eq!(host.exec_calls().len(), 1, "nothing else runs");
+    }
+
+    #[test]
+    fn a_missing_row_is_created_with_the_production_instances_is_disabled() {
+        // A replacement under another name: PRDBTS02's rows are what PRDBTS03 must carry.
+        let host = FakeHost::new()
+            .with_target("PRDBTS03")
+            .with_context(Context { target: Some("PRDBTS03".into()), ..Context::for_test(Mode::Apply) });
+        let args = |script: &str| argv(script);
+        let ps = |script: &str, output: ExecOutput| {
+            let a = args(script);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            host.script_exec("PRDBTS03", "powershell.exe", &a, output);
+        };
+        let before = rows();
+        ps(wmi::HOST_INSTANCES, answer(&before));
+        let script = |h: &str| {
+            wmi::install_host_instance(h, "PRDBTS03", ACCOUNT, "@@secret:bts-host-password@@", false)
+        };
+        ps(&script("SendHost"), ExecOutput::exited(0, ""));
+        ps(&script("ProcessingHost"), ExecOutput::exited(0, ""));
+        let mut after = before.clone();
+        after.extend([
+            row("SendHost", "PRDBTS03", 1, false, 1),
+            row("ProcessingHost", "PRDBTS03", 1, false, 1),
+        ]);
+        ps(wmi::HOST_INSTANCES, answer(&after));
+        for h in ["SendHost", "ProcessingHost"] {
+            host.script_exec(
+                "PRDBTS03",
+                "sc.exe",
+                &["query", &format!("BTSSvc${h}")],
+                ExecOutput::exited(
+                    0,
+                    format!("\nSERVICE_NAME: BTSSvc${h}\n        STATE              : 1  STOPPED\n"),
+                ),
+            );
+        }
+        let mut input = super::input(&[(REPLACED, "PRDBTS03")]);
+        input["repair"] = json!(true);
+        let outcome = host.call::<CreateHostInstances>(Mode::Apply, input).unwrap();
+        assert_eq!(outcome.output["created"], 2);
+        assert_eq!(outcome.output["repaired"], 0);
+        assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+    }
 }

@@ -235,3 +235,41 @@ fn other_command_lines_are_unsupported() {
         assert_eq!(exec(&mut lab, "DRBTS01", &argv).code, 9009, "{argv:?}");
     }
 }
+
+#[test]
+fn a_replaced_server_joins_again_once() {
+    let mut lab = fresh_lab();
+    crate::replace::replace(&mut lab, "PRDBTS02", None).expect("replaced");
+    let (code, log) = join(&mut lab, "PRDBTS02", JOIN_XML);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("Info  ConfigHelper: Feature WMI configured successfully"), "{log}");
+    let server = &lab.servers["PRDBTS02"];
+    assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBServer"), Some(&RegValue::Sz("PRDSQL01".into())));
+    assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"], "still listed once");
+    assert_eq!(lab.joins, ["PRDBTS02"]);
+    assert_eq!(lab.group.host_instances.len(), 4, "its rows stay");
+    assert!(server.service("BTSSvc$SendHost").is_none(), "a join re-creates no host-instance service");
+
+    let (code, _) = join(&mut lab, "PRDBTS02", JOIN_XML);
+    assert_eq!(code, 0);
+    assert_eq!(lab.joins, ["PRDBTS02"], "already configured: not joined twice");
+}
+
+#[test]
+fn standard_edition_cannot_join_a_group() {
+    let mut lab = crate::init::fresh_lab_of(crate::state::Edition::Standard);
+    crate::replace::replace(&mut lab, "PRDBTS02", None).expect("replaced");
+    assert_eq!(
+        join(&mut lab, "PRDBTS02", JOIN_XML),
+        (
+            1,
+            error_log(
+                "BizTalk Server Standard Edition cannot join an existing BizTalk group. Restore the saved configuration of this computer with RestoreConfig.vbe."
+            )
+        )
+    );
+    assert!(lab.servers["PRDBTS02"].reg_value(ADMIN_KEY, "MgmtDBServer").is_none());
+    assert!(lab.joins.is_empty());
+    // A configured server of a Standard Edition group is already joined: nothing to refuse.
+    assert_eq!(join(&mut lab, "PRDBTS01", JOIN_XML).0, 0);
+}

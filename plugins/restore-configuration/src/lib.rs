@@ -1,0 +1,556 @@
+//! `restore-configuration`: brings a rebuilt BizTalk Server **Standard Edition** runtime server
+//! back into its group from the saved configuration of the failed one, with `RestoreConfig.vbe`
+//! (`shared/domain/biztalk-dr.md` §3 R4, seed A4: Standard Edition "cannot join the computer to
+//! a BizTalk group"; Enterprise and Developer use `join-group`).
+//!
+//! What it does, with the command lines of `lab/PROTOCOL.md`:
+//!
+//! 1. Probes the membership: `reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration"
+//!    /v MgmtDBServer` (and `MgmtDBName`). Joined to the expected group: nothing to do. Joined
+//!    to another group: a permanent error; it never unconfigures a server on its own.
+//! 2. Writes the saved configuration XML to `<work_dir>\restore-<server>.xml`: rendered from the
+//!    group, accounts and features (the export of a joined server: SSO and group answered
+//!    `Join`, the computer named on the root element), or the operator's saved file given as
+//!    text. Passwords are secret references (`@@secret:NAME@@`) the host fills in on the way, so
+//!    the plugin never holds one.
+//! 3. Runs `C:\Windows\SysWOW64\cscript.exe //nologo <RestoreConfig.vbe> <xml>`: the 32-bit script
+//!    host, as the script requires on 64-bit Windows (§2.5). Success is exit code 0 and
+//!    `RestoreConfig completed successfully.`.
+//! 4. **Always** removes the written XML afterwards, failure or not: it holds passwords. A
+//!    leftover from an interrupted attempt is removed by the next apply.
+//! 5. Verifies the membership with the registry probe again.
+//!
+//! A SQL Server that did not answer is retryable; any other failure (Enterprise Edition, a file
+//! saved on another computer, the 64-bit script host, an empty password) is permanent, with the
+//! script's message. `check` only probes. `compensate` runs `Configuration.exe /U /L
+//! <work_dir>\unrestore-<server>.log` on a server joined to the expected group and verifies that
+//! `MgmtDBServer` is gone; it is dangerous (§4.1) and belongs behind an approval.
+//!
+//! The host instances of the server are not this plugin's business: the group still holds their
+//! rows, and `create-host-instances` with `repair = true` re-creates their services (§3 R6).
+//!
+//! Grants: programs `C:\Windows\SysWOW64\cscript.exe` and `reg` (and, for `compensate`,
+//! `C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe`); secrets: the two
+//! `password_secret`s (by default `entsso-password` and `rules-engine-password`), or those the
+//! saved file references.
+
+mod membership;
+
+use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+use biztalk_common::reg;
+use biztalk_common::restore_config;
+use drover_sdk::prelude::*;
+use drover_sdk::{Executed, excerpt};
+use serde::{Deserialize, Serialize};
+
+use crate::membership::Membership;
+
+/// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe` (for
+/// `compensate`).
+pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
+/// The ENTSSO account's password secret when the input names none.
+pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
+/// The Rule Engine Update Service account's password secret when the input names none.
+pub const DEFAULT_RULES_ENGINE_SECRET: &str = "rules-engine-password";
+/// The script's file name.
+const SCRIPT_NAME: &str = "RestoreConfig.vbe";
+
+/// The plugin.
+#[derive(Default)]
+pub struct RestoreConfiguration;
+
+fn default_mgmt_db() -> String {
+    "BizTalkMgmtDb".into()
+}
+
+fn default_sso_db() -> String {
+    "SSODB".into()
+}
+
+fn default_rules_db() -> String {
+    "BizTalkRuleEngineDb".into()
+}
+
+fn default_work_dir() -> String {
+    r"C:\Drover".into()
+}
+
+fn default_restore_script() -> String {
+    restore_config::DEFAULT_SCRIPT.into()
+}
+
+/// The group the server belongs to.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// SQL Server of the management database, e.g. `PRDSQL01`.
+    pub mgmt_server: String,
+    /// The management database.
+    #[serde(default = "default_mgmt_db")]
+    pub mgmt_db: String,
+    /// SQL Server of the SSO database.
+    pub sso_server: String,
+    /// The SSO database.
+    #[serde(default = "default_sso_db")]
+    pub sso_db: String,
+    /// SQL Server of the Business Rules database; `mgmt_server` when absent.
+    #[serde(default)]
+    pub rules_server: Option<String>,
+    /// The Business Rules database.
+    #[serde(default = "default_rules_db")]
+    pub rules_db: String,
+}
+
+impl Group {
+    /// `server/database` of the management database, as reports name a group.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.mgmt_server, self.mgmt_db)
+    }
+}
+
+/// A service account.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// `DOMAIN\user`.
+    pub account: String,
+    /// Name of the secret holding its password (granted to the step); a default per account
+    /// when absent (`entsso-password`, `rules-engine-password`).
+    #[serde(default)]
+    pub password_secret: Option<String>,
+}
+
+/// The service accounts of the saved configuration.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccounts {
+    /// Enterprise SSO (`ENTSSO`); must be a member of SSO Administrators.
+    pub entsso: Account,
+    /// Rule Engine Update Service.
+    pub rules_engine: Account,
+}
+
+/// Input: the group, and either the fields the saved configuration is rendered from
+/// (`service_accounts`, `installed_features`) or the saved file itself (`saved_configuration`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The group the server belongs to (its databases are intact).
+    pub group: Group,
+    /// Service accounts and their password secrets, to render the saved configuration.
+    // Published as a plain object, not `anyOf [object, null]`: a workflow's static input check
+    // leaves templated values out and forgives the "required" errors that causes, but not inside
+    // an `anyOf`, so `account = '{{ params.domain }}\svc-sso'` would be refused.
+    #[serde(default)]
+    #[schemars(with = "ServiceAccounts")]
+    pub service_accounts: Option<ServiceAccounts>,
+    /// The `InstalledFeature` list of the failed server (what setup installed), to render it.
+    #[serde(default)]
+    pub installed_features: Vec<String>,
+    /// The saved configuration file of the failed server as text, instead of rendering one: the
+    /// passwords must be secret references (`@@secret:NAME@@`, granted to the step) and the root
+    /// element must name this computer (`<Configuration ComputerName="…">`).
+    #[serde(default)]
+    pub saved_configuration: Option<String>,
+    /// The computer name written into the rendered file; the step's target when absent.
+    /// Standard Edition restores only on a computer of that name.
+    #[serde(default)]
+    pub computer_name: Option<String>,
+    /// Where `RestoreConfig.vbe` (a separate download) is on the server.
+    #[serde(default = "default_restore_script")]
+    pub restore_script: String,
+    /// Folder on the server for the saved configuration (removed after use) and the
+    /// unconfiguration log.
+    #[serde(default = "default_work_dir")]
+    pub work_dir: String,
+}
+
+/// Output: the group the server is in and what the script said.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Output {
+    /// `server/database` of the group's management database; empty after `compensate`.
+    pub joined_to: String,
+    /// The computer named in the saved configuration; empty when nothing was written.
+    pub computer_name: String,
+    /// What RestoreConfig.vbe (or, for `compensate`, the configuration log) said; empty when
+    /// nothing ran.
+    pub output_excerpt: String,
+}
+
+impl Output {
+    fn joined(group: &Group) -> Self {
+        Output { joined_to: group.name(), computer_name: String::new(), output_excerpt: String::new() }
+    }
+}
+
+impl Plugin for RestoreConfiguration {
+    type Input = Input;
+    type Output = Output;
+
+    fn describe() -> Describe {
+        Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Reversible)
+            .description(
+                "restores a rebuilt Standard Edition runtime server's group membership from its saved configuration (RestoreConfig.vbe)",
+            )
+            .program(restore_config::CSCRIPT_32)
+            .program(reg::PROGRAM)
+            .program(CONFIGURATION_EXE)
+            .secret(DEFAULT_ENTSSO_SECRET)
+            .secret(DEFAULT_RULES_ENGINE_SECRET)
+            .compensable()
+    }
+
+    fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        validate(&input)?;
+        let target = ctx.target()?;
+        let paths = Paths::new(&input.work_dir, target);
+        let mut evidence = Vec::new();
+        let outcome = match expect_group(ctx, target, &input.group, &mut evidence)? {
+            // Joined, but an interrupted attempt left the saved file (with passwords) behind:
+            // apply would remove it, so this is a change (and after a crash the engine applies).
+            true if leftover_exists(ctx, target, &paths.xml)? => Outcome::changed(
+                Output::joined(&input.group),
+                format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
+            ),
+            true => Outcome::unchanged(Output::joined(&input.group), already(target, &input.group)),
+            false => Outcome::changed(
+                Output::joined(&input.group),
+                format!(
+                    "would restore the configuration of {target} with RestoreConfig.vbe (group on {})",
+                    input.group.name()
+                ),
+            ),
+        };
+        Ok(with_evidence(outcome, evidence))
+    }
+
+    fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        validate(&input)?;
+        let target = ctx.target()?;
+        let paths = Paths::new(&input.work_dir, target);
+        let mut evidence = Vec::new();
+        if expect_group(ctx, target, &input.group, &mut evidence)? {
+            ctx.remove_file(target, &paths.xml)?;
+            let outcome = Outcome::unchanged(Output::joined(&input.group), already(target, &input.group));
+            return Ok(with_evidence(outcome, evidence));
+        }
+        restore(ctx, target, &input, &paths, evidence)
+    }
+
+    fn compensate(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        let target = ctx.target()?;
+        let mut evidence = Vec::new();
+        let empty =
+            Output { joined_to: String::new(), computer_name: String::new(), output_excerpt: String::new() };
+        match membership::probe(ctx, target, &mut evidence)? {
+            Membership::NotJoined => {
+                let outcome =
+                    Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
+                Ok(with_evidence(outcome, evidence))
+            }
+            joined @ Membership::Joined { .. }
+                if !joined.is(&input.group.mgmt_server, &input.group.mgmt_db) =>
+            {
+                Err(StepError::permanent(format!(
+                    "{target} is {joined}, another group than {}; leaving it alone",
+                    input.group.name()
+                )))
+            }
+            Membership::Joined { .. } => unconfigure(ctx, target, &input, evidence),
+        }
+    }
+}
+
+drover_sdk::export_plugin!(RestoreConfiguration);
+
+/// The saved configuration and the unconfiguration log on the target.
+struct Paths {
+    xml: String,
+    unconfigure_log: String,
+}
+
+impl Paths {
+    fn new(work_dir: &str, target: &str) -> Self {
+        let dir = work_dir.trim_end_matches(['\\', '/']);
+        Paths {
+            xml: format!(r"{dir}\restore-{target}.xml"),
+            unconfigure_log: format!(r"{dir}\unrestore-{target}.log"),
+        }
+    }
+}
+
+/// Refuses input that would write a broken file: neither or both ways to get the file, secret
+/// names the host would not recognise, no installed features, a script that is not
+/// RestoreConfig.vbe, no work folder.
+fn validate(input: &Input) -> Result<(), StepError> {
+    match (&input.service_accounts, &input.saved_configuration) {
+        (Some(_), Some(_)) => {
+            return Err(StepError::permanent(
+                "give either service_accounts (to render the saved configuration) or saved_configuration, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(StepError::permanent(
+                "give service_accounts and installed_features (to render the saved configuration) or saved_configuration",
+            ));
+        }
+        (Some(accounts), None) => {
+            for name in secret_names(accounts) {
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !valid {
+                    return Err(StepError::permanent(format!(
+                        "password_secret {name:?} is not a secret name (letters, digits, - _ .)"
+                    )));
+                }
+            }
+            if input.installed_features.is_empty() {
+                return Err(StepError::permanent(
+                    "installed_features is empty; list what setup installed on the failed server",
+                ));
+            }
+        }
+        (None, Some(saved)) => {
+            if !saved.contains("<Configuration") {
+                return Err(StepError::permanent(
+                    "saved_configuration is not a BizTalk configuration file (no <Configuration> element)",
+                ));
+            }
+        }
+    }
+    let file_name = input.restore_script.rsplit(['\\', '/']).next().unwrap_or_default();
+    if !file_name.eq_ignore_ascii_case(SCRIPT_NAME) {
+        return Err(StepError::permanent(format!(
+            "restore_script {:?} is not a path to {SCRIPT_NAME}",
+            input.restore_script
+        )));
+    }
+    if input.work_dir.trim().is_empty() {
+        return Err(StepError::permanent("work_dir is empty"));
+    }
+    Ok(())
+}
+
+/// The two password secrets: `(entsso, rules_engine)`.
+fn secret_names(accounts: &ServiceAccounts) -> [&str; 2] {
+    [
+        accounts.entsso.password_secret.as_deref().unwrap_or(DEFAULT_ENTSSO_SECRET),
+        accounts.rules_engine.password_secret.as_deref().unwrap_or(DEFAULT_RULES_ENGINE_SECRET),
+    ]
+}
+
+/// True if joined to `group`, false if not joined; an error if joined to another group.
+fn expect_group(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    evidence: &mut Vec<Evidence>,
+) -> Result<bool, StepError> {
+    match membership::probe(ctx, target, evidence)? {
+        Membership::NotJoined => Ok(false),
+        joined if joined.is(&group.mgmt_server, &group.mgmt_db) => Ok(true),
+        joined => {
+            Err(StepError::permanent(format!("{target} is {joined}, another group; unconfigure it first")))
+        }
+    }
+}
+
+fn already(target: &str, group: &Group) -> String {
+    format!("{target} is already joined to the group on {}", group.name())
+}
+
+fn with_evidence<T>(mut outcome: Outcome<T>, evidence: Vec<Evidence>) -> Outcome<T> {
+    outcome.evidence = evidence;
+    outcome
+}
+
+/// Whether the saved configuration is still on the target. Its contents (passwords filled in by
+/// the host) are dropped unread: only whether it exists matters.
+fn leftover_exists(ctx: &Ctx, target: &str, path: &str) -> Result<bool, StepError> {
+    match ctx.read_file(target, path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == HostErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The settings the saved configuration is rendered from, passwords as secret references.
+pub fn saved_settings(
+    group: &Group,
+    accounts: &ServiceAccounts,
+    installed_features: &[String],
+) -> JoinSettings {
+    let [entsso_secret, rules_secret] = secret_names(accounts);
+    JoinSettings {
+        sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },
+        mgmt_db: Database { server: group.mgmt_server.clone(), name: group.mgmt_db.clone() },
+        rules_db: Database {
+            server: group.rules_server.clone().unwrap_or_else(|| group.mgmt_server.clone()),
+            name: group.rules_db.clone(),
+        },
+        entsso: ServiceAccount {
+            account: accounts.entsso.account.clone(),
+            password_ref: secret_ref(entsso_secret),
+        },
+        rules_engine: ServiceAccount {
+            account: accounts.rules_engine.account.clone(),
+            password_ref: secret_ref(rules_secret),
+        },
+        installed_features: installed_features.to_vec(),
+    }
+}
+
+/// The file to write and the computer it names (empty for an operator's saved file, which
+/// names its own).
+fn saved_file(input: &Input, target: &str) -> (String, String) {
+    match (&input.saved_configuration, &input.service_accounts) {
+        (Some(saved), _) => (saved.clone(), String::new()),
+        (None, Some(accounts)) => {
+            let computer = input.computer_name.clone().unwrap_or_else(|| target.to_string());
+            let settings = saved_settings(&input.group, accounts, &input.installed_features);
+            (config_xml::render_saved(&computer, &settings), computer)
+        }
+        (None, None) => unreachable!("validate refuses input with neither"),
+    }
+}
+
+/// Writes the file, runs the script, removes the file whatever happened, then verifies.
+fn restore(
+    ctx: &Ctx,
+    target: &str,
+    input: &Input,
+    paths: &Paths,
+    mut evidence: Vec<Evidence>,
+) -> StepResult<Output> {
+    let (xml, computer_name) = saved_file(input, target);
+    let ran = write_and_run(ctx, target, input, paths, &xml, &mut evidence);
+    let removed = ctx.remove_file(target, &paths.xml);
+    let stdout = settle(ran, removed, &paths.xml)?;
+    evidence.push(Evidence::note("removed the saved configuration", &paths.xml));
+    let verified = membership::probe(ctx, target, &mut evidence)?;
+    if !verified.is(&input.group.mgmt_server, &input.group.mgmt_db) {
+        return Err(StepError::permanent(format!(
+            "RestoreConfig.vbe succeeded but {target} is {verified}, not joined to {}",
+            input.group.name()
+        )));
+    }
+    let summary = format!(
+        "restored the configuration of {target} with RestoreConfig.vbe; joined to the group on {}",
+        input.group.name()
+    );
+    let output =
+        Output { joined_to: input.group.name(), computer_name, output_excerpt: excerpt(&stdout, 20) };
+    Ok(with_evidence(Outcome::changed(output, summary), evidence))
+}
+
+/// Writes the saved configuration and runs RestoreConfig.vbe under the 32-bit script host: its
+/// standard output, or an error when it failed.
+fn write_and_run(
+    ctx: &Ctx,
+    target: &str,
+    input: &Input,
+    paths: &Paths,
+    xml: &str,
+    evidence: &mut Vec<Evidence>,
+) -> Result<String, StepError> {
+    ctx.write_file(target, &paths.xml, xml)?;
+    evidence.push(Evidence::note(format!("saved configuration {}", paths.xml), xml));
+    ctx.info(format!(
+        "restoring the configuration of {target} with RestoreConfig.vbe (group on {})",
+        input.group.name()
+    ));
+    let ran = ctx
+        .exec(target, restore_config::CSCRIPT_32)
+        .args(restore_config::args(&input.restore_script, &paths.xml))
+        .run()?;
+    let mut item = ran.evidence("RestoreConfig.vbe");
+    if item.excerpt.is_empty() {
+        item.excerpt = excerpt(&ran.stderr(), 5);
+    }
+    evidence.push(item);
+    match restore_config::outcome(ran.output.exit_code, &ran.stdout(), &ran.stderr()) {
+        Ok(()) => Ok(ran.stdout()),
+        Err(failure) => {
+            let message = format!("RestoreConfig.vbe failed on {target}: {failure}");
+            Err(if failure.is_retryable() {
+                StepError::retryable(message)
+            } else {
+                StepError::permanent(message)
+            })
+        }
+    }
+}
+
+/// Combines the script's result with the removal of the file: a script error wins (mentioning a
+/// failed removal); a failed removal alone is an error too, since the file holds passwords
+/// (retrying removes it).
+fn settle(
+    ran: Result<String, StepError>,
+    removed: Result<(), HostError>,
+    xml: &str,
+) -> Result<String, StepError> {
+    match (ran, removed) {
+        (Ok(stdout), Ok(())) => Ok(stdout),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(r)) => {
+            let message =
+                format!("{}; also, {xml} (it holds passwords) could not be removed: {r}", e.message());
+            Err(match e {
+                StepError::Retryable(_) => StepError::Retryable(message),
+                StepError::Permanent(_) => StepError::Permanent(message),
+                StepError::NeedsOperator(_) => StepError::NeedsOperator(message),
+            })
+        }
+        (Ok(_), Err(r)) => Err(StepError::from(HostError::new(
+            r.kind,
+            format!("restored, but {xml} (it holds passwords) could not be removed: {}", r.message),
+        ))),
+    }
+}
+
+/// Unconfigures the server (`Configuration.exe /U`) and checks that it left the group.
+fn unconfigure(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidence>) -> StepResult<Output> {
+    let paths = Paths::new(&input.work_dir, target);
+    ctx.remove_file(target, &paths.unconfigure_log)?;
+    ctx.warn(format!("unconfiguring {target}: it leaves the group on {}", input.group.name()));
+    let ran = ctx.exec(target, CONFIGURATION_EXE).args(["/U", "/L", paths.unconfigure_log.as_str()]).run()?;
+    evidence.push(ran.evidence("Configuration.exe /U"));
+    let log_text = match ctx.read_to_string(target, &paths.unconfigure_log) {
+        Ok(text) => text,
+        Err(e) if e.kind == HostErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    evidence.push(Evidence::note(
+        format!("unconfiguration log {}", paths.unconfigure_log),
+        excerpt(&log_text, 20),
+    ));
+    judge_unconfigure(target, &ran, &log_text)?;
+    let after = membership::probe(ctx, target, &mut evidence)?;
+    if after != Membership::NotJoined {
+        return Err(StepError::permanent(format!(
+            "Configuration.exe /U succeeded but {target} is still {after}"
+        )));
+    }
+    let output = Output {
+        joined_to: String::new(),
+        computer_name: String::new(),
+        output_excerpt: excerpt(&log_text, 20),
+    };
+    let summary = format!("unconfigured {target}; it left the group on {}", input.group.name());
+    Ok(with_evidence(Outcome::changed(output, summary), evidence))
+}
+
+/// `Configuration.exe /U` failed if its log has an `Error` or it exited non-zero.
+fn judge_unconfigure(target: &str, ran: &Executed, log_text: &str) -> Result<(), StepError> {
+    if let Some(error) = ConfigLog::parse(log_text).first_error() {
+        return Err(StepError::permanent(format!("unconfiguration of {target} failed: {}", error.message)));
+    }
+    if ran.success() {
+        return Ok(());
+    }
+    let code = ran.output.exit_code.map_or("killed".to_string(), |c| format!("exit code {c}"));
+    Err(StepError::permanent(format!("Configuration.exe /U failed on {target} with {code}")))
+}
+
+#[cfg(test)]
+mod tests;
