@@ -664,7 +664,10 @@ fn a_valid_workflow_becomes_the_expected_plan() {
     let approve = &w.steps[1];
     assert_eq!(
         approve.kind,
-        StepKind::Approval { prompt: "Join the DR servers to the production group?".into() }
+        StepKind::Approval {
+            prompt: "Join the DR servers to the production group?".into(),
+            approvers: vec![]
+        }
     );
     assert_eq!(approve.needs, vec![0]);
     assert_eq!(approve.retry, RetryPolicy::default());

@@ -314,3 +314,24 @@ fn sigkill_during_a_join_then_resume_joins_no_server_twice() {
         "the interrupted join was settled by the plugin's check:\n{events}"
     );
 }
+
+#[test]
+fn the_committed_lab_inventory_is_the_one_drover_lab_init_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let written = dir.path().join("inventory.toml");
+    let out = Command::new(lab_bin())
+        .args(["init", "--state", state.to_str().unwrap(), "--inventory", written.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body = |text: &str| -> String {
+        text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n").trim().to_string()
+    };
+    let generated = std::fs::read_to_string(&written)
+        .unwrap()
+        .replace(&format!("{:?}", lab_bin().display().to_string()), "\"drover-lab\"")
+        .replace(&format!("{:?}", state.display().to_string()), "\"lab.json\"");
+    let committed = std::fs::read_to_string(workspace_root().join("workflows/lab-inventory.toml")).unwrap();
+    assert_eq!(body(&committed), body(&generated), "workflows/lab-inventory.toml is stale: regenerate it");
+}

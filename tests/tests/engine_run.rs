@@ -266,3 +266,46 @@ fn a_database_of_a_newer_schema_is_refused_untouched() {
     std::fs::write(&db, bytes).unwrap();
     refuses(&sandbox, &db, "has schema version 99, newer than this drover understands (1)");
 }
+
+#[test]
+fn only_a_named_approver_may_pass_a_gate_and_status_says_who() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let wf = sandbox.write(
+        "gated.toml",
+        r#"
+name = "gated"
+version = "1.0.0"
+[[steps]]
+id = "go"
+approval = { prompt = "Switch to DR?", approvers = ["alice", "bob"] }
+[[steps]]
+id = "after"
+plugin = "fixture-plugin-for-tests"
+needs = ["go"]
+with = { behave = "ok" }
+"#,
+    );
+    let inv = sandbox.write("inventory.toml", "");
+    let out = sandbox.run(&["--quiet", "run", &wf, "--inventory", &inv]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let run = sandbox.last_run();
+    let status = stdout(&sandbox.run(&["status", &run]));
+    assert!(
+        status.contains(&format!("approval: Switch to DR? (by alice or bob) — `drover approve {run} go`")),
+        "{status}"
+    );
+    let out = sandbox.drover().args(["approve", &run, "go"]).env("USER", "mallory").output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "mallory may not approve");
+    assert!(stderr(&out).contains("only alice or bob may approve go; mallory may not"), "{}", stderr(&out));
+    let out = sandbox
+        .drover()
+        .args(["approve", &run, "go", "--comment", "ok"])
+        .env("USER", "bob")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sandbox.run(&["--quiet", "resume", &run]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sandbox.status(&run)["steps"][0]["instances"][0]["output"]["approved_by"], "bob");
+}

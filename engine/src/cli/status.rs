@@ -40,10 +40,18 @@ fn why(
             format_ms(record.retry_at.unwrap_or_default()),
             record.reason.clone().unwrap_or_default()
         ),
-        StepState::Waiting => format!(
-            "{} — `drover approve {id} {key}`",
-            record.reason.clone().unwrap_or_else(|| "approval".into())
-        ),
+        StepState::Waiting => {
+            let by = match &wf.steps[record.step_index].kind {
+                StepKind::Approval { approvers, .. } if !approvers.is_empty() => {
+                    format!(" (by {})", approvers.join(" or "))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{}{by} — `drover approve {id} {key}`",
+                record.reason.clone().unwrap_or_else(|| "approval".into())
+            )
+        }
         StepState::Ready => slot(wf, record, running),
         StepState::NeedsOperator => format!(
             "needs an operator: {} — `drover retry {id} {key}` or `drover skip {id} {key} --output <json>`",

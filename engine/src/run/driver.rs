@@ -698,7 +698,7 @@ impl<'c> Driver<'c> {
                         Some(format!("when `{}` is false", step.when.as_deref().unwrap_or(""))),
                         "step-skipped",
                     ),
-                    (Ok(true), StepKind::Approval { prompt }) => {
+                    (Ok(true), StepKind::Approval { prompt, .. }) => {
                         (StepState::Waiting, Some(format!("approval: {prompt}")), "waiting-for-approval")
                     }
                     (Ok(true), StepKind::Plugin { .. }) => (StepState::Ready, None, "step-ready"),

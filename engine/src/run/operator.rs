@@ -99,9 +99,16 @@ pub fn apply(
     let step = &wf.steps[record.step_index];
     match command {
         Command::Approve => {
-            let StepKind::Approval { .. } = &step.kind else {
+            let StepKind::Approval { approvers, .. } = &step.kind else {
                 return Err(format!("{key} is not an approval step"));
             };
+            if !approvers.is_empty() && !approvers.contains(&request.actor) {
+                return Err(format!(
+                    "only {} may approve {key}; {} may not",
+                    approvers.join(" or "),
+                    request.actor
+                ));
+            }
             if record.state != StepState::Waiting {
                 return Err(format!("{key} is {}, not waiting for approval", record.state));
             }

@@ -153,7 +153,7 @@ pub async fn plan(
             let scope = scope(item.as_ref(), target.as_deref());
             let entry = match (&unsettled_need, &step.kind) {
                 (Some(why), _) => cannot_tell(key, target, why.clone()),
-                (None, StepKind::Approval { prompt }) => {
+                (None, StepKind::Approval { prompt, .. }) => {
                     entry(key, target, Verdict::WouldWait, format!("approval: {prompt}"), None)
                 }
                 (None, StepKind::Plugin { .. }) => {

@@ -123,6 +123,10 @@ pub struct ApprovalFile {
     /// The question shown to the operator.
     #[schemars(with = "String")]
     pub prompt: Spanned<String>,
+    /// OS users who may approve (as `drover approve` sees them: `$USER`); anyone when absent.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub approvers: Vec<Spanned<String>>,
 }
 
 /// Exponential backoff between failed attempts.

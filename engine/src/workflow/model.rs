@@ -183,6 +183,9 @@ pub enum StepKind {
     Approval {
         /// The question shown to the operator.
         prompt: String,
+        /// OS users who may approve; anyone when empty.
+        #[serde(default)]
+        approvers: Vec<String>,
     },
 }
 

@@ -358,7 +358,8 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                Some(StepKind::Approval { prompt: prompt.clone() })
+                let approvers = approval.get_ref().approvers.iter().map(|a| a.get_ref().clone()).collect();
+                Some(StepKind::Approval { prompt: prompt.clone(), approvers })
             }
             (Some(plugin), None) => {
                 let reference = match plugin_ref(plugin.get_ref()) {
