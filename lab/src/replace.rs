@@ -94,7 +94,7 @@ mod tests {
     fn only_runtime_servers_of_the_lab_can_be_replaced() {
         let mut lab = fresh_lab();
         assert_eq!(replace(&mut lab, "NOSUCH", None), Err(ReplaceError::NoServer("NOSUCH".into())));
-        let err = replace(&mut lab, "PRDSQL01", None).unwrap_err();
+        let err = replace(&mut lab, "PRDSQL01", None).expect_err("a SQL server is not a BizTalk server");
         assert_eq!(
             err.to_string(),
             "PRDSQL01 is not a BizTalk runtime server (its role is sql); only runtime servers can be replaced"

@@ -187,7 +187,7 @@ fn dr_site_preparation_prepares_a_fresh_lab_and_a_second_run_changes_nothing() {
     assert_eq!(all.len(), 3 + 3 + 3 + 1 + 3 + 3, "every step instance ran");
     for i in &all {
         assert_eq!(i["state"], "succeeded", "{i}");
-        assert_eq!(i["output"].is_null(), false, "{i}");
+        assert!(!i["output"].is_null(), "{i}");
     }
     let changed: Vec<&Value> =
         all.iter().filter(|i| i["summary"].is_string() && step_changed(&lab, i)).collect();

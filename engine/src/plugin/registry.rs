@@ -63,10 +63,10 @@ pub enum RegistryError {
         name: String,
         /// The version.
         version: Version,
-        /// The installed digest.
-        installed: Sha256Digest,
+        /// The installed digest (boxed: it keeps the error small).
+        installed: Box<Sha256Digest>,
         /// The new file's digest.
-        new: Sha256Digest,
+        new: Box<Sha256Digest>,
         /// The new file.
         file: PathBuf,
     },
@@ -142,8 +142,8 @@ impl Registry {
             return Err(RegistryError::Conflict {
                 name: plugin.info.name.clone(),
                 version: plugin.info.version.clone(),
-                installed: existing.sha256,
-                new: plugin.digest,
+                installed: Box::new(existing.sha256),
+                new: Box::new(plugin.digest),
                 file: file.into(),
             });
         }

@@ -14,8 +14,11 @@ use super::StoreError;
 
 type Output = Box<dyn Any + Send>;
 
+/// What a job does inside the commit.
+type Work = Box<dyn FnOnce(&Connection) -> Result<Output, StoreError> + Send>;
+
 struct Job {
-    work: Box<dyn FnOnce(&Connection) -> Result<Output, StoreError> + Send>,
+    work: Work,
     reply: oneshot::Sender<Result<Output, StoreError>>,
 }
 

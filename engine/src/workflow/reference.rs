@@ -18,16 +18,16 @@ pub fn reference_markdown() -> String {
          Strings in `with`, `when` and `for-each` lists are minijinja templates over `params`, `steps.<id>.output`, \
          `item`, `target`, `inventory` and `run`.\n"
     );
-    section(&mut out, "Top level", schema, schema);
+    section(&mut out, "Top level", schema);
     if let Some(defs) = schema.get("$defs").and_then(Value::as_object) {
         for (name, def) in defs {
-            section(&mut out, name, def, schema);
+            section(&mut out, name, def);
         }
     }
     out
 }
 
-fn section(out: &mut String, name: &str, node: &Value, root: &Value) {
+fn section(out: &mut String, name: &str, node: &Value) {
     let _ = writeln!(out, "## {name}\n");
     if let Some(description) = node.get("description").and_then(Value::as_str) {
         let _ = writeln!(out, "{}\n", description.trim());
@@ -44,7 +44,7 @@ fn section(out: &mut String, name: &str, node: &Value, root: &Value) {
             let _ = writeln!(
                 out,
                 "| `{key}` | {} | {} | {} |",
-                type_of(property, root),
+                type_of(property),
                 if required.contains(&key.as_str()) { "yes" } else { "" },
                 description.replace('\n', " ").replace('|', "\\|")
             );
@@ -55,7 +55,7 @@ fn section(out: &mut String, name: &str, node: &Value, root: &Value) {
         if let Some(alternatives) = alternatives {
             for alternative in alternatives {
                 let description = alternative.get("description").and_then(Value::as_str).unwrap_or("");
-                let _ = writeln!(out, "- {}: {}", type_of(alternative, root), description.replace('\n', " "));
+                let _ = writeln!(out, "- {}: {}", type_of(alternative), description.replace('\n', " "));
             }
             let _ = writeln!(out);
         } else if let Some(values) = node.get("enum").and_then(Value::as_array) {
@@ -67,7 +67,7 @@ fn section(out: &mut String, name: &str, node: &Value, root: &Value) {
 }
 
 /// A short type: `string`, `integer ≥ 1`, `[Step](#step) list`, `string or [Approval](#approval)`.
-fn type_of(node: &Value, root: &Value) -> String {
+fn type_of(node: &Value) -> String {
     if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
         let name = reference.rsplit('/').next().unwrap_or(reference);
         return format!("[{name}](#{})", name.to_lowercase());
@@ -76,7 +76,7 @@ fn type_of(node: &Value, root: &Value) -> String {
         let parts: Vec<String> = alternatives
             .iter()
             .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
-            .map(|a| type_of(a, root))
+            .map(type_of)
             .collect();
         return parts.join(" or ");
     }
@@ -99,11 +99,11 @@ fn type_of(node: &Value, root: &Value) -> String {
     };
     match kind.as_str() {
         "array" => match node.get("items") {
-            Some(items) => format!("list of {}", type_of(items, root)),
+            Some(items) => format!("list of {}", type_of(items)),
             None => "list".into(),
         },
         "object" => match node.get("additionalProperties") {
-            Some(values @ Value::Object(_)) => format!("table of {}", type_of(values, root)),
+            Some(values @ Value::Object(_)) => format!("table of {}", type_of(values)),
             _ => "table".into(),
         },
         "integer" | "number" => match node.get("minimum").and_then(Value::as_i64) {

@@ -63,7 +63,7 @@ fn parse_ref(text: &str) -> Result<PluginRef, UsageError> {
 async fn load(global: &Global, host: &PluginHost, spec: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
     let path = Path::new(spec);
     if spec.ends_with(".wasm") || path.is_file() {
-        return Ok(host.load_file(path).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+        return host.load_file(path).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let registry = registry(global);
     let installed = registry.resolve(&parse_ref(spec)?)?;
