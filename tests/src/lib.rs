@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod lab;
 pub mod sshd;
 
 /// Plugin components built from `plugins/` for these tests.

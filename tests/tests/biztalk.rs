@@ -3,66 +3,15 @@
 //! of the lab, a second run that changes nothing, faults that fail the run until cleared, and a
 //! SIGKILL in the middle of a join.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover_tests::{Sandbox, lab_bin, stderr, stdout, wasm, workspace_root};
+use drover_tests::lab::LabRun;
+use drover_tests::{lab_bin, stderr, stdout, workspace_root};
 use serde_json::Value;
 
 const DR: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 const PRODUCTION: [&str; 3] = ["PRDBTS01", "PRDBTS02", "PRDSSO01"];
-
-/// A sandbox with the plugin pack installed and a fresh lab with its inventory.
-struct LabRun {
-    sandbox: Sandbox,
-    state: String,
-    inventory: String,
-    workflow: String,
-}
-
-impl LabRun {
-    fn new() -> LabRun {
-        let sandbox = Sandbox::new();
-        sandbox.install(&wasm::BIZTALK);
-        let state = sandbox.path().join("lab.json").display().to_string();
-        let inventory = sandbox.path().join("lab-inventory.toml").display().to_string();
-        let out = Command::new(lab_bin())
-            .args(["init", "--state", &state, "--inventory", &inventory])
-            .output()
-            .expect("run drover-lab");
-        assert!(out.status.success(), "drover-lab init: {}", stderr(&out));
-        let workflow = workspace_root().join("workflows/dr-site-preparation.toml").display().to_string();
-        LabRun { sandbox, state, inventory, workflow }
-    }
-
-    /// `drover` with the secrets the workflow needs.
-    fn drover(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sandbox.drover();
-        cmd.args(args)
-            .env("DROVER_SECRET_ENTSSO_PASSWORD", "Sso-Pa55-4-DR")
-            .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "Bre-Pa55-4-DR")
-            .env("DROVER_SECRET_BTS_HOST_PASSWORD", "Bts-Pa55-4-DR");
-        cmd
-    }
-
-    fn run(&self) -> Output {
-        self.drover(&["--quiet", "run", &self.workflow, "--inventory", &self.inventory])
-            .output()
-            .expect("drover run")
-    }
-
-    fn lab(&self, args: &[&str]) -> Output {
-        let mut full = vec![args[0], "--state", &self.state];
-        full.extend(&args[1..]);
-        Command::new(lab_bin()).args(&full).output().expect("run drover-lab")
-    }
-
-    fn state(&self) -> Value {
-        let out = self.lab(&["show", "--json"]);
-        assert!(out.status.success(), "drover-lab show: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("lab state JSON")
-    }
-}
 
 fn instances(status: &Value) -> Vec<Value> {
     status["steps"]
@@ -155,9 +104,9 @@ fn assert_prepared(lab: &Value, before: &Value) {
 
 #[test]
 fn dr_site_preparation_prepares_a_fresh_lab_and_a_second_run_changes_nothing() {
-    let lab = LabRun::new();
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
     let before = lab.state();
-    let out = lab.run();
+    let out = lab.run(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let after = lab.state();
     assert_prepared(&after, &before);
@@ -180,7 +129,7 @@ fn dr_site_preparation_prepares_a_fresh_lab_and_a_second_run_changes_nothing() {
     assert!(!String::from_utf8_lossy(&db).contains("Sso-Pa55-4-DR"), "a password is in the journal");
 
     // Again on the finished lab: every step reports no change, and the lab stays as it is.
-    let out = lab.run();
+    let out = lab.run(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let second = lab.sandbox.status(&lab.sandbox.last_run());
     let all = instances(&second);
@@ -216,13 +165,13 @@ fn step_changed(lab: &LabRun, instance: &Value) -> bool {
 
 /// Runs with `fault` set: the run fails naming `cause`; cleared, `retry` and `resume` finish it.
 fn fails_then_recovers(fault: &[&str], step: &str, cause: &str) {
-    let lab = LabRun::new();
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
     let before = lab.state();
     let mut args = vec!["fault", "set"];
     args.extend(fault);
     let out = lab.lab(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = lab.run();
+    let out = lab.run(&[]);
     assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(&out), stderr(&out));
     let run = lab.sandbox.last_run();
     let status = lab.sandbox.status(&run);
@@ -271,7 +220,7 @@ fn a_service_that_will_not_stop_fails_the_run_until_cleared() {
 
 #[test]
 fn sigkill_during_a_join_then_resume_joins_no_server_twice() {
-    let lab = LabRun::new();
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
     let before = lab.state();
     let mut child = lab
         .drover(&["--quiet", "run", &lab.workflow, "--inventory", &lab.inventory])

@@ -5,69 +5,13 @@
 
 use std::process::Command;
 
-use drover_tests::{Sandbox, lab_bin, stderr, stdout, wasm, workspace_root};
-use serde_json::Value;
-
-struct Lab {
-    sandbox: Sandbox,
-    state: String,
-    inventory: String,
-    workflow: String,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let sandbox = Sandbox::new();
-        sandbox.install(&wasm::BIZTALK);
-        let state = sandbox.path().join("lab.json").display().to_string();
-        let inventory = sandbox.path().join("lab-inventory.toml").display().to_string();
-        let out = Command::new(lab_bin())
-            .args(["init", "--state", &state, "--inventory", &inventory])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let workflow = workspace_root().join("workflows/dr-site-preparation.toml").display().to_string();
-        Lab { sandbox, state, inventory, workflow }
-    }
-
-    fn drover(&self, args: &[&str]) -> std::process::Output {
-        self.sandbox
-            .drover()
-            .args(args)
-            .env("DROVER_SECRET_ENTSSO_PASSWORD", "Sso-Pa55-4-DR")
-            .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "Bre-Pa55-4-DR")
-            .env("DROVER_SECRET_BTS_HOST_PASSWORD", "Bts-Pa55-4-DR")
-            .output()
-            .unwrap()
-    }
-
-    /// `drover plan --json`, checking the lab's state file is untouched by it.
-    fn plan(&self, save: Option<&str>) -> Value {
-        let before = std::fs::read(&self.state).unwrap();
-        let mut args = vec!["--json", "plan", &self.workflow, "--inventory", &self.inventory];
-        if let Some(file) = save {
-            args.extend(["--save", file]);
-        }
-        let out = self.drover(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(std::fs::read(&self.state).unwrap(), before, "the plan changed the lab's state file");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-fn verdicts(plan: &Value) -> Vec<(String, String)> {
-    plan["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["key"].as_str().unwrap().to_string(), e["verdict"].as_str().unwrap().to_string()))
-        .collect()
-}
+use drover_tests::lab::{LabRun, verdicts};
+use drover_tests::{Sandbox, lab_bin, stderr, stdout, wasm};
 
 #[test]
 fn a_plan_changes_nothing_and_says_what_a_fresh_and_a_prepared_lab_would_see() {
-    let lab = Lab::new();
-    let fresh = verdicts(&lab.plan(None));
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
+    let fresh = verdicts(&lab.plan(&[], None));
     assert_eq!(fresh.len(), 16, "{fresh:?}");
     for (key, verdict) in &fresh {
         let expected = if key.starts_with("prerequisites[") {
@@ -81,10 +25,10 @@ fn a_plan_changes_nothing_and_says_what_a_fresh_and_a_prepared_lab_would_see() {
     }
     assert!(lab.sandbox.run(&["runs", "--json"]).stdout.starts_with(b"[]"), "a plan writes no run");
 
-    let out = lab.drover(&["--quiet", "run", &lab.workflow, "--inventory", &lab.inventory]);
+    let out = lab.run(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let saved = lab.sandbox.path().join("plan.json").display().to_string();
-    let prepared = lab.plan(Some(&saved));
+    let prepared = lab.plan(&[], Some(&saved));
     for (key, verdict) in verdicts(&prepared) {
         assert_eq!(verdict, "no-change", "{key} on a prepared lab");
     }
@@ -107,7 +51,10 @@ fn a_plan_changes_nothing_and_says_what_a_fresh_and_a_prepared_lab_would_see() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let runs_before = stdout(&lab.sandbox.run(&["runs", "--json"]));
-    let out = lab.drover(&["run", &lab.workflow, "--inventory", &lab.inventory, "--plan", &saved]);
+    let out = lab
+        .drover(&["run", &lab.workflow, "--inventory", &lab.inventory, "--plan", &saved])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("the targets drifted from the plan"), "{err}");

@@ -5,90 +5,27 @@
 //! way the host instances' services come back and the GAC is filled, and a second run changes
 //! nothing.
 
-use std::process::{Command, Output};
-
-use drover_tests::{Sandbox, lab_bin, stderr, stdout, wasm, workspace_root};
+use drover_tests::lab::{LabRun, verdicts};
+use drover_tests::{stderr, stdout};
 use serde_json::Value;
 
 const REPLACED: &str = "PRDBTS02";
 const ADMINISTRATION: &str = "SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration";
 
-/// A sandbox with the plugin pack installed and a lab (of `edition`) in which PRDBTS02 was
-/// replaced.
-struct LabRun {
-    sandbox: Sandbox,
-    state: String,
-    inventory: String,
-    workflow: String,
+/// A lab (of `edition`) in which PRDBTS02 was replaced, and the server-replacement workflow.
+fn replaced_lab(edition: &str) -> LabRun {
+    let lab = LabRun::new("server-replacement.toml", &["--edition", edition]);
+    let out = lab.lab(&["replace", REPLACED]);
+    assert!(out.status.success(), "drover-lab replace: {}", stderr(&out));
+    lab
 }
 
-impl LabRun {
-    fn new(edition: &str) -> LabRun {
-        let sandbox = Sandbox::new();
-        sandbox.install(&wasm::BIZTALK);
-        let state = sandbox.path().join("lab.json").display().to_string();
-        let inventory = sandbox.path().join("lab-inventory.toml").display().to_string();
-        let out = Command::new(lab_bin())
-            .args(["init", "--state", &state, "--inventory", &inventory, "--edition", edition])
-            .output()
-            .expect("run drover-lab");
-        assert!(out.status.success(), "drover-lab init: {}", stderr(&out));
-        let workflow = workspace_root().join("workflows/server-replacement.toml").display().to_string();
-        let lab = LabRun { sandbox, state, inventory, workflow };
-        let out = lab.lab(&["replace", REPLACED]);
-        assert!(out.status.success(), "drover-lab replace: {}", stderr(&out));
-        lab
-    }
+/// Every step instance of the newest run, by key: (state, reported a change).
+trait Instances {
+    fn instances(&self) -> Vec<(String, String, bool)>;
+}
 
-    /// `drover` with the secrets the workflow needs.
-    fn drover(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sandbox.drover();
-        cmd.args(args)
-            .env("DROVER_SECRET_ENTSSO_PASSWORD", "Sso-Pa55-4-R")
-            .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "Bre-Pa55-4-R")
-            .env("DROVER_SECRET_BTS_HOST_PASSWORD", "Bts-Pa55-4-R");
-        cmd
-    }
-
-    fn run(&self, params: &[&str]) -> Output {
-        let mut args = vec!["--quiet", "run", &self.workflow, "--inventory", &self.inventory];
-        for param in params {
-            args.extend(["--param", param]);
-        }
-        self.drover(&args).output().expect("drover run")
-    }
-
-    /// `drover plan --json` verdicts by step instance, checking the plan left the lab alone.
-    fn plan(&self, params: &[&str]) -> Vec<(String, String)> {
-        let before = std::fs::read(&self.state).unwrap();
-        let mut args = vec!["--json", "plan", &self.workflow, "--inventory", &self.inventory];
-        for param in params {
-            args.extend(["--param", param]);
-        }
-        let out = self.drover(&args).output().expect("drover plan");
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(std::fs::read(&self.state).unwrap(), before, "the plan changed the lab");
-        let plan: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
-        plan["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["key"].as_str().unwrap().to_string(), e["verdict"].as_str().unwrap().to_string()))
-            .collect()
-    }
-
-    fn lab(&self, args: &[&str]) -> Output {
-        let mut full = vec![args[0], "--state", &self.state];
-        full.extend(&args[1..]);
-        Command::new(lab_bin()).args(&full).output().expect("run drover-lab")
-    }
-
-    fn state(&self) -> Value {
-        let out = self.lab(&["show", "--json"]);
-        assert!(out.status.success(), "drover-lab show: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("lab state JSON")
-    }
-
+impl Instances for LabRun {
     /// Every step instance of the newest run, by key: (state, reported a change).
     fn instances(&self) -> Vec<(String, String, bool)> {
         let run = self.sandbox.last_run();
@@ -183,14 +120,14 @@ fn assert_restored(lab: &Value, before: &Value) {
 /// Runs the workflow twice: the first restores the server (with `expected`: the step instances
 /// and their states), the second changes nothing.
 fn restores_then_changes_nothing(edition: &str, params: &[&str], expected: &[(&str, &str)]) -> LabRun {
-    let lab = LabRun::new(edition);
+    let lab = replaced_lab(edition);
     let before = lab.state();
     assert!(
         before["servers"][REPLACED]["registry"].get(ADMINISTRATION).is_none(),
         "replaced: not configured"
     );
     // What a plan sees first: platform fine, the configuration to restore, the rest after it.
-    let first_plan = lab.plan(params);
+    let first_plan = verdicts(&lab.plan(params, None));
     assert_eq!(first_plan.len(), expected.len());
     for (key, verdict) in &first_plan {
         let skipped = expected.iter().any(|(k, s)| k == key && *s == "skipped");
@@ -215,7 +152,7 @@ fn restores_then_changes_nothing(edition: &str, params: &[&str], expected: &[(&s
     }
     let db = std::fs::read(lab.sandbox.path().join("drover.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains("Sso-Pa55-4-R"), "a password is in the journal");
-    for (key, verdict) in lab.plan(params) {
+    for (key, verdict) in verdicts(&lab.plan(params, None)) {
         let skipped = expected.iter().any(|(k, s)| *k == key && *s == "skipped");
         assert_eq!(verdict, if skipped { "skipped" } else { "no-change" }, "{key} on a restored server");
     }
@@ -286,7 +223,7 @@ fn standard_edition_restores_the_saved_configuration() {
 #[test]
 fn the_wrong_edition_fails_with_the_tools_answer() {
     // Standard Edition's path on an Enterprise group: RestoreConfig.vbe refuses.
-    let lab = LabRun::new("enterprise");
+    let lab = replaced_lab("enterprise");
     let out = lab.run(&["edition=standard"]);
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     let status = lab.sandbox.status(&lab.sandbox.last_run());
@@ -306,7 +243,7 @@ fn the_wrong_edition_fails_with_the_tools_answer() {
     assert!(!after["servers"][REPLACED]["files"].to_string().contains(".xml"), "the saved file is gone");
 
     // Enterprise Edition's path on a Standard group: the Configuration tool refuses the join.
-    let lab = LabRun::new("standard");
+    let lab = replaced_lab("standard");
     let out = lab.run(&[]);
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     let status = lab.sandbox.status(&lab.sandbox.last_run());
