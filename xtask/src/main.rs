@@ -35,6 +35,16 @@ enum Task {
     Demo,
     /// Run the benchmarks (release build) and print their figures.
     Bench,
+    /// Crash torture on the lab: SIGKILL `dr-site-preparation` at seeded random instants, resume
+    /// each time, compare with an uninterrupted run (the suite runs 20 points).
+    Torture {
+        /// Replays a run; a new seed is drawn (and printed) when absent.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How many kills.
+        #[arg(long, default_value_t = 200)]
+        points: u32,
+    },
     /// What CI runs: formatting check, then `test`.
     Ci,
 }
@@ -47,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test(&root),
         Task::Demo => demo(&root),
         Task::Bench => bench(&root),
+        Task::Torture { seed, points } => torture(&root, seed, points),
         Task::Ci => {
             fmt_check(&root)?;
             test(&root)
@@ -156,6 +167,29 @@ fn test(root: &Path) -> anyhow::Result<()> {
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
     run(Command::new("cargo").current_dir(root.join("plugins")).args(["test", "--workspace", "--locked"]))
+}
+
+fn torture(root: &Path, seed: Option<u64>, points: u32) -> anyhow::Result<()> {
+    ensure_wasm_target()?;
+    run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "-p",
+        "drover-engine",
+        "--bin",
+        "drover",
+        "-p",
+        "drover-lab",
+        "--bin",
+        "drover-lab",
+    ]))?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root)
+        .args(["test", "-p", "drover-tests", "--test", "torture", "--", "--nocapture"])
+        .env("DROVER_TORTURE_POINTS", points.to_string());
+    if let Some(seed) = seed {
+        cmd.env("DROVER_TORTURE_SEED", seed.to_string());
+    }
+    run(&mut cmd)
 }
 
 fn fmt_check(root: &Path) -> anyhow::Result<()> {

@@ -2,13 +2,18 @@
 //! parsers of the real tools' output formats. `lab/PROTOCOL.md` (in the Drover repository) is
 //! the contract: the lab accepts exactly these command lines and answers in these formats.
 //!
-//! Pure functions only (no host calls), so every parser is unit-tested natively.
+//! Pure functions only (no host calls), so every parser is unit-tested natively; the exception
+//! is [`configure`], the host-side steps the group plugins share. Feature `testing` adds
+//! `testing`, test support for those plugins.
 
 pub mod config_xml;
+pub mod configure;
 pub mod gac;
 pub mod membership;
 pub mod powershell;
 pub mod reg;
 pub mod restore_config;
 pub mod sc;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wmi;

@@ -29,18 +29,16 @@
 //! `reg`; secrets: the two `password_secret`s (by default `entsso-password` and
 //! `rules-engine-password`).
 
-mod membership;
-
 use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+pub use biztalk_common::configure::CONFIGURATION_EXE;
+use biztalk_common::configure::{
+    check_secret_name, leftover_exists, probe_membership, read_log, run_then_remove, with_evidence,
+};
+use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
-
-use crate::membership::Membership;
-
-/// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe`.
-pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
 /// The ENTSSO account's password secret when the input names none.
 pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
 /// The Rule Engine Update Service account's password secret when the input names none.
@@ -209,7 +207,7 @@ impl Plugin for JoinGroup {
         let target = ctx.target()?;
         let mut evidence = Vec::new();
         let empty = Output { joined_to: String::new(), features: Vec::new(), log_excerpt: String::new() };
-        match membership::probe(ctx, target, &mut evidence)? {
+        match probe_membership(ctx, target, &mut evidence)? {
             Membership::NotJoined => {
                 let outcome =
                     Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
@@ -227,16 +225,6 @@ impl Plugin for JoinGroup {
 }
 
 drover_sdk::export_plugin!(JoinGroup);
-
-/// Whether the rendered configuration file is still on the target. Its contents (passwords
-/// filled in by the host) are dropped unread: only whether it exists matters.
-fn leftover_exists(ctx: &Ctx, target: &str, path: &str) -> Result<bool, StepError> {
-    match ctx.read_file(target, path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind == drover_sdk::HostErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// The rendered XML and the logs on the target.
 struct Paths {
@@ -260,12 +248,7 @@ impl Paths {
 /// no installed features, no work folder.
 fn validate(input: &Input) -> Result<(), StepError> {
     for name in secret_names(input) {
-        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
-            return Err(StepError::permanent(format!(
-                "password_secret {name:?} is not a secret name (letters, digits, - _ .)"
-            )));
-        }
+        check_secret_name(name)?;
     }
     if input.installed_features.is_empty() {
         return Err(StepError::permanent(
@@ -294,7 +277,7 @@ fn expect_group(
     group: &Group,
     evidence: &mut Vec<Evidence>,
 ) -> Result<bool, StepError> {
-    match membership::probe(ctx, target, evidence)? {
+    match probe_membership(ctx, target, evidence)? {
         Membership::NotJoined => Ok(false),
         Membership::Joined { server, db } if group.is(&server, &db) => Ok(true),
         Membership::Joined { server, db } => Err(StepError::permanent(format!(
@@ -305,11 +288,6 @@ fn expect_group(
 
 fn already(target: &str, group: &Group) -> String {
     format!("{target} is already joined to the group on {}", group.name())
-}
-
-fn with_evidence<T>(mut outcome: Outcome<T>, evidence: Vec<Evidence>) -> Outcome<T> {
-    outcome.evidence = evidence;
-    outcome
 }
 
 /// The join template's settings for `input`, passwords as secret references.
@@ -344,12 +322,12 @@ fn join(
     paths: &Paths,
     mut evidence: Vec<Evidence>,
 ) -> StepResult<Output> {
-    let configured = write_and_configure(ctx, target, input, paths, &mut evidence);
-    let removed = ctx.remove_file(target, &paths.xml);
-    let log_text = settle(configured, removed, &paths.xml)?;
+    let log_text = run_then_remove(ctx, target, &paths.xml, "joined", || {
+        write_and_configure(ctx, target, input, paths, &mut evidence)
+    })?;
     evidence.push(Evidence::note("removed the rendered configuration", &paths.xml));
     let features = ConfigLog::parse(&log_text).configured_features();
-    let verified = membership::probe(ctx, target, &mut evidence)?;
+    let verified = probe_membership(ctx, target, &mut evidence)?;
     if !matches!(&verified, Membership::Joined { server, db } if input.group.is(server, db)) {
         return Err(StepError::permanent(format!(
             "Configuration.exe succeeded but {target} is {verified}, not joined to {}",
@@ -386,15 +364,6 @@ fn write_and_configure(
     Ok(log_text)
 }
 
-/// The log's text; empty when Configuration.exe wrote none.
-fn read_log(ctx: &Ctx, target: &str, path: &str) -> Result<String, StepError> {
-    match ctx.read_to_string(target, path) {
-        Ok(text) => Ok(text),
-        Err(e) if e.kind == HostErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// A configuration failed if its log has an `Error` (SQL unreachable: retryable) or it exited
 /// non-zero.
 fn judge(target: &str, ran: &Executed, log_text: &str) -> Result<(), StepError> {
@@ -420,50 +389,18 @@ fn judge(target: &str, ran: &Executed, log_text: &str) -> Result<(), StepError> 
     )))
 }
 
-/// Combines the configuration's result with the removal of the XML: a configuration error
-/// wins (mentioning a failed removal); a failed removal alone is an error too, since the file
-/// holds passwords (retrying removes it).
-fn settle(
-    configured: Result<String, StepError>,
-    removed: Result<(), HostError>,
-    xml: &str,
-) -> Result<String, StepError> {
-    match (configured, removed) {
-        (Ok(log_text), Ok(())) => Ok(log_text),
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(r)) => {
-            let message =
-                format!("{}; also, {xml} (it holds passwords) could not be removed: {r}", e.message());
-            Err(match e {
-                StepError::Retryable(_) => StepError::Retryable(message),
-                StepError::Permanent(_) => StepError::Permanent(message),
-                StepError::NeedsOperator(_) => StepError::NeedsOperator(message),
-            })
-        }
-        (Ok(_), Err(r)) => Err(StepError::from(HostError::new(
-            r.kind,
-            format!("joined, but {xml} (it holds passwords) could not be removed: {}", r.message),
-        ))),
-    }
-}
-
 /// Unconfigures the server (`Configuration.exe /U`) and checks that it left the group.
 fn unjoin(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidence>) -> StepResult<Output> {
     let paths = Paths::new(&input.work_dir, target);
-    ctx.remove_file(target, &paths.unjoin_log)?;
-    ctx.warn(format!("unconfiguring {target}: it leaves the group on {}", input.group.name()));
-    let ran = ctx.exec(target, CONFIGURATION_EXE).args(["/U", "/L", paths.unjoin_log.as_str()]).run()?;
-    evidence.push(ran.evidence("Configuration.exe /U"));
-    let log_text = read_log(ctx, target, &paths.unjoin_log)?;
-    evidence
-        .push(Evidence::note(format!("unconfiguration log {}", paths.unjoin_log), excerpt(&log_text, 20)));
-    judge(target, &ran, &log_text)?;
-    let after = membership::probe(ctx, target, &mut evidence)?;
-    if after != Membership::NotJoined {
-        return Err(StepError::permanent(format!(
-            "Configuration.exe /U succeeded but {target} is still {after}"
-        )));
-    }
+    let judge = |ran: &Executed, log_text: &str| judge(target, ran, log_text);
+    let log_text = biztalk_common::configure::unconfigure(
+        ctx,
+        target,
+        &input.group.name(),
+        &paths.unjoin_log,
+        judge,
+        &mut evidence,
+    )?;
     let output =
         Output { joined_to: String::new(), features: Vec::new(), log_excerpt: excerpt(&log_text, 20) };
     let summary = format!("unconfigured {target}; it left the group on {}", input.group.name());

@@ -2,20 +2,19 @@
 //! A recording wrapper around the fake host keeps every file operation in order, with what was
 //! written, so the tests see the rendered XML and its removal.
 
-use std::cell::{Cell, RefCell};
-
-use drover_sdk::testing::FakeHost;
-use drover_sdk::{HostApi, RawPlugin};
+use biztalk_common::testing::{self, JOIN_XML as RENDERED, REG_NAME, REG_SERVER};
 use serde_json::{Value, json};
 
 use super::*;
+
+/// The fake host, with every file operation and exec recorded in order.
+type Recorder = testing::Recorder<JoinGroup>;
 
 const SERVER: &str = "DRBTS02";
 const XML: &str = r"C:\Drover\join-DRBTS02.xml";
 const LOG: &str = r"C:\Drover\join-DRBTS02.log";
 const UNJOIN_LOG: &str = r"C:\Drover\unjoin-DRBTS02.log";
 const ENTSSO_PASSWORD: &str = "Ent&S5o<pass>";
-const NOT_FOUND: &str = "ERROR: The system was unable to find the specified registry key or value.\n";
 
 const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO
 [2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO
@@ -27,126 +26,17 @@ const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building fe
 [2026-11-22 10:15:06] Info  ConfigHelper: Feature RulesEngine configured successfully
 ";
 
-/// The file written to the target, before the host fills in the two secret references.
-const RENDERED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<Configuration>
-  <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
-    <Question ID="IsSecretServer" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" />
-      <Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />
-    </Question>
-    <NTService ID="ENTSSO">
-      <UserName>svc-sso</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
-    </NTService>
-    <SQL ID="SSO_DB_ID">
-      <Server>PRDSQL01</Server>
-      <Database>SSODB</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-  </Feature>
-  <Feature Name="WMI" DisplayName="BizTalk Server Group">
-    <SQL ID="{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkMgmtDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <Question ID="CREATEORJOIN" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}" />
-      <Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="Engine,BTSCfg" DisplayName="BizTalk Server runtime components">
-    <Question ID="HOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" />
-      <Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />
-    </Question>
-    <Question ID="ISOHOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}" />
-      <Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="RulesEngine" DisplayName="Business Rules Engine">
-    <SQL ID="{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkRuleEngineDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
-      <UserName>svc-bre</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
-    </NTService>
-  </Feature>
-  <InstalledFeature>SSO</InstalledFeature>
-  <InstalledFeature>Runtime</InstalledFeature>
-  <InstalledFeature>RulesEngine</InstalledFeature>
-</Configuration>
-"#;
-
-/// The fake host, with every file operation and exec recorded in order.
-struct Recorder {
-    host: FakeHost,
-    ops: RefCell<Vec<String>>,
-    written: RefCell<Vec<(String, String)>>,
-    fail_xml_removal: Cell<bool>,
+fn recorder() -> Recorder {
+    Recorder::new(SERVER, ENTSSO_PASSWORD)
 }
 
-impl Recorder {
-    fn new() -> Self {
-        let host = FakeHost::new().with_target(SERVER).with_secret("entsso-password", ENTSSO_PASSWORD);
-        Recorder {
-            host,
-            ops: RefCell::default(),
-            written: RefCell::default(),
-            fail_xml_removal: Cell::new(false),
-        }
-    }
-
-    fn call(&self, mode: Mode, input: Value) -> Result<Outcome<Value>, StepError> {
-        let ctx = Ctx::new(Context { target: Some(SERVER.into()), ..Context::for_test(mode) }, self);
-        let outcome = <JoinGroup as RawPlugin>::call(&ctx, &input.to_string())?;
-        let output = serde_json::from_str(&outcome.output).expect("output JSON");
-        Ok(Outcome { changed: outcome.changed, summary: outcome.summary, output, evidence: outcome.evidence })
-    }
-
-    fn ops(&self) -> Vec<String> {
-        self.ops.borrow().clone()
-    }
-
-    /// Scripts `reg query` of a BizTalk Administration value: found with `data`, or missing.
-    fn reg(&self, value: &str, data: Option<&str>) {
-        let args = reg::query_args(reg::BIZTALK_ADMINISTRATION, value);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = match data {
-            Some(data) => ExecOutput::exited(
-                0,
-                format!(
-                    "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    {value}    REG_SZ    {data}\n\n"
-                ),
-            ),
-            None => ExecOutput { exit_code: Some(1), stderr: NOT_FOUND.into(), ..Default::default() },
-        };
-        self.host.script_exec(SERVER, "reg", &args, output);
-    }
-
-    fn not_joined(&self) {
-        self.reg("MgmtDBServer", None);
-    }
-
-    fn joined(&self, server: &str, db: &str) {
-        self.reg("MgmtDBServer", Some(server));
-        self.reg("MgmtDBName", Some(db));
-    }
-
+/// Scripts of this plugin's own runs.
+trait Scripts {
     /// Scripts the join's Configuration.exe run: exit code and the log it writes.
+    fn configuration(&self, exit: i32, log: Option<&str>);
+}
+
+impl Scripts for Recorder {
     fn configuration(&self, exit: i32, log: Option<&str>) {
         let args = ["/S", XML, "/L", LOG];
         match log {
@@ -163,45 +53,6 @@ impl Recorder {
     }
 }
 
-impl HostApi for Recorder {
-    fn log(&self, level: Level, message: &str) {
-        self.host.log(level, message)
-    }
-    fn heartbeat(&self, progress: Option<f32>, message: &str) {
-        self.host.heartbeat(progress, message)
-    }
-    fn secret(&self, name: &str) -> Result<String, HostError> {
-        self.ops.borrow_mut().push(format!("secret {name}"));
-        self.host.secret(name)
-    }
-    fn state_get(&self, key: &str) -> Option<String> {
-        self.host.state_get(key)
-    }
-    fn state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
-        self.host.state_set(key, value)
-    }
-    fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, HostError> {
-        self.ops.borrow_mut().push(format!("exec {}", request.command_line()));
-        self.host.exec(request)
-    }
-    fn read_file(&self, target: &str, path: &str) -> Result<Vec<u8>, HostError> {
-        self.ops.borrow_mut().push(format!("read {path}"));
-        self.host.read_file(target, path)
-    }
-    fn write_file(&self, target: &str, path: &str, contents: &[u8]) -> Result<(), HostError> {
-        self.ops.borrow_mut().push(format!("write {path}"));
-        self.written.borrow_mut().push((path.into(), String::from_utf8_lossy(contents).into_owned()));
-        self.host.write_file(target, path, contents)
-    }
-    fn remove_file(&self, target: &str, path: &str) -> Result<(), HostError> {
-        self.ops.borrow_mut().push(format!("remove {path}"));
-        if self.fail_xml_removal.get() && path.ends_with(".xml") {
-            return Err(HostError::new(HostErrorKind::Retryable, "DRBTS02 did not answer"));
-        }
-        self.host.remove_file(target, path)
-    }
-}
-
 fn input() -> Value {
     json!({
         "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
@@ -213,15 +64,11 @@ fn input() -> Value {
     })
 }
 
-const REG_SERVER: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBServer"#;
-const REG_NAME: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName"#;
 const CONFIGURE: &str = r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /S C:\Drover\join-DRBTS02.xml /L C:\Drover\join-DRBTS02.log"#;
 
 #[test]
 fn joins_a_server_that_is_not_joined() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -268,7 +115,7 @@ fn joins_a_server_that_is_not_joined() {
 
 #[test]
 fn renders_the_join_template_with_secret_references() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -307,7 +154,7 @@ fn named_secrets_and_a_separate_rules_server_are_rendered() {
 
 #[test]
 fn an_already_joined_server_is_left_alone() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("prdsql01", "BizTalkMgmtDb");
     let outcome = rec.call(Mode::Apply, input()).unwrap();
     assert!(!outcome.changed);
@@ -330,7 +177,7 @@ fn an_already_joined_server_is_left_alone() {
 
 #[test]
 fn a_server_of_another_group_is_a_permanent_error() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "BizTalkMgmtDb");
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
@@ -344,7 +191,7 @@ fn a_server_of_another_group_is_a_permanent_error() {
 
 #[test]
 fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(
         1,
@@ -363,7 +210,7 @@ fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
 
 #[test]
 fn other_configuration_errors_are_permanent_and_the_file_is_removed() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(
         1,
@@ -380,7 +227,7 @@ fn other_configuration_errors_are_permanent_and_the_file_is_removed() {
 
 #[test]
 fn a_failed_exit_without_log_is_permanent() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(1, None);
     let err = rec.call(Mode::Apply, input()).unwrap_err();
@@ -395,7 +242,7 @@ fn a_failed_exit_without_log_is_permanent() {
 
 #[test]
 fn a_lost_connection_during_configuration_still_removes_the_file() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.host.script_exec_error(
         SERVER,
@@ -411,7 +258,7 @@ fn a_lost_connection_during_configuration_still_removes_the_file() {
 
 #[test]
 fn a_file_that_cannot_be_removed_fails_the_step() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.fail_xml_removal.set(true);
     rec.not_joined();
     rec.configuration(0, Some(SUCCESS_LOG));
@@ -431,7 +278,7 @@ fn a_file_that_cannot_be_removed_fails_the_step() {
 
 #[test]
 fn a_configuration_error_names_a_failed_removal_too() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.fail_xml_removal.set(true);
     rec.not_joined();
     rec.configuration(1, Some("[2026-11-22 10:15:05] Error ConfigHelper: The computer name DRBIZTALKSERVER02 is longer than 15 characters.\n"));
@@ -446,7 +293,7 @@ fn a_configuration_error_names_a_failed_removal_too() {
 
 #[test]
 fn a_success_the_registry_does_not_confirm_is_permanent() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.not_joined();
@@ -461,20 +308,20 @@ fn a_success_the_registry_does_not_confirm_is_permanent() {
 
 #[test]
 fn check_only_probes() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     let outcome = rec.call(Mode::Check, input()).unwrap();
     assert!(outcome.changed);
     assert_eq!(outcome.summary, "would join DRBTS02 to the group on PRDSQL01/BizTalkMgmtDb");
     assert_eq!(rec.ops(), [REG_SERVER]);
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     assert!(!rec.call(Mode::Check, input()).unwrap().changed);
     assert_eq!(rec.ops(), [REG_SERVER, REG_NAME, r"read C:\Drover\join-DRBTS02.xml"]);
 
     // Joined, but an interrupted attempt left the rendered file: apply has something to do.
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     drover_sdk::HostApi::write_file(&rec.host, SERVER, r"C:\Drover\join-DRBTS02.xml", b"<Configuration/>")
         .unwrap();
@@ -485,14 +332,14 @@ fn check_only_probes() {
         r"DRBTS02 is joined; would remove the leftover configuration file C:\Drover\join-DRBTS02.xml"
     );
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "OtherMgmtDb");
     assert!(matches!(rec.call(Mode::Check, input()), Err(StepError::Permanent(_))));
 }
 
 #[test]
 fn compensate_unconfigures_and_verifies() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     let unjoin_log = "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n";
     rec.host.script_exec_writing(
@@ -523,12 +370,12 @@ fn compensate_unconfigures_and_verifies() {
 
 #[test]
 fn compensate_leaves_unjoined_and_foreign_servers_alone() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     assert!(!rec.call(Mode::Compensate, input()).unwrap().changed);
     assert_eq!(rec.ops(), [REG_SERVER]);
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "BizTalkMgmtDb");
     let err = rec.call(Mode::Compensate, input()).unwrap_err();
     assert_eq!(
@@ -542,7 +389,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
 
 #[test]
 fn compensate_fails_when_the_server_stays_joined() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     rec.host.script_exec(SERVER, CONFIGURATION_EXE, &["/U", "/L", UNJOIN_LOG], ExecOutput::exited(0, ""));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -557,7 +404,7 @@ fn compensate_fails_when_the_server_stays_joined() {
 
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
-    let rec = Recorder::new();
+    let rec = recorder();
     let mut bad = input();
     bad["service_accounts"]["rules_engine"]["password_secret"] = json!("my secret");
     let err = rec.call(Mode::Apply, bad).unwrap_err();

@@ -34,20 +34,17 @@
 //! `password_secret`s (by default `entsso-password` and `rules-engine-password`), or those the
 //! saved file references.
 
-mod membership;
-
 use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+pub use biztalk_common::configure::CONFIGURATION_EXE;
+use biztalk_common::configure::{
+    check_secret_name, leftover_exists, probe_membership, run_then_remove, with_evidence,
+};
+use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use biztalk_common::restore_config;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
-
-use crate::membership::Membership;
-
-/// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe` (for
-/// `compensate`).
-pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
 /// The ENTSSO account's password secret when the input names none.
 pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
 /// The Rule Engine Update Service account's password secret when the input names none.
@@ -242,7 +239,7 @@ impl Plugin for RestoreConfiguration {
         let mut evidence = Vec::new();
         let empty =
             Output { joined_to: String::new(), computer_name: String::new(), output_excerpt: String::new() };
-        match membership::probe(ctx, target, &mut evidence)? {
+        match probe_membership(ctx, target, &mut evidence)? {
             Membership::NotJoined => {
                 let outcome =
                     Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
@@ -296,13 +293,7 @@ fn validate(input: &Input) -> Result<(), StepError> {
         }
         (Some(accounts), None) => {
             for name in secret_names(accounts) {
-                let valid =
-                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-                if !valid {
-                    return Err(StepError::permanent(format!(
-                        "password_secret {name:?} is not a secret name (letters, digits, - _ .)"
-                    )));
-                }
+                check_secret_name(name)?;
             }
             if input.installed_features.is_empty() {
                 return Err(StepError::permanent(
@@ -346,7 +337,7 @@ fn expect_group(
     group: &Group,
     evidence: &mut Vec<Evidence>,
 ) -> Result<bool, StepError> {
-    match membership::probe(ctx, target, evidence)? {
+    match probe_membership(ctx, target, evidence)? {
         Membership::NotJoined => Ok(false),
         joined if joined.is(&group.mgmt_server, &group.mgmt_db) => Ok(true),
         joined => {
@@ -357,21 +348,6 @@ fn expect_group(
 
 fn already(target: &str, group: &Group) -> String {
     format!("{target} is already joined to the group on {}", group.name())
-}
-
-fn with_evidence<T>(mut outcome: Outcome<T>, evidence: Vec<Evidence>) -> Outcome<T> {
-    outcome.evidence = evidence;
-    outcome
-}
-
-/// Whether the saved configuration is still on the target. Its contents (passwords filled in by
-/// the host) are dropped unread: only whether it exists matters.
-fn leftover_exists(ctx: &Ctx, target: &str, path: &str) -> Result<bool, StepError> {
-    match ctx.read_file(target, path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind == HostErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The settings the saved configuration is rendered from, passwords as secret references.
@@ -423,11 +399,11 @@ fn restore(
     mut evidence: Vec<Evidence>,
 ) -> StepResult<Output> {
     let (xml, computer_name) = saved_file(input, target);
-    let ran = write_and_run(ctx, target, input, paths, &xml, &mut evidence);
-    let removed = ctx.remove_file(target, &paths.xml);
-    let stdout = settle(ran, removed, &paths.xml)?;
+    let stdout = run_then_remove(ctx, target, &paths.xml, "restored", || {
+        write_and_run(ctx, target, input, paths, &xml, &mut evidence)
+    })?;
     evidence.push(Evidence::note("removed the saved configuration", &paths.xml));
-    let verified = membership::probe(ctx, target, &mut evidence)?;
+    let verified = probe_membership(ctx, target, &mut evidence)?;
     if !verified.is(&input.group.mgmt_server, &input.group.mgmt_db) {
         return Err(StepError::permanent(format!(
             "RestoreConfig.vbe succeeded but {target} is {verified}, not joined to {}",
@@ -481,56 +457,18 @@ fn write_and_run(
     }
 }
 
-/// Combines the script's result with the removal of the file: a script error wins (mentioning a
-/// failed removal); a failed removal alone is an error too, since the file holds passwords
-/// (retrying removes it).
-fn settle(
-    ran: Result<String, StepError>,
-    removed: Result<(), HostError>,
-    xml: &str,
-) -> Result<String, StepError> {
-    match (ran, removed) {
-        (Ok(stdout), Ok(())) => Ok(stdout),
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(r)) => {
-            let message =
-                format!("{}; also, {xml} (it holds passwords) could not be removed: {r}", e.message());
-            Err(match e {
-                StepError::Retryable(_) => StepError::Retryable(message),
-                StepError::Permanent(_) => StepError::Permanent(message),
-                StepError::NeedsOperator(_) => StepError::NeedsOperator(message),
-            })
-        }
-        (Ok(_), Err(r)) => Err(StepError::from(HostError::new(
-            r.kind,
-            format!("restored, but {xml} (it holds passwords) could not be removed: {}", r.message),
-        ))),
-    }
-}
-
 /// Unconfigures the server (`Configuration.exe /U`) and checks that it left the group.
 fn unconfigure(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidence>) -> StepResult<Output> {
     let paths = Paths::new(&input.work_dir, target);
-    ctx.remove_file(target, &paths.unconfigure_log)?;
-    ctx.warn(format!("unconfiguring {target}: it leaves the group on {}", input.group.name()));
-    let ran = ctx.exec(target, CONFIGURATION_EXE).args(["/U", "/L", paths.unconfigure_log.as_str()]).run()?;
-    evidence.push(ran.evidence("Configuration.exe /U"));
-    let log_text = match ctx.read_to_string(target, &paths.unconfigure_log) {
-        Ok(text) => text,
-        Err(e) if e.kind == HostErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e.into()),
-    };
-    evidence.push(Evidence::note(
-        format!("unconfiguration log {}", paths.unconfigure_log),
-        excerpt(&log_text, 20),
-    ));
-    judge_unconfigure(target, &ran, &log_text)?;
-    let after = membership::probe(ctx, target, &mut evidence)?;
-    if after != Membership::NotJoined {
-        return Err(StepError::permanent(format!(
-            "Configuration.exe /U succeeded but {target} is still {after}"
-        )));
-    }
+    let judge = |ran: &Executed, log_text: &str| judge_unconfigure(target, ran, log_text);
+    let log_text = biztalk_common::configure::unconfigure(
+        ctx,
+        target,
+        &input.group.name(),
+        &paths.unconfigure_log,
+        judge,
+        &mut evidence,
+    )?;
     let output = Output {
         joined_to: String::new(),
         computer_name: String::new(),

@@ -2,13 +2,14 @@
 //! A recording wrapper around the fake host keeps every file operation and exec in order, with
 //! what was written, so the tests see the saved configuration and its removal.
 
-use std::cell::{Cell, RefCell};
-
-use drover_sdk::testing::FakeHost;
-use drover_sdk::{HostApi, RawPlugin};
+use biztalk_common::testing::{self, REG_NAME, REG_SERVER};
+use drover_sdk::HostApi;
 use serde_json::{Value, json};
 
 use super::*;
+
+/// The fake host, with every file operation and exec recorded in order.
+type Recorder = testing::Recorder<RestoreConfiguration>;
 
 const SERVER: &str = "PRDBTS02";
 const XML: &str = r"C:\Drover\restore-PRDBTS02.xml";
@@ -16,179 +17,32 @@ const UNRESTORE_LOG: &str = r"C:\Drover\unrestore-PRDBTS02.log";
 const CSCRIPT: &str = r"C:\Windows\SysWOW64\cscript.exe";
 const SCRIPT: &str =
     r"C:\Program Files (x86)\Microsoft BizTalk Server\Bins32\Schema\Restore\RestoreConfig.vbe";
-const NOT_FOUND: &str = "ERROR: The system was unable to find the specified registry key or value.\n";
 const SUCCESS: &str = "RestoreConfig completed successfully.\n";
 
-const REG_SERVER: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBServer"#;
-const REG_NAME: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName"#;
-
 /// The file written to the target, before the host fills in the two secret references.
-const SAVED: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<Configuration ComputerName="PRDBTS02">
-  <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
-    <Question ID="IsSecretServer" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" />
-      <Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />
-    </Question>
-    <NTService ID="ENTSSO">
-      <UserName>svc-sso</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
-    </NTService>
-    <SQL ID="SSO_DB_ID">
-      <Server>PRDSQL01</Server>
-      <Database>SSODB</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-  </Feature>
-  <Feature Name="WMI" DisplayName="BizTalk Server Group">
-    <SQL ID="{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkMgmtDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <Question ID="CREATEORJOIN" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}" />
-      <Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="Engine,BTSCfg" DisplayName="BizTalk Server runtime components">
-    <Question ID="HOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" />
-      <Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />
-    </Question>
-    <Question ID="ISOHOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}" />
-      <Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="RulesEngine" DisplayName="Business Rules Engine">
-    <SQL ID="{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkRuleEngineDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
-      <UserName>svc-bre</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
-    </NTService>
-  </Feature>
-  <InstalledFeature>SSO</InstalledFeature>
-  <InstalledFeature>Runtime</InstalledFeature>
-  <InstalledFeature>RulesEngine</InstalledFeature>
-</Configuration>
-"#;
-
-/// The fake host, with every file operation and exec recorded in order.
-struct Recorder {
-    host: FakeHost,
-    ops: RefCell<Vec<String>>,
-    written: RefCell<Vec<(String, String)>>,
-    fail_xml_removal: Cell<bool>,
+fn saved() -> String {
+    testing::saved_xml(SERVER)
 }
 
-impl Recorder {
-    fn new() -> Self {
-        let host = FakeHost::new().with_target(SERVER).with_secret("entsso-password", "Ent-Pa55");
-        Recorder {
-            host,
-            ops: RefCell::default(),
-            written: RefCell::default(),
-            fail_xml_removal: Cell::new(false),
-        }
-    }
+fn recorder() -> Recorder {
+    Recorder::new(SERVER, "Ent-Pa55")
+}
 
-    fn call(&self, mode: Mode, input: Value) -> Result<Outcome<Value>, StepError> {
-        let ctx = Ctx::new(Context { target: Some(SERVER.into()), ..Context::for_test(mode) }, self);
-        let outcome = <RestoreConfiguration as RawPlugin>::call(&ctx, &input.to_string())?;
-        let output = serde_json::from_str(&outcome.output).expect("output JSON");
-        Ok(Outcome { changed: outcome.changed, summary: outcome.summary, output, evidence: outcome.evidence })
-    }
-
-    fn ops(&self) -> Vec<String> {
-        self.ops.borrow().clone()
-    }
-
-    /// Scripts `reg query` of a BizTalk Administration value: found with `data`, or missing.
-    fn reg(&self, value: &str, data: Option<&str>) {
-        let args = reg::query_args(reg::BIZTALK_ADMINISTRATION, value);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = match data {
-            Some(data) => ExecOutput::exited(
-                0,
-                format!(
-                    "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    {value}    REG_SZ    {data}\n\n"
-                ),
-            ),
-            None => ExecOutput { exit_code: Some(1), stderr: NOT_FOUND.into(), ..Default::default() },
-        };
-        self.host.script_exec(SERVER, "reg", &args, output);
-    }
-
-    fn not_joined(&self) {
-        self.reg("MgmtDBServer", None);
-    }
-
-    fn joined(&self, server: &str, db: &str) {
-        self.reg("MgmtDBServer", Some(server));
-        self.reg("MgmtDBName", Some(db));
-    }
-
+/// Scripts of this plugin's own runs.
+trait Scripts {
     /// Scripts the RestoreConfig.vbe run.
+    fn restore(&self, output: ExecOutput);
+    /// Scripts a RestoreConfig.vbe run that fails, saying `stderr`.
+    fn restore_fails(&self, stderr: &str);
+}
+
+impl Scripts for Recorder {
     fn restore(&self, output: ExecOutput) {
         self.host.script_exec(SERVER, CSCRIPT, &["//nologo", SCRIPT, XML], output);
     }
 
     fn restore_fails(&self, stderr: &str) {
         self.restore(ExecOutput { exit_code: Some(1), stderr: stderr.into(), ..Default::default() });
-    }
-}
-
-impl HostApi for Recorder {
-    fn log(&self, level: Level, message: &str) {
-        self.host.log(level, message)
-    }
-    fn heartbeat(&self, progress: Option<f32>, message: &str) {
-        self.host.heartbeat(progress, message)
-    }
-    fn secret(&self, name: &str) -> Result<String, HostError> {
-        self.ops.borrow_mut().push(format!("secret {name}"));
-        self.host.secret(name)
-    }
-    fn state_get(&self, key: &str) -> Option<String> {
-        self.host.state_get(key)
-    }
-    fn state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
-        self.host.state_set(key, value)
-    }
-    fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, HostError> {
-        self.ops.borrow_mut().push(format!("exec {}", request.command_line()));
-        self.host.exec(request)
-    }
-    fn read_file(&self, target: &str, path: &str) -> Result<Vec<u8>, HostError> {
-        self.ops.borrow_mut().push(format!("read {path}"));
-        self.host.read_file(target, path)
-    }
-    fn write_file(&self, target: &str, path: &str, contents: &[u8]) -> Result<(), HostError> {
-        self.ops.borrow_mut().push(format!("write {path}"));
-        self.written.borrow_mut().push((path.into(), String::from_utf8_lossy(contents).into_owned()));
-        self.host.write_file(target, path, contents)
-    }
-    fn remove_file(&self, target: &str, path: &str) -> Result<(), HostError> {
-        self.ops.borrow_mut().push(format!("remove {path}"));
-        if self.fail_xml_removal.get() && path.ends_with(".xml") {
-            return Err(HostError::new(HostErrorKind::Retryable, "PRDBTS02 did not answer"));
-        }
-        self.host.remove_file(target, path)
     }
 }
 
@@ -209,7 +63,7 @@ fn restore_op() -> String {
 
 #[test]
 fn restores_a_server_that_is_not_joined() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, SUCCESS));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -253,7 +107,7 @@ fn restores_a_server_that_is_not_joined() {
 
 #[test]
 fn renders_the_saved_configuration_with_secret_references_and_the_computer_name() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, SUCCESS));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -262,18 +116,18 @@ fn renders_the_saved_configuration_with_secret_references_and_the_computer_name(
     assert_eq!(written.len(), 1);
     let (path, xml) = &written[0];
     assert_eq!(path, XML);
-    assert_eq!(xml, SAVED);
+    assert_eq!(*xml, saved());
     assert!(!xml.contains("Ent-Pa55"));
     assert!(!rec.ops().iter().any(|op| op.starts_with("secret ")), "the plugin must never reveal a secret");
 }
 
 #[test]
 fn a_saved_file_given_as_text_is_written_as_it_is() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, SUCCESS));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    let saved = SAVED.replace("svc-sso", "svc-sso-2");
+    let saved = saved().replace("svc-sso", "svc-sso-2");
     let input = json!({
         "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
         "saved_configuration": saved,
@@ -288,7 +142,7 @@ fn a_saved_file_given_as_text_is_written_as_it_is() {
 
 #[test]
 fn another_computer_name_is_written_when_asked() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore_fails("RestoreConfig failed: The configuration file was saved on computer PRDBTS09, not on PRDBTS02. Standard Edition requires a computer with the same name.\n");
     let mut input = input();
@@ -306,7 +160,7 @@ fn another_computer_name_is_written_when_asked() {
 
 #[test]
 fn an_already_joined_server_is_left_alone() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("prdsql01", "bizTalkMgmtDb");
     let outcome = rec.call(Mode::Apply, input()).unwrap();
     assert!(!outcome.changed);
@@ -322,7 +176,7 @@ fn an_already_joined_server_is_left_alone() {
 
 #[test]
 fn a_server_of_another_group_is_a_permanent_error() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "BizTalkMgmtDb");
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
@@ -336,7 +190,7 @@ fn a_server_of_another_group_is_a_permanent_error() {
 
 #[test]
 fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore_fails(
         "RestoreConfig failed: Cannot connect to SQL Server PRDSQL01: Login timeout expired.\n",
@@ -359,7 +213,7 @@ fn other_failures_are_permanent_and_the_file_is_removed() {
         "RestoreConfig.vbe supports BizTalk Server Standard Edition only; this computer runs Enterprise Edition. Join it to the BizTalk group with the BizTalk Server Configuration tool.\n",
         "RestoreConfig failed: The password of ENTSSO is empty.\n",
     ] {
-        let rec = Recorder::new();
+        let rec = recorder();
         rec.not_joined();
         rec.restore_fails(stderr);
         let err = rec.call(Mode::Apply, input()).unwrap_err();
@@ -377,7 +231,7 @@ fn other_failures_are_permanent_and_the_file_is_removed() {
 
 #[test]
 fn an_exit_without_the_success_line_is_permanent() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, ""));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
@@ -392,7 +246,7 @@ fn an_exit_without_the_success_line_is_permanent() {
 
 #[test]
 fn a_lost_connection_during_the_restore_still_removes_the_file() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.host.script_exec_error(
         SERVER,
@@ -408,7 +262,7 @@ fn a_lost_connection_during_the_restore_still_removes_the_file() {
 
 #[test]
 fn a_file_that_cannot_be_removed_fails_the_step_until_a_retry_removes_it() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.fail_xml_removal.set(true);
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, SUCCESS));
@@ -425,7 +279,7 @@ fn a_file_that_cannot_be_removed_fails_the_step_until_a_retry_removes_it() {
     assert_eq!(rec.host.file(SERVER, XML), None);
 
     // A script error names the failed removal too.
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.fail_xml_removal.set(true);
     rec.not_joined();
     rec.restore_fails("RestoreConfig failed: The password of ENTSSO is empty.\n");
@@ -440,7 +294,7 @@ fn a_file_that_cannot_be_removed_fails_the_step_until_a_retry_removes_it() {
 
 #[test]
 fn a_success_the_registry_does_not_confirm_is_permanent() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     rec.restore(ExecOutput::exited(0, SUCCESS));
     rec.not_joined();
@@ -455,7 +309,7 @@ fn a_success_the_registry_does_not_confirm_is_permanent() {
 
 #[test]
 fn check_only_probes() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     let outcome = rec.call(Mode::Check, input()).unwrap();
     assert!(outcome.changed);
@@ -465,12 +319,12 @@ fn check_only_probes() {
     );
     assert_eq!(rec.ops(), [REG_SERVER]);
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     assert!(!rec.call(Mode::Check, input()).unwrap().changed);
     assert_eq!(rec.ops(), [REG_SERVER, REG_NAME, &format!("read {XML}")]);
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     HostApi::write_file(&rec.host, SERVER, XML, b"<Configuration/>").unwrap();
     let outcome = rec.call(Mode::Check, input()).unwrap();
@@ -480,14 +334,14 @@ fn check_only_probes() {
         r"PRDBTS02 is joined; would remove the leftover configuration file C:\Drover\restore-PRDBTS02.xml"
     );
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "OtherMgmtDb");
     assert!(matches!(rec.call(Mode::Check, input()), Err(StepError::Permanent(_))));
 }
 
 #[test]
 fn compensate_unconfigures_and_verifies() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     rec.host.script_exec_writing(
         SERVER,
@@ -517,12 +371,12 @@ fn compensate_unconfigures_and_verifies() {
 
 #[test]
 fn compensate_leaves_unjoined_and_foreign_servers_alone() {
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.not_joined();
     assert!(!rec.call(Mode::Compensate, input()).unwrap().changed);
     assert_eq!(rec.ops(), [REG_SERVER]);
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("OTHERSQL", "BizTalkMgmtDb");
     let err = rec.call(Mode::Compensate, input()).unwrap_err();
     assert_eq!(
@@ -532,7 +386,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
         )
     );
 
-    let rec = Recorder::new();
+    let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     rec.host.script_exec(SERVER, CONFIGURATION_EXE, &["/U", "/L", UNRESTORE_LOG], ExecOutput::exited(0, ""));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -547,7 +401,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
 
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
-    let rec = Recorder::new();
+    let rec = recorder();
     let refused = |input: Value, start: &str| {
         let err = rec.call(Mode::Apply, input).unwrap_err();
         assert!(matches!(&err, StepError::Permanent(m) if m.starts_with(start)), "{err}");
@@ -559,7 +413,7 @@ fn bad_input_is_refused_before_anything_runs() {
     empty["installed_features"] = json!([]);
     refused(empty, "installed_features is empty");
     let mut both = input();
-    both["saved_configuration"] = json!(SAVED);
+    both["saved_configuration"] = json!(saved());
     refused(both, "give either service_accounts");
     let neither = json!({ "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" } });
     refused(neither, "give service_accounts and installed_features");

@@ -1,0 +1,138 @@
+//! Host-side steps shared by the plugins that put a runtime server into a BizTalk group
+//! (`join-group`, `restore-configuration`): the membership probe, the leftover check and the
+//! "write a file that holds passwords, run, **always** remove it" frame, and the unconfiguration
+//! that compensates them (`Configuration.exe /U`). Unlike the rest of this crate these call the
+//! host, through a [`Ctx`].
+
+use drover_sdk::prelude::*;
+use drover_sdk::{Executed, excerpt};
+
+use crate::membership::Membership;
+use crate::reg::{self, RegAnswer};
+
+/// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe`.
+pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
+
+/// Reads the membership of `target` from the registry (`MgmtDBServer`, then `MgmtDBName` when
+/// the first is there), adding the queries to `evidence`. It only reads.
+pub fn probe_membership(
+    ctx: &Ctx,
+    target: &str,
+    evidence: &mut Vec<Evidence>,
+) -> Result<Membership, StepError> {
+    let server = query(ctx, target, reg::MGMT_DB_SERVER, evidence)?;
+    if server == RegAnswer::Missing {
+        return Ok(Membership::NotJoined);
+    }
+    let db = query(ctx, target, reg::MGMT_DB_NAME, evidence)?;
+    Ok(Membership::from_answers(&server, Some(&db)))
+}
+
+/// One value of the BizTalk Administration key.
+fn query(ctx: &Ctx, target: &str, value: &str, evidence: &mut Vec<Evidence>) -> Result<RegAnswer, StepError> {
+    let ran =
+        ctx.exec(target, reg::PROGRAM).args(reg::query_args(reg::BIZTALK_ADMINISTRATION, value)).run()?;
+    let mut item = ran.evidence(format!("registry {value}"));
+    if item.excerpt.is_empty() {
+        item.excerpt = excerpt(&ran.stderr(), 5);
+    }
+    evidence.push(item);
+    reg::parse_query(ran.output.exit_code, &ran.stdout(), &ran.stderr(), value)
+        .map_err(|e| StepError::permanent(format!("cannot read {value} on {target}: {e}")))
+}
+
+/// Whether the file at `path` is still on the target. Its contents (passwords filled in by the
+/// host) are dropped unread: only whether it exists matters.
+pub fn leftover_exists(ctx: &Ctx, target: &str, path: &str) -> Result<bool, StepError> {
+    match ctx.read_file(target, path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == HostErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The text of a log on the target; empty when the tool wrote none.
+pub fn read_log(ctx: &Ctx, target: &str, path: &str) -> Result<String, StepError> {
+    match ctx.read_to_string(target, path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind == HostErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `outcome` with `evidence`.
+pub fn with_evidence<T>(mut outcome: Outcome<T>, evidence: Vec<Evidence>) -> Outcome<T> {
+    outcome.evidence = evidence;
+    outcome
+}
+
+/// Whether `name` is a secret name the host recognises: letters, digits, `-`, `_`, `.`.
+pub fn check_secret_name(name: &str) -> Result<(), StepError> {
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(StepError::permanent(format!(
+            "password_secret {name:?} is not a secret name (letters, digits, - _ .)"
+        )))
+    }
+}
+
+/// Runs `work` (which writes the file at `path`, holding passwords, and runs the tool on it),
+/// then removes the file **whatever happened**. A failure of `work` wins (mentioning a failed
+/// removal); a failed removal alone is an error too (`"{done}, but {path} … could not be
+/// removed"`), since retrying removes it.
+pub fn run_then_remove<T>(
+    ctx: &Ctx,
+    target: &str,
+    path: &str,
+    done: &str,
+    work: impl FnOnce() -> Result<T, StepError>,
+) -> Result<T, StepError> {
+    let ran = work();
+    let removed = ctx.remove_file(target, path);
+    match (ran, removed) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(r)) => {
+            let message =
+                format!("{}; also, {path} (it holds passwords) could not be removed: {r}", e.message());
+            Err(match e {
+                StepError::Retryable(_) => StepError::Retryable(message),
+                StepError::Permanent(_) => StepError::Permanent(message),
+                StepError::NeedsOperator(_) => StepError::NeedsOperator(message),
+            })
+        }
+        (Ok(_), Err(r)) => Err(StepError::from(HostError::new(
+            r.kind,
+            format!("{done}, but {path} (it holds passwords) could not be removed: {}", r.message),
+        ))),
+    }
+}
+
+/// Unconfigures `target` (`Configuration.exe /U /L <log>`, after removing an old log), judges
+/// the run with `judge` (given the run and the log's text) and checks with the registry that the
+/// server left its group (`group` names it in the warning). Returns the log's text.
+pub fn unconfigure(
+    ctx: &Ctx,
+    target: &str,
+    group: &str,
+    log: &str,
+    judge: impl FnOnce(&Executed, &str) -> Result<(), StepError>,
+    evidence: &mut Vec<Evidence>,
+) -> Result<String, StepError> {
+    ctx.remove_file(target, log)?;
+    ctx.warn(format!("unconfiguring {target}: it leaves the group on {group}"));
+    let ran = ctx.exec(target, CONFIGURATION_EXE).args(["/U", "/L", log]).run()?;
+    evidence.push(ran.evidence("Configuration.exe /U"));
+    let log_text = read_log(ctx, target, log)?;
+    evidence.push(Evidence::note(format!("unconfiguration log {log}"), excerpt(&log_text, 20)));
+    judge(&ran, &log_text)?;
+    let after = probe_membership(ctx, target, evidence)?;
+    if after != Membership::NotJoined {
+        return Err(StepError::permanent(format!(
+            "Configuration.exe /U succeeded but {target} is still {after}"
+        )));
+    }
+    Ok(log_text)
+}
