@@ -1,6 +1,7 @@
 //! The durable engine through the real binary: approval gates across restarts, one driver per
 //! run, and clear refusals of databases it must not touch.
 
+use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -103,29 +104,7 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the first process holds the run.
-    let started = Instant::now();
-    let run = loop {
-        let out = sandbox.run(&["runs", "--json"]);
-        if out.status.success()
-            && let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .ok()
-                .and_then(|v| v[0]["run"].as_str().map(String::from))
-            && sandbox.status(&run)["driven_by"].is_object()
-        {
-            break run;
-        }
-        if let Some(exit) = first.try_wait().unwrap() {
-            let out = first.wait_with_output().unwrap();
-            panic!(
-                "the first process ended ({exit}) before it was seen driving: {}{}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = wait_until_driven(&sandbox, &mut first);
     let out = sandbox.run(&["resume", &run]);
     assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
@@ -171,27 +150,7 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let run = loop {
-        let out = sandbox.run(&["runs", "--json"]);
-        if let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v[0]["run"].as_str().map(String::from))
-            && sandbox.status(&run)["driven_by"].is_object()
-        {
-            break run;
-        }
-        if let Some(exit) = first.try_wait().unwrap() {
-            let out = first.wait_with_output().unwrap();
-            panic!(
-                "the first process ended ({exit}) before it was seen driving: {}{}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = wait_until_driven(&sandbox, &mut first);
     // Another holder takes the lease over (as after a clock jump made it look expired).
     let db = rusqlite::Connection::open(sandbox.path().join("drover.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -210,6 +169,34 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
         1,
         "the step's effect happened once"
     );
+}
+
+/// Waits until `first` holds the lease of the sandbox's newest run, and returns that run; fails
+/// with its output if it ends first.
+fn wait_until_driven(sandbox: &Sandbox, first: &mut std::process::Child) -> String {
+    let started = Instant::now();
+    loop {
+        let out = sandbox.run(&["runs", "--json"]);
+        if let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v[0]["run"].as_str().map(String::from))
+            && sandbox.status(&run)["driven_by"].is_object()
+        {
+            return run;
+        }
+        if let Some(exit) = first.try_wait().unwrap() {
+            let mut out = String::new();
+            if let Some(mut pipe) = first.stdout.take() {
+                let _ = pipe.read_to_string(&mut out);
+            }
+            if let Some(mut pipe) = first.stderr.take() {
+                let _ = pipe.read_to_string(&mut out);
+            }
+            panic!("the first process ended ({exit}) before it was seen driving: {out}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A digest of the database file's bytes, and whether SQLite's side files exist.

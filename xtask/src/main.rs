@@ -147,23 +147,23 @@ fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
+/// Builds the `drover` and `drover-lab` binaries (debug): the end-to-end tests, the demo and the
+/// torture drive them, and cargo builds another package's binaries only for its own tests.
+fn build_binaries(root: &Path, locked: bool) -> anyhow::Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root).arg("build");
+    if locked {
+        cmd.arg("--locked");
+    }
+    run(cmd.args(["-p", "drover-engine", "--bin", "drover", "-p", "drover-lab", "--bin", "drover-lab"]))
+}
+
 fn test(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     ensure_sshd()?;
     // The end-to-end tests drive the real binary; cargo builds a package's binaries only for that
     // package's own integration tests, so build it first.
-    run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "--locked",
-        "-p",
-        "drover-engine",
-        "--bin",
-        "drover",
-        "-p",
-        "drover-lab",
-        "--bin",
-        "drover-lab",
-    ]))?;
+    build_binaries(root, true)?;
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
     run(Command::new("cargo").current_dir(root.join("plugins")).args(["test", "--workspace", "--locked"]))
@@ -171,17 +171,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
 
 fn torture(root: &Path, seed: Option<u64>, points: u32) -> anyhow::Result<()> {
     ensure_wasm_target()?;
-    run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "-p",
-        "drover-engine",
-        "--bin",
-        "drover",
-        "-p",
-        "drover-lab",
-        "--bin",
-        "drover-lab",
-    ]))?;
+    build_binaries(root, false)?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
         .args(["test", "-p", "drover-tests", "--test", "torture", "--", "--nocapture"])
@@ -216,17 +206,7 @@ fn bench(root: &Path) -> anyhow::Result<()> {
 
 fn demo(root: &Path) -> anyhow::Result<()> {
     let wasm_dir = build_plugins(root)?;
-    run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "-p",
-        "drover-engine",
-        "--bin",
-        "drover",
-        "-p",
-        "drover-lab",
-        "--bin",
-        "drover-lab",
-    ]))?;
+    build_binaries(root, false)?;
     let drover = root.join("target/debug/drover");
     let lab = root.join("target/debug/drover-lab");
     // A throwaway home, kept so the operator can look around afterwards.
