@@ -75,35 +75,7 @@ fn an_approval_gate_waits_across_a_restart_then_approve_lets_the_run_finish() {
 fn a_second_process_refuses_to_drive_a_run_that_is_being_driven() {
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE]);
-    let effects = sandbox.path().join("effects.log");
-    // The step holds until the test creates this file, so the race has no window to miss.
-    let release = sandbox.path().join("release");
-    let wf = sandbox.write(
-        "slow.toml",
-        &format!(
-            r#"
-name = "slow"
-version = "1.0.0"
-[[steps]]
-id = "slow"
-plugin = "fixture-plugin-for-tests"
-for-each = "all"
-grants = {{ programs = ["sh"] }}
-with = {{ behave = "effect", file = "{}", until = "{}" }}
-"#,
-            effects.display(),
-            release.display()
-        ),
-    );
-    let inv = sandbox
-        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
-    let mut first = sandbox
-        .drover()
-        .args(["run", &wf, "--inventory", &inv])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut first, effects, release) = start_held_run(&sandbox);
     let run = wait_until_driven(&sandbox, &mut first);
     let out = sandbox.run(&["resume", &run]);
     assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
@@ -122,34 +94,7 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
 fn a_process_that_loses_its_lease_stops_driving_and_a_resume_finishes_the_run() {
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE]);
-    let effects = sandbox.path().join("effects.log");
-    let release = sandbox.path().join("release");
-    let wf = sandbox.write(
-        "held.toml",
-        &format!(
-            r#"
-name = "held"
-version = "1.0.0"
-[[steps]]
-id = "held"
-plugin = "fixture-plugin-for-tests"
-grants = {{ programs = ["sh"], targets = ["here"] }}
-for-each = "all"
-with = {{ behave = "effect", file = "{}", until = "{}" }}
-"#,
-            effects.display(),
-            release.display()
-        ),
-    );
-    let inv = sandbox
-        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
-    let mut first = sandbox
-        .drover()
-        .args(["run", &wf, "--inventory", &inv])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut first, effects, release) = start_held_run(&sandbox);
     let run = wait_until_driven(&sandbox, &mut first);
     // Another holder takes the lease over (as after a clock jump made it look expired).
     let db = rusqlite::Connection::open(sandbox.path().join("drover.db")).unwrap();
@@ -169,6 +114,41 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
         1,
         "the step's effect happened once"
     );
+}
+
+/// Starts `drover run` of a one-instance step that appends to `effects` once the test creates
+/// `release` (so the run stays driven until then, with no timing window to miss); returns the
+/// process and the two paths.
+fn start_held_run(sandbox: &Sandbox) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let effects = sandbox.path().join("effects.log");
+    let release = sandbox.path().join("release");
+    let wf = sandbox.write(
+        "held.toml",
+        &format!(
+            r#"
+name = "held"
+version = "1.0.0"
+[[steps]]
+id = "held"
+plugin = "fixture-plugin-for-tests"
+grants = {{ programs = ["sh"] }}
+for-each = "all"
+with = {{ behave = "effect", file = "{}", until = "{}" }}
+"#,
+            effects.display(),
+            release.display()
+        ),
+    );
+    let inv = sandbox
+        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
+    let first = sandbox
+        .drover()
+        .args(["run", &wf, "--inventory", &inv])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (first, effects, release)
 }
 
 /// Waits until `first` holds the lease of the sandbox's newest run, and returns that run; fails
