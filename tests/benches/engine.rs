@@ -1,17 +1,24 @@
 //! Benchmarks of the durable engine (not tests: nothing here asserts a time).
 //!
-//! In one invocation and one database directory, under `synchronous=FULL` and `NORMAL`:
-//! - the disk's commit floor: one-row transactions in WAL mode (rusqlite directly);
-//! - a 100-step chain of `noop`, driven in-process, with the number of commits it took;
-//! - 1 → 1,000 parallel `noop` steps → 1, in-process, at run limits 8 and 64;
-//! - resume of a 10,000-step run killed (SIGKILL) half-way: from spawning `drover resume` to the
-//!   first new attempt recorded in the journal (whole process).
+//! One invocation, one database directory (`DROVER_BENCH_DIR`, else a temporary one), every
+//! figure under `synchronous=FULL` and `NORMAL`, each the median of several runs, timed both
+//! in-process (through `run::start`/`run::resume`, store opening included) and as a whole
+//! process (spawning the release `drover` to its exit):
+//! - floor: one-row transactions in WAL mode on the same disk (rusqlite directly);
+//! - W1: a 100-step chain of `noop`, with the number of commits it took;
+//! - W2: 1 → 1,000 parallel `noop` steps → 1, at run limits 64 (and 8, in-process);
+//! - W3: a 200-step chain whose steps append their key to a file, SIGKILLed after 100 lines,
+//!   then resumed: whether it completed, duplicate lines, the resume's wall time;
+//! - W4: a 10,000-step run SIGKILLed half-way: from the start of the resume to the first new
+//!   attempt in the journal;
+//! - W5: a 100,000-step fan-out: wall time, peak RSS, and cost per step against W2's.
 //!
-//! Run with `cargo xtask bench`; figures go to docs/benchmarks.md. `DROVER_BENCH_ONLY=chain` runs
-//! only the chain (for profiling).
+//! Prints a Markdown table and writes `engine.json` into `DROVER_BENCH_OUT` (default
+//! `target/bench`). Run with `cargo xtask bench`; `DROVER_BENCH_ONLY=w1` (or w2 … w5) runs one
+//! workload after the floor, for profiling.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,14 +30,24 @@ use drover_engine::secrets::MapSecrets;
 use drover_engine::store::{Durability, Store};
 use drover_engine::workflow::{self, ValidationContext};
 use drover_tests::{drover_bin, wasm};
+use serde_json::{Value, json};
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The two settings every figure is measured under, as the store and the CLI name them.
+const SYNCS: [(Durability, &str); 2] = [(Durability::Full, "full"), (Durability::Normal, "normal")];
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
 fn commit_floor(dir: &Path, sync: &str) -> f64 {
     let path = dir.join(format!("floor-{sync}.db"));
+    let _ = std::fs::remove_file(&path);
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
     conn.pragma_update(None, "synchronous", sync).expect("sync");
@@ -39,46 +56,132 @@ fn commit_floor(dir: &Path, sync: &str) -> f64 {
     for i in 0..300 {
         let started = Instant::now();
         conn.execute("INSERT INTO t (v) VALUES (?1)", [format!("row {i}")]).expect("insert");
-        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        samples.push(ms(started));
     }
-    median(samples)
+    median(&samples)
 }
 
+/// Where every run happens: one directory, one home with the plugins installed, one host.
 struct Bench {
-    runs: std::sync::atomic::AtomicU64,
+    runtime: tokio::runtime::Runtime,
     dir: PathBuf,
+    home: PathBuf,
     registry: Registry,
     host: Arc<PluginHost>,
+    runs: std::sync::atomic::AtomicU64,
+}
+
+/// One in-process run: wall time, commits, outcome.
+struct Driven {
+    ms: f64,
+    commits: u64,
+    outcome: RunOutcome,
 }
 
 impl Bench {
-    async fn run(&self, name: &str, toml: &str, durability: Durability) -> (f64, u64, RunOutcome) {
-        let wf_path = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&wf_path, toml).expect("write workflow");
-        let resolve = |r: &PluginRef| self.registry.resolve(r).map(|i| i.info).map_err(|e| e.to_string());
-        let wf =
-            workflow::load(&wf_path, &ValidationContext { groups: None, plugins: &resolve }).expect("valid");
-        // A fresh file per run: a finished run's store may still be closing.
+    /// A fresh database path for one run (a finished run's store may still be closing).
+    fn fresh_db(&self, name: &str, sync: &str) -> PathBuf {
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let db = self.dir.join(format!("{name}-{durability:?}-{n}.db"));
-        let store = Arc::new(Store::open(&db, durability).expect("store"));
-        let ctx = RunContext {
-            store: store.clone(),
+        self.dir.join(format!("{name}-{sync}-{n}.db"))
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    fn ctx(&self, store: Arc<Store>) -> RunContext {
+        RunContext {
+            store,
             host: self.host.clone(),
             registry: self.registry.clone(),
             clock: Arc::new(SystemClock::new(1)),
             secrets: Arc::new(MapSecrets::new()),
             wait_for_operator: false,
             progress: Arc::new(NoProgress),
-        };
+        }
+    }
+
+    /// Starts and drives a run in this process, from opening its store to its end.
+    fn run_in_process(&self, name: &str, toml: &str, (durability, sync): (Durability, &str)) -> Driven {
+        let wf_path = self.write(&format!("{name}.toml"), toml);
+        let resolve = |r: &PluginRef| self.registry.resolve(r).map(|i| i.info).map_err(|e| e.to_string());
+        let wf =
+            workflow::load(&wf_path, &ValidationContext { groups: None, plugins: &resolve }).expect("valid");
         let params = run::resolve_params(&wf, &[]).expect("params");
         let new = NewRun { workflow: wf, source_path: name.into(), params, inventory: Inventory::default() };
+        let db = self.fresh_db(name, sync);
         let started = Instant::now();
-        let before = store.commits();
-        let id = run::start(&ctx, new).await.expect("start");
-        let outcome = run::resume(&ctx, &id).await.expect("drive");
-        (started.elapsed().as_secs_f64() * 1e3, store.commits() - before, outcome)
+        let store = Arc::new(Store::open(&db, durability).expect("store"));
+        let ctx = self.ctx(store.clone());
+        let outcome = self.runtime.block_on(async {
+            let id = run::start(&ctx, new).await.expect("start");
+            run::resume(&ctx, &id).await.expect("drive")
+        });
+        Driven { ms: ms(started), commits: store.commits(), outcome }
     }
+
+    /// `drover` on `db` with this home and synchronous setting, output discarded.
+    fn drover(&self, db: &Path, sync: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(drover_bin());
+        cmd.env("DROVER_HOME", &self.home)
+            .args(["--db", db.to_str().expect("utf-8"), "--synchronous", sync, "--quiet"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// `drover run` of `toml` as a whole process: wall time from spawn to exit, and its peak RSS.
+    fn run_process(&self, name: &str, toml: &str, inventory: &Path, sync: &str) -> (f64, u64) {
+        let wf = self.write(&format!("{name}.toml"), toml);
+        let db = self.fresh_db(name, sync);
+        let started = Instant::now();
+        let child = self
+            .drover(&db, sync, &["run", wf.to_str().expect("utf-8"), "--inventory", path_str(inventory)])
+            .spawn()
+            .expect("spawn drover run");
+        let (ok, peak) = wait_with_peak_rss(child);
+        let elapsed = ms(started);
+        assert!(ok, "drover run of {name} failed");
+        (elapsed, peak)
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Waits for `child` and returns whether it succeeded and its peak resident set in bytes, as the
+/// kernel accounted it (`wait4`'s `ru_maxrss`).
+#[allow(unsafe_code)]
+fn wait_with_peak_rss(child: Child) -> (bool, u64) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child, which std has not
+    // reaped (`child` is dropped without waiting).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, usage.ru_maxrss as u64 * 1024)
+}
+
+/// This process's peak resident set since the last [`reset_peak_rss`], in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kb * 1024
+}
+
+/// Resets the kernel's peak-RSS mark of this process to its current RSS.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("write /proc/self/clear_refs");
 }
 
 fn chain(n: usize) -> String {
@@ -99,133 +202,411 @@ fn fan(n: usize, limit: u32) -> String {
     )
 }
 
+/// W3's chain: each step appends "<step key> <attempt>" to `file` on the local server.
+fn appending_chain(n: usize, file: &Path) -> String {
+    let mut wf = String::from("name = \"appending-chain\"\nversion = \"1.0.0\"\n\n");
+    for i in 0..n {
+        let needs = if i == 0 { String::new() } else { format!("needs = [\"a{:03}\"]\n", i - 1) };
+        wf.push_str(&format!(
+            "[[steps]]\nid = \"a{i:03}\"\nplugin = \"fixture-plugin-for-tests\"\nfor-each = \"one\"\n{needs}\
+             grants = {{ programs = [\"sh\"] }}\nwith = {{ behave = \"effect\", file = \"{}\" }}\n\n",
+            file.display()
+        ));
+    }
+    wf
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Kills a 10,000-step run half-way and times `drover resume` to its first new attempt.
-fn resume_after_kill(dir: &Path, home: &Path, sync: &str) -> (u64, f64) {
-    let wf = dir.join("big.toml");
-    std::fs::write(&wf, fan(10_000, 64)).expect("write");
-    let inv = dir.join("empty-inventory.toml");
-    std::fs::write(&inv, "").expect("write");
-    let db = dir.join(format!("big-{sync}.db"));
-    let _ = std::fs::remove_file(&db);
-    let drover = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(drover_bin());
-        cmd.env("DROVER_HOME", home)
-            .args(["--db", db.to_str().expect("utf-8"), "--synchronous", sync, "--quiet"])
-            .args(args);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        cmd
-    };
-    let mut child =
-        drover(&["run", wf.to_str().expect("utf-8"), "--inventory", inv.to_str().expect("utf-8")])
-            .spawn()
-            .expect("run");
-    let count = |sql: &str| -> i64 {
-        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
-        conn.and_then(|c| c.query_row(sql, [], |r| r.get(0))).unwrap_or(0)
-    };
-    while count("SELECT count(*) FROM steps WHERE state = 'succeeded'") < 5_000 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("reap");
-    let done = count("SELECT count(*) FROM steps WHERE state = 'succeeded'") as u64;
-    let run_id: String = rusqlite::Connection::open(&db)
+fn count(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
+    conn.and_then(|c| c.query_row(sql, [], |r| r.get(0))).unwrap_or(0)
+}
+
+fn run_id(db: &Path) -> String {
+    rusqlite::Connection::open(db)
         .expect("open")
         .query_row("SELECT id FROM runs", [], |r| r.get(0))
-        .expect("run");
-    let t0 = now_ms();
-    let spawned = Instant::now();
-    let mut resume = drover(&["resume", &run_id]).spawn().expect("resume");
-    let first = loop {
-        let sql = format!("SELECT count(*) FROM events WHERE kind = 'attempt-started' AND at >= {t0}");
-        if count(&sql) > 0 {
-            break spawned.elapsed().as_secs_f64() * 1e3;
+        .expect("run")
+}
+
+/// Copies a database a killed process left (with its write-ahead log) for a second resume.
+fn copy_db(db: &Path, to: &Path) {
+    std::fs::copy(db, to).expect("copy db");
+    let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+    if wal(db).exists() {
+        std::fs::copy(wal(db), wal(to)).expect("copy wal");
+    }
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+/// How a resume is timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    InProcess,
+    WholeProcess,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::InProcess => "in-process",
+            Mode::WholeProcess => "whole process",
         }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let status = resume.wait().expect("resume finishes");
-    assert!(status.success(), "the resumed run finishes");
-    (done, first)
+    }
+}
+
+impl Bench {
+    /// Resumes the run in `db`, in this process or as `drover resume`, to its end; returns the
+    /// wall time, whether it succeeded, and the time to its first new attempt (polled from the
+    /// journal: an `attempt-started` event at or after the resume began).
+    fn resume(&self, db: &Path, (durability, sync): (Durability, &str), mode: Mode) -> (f64, bool, f64) {
+        let id = run_id(db);
+        let t0 = now_ms();
+        let started = Instant::now();
+        let first_new = || {
+            let sql = format!("SELECT count(*) FROM events WHERE kind = 'attempt-started' AND at >= {t0}");
+            loop {
+                if count(db, &sql) > 0 {
+                    return ms(started);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        match mode {
+            Mode::WholeProcess => {
+                let mut child = self.drover(db, sync, &["resume", &id]).spawn().expect("spawn drover resume");
+                let first = first_new();
+                let ok = child.wait().expect("resume exits").success();
+                (ms(started), ok, first)
+            }
+            Mode::InProcess => {
+                let ctx = self.ctx(Arc::new(Store::open(db, durability).expect("store")));
+                let handle = self.runtime.spawn(async move { run::resume(&ctx, &id).await });
+                let first = first_new();
+                let outcome = self.runtime.block_on(handle).expect("join").expect("resume");
+                (ms(started), outcome == RunOutcome::Succeeded, first)
+            }
+        }
+    }
+
+    /// Spawns `drover run` and SIGKILLs it once `killed_when` holds; returns the database.
+    fn run_then_kill(
+        &self,
+        name: &str,
+        toml: &str,
+        inventory: &Path,
+        sync: &str,
+        killed_when: impl Fn(&Path) -> bool,
+    ) -> PathBuf {
+        let wf = self.write(&format!("{name}.toml"), toml);
+        let db = self.fresh_db(name, sync);
+        let mut child = self
+            .drover(&db, sync, &["run", path_str(&wf), "--inventory", path_str(inventory)])
+            .spawn()
+            .expect("spawn drover run");
+        let started = Instant::now();
+        while !killed_when(&db) {
+            assert!(started.elapsed() < Duration::from_secs(300), "{name}: the kill point never came");
+            assert!(child.try_wait().expect("poll").is_none(), "{name}: the run ended before the kill point");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        db
+    }
+}
+
+/// The figures of one invocation: a Markdown table and the same as JSON.
+struct Report {
+    floor: [f64; 2],
+    rows: Vec<String>,
+    json: Vec<Value>,
+}
+
+impl Report {
+    /// A timed figure under both settings: medians, each also as a multiple of that setting's
+    /// floor.
+    fn times(&mut self, id: &str, what: &str, mode: Mode, runs: [Vec<f64>; 2], target: &str) -> [f64; 2] {
+        let medians = [median(&runs[0]), median(&runs[1])];
+        let cells =
+            [0, 1].map(|i| format!("{:.1} ms ({:.0}× floor)", medians[i], medians[i] / self.floor[i]));
+        self.rows.push(format!(
+            "| {id} | {what} | {} | {} | {} | {target} |",
+            mode.name(),
+            cells[0],
+            cells[1]
+        ));
+        for (i, (_, sync)) in SYNCS.iter().enumerate() {
+            self.json.push(json!({
+                "id": id, "what": what, "mode": mode.name(), "synchronous": sync, "unit": "ms",
+                "median": medians[i], "runs": runs[i], "ratio_to_floor": medians[i] / self.floor[i],
+                "target": target,
+            }));
+        }
+        medians
+    }
+
+    /// A figure that is not a time (a count, a ratio, bytes): shown as given.
+    fn other(
+        &mut self,
+        id: &str,
+        what: &str,
+        mode: Mode,
+        values: [(f64, String); 2],
+        unit: &str,
+        target: &str,
+    ) {
+        self.rows.push(format!(
+            "| {id} | {what} | {} | {} | {} | {target} |",
+            mode.name(),
+            values[0].1,
+            values[1].1
+        ));
+        for (i, (_, sync)) in SYNCS.iter().enumerate() {
+            self.json.push(json!({
+                "id": id, "what": what, "mode": mode.name(), "synchronous": sync, "unit": unit,
+                "median": values[i].0, "target": target,
+            }));
+        }
+    }
 }
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let dir = tempfile::tempdir().expect("dir");
-    let home = dir.path().join("home");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = std::env::var_os("DROVER_BENCH_DIR").map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    let home = dir.join("home");
     let registry = Registry::new(home.join("plugins"));
     let host = Arc::new(
         PluginHost::new(HostConfig { cache_dir: Some(home.join("cache")), ..HostConfig::default() })
             .expect("host"),
     );
-    runtime.block_on(registry.install(&host, Path::new(wasm::NOOP))).expect("install noop");
-    let bench = Bench { runs: Default::default(), dir: dir.path().to_path_buf(), registry, host };
-
-    println!("| measurement | FULL | NORMAL |");
-    println!("|---|---|---|");
-    let floor = [commit_floor(dir.path(), "FULL"), commit_floor(dir.path(), "NORMAL")];
-    println!(
-        "| commit floor: one-row transaction, WAL (median of 300) | {:.3} ms | {:.3} ms |",
-        floor[0], floor[1]
+    for plugin in [wasm::NOOP, wasm::FIXTURE] {
+        runtime.block_on(registry.install(&host, Path::new(plugin))).expect("install");
+    }
+    let bench = Bench { runtime, dir: dir.clone(), home, registry, host, runs: Default::default() };
+    let only = std::env::var("DROVER_BENCH_ONLY").ok();
+    let wanted = |id: &str| only.as_deref().is_none_or(|o| o == id);
+    let empty_inventory = bench.write("empty-inventory.toml", "");
+    let local_inventory = bench.write(
+        "local-inventory.toml",
+        "[servers.here]\ntransport = \"local\"\n\n[groups]\none = [\"here\"]\n",
     );
 
-    let mut rows: Vec<(String, [String; 2])> = Vec::new();
-    let mut w1 = [(0.0, 0u64); 2];
-    for (i, durability) in [Durability::Full, Durability::Normal].into_iter().enumerate() {
-        let runs: Vec<(f64, u64)> = (0..5)
-            .map(|_| {
-                let (ms, commits, outcome) = runtime.block_on(bench.run("chain", &chain(100), durability));
-                assert_eq!(outcome, RunOutcome::Succeeded);
-                (ms, commits)
-            })
-            .collect();
-        w1[i] = (median(runs.iter().map(|r| r.0).collect()), runs[0].1);
-    }
-    if std::env::var("DROVER_BENCH_ONLY").as_deref() == Ok("chain") {
-        println!("| chain | {:.1} ms | {:.1} ms |", w1[0].0, w1[1].0);
-        return;
-    }
-    rows.push((
-        "100-step chain of noop, in-process wall time (median of 5)".into(),
-        w1.map(|(ms, _)| format!("{ms:.1} ms")),
+    let floor = [commit_floor(&dir, "FULL"), commit_floor(&dir, "NORMAL")];
+    let mut report = Report { floor, rows: Vec::new(), json: Vec::new() };
+    report.rows.push(format!(
+        "| floor | one-row transaction, WAL, median of 300 (rusqlite) | in-process | {:.3} ms | {:.3} ms | |",
+        floor[0], floor[1]
     ));
-    rows.push(("… commits it took".into(), w1.map(|(_, c)| c.to_string())));
-    rows.push((
-        "… ratio to commits × commit floor (target ≤ 1.5)".into(),
-        [0, 1].map(|i| format!("{:.2}", w1[i].0 / (w1[i].1 as f64 * floor[i]))),
-    ));
-    for limit in [8, 64] {
-        let mut cells = [String::new(), String::new()];
-        for (i, durability) in [Durability::Full, Durability::Normal].into_iter().enumerate() {
-            let runs: Vec<f64> = (0..5)
-                .map(|_| {
-                    let (ms, _, outcome) = runtime.block_on(bench.run("fan", &fan(1000, limit), durability));
-                    assert_eq!(outcome, RunOutcome::Succeeded);
-                    ms
-                })
-                .collect();
-            cells[i] = format!("{:.1} ms", median(runs));
+    for (i, (_, sync)) in SYNCS.iter().enumerate() {
+        report.json.push(json!({"id": "floor", "what": "one-row transaction, WAL", "mode": "in-process",
+            "synchronous": sync, "unit": "ms", "median": floor[i], "ratio_to_floor": 1.0}));
+    }
+
+    let mut w2_per_step = [[0.0; 2]; 2];
+    if wanted("w1") {
+        let mut runs = [Vec::new(), Vec::new()];
+        let mut commits = [0u64; 2];
+        for (i, sync) in SYNCS.into_iter().enumerate() {
+            for _ in 0..5 {
+                let driven = bench.run_in_process("chain", &chain(100), sync);
+                assert_eq!(driven.outcome, RunOutcome::Succeeded);
+                runs[i].push(driven.ms);
+                commits[i] = driven.commits;
+            }
         }
-        rows.push((
-            format!(
-                "1 → 1,000 → 1 noop fan-out, run limit {limit}, in-process (median of 5; target ≤ 500 ms)"
-            ),
-            cells,
-        ));
+        let medians = report.times("W1", "100-step chain of noop, median of 5", Mode::InProcess, runs, "");
+        report.other(
+            "W1",
+            "… commits it took",
+            Mode::InProcess,
+            commits.map(|c| (c as f64, c.to_string())),
+            "commits",
+            "",
+        );
+        let ratio = [0, 1].map(|i| medians[i] / (commits[i] as f64 * floor[i]));
+        report.other(
+            "W1",
+            "… ÷ (commits × floor)",
+            Mode::InProcess,
+            ratio.map(|r| (r, format!("{r:.2}"))),
+            "ratio",
+            "≤ 1.5",
+        );
+        let runs = SYNCS.map(|(_, sync)| {
+            (0..5).map(|_| bench.run_process("chain", &chain(100), &empty_inventory, sync).0).collect()
+        });
+        report.times("W1", "100-step chain of noop, median of 5", Mode::WholeProcess, runs, "");
     }
-    let mut resume = [String::new(), String::new()];
-    for (i, sync) in ["full", "normal"].into_iter().enumerate() {
-        let (done, first) = resume_after_kill(dir.path(), &home, sync);
-        resume[i] = format!("{first:.1} ms ({done} of 10,002 done at the kill)");
+
+    if wanted("w2") {
+        for limit in [64, 8] {
+            let runs = SYNCS.map(|sync| {
+                (0..5)
+                    .map(|_| {
+                        let driven = bench.run_in_process("fan", &fan(1000, limit), sync);
+                        assert_eq!(driven.outcome, RunOutcome::Succeeded);
+                        driven.ms
+                    })
+                    .collect()
+            });
+            let what = format!("1 → 1,000 → 1 noop, run limit {limit}, median of 5");
+            let medians = report.times("W2", &what, Mode::InProcess, runs, "≤ 500 ms");
+            if limit == 64 {
+                w2_per_step[0] = medians.map(|m| m / 1002.0);
+                let runs = SYNCS.map(|(_, sync)| {
+                    (0..5)
+                        .map(|_| bench.run_process("fan", &fan(1000, 64), &empty_inventory, sync).0)
+                        .collect()
+                });
+                let medians = report.times("W2", &what, Mode::WholeProcess, runs, "≤ 500 ms");
+                w2_per_step[1] = medians.map(|m| m / 1002.0);
+            }
+        }
     }
-    rows.push((
-        "resume of a 10,000-step run killed half-way: spawn to first new attempt (target ≤ 100 ms)".into(),
-        resume,
-    ));
-    for (name, [full, normal]) in rows {
-        println!("| {name} | {full} | {normal} |");
+
+    if wanted("w3") {
+        for mode in [Mode::InProcess, Mode::WholeProcess] {
+            let mut times = [Vec::new(), Vec::new()];
+            let mut verdicts = [(0, 0, 0), (0, 0, 0)]; // (runs completed, duplicates, runs)
+            for (i, sync) in SYNCS.into_iter().enumerate() {
+                for _ in 0..3 {
+                    let file = bench
+                        .dir
+                        .join(format!("w3-{}.log", bench.runs.load(std::sync::atomic::Ordering::Relaxed)));
+                    let _ = std::fs::remove_file(&file);
+                    let toml = appending_chain(200, &file);
+                    let db = bench
+                        .run_then_kill("w3", &toml, &local_inventory, sync.1, |_| lines(&file).len() >= 100);
+                    let (elapsed, ok, _) = bench.resume(&db, sync, mode);
+                    let written = lines(&file);
+                    let keys: std::collections::BTreeSet<&str> =
+                        written.iter().filter_map(|l| l.split(' ').next()).collect();
+                    let completed = ok && keys.len() == 200;
+                    verdicts[i].0 += usize::from(completed);
+                    verdicts[i].1 += written.len() - keys.len();
+                    verdicts[i].2 += 1;
+                    times[i].push(elapsed);
+                }
+            }
+            report.times(
+                "W3",
+                "200-step appending chain killed after 100 lines: resume to its end, median of 3",
+                mode,
+                times,
+                "",
+            );
+            report.other(
+                "W3",
+                "… runs completed, duplicate lines in all runs",
+                mode,
+                verdicts
+                    .map(|(done, dup, n)| (dup as f64, format!("{done} of {n} completed, {dup} duplicates"))),
+                "duplicate lines",
+                "all complete",
+            );
+        }
     }
+
+    if wanted("w4") {
+        for mode in [Mode::InProcess, Mode::WholeProcess] {
+            let mut firsts = [Vec::new(), Vec::new()];
+            for (i, sync) in SYNCS.into_iter().enumerate() {
+                for _ in 0..3 {
+                    let done = |db: &Path| {
+                        count(db, "SELECT count(*) FROM steps WHERE state = 'succeeded'") >= 5_000
+                    };
+                    let db = bench.run_then_kill("w4", &fan(10_000, 64), &empty_inventory, sync.1, done);
+                    let (_, ok, first) = bench.resume(&db, sync, mode);
+                    assert!(ok, "the resumed 10,000-step run finishes");
+                    firsts[i].push(first);
+                }
+            }
+            report.times(
+                "W4",
+                "10,000-step run killed half-way: resume to its first new attempt, median of 3",
+                mode,
+                firsts,
+                "≤ 100 ms",
+            );
+        }
+    }
+
+    if wanted("w5") {
+        for mode in [Mode::InProcess, Mode::WholeProcess] {
+            let (mut times, mut peaks) = ([Vec::new(), Vec::new()], [0u64; 2]);
+            for (i, sync) in SYNCS.into_iter().enumerate() {
+                for _ in 0..3 {
+                    let (elapsed, peak) = match mode {
+                        Mode::InProcess => {
+                            reset_peak_rss();
+                            let driven = bench.run_in_process("w5", &fan(100_000, 64), sync);
+                            assert_eq!(driven.outcome, RunOutcome::Succeeded);
+                            (driven.ms, peak_rss())
+                        }
+                        Mode::WholeProcess => {
+                            bench.run_process("w5", &fan(100_000, 64), &empty_inventory, sync.1)
+                        }
+                    };
+                    times[i].push(elapsed);
+                    peaks[i] = peaks[i].max(peak);
+                }
+            }
+            let medians =
+                report.times("W5", "1 → 100,000 → 1 noop, run limit 64, median of 3", mode, times, "");
+            let mb = peaks.map(|p| p as f64 / (1024.0 * 1024.0));
+            report.other(
+                "W5",
+                "… peak RSS, largest of the runs",
+                mode,
+                mb.map(|m| (m, format!("{m:.0} MiB"))),
+                "MiB",
+                "≤ 300 MB",
+            );
+            let w2 = w2_per_step[usize::from(mode == Mode::WholeProcess)];
+            if w2[0] > 0.0 {
+                let ratio = [0, 1].map(|i| (medians[i] / 100_002.0) / w2[i]);
+                report.other(
+                    "W5",
+                    "… cost per step ÷ W2's (limit 64)",
+                    mode,
+                    [0, 1].map(|i| {
+                        (
+                            ratio[i],
+                            format!(
+                                "{:.1} µs ÷ {:.1} µs = {:.2}",
+                                medians[i] / 100.002,
+                                w2[i] * 1e3,
+                                ratio[i]
+                            ),
+                        )
+                    }),
+                    "ratio",
+                    "≤ 1.5",
+                );
+            }
+        }
+    }
+
+    println!("| workload | measurement | timed | FULL | NORMAL | target |");
+    println!("|---|---|---|---|---|---|");
+    for row in &report.rows {
+        println!("{row}");
+    }
+    let out = std::env::var_os("DROVER_BENCH_OUT")
+        .map_or_else(|| drover_tests::workspace_root().join("target/bench"), PathBuf::from);
+    std::fs::create_dir_all(&out).expect("output directory");
+    let file = out.join("engine.json");
+    let text =
+        serde_json::to_string_pretty(&json!({"directory": dir, "figures": report.json})).expect("json");
+    std::fs::write(&file, text).expect("write json");
+    println!("\nJSON: {}", file.display());
 }

@@ -1,8 +1,10 @@
 //! Helpers for Drover's end-to-end tests: paths of the plugin binaries built by `build.rs`, and
 //! a way to run the real `drover` binary in a throwaway home directory.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub mod lab;
 pub mod sshd;
@@ -69,6 +71,18 @@ fn built_bin(name: &str, package: &str) -> PathBuf {
 pub struct Sandbox {
     /// The temporary directory; removed on drop.
     pub home: tempfile::TempDir,
+    /// The journal, when not the home's `drover.db` (passed as `DROVER_DB`).
+    pub db: Option<PathBuf>,
+}
+
+/// A run held inside its one step until the test releases it: see [`Sandbox::start_held_run`].
+pub struct HeldRun {
+    /// The `drover run` process.
+    pub child: std::process::Child,
+    /// The file the step appends "<step key> <attempt>" to, once released.
+    pub effects: PathBuf,
+    /// The file whose creation releases the step.
+    pub release: PathBuf,
 }
 
 impl Default for Sandbox {
@@ -80,7 +94,17 @@ impl Default for Sandbox {
 impl Sandbox {
     /// A fresh, empty home.
     pub fn new() -> Self {
-        Sandbox { home: tempfile::tempdir().expect("create a temporary directory") }
+        Sandbox { home: tempfile::tempdir().expect("create a temporary directory"), db: None }
+    }
+
+    /// A fresh home whose journal is `db`.
+    pub fn with_db(db: PathBuf) -> Self {
+        Sandbox { db: Some(db), ..Sandbox::new() }
+    }
+
+    /// The journal's path.
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| self.path().join("drover.db"))
     }
 
     /// The home directory.
@@ -99,6 +123,9 @@ impl Sandbox {
             .env_remove("DROVER_LOG")
             .env("NO_COLOR", "1")
             .current_dir(self.path());
+        if let Some(db) = &self.db {
+            cmd.env("DROVER_DB", db);
+        }
         cmd
     }
 
@@ -129,6 +156,69 @@ impl Sandbox {
         let out = self.run(&["status", run, "--json"]);
         assert!(out.status.success(), "status failed: {}", stderr(&out));
         serde_json::from_slice(&out.stdout).expect("status --json")
+    }
+
+    /// Starts `drover run` of a one-instance step that appends to `effects` once the test creates
+    /// `release` (so the run stays driven until then, with no timing window to miss). The fixture
+    /// plugin must be installed.
+    pub fn start_held_run(&self) -> HeldRun {
+        let effects = self.path().join("effects.log");
+        let release = self.path().join("release");
+        let wf = self.write(
+            "held.toml",
+            &format!(
+                r#"
+name = "held"
+version = "1.0.0"
+[[steps]]
+id = "held"
+plugin = "fixture-plugin-for-tests"
+grants = {{ programs = ["sh"] }}
+for-each = "all"
+with = {{ behave = "effect", file = "{}", until = "{}" }}
+"#,
+                effects.display(),
+                release.display()
+            ),
+        );
+        let inv = self
+            .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
+        let first = self
+            .drover()
+            .args(["run", &wf, "--inventory", &inv])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        HeldRun { child: first, effects, release }
+    }
+
+    /// Waits until `first` holds the lease of the sandbox's newest run, and returns that run; fails
+    /// with its output if it ends first.
+    pub fn wait_until_driven(&self, first: &mut std::process::Child) -> String {
+        let started = Instant::now();
+        loop {
+            let out = self.run(&["runs", "--json"]);
+            if let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v[0]["run"].as_str().map(String::from))
+                && self.status(&run)["driven_by"].is_object()
+            {
+                return run;
+            }
+            if let Some(exit) = first.try_wait().unwrap() {
+                let mut out = String::new();
+                if let Some(mut pipe) = first.stdout.take() {
+                    let _ = pipe.read_to_string(&mut out);
+                }
+                if let Some(mut pipe) = first.stderr.take() {
+                    let _ = pipe.read_to_string(&mut out);
+                }
+                panic!("the first process ended ({exit}) before it was seen driving: {out}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs `drover args…` and returns its output.

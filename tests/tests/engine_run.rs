@@ -1,11 +1,9 @@
 //! The durable engine through the real binary: approval gates across restarts, one driver per
 //! run, and clear refusals of databases it must not touch.
 
-use std::io::Read as _;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use drover_tests::{Sandbox, stderr, stdout, wasm};
+use drover_tests::{HeldRun, Sandbox, stderr, stdout, wasm};
 
 const EMPTY_INVENTORY: &str = "";
 
@@ -75,8 +73,8 @@ fn an_approval_gate_waits_across_a_restart_then_approve_lets_the_run_finish() {
 fn a_second_process_refuses_to_drive_a_run_that_is_being_driven() {
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE]);
-    let (mut first, effects, release) = start_held_run(&sandbox);
-    let run = wait_until_driven(&sandbox, &mut first);
+    let HeldRun { child: mut first, effects, release } = sandbox.start_held_run();
+    let run = sandbox.wait_until_driven(&mut first);
     let out = sandbox.run(&["resume", &run]);
     assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
@@ -94,8 +92,8 @@ fn a_second_process_refuses_to_drive_a_run_that_is_being_driven() {
 fn a_process_that_loses_its_lease_stops_driving_and_a_resume_finishes_the_run() {
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE]);
-    let (mut first, effects, release) = start_held_run(&sandbox);
-    let run = wait_until_driven(&sandbox, &mut first);
+    let HeldRun { child: mut first, effects, release } = sandbox.start_held_run();
+    let run = sandbox.wait_until_driven(&mut first);
     // Another holder takes the lease over (as after a clock jump made it look expired).
     let db = rusqlite::Connection::open(sandbox.path().join("drover.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -114,69 +112,6 @@ fn a_process_that_loses_its_lease_stops_driving_and_a_resume_finishes_the_run() 
         1,
         "the step's effect happened once"
     );
-}
-
-/// Starts `drover run` of a one-instance step that appends to `effects` once the test creates
-/// `release` (so the run stays driven until then, with no timing window to miss); returns the
-/// process and the two paths.
-fn start_held_run(sandbox: &Sandbox) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
-    let effects = sandbox.path().join("effects.log");
-    let release = sandbox.path().join("release");
-    let wf = sandbox.write(
-        "held.toml",
-        &format!(
-            r#"
-name = "held"
-version = "1.0.0"
-[[steps]]
-id = "held"
-plugin = "fixture-plugin-for-tests"
-grants = {{ programs = ["sh"] }}
-for-each = "all"
-with = {{ behave = "effect", file = "{}", until = "{}" }}
-"#,
-            effects.display(),
-            release.display()
-        ),
-    );
-    let inv = sandbox
-        .write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
-    let first = sandbox
-        .drover()
-        .args(["run", &wf, "--inventory", &inv])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    (first, effects, release)
-}
-
-/// Waits until `first` holds the lease of the sandbox's newest run, and returns that run; fails
-/// with its output if it ends first.
-fn wait_until_driven(sandbox: &Sandbox, first: &mut std::process::Child) -> String {
-    let started = Instant::now();
-    loop {
-        let out = sandbox.run(&["runs", "--json"]);
-        if let Some(run) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v[0]["run"].as_str().map(String::from))
-            && sandbox.status(&run)["driven_by"].is_object()
-        {
-            return run;
-        }
-        if let Some(exit) = first.try_wait().unwrap() {
-            let mut out = String::new();
-            if let Some(mut pipe) = first.stdout.take() {
-                let _ = pipe.read_to_string(&mut out);
-            }
-            if let Some(mut pipe) = first.stderr.take() {
-                let _ = pipe.read_to_string(&mut out);
-            }
-            panic!("the first process ended ({exit}) before it was seen driving: {out}");
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the first process never took the run");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A digest of the database file's bytes, and whether SQLite's side files exist.

@@ -33,7 +33,8 @@ enum Task {
     Test,
     /// The demo: build drover and the plugins, install them in a throwaway home, run them.
     Demo,
-    /// Run the benchmarks (release build) and print their figures.
+    /// Run the benchmarks (release build): a table on stdout, every figure with the machine in
+    /// target/bench/results.json.
     Bench,
     /// Crash torture on the lab: SIGKILL `dr-site-preparation` at seeded random instants, resume
     /// each time, compare with an uninterrupted run (the suite runs 20 points).
@@ -189,7 +190,7 @@ fn fmt_check(root: &Path) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
-    // The engine bench times the release `drover` binary too (resume of a killed run).
+    // The benches time the release `drover` binary too (whole-process figures).
     run(Command::new("cargo").current_dir(root).args([
         "build",
         "--release",
@@ -198,10 +199,59 @@ fn bench(root: &Path) -> anyhow::Result<()> {
         "--bin",
         "drover",
     ]))?;
-    for bench in ["plugin_call", "engine"] {
-        run(Command::new("cargo").current_dir(root).args(["bench", "-p", "drover-tests", "--bench", bench]))?;
+    // One database directory for the floor and every workload, emptied first.
+    let out = root.join("target/bench");
+    let db_dir = out.join("db");
+    if db_dir.exists() {
+        std::fs::remove_dir_all(&db_dir).with_context(|| format!("cannot empty {}", db_dir.display()))?;
     }
+    for bench in ["plugin_call", "engine"] {
+        run(Command::new("cargo")
+            .current_dir(root)
+            .args(["bench", "-p", "drover-tests", "--bench", bench])
+            .env("DROVER_BENCH_DIR", &db_dir)
+            .env("DROVER_BENCH_OUT", &out))?;
+    }
+    let read = |name: &str| -> anyhow::Result<serde_json::Value> {
+        let path = out.join(name);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let results = serde_json::json!({
+        "machine": machine(root),
+        "plugin_call": read("plugin_call.json")?,
+        "engine": read("engine.json")?,
+    });
+    let path = out.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("\nAll figures, with the machine: {}", path.display());
     Ok(())
+}
+
+/// What the figures were measured on.
+fn machine(root: &Path) -> serde_json::Value {
+    let output = |cmd: &mut Command| {
+        cmd.output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    };
+    let field = |file: &str, key: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(key).map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "cpu": field("/proc/cpuinfo", "model name"),
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "memory": field("/proc/meminfo", "MemTotal"),
+        "kernel": output(Command::new("uname").arg("-r")),
+        "rustc": output(Command::new("rustc").arg("--version")),
+        "commit": output(Command::new("git").current_dir(root).args(["rev-parse", "HEAD"])),
+        "date": output(Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ")),
+    })
 }
 
 fn demo(root: &Path) -> anyhow::Result<()> {

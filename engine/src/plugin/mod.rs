@@ -3,6 +3,8 @@
 //!
 //! - [`bindings`]: the WIT contract bound once for the host.
 //! - [`sandbox`]: [`PluginHost`], the only place guest code runs.
+//! - [`outcome`]: the host's reading of what a call returned (size, JSON, output schema,
+//!   redaction).
 //! - [`imports`](self): the host calls a plugin can make, checked against grants.
 //! - [`registry`]: installed plugins by name, version and sha256.
 //!
@@ -16,6 +18,7 @@ mod capture;
 mod error;
 mod imports;
 mod info;
+pub mod outcome;
 pub mod registry;
 mod sandbox;
 

@@ -24,6 +24,7 @@ use super::capture::Capture;
 use super::error::{CallError, FailureClass, LoadError};
 use super::imports::StepState;
 use super::info::{PluginInfo, Sha256Digest};
+use super::outcome::{RawOutcome, decode, schema_errors};
 use crate::grants::{Allow, Grants};
 use crate::secrets::Redactor;
 
@@ -399,43 +400,22 @@ fn classify(
             return Err(CallError::Step { plugin: name, class, message: redact(&message) });
         }
     };
-    let size = outcome.output.len()
-        + outcome.summary.len()
-        + outcome
-            .evidence
-            .iter()
-            .map(|e| e.label.len() + e.excerpt.len() + e.command.as_ref().map_or(0, String::len))
-            .sum::<usize>();
-    if size > limits.output_bytes {
-        return Err(CallError::TooLarge {
-            plugin: name,
-            what: format!("{size} bytes of output"),
-            limit: limits.output_bytes,
-        });
-    }
-    let output: Value = serde_json::from_str(&outcome.output)
-        .map_err(|e| CallError::MalformedOutput { plugin: name.clone(), message: e.to_string() })?;
-    if let Err(errors) = schema_errors(&plugin.output_schema, &output) {
-        return Err(CallError::OutputSchema {
-            plugin: name,
-            errors: errors.iter().map(|e| redact(e)).collect(),
-        });
-    }
-    Ok(CallOutcome {
+    let raw = RawOutcome {
         changed: outcome.changed,
-        summary: redact(&outcome.summary),
-        output: redact_value(&state.redactor, output),
+        summary: outcome.summary,
+        output: outcome.output,
         evidence: outcome
             .evidence
             .into_iter()
             .map(|e| Evidence {
-                label: redact(&e.label),
-                command: e.command.as_deref().map(redact),
+                label: e.label,
+                command: e.command,
                 exit_code: e.exit_code,
-                excerpt: redact(&e.excerpt),
+                excerpt: e.excerpt,
             })
             .collect(),
-    })
+    };
+    decode(&name, raw, &plugin.output_schema, &state.redactor, limits.output_bytes)
 }
 
 /// Secrets the step may touch, so their values are redacted even if the plugin got them some
@@ -446,31 +426,6 @@ fn initial_redactor(grants: &Grants, info: &PluginInfo, env: &CallEnv) -> Redact
         names.extend(set.iter().map(String::as_str));
     }
     Redactor::new(names.into_iter().filter_map(|n| env.secrets.get(n).map(|v| (n.to_string(), v))))
-}
-
-fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Result<(), Vec<String>> {
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            if at.is_empty() { e.to_string() } else { format!("at {at}: {e}") }
-        })
-        .collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
-}
-
-fn redact_value(redactor: &Redactor, value: Value) -> Value {
-    if redactor.is_empty() {
-        return value;
-    }
-    match value {
-        Value::String(s) => Value::String(redactor.redact(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| redact_value(redactor, v)).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter().map(|(k, v)| (redactor.redact(&k), redact_value(redactor, v))).collect(),
-        ),
-        other => other,
-    }
 }
 
 /// Tells a component from a core module or something else, before wasmtime gives a vaguer error.

@@ -41,4 +41,4 @@ pub use model::{
 pub use parse::{WorkflowFile, parse};
 pub use schema::json_schema;
 pub use template::{Scope, StepOutput, TemplateError, eval_for_each_list, eval_when, render};
-pub use validate::{LoadError, ValidationContext, load, validate};
+pub use validate::{LoadError, ValidationContext, load, load_text, validate};

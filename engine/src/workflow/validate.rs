@@ -54,16 +54,22 @@ pub enum LoadError {
 pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Workflow, LoadError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-    let (file, mut problems) = parse_partial(path, &text);
+    Ok(load_text(path, &text, ctx)?)
+}
+
+/// Parses and validates workflow text read from `path` (which gives the format and the file name
+/// in positions), reporting the problems of both stages at once.
+pub fn load_text(path: &Path, text: &str, ctx: &ValidationContext<'_>) -> Result<Workflow, Diagnostics> {
+    let (file, mut problems) = parse_partial(path, text);
     let Some(file) = file else {
-        return Err(Diagnostics::new(problems).into());
+        return Err(Diagnostics::new(problems));
     };
     match validate(&file, ctx) {
         Ok(workflow) if problems.is_empty() => Ok(workflow),
-        Ok(_) => Err(Diagnostics::new(problems).into()),
+        Ok(_) => Err(Diagnostics::new(problems)),
         Err(more) => {
             problems.extend(more);
-            Err(Diagnostics::new(problems).into())
+            Err(Diagnostics::new(problems))
         }
     }
 }
