@@ -232,15 +232,6 @@ fn run_id(db: &Path) -> String {
         .expect("run")
 }
 
-/// Copies a database a killed process left (with its write-ahead log) for a second resume.
-fn copy_db(db: &Path, to: &Path) {
-    std::fs::copy(db, to).expect("copy db");
-    let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
-    if wal(db).exists() {
-        std::fs::copy(wal(db), wal(to)).expect("copy wal");
-    }
-}
-
 fn lines(file: &Path) -> Vec<String> {
     std::fs::read_to_string(file).unwrap_or_default().lines().map(str::to_string).collect()
 }

@@ -269,7 +269,7 @@ impl<'c> Driver<'c> {
             step_key: step_key.map(str::to_string),
             kind: kind.into(),
             actor: "engine".into(),
-            data,
+            data: data.to_string(),
         });
     }
 
@@ -420,7 +420,7 @@ impl<'c> Driver<'c> {
                         step_key: request.step_key.clone(),
                         kind: "request-rejected".into(),
                         actor: request.actor.clone(),
-                        data: json!({ "request": request.kind, "reason": message }),
+                        data: json!({ "request": request.kind, "reason": message }).to_string(),
                     });
                 }
             }
@@ -1122,18 +1122,23 @@ pub(super) fn grants_of(
 /// Keeps only the last state of each step instance among `changes`: one turn often moves an
 /// instance twice (ready, then running), and only the row it ends in needs writing. Events keep
 /// the history.
-fn coalesce(changes: Vec<Change>) -> Vec<Change> {
-    let mut seen = std::collections::HashSet::new();
-    let mut kept: Vec<Change> = changes
-        .into_iter()
-        .rev()
-        .filter(|change| match change {
-            Change::PutStep(record) => seen.insert(record.key.clone()),
-            _ => true,
-        })
-        .collect();
-    kept.reverse();
-    kept
+fn coalesce(mut changes: Vec<Change>) -> Vec<Change> {
+    // In place, with borrowed keys: a fan-out's expansion is one turn of many thousand changes.
+    let mut keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::new();
+        changes
+            .iter()
+            .rev()
+            .map(|change| match change {
+                Change::PutStep(record) => seen.insert(record.key.as_str()),
+                _ => true,
+            })
+            .collect()
+    };
+    keep.reverse();
+    let mut keep = keep.into_iter();
+    changes.retain(|_| keep.next().unwrap_or(true));
+    changes
 }
 
 /// Whether any string in `value` is a template.

@@ -73,7 +73,7 @@ pub fn apply(
         step_key: key.map(str::to_string),
         kind: kind.into(),
         actor: request.actor.clone(),
-        data,
+        data: data.to_string(),
     };
     if command == Command::Cancel {
         for record in instances.values_mut() {
@@ -254,7 +254,7 @@ pub async fn request(
                 step_key: pending.step_key.clone(),
                 kind: "request-rejected".into(),
                 actor: pending.actor.clone(),
-                data: json!({ "request": pending.kind, "reason": reason }),
+                data: json!({ "request": pending.kind, "reason": reason }).to_string(),
             }),
         }
         changes.push(Change::RequestApplied { seq: pending.seq, at: now });

@@ -121,7 +121,8 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
                 step_key: None,
                 kind: "run-created".into(),
                 actor: user,
-                data: json!({ "workflow": new.workflow.name, "version": new.workflow.version.to_string(), "params": new.params }),
+                data: json!({ "workflow": new.workflow.name, "version": new.workflow.version.to_string(), "params": new.params })
+                    .to_string(),
             },
         ])
         .await?;

@@ -271,8 +271,9 @@ pub enum Change {
         kind: String,
         /// Who.
         actor: String,
-        /// Details.
-        data: Value,
+        /// Details, as JSON text: serialized when the event is made, so that a turn holding many
+        /// events (a fan-out expanding) holds short strings rather than JSON trees.
+        data: String,
     },
     /// Writes a checkpoint value.
     SetCheckpoint {

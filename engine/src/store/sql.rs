@@ -109,7 +109,7 @@ fn apply_one(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
         }
         Change::Event { run_id, at, step_key, kind, actor, data } => {
             conn.prepare_cached("INSERT INTO events (run_id, at, step_key, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![run_id, at, step_key, kind, actor, json_text(data)])?;
+                .execute(params![run_id, at, step_key, kind, actor, data])?;
         }
         Change::SetCheckpoint { run_id, step_key, key, value } => {
             conn.prepare_cached(
