@@ -46,6 +46,16 @@ enum Task {
         #[arg(long, default_value_t = 200)]
         points: u32,
     },
+    /// Fuzz each target of fuzz/ in turn (cargo-fuzz on a nightly toolchain, both installed
+    /// when missing); new inputs go to target/fuzz-corpus/, crashes to fuzz/artifacts/.
+    Fuzz {
+        /// Only this target (workflow, inventory, plugin_outcome).
+        #[arg(long)]
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 600)]
+        seconds: u32,
+    },
     /// What CI runs: formatting check, then `test`.
     Ci,
 }
@@ -59,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo(&root),
         Task::Bench => bench(&root),
         Task::Torture { seed, points } => torture(&root, seed, points),
+        Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
         Task::Ci => {
             fmt_check(&root)?;
             test(&root)
@@ -181,6 +192,38 @@ fn torture(root: &Path, seed: Option<u64>, points: u32) -> anyhow::Result<()> {
         cmd.env("DROVER_TORTURE_SEED", seed.to_string());
     }
     run(&mut cmd)
+}
+
+/// The fuzz targets of fuzz/Cargo.toml.
+const FUZZ_TARGETS: [&str; 3] = ["workflow", "inventory", "plugin_outcome"];
+
+fn fuzz(root: &Path, only: Option<String>, seconds: u32) -> anyhow::Result<()> {
+    let nightly = Command::new("rustup").args(["run", "nightly", "rustc", "--version"]).output();
+    if !nightly.is_ok_and(|o| o.status.success()) {
+        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+            .context("cargo-fuzz needs a nightly toolchain; run `rustup toolchain install nightly`")?;
+    }
+    if Command::new("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+            .context("could not install cargo-fuzz; run `cargo install cargo-fuzz`")?;
+    }
+    let targets: Vec<&str> = match &only {
+        Some(t) if FUZZ_TARGETS.contains(&t.as_str()) => vec![t.as_str()],
+        Some(t) => bail!("no fuzz target {t:?}; the targets are {}", FUZZ_TARGETS.join(", ")),
+        None => FUZZ_TARGETS.to_vec(),
+    };
+    for target in targets {
+        // New inputs go to a scratch corpus; the committed one (fuzz/corpus/) is only read.
+        let scratch = root.join("target/fuzz-corpus").join(target);
+        std::fs::create_dir_all(&scratch)?;
+        run(Command::new("cargo")
+            .current_dir(root)
+            .args(["+nightly", "fuzz", "run", "--sanitizer", "none", target])
+            .arg(&scratch)
+            .arg(root.join("fuzz/corpus").join(target))
+            .args(["--", &format!("-max_total_time={seconds}"), "-max_len=8192", "-print_final_stats=1"]))?;
+    }
+    Ok(())
 }
 
 fn fmt_check(root: &Path) -> anyhow::Result<()> {
