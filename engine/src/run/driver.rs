@@ -647,21 +647,28 @@ impl<'c> Driver<'c> {
             }
             let failed_need = self.failed_upstream(idx);
             self.expanded[idx] = true;
-            let step = self.wf.steps[idx].clone();
+            // Not the whole step: its `upstream` set and its plugin's schemas make a clone cost
+            // in proportion to the workflow, on every expansion.
+            let step = &self.wf.steps[idx];
+            let (id, when) = (step.id.clone(), step.when.clone());
+            let approval = match &step.kind {
+                StepKind::Approval { prompt, .. } => Some(prompt.clone()),
+                StepKind::Plugin { .. } => None,
+            };
             if let Some(failed) = failed_need {
                 let record = self.new_instance(
                     idx,
-                    step.id.clone(),
+                    id.clone(),
                     None,
                     None,
                     StepState::Skipped,
                     Some(format!("needs {failed}, which failed")),
                 );
-                self.event(Some(&step.id), "step-skipped", json!({ "reason": record.reason }));
+                self.event(Some(&id), "step-skipped", json!({ "reason": record.reason }));
                 self.put(record);
                 continue;
             }
-            let items: Result<Vec<Option<Value>>, String> = match &step.for_each {
+            let items: Result<Vec<Option<Value>>, String> = match &self.wf.steps[idx].for_each {
                 None => Ok(vec![None]),
                 Some(ForEach::Group(group)) => {
                     Ok(self.inventory.expand(group).into_iter().map(|s| Some(Value::String(s))).collect())
@@ -677,31 +684,31 @@ impl<'c> Driver<'c> {
                 Ok(items) => items,
                 Err(message) => {
                     let record =
-                        self.new_instance(idx, step.id.clone(), None, None, StepState::Failed, Some(message));
-                    self.event(Some(&step.id), "step-failed", json!({ "reason": record.reason }));
+                        self.new_instance(idx, id.clone(), None, None, StepState::Failed, Some(message));
+                    self.event(Some(&id), "step-failed", json!({ "reason": record.reason }));
                     self.put(record);
                     self.fail_policy(idx);
                     continue;
                 }
             };
             for (n, item) in items.into_iter().enumerate() {
-                let (key, target) = instance_key(&step.id, item.as_ref(), n, &self.inventory);
-                let when = match &step.when {
+                let (key, target) = instance_key(&id, item.as_ref(), n, &self.inventory);
+                let when_ok = match &when {
                     None => Ok(true),
                     Some(expr) => template::eval_when(expr, &self.scope(item.as_ref(), target.as_deref()))
                         .map_err(|e| format!("when `{expr}`: {e}")),
                 };
-                let (state, reason, kind) = match (when, &step.kind) {
+                let (state, reason, kind) = match (when_ok, &approval) {
                     (Err(message), _) => (StepState::Failed, Some(message), "step-failed"),
                     (Ok(false), _) => (
                         StepState::Skipped,
-                        Some(format!("when `{}` is false", step.when.as_deref().unwrap_or(""))),
+                        Some(format!("when `{}` is false", when.as_deref().unwrap_or(""))),
                         "step-skipped",
                     ),
-                    (Ok(true), StepKind::Approval { prompt, .. }) => {
+                    (Ok(true), Some(prompt)) => {
                         (StepState::Waiting, Some(format!("approval: {prompt}")), "waiting-for-approval")
                     }
-                    (Ok(true), StepKind::Plugin { .. }) => (StepState::Ready, None, "step-ready"),
+                    (Ok(true), None) => (StepState::Ready, None, "step-ready"),
                 };
                 let record = self.new_instance(idx, key.clone(), item, target, state, reason.clone());
                 self.put(record);
