@@ -3,7 +3,6 @@
 //! interesting, crashes included, keeps being checked after the fuzzer has stopped.
 
 #[path = "../../fuzz/src/lib.rs"]
-#[allow(dead_code)]
 mod checks;
 
 use std::path::PathBuf;

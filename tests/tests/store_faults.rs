@@ -120,12 +120,11 @@ fn a_disk_filling_up_mid_run_stops_it_with_exit_6_and_a_resume_after_freeing_spa
     let disk = Tmpfs::mount("2m");
     let db = disk.path().join("drover.db");
     let sandbox = Sandbox::with_db(db.clone());
-    let (mut held, run) = start(&sandbox);
+    let (HeldRun { child, effects, release }, run) = start(&sandbox);
     let filler = disk.path().join("filler");
     fill(&filler);
-    std::fs::write(&held.release, "").unwrap();
-    let out =
-        std::mem::replace(&mut held.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+    std::fs::write(&release, "").unwrap();
+    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(6), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stderr(&out).contains(&format!("the disk holding {} is full: free space and resume", db.display())),
@@ -134,7 +133,7 @@ fn a_disk_filling_up_mid_run_stops_it_with_exit_6_and_a_resume_after_freeing_spa
     );
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(quick_check(&db), "ok", "the journal after the failed commit");
-    resume_finishes(&sandbox, &run, &held.effects);
+    resume_finishes(&sandbox, &run, &effects);
 }
 
 #[test]
