@@ -104,7 +104,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
     let store = context::store(global)?;
     let run = store.run(&args.run)?;
     let steps = store.steps(&run.id)?;
-    let wf: Workflow = serde_json::from_value(run.definition.clone())?;
+    let wf: Workflow = drover_engine::run::pinned_workflow(&run.definition).map_err(anyhow::Error::msg)?;
     // A lease past its expiry belongs to a process that stopped without releasing it.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -24,8 +24,16 @@ pub fn inventory(global: &Global, path: &Path) -> anyhow::Result<Inventory> {
 pub fn load(global: &Global, path: &Path, inventory: Option<&Inventory>) -> anyhow::Result<Workflow> {
     let registry = Registry::new(global.plugin_dir());
     let groups = inventory.map(Inventory::group_names);
+    // Steps often name the same plugin: resolve each reference once.
+    let resolved = std::cell::RefCell::new(std::collections::HashMap::new());
     let resolve = |reference: &drover_engine::plugin::PluginRef| {
-        registry.resolve(reference).map(|installed| installed.info).map_err(|e| e.to_string())
+        resolved
+            .borrow_mut()
+            .entry(reference.to_string())
+            .or_insert_with(|| {
+                registry.resolve(reference).map(|installed| installed.info).map_err(|e| e.to_string())
+            })
+            .clone()
     };
     let ctx = ValidationContext { groups: groups.as_ref(), plugins: &resolve };
     workflow::load(path, &ctx).map_err(|diagnostics| UsageError(diagnostics.to_string()).into())

@@ -16,7 +16,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use super::error::LoadError;
-use super::info::{PluginInfo, PluginRef, Sha256Digest};
+use super::info::{PluginInfo, PluginRef, Sha256Digest, check_name};
 use super::sandbox::{LoadedPlugin, PluginHost};
 
 /// One installed plugin version.
@@ -194,9 +194,23 @@ impl Registry {
         Ok(all)
     }
 
-    /// Every installed version of `name`, lowest first.
+    /// Every installed version of `name`, lowest first. Reads only that name's directory: a
+    /// workflow resolves one plugin per step.
     pub fn versions(&self, name: &str) -> Result<Vec<Installed>, RegistryError> {
-        Ok(self.list()?.into_iter().filter(|i| i.info.name == name).collect())
+        let name_dir = self.dir.join(name);
+        // A name that is not a plugin name is not installed (and never names another directory).
+        if check_name(name).is_err() || !name_dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        for entry in read_dirs(&name_dir)? {
+            let installed = self.read_entry(&entry)?;
+            if installed.info.name == name {
+                all.push(installed);
+            }
+        }
+        all.sort_by(|a, b| a.info.version.cmp(&b.info.version));
+        Ok(all)
     }
 
     /// The highest installed version matching `reference`.

@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::store::{AttemptRecord, EventRecord, RunRecord, StepRecord, Store, StoreError};
-use crate::workflow::Workflow;
 
 pub use html::html;
 pub use markdown::markdown;
@@ -143,7 +142,7 @@ fn assemble(
     attempts: Vec<AttemptRecord>,
     events: Vec<EventRecord>,
 ) -> Report {
-    let wf = serde_json::from_value::<Workflow>(run.definition.clone()).ok();
+    let wf = crate::run::pinned_workflow(&run.definition).ok();
     let order: Vec<String> =
         wf.as_ref().map(|wf| wf.order.iter().map(|&i| wf.steps[i].id.clone()).collect()).unwrap_or_default();
     let step_ids: Vec<String> =

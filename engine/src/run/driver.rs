@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::grants::{Allow, ExecPattern, Grants, Refusal};
@@ -148,9 +149,10 @@ impl<'c> Driver<'c> {
         lease_lost: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Driver<'c>, RunError> {
         let definition_error = |message: String| RunError::Definition { run_id: run.id.clone(), message };
-        let wf: Workflow = serde_json::from_value(run.definition.clone())
+        // Read from the pinned values, not from copies of them: a long workflow's definition is large.
+        let wf = super::pinned_workflow(&run.definition)
             .map_err(|e| definition_error(format!("the pinned workflow cannot be read: {e}")))?;
-        let inventory: Inventory = serde_json::from_value(run.inventory.clone())
+        let inventory = Inventory::deserialize(&run.inventory)
             .map_err(|e| definition_error(format!("the pinned inventory cannot be read: {e}")))?;
         // Steps often share a plugin: load each pinned (version, digest) once.
         let mut loaded: HashMap<String, Arc<LoadedPlugin>> = HashMap::new();

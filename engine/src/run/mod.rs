@@ -14,6 +14,7 @@ pub mod clock;
 mod driver;
 mod lease;
 pub mod operator;
+mod pin;
 pub mod plan;
 mod start;
 
@@ -28,6 +29,7 @@ use crate::store::{Store, StoreError};
 
 pub use clock::{Clock, SystemClock};
 pub use lease::{Lease, whoami};
+pub use pin::pinned_workflow;
 pub use start::{NewRun, resolve_params, start};
 
 /// What driving a run needs.

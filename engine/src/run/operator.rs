@@ -207,8 +207,8 @@ pub async fn request(
             command.as_str()
         )));
     }
-    let wf: Workflow = serde_json::from_value(run.definition.clone())
-        .map_err(|e| RunError::Definition { run_id: run_id.into(), message: e.to_string() })?;
+    let wf: Workflow = super::pinned_workflow(&run.definition)
+        .map_err(|e| RunError::Definition { run_id: run_id.into(), message: e })?;
     let now = ctx.clock.now_ms();
     let request = RequestRecord {
         seq: 0,

@@ -75,26 +75,27 @@ pub fn resolve_params(workflow: &Workflow, overrides: &[(String, String)]) -> Re
 pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
     let run_id = format!("run_{}", ulid::Ulid::generate().to_string().to_lowercase());
     let mut plugins = Map::new();
+    // Steps often share a plugin: read each name's installed versions once.
+    let mut installed_versions = std::collections::HashMap::new();
     for step in &new.workflow.steps {
         let Some((reference, info)) = step.plugin() else { continue };
-        let installed = ctx
-            .registry
-            .versions(&reference.name)?
-            .into_iter()
-            .find(|i| i.info.version == info.version)
-            .ok_or_else(|| {
-                RunError::Plugin(format!(
-                    "step {}: plugin {} {} is no longer installed",
-                    step.id, info.name, info.version
-                ))
-            })?;
+        let versions = match installed_versions.entry(reference.name.as_str()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(ctx.registry.versions(&reference.name)?),
+        };
+        let installed = versions.iter().find(|i| i.info.version == info.version).ok_or_else(|| {
+            RunError::Plugin(format!(
+                "step {}: plugin {} {} is no longer installed",
+                step.id, info.name, info.version
+            ))
+        })?;
         plugins.insert(
             step.id.clone(),
             json!({ "name": info.name, "version": info.version.to_string(), "sha256": installed.sha256 }),
         );
     }
     let inventory = serde_json::to_value(&new.inventory).map_err(|e| RunError::Params(e.to_string()))?;
-    let definition = serde_json::to_value(&new.workflow).map_err(|e| RunError::Params(e.to_string()))?;
+    let definition = super::pin::pin(&new.workflow).map_err(|e| RunError::Params(e.to_string()))?;
     let (user, _) = whoami();
     let now = ctx.clock.now_ms();
     let record = RunRecord {

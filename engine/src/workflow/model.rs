@@ -3,7 +3,6 @@
 //! TOML, JSON or source positions. A [`Workflow`] is serialized as JSON and pinned in the run
 //! journal when a run starts, so a resumed run executes exactly the definition it began with.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -131,8 +130,6 @@ pub struct Step {
     pub kind: StepKind,
     /// Indices of the steps it directly needs, in file order of the `needs` list.
     pub needs: Vec<usize>,
-    /// Indices of every step it needs directly or transitively.
-    pub upstream: BTreeSet<usize>,
     /// Fan-out: one step instance per item.
     pub for_each: Option<ForEach>,
     /// The condition (a template expression); false skips the step.

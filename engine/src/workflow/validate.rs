@@ -323,7 +323,6 @@ impl Validator<'_> {
             id: id.to_owned(),
             kind: kind?,
             needs: needs.to_vec(),
-            upstream: upstream.clone(),
             for_each,
             when: s.when.as_ref().map(|w| w.get_ref().clone()),
             with: s
