@@ -5,7 +5,8 @@
 //! in-process (through `run::start`/`run::resume`, store opening included) and as a whole
 //! process (spawning the release `drover` to its exit):
 //! - floor: one-row transactions in WAL mode on the same disk (rusqlite directly);
-//! - W1: a 100-step chain of `noop`, with the number of commits it took;
+//! - W1: a 100-step chain of `noop`, with the number of commits it took, each run paired with a
+//!   floor measured just before it (the disk's commit time drifts) for its ratio;
 //! - W2: 1 → 1,000 parallel `noop` steps → 1, at run limits 64 (and 8, in-process);
 //! - W3: a 200-step chain whose steps append their key to a file, SIGKILLed after 100 lines,
 //!   then resumed: whether it completed, duplicate lines, the resume's wall time;
@@ -46,15 +47,19 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-fn commit_floor(dir: &Path, sync: &str) -> f64 {
+/// The disk's commit time: the median of `n` one-row transactions in WAL mode, through rusqlite,
+/// on a fresh database in `dir`.
+fn commit_floor(dir: &Path, sync: &str, n: usize) -> f64 {
     let path = dir.join(format!("floor-{sync}.db"));
-    let _ = std::fs::remove_file(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
     conn.pragma_update(None, "synchronous", sync).expect("sync");
     conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").expect("table");
     let mut samples = Vec::new();
-    for i in 0..300 {
+    for i in 0..n {
         let started = Instant::now();
         conn.execute("INSERT INTO t (v) VALUES (?1)", [format!("row {i}")]).expect("insert");
         samples.push(ms(started));
@@ -324,6 +329,35 @@ impl Bench {
     }
 }
 
+/// One round trip to a thread blocked on a std channel that answers through a tokio oneshot,
+/// awaited in `block_on`: what a commit through the store's writer costs beyond the commit itself.
+/// Median of 1000, back to back (a lower bound: in a run the writer has been idle longer).
+fn writer_round_trip(runtime: &tokio::runtime::Runtime) -> f64 {
+    let (jobs, queue) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+    let writer = std::thread::spawn(move || {
+        while let Ok(reply) = queue.recv() {
+            let _ = reply.send(());
+        }
+    });
+    let samples = runtime.block_on(async {
+        let mut samples = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            let started = Instant::now();
+            let (reply, answered) = tokio::sync::oneshot::channel();
+            jobs.send(reply).expect("the writer thread runs");
+            answered.await.expect("the writer thread answers");
+            samples.push(ms(started));
+        }
+        samples
+    });
+    drop(jobs);
+    writer.join().expect("the writer thread ends");
+    median(&samples)
+}
+
+/// How many (floor, chain) pairs W1 measures per setting.
+const W1_PAIRS: usize = 7;
+
 /// The figures of one invocation: a Markdown table and the same as JSON.
 struct Report {
     floor: [f64; 2],
@@ -352,6 +386,26 @@ impl Report {
             }));
         }
         medians
+    }
+
+    /// Per-run ratios: their median, with the smallest and largest.
+    fn ratios(&mut self, id: &str, what: &str, ratios: [Vec<f64>; 2], target: &str) {
+        let cell = |r: &[f64]| {
+            let (lo, hi) = r.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            format!("**{:.2}** ({lo:.2}–{hi:.2})", median(r))
+        };
+        self.rows.push(format!(
+            "| {id} | {what} | {} | {} | {} | {target} |",
+            Mode::InProcess.name(),
+            cell(&ratios[0]),
+            cell(&ratios[1])
+        ));
+        for (i, (_, sync)) in SYNCS.iter().enumerate() {
+            self.json.push(json!({
+                "id": id, "what": what, "mode": Mode::InProcess.name(), "synchronous": sync,
+                "unit": "ratio", "median": median(&ratios[i]), "runs": ratios[i], "target": target,
+            }));
+        }
     }
 
     /// A figure that is not a time (a count, a ratio, bytes): shown as given.
@@ -402,7 +456,7 @@ fn main() {
         "[servers.here]\ntransport = \"local\"\n\n[groups]\none = [\"here\"]\n",
     );
 
-    let floor = [commit_floor(&dir, "FULL"), commit_floor(&dir, "NORMAL")];
+    let floor = [commit_floor(&dir, "FULL", 300), commit_floor(&dir, "NORMAL", 300)];
     let mut report = Report { floor, rows: Vec::new(), json: Vec::new() };
     report.rows.push(format!(
         "| floor | one-row transaction, WAL, median of 300 (rusqlite) | in-process | {:.3} ms | {:.3} ms | |",
@@ -415,17 +469,28 @@ fn main() {
 
     let mut w2_per_step = [[0.0; 2]; 2];
     if wanted("w1") {
+        // The disk's commit time drifts within seconds on a shared VM, so each chain is paired
+        // with a floor measured right before it, and the ratio is taken per pair.
         let mut runs = [Vec::new(), Vec::new()];
+        let mut ratios = [Vec::new(), Vec::new()];
         let mut commits = [0u64; 2];
-        for (i, sync) in SYNCS.into_iter().enumerate() {
-            for _ in 0..5 {
-                let driven = bench.run_in_process("chain", &chain(100), sync);
+        for (i, (durability, sync)) in SYNCS.into_iter().enumerate() {
+            for _ in 0..W1_PAIRS {
+                let floor = commit_floor(&dir, sync, 100);
+                let driven = bench.run_in_process("chain", &chain(100), (durability, sync));
                 assert_eq!(driven.outcome, RunOutcome::Succeeded);
                 runs[i].push(driven.ms);
+                ratios[i].push(driven.ms / (driven.commits as f64 * floor));
                 commits[i] = driven.commits;
             }
         }
-        let medians = report.times("W1", "100-step chain of noop, median of 5", Mode::InProcess, runs, "");
+        report.times(
+            "W1",
+            &format!("100-step chain of noop, median of {W1_PAIRS}"),
+            Mode::InProcess,
+            runs,
+            "",
+        );
         report.other(
             "W1",
             "… commits it took",
@@ -434,14 +499,20 @@ fn main() {
             "commits",
             "",
         );
-        let ratio = [0, 1].map(|i| medians[i] / (commits[i] as f64 * floor[i]));
+        report.ratios(
+            "W1",
+            &format!("… ÷ (commits × floor of 100 commits measured just before), median of {W1_PAIRS} pairs"),
+            ratios,
+            "≤ 1.5",
+        );
+        let hop = writer_round_trip(&bench.runtime);
         report.other(
             "W1",
-            "… ÷ (commits × floor)",
+            "… one round trip to a writer thread and back, median of 1000 (no database)",
             Mode::InProcess,
-            ratio.map(|r| (r, format!("{r:.2}"))),
-            "ratio",
-            "≤ 1.5",
+            [(hop, format!("{:.3} ms", hop)), (hop, format!("{:.3} ms", hop))],
+            "ms",
+            "",
         );
         let runs = SYNCS.map(|(_, sync)| {
             (0..5).map(|_| bench.run_process("chain", &chain(100), &empty_inventory, sync).0).collect()
