@@ -3,12 +3,14 @@
 //! the contract: the lab accepts exactly these command lines and answers in these formats.
 //!
 //! Pure functions only (no host calls), so every parser is unit-tested natively; the exception
-//! is [`configure`], the host-side steps the group plugins share. Feature `testing` adds
+//! is [`configure`], the host-side steps the group plugins share, next to [`group`], the input
+//! types they share. Feature `testing` adds
 //! `testing`, test support for those plugins.
 
 pub mod config_xml;
 pub mod configure;
 pub mod gac;
+pub mod group;
 pub mod membership;
 pub mod powershell;
 pub mod reg;

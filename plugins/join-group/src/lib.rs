@@ -34,92 +34,19 @@ pub use biztalk_common::configure::CONFIGURATION_EXE;
 use biztalk_common::configure::{
     check_secret_name, leftover_exists, probe_membership, read_log, run_then_remove, with_evidence,
 };
+use biztalk_common::group::default_work_dir;
+pub use biztalk_common::group::{
+    Account, DEFAULT_ENTSSO_SECRET, DEFAULT_RULES_ENGINE_SECRET, Group, ServiceAccounts,
+};
 use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
-/// The ENTSSO account's password secret when the input names none.
-pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
-/// The Rule Engine Update Service account's password secret when the input names none.
-pub const DEFAULT_RULES_ENGINE_SECRET: &str = "rules-engine-password";
 
 /// The plugin.
 #[derive(Default)]
 pub struct JoinGroup;
-
-fn default_mgmt_db() -> String {
-    "BizTalkMgmtDb".into()
-}
-
-fn default_sso_db() -> String {
-    "SSODB".into()
-}
-
-fn default_rules_db() -> String {
-    "BizTalkRuleEngineDb".into()
-}
-
-fn default_work_dir() -> String {
-    r"C:\Drover".into()
-}
-
-/// The production group to join.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Group {
-    /// SQL Server of the management database, e.g. `PRDSQL01`.
-    pub mgmt_server: String,
-    /// The management database.
-    #[serde(default = "default_mgmt_db")]
-    pub mgmt_db: String,
-    /// SQL Server of the SSO database.
-    pub sso_server: String,
-    /// The SSO database.
-    #[serde(default = "default_sso_db")]
-    pub sso_db: String,
-    /// SQL Server of the Business Rules database; `mgmt_server` when absent.
-    #[serde(default)]
-    pub rules_server: Option<String>,
-    /// The Business Rules database.
-    #[serde(default = "default_rules_db")]
-    pub rules_db: String,
-}
-
-impl Group {
-    /// `server/database` of the management database, as reports name a group.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.mgmt_server, self.mgmt_db)
-    }
-
-    /// True if `server`/`db` (from the registry) name this group; SQL names are
-    /// case-insensitive.
-    pub fn is(&self, server: &str, db: &str) -> bool {
-        server.eq_ignore_ascii_case(&self.mgmt_server) && db.eq_ignore_ascii_case(&self.mgmt_db)
-    }
-}
-
-/// A service account.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Account {
-    /// `DOMAIN\user`.
-    pub account: String,
-    /// Name of the secret holding its password (granted to the step); a default per account
-    /// when absent (`entsso-password`, `rules-engine-password`).
-    #[serde(default)]
-    pub password_secret: Option<String>,
-}
-
-/// The service accounts the configuration sets.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceAccounts {
-    /// Enterprise SSO (`ENTSSO`); must be a member of SSO Administrators.
-    pub entsso: Account,
-    /// Rule Engine Update Service.
-    pub rules_engine: Account,
-}
 
 /// Input: the group, the accounts and the features setup installed.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -181,7 +108,7 @@ impl Plugin for JoinGroup {
                 Output::joined(&input.group),
                 format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
             ),
-            true => Outcome::unchanged(Output::joined(&input.group), already(target, &input.group)),
+            true => Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target)),
             false => Outcome::changed(
                 Output::joined(&input.group),
                 format!("would join {target} to the group on {}", input.group.name()),
@@ -197,7 +124,8 @@ impl Plugin for JoinGroup {
         let mut evidence = Vec::new();
         if expect_group(ctx, target, &input.group, &mut evidence)? {
             ctx.remove_file(target, &paths.xml)?;
-            let outcome = Outcome::unchanged(Output::joined(&input.group), already(target, &input.group));
+            let outcome =
+                Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target));
             return Ok(with_evidence(outcome, evidence));
         }
         join(ctx, target, &input, &paths, evidence)
@@ -247,7 +175,7 @@ impl Paths {
 /// Refuses input that would render a broken file: secret names the host would not recognise,
 /// no installed features, no work folder.
 fn validate(input: &Input) -> Result<(), StepError> {
-    for name in secret_names(input) {
+    for name in input.service_accounts.secret_names() {
         check_secret_name(name)?;
     }
     if input.installed_features.is_empty() {
@@ -259,15 +187,6 @@ fn validate(input: &Input) -> Result<(), StepError> {
         return Err(StepError::permanent("work_dir is empty"));
     }
     Ok(())
-}
-
-/// The two password secrets: `(entsso, rules_engine)`.
-fn secret_names(input: &Input) -> [&str; 2] {
-    let accounts = &input.service_accounts;
-    [
-        accounts.entsso.password_secret.as_deref().unwrap_or(DEFAULT_ENTSSO_SECRET),
-        accounts.rules_engine.password_secret.as_deref().unwrap_or(DEFAULT_RULES_ENGINE_SECRET),
-    ]
 }
 
 /// True if joined to `group`, false if not joined; an error if joined to another group.
@@ -286,14 +205,10 @@ fn expect_group(
     }
 }
 
-fn already(target: &str, group: &Group) -> String {
-    format!("{target} is already joined to the group on {}", group.name())
-}
-
 /// The join template's settings for `input`, passwords as secret references.
 pub fn join_settings(input: &Input) -> JoinSettings {
     let group = &input.group;
-    let [entsso_secret, rules_secret] = secret_names(input);
+    let [entsso_secret, rules_secret] = input.service_accounts.secret_names();
     let accounts = &input.service_accounts;
     JoinSettings {
         sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },

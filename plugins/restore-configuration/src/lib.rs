@@ -39,16 +39,16 @@ pub use biztalk_common::configure::CONFIGURATION_EXE;
 use biztalk_common::configure::{
     check_secret_name, leftover_exists, probe_membership, run_then_remove, with_evidence,
 };
+use biztalk_common::group::default_work_dir;
+pub use biztalk_common::group::{
+    Account, DEFAULT_ENTSSO_SECRET, DEFAULT_RULES_ENGINE_SECRET, Group, ServiceAccounts,
+};
 use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use biztalk_common::restore_config;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
-/// The ENTSSO account's password secret when the input names none.
-pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
-/// The Rule Engine Update Service account's password secret when the input names none.
-pub const DEFAULT_RULES_ENGINE_SECRET: &str = "rules-engine-password";
 /// The script's file name.
 const SCRIPT_NAME: &str = "RestoreConfig.vbe";
 
@@ -56,75 +56,8 @@ const SCRIPT_NAME: &str = "RestoreConfig.vbe";
 #[derive(Default)]
 pub struct RestoreConfiguration;
 
-fn default_mgmt_db() -> String {
-    "BizTalkMgmtDb".into()
-}
-
-fn default_sso_db() -> String {
-    "SSODB".into()
-}
-
-fn default_rules_db() -> String {
-    "BizTalkRuleEngineDb".into()
-}
-
-fn default_work_dir() -> String {
-    r"C:\Drover".into()
-}
-
 fn default_restore_script() -> String {
     restore_config::DEFAULT_SCRIPT.into()
-}
-
-/// The group the server belongs to.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Group {
-    /// SQL Server of the management database, e.g. `PRDSQL01`.
-    pub mgmt_server: String,
-    /// The management database.
-    #[serde(default = "default_mgmt_db")]
-    pub mgmt_db: String,
-    /// SQL Server of the SSO database.
-    pub sso_server: String,
-    /// The SSO database.
-    #[serde(default = "default_sso_db")]
-    pub sso_db: String,
-    /// SQL Server of the Business Rules database; `mgmt_server` when absent.
-    #[serde(default)]
-    pub rules_server: Option<String>,
-    /// The Business Rules database.
-    #[serde(default = "default_rules_db")]
-    pub rules_db: String,
-}
-
-impl Group {
-    /// `server/database` of the management database, as reports name a group.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.mgmt_server, self.mgmt_db)
-    }
-}
-
-/// A service account.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Account {
-    /// `DOMAIN\user`.
-    pub account: String,
-    /// Name of the secret holding its password (granted to the step); a default per account
-    /// when absent (`entsso-password`, `rules-engine-password`).
-    #[serde(default)]
-    pub password_secret: Option<String>,
-}
-
-/// The service accounts of the saved configuration.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceAccounts {
-    /// Enterprise SSO (`ENTSSO`); must be a member of SSO Administrators.
-    pub entsso: Account,
-    /// Rule Engine Update Service.
-    pub rules_engine: Account,
 }
 
 /// Input: the group, and either the fields the saved configuration is rendered from
@@ -209,7 +142,7 @@ impl Plugin for RestoreConfiguration {
                 Output::joined(&input.group),
                 format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
             ),
-            true => Outcome::unchanged(Output::joined(&input.group), already(target, &input.group)),
+            true => Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target)),
             false => Outcome::changed(
                 Output::joined(&input.group),
                 format!(
@@ -228,7 +161,8 @@ impl Plugin for RestoreConfiguration {
         let mut evidence = Vec::new();
         if expect_group(ctx, target, &input.group, &mut evidence)? {
             ctx.remove_file(target, &paths.xml)?;
-            let outcome = Outcome::unchanged(Output::joined(&input.group), already(target, &input.group));
+            let outcome =
+                Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target));
             return Ok(with_evidence(outcome, evidence));
         }
         restore(ctx, target, &input, &paths, evidence)
@@ -292,7 +226,7 @@ fn validate(input: &Input) -> Result<(), StepError> {
             ));
         }
         (Some(accounts), None) => {
-            for name in secret_names(accounts) {
+            for name in accounts.secret_names() {
                 check_secret_name(name)?;
             }
             if input.installed_features.is_empty() {
@@ -322,14 +256,6 @@ fn validate(input: &Input) -> Result<(), StepError> {
     Ok(())
 }
 
-/// The two password secrets: `(entsso, rules_engine)`.
-fn secret_names(accounts: &ServiceAccounts) -> [&str; 2] {
-    [
-        accounts.entsso.password_secret.as_deref().unwrap_or(DEFAULT_ENTSSO_SECRET),
-        accounts.rules_engine.password_secret.as_deref().unwrap_or(DEFAULT_RULES_ENGINE_SECRET),
-    ]
-}
-
 /// True if joined to `group`, false if not joined; an error if joined to another group.
 fn expect_group(
     ctx: &Ctx,
@@ -346,17 +272,13 @@ fn expect_group(
     }
 }
 
-fn already(target: &str, group: &Group) -> String {
-    format!("{target} is already joined to the group on {}", group.name())
-}
-
 /// The settings the saved configuration is rendered from, passwords as secret references.
 pub fn saved_settings(
     group: &Group,
     accounts: &ServiceAccounts,
     installed_features: &[String],
 ) -> JoinSettings {
-    let [entsso_secret, rules_secret] = secret_names(accounts);
+    let [entsso_secret, rules_secret] = accounts.secret_names();
     JoinSettings {
         sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },
         mgmt_db: Database { server: group.mgmt_server.clone(), name: group.mgmt_db.clone() },
