@@ -1,6 +1,7 @@
 //! The input the group plugins (`join-group`, `restore-configuration`) share: the BizTalk group
 //! a server joins or returns to, the two service accounts its configuration sets, and the
-//! defaults of both. Types only; what the plugins do with them stays in each plugin.
+//! defaults of both, with the two helpers both need (secret names, the "already joined"
+//! summary). What the plugins do with them stays in each plugin.
 
 use drover_sdk::prelude::*;
 use serde::Deserialize;
