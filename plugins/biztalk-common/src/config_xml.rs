@@ -389,6 +389,7 @@ impl ConfigLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::JOIN_XML;
 
     fn settings() -> JoinSettings {
         JoinSettings {
@@ -403,73 +404,9 @@ mod tests {
                 account: r"CONTOSO\svc-bre".into(),
                 password_ref: "@@secret:rules-engine-password@@".into(),
             },
-            installed_features: vec!["Runtime".into(), "SSO".into(), "RulesEngine".into()],
+            installed_features: vec!["SSO".into(), "Runtime".into(), "RulesEngine".into()],
         }
     }
-
-    /// The whole join file, as Configuration.exe will read it (before the host fills in secrets).
-    const JOIN_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<Configuration>
-  <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
-    <Question ID="IsSecretServer" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{FB7268BE-82D4-4cad-8CFF-6930303DA7E2}" />
-      <Answer Value="Join" GUID="{B9432756-1620-4bec-8CD9-E6D0B7805AA5}" Selected="Yes" />
-    </Question>
-    <NTService ID="ENTSSO">
-      <UserName>svc-sso</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
-    </NTService>
-    <SQL ID="SSO_DB_ID">
-      <Server>PRDSQL01</Server>
-      <Database>SSODB</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-  </Feature>
-  <Feature Name="WMI" DisplayName="BizTalk Server Group">
-    <SQL ID="{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkMgmtDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <Question ID="CREATEORJOIN" Answers="Create,Join" Default="Create">
-      <Answer Value="Create" GUID="{C4DEF4B8-163E-4a8d-AB01-6C43917248B1}" />
-      <Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="Engine,BTSCfg" DisplayName="BizTalk Server runtime components">
-    <Question ID="HOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{8E714C78-05B8-45d1-9B50-D737EF7AD682}" />
-      <Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />
-    </Question>
-    <Question ID="ISOHOST" Answers="Yes,No" Default="Yes">
-      <Answer Value="Yes" GUID="{5638D8B2-58C9-4b2a-B5B1-3771ADECC327}" />
-      <Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />
-    </Question>
-  </Feature>
-  <Feature Name="RulesEngine" DisplayName="Business Rules Engine">
-    <SQL ID="{E6C5E071-D6EB-4c31-BFE6-CA16637FBEEB}">
-      <Server>PRDSQL01</Server>
-      <Database>BizTalkRuleEngineDb</Database>
-      <WindowsSecurity>yes</WindowsSecurity>
-      <UserName />
-      <Password />
-    </SQL>
-    <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
-      <UserName>svc-bre</UserName>
-      <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
-    </NTService>
-  </Feature>
-  <InstalledFeature>Runtime</InstalledFeature>
-  <InstalledFeature>SSO</InstalledFeature>
-  <InstalledFeature>RulesEngine</InstalledFeature>
-</Configuration>
-"#;
 
     #[test]
     fn renders_the_join_template() {

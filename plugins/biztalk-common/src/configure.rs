@@ -1,12 +1,15 @@
 //! Host-side steps shared by the plugins that put a runtime server into a BizTalk group
-//! (`join-group`, `restore-configuration`): the membership probe, the leftover check and the
-//! "write a file that holds passwords, run, **always** remove it" frame, and the unconfiguration
-//! that compensates them (`Configuration.exe /U`). Unlike the rest of this crate these call the
-//! host, through a [`Ctx`].
+//! (`join-group`, `restore-configuration`): the membership probe and what it says about the
+//! expected group (before and after their run), what `check` and `apply` do on a server already
+//! in it (a leftover file from an interrupted attempt), the "write a file that holds passwords,
+//! run, **always** remove it" frame, and the unconfiguration that compensates them
+//! (`Configuration.exe /U`). Unlike the rest of this crate these call the host, through a
+//! [`Ctx`]. The wording of what a plugin did stays in the plugin.
 
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 
+use crate::group::Group;
 use crate::membership::Membership;
 use crate::reg::{self, RegAnswer};
 
@@ -26,6 +29,72 @@ pub fn probe_membership(
     }
     let db = query(ctx, target, reg::MGMT_DB_NAME, evidence)?;
     Ok(Membership::from_answers(&server, Some(&db)))
+}
+
+/// Whether `target` is in `group`, by [`probe_membership`]: true if joined to it, false if
+/// joined to none. Joined to another group is a permanent error, worded by `elsewhere` from that
+/// group's `server/database`.
+pub fn expect_group(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    evidence: &mut Vec<Evidence>,
+    elsewhere: impl FnOnce(&str) -> String,
+) -> Result<bool, StepError> {
+    match probe_membership(ctx, target, evidence)? {
+        Membership::NotJoined => Ok(false),
+        Membership::Joined { server, db } if group.is(&server, &db) => Ok(true),
+        Membership::Joined { server, db } => Err(StepError::permanent(elsewhere(&format!("{server}/{db}")))),
+    }
+}
+
+/// What `check` says of `target` when it is already in `group`: a change if an interrupted
+/// attempt left the file at `path` (it holds passwords) behind, since apply removes it (and after
+/// a crash the engine applies); otherwise nothing to do.
+pub fn check_joined<T>(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    path: &str,
+    output: T,
+) -> Result<Outcome<T>, StepError> {
+    if leftover_exists(ctx, target, path)? {
+        let summary = format!("{target} is joined; would remove the leftover configuration file {path}");
+        return Ok(Outcome::changed(output, summary));
+    }
+    Ok(Outcome::unchanged(output, group.already_joined(target)))
+}
+
+/// What `apply` does when `target` is already in `group`: removes the file an interrupted
+/// attempt may have left at `path` (it holds passwords), and reports nothing changed.
+pub fn apply_joined<T>(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    path: &str,
+    output: T,
+) -> Result<Outcome<T>, StepError> {
+    ctx.remove_file(target, path)?;
+    Ok(Outcome::unchanged(output, group.already_joined(target)))
+}
+
+/// Checks with [`probe_membership`] that `target` is in `group` after `tool` reported success:
+/// a permanent error if not.
+pub fn verify_joined(
+    ctx: &Ctx,
+    target: &str,
+    group: &Group,
+    tool: &str,
+    evidence: &mut Vec<Evidence>,
+) -> Result<(), StepError> {
+    let verified = probe_membership(ctx, target, evidence)?;
+    if verified.is(&group.mgmt_server, &group.mgmt_db) {
+        return Ok(());
+    }
+    Err(StepError::permanent(format!(
+        "{tool} succeeded but {target} is {verified}, not joined to {}",
+        group.name()
+    )))
 }
 
 /// One value of the BizTalk Administration key.

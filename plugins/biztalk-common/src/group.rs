@@ -1,10 +1,13 @@
 //! The input the group plugins (`join-group`, `restore-configuration`) share: the BizTalk group
 //! a server joins or returns to, the two service accounts its configuration sets, and the
-//! defaults of both, with the two helpers both need (secret names, the "already joined"
-//! summary). What the plugins do with them stays in each plugin.
+//! defaults of both, with the helpers both need (secret names, the "already joined" summary,
+//! the settings of the configuration file they write). What the plugins do with them stays in
+//! each plugin.
 
 use drover_sdk::prelude::*;
 use serde::Deserialize;
+
+use crate::config_xml::{Database, JoinSettings, ServiceAccount};
 
 /// The ENTSSO account's password secret when the input names none.
 pub const DEFAULT_ENTSSO_SECRET: &str = "entsso-password";
@@ -65,6 +68,31 @@ impl Group {
     /// The summary of a step that found `target` already in this group.
     pub fn already_joined(&self, target: &str) -> String {
         format!("{target} is already joined to the group on {}", self.name())
+    }
+
+    /// The settings of a configuration file that puts a server with `installed_features` into
+    /// this group with `accounts` (the join template, or the saved configuration of a joined
+    /// server), passwords as secret references; the Business Rules database is on
+    /// `mgmt_server` unless `rules_server` names another.
+    pub fn join_settings(&self, accounts: &ServiceAccounts, installed_features: &[String]) -> JoinSettings {
+        let [entsso_secret, rules_secret] = accounts.secret_names();
+        JoinSettings {
+            sso_db: Database { server: self.sso_server.clone(), name: self.sso_db.clone() },
+            mgmt_db: Database { server: self.mgmt_server.clone(), name: self.mgmt_db.clone() },
+            rules_db: Database {
+                server: self.rules_server.clone().unwrap_or_else(|| self.mgmt_server.clone()),
+                name: self.rules_db.clone(),
+            },
+            entsso: ServiceAccount {
+                account: accounts.entsso.account.clone(),
+                password_ref: secret_ref(entsso_secret),
+            },
+            rules_engine: ServiceAccount {
+                account: accounts.rules_engine.account.clone(),
+                password_ref: secret_ref(rules_secret),
+            },
+            installed_features: installed_features.to_vec(),
+        }
     }
 }
 
@@ -129,5 +157,23 @@ mod tests {
         assert!(!group.is("PRDSQL01", "OtherDb"));
         assert_eq!(group.sso_db, "SSODB");
         assert_eq!(group.rules_db, "BizTalkRuleEngineDb");
+    }
+
+    #[test]
+    fn join_settings_reference_the_secrets_and_put_the_rules_database_on_the_management_server() {
+        let group: Group = serde_json::from_value(serde_json::json!({
+            "mgmt_server": "PRDSQL01", "sso_server": "PRDSSO01", "rules_db": "Rules"
+        }))
+        .unwrap();
+        let settings = group.join_settings(&accounts(Some("sso-pw")), &["SSO".into(), "Runtime".into()]);
+        assert_eq!(settings.sso_db, Database { server: "PRDSSO01".into(), name: "SSODB".into() });
+        assert_eq!(settings.mgmt_db, Database { server: "PRDSQL01".into(), name: "BizTalkMgmtDb".into() });
+        assert_eq!(settings.rules_db, Database { server: "PRDSQL01".into(), name: "Rules".into() });
+        assert_eq!(
+            settings.entsso,
+            ServiceAccount { account: r"CONTOSO\svc-sso".into(), password_ref: "@@secret:sso-pw@@".into() }
+        );
+        assert_eq!(settings.rules_engine.password_ref, "@@secret:rules-engine-password@@");
+        assert_eq!(settings.installed_features, ["SSO", "Runtime"]);
     }
 }

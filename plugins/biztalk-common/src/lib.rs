@@ -4,8 +4,8 @@
 //!
 //! Pure functions only (no host calls), so every parser is unit-tested natively; the exception
 //! is [`configure`], the host-side steps the group plugins share, next to [`group`], the input
-//! types they share. Feature `testing` adds
-//! `testing`, test support for those plugins.
+//! types they share. Feature `testing` adds `testing`, test support for those plugins (this
+//! crate's own tests use its fixtures too).
 
 pub mod config_xml;
 pub mod configure;
@@ -16,6 +16,6 @@ pub mod powershell;
 pub mod reg;
 pub mod restore_config;
 pub mod sc;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wmi;

@@ -1,7 +1,9 @@
 //! Test support for the plugins that join or restore a server (feature `testing`, for their
-//! `[dev-dependencies]`): a [`Recorder`] around the SDK's [`FakeHost`] that keeps every file
-//! operation and exec in order, with what was written, plus the registry answers of
-//! `lab/PROTOCOL.md` and the configuration file both plugins write.
+//! `[dev-dependencies]`; also built for this crate's own tests): a [`Recorder`] around the SDK's
+//! [`FakeHost`] that keeps every file operation and exec in order, with what was written, plus
+//! the registry answers and `Configuration.exe /U` runs of `lab/PROTOCOL.md`, the input both
+//! plugins' tests start from and the configuration file they write for it. It only scripts and
+//! records: what a plugin must do stays asserted in that plugin's tests.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -9,8 +11,9 @@ use std::marker::PhantomData;
 use drover_sdk::prelude::*;
 use drover_sdk::testing::FakeHost;
 use drover_sdk::{HostApi, RawPlugin};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::configure::CONFIGURATION_EXE;
 use crate::reg;
 
 /// What `reg query` says on stderr when the value is missing.
@@ -22,9 +25,40 @@ pub const REG_SERVER: &str =
 pub const REG_NAME: &str =
     r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName"#;
 
-/// The join configuration for group `PRDSQL01` (accounts `CONTOSO\svc-sso` and
-/// `CONTOSO\svc-bre`, the default password secrets, features SSO, Runtime and RulesEngine), as
-/// written to the target before the host fills in the two secret references.
+/// What `Configuration.exe /U` writes to its log when it unconfigures a server.
+pub const UNCONFIGURATION_LOG: &str = "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n";
+
+/// The input of a group plugin that [`JOIN_XML`] is rendered from: group `PRDSQL01` (the
+/// default databases), accounts `CONTOSO\svc-sso` and `CONTOSO\svc-bre` with the default
+/// password secrets, features SSO, Runtime and RulesEngine.
+pub fn join_input() -> Value {
+    json!({
+        "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
+        "service_accounts": {
+            "entsso": { "account": "CONTOSO\\svc-sso" },
+            "rules_engine": { "account": "CONTOSO\\svc-bre" }
+        },
+        "installed_features": ["SSO", "Runtime", "RulesEngine"]
+    })
+}
+
+/// What a compensation that unconfigures a server of the expected group records, `log` being
+/// its unconfiguration log: the membership probe, the removal of an old log,
+/// `Configuration.exe /U /L <log>`, the reading of the log and the probe that finds the server
+/// gone.
+pub fn unconfiguration_ops(log: &str) -> Vec<String> {
+    vec![
+        REG_SERVER.to_string(),
+        REG_NAME.to_string(),
+        format!("remove {log}"),
+        format!(r"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /U /L {log}"),
+        format!("read {log}"),
+        REG_SERVER.to_string(),
+    ]
+}
+
+/// The join configuration of [`join_input`], as written to the target before the host fills in
+/// the two secret references.
 pub const JOIN_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <Configuration>
   <Feature Name="SSOServer,Engine" DisplayName="Enterprise Single Sign-On">
@@ -161,6 +195,25 @@ impl<P: RawPlugin> Recorder<P> {
     pub fn joined(&self, server: &str, db: &str) {
         self.reg("MgmtDBServer", Some(server));
         self.reg("MgmtDBName", Some(db));
+    }
+
+    /// Scripts `Configuration.exe /U /L <log>` exiting 0, writing `log_text` to `log` when given.
+    pub fn unconfiguration(&self, log: &str, log_text: Option<&str>) {
+        let args = ["/U", "/L", log];
+        let output = ExecOutput::exited(0, "");
+        match log_text {
+            Some(text) => {
+                self.host.script_exec_writing(&self.target, CONFIGURATION_EXE, &args, output, log, text)
+            }
+            None => self.host.script_exec(&self.target, CONFIGURATION_EXE, &args, output),
+        }
+    }
+
+    /// Asserts that the last operation removed the file at `path` and that it is gone.
+    #[track_caller]
+    pub fn assert_removed_last(&self, path: &str) {
+        assert_eq!(self.ops().last(), Some(&format!("remove {path}")), "{:?}", self.ops());
+        assert_eq!(self.host.file(&self.target, path), None, "{path} must be gone");
     }
 }
 

@@ -29,16 +29,16 @@
 //! `reg`; secrets: the two `password_secret`s (by default `entsso-password` and
 //! `rules-engine-password`).
 
-use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+use biztalk_common::config_xml::{self, ConfigLog, JoinSettings};
 pub use biztalk_common::configure::CONFIGURATION_EXE;
 use biztalk_common::configure::{
-    check_secret_name, leftover_exists, probe_membership, read_log, run_then_remove, with_evidence,
+    self, apply_joined, check_joined, check_secret_name, read_log, run_then_remove, verify_joined,
+    with_evidence,
 };
 use biztalk_common::group::default_work_dir;
 pub use biztalk_common::group::{
     Account, DEFAULT_ENTSSO_SECRET, DEFAULT_RULES_ENGINE_SECRET, Group, ServiceAccounts,
 };
-use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
@@ -101,18 +101,11 @@ impl Plugin for JoinGroup {
         let target = ctx.target()?;
         let mut evidence = Vec::new();
         let paths = Paths::new(&input.work_dir, target);
-        let outcome = match expect_group(ctx, target, &input.group, &mut evidence)? {
-            // Joined, but an interrupted attempt left the rendered file (with passwords) behind:
-            // apply would remove it, so this is a change (and after a crash the engine applies).
-            true if leftover_exists(ctx, target, &paths.xml)? => Outcome::changed(
-                Output::joined(&input.group),
-                format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
-            ),
-            true => Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target)),
-            false => Outcome::changed(
-                Output::joined(&input.group),
-                format!("would join {target} to the group on {}", input.group.name()),
-            ),
+        let output = Output::joined(&input.group);
+        let outcome = if expect_group(ctx, target, &input.group, &mut evidence)? {
+            check_joined(ctx, target, &input.group, &paths.xml, output)?
+        } else {
+            Outcome::changed(output, format!("would join {target} to the group on {}", input.group.name()))
         };
         Ok(with_evidence(outcome, evidence))
     }
@@ -123,9 +116,7 @@ impl Plugin for JoinGroup {
         let paths = Paths::new(&input.work_dir, target);
         let mut evidence = Vec::new();
         if expect_group(ctx, target, &input.group, &mut evidence)? {
-            ctx.remove_file(target, &paths.xml)?;
-            let outcome =
-                Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target));
+            let outcome = apply_joined(ctx, target, &input.group, &paths.xml, Output::joined(&input.group))?;
             return Ok(with_evidence(outcome, evidence));
         }
         join(ctx, target, &input, &paths, evidence)
@@ -134,21 +125,17 @@ impl Plugin for JoinGroup {
     fn compensate(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         let target = ctx.target()?;
         let mut evidence = Vec::new();
-        let empty = Output { joined_to: String::new(), features: Vec::new(), log_excerpt: String::new() };
-        match probe_membership(ctx, target, &mut evidence)? {
-            Membership::NotJoined => {
-                let outcome =
-                    Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
-                Ok(with_evidence(outcome, evidence))
-            }
-            Membership::Joined { server, db } if !input.group.is(&server, &db) => {
-                Err(StepError::permanent(format!(
-                    "{target} is joined to another group {server}/{db}, not {}; leaving it alone",
-                    input.group.name()
-                )))
-            }
-            Membership::Joined { .. } => unjoin(ctx, target, &input, evidence),
+        let group = &input.group;
+        let joined = configure::expect_group(ctx, target, group, &mut evidence, |other| {
+            format!("{target} is joined to another group {other}, not {}; leaving it alone", group.name())
+        })?;
+        if !joined {
+            let empty = Output { joined_to: String::new(), features: Vec::new(), log_excerpt: String::new() };
+            let outcome =
+                Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
+            return Ok(with_evidence(outcome, evidence));
         }
+        unjoin(ctx, target, &input, evidence)
     }
 }
 
@@ -196,37 +183,14 @@ fn expect_group(
     group: &Group,
     evidence: &mut Vec<Evidence>,
 ) -> Result<bool, StepError> {
-    match probe_membership(ctx, target, evidence)? {
-        Membership::NotJoined => Ok(false),
-        Membership::Joined { server, db } if group.is(&server, &db) => Ok(true),
-        Membership::Joined { server, db } => Err(StepError::permanent(format!(
-            "{target} is joined to another group {server}/{db}; unconfigure it first"
-        ))),
-    }
+    configure::expect_group(ctx, target, group, evidence, |other| {
+        format!("{target} is joined to another group {other}; unconfigure it first")
+    })
 }
 
 /// The join template's settings for `input`, passwords as secret references.
 pub fn join_settings(input: &Input) -> JoinSettings {
-    let group = &input.group;
-    let [entsso_secret, rules_secret] = input.service_accounts.secret_names();
-    let accounts = &input.service_accounts;
-    JoinSettings {
-        sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },
-        mgmt_db: Database { server: group.mgmt_server.clone(), name: group.mgmt_db.clone() },
-        rules_db: Database {
-            server: group.rules_server.clone().unwrap_or_else(|| group.mgmt_server.clone()),
-            name: group.rules_db.clone(),
-        },
-        entsso: ServiceAccount {
-            account: accounts.entsso.account.clone(),
-            password_ref: secret_ref(entsso_secret),
-        },
-        rules_engine: ServiceAccount {
-            account: accounts.rules_engine.account.clone(),
-            password_ref: secret_ref(rules_secret),
-        },
-        installed_features: input.installed_features.clone(),
-    }
+    input.group.join_settings(&input.service_accounts, &input.installed_features)
 }
 
 /// Writes the XML, configures, removes the XML whatever happened, then judges and verifies.
@@ -242,13 +206,7 @@ fn join(
     })?;
     evidence.push(Evidence::note("removed the rendered configuration", &paths.xml));
     let features = ConfigLog::parse(&log_text).configured_features();
-    let verified = probe_membership(ctx, target, &mut evidence)?;
-    if !matches!(&verified, Membership::Joined { server, db } if input.group.is(server, db)) {
-        return Err(StepError::permanent(format!(
-            "Configuration.exe succeeded but {target} is {verified}, not joined to {}",
-            input.group.name()
-        )));
-    }
+    verify_joined(ctx, target, &input.group, "Configuration.exe", &mut evidence)?;
     let summary = format!("joined {target} to the group on {}", input.group.name());
     let output = Output { joined_to: input.group.name(), features, log_excerpt: excerpt(&log_text, 20) };
     Ok(with_evidence(Outcome::changed(output, summary), evidence))

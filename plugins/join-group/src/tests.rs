@@ -2,8 +2,11 @@
 //! A recording wrapper around the fake host keeps every file operation in order, with what was
 //! written, so the tests see the rendered XML and its removal.
 
-use biztalk_common::testing::{self, JOIN_XML as RENDERED, REG_NAME, REG_SERVER};
-use serde_json::{Value, json};
+use biztalk_common::testing::{
+    self, JOIN_XML as RENDERED, REG_NAME, REG_SERVER, UNCONFIGURATION_LOG, join_input as input,
+    unconfiguration_ops,
+};
+use serde_json::json;
 
 use super::*;
 
@@ -51,17 +54,6 @@ impl Scripts for Recorder {
             None => self.host.script_exec(SERVER, CONFIGURATION_EXE, &args, ExecOutput::exited(exit, "")),
         }
     }
-}
-
-fn input() -> Value {
-    json!({
-        "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
-        "service_accounts": {
-            "entsso": { "account": "CONTOSO\\svc-sso" },
-            "rules_engine": { "account": "CONTOSO\\svc-bre" }
-        },
-        "installed_features": ["SSO", "Runtime", "RulesEngine"]
-    })
 }
 
 const CONFIGURE: &str = r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /S C:\Drover\join-DRBTS02.xml /L C:\Drover\join-DRBTS02.log"#;
@@ -204,8 +196,7 @@ fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
             "configuration of DRBTS02 failed: Cannot connect to SQL Server PRDSQL01: Login timeout expired."
         )
     );
-    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-    assert_eq!(rec.host.file(SERVER, XML), None);
+    rec.assert_removed_last(XML);
 }
 
 #[test]
@@ -221,8 +212,7 @@ fn other_configuration_errors_are_permanent_and_the_file_is_removed() {
         err,
         StepError::permanent("configuration of DRBTS02 failed: The password of ENTSSO is empty.")
     );
-    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-    assert_eq!(rec.host.file(SERVER, XML), None);
+    rec.assert_removed_last(XML);
 }
 
 #[test]
@@ -252,8 +242,7 @@ fn a_lost_connection_during_configuration_still_removes_the_file() {
     );
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(err, StepError::retryable("connection to DRBTS02 lost"));
-    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-    assert_eq!(rec.host.file(SERVER, XML), None);
+    rec.assert_removed_last(XML);
 }
 
 #[test]
@@ -341,30 +330,14 @@ fn check_only_probes() {
 fn compensate_unconfigures_and_verifies() {
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    let unjoin_log = "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n";
-    rec.host.script_exec_writing(
-        SERVER,
-        CONFIGURATION_EXE,
-        &["/U", "/L", UNJOIN_LOG],
-        ExecOutput::exited(0, ""),
-        UNJOIN_LOG,
-        unjoin_log,
-    );
+    rec.unconfiguration(UNJOIN_LOG, Some(UNCONFIGURATION_LOG));
     rec.not_joined();
     let outcome = rec.call(Mode::Compensate, input()).unwrap();
     assert!(outcome.changed);
+    assert_eq!(outcome.summary, "unconfigured DRBTS02; it left the group on PRDSQL01/BizTalkMgmtDb");
     assert_eq!(outcome.output["joined_to"], "");
-    assert_eq!(
-        rec.ops(),
-        [
-            REG_SERVER,
-            REG_NAME,
-            &format!("remove {UNJOIN_LOG}"),
-            r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /U /L C:\Drover\unjoin-DRBTS02.log"#,
-            &format!("read {UNJOIN_LOG}"),
-            REG_SERVER,
-        ]
-    );
+    assert_eq!(outcome.output["log_excerpt"], UNCONFIGURATION_LOG.trim_end());
+    assert_eq!(rec.ops(), unconfiguration_ops(UNJOIN_LOG));
     assert!(rec.host.unused_scripts().is_empty());
 }
 
@@ -391,7 +364,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
 fn compensate_fails_when_the_server_stays_joined() {
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    rec.host.script_exec(SERVER, CONFIGURATION_EXE, &["/U", "/L", UNJOIN_LOG], ExecOutput::exited(0, ""));
+    rec.unconfiguration(UNJOIN_LOG, None);
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     let err = rec.call(Mode::Compensate, input()).unwrap_err();
     assert_eq!(

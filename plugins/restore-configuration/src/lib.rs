@@ -34,16 +34,15 @@
 //! `password_secret`s (by default `entsso-password` and `rules-engine-password`), or those the
 //! saved file references.
 
-use biztalk_common::config_xml::{self, ConfigLog, Database, JoinSettings, ServiceAccount};
+use biztalk_common::config_xml::{self, ConfigLog};
 pub use biztalk_common::configure::CONFIGURATION_EXE;
 use biztalk_common::configure::{
-    check_secret_name, leftover_exists, probe_membership, run_then_remove, with_evidence,
+    self, apply_joined, check_joined, check_secret_name, run_then_remove, verify_joined, with_evidence,
 };
 use biztalk_common::group::default_work_dir;
 pub use biztalk_common::group::{
     Account, DEFAULT_ENTSSO_SECRET, DEFAULT_RULES_ENGINE_SECRET, Group, ServiceAccounts,
 };
-use biztalk_common::membership::Membership;
 use biztalk_common::reg;
 use biztalk_common::restore_config;
 use drover_sdk::prelude::*;
@@ -135,21 +134,15 @@ impl Plugin for RestoreConfiguration {
         let target = ctx.target()?;
         let paths = Paths::new(&input.work_dir, target);
         let mut evidence = Vec::new();
-        let outcome = match expect_group(ctx, target, &input.group, &mut evidence)? {
-            // Joined, but an interrupted attempt left the saved file (with passwords) behind:
-            // apply would remove it, so this is a change (and after a crash the engine applies).
-            true if leftover_exists(ctx, target, &paths.xml)? => Outcome::changed(
-                Output::joined(&input.group),
-                format!("{target} is joined; would remove the leftover configuration file {}", paths.xml),
-            ),
-            true => Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target)),
-            false => Outcome::changed(
-                Output::joined(&input.group),
-                format!(
-                    "would restore the configuration of {target} with RestoreConfig.vbe (group on {})",
-                    input.group.name()
-                ),
-            ),
+        let output = Output::joined(&input.group);
+        let outcome = if expect_group(ctx, target, &input.group, &mut evidence)? {
+            check_joined(ctx, target, &input.group, &paths.xml, output)?
+        } else {
+            let summary = format!(
+                "would restore the configuration of {target} with RestoreConfig.vbe (group on {})",
+                input.group.name()
+            );
+            Outcome::changed(output, summary)
         };
         Ok(with_evidence(outcome, evidence))
     }
@@ -160,9 +153,7 @@ impl Plugin for RestoreConfiguration {
         let paths = Paths::new(&input.work_dir, target);
         let mut evidence = Vec::new();
         if expect_group(ctx, target, &input.group, &mut evidence)? {
-            ctx.remove_file(target, &paths.xml)?;
-            let outcome =
-                Outcome::unchanged(Output::joined(&input.group), input.group.already_joined(target));
+            let outcome = apply_joined(ctx, target, &input.group, &paths.xml, Output::joined(&input.group))?;
             return Ok(with_evidence(outcome, evidence));
         }
         restore(ctx, target, &input, &paths, evidence)
@@ -171,24 +162,21 @@ impl Plugin for RestoreConfiguration {
     fn compensate(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         let target = ctx.target()?;
         let mut evidence = Vec::new();
-        let empty =
-            Output { joined_to: String::new(), computer_name: String::new(), output_excerpt: String::new() };
-        match probe_membership(ctx, target, &mut evidence)? {
-            Membership::NotJoined => {
-                let outcome =
-                    Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
-                Ok(with_evidence(outcome, evidence))
-            }
-            joined @ Membership::Joined { .. }
-                if !joined.is(&input.group.mgmt_server, &input.group.mgmt_db) =>
-            {
-                Err(StepError::permanent(format!(
-                    "{target} is {joined}, another group than {}; leaving it alone",
-                    input.group.name()
-                )))
-            }
-            Membership::Joined { .. } => unconfigure(ctx, target, &input, evidence),
+        let group = &input.group;
+        let joined = configure::expect_group(ctx, target, group, &mut evidence, |other| {
+            format!("{target} is joined to {other}, another group than {}; leaving it alone", group.name())
+        })?;
+        if !joined {
+            let empty = Output {
+                joined_to: String::new(),
+                computer_name: String::new(),
+                output_excerpt: String::new(),
+            };
+            let outcome =
+                Outcome::unchanged(empty, format!("{target} is not joined to a group; nothing to undo"));
+            return Ok(with_evidence(outcome, evidence));
         }
+        unconfigure(ctx, target, &input, evidence)
     }
 }
 
@@ -263,39 +251,9 @@ fn expect_group(
     group: &Group,
     evidence: &mut Vec<Evidence>,
 ) -> Result<bool, StepError> {
-    match probe_membership(ctx, target, evidence)? {
-        Membership::NotJoined => Ok(false),
-        joined if joined.is(&group.mgmt_server, &group.mgmt_db) => Ok(true),
-        joined => {
-            Err(StepError::permanent(format!("{target} is {joined}, another group; unconfigure it first")))
-        }
-    }
-}
-
-/// The settings the saved configuration is rendered from, passwords as secret references.
-pub fn saved_settings(
-    group: &Group,
-    accounts: &ServiceAccounts,
-    installed_features: &[String],
-) -> JoinSettings {
-    let [entsso_secret, rules_secret] = accounts.secret_names();
-    JoinSettings {
-        sso_db: Database { server: group.sso_server.clone(), name: group.sso_db.clone() },
-        mgmt_db: Database { server: group.mgmt_server.clone(), name: group.mgmt_db.clone() },
-        rules_db: Database {
-            server: group.rules_server.clone().unwrap_or_else(|| group.mgmt_server.clone()),
-            name: group.rules_db.clone(),
-        },
-        entsso: ServiceAccount {
-            account: accounts.entsso.account.clone(),
-            password_ref: secret_ref(entsso_secret),
-        },
-        rules_engine: ServiceAccount {
-            account: accounts.rules_engine.account.clone(),
-            password_ref: secret_ref(rules_secret),
-        },
-        installed_features: installed_features.to_vec(),
-    }
+    configure::expect_group(ctx, target, group, evidence, |other| {
+        format!("{target} is joined to {other}, another group; unconfigure it first")
+    })
 }
 
 /// The file to write and the computer it names (empty for an operator's saved file, which
@@ -305,7 +263,7 @@ fn saved_file(input: &Input, target: &str) -> (String, String) {
         (Some(saved), _) => (saved.clone(), String::new()),
         (None, Some(accounts)) => {
             let computer = input.computer_name.clone().unwrap_or_else(|| target.to_string());
-            let settings = saved_settings(&input.group, accounts, &input.installed_features);
+            let settings = input.group.join_settings(accounts, &input.installed_features);
             (config_xml::render_saved(&computer, &settings), computer)
         }
         (None, None) => unreachable!("validate refuses input with neither"),
@@ -325,13 +283,7 @@ fn restore(
         write_and_run(ctx, target, input, paths, &xml, &mut evidence)
     })?;
     evidence.push(Evidence::note("removed the saved configuration", &paths.xml));
-    let verified = probe_membership(ctx, target, &mut evidence)?;
-    if !verified.is(&input.group.mgmt_server, &input.group.mgmt_db) {
-        return Err(StepError::permanent(format!(
-            "RestoreConfig.vbe succeeded but {target} is {verified}, not joined to {}",
-            input.group.name()
-        )));
-    }
+    verify_joined(ctx, target, &input.group, "RestoreConfig.vbe", &mut evidence)?;
     let summary = format!(
         "restored the configuration of {target} with RestoreConfig.vbe; joined to the group on {}",
         input.group.name()

@@ -2,7 +2,9 @@
 //! A recording wrapper around the fake host keeps every file operation and exec in order, with
 //! what was written, so the tests see the saved configuration and its removal.
 
-use biztalk_common::testing::{self, REG_NAME, REG_SERVER};
+use biztalk_common::testing::{
+    self, REG_NAME, REG_SERVER, UNCONFIGURATION_LOG, join_input as input, unconfiguration_ops,
+};
 use drover_sdk::HostApi;
 use serde_json::{Value, json};
 
@@ -44,17 +46,6 @@ impl Scripts for Recorder {
     fn restore_fails(&self, stderr: &str) {
         self.restore(ExecOutput { exit_code: Some(1), stderr: stderr.into(), ..Default::default() });
     }
-}
-
-fn input() -> Value {
-    json!({
-        "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
-        "service_accounts": {
-            "entsso": { "account": "CONTOSO\\svc-sso" },
-            "rules_engine": { "account": "CONTOSO\\svc-bre" }
-        },
-        "installed_features": ["SSO", "Runtime", "RulesEngine"]
-    })
 }
 
 fn restore_op() -> String {
@@ -202,8 +193,7 @@ fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
             "RestoreConfig.vbe failed on PRDBTS02: Cannot connect to SQL Server PRDSQL01: Login timeout expired."
         )
     );
-    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-    assert_eq!(rec.host.file(SERVER, XML), None);
+    rec.assert_removed_last(XML);
 }
 
 #[test]
@@ -224,8 +214,7 @@ fn other_failures_are_permanent_and_the_file_is_removed() {
                 stderr.trim().trim_start_matches("RestoreConfig failed: ")
             ))
         );
-        assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-        assert_eq!(rec.host.file(SERVER, XML), None);
+        rec.assert_removed_last(XML);
     }
 }
 
@@ -256,8 +245,7 @@ fn a_lost_connection_during_the_restore_still_removes_the_file() {
     );
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(err, StepError::retryable("connection to PRDBTS02 lost"));
-    assert_eq!(rec.ops().last().unwrap(), &format!("remove {XML}"));
-    assert_eq!(rec.host.file(SERVER, XML), None);
+    rec.assert_removed_last(XML);
 }
 
 #[test]
@@ -343,29 +331,14 @@ fn check_only_probes() {
 fn compensate_unconfigures_and_verifies() {
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    rec.host.script_exec_writing(
-        SERVER,
-        CONFIGURATION_EXE,
-        &["/U", "/L", UNRESTORE_LOG],
-        ExecOutput::exited(0, ""),
-        UNRESTORE_LOG,
-        "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n",
-    );
+    rec.unconfiguration(UNRESTORE_LOG, Some(UNCONFIGURATION_LOG));
     rec.not_joined();
     let outcome = rec.call(Mode::Compensate, input()).unwrap();
     assert!(outcome.changed);
+    assert_eq!(outcome.summary, "unconfigured PRDBTS02; it left the group on PRDSQL01/BizTalkMgmtDb");
     assert_eq!(outcome.output["joined_to"], "");
-    assert_eq!(
-        rec.ops(),
-        [
-            REG_SERVER,
-            REG_NAME,
-            &format!("remove {UNRESTORE_LOG}"),
-            r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /U /L C:\Drover\unrestore-PRDBTS02.log"#,
-            &format!("read {UNRESTORE_LOG}"),
-            REG_SERVER,
-        ]
-    );
+    assert_eq!(outcome.output["output_excerpt"], UNCONFIGURATION_LOG.trim_end());
+    assert_eq!(rec.ops(), unconfiguration_ops(UNRESTORE_LOG));
     assert!(rec.host.unused_scripts().is_empty());
 }
 
@@ -388,7 +361,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
 
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    rec.host.script_exec(SERVER, CONFIGURATION_EXE, &["/U", "/L", UNRESTORE_LOG], ExecOutput::exited(0, ""));
+    rec.unconfiguration(UNRESTORE_LOG, None);
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     let err = rec.call(Mode::Compensate, input()).unwrap_err();
     assert_eq!(
