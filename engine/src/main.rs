@@ -8,10 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Exit, UsageError};
-use drover_engine::plugin::registry::RegistryError;
-use drover_engine::run::RunError;
-use drover_engine::store::StoreError;
+use cli::{Cli, Exit};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -39,12 +36,13 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(e) => {
             let message = e.to_string();
-            eprintln!("error: {message}");
+            // Errors may quote plugin or target text: its control characters are shown, not sent.
+            eprintln!("error: {}", drover_engine::display::visible(&message));
             // Error types that already print their source in their message are not repeated.
             for cause in e.chain().skip(1).map(|c| c.to_string()).filter(|c| !message.contains(c.as_str())) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", drover_engine::display::visible(&cause));
             }
-            exit_for(&e).into()
+            cli::exit::exit_for(&e).into()
         }
     }
 }
@@ -57,31 +55,5 @@ fn restore_sigpipe() {
     // disposition for SIGPIPE.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// The exit code for an error that ended a command.
-fn exit_for(e: &anyhow::Error) -> Exit {
-    if e.downcast_ref::<UsageError>().is_some() {
-        return Exit::Usage;
-    }
-    if let Some(RegistryError::NotInstalled { .. }) = e.downcast_ref::<RegistryError>() {
-        return Exit::NotFound;
-    }
-    let store = match e.downcast_ref::<RunError>() {
-        Some(RunError::LeaseHeld { .. } | RunError::LeaseLost { .. }) => return Exit::Busy,
-        Some(RunError::Registry(RegistryError::NotInstalled { .. })) => return Exit::NotFound,
-        Some(RunError::Store(store)) => Some(store),
-        _ => e.downcast_ref::<StoreError>(),
-    };
-    match store {
-        Some(StoreError::NotFound(_)) => Exit::NotFound,
-        Some(
-            StoreError::ReadOnly { .. }
-            | StoreError::Corrupt { .. }
-            | StoreError::NewerSchema { .. }
-            | StoreError::Full { .. },
-        ) => Exit::Database,
-        _ => Exit::Failure,
     }
 }

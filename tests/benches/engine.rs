@@ -109,6 +109,7 @@ impl Bench {
             secrets: Arc::new(MapSecrets::new()),
             wait_for_operator: false,
             progress: Arc::new(NoProgress),
+            lease_ttl: drover_engine::run::LEASE_TTL,
         }
     }
 

@@ -125,9 +125,12 @@ fn snapshot(db: &std::path::Path) -> (u64, bool, bool) {
     (hasher.finish(), side("wal"), side("shm"))
 }
 
-fn refuses(sandbox: &Sandbox, db: &std::path::Path, expected: &str) {
+/// Commands that read the journal, and one that writes it.
+const READERS_AND_A_WRITER: &[&[&str]] = &[&["runs"], &["status", "run_x"], &["resume", "--all"]];
+
+fn refuses(sandbox: &Sandbox, db: &std::path::Path, commands: &[&[&str]], expected: &str) {
     let before = snapshot(db);
-    for args in [vec!["runs"], vec!["status", "run_x"], vec!["resume", "--all"]] {
+    for args in commands {
         let mut full = vec!["--db", db.to_str().unwrap()];
         full.extend(args.iter());
         let out = sandbox.run(&full);
@@ -142,9 +145,13 @@ fn a_read_only_database_is_refused_untouched() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
     let db = sandbox.path().join("ro.db");
-    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "runs"]).status.success());
+    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "resume", "--all"]).status.success());
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
-    refuses(&sandbox, &db, &format!("the database {} is read-only", db.display()));
+    let writers: &[&[&str]] = &[&["resume", "--all"], &["approve", "run_x", "gate"]];
+    refuses(&sandbox, &db, writers, &format!("the database {} is read-only", db.display()));
+    // Reading it is fine: an archived journal stays readable (store_faults.rs has more).
+    let out = sandbox.run(&["--db", db.to_str().unwrap(), "runs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
@@ -153,20 +160,26 @@ fn a_corrupt_database_is_refused_untouched() {
     let db = sandbox.path().join("garbage.db");
     std::fs::write(&db, b"this is not an sqlite database, just some text that is long enough".repeat(100))
         .unwrap();
-    refuses(&sandbox, &db, &format!("the database {} is corrupt or not a Drover database", db.display()));
+    let expected = format!("the database {} is corrupt or not a Drover database", db.display());
+    refuses(&sandbox, &db, READERS_AND_A_WRITER, &expected);
 }
 
 #[test]
 fn a_database_of_a_newer_schema_is_refused_untouched() {
     let sandbox = Sandbox::new();
     let db = sandbox.path().join("newer.db");
-    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "runs"]).status.success());
+    assert!(sandbox.run(&["--db", db.to_str().unwrap(), "resume", "--all"]).status.success());
     assert!(!snapshot(&db).1, "drover left its write-ahead log behind");
     // SQLite keeps user_version, the schema version, at byte 60 of the header, big-endian.
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
     std::fs::write(&db, bytes).unwrap();
-    refuses(&sandbox, &db, "has schema version 99, newer than this drover understands (1)");
+    refuses(
+        &sandbox,
+        &db,
+        READERS_AND_A_WRITER,
+        "has schema version 99, newer than this drover understands (2)",
+    );
 }
 
 #[test]

@@ -86,17 +86,20 @@ fn check_journal(lab: &LabRun, run: &str) {
     }
 }
 
-#[test]
-fn dr_site_preparation_killed_at_random_instants_ends_as_an_uninterrupted_run() {
+/// The seed (drawn when `DROVER_TORTURE_SEED` is unset) and how many points to torture at
+/// (`DROVER_TORTURE_POINTS`, else `default`), printed so a run can be replayed.
+fn seed_and_points(what: &str, default: usize) -> (u64, usize) {
     let seed = std::env::var("DROVER_TORTURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
     });
     let points: usize =
-        std::env::var("DROVER_TORTURE_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    eprintln!("torture seed {seed}, {points} kill points (DROVER_TORTURE_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+        std::env::var("DROVER_TORTURE_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    eprintln!("torture seed {seed}, {points} {what} points (DROVER_TORTURE_SEED={seed} replays it)");
+    (seed, points)
+}
 
-    // The reference: one uninterrupted run.
+/// The lab's state after one uninterrupted run: what every tortured run must end in.
+fn reference_state() -> Value {
     let reference = LabRun::new("dr-site-preparation.toml", &[]);
     let out = reference
         .drover(&["--quiet", "run", &reference.workflow, "--inventory", &reference.inventory])
@@ -104,7 +107,24 @@ fn dr_site_preparation_killed_at_random_instants_ends_as_an_uninterrupted_run() 
         .output()
         .unwrap();
     assert!(out.status.success(), "the reference run: {}", stderr(&out));
-    let expected = comparable(reference.state());
+    comparable(reference.state())
+}
+
+/// Whether torture of this kind is asked for: `DROVER_TORTURE_MODE` (`kill` or `stop`) picks
+/// one for `cargo xtask torture`; unset, the suite runs both.
+fn mode_wanted(mode: &str) -> bool {
+    std::env::var("DROVER_TORTURE_MODE").map_or(true, |m| m == mode)
+}
+
+#[test]
+fn dr_site_preparation_killed_at_random_instants_ends_as_an_uninterrupted_run() {
+    if !mode_wanted("kill") {
+        eprintln!("DROVER_TORTURE_MODE asks for another kind of torture");
+        return;
+    }
+    let (seed, points) = seed_and_points("kill", 20);
+    let mut rng = Rng(seed);
+    let expected = reference_state();
 
     // The same, killed again and again, on fresh labs until `points` kills landed. A join holds
     // the lab a little, so kills land inside joins too.
@@ -196,4 +216,129 @@ fn tortured_round(rng: &mut Rng, expected: &Value, seed: u64, budget: usize) -> 
     );
     check_journal(&lab, &run);
     kills
+}
+
+/// The lease time to live of the stop torture: a stopped driver is taken over after this long.
+const STOP_TTL: &str = "1s";
+
+/// Events of kind `driving` journaled by process `pid`.
+fn driving_events_of(lab: &LabRun, pid: u32) -> i64 {
+    let db = lab.sandbox.path().join("drover.db");
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM events WHERE kind = 'driving' AND json_extract(data, '$.pid') = ?1",
+                [pid],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill").args(["-s", signal, &child.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} {}", child.id());
+}
+
+#[test]
+fn dr_site_preparation_stopped_and_taken_over_ends_as_an_uninterrupted_run() {
+    if !mode_wanted("stop") {
+        eprintln!("DROVER_TORTURE_MODE asks for another kind of torture");
+        return;
+    }
+    let (seed, points) = seed_and_points("stop", 4);
+    let mut rng = Rng(seed);
+    let expected = reference_state();
+    let mut stops = 0;
+    let mut rounds = 0;
+    while stops < points {
+        rounds += 1;
+        stops += stopped_round(&mut rng, &expected, seed);
+    }
+    eprintln!("{stops} stops in {rounds} rounds");
+}
+
+/// One fresh lab: the run is stopped (SIGSTOP) at a random instant of live work, a resume takes
+/// it over once the lease expired, the stopped driver is woken (SIGCONT) while the resume drives,
+/// and the woken one must stop without harm. Returns 1 if the stop landed on a live process.
+fn stopped_round(rng: &mut Rng, expected: &Value, seed: u64) -> usize {
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
+    let spawn = |args: &[&str]| {
+        lab.drover(args)
+            .env("DROVER_LAB_NOW", LAB_NOW)
+            .env("DROVER_LAB_JOIN_DELAY_MS", "100")
+            .env("DROVER_LEASE_TTL", STOP_TTL)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn(&["--quiet", "run", &lab.workflow, "--inventory", &lab.inventory]);
+    let waiting = Instant::now();
+    while driving_events_of(&lab, first.id()) == 0 && waiting.elapsed() < Duration::from_secs(30) {
+        if first.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(rng.below(2500)));
+    if first.try_wait().unwrap().is_some() {
+        let out = first.wait_with_output().unwrap();
+        assert!(out.status.success(), "an undisturbed run failed: {} (seed {seed})", stderr(&out));
+        return 0;
+    }
+    signal(&first, "STOP");
+    let runs: Value = serde_json::from_slice(&lab.sandbox.run(&["runs", "--json"]).stdout).unwrap();
+    let run = runs[0]["run"].as_str().expect("the run was created").to_string();
+
+    // A resume retried until the stopped driver's lease expired and it took over.
+    let started = Instant::now();
+    let mut second = loop {
+        let mut resume = spawn(&["--quiet", "resume", &run]);
+        loop {
+            if driving_events_of(&lab, resume.id()) > 0 {
+                break;
+            }
+            if let Some(status) = resume.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(5), "a resume of a stopped driver's run (seed {seed})");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if driving_events_of(&lab, resume.id()) > 0 {
+            break resume;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never taken over (seed {seed})");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The stale driver wakes while the new one drives: it must notice and stop, writing nothing.
+    signal(&first, "CONT");
+    let stale = first.wait_with_output().unwrap();
+    assert_eq!(
+        stale.status.code(),
+        Some(5),
+        "the woken driver must stop for its lost lease: {} (seed {seed})",
+        stderr(&stale)
+    );
+    let status = second.wait().unwrap();
+    if !status.success() {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut err);
+        panic!("the resume that took over failed: {status}: {err} (seed {seed})");
+    }
+    assert_eq!(lab.sandbox.status(&run)["state"], "succeeded");
+    let joins: Vec<String> =
+        lab.state()["joins"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect();
+    assert_eq!(joins, ["DRBTS01", "DRBTS02", "DRBTS03"], "each DR server joined exactly once (seed {seed})");
+    assert_eq!(
+        &comparable(lab.state()),
+        expected,
+        "the lab ends as after an uninterrupted run (seed {seed})"
+    );
+    check_journal(&lab, &run);
+    // Nothing was journaled after the run succeeded.
+    let events = lab.sandbox.run(&["events", &run, "--ndjson"]);
+    let last = String::from_utf8_lossy(&events.stdout).lines().last().unwrap_or_default().to_string();
+    assert!(last.contains("\"kind\":\"run-succeeded\""), "the journal ends with {last} (seed {seed})");
+    1
 }

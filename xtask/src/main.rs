@@ -42,9 +42,13 @@ enum Task {
         /// Replays a run; a new seed is drawn (and printed) when absent.
         #[arg(long)]
         seed: Option<u64>,
-        /// How many kills.
+        /// How many kills (or stops).
         #[arg(long, default_value_t = 200)]
         points: u32,
+        /// `kill`: SIGKILL the driver and resume; `stop`: SIGSTOP it, let a resume take the run
+        /// over once its lease expired, then wake it (SIGCONT) while the resume drives.
+        #[arg(long, default_value = "kill", value_parser = ["kill", "stop"])]
+        mode: String,
     },
     /// Fuzz each target of fuzz/ in turn (cargo-fuzz on a nightly toolchain, both installed
     /// when missing); new inputs go to target/fuzz-corpus/, crashes to fuzz/artifacts/.
@@ -68,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test(&root),
         Task::Demo => demo(&root),
         Task::Bench => bench(&root),
-        Task::Torture { seed, points } => torture(&root, seed, points),
+        Task::Torture { seed, points, mode } => torture(&root, seed, points, &mode),
         Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
         Task::Ci => {
             fmt_check(&root)?;
@@ -181,13 +185,14 @@ fn test(root: &Path) -> anyhow::Result<()> {
     run(Command::new("cargo").current_dir(root.join("plugins")).args(["test", "--workspace", "--locked"]))
 }
 
-fn torture(root: &Path, seed: Option<u64>, points: u32) -> anyhow::Result<()> {
+fn torture(root: &Path, seed: Option<u64>, points: u32, mode: &str) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     build_binaries(root, false)?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
         .args(["test", "-p", "drover-tests", "--test", "torture", "--", "--nocapture"])
-        .env("DROVER_TORTURE_POINTS", points.to_string());
+        .env("DROVER_TORTURE_POINTS", points.to_string())
+        .env("DROVER_TORTURE_MODE", mode);
     if let Some(seed) = seed {
         cmd.env("DROVER_TORTURE_SEED", seed.to_string());
     }

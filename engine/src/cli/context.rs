@@ -36,6 +36,12 @@ pub fn store(global: &Global) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(Store::open(&db_path(global), durability)?))
 }
 
+/// Opens the journal for a command that only reads it: never created, migrated or written, and
+/// readable when it is read-only (an archived journal).
+pub fn read_store(global: &Global) -> anyhow::Result<Store> {
+    Ok(Store::open_read_only(&db_path(global))?)
+}
+
 /// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.
 pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
     let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
@@ -64,5 +70,6 @@ pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<R
         secrets: secrets(global)?,
         wait_for_operator,
         progress,
+        lease_ttl: super::env::lease_ttl().map_err(super::UsageError)?,
     })
 }

@@ -19,6 +19,23 @@ pub const DROVER_SYNCHRONOUS: &str = "DROVER_SYNCHRONOUS";
 pub const DROVER_SECRETS_FILE: &str = "DROVER_SECRETS_FILE";
 /// Log filter for stderr, in `tracing` syntax (`info`, `drover_engine=debug`).
 pub const DROVER_LOG: &str = "DROVER_LOG";
+/// How long a run's lease lives without renewal (`15s` by default, at least `1s`): a driver that
+/// stopped renewing (a stopped process, another machine) is taken over after this long.
+pub const DROVER_LEASE_TTL: &str = "DROVER_LEASE_TTL";
+
+/// The lease time to live from [`DROVER_LEASE_TTL`], or the default.
+pub fn lease_ttl() -> Result<std::time::Duration, String> {
+    let Some(text) = std::env::var_os(DROVER_LEASE_TTL).filter(|v| !v.is_empty()) else {
+        return Ok(drover_engine::run::LEASE_TTL);
+    };
+    let text = text.to_string_lossy();
+    let ttl = humantime::parse_duration(&text)
+        .map_err(|e| format!("{DROVER_LEASE_TTL}={text:?} is not a duration such as `15s`: {e}"))?;
+    if ttl < std::time::Duration::from_secs(1) || ttl > std::time::Duration::from_secs(24 * 3600) {
+        return Err(format!("{DROVER_LEASE_TTL}={text:?} must be between 1s and 24h"));
+    }
+    Ok(ttl)
+}
 
 /// The default home: `$XDG_DATA_HOME/drover`, else `~/.local/share/drover`.
 pub fn default_home() -> PathBuf {

@@ -21,16 +21,16 @@ use serde_json::{Value, json};
 use crate::grants::{Allow, ExecPattern, Grants, Refusal};
 use crate::inventory::Inventory;
 use crate::plugin::{
-    CallEnv, CallObserver, CallReport, Effect, FailureClass, LoadedPlugin, Mode, StepCall, StepContext,
-    StepStateStore, TargetCallRecord,
+    CallEnv, CallError, CallObserver, CallReport, Canceller, Effect, FailureClass, LoadedPlugin, Mode,
+    StateUsage, StepCall, StepContext, StepStateStore, TargetCallRecord,
 };
 use crate::store::{AttemptRecord, AttemptState, Change, RunRecord, RunState, StepRecord, StepState, Store};
-use crate::target::TargetSet;
+use crate::target::{TargetSet, orphans};
 use crate::workflow::model::{ForEach, OnFailure, StepKind, Workflow};
 use crate::workflow::template;
 
 use super::clock::backoff;
-use super::lease::Lease;
+use super::lease::{Lease, LeaseHandle};
 use super::operator;
 use super::{RunContext, RunError, RunOutcome};
 
@@ -39,10 +39,11 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Takes the lease of `run_id` and drives the run until it ends or only an operator can move it.
 pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
-    let lease = Lease::acquire(ctx.store.clone(), ctx.clock.clone(), run_id).await?;
+    let lease = Lease::acquire_for(ctx.store.clone(), ctx.clock.clone(), run_id, ctx.lease_ttl).await?;
     let run = ctx.store.run(run_id)?;
-    let result = match Driver::load(ctx, run, lease.lost()).await {
-        Ok(driver) => driver.run().await,
+    let result = match Driver::load(ctx, run, lease.handle()).await {
+        // Watched: a turn that never ends (a wedged computation) stops the lease's renewal.
+        Ok(driver) => lease.handle().watch(driver.run()).await,
         Err(e) => Err(e),
     };
     let released = lease.release().await;
@@ -127,9 +128,15 @@ struct Driver<'c> {
     /// A step failed with `on-failure = stop`: start nothing new.
     stopping: bool,
     cancelled: bool,
+    /// Who cancelled the run, and their comment: the attempts the cancel stops are theirs.
+    cancelled_by: Option<(String, Value)>,
+    /// Stops the attempts in flight when the run is cancelled.
+    canceller: Canceller,
     changes: Vec<Change>,
     /// The attempts in flight.
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// The lease every commit is fenced by.
+    lease: LeaseHandle,
     /// True once the lease is lost: stop at once, dropping the attempts in flight.
     lease_lost: tokio::sync::watch::Receiver<bool>,
     /// Target calls and refusals of attempts in flight, as they happen, for the journal.
@@ -143,11 +150,7 @@ struct Driver<'c> {
 }
 
 impl<'c> Driver<'c> {
-    async fn load(
-        ctx: &'c RunContext,
-        run: RunRecord,
-        lease_lost: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Driver<'c>, RunError> {
+    async fn load(ctx: &'c RunContext, run: RunRecord, lease: LeaseHandle) -> Result<Driver<'c>, RunError> {
         let definition_error = |message: String| RunError::Definition { run_id: run.id.clone(), message };
         // Read from the pinned values, not from copies of them: a long workflow's definition is large.
         let wf = super::pinned_workflow(&run.definition)
@@ -203,9 +206,12 @@ impl<'c> Driver<'c> {
             running: 0,
             stopping: false,
             cancelled: run.state == RunState::Cancelled,
+            cancelled_by: None,
+            canceller: Canceller::default(),
             changes: Vec::new(),
             in_flight: FuturesUnordered::new(),
-            lease_lost,
+            lease_lost: lease.lost(),
+            lease,
             observed_tx,
             observed_rx,
             heartbeats: HashMap::new(),
@@ -278,7 +284,7 @@ impl<'c> Driver<'c> {
     async fn flush(&mut self) -> Result<(), RunError> {
         if !self.changes.is_empty() {
             let changes = coalesce(std::mem::take(&mut self.changes));
-            self.ctx.store.apply(changes).await?;
+            self.lease.commit(&self.ctx.store, changes).await?;
         }
         Ok(())
     }
@@ -356,6 +362,11 @@ impl<'c> Driver<'c> {
             self.expand();
             let starts = self.pick_starts();
             self.flush().await?;
+            // The intents just committed under the lease; a process stopped since (SIGSTOP) for
+            // longer than the lease lives must not act on a target before its next commit fails.
+            if !starts.is_empty() && !self.lease.valid() {
+                return Err(RunError::LeaseLost { run_id: self.run_id.clone() });
+            }
             for start in starts {
                 self.launch(start);
             }
@@ -410,6 +421,7 @@ impl<'c> Driver<'c> {
                     self.changes.extend(effect.changes);
                     if effect.cancel {
                         self.cancelled = true;
+                        self.stop_in_flight(&request);
                     }
                     if effect.resumes_run {
                         self.stopping = false;
@@ -429,6 +441,21 @@ impl<'c> Driver<'c> {
             self.changes.push(Change::RequestApplied { seq: request.seq, at: now });
         }
         Ok(())
+    }
+
+    /// Stops the attempts in flight for a cancel: each ends at once as cancelled by its operator.
+    fn stop_in_flight(&mut self, request: &crate::store::RequestRecord) {
+        if self.cancelled_by.is_none() {
+            let comment = request.data.get("comment").cloned().unwrap_or(Value::Null);
+            self.cancelled_by = Some((request.actor.clone(), comment));
+        }
+        self.canceller.cancel();
+        if self.running > 0 {
+            self.progress(&format!(
+                "cancelled by {}: stopping {} running attempt(s)",
+                request.actor, self.running
+            ));
+        }
     }
 
     /// Settles attempts that were running when the previous driver died.
@@ -484,6 +511,29 @@ impl<'c> Driver<'c> {
         interrupted: u32,
     ) -> Result<(), RunError> {
         let key = record.key.clone();
+        // What the interrupted attempt left running (a bridge's child) could still make the
+        // change after the check looked: wait for it, up to the step's timeout, then kill it.
+        let limit = self.wf.steps[record.step_index].timeout.unwrap_or(self.ctx.host.limits().timeout);
+        let marker = orphans::marker(&self.run_id, &key, interrupted);
+        let leftovers = orphans::settle(&marker, limit).await;
+        if leftovers.found > 0 {
+            let data = json!({
+                "attempt": interrupted,
+                "processes": leftovers.found,
+                "killed": leftovers.killed,
+                "waited_ms": u64::try_from(leftovers.waited.as_millis()).unwrap_or(u64::MAX),
+            });
+            self.event(Some(&key), "leftover-processes", data);
+            self.progress(&format!(
+                "{key}: waited {:.1}s for {} leftover processes of attempt {interrupted}{}",
+                leftovers.waited.as_secs_f64(),
+                leftovers.found,
+                match leftovers.killed {
+                    0 => String::new(),
+                    n => format!(", killed {n} still running at the step's timeout"),
+                }
+            ));
+        }
         let input = match self.render_input(&record) {
             Ok(input) => input,
             Err(message) => {
@@ -511,6 +561,9 @@ impl<'c> Driver<'c> {
         }));
         self.put(record.clone());
         self.flush().await?;
+        if !self.lease.valid() {
+            return Err(RunError::LeaseLost { run_id: self.run_id.clone() });
+        }
         let call = self.step_call(&record, number, input, Mode::Check);
         let report = self.ctx.host.call(&plugin, call, self.call_env(&key)).await;
         let now = self.ctx.clock.now_ms();
@@ -682,6 +735,13 @@ impl<'c> Driver<'c> {
                         .collect()
                 }
             };
+            // Items that give one key would collapse into one instance: the step fails instead.
+            let items = items.and_then(|items| match crate::workflow::model::duplicate_instance_key(&id, &items) {
+                Some((first, second, key)) => Err(format!(
+                    "for-each: items {first} and {second} both give the instance key `{key}`: each item must give its own key"
+                )),
+                None => Ok(items),
+            });
             let items = match items {
                 Ok(items) => items,
                 Err(message) => {
@@ -861,6 +921,7 @@ impl<'c> Driver<'c> {
             secrets: self.ctx.secrets.clone(),
             state: Arc::new(Checkpoints {
                 store: self.ctx.store.clone(),
+                lease: self.lease.clone(),
                 run_id: self.run_id.clone(),
                 step_key: key.into(),
             }),
@@ -895,9 +956,10 @@ impl<'c> Driver<'c> {
     fn launch(&mut self, start: Start) {
         let env = self.call_env(&start.key);
         let host = self.ctx.host.clone();
+        let cancel = self.canceller.token();
         self.progress(&format!("{}: started (attempt {})", start.key, start.number));
         self.in_flight.push(Box::pin(async move {
-            let report = host.call(&start.plugin, start.call, env).await;
+            let report = host.call_cancellable(&start.plugin, start.call, env, cancel).await;
             Done { key: start.key, number: start.number, report }
         }));
     }
@@ -927,6 +989,7 @@ impl<'c> Driver<'c> {
         });
         let (attempt_state, error, class) = match &report.result {
             Ok(_) => (AttemptState::Succeeded, None, None),
+            Err(e @ CallError::Cancelled { .. }) => (AttemptState::Cancelled, Some(e.to_string()), None),
             Err(e) => (AttemptState::Failed, Some(e.to_string()), Some(e.class())),
         };
         self.changes.push(Change::PutAttempt(AttemptRecord {
@@ -962,10 +1025,32 @@ impl<'c> Driver<'c> {
             Err(e) => {
                 let message = e.to_string();
                 match e.class() {
+                    // The run was cancelled: a stopped attempt, or one that failed meanwhile, ends
+                    // its step; the operator's cancel is what the journal says ended it.
+                    _ if self.cancelled => {
+                        let (actor, comment) =
+                            self.cancelled_by.clone().unwrap_or_else(|| ("engine".into(), Value::Null));
+                        record.state = StepState::Cancelled;
+                        record.reason =
+                            Some(format!("run cancelled by {actor} during attempt {}", done.number));
+                        record.finished_at = Some(now);
+                        self.progress(&format!(
+                            "{}: cancelled by {actor} (attempt {} stopped)",
+                            done.key, done.number
+                        ));
+                        self.changes.push(Change::Event {
+                            run_id: self.run_id.clone(),
+                            at: now,
+                            step_key: Some(done.key.clone()),
+                            kind: "attempt-cancelled".into(),
+                            actor,
+                            data: merge(audit, json!({ "error": message, "comment": comment })).to_string(),
+                        });
+                    }
                     FailureClass::Retryable if record.attempts < retry.attempts => {
                         let delay = backoff(&retry, record.attempts + 1, self.ctx.clock.jitter(retry.jitter));
                         record.state = StepState::Waiting;
-                        record.retry_at = Some(now + delay.as_millis() as i64);
+                        record.retry_at = Some(super::clock::after(now, delay));
                         record.reason = Some(format!(
                             "retry {} of {} in {:.1}s after: {message}",
                             record.attempts + 1,
@@ -1093,12 +1178,7 @@ pub(super) fn instance_key(
     n: usize,
     inventory: &Inventory,
 ) -> (String, Option<String>) {
-    let key = match item {
-        None => id.to_string(),
-        Some(Value::String(s)) => format!("{id}[{s}]"),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => format!("{id}[{v}]"),
-        Some(_) => format!("{id}[{n}]"),
-    };
+    let key = crate::workflow::model::instance_key(id, item, n);
     let target = match item {
         Some(Value::String(s)) if inventory.servers.contains_key(s) => Some(s.clone()),
         _ => None,
@@ -1175,6 +1255,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 /// Checkpoints of one step instance in the journal.
 struct Checkpoints {
     store: Arc<Store>,
+    lease: LeaseHandle,
     run_id: String,
     step_key: String,
 }
@@ -1192,6 +1273,12 @@ impl StepStateStore for Checkpoints {
             key: key.into(),
             value: value.into(),
         };
-        self.store.apply(vec![change]).await.map_err(|e| e.to_string())
+        self.lease.commit(&self.store, vec![change]).await.map_err(|e| e.to_string())
+    }
+
+    async fn usage(&self, except: &str) -> Result<StateUsage, String> {
+        let (keys, bytes) =
+            self.store.checkpoint_usage(&self.run_id, &self.step_key, except).map_err(|e| e.to_string())?;
+        Ok(StateUsage { keys, bytes })
     }
 }

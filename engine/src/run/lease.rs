@@ -1,24 +1,44 @@
 //! The lease: one process drives a run at a time. Taken when driving starts, renewed by a
-//! heartbeat, released at the end; a lease whose holder died on this host, or that expired, can
-//! be taken over.
+//! heartbeat and by every commit of the driver, released at the end.
 //!
-//! Invariant: a process drives only while its lease is valid. When a renewal finds the lease
-//! taken over, or renewals keep failing until the lease would have expired, [`Lease::lost`]
-//! turns true and the driver stops at once (its interrupted attempts are the next holder's to
-//! recover).
+//! Two things decide whether a lease's holder is alive:
+//! - **An OS lock** (`flock`) on `<journal>-leases/<run id>.lock`, held by the driving process
+//!   for as long as it drives. The kernel releases it when the holder dies, whatever PID
+//!   namespace or container the holder ran in, and a reused process id cannot hold it. A lease
+//!   row records the boot it was taken on (`boot_id`) only when its holder holds that lock; a
+//!   process of the same boot that gets the lock knows such a holder is dead and takes over at
+//!   once.
+//! - **Expiry**, the fallback for everything else (another machine sharing the journal, a lease
+//!   taken without the OS lock, a journal older than schema version 2): a lease not renewed for
+//!   its time to live may be taken over, even from a process that is only stopped (SIGSTOP).
+//!
+//! **Invariant (fencing):** every transaction a driving process commits for its run proves, inside
+//! that transaction, that the lease row still names this process ([`Store::apply_fenced`]); a
+//! process whose lease was taken over commits nothing more. Before it starts an attempt's plugin,
+//! the driver also checks that its lease is still valid by its own clock ([`LeaseHandle::valid`]),
+//! so a process woken after a long stop does not act on a target before its next commit fails.
+//!
+//! The heartbeat renews only while the driver makes progress: a driver stuck inside one turn
+//! (busy on its thread, not awaiting) for [`STALL_TTLS`] times the time to live stops being
+//! renewed ([`LeaseHandle::watch`]), so its lease expires and another process may take over.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::store::{LeaseRecord, Store};
+use crate::store::{Change, Fence, LeaseRecord, Store, StoreError};
 
 use super::RunError;
 use super::clock::Clock;
 
-/// How long a lease lasts without a heartbeat.
-pub const LEASE_TTL_MS: i64 = 15_000;
-/// How often the holder renews it.
-const HEARTBEAT: Duration = Duration::from_secs(3);
+/// How long a lease lasts without a heartbeat, unless the run context says otherwise.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// How many times the time to live the driving code may stay busy in one poll before the
+/// heartbeat stops renewing ([`LeaseHandle::watch`]).
+pub const STALL_TTLS: i64 = 2;
 
 /// Who this process is, for leases and events.
 pub fn whoami() -> (String, String) {
@@ -31,61 +51,190 @@ pub fn whoami() -> (String, String) {
     (user, host)
 }
 
+/// This boot of this machine: the same in every PID namespace and container of one kernel.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
 #[allow(unsafe_code)]
 fn uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
 }
 
+/// The OS lock file of a run's lease: `<journal>-leases/<run id>.lock`, beside the journal as
+/// SQLite's own `-wal` and `-shm` files are. `None` for a run id that is no plain file name.
+fn lock_path(journal: &Path, run_id: &str) -> Option<PathBuf> {
+    let plain =
+        !run_id.is_empty() && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let name = journal.file_name()?.to_string_lossy().into_owned();
+    plain.then(|| journal.with_file_name(format!("{name}-leases")).join(format!("{run_id}.lock")))
+}
+
+/// Takes the OS lock of a run's lease without waiting: `Some` while held (until dropped), `None`
+/// when another live process holds it or it cannot be made (then only expiry tells).
+fn os_lock(journal: &Path, run_id: &str) -> Option<File> {
+    let path = lock_path(journal, run_id)?;
+    let made = path.parent().map_or(Ok(()), std::fs::create_dir_all);
+    // Lock files are never removed: removing one while another process waits on it would let
+    // two processes each lock a file of that name.
+    let file =
+        made.and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path));
+    let file = match file {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::warn!(lock = %path.display(), error = %e, "cannot open the lease's lock file; only expiry tells whether a holder lives");
+            return None;
+        }
+    };
+    file.try_lock().ok().map(|()| file)
+}
+
+/// What a driving process needs of its lease: the fence its commits carry, whether it is still
+/// valid by this process's clock, and whether it was lost. Cheap to clone.
+#[derive(Clone)]
+pub struct LeaseHandle {
+    fence: Fence,
+    clock: Arc<dyn Clock>,
+    ttl_ms: i64,
+    /// ms: until when no other process can take the lease over, as of the last renewal that
+    /// committed.
+    valid_until: Arc<AtomicI64>,
+    lost: tokio::sync::watch::Receiver<bool>,
+    /// ms: since when the driving code has been inside one poll ([`LeaseHandle::watch`]); 0 while
+    /// it awaits.
+    busy_since: Arc<AtomicI64>,
+}
+
+impl LeaseHandle {
+    /// Runs `driving` (the driver's loop) under watch: the heartbeat stops renewing while one
+    /// poll of it has been busy on its thread for longer than [`STALL_TTLS`] times the time to
+    /// live, so a driver wedged in a computation lets its lease expire and another process may
+    /// take the run over. Awaiting (a target command, a commit) is not being busy.
+    pub async fn watch<F: std::future::Future>(&self, driving: F) -> F::Output {
+        let mut driving = std::pin::pin!(driving);
+        std::future::poll_fn(|cx| {
+            self.busy_since.store(self.clock.now_ms().max(1), Ordering::Release);
+            let polled = driving.as_mut().poll(cx);
+            self.busy_since.store(0, Ordering::Release);
+            polled
+        })
+        .await
+    }
+
+    /// Commits `changes` fenced by this lease, which the same commit renews. A lost lease is
+    /// [`RunError::LeaseLost`], and nothing was written.
+    pub async fn commit(&self, store: &Store, changes: Vec<Change>) -> Result<(), RunError> {
+        let expires = self.clock.now_ms().saturating_add(self.ttl_ms);
+        match store.apply_fenced(&self.fence, expires, changes).await {
+            Ok(()) => {
+                self.valid_until.fetch_max(expires, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(StoreError::Fenced { run_id }) => Err(RunError::LeaseLost { run_id }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether no other process can have taken the lease over yet, by this process's clock.
+    pub fn valid(&self) -> bool {
+        self.clock.now_ms() < self.valid_until.load(Ordering::Acquire)
+    }
+
+    /// The fence its commits carry.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Turns true when the lease is lost; the driver must stop.
+    pub fn lost(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.lost.clone()
+    }
+}
+
 /// A held lease; renewed in the background until released or dropped.
 pub struct Lease {
     store: Arc<Store>,
-    run_id: String,
-    holder: String,
+    handle: LeaseHandle,
     heartbeat: tokio::task::JoinHandle<()>,
-    lost: tokio::sync::watch::Receiver<bool>,
+    /// The OS lock, when this process could take it; released when the lease is dropped.
+    _os_lock: Option<File>,
 }
 
 impl Lease {
-    /// Takes the lease of `run_id`, or says who holds it.
+    /// Takes the lease of `run_id` with the default time to live, or says who holds it.
     pub async fn acquire(store: Arc<Store>, clock: Arc<dyn Clock>, run_id: &str) -> Result<Lease, RunError> {
+        Lease::acquire_for(store, clock, run_id, LEASE_TTL).await
+    }
+
+    /// Takes the lease of `run_id`, valid for `ttl` without renewal, or says who holds it.
+    pub async fn acquire_for(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        run_id: &str,
+        ttl: Duration,
+    ) -> Result<Lease, RunError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        // Renew five times per time to live, so a late heartbeat or two do not lose the lease.
+        let every = (ttl / 5).max(Duration::from_millis(10));
         let (user, host) = whoami();
         let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+        let os_lock = os_lock(store.path(), run_id);
         let me = LeaseRecord {
             holder: holder.clone(),
             host,
             pid: std::process::id(),
             user,
-            expires_at: clock.now_ms() + LEASE_TTL_MS,
+            expires_at: clock.now_ms().saturating_add(ttl_ms),
+            // Only a holder of the OS lock may be declared dead by it.
+            boot_id: os_lock.as_ref().and_then(|_| boot_id()).unwrap_or_default(),
         };
-        let mut valid_until = me.expires_at;
-        match store.acquire_lease(run_id, me, clock.now_ms()).await? {
-            Ok(()) => {}
-            Err(current) => {
-                return Err(RunError::LeaseHeld {
-                    run_id: run_id.into(),
-                    pid: current.pid,
-                    host: current.host,
-                    user: current.user,
-                    expires_in_ms: current.expires_at - clock.now_ms(),
-                });
-            }
+        let valid_until = Arc::new(AtomicI64::new(me.expires_at));
+        let busy_since = Arc::new(AtomicI64::new(0));
+        if let Err(current) = store.acquire_lease(run_id, me, clock.now_ms(), os_lock.is_some()).await? {
+            return Err(RunError::LeaseHeld {
+                run_id: run_id.into(),
+                pid: current.pid,
+                host: current.host,
+                user: current.user,
+                expires_in_ms: current.expires_at - clock.now_ms(),
+            });
         }
         let (lost_tx, lost) = tokio::sync::watch::channel(false);
+        let handle = LeaseHandle {
+            fence: Fence { run_id: run_id.into(), holder: holder.clone() },
+            clock: clock.clone(),
+            ttl_ms,
+            valid_until: valid_until.clone(),
+            lost,
+            busy_since: busy_since.clone(),
+        };
         let heartbeat = {
-            let (store, run_id, holder, clock) =
-                (store.clone(), run_id.to_string(), holder.clone(), clock.clone());
+            let (store, run_id) = (store.clone(), run_id.to_string());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(HEARTBEAT).await;
-                    let expires = clock.now_ms() + LEASE_TTL_MS;
+                    tokio::time::sleep(every).await;
+                    let busy = busy_since.load(Ordering::Acquire);
+                    if busy != 0 && clock.now_ms().saturating_sub(busy) > ttl_ms.saturating_mul(STALL_TTLS) {
+                        tracing::error!(run = %run_id, busy_ms = clock.now_ms() - busy, "the driver is stuck in one turn; letting the lease expire");
+                        break;
+                    }
+                    let expires = clock.now_ms().saturating_add(ttl_ms);
                     match store.renew_lease(&run_id, &holder, expires).await {
-                        Ok(true) => valid_until = expires,
+                        Ok(true) => {
+                            valid_until.fetch_max(expires, Ordering::AcqRel);
+                        }
                         Ok(false) => {
                             tracing::error!(run = %run_id, "the lease was taken over by another process");
                             break;
                         }
-                        Err(e) if clock.now_ms() + HEARTBEAT.as_millis() as i64 >= valid_until => {
+                        Err(e)
+                            if clock.now_ms().saturating_add(every.as_millis() as i64)
+                                >= valid_until.load(Ordering::Acquire) =>
+                        {
                             tracing::error!(run = %run_id, error = %e, "cannot renew the lease before it expires");
                             break;
                         }
@@ -95,18 +244,24 @@ impl Lease {
                 let _ = lost_tx.send(true);
             })
         };
-        Ok(Lease { store, run_id: run_id.into(), holder, heartbeat, lost })
+        Ok(Lease { store, handle, heartbeat, _os_lock: os_lock })
+    }
+
+    /// What the driving code needs of the lease.
+    pub fn handle(&self) -> LeaseHandle {
+        self.handle.clone()
     }
 
     /// Turns true when the lease is lost; the driver must stop.
     pub fn lost(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.lost.clone()
+        self.handle.lost()
     }
 
     /// Gives the lease up.
     pub async fn release(self) -> Result<(), RunError> {
         self.heartbeat.abort();
-        self.store.release_lease(&self.run_id, &self.holder).await?;
+        let fence = self.handle.fence.clone();
+        self.store.release_lease(&fence.run_id, &fence.holder).await?;
         Ok(())
     }
 }
@@ -114,5 +269,58 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.heartbeat.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_file_lies_beside_the_journal_and_only_for_plain_run_ids() {
+        let journal = Path::new("/var/lib/drover/drover.db");
+        assert_eq!(
+            lock_path(journal, "run_01ABC").unwrap(),
+            Path::new("/var/lib/drover/drover.db-leases/run_01ABC.lock")
+        );
+        assert_eq!(lock_path(journal, "../../etc/passwd"), None);
+        assert_eq!(lock_path(journal, ""), None);
+    }
+
+    #[test]
+    fn the_os_lock_is_held_once_and_freed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("j.db");
+        let first = os_lock(&journal, "run_1").expect("a free lock is taken");
+        assert!(os_lock(&journal, "run_1").is_none(), "a held lock is refused");
+        assert!(os_lock(&journal, "run_2").is_some(), "another run's lock is its own");
+        drop(first);
+        assert!(os_lock(&journal, "run_1").is_some(), "a dropped lock is free again");
+    }
+
+    /// A driver stuck inside one poll (a computation that never yields) stops the heartbeat, so
+    /// its lease is lost; one that awaits just as long keeps it.
+    #[test]
+    fn a_driver_stuck_in_one_turn_lets_its_lease_go_and_one_that_awaits_keeps_it() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(&dir.path().join("j.db"), Default::default()).unwrap());
+            let clock: Arc<dyn Clock> = Arc::new(super::super::SystemClock::new(1));
+            let ttl = Duration::from_millis(300);
+            let stall = Duration::from_millis(3 * 300 * STALL_TTLS as u64);
+
+            let awaiting = Lease::acquire_for(store.clone(), clock.clone(), "run_awaits", ttl).await.unwrap();
+            awaiting.handle().watch(tokio::time::sleep(stall)).await;
+            assert!(!*awaiting.lost().borrow(), "a driver that awaits keeps its lease");
+
+            let stuck = Lease::acquire_for(store.clone(), clock.clone(), "run_stuck", ttl).await.unwrap();
+            // The stimulus: one poll busy on its thread for three times the bound.
+            stuck.handle().watch(async { std::thread::sleep(stall) }).await;
+            let mut lost = stuck.lost();
+            let seen = tokio::time::timeout(Duration::from_secs(30), lost.wait_for(|&l| l)).await;
+            assert!(matches!(seen, Ok(Ok(_))), "the stuck driver's lease was not let go");
+        });
     }
 }

@@ -28,7 +28,7 @@ use crate::secrets::SecretSource;
 use crate::store::{Store, StoreError};
 
 pub use clock::{Clock, SystemClock};
-pub use lease::{Lease, whoami};
+pub use lease::{LEASE_TTL, Lease, LeaseHandle, whoami};
 pub use pin::pinned_workflow;
 pub use start::{NewRun, resolve_params, start};
 
@@ -49,6 +49,9 @@ pub struct RunContext {
     pub wait_for_operator: bool,
     /// Progress lines for people.
     pub progress: Arc<dyn Progress>,
+    /// How long a lease lives without renewal ([`LEASE_TTL`] unless set otherwise): another
+    /// process may take over a run whose driver stopped renewing for this long.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// Receives what happens, for display. The journal is the record; this is only for people.

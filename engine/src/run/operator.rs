@@ -2,12 +2,16 @@
 //! current state, queued in the journal, and applied either by the process driving the run (on
 //! its next poll) or, when no process drives it, by the command itself under the run's lease.
 //! Both paths use [`apply`], so a command means the same thing either way.
+//!
+//! A cancel ends every unfinished instance but the running ones; those are the driving process's
+//! to stop (it interrupts their attempts at once and journals them as cancelled by the operator),
+//! or, when no process drives the run, attempts a dead driver left running, ended here.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::store::{Change, RequestRecord, RunState, StepRecord, StepState};
+use crate::store::{AttemptState, Change, RequestRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::{StepKind, Workflow};
 
 use super::lease::Lease;
@@ -232,7 +236,7 @@ pub async fn request(
             at: now,
         }])
         .await?;
-    let lease = match Lease::acquire(ctx.store.clone(), ctx.clock.clone(), run_id).await {
+    let lease = match Lease::acquire_for(ctx.store.clone(), ctx.clock.clone(), run_id, ctx.lease_ttl).await {
         Ok(lease) => lease,
         Err(RunError::LeaseHeld { pid, .. }) => return Ok(Delivery::Queued { pid }),
         Err(e) => return Err(e),
@@ -240,11 +244,15 @@ pub async fn request(
     // Under the lease, the state cannot change under us: apply every queued command.
     let mut changes = Vec::new();
     let mut cancelled = false;
+    let mut cancelled_by = None;
     let mut resumes = false;
     for pending in ctx.store.pending_requests(run_id)? {
         match apply(&wf, &mut instances, &pending, now) {
             Ok(applied) => {
                 changes.extend(applied.changes);
+                if applied.cancel && cancelled_by.is_none() {
+                    cancelled_by = Some(pending.actor.clone());
+                }
                 cancelled |= applied.cancel;
                 resumes |= applied.resumes_run;
             }
@@ -260,6 +268,8 @@ pub async fn request(
         changes.push(Change::RequestApplied { seq: pending.seq, at: now });
     }
     if cancelled {
+        let actor = cancelled_by.unwrap_or_else(|| actor.to_string());
+        changes.extend(end_interrupted(ctx, run_id, &mut instances, &actor, now)?);
         changes.push(Change::SetRunState {
             run_id: run_id.into(),
             state: RunState::Cancelled,
@@ -272,8 +282,46 @@ pub async fn request(
             finished_at: None,
         });
     }
-    let result = ctx.store.apply(changes).await;
+    let result = lease.handle().commit(&ctx.store, changes).await;
     lease.release().await?;
     result?;
     Ok(Delivery::Applied)
+}
+
+/// The attempts a dead driver left running, and their instances, ended by a cancel applied while
+/// no process drives the run: nothing of a cancelled run shows as running.
+fn end_interrupted(
+    ctx: &RunContext,
+    run_id: &str,
+    instances: &mut BTreeMap<String, StepRecord>,
+    actor: &str,
+    now: i64,
+) -> Result<Vec<Change>, RunError> {
+    let mut changes = Vec::new();
+    for mut attempt in ctx.store.attempts(run_id)?.into_iter().filter(|a| a.state == AttemptState::Running) {
+        attempt.state = AttemptState::Cancelled;
+        attempt.finished_at = Some(now);
+        attempt.error = Some(format!(
+            "the process driving the run stopped during this attempt; the run was then cancelled by {actor}"
+        ));
+        changes.push(Change::Event {
+            run_id: run_id.into(),
+            at: now,
+            step_key: Some(attempt.step_key.clone()),
+            kind: "attempt-cancelled".into(),
+            actor: actor.into(),
+            data: json!({ "attempt": attempt.number, "interrupted": true }).to_string(),
+        });
+        if let Some(record) = instances.get_mut(&attempt.step_key).filter(|r| r.state == StepState::Running) {
+            record.state = StepState::Cancelled;
+            record.reason = Some(format!(
+                "run cancelled by {actor} after its driver stopped during attempt {}",
+                attempt.number
+            ));
+            record.finished_at = Some(now);
+            changes.push(Change::PutStep(Box::new(record.clone())));
+        }
+        changes.push(Change::PutAttempt(attempt));
+    }
+    Ok(changes)
 }

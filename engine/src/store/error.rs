@@ -21,6 +21,37 @@ pub enum StoreError {
         /// What SQLite said.
         detail: String,
     },
+    /// No journal at the path, and the command only reads one (it never creates a journal).
+    #[error(
+        "no journal at {path}: nothing has run with it yet, or the journal is elsewhere: point drover at it with --db or DROVER_DB (the default is <home>/drover.db, home from --home or DROVER_HOME)"
+    )]
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// A zero-length file where the journal should be. Drover never leaves one (a new journal
+    /// appears with its schema), so it is not taken for a new journal: it may be a journal that
+    /// something outside drover truncated.
+    #[error(
+        "the database {path} is an empty file, not a Drover journal (drover never leaves an empty journal): if it should hold runs, restore it from a backup; to start a new journal there, remove the file"
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Something outside drover changed the journal's files while drover used them: commits this
+    /// process made are not all readable any more. Found by checking the write-ahead log against
+    /// SQLite's own index of it (see `store/wal.rs`); recorded in a `-damaged` file beside the
+    /// journal, so every later command refuses it too.
+    #[error(
+        "the journal {path} was damaged by something outside drover ({detail}); drover stopped without copying the damaged log into the database: keep the journal with its -wal, -shm and -damaged files for inspection and restore it from a backup, or remove the -damaged file to go on with what SQLite can still read (the commits after the damage are lost)"
+    )]
+    Damaged {
+        /// The journal.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
     /// Written by a newer Drover.
     #[error(
         "the database {path} has schema version {found}, newer than this drover understands ({supported}): use a newer drover"
@@ -53,6 +84,13 @@ pub enum StoreError {
     /// The request conflicts with the run's state (approving a step that does not wait, say).
     #[error("{0}")]
     Conflict(String),
+    /// This process no longer holds the run's lease: another process took it over, and nothing
+    /// this one wanted to write was written.
+    #[error("run {run_id}: this process lost its lease; another process drives the run now")]
+    Fenced {
+        /// The run.
+        run_id: String,
+    },
     /// The writer thread is gone (the process is shutting down).
     #[error("the database writer has stopped")]
     WriterGone,

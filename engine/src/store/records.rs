@@ -161,9 +161,17 @@ pub enum AttemptState {
     Failed,
     /// The process died during the attempt.
     Interrupted,
+    /// An operator cancelled the run and the attempt was stopped.
+    Cancelled,
 }
 
-text_enum!(AttemptState { Running = "running", Succeeded = "succeeded", Failed = "failed", Interrupted = "interrupted" });
+text_enum!(AttemptState {
+    Running = "running",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Interrupted = "interrupted",
+    Cancelled = "cancelled"
+});
 
 /// An attempt, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -239,6 +247,20 @@ pub struct LeaseRecord {
     pub user: String,
     /// ms since the epoch.
     pub expires_at: i64,
+    /// The boot of the machine it runs on (`/proc/sys/kernel/random/boot_id`); empty when
+    /// unknown, as in leases written before schema version 2.
+    pub boot_id: String,
+}
+
+/// Proof that a process still holds a run's lease, checked inside every transaction it commits
+/// for the run ([`super::Store::apply_fenced`]): a process whose lease was taken over commits
+/// nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The run.
+    pub run_id: String,
+    /// The holder id the lease row must still carry.
+    pub holder: String,
 }
 
 /// One change to the journal. A list of changes is applied atomically.
@@ -255,9 +277,12 @@ pub enum Change {
         /// Set when it ended.
         finished_at: Option<i64>,
     },
-    /// Inserts or replaces a step instance.
+    /// Inserts or updates a step instance; a succeeded instance is never changed again (the
+    /// commit fails instead).
     PutStep(Box<StepRecord>),
-    /// Inserts or replaces an attempt.
+    /// Records an attempt: one in state `running` is its intent and is inserted (the commit fails
+    /// if that attempt number exists); any other state ends a running attempt (the commit fails
+    /// if it is not running any more).
     PutAttempt(AttemptRecord),
     /// Appends an event.
     Event {

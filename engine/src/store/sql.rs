@@ -34,11 +34,27 @@ fn enum_col<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rus
     })
 }
 
-pub(super) fn apply(conn: &Connection, changes: &[Change]) -> rusqlite::Result<()> {
+/// Why a list of changes was not applied.
+#[derive(Debug)]
+pub(super) enum ApplyError {
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+    /// A change would rewrite history: a succeeded step instance, an attempt that exists or
+    /// that is not running any more.
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Sqlite(e)
+    }
+}
+
+pub(super) fn apply(conn: &Connection, changes: &[Change]) -> Result<(), ApplyError> {
     changes.iter().try_for_each(|change| apply_one(conn, change))
 }
 
-fn apply_one(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
+fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
     match change {
         Change::InsertRun(r) => {
             conn.prepare_cached(
@@ -67,45 +83,95 @@ fn apply_one(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
                 .execute(params![run_id, state.as_str(), finished_at])?;
         }
         Change::PutStep(s) => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO steps (run_id, key, step_index, item, target, state, attempts, reason, retry_at,
-                 output, changed, summary, evidence, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?
-            .execute(params![
-                s.run_id,
-                s.key,
-                s.step_index as i64,
-                s.item.as_ref().map(json_text),
-                s.target,
-                s.state.as_str(),
-                s.attempts,
-                s.reason,
-                s.retry_at,
-                s.output.as_ref().map(json_text),
-                s.changed,
-                s.summary,
-                s.evidence.as_ref().map(json_text),
-                s.started_at,
-                s.finished_at
-            ])?;
+            // An upsert, not INSERT OR REPLACE: a succeeded instance is final, and a process that
+            // would turn it back (a driver that lost its lease, say) fails its whole commit.
+            let written = conn
+                .prepare_cached(
+                    "INSERT INTO steps (run_id, key, step_index, item, target, state, attempts, reason, retry_at,
+                     output, changed, summary, evidence, started_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     ON CONFLICT (run_id, key) DO UPDATE SET step_index = excluded.step_index,
+                     item = excluded.item, target = excluded.target, state = excluded.state,
+                     attempts = excluded.attempts, reason = excluded.reason, retry_at = excluded.retry_at,
+                     output = excluded.output, changed = excluded.changed, summary = excluded.summary,
+                     evidence = excluded.evidence, started_at = excluded.started_at,
+                     finished_at = excluded.finished_at
+                     WHERE steps.state <> 'succeeded'",
+                )?
+                .execute(params![
+                    s.run_id,
+                    s.key,
+                    s.step_index as i64,
+                    s.item.as_ref().map(json_text),
+                    s.target,
+                    s.state.as_str(),
+                    s.attempts,
+                    s.reason,
+                    s.retry_at,
+                    s.output.as_ref().map(json_text),
+                    s.changed,
+                    s.summary,
+                    s.evidence.as_ref().map(json_text),
+                    s.started_at,
+                    s.finished_at
+                ])?;
+            if written == 0 {
+                return Err(ApplyError::Refused(format!(
+                    "step instance {} of run {} already succeeded and cannot change",
+                    s.key, s.run_id
+                )));
+            }
+        }
+        Change::PutAttempt(a) if a.state == AttemptState::Running => {
+            // An intent: a new attempt number. Plain INSERT, so an attempt is never overwritten.
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO attempts (run_id, step_key, number, mode, state, started_at, finished_at, error, error_class)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    a.run_id,
+                    a.step_key,
+                    a.number,
+                    a.mode,
+                    a.state.as_str(),
+                    a.started_at,
+                    a.finished_at,
+                    a.error,
+                    a.error_class
+                ])?;
+            if inserted == 0 {
+                return Err(ApplyError::Refused(format!(
+                    "attempt {} of {} in run {} already exists",
+                    a.number, a.step_key, a.run_id
+                )));
+            }
         }
         Change::PutAttempt(a) => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO attempts (run_id, step_key, number, mode, state, started_at, finished_at, error, error_class)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                a.run_id,
-                a.step_key,
-                a.number,
-                a.mode,
-                a.state.as_str(),
-                a.started_at,
-                a.finished_at,
-                a.error,
-                a.error_class
-            ])?;
+            // An outcome ends the attempt that is running, and only that.
+            let ended = conn
+                .prepare_cached(
+                    "UPDATE attempts SET state = ?4, finished_at = ?5, error = ?6, error_class = ?7
+                     WHERE run_id = ?1 AND step_key = ?2 AND number = ?3 AND state = 'running'",
+                )?
+                .execute(params![
+                    a.run_id,
+                    a.step_key,
+                    a.number,
+                    a.state.as_str(),
+                    a.finished_at,
+                    a.error,
+                    a.error_class
+                ])?;
+            if ended == 0 {
+                return Err(ApplyError::Refused(format!(
+                    "attempt {} of {} in run {} is not running: it cannot end as {}",
+                    a.number,
+                    a.step_key,
+                    a.run_id,
+                    a.state.as_str()
+                )));
+            }
         }
         Change::Event { run_id, at, step_key, kind, actor, data } => {
             conn.prepare_cached("INSERT INTO events (run_id, at, step_key, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
@@ -259,8 +325,23 @@ pub(super) fn checkpoint(
         .optional()
 }
 
+pub(super) fn checkpoint_usage(
+    conn: &Connection,
+    run_id: &str,
+    step_key: &str,
+    except: &str,
+) -> rusqlite::Result<(usize, usize)> {
+    conn.prepare_cached(
+        "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)
+         FROM checkpoints WHERE run_id = ?1 AND step_key = ?2 AND key <> ?3",
+    )?
+    .query_row(params![run_id, step_key, except], |r| {
+        Ok((r.get::<_, i64>(0)?.max(0) as usize, r.get::<_, i64>(1)?.max(0) as usize))
+    })
+}
+
 pub(super) fn lease(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<LeaseRecord>> {
-    conn.prepare_cached("SELECT holder, host, pid, user, expires_at FROM leases WHERE run_id = ?1")?
+    conn.prepare_cached("SELECT holder, host, pid, user, expires_at, boot_id FROM leases WHERE run_id = ?1")?
         .query_row([run_id], |row| {
             Ok(LeaseRecord {
                 holder: row.get(0)?,
@@ -268,26 +349,48 @@ pub(super) fn lease(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<
                 pid: row.get(2)?,
                 user: row.get(3)?,
                 expires_at: row.get(4)?,
+                boot_id: row.get(5)?,
             })
         })
         .optional()
 }
 
+/// Takes the lease for `me` unless another holder's is valid. A lease is valid until it expires,
+/// except that one whose holder held the OS lock on this boot (`boot_id` set and equal to ours)
+/// is dead as soon as we hold that lock (`os_locked`): an OS lock is released when its holder
+/// dies, whatever PID namespace it ran in and whatever process took its id since.
 pub(super) fn acquire_lease(
     conn: &Connection,
     run_id: &str,
     me: &LeaseRecord,
     now: i64,
+    os_locked: bool,
 ) -> rusqlite::Result<Result<(), LeaseRecord>> {
     if let Some(current) = lease(conn, run_id)? {
-        let dead_here = current.host == me.host && !process_alive(current.pid);
+        let dead_here = os_locked && !current.boot_id.is_empty() && current.boot_id == me.boot_id;
         if current.holder != me.holder && current.expires_at > now && !dead_here {
             return Ok(Err(current));
         }
     }
-    conn.prepare_cached("INSERT OR REPLACE INTO leases (run_id, holder, host, pid, user, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-        .and_then(|mut s| s.execute(params![run_id, me.holder, me.host, me.pid, me.user, me.expires_at]))?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO leases (run_id, holder, host, pid, user, expires_at, boot_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![run_id, me.holder, me.host, me.pid, me.user, me.expires_at, me.boot_id])
+    })?;
     Ok(Ok(()))
+}
+
+/// Inside a transaction: proves `fence.holder` still holds the lease of `fence.run_id`, and
+/// extends it to `expires_at`. False when another process took it over (the caller rolls back).
+pub(super) fn fence(conn: &Connection, fence: &Fence, expires_at: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE leases SET expires_at = max(expires_at, ?3) WHERE run_id = ?1 AND holder = ?2",
+        )
+        .and_then(|mut s| s.execute(params![fence.run_id, fence.holder, expires_at]))?;
+    Ok(n == 1)
 }
 
 pub(super) fn renew_lease(
@@ -308,11 +411,164 @@ pub(super) fn release_lease(conn: &Connection, run_id: &str, holder: &str) -> ru
     Ok(())
 }
 
-/// Whether a process with this id exists on this host.
-#[allow(unsafe_code)]
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    // SAFETY: kill with signal 0 only checks whether the process exists; it sends nothing.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{Durability, Store, StoreError};
+    use super::*;
+
+    fn lease(holder: &str) -> LeaseRecord {
+        LeaseRecord {
+            holder: holder.into(),
+            host: "here".into(),
+            pid: 1,
+            user: "op".into(),
+            expires_at: 10_000,
+            boot_id: String::new(),
+        }
+    }
+
+    fn run() -> Change {
+        Change::InsertRun(Box::new(RunRecord {
+            id: "run_1".into(),
+            workflow: "w".into(),
+            workflow_version: "1.0.0".into(),
+            source_path: "w.toml".into(),
+            definition: json!({}),
+            params: json!({}),
+            inventory: json!({}),
+            inventory_digest: String::new(),
+            plugins: json!({}),
+            state: RunState::Running,
+            started_by: "op".into(),
+            created_at: 0,
+            finished_at: None,
+        }))
+    }
+
+    fn step(state: StepState, output: Option<serde_json::Value>) -> Change {
+        Change::PutStep(Box::new(StepRecord {
+            run_id: "run_1".into(),
+            key: "s".into(),
+            step_index: 0,
+            item: None,
+            target: None,
+            state,
+            attempts: 1,
+            reason: None,
+            retry_at: None,
+            output,
+            changed: None,
+            summary: None,
+            evidence: None,
+            started_at: None,
+            finished_at: None,
+        }))
+    }
+
+    fn attempt(number: u32, state: AttemptState) -> Change {
+        Change::PutAttempt(AttemptRecord {
+            run_id: "run_1".into(),
+            step_key: "s".into(),
+            number,
+            mode: "apply".into(),
+            state,
+            started_at: 0,
+            finished_at: None,
+            error: None,
+            error_class: None,
+        })
+    }
+
+    fn event(kind: &str) -> Change {
+        Change::Event {
+            run_id: "run_1".into(),
+            at: 0,
+            step_key: None,
+            kind: kind.into(),
+            actor: "engine".into(),
+            data: "{}".into(),
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.db"), Durability::Normal).unwrap();
+        store.apply(vec![run()]).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_commit_fenced_by_a_lease_that_was_taken_over_writes_nothing() {
+        let (_dir, store) = store().await;
+        assert!(store.acquire_lease("run_1", lease("a"), 0, false).await.unwrap().is_ok());
+        let fence_a = Fence { run_id: "run_1".into(), holder: "a".into() };
+        store.apply_fenced(&fence_a, 20_000, vec![event("by-a")]).await.unwrap();
+        assert_eq!(store.lease("run_1").unwrap().unwrap().expires_at, 20_000, "the commit renewed the lease");
+        // b takes the lease over once a's expired.
+        assert!(store.acquire_lease("run_1", lease("b"), 30_000, false).await.unwrap().is_ok());
+        let stale =
+            store.apply_fenced(&fence_a, 40_000, vec![event("stale"), step(StepState::Running, None)]).await;
+        assert!(matches!(stale, Err(StoreError::Fenced { ref run_id }) if run_id == "run_1"), "{stale:?}");
+        let kinds: Vec<String> = store.events("run_1", 0).unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["by-a"]);
+        assert!(store.steps("run_1").unwrap().is_empty());
+        assert_eq!(store.lease("run_1").unwrap().unwrap().holder, "b");
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_is_held_and_one_whose_holder_held_the_os_lock_on_this_boot_is_not() {
+        let (_dir, store) = store().await;
+        let mut a = lease("a");
+        a.boot_id = "boot-1".into();
+        assert!(store.acquire_lease("run_1", a, 0, true).await.unwrap().is_ok());
+        let mut b = lease("b");
+        b.boot_id = "boot-1".into();
+        // Without the OS lock, a's unexpired lease holds, whatever its process id shows.
+        assert_eq!(store.acquire_lease("run_1", b.clone(), 1, false).await.unwrap().unwrap_err().holder, "a");
+        // From another boot the OS lock proves nothing.
+        let mut c = lease("c");
+        c.boot_id = "boot-2".into();
+        assert_eq!(store.acquire_lease("run_1", c, 1, true).await.unwrap().unwrap_err().holder, "a");
+        // On a's boot, holding the lock a held means a is dead.
+        assert!(store.acquire_lease("run_1", b, 1, true).await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_succeeded_step_and_finished_attempts_are_never_overwritten() {
+        let (_dir, store) = store().await;
+        store.apply(vec![attempt(1, AttemptState::Running), step(StepState::Running, None)]).await.unwrap();
+        store
+            .apply(vec![
+                attempt(1, AttemptState::Succeeded),
+                step(StepState::Succeeded, Some(json!({"ok": true}))),
+            ])
+            .await
+            .unwrap();
+        for (changes, expected) in [
+            (vec![step(StepState::Running, None)], "step instance s of run run_1 already succeeded"),
+            (vec![attempt(1, AttemptState::Running)], "attempt 1 of s in run run_1 already exists"),
+            (vec![attempt(1, AttemptState::Failed)], "attempt 1 of s in run run_1 is not running"),
+            (
+                vec![event("e"), attempt(2, AttemptState::Failed)],
+                "attempt 2 of s in run run_1 is not running",
+            ),
+        ] {
+            let refused = store.apply(changes).await;
+            assert!(
+                matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(expected)),
+                "{expected}: {refused:?}"
+            );
+        }
+        let steps = store.steps("run_1").unwrap();
+        assert_eq!(
+            (steps[0].state, steps[0].output.clone()),
+            (StepState::Succeeded, Some(json!({"ok": true})))
+        );
+        let attempts = store.attempts("run_1").unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].state, AttemptState::Succeeded);
+        assert!(store.events("run_1", 0).unwrap().is_empty(), "a refused commit wrote its event");
+    }
 }

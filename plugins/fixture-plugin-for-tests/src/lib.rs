@@ -63,6 +63,15 @@ impl RawPlugin for Fixture {
                 eprintln!("to stderr");
                 ok(json!({}))
             }
+            "say" => {
+                // Hands `text` back every way a plugin talks: summary, log line, heartbeat and
+                // evidence (the display tests put terminal escape sequences in it).
+                let said = text(&input, "text");
+                ctx.info(&said);
+                ctx.heartbeat(None, &said);
+                Ok(Outcome::changed(json!({ "ok": true }).to_string(), said.clone())
+                    .with_evidence(Evidence::note(said.clone(), said)))
+            }
             "endless-loop" => {
                 let mut n: u64 = 0;
                 loop {
@@ -153,6 +162,30 @@ impl RawPlugin for Fixture {
                 ctx.state_set("counter", &next.to_string())?;
                 ok(json!({ "counter": next }))
             }
+            "state-flood" => {
+                // Sets `keys` checkpoints of `bytes` bytes each (keys `flood-0`, `flood-1`, …),
+                // stopping at the first refusal, which fails the call with the host's message.
+                let keys = input.get("keys").and_then(Value::as_u64).unwrap_or(1);
+                let bytes = input.get("bytes").and_then(Value::as_u64).unwrap_or(1) as usize;
+                let value = "s".repeat(bytes);
+                for i in 0..keys {
+                    ctx.state_set(&format!("flood-{i}"), &value)?;
+                }
+                ok(json!({ "keys": keys }))
+            }
+            "exec-sized" => {
+                // Runs `sh -c true` on the step's target with one argument per entry of `sizes`,
+                // each that many bytes: command lines too large to pass in the workflow file.
+                let sizes: Vec<usize> = input
+                    .get("sizes")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_u64).map(|n| n as usize).collect())
+                    .unwrap_or_default();
+                let mut args = vec!["-c".to_string(), "true".to_string(), "sh".to_string()];
+                args.extend(sizes.iter().enumerate().map(|(i, &n)| char::from(b'a' + (i % 26) as u8).to_string().repeat(n)));
+                let ran = ctx.exec(&ctx.target()?.to_string(), "sh").args(args).run()?.require_success()?;
+                ok(json!({ "exit": ran.output.exit_code }))
+            }
             "effect" => {
                 // A side effect counted outside the engine: appends "<step key> <attempt>" to a
                 // file on the step's target, after an optional pause and, when `until` names a
@@ -176,6 +209,27 @@ printf '%s %s\n' "$1" "$2" >> "$0""#;
                     .run()?
                     .require_success()?;
                 ok(json!({ "attempt": ctx.context().attempt, "exit": ran.output.exit_code }))
+            }
+            "flaky" => {
+                // Fails retryably until attempt `succeed-at`, then appends "<step key> <attempt>"
+                // to `file` on the step's target: a retry wait the engine's tests can interrupt.
+                let succeed_at = input.get("succeed-at").and_then(Value::as_u64).unwrap_or(2);
+                let attempt = ctx.context().attempt;
+                if u64::from(attempt) < succeed_at {
+                    return Err(StepError::retryable(format!("flaky: attempt {attempt} fails on purpose")));
+                }
+                let target = ctx.target()?.to_string();
+                ctx.exec(&target, "sh")
+                    .args([
+                        "-c".to_string(),
+                        r#"printf '%s %s\n' "$1" "$2" >> "$0""#.to_string(),
+                        text(&input, "file"),
+                        ctx.context().step_key.clone(),
+                        attempt.to_string(),
+                    ])
+                    .run()?
+                    .require_success()?;
+                ok(json!({ "attempt": attempt }))
             }
             "ignore-denial" => {
                 // Asks for an ungranted target and carries on as if nothing happened.
