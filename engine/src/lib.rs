@@ -1,6 +1,7 @@
 //! `drover_engine`: the library behind the `drover` binary.
 //!
 //! - [`plugin`]: WebAssembly step plugins: the sandbox, the host calls, installed plugins.
+//! - [`display`]: plugin and target text made safe to show on a terminal or in a report.
 //! - [`grants`]: what a step may do, and refusals.
 //! - [`inventory`]: the servers and groups a workflow acts on.
 //! - [`report`]: the recovery report of a run, from the journal.
@@ -13,6 +14,7 @@
 //! See `docs/architecture.md` for the codemap and the invariants.
 
 pub mod diagnostic;
+pub mod display;
 pub mod grants;
 pub mod inventory;
 pub mod plugin;

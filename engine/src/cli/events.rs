@@ -2,6 +2,8 @@
 
 use clap::Args;
 
+use drover_engine::display::visible;
+
 use super::{Exit, Global, context, status::format_ms};
 
 /// Arguments of `drover events`.
@@ -21,17 +23,19 @@ pub fn run(global: &Global, args: EventsArgs) -> anyhow::Result<Exit> {
     let events = store.events(&args.run, 0)?;
     for e in &events {
         if args.ndjson || global.json {
-            println!("{}", serde_json::to_string(e)?);
+            println!("{}", drover_engine::display::json(&serde_json::to_string(e)?));
         } else {
             let step = e.step_key.as_deref().unwrap_or("-");
+            // JSON escapes C0 control characters but not C1 ones (a CSI as U+009B): all of the
+            // line goes through `visible`.
             println!(
                 "{:>6}  {}  {:24}  {:24}  {:10}  {}",
                 e.seq,
                 format_ms(e.at),
                 e.kind,
-                step,
-                e.actor,
-                e.data
+                visible(step),
+                visible(&e.actor),
+                visible(&e.data.to_string())
             );
         }
     }

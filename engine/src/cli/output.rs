@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON, with the control characters JSON leaves raw escaped too (plugin
+/// text may hold them; see `drover_engine::display`).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", drover_engine::display::json(&serde_json::to_string_pretty(value)?));
     Ok(())
 }
 

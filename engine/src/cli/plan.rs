@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use drover_engine::display::visible;
 use drover_engine::plugin::registry::Registry;
 use drover_engine::plugin::{HostConfig, PluginHost};
 use drover_engine::run::plan::{self, Plan, PlanContext, Verdict};
@@ -89,9 +90,9 @@ pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
             Verdict::WouldWait => ("⏸", "would wait"),
             Verdict::CannotTell => ("?", "cannot tell"),
         };
-        println!("{mark} {}: {verdict}: {}", e.key, e.summary);
+        println!("{mark} {}: {verdict}: {}", visible(&e.key), visible(&e.summary));
         for refusal in &e.refusals {
-            println!("    refused: {refusal}");
+            println!("    refused: {}", visible(&refusal.to_string()));
         }
     }
     let count = |v: Verdict| plan.entries.iter().filter(|e| e.verdict == v).count();

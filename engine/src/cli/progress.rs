@@ -1,11 +1,14 @@
 //! Progress on stderr while a run is driven: live bars when stderr is a terminal (one line per
 //! step with its fan-out counters, one per running instance with its elapsed time and last
 //! heartbeat), plain lines otherwise. The journal is the record; this is only for people.
+//! Plugin text (summaries, messages, step keys made from items) is shown through
+//! [`visible`], so an escape sequence in it never reaches the terminal.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use drover_engine::display::visible;
 use drover_engine::run::{Progress, StepProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -14,7 +17,7 @@ pub struct Lines;
 
 impl Progress for Lines {
     fn line(&self, _run_id: &str, text: &str) {
-        eprintln!("  {text}");
+        eprintln!("  {}", visible(text));
     }
 }
 
@@ -54,7 +57,7 @@ impl Bars {
 
 impl Progress for Bars {
     fn line(&self, _run_id: &str, text: &str) {
-        let _ = self.multi.println(format!("  {text}"));
+        let _ = self.multi.println(format!("  {}", visible(text)));
     }
 
     fn wants_snapshots(&self) -> bool {
@@ -67,7 +70,7 @@ impl Progress for Bars {
         for step in steps {
             let bar = shown.steps.entry(step.id.clone()).or_insert_with(|| {
                 let bar = self.step_bar();
-                bar.set_prefix(step.id.clone());
+                bar.set_prefix(visible(&step.id).into_owned());
                 bar
             });
             bar.set_length(step.total as u64);
@@ -80,7 +83,7 @@ impl Progress for Bars {
                 still_running.push(instance.key.clone());
                 let bar = shown.running.entry(instance.key.clone()).or_insert_with(|| {
                     let bar = self.running_bar();
-                    bar.set_prefix(format!("▶ {}", instance.key));
+                    bar.set_prefix(format!("▶ {}", visible(&instance.key)));
                     bar
                 });
                 let message = match &instance.heartbeat {
@@ -88,7 +91,7 @@ impl Progress for Bars {
                     Some((None, m)) => m.clone(),
                     None => String::new(),
                 };
-                bar.set_message(message);
+                bar.set_message(visible(&message).into_owned());
             }
         }
         shown.running.retain(|key, bar| {

@@ -1,6 +1,7 @@
 //! `drover resume`: drive a run on, after a crash, a stop or an operator command.
 
 use clap::Args;
+use drover_engine::display::visible;
 use drover_engine::run::{self, RunContext, RunOutcome};
 use drover_engine::store::RunState;
 
@@ -67,7 +68,7 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> an
             if !global.json {
                 println!("run {run_id} failed:");
                 for (key, why) in &failures {
-                    println!("  {key}: {why}");
+                    println!("  {}: {}", visible(key), visible(why));
                 }
                 println!("fix the cause, then `drover retry {run_id} <step>` and `drover resume {run_id}`");
             }
@@ -77,7 +78,7 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> an
             if !global.json {
                 println!("run {run_id} waits for an operator:");
                 for (key, why) in &waiting {
-                    println!("  {key}: {why}");
+                    println!("  {}: {}", visible(key), visible(why));
                 }
                 println!("approve with `drover approve {run_id} <step>`, then `drover resume {run_id}`");
             }

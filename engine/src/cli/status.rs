@@ -1,5 +1,5 @@
 //! `drover status`: a run's steps as a tree, with the reason every unfinished step waits and the
-//! command that moves it on.
+//! command that moves it on. Text from plugins is shown with its control characters visible.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,14 @@ use drover_engine::workflow::{StepKind, Workflow};
 use serde_json::json;
 
 use super::{Exit, Global, context, output};
+
+/// Prints a line of the text view with control characters made visible: summaries, reasons and
+/// keys come from plugins and targets (`drover_engine::display`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", drover_engine::display::visible(&format!($($arg)*)))
+    };
+}
 
 /// Arguments of `drover status`.
 #[derive(Debug, Args)]
@@ -135,10 +143,10 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
         )?;
         return Ok(Exit::Success);
     }
-    println!("{} · {} {} · {}", run.id, run.workflow, run.workflow_version, run.state);
-    println!("started by {} at {}", run.started_by, format_ms(run.created_at));
+    say!("{} · {} {} · {}", run.id, run.workflow, run.workflow_version, run.state);
+    say!("started by {} at {}", run.started_by, format_ms(run.created_at));
     if let Some(l) = lease {
-        println!("driven by process {} of {} on {}", l.pid, l.user, l.host);
+        say!("driven by process {} of {} on {}", l.pid, l.user, l.host);
     }
     for &i in &wf.order {
         let step = &wf.steps[i];
@@ -147,12 +155,12 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
             StepKind::Approval { .. } => "approval".to_string(),
         };
         match by_step.get(&i) {
-            None => println!("○ {} ({kind}): pending — {}", step.id, pending_why(&run, &wf, i, &by_step)),
+            None => say!("○ {} ({kind}): pending — {}", step.id, pending_why(&run, &wf, i, &by_step)),
             Some(instances) => {
                 let fan = instances.len() > 1 || step.fans_out();
                 if fan {
                     let done = instances.iter().filter(|r| r.state.is_terminal()).count();
-                    println!(
+                    say!(
                         "{} {} ({kind}): {done}/{} done",
                         mark(summary_state(instances)),
                         step.id,
@@ -171,9 +179,9 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
                     if let Some(summary) = r.summary.as_deref().filter(|s| !s.is_empty()) {
                         line.push_str(&format!(" — {summary}"));
                     }
-                    println!("{line}");
+                    say!("{line}");
                     if let Some(why) = why(&run, &wf, r, &running, driven) {
-                        println!("{indent}    {why}");
+                        say!("{indent}    {why}");
                     }
                 }
             }

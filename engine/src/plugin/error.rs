@@ -151,6 +151,12 @@ pub enum CallError {
         /// Each mismatch, with its JSON pointer.
         errors: Vec<String>,
     },
+    /// Stopped because the operator cancelled the run; nothing says how far it got.
+    #[error("plugin {plugin} was stopped: the run was cancelled")]
+    Cancelled {
+        /// The plugin.
+        plugin: String,
+    },
     /// The sandbox could not be set up.
     #[error("cannot start plugin {plugin}: {message}")]
     Instantiate {

@@ -29,4 +29,4 @@ pub use call::{
 };
 pub use error::{CallError, FailureClass, LoadError};
 pub use info::{Capabilities, Effect, PluginInfo, PluginRef, Sha256Digest, check_name};
-pub use sandbox::{HostConfig, LoadedPlugin, PluginHost, SandboxLimits};
+pub use sandbox::{CancelToken, Canceller, HostConfig, LoadedPlugin, PluginHost, SandboxLimits};

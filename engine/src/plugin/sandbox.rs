@@ -2,6 +2,10 @@
 //! from the disk cache), `InstancePre`s reused, and a fresh `Store` for every call with a memory
 //! cap, an epoch-driven wall-time cap, capped stdio and no WASI preopens, sockets or environment.
 //!
+//! A call can be cancelled ([`Canceller`]): the epoch callback interrupts guest code at its next
+//! tick, and the call stops awaiting whatever host call is in progress, which drops it (a target
+//! command is killed with it).
+//!
 //! **Invariant:** step code runs only inside a `Store` created by [`PluginHost::call`]; nothing a
 //! plugin does can fail the engine, only the call.
 
@@ -99,6 +103,62 @@ pub struct LoadedPlugin {
     pre: StepPre<StepState>,
     input_schema: jsonschema::Validator,
     output_schema: jsonschema::Validator,
+}
+
+/// Asks calls in flight to stop: whoever may cancel them (the driver, for a run's attempts) holds
+/// it and hands each call a [`CancelToken`].
+#[derive(Debug)]
+pub struct Canceller(tokio::sync::watch::Sender<bool>);
+
+impl Default for Canceller {
+    fn default() -> Self {
+        Canceller(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl Canceller {
+    /// A token for one call; it sees a cancel made before or after it was taken.
+    pub fn token(&self) -> CancelToken {
+        CancelToken(Some(self.0.subscribe()))
+    }
+
+    /// Stops every call holding a token of this canceller, now and from now on.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Tells a call that it must stop ([`PluginHost::call_cancellable`]).
+#[derive(Debug, Clone)]
+pub struct CancelToken(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl CancelToken {
+    /// A token that is never cancelled.
+    pub fn never() -> Self {
+        CancelToken(None)
+    }
+
+    /// Whether the call must stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Completes when the call must stop; never for [`CancelToken::never`].
+    async fn cancelled(&self) {
+        if let Some(rx) = &self.0 {
+            let mut rx = rx.clone();
+            if rx.wait_for(|&cancelled| cancelled).await.is_ok() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+/// When a call's guest code must stop: past its wall-time limit, or once cancelled.
+struct Stop {
+    timeout: Duration,
+    cancel: CancelToken,
 }
 
 /// Increments the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
@@ -234,7 +294,7 @@ impl PluginHost {
             Grants::none(),
             CallEnv::default(),
             Redactor::default(),
-            DESCRIBE_TIMEOUT,
+            Stop { timeout: DESCRIBE_TIMEOUT, cancel: CancelToken::never() },
         );
         let result = tokio::time::timeout(DESCRIBE_TIMEOUT + Duration::from_secs(1), async {
             let step = pre.instantiate_async(&mut store).await?;
@@ -260,8 +320,9 @@ impl PluginHost {
         grants: Grants,
         env: CallEnv,
         redactor: Redactor,
-        timeout: Duration,
+        stop: Stop,
     ) -> (Store<StepState>, Capture, Capture) {
+        let Stop { timeout, cancel } = stop;
         let stdout = Capture::new(self.limits.stdio_bytes);
         let stderr = Capture::new(self.limits.stdio_bytes);
         let wasi = WasiCtxBuilder::new()
@@ -274,10 +335,15 @@ impl PluginHost {
         let state = StepState::new(wasi, plugin, mode, grants, env, redactor, self.limits);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + timeout;
+        // A deadline past what `Instant` can hold (a pinned definition from before timeouts were
+        // bounded) is never reached: no wall-time limit rather than a panic.
+        let deadline = Instant::now().checked_add(timeout);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
-            if Instant::now() >= deadline {
+            if cancel.is_cancelled() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 cx.data_mut().timed_out = true;
                 Ok(UpdateDeadline::Interrupt)
             } else {
@@ -290,6 +356,20 @@ impl PluginHost {
     /// Calls `check`, `apply` or `compensate` in a fresh sandbox. Never fails itself: every way
     /// the plugin can misbehave ends up in [`CallReport::result`].
     pub async fn call(&self, plugin: &LoadedPlugin, call: StepCall, env: CallEnv) -> CallReport {
+        self.call_cancellable(plugin, call, env, CancelToken::never()).await
+    }
+
+    /// [`Self::call`], stopped when `cancel` is cancelled: guest code is interrupted at the next
+    /// epoch tick and a host call in progress is dropped (its target command killed). A call
+    /// that was stopped ends in [`CallError::Cancelled`]; one that finished first keeps its
+    /// result.
+    pub async fn call_cancellable(
+        &self,
+        plugin: &LoadedPlugin,
+        call: StepCall,
+        env: CallEnv,
+        cancel: CancelToken,
+    ) -> CallReport {
         let started = Instant::now();
         let name = plugin.info.name.clone();
         let redactor = initial_redactor(&call.grants, &plugin.info, &env);
@@ -310,8 +390,14 @@ impl PluginHost {
         let timeout = call.timeout.unwrap_or(self.limits.timeout);
         // The semaphore is never closed, so acquiring only waits.
         let _slot = self.slots.acquire().await.expect("the call slot semaphore is never closed");
-        let (mut store, stdout, stderr) =
-            self.store(&name, call.mode, call.grants.clone(), env, redactor, timeout);
+        let (mut store, stdout, stderr) = self.store(
+            &name,
+            call.mode,
+            call.grants.clone(),
+            env,
+            redactor,
+            Stop { timeout, cancel: cancel.clone() },
+        );
         let ctx = wit::Context {
             run_id: call.context.run_id.clone(),
             step_key: call.context.step_key.clone(),
@@ -326,19 +412,35 @@ impl PluginHost {
         };
         let input = call.input.to_string();
         // The epoch deadline stops guest code; this backstop also bounds time spent in host calls.
-        let ran = tokio::time::timeout(timeout + Duration::from_secs(1), async {
+        let ran = tokio::time::timeout(timeout.saturating_add(Duration::from_secs(1)), async {
             let step = plugin.pre.instantiate_async(&mut store).await?;
             match call.mode {
                 Mode::Apply => step.call_apply(&mut store, &ctx, &input).await,
                 Mode::Check => step.call_check(&mut store, &ctx, &input).await,
                 Mode::Compensate => step.call_compensate(&mut store, &ctx, &input).await,
             }
-        })
-        .await;
+        });
+        // A cancel stops the call where it is: dropping its future drops the host call it awaits
+        // (killing a target command); guest code was interrupted by the epoch callback.
+        let ran = tokio::select! {
+            biased;
+            ran = ran => Some(ran),
+            () = cancel.cancelled() => None,
+        };
         let state = store.into_data();
         let (stdout_text, _) = stdout.contents();
         let (stderr_text, _) = stderr.contents();
-        let result = classify(plugin, &state, ran, &stderr_text, timeout, &self.limits);
+        // A call that returned before the cancel keeps its result; one stopped by it, or trapped
+        // on its interrupt, was cancelled.
+        let stopped = match &ran {
+            None => true,
+            Some(Ok(Ok(_))) => false,
+            Some(_) => cancel.is_cancelled(),
+        };
+        let result = match ran {
+            Some(ran) if !stopped => classify(plugin, &state, ran, &stderr_text, timeout, &self.limits),
+            _ => Err(CallError::Cancelled { plugin: name }),
+        };
         CallReport {
             result,
             stdout: state.redactor.redact(&stdout_text),

@@ -26,7 +26,7 @@ td code,td.t{white-space:nowrap}";
 pub fn html(report: &Report) -> String {
     let mut out = String::new();
     let _ = write_all(&mut out, report);
-    out
+    super::shown(out)
 }
 
 fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {

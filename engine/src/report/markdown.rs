@@ -11,7 +11,7 @@ use super::{Report, StepReport, format_duration, format_time};
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = write_all(&mut out, report);
-    out
+    super::shown(out)
 }
 
 fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {

@@ -5,6 +5,9 @@
 //!
 //! Invariant: everything in a report comes from the journal, which holds redacted text only; the
 //! report adds no value of its own that a secret could hide in.
+//!
+//! Invariant: a rendered report holds no control character but line feed and tab: the escape
+//! sequences plugin output may carry are shown as text ([`crate::display::visible`]).
 
 mod html;
 mod markdown;
@@ -18,6 +21,15 @@ use crate::store::{AttemptRecord, EventRecord, RunRecord, StepRecord, Store, Sto
 
 pub use html::html;
 pub use markdown::markdown;
+
+/// A rendered report with the control characters of plugin and target text (escape sequences)
+/// made visible: a report shows them, it never carries them to a terminal or a viewer.
+fn shown(text: String) -> String {
+    match crate::display::visible(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
 
 /// A run's report.
 #[derive(Debug, Clone, Serialize)]

@@ -18,6 +18,13 @@ pub fn reference_markdown() -> String {
          Strings in `with`, `when` and `for-each` lists are minijinja templates over `params`, `steps.<id>.output`, \
          `item`, `target`, `inventory` and `run`.\n"
     );
+    let _ = writeln!(
+        out,
+        "Templates only shape values: one render may execute {} instructions and produce {} MiB; a template past \
+         either fails its step, saying which.\n",
+        super::template::FUEL,
+        super::template::MAX_RENDERED_BYTES / (1024 * 1024)
+    );
     section(&mut out, "Top level", schema);
     if let Some(defs) = schema.get("$defs").and_then(Value::as_object) {
         for (name, def) in defs {

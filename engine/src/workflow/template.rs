@@ -6,12 +6,24 @@
 //!
 //! Names in templates are the file's kebab-case names with `-` as `_`: `params.sql_server`,
 //! `steps.join_group.output`.
+//!
+//! Rendering runs on the driver's thread, so it has a budget: every render or evaluation may
+//! execute [`FUEL`] instructions and a templated string may render to [`MAX_RENDERED_BYTES`]. A
+//! template past either fails its step with a message saying so; it never wedges the driver.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
+
+/// Instructions one render of a string, or one evaluation of an expression, may execute
+/// (minijinja's fuel). Real templates use a few hundred; a loop over a 100,000-instance fan-out
+/// stays well within it; running through all of it takes about a second at worst.
+pub const FUEL: u64 = 5_000_000;
+
+/// Bytes one templated string may render to.
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
 
 /// The variables at the root of a template's scope.
 pub const ROOTS: [&str; 6] = ["params", "steps", "item", "target", "inventory", "run"];
@@ -116,6 +128,7 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         env.set_auto_escape_callback(|_| AutoEscape::None);
         let mut syntax = minijinja::syntax::SyntaxConfig::builder();
         syntax.keep_trailing_newline(true);
@@ -225,13 +238,40 @@ fn render_string(s: &str, json: &Value, ctx: &minijinja::Value, path: &str) -> R
         if value.is_undefined() {
             return Err(fail(explain_undefined(&names, json)));
         }
+        if value.as_str().is_some_and(|s| s.len() > MAX_RENDERED_BYTES) {
+            return Err(fail(format!("the template renders to more than {MAX_RENDERED_BYTES} bytes")));
+        }
         return serde_json::to_value(&value).map_err(|e| fail(format!("the value is not plain data: {e}")));
     }
     let template = env().template_from_str(s).map_err(|e| fail(describe(&e)))?;
-    template
-        .render(ctx.clone())
-        .map(Value::String)
-        .map_err(|e| fail(explain(&e, &template.undeclared_variables(true), json)))
+    let mut out = Capped { text: Vec::new(), over: false };
+    let rendered = template.render_captured_to(ctx.clone(), &mut out);
+    if out.over {
+        return Err(fail(format!("the template renders to more than {MAX_RENDERED_BYTES} bytes")));
+    }
+    rendered.map_err(|e| fail(explain(&e, &template.undeclared_variables(true), json)))?;
+    String::from_utf8(out.text).map(Value::String).map_err(|e| fail(e.to_string()))
+}
+
+/// A render's output, refused past [`MAX_RENDERED_BYTES`].
+struct Capped {
+    text: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("the rendered text is too large"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A minijinja error as `kind: detail`, without the template name.
@@ -244,10 +284,12 @@ fn describe(e: &minijinja::Error) -> String {
 
 /// A run-time error, naming the missing variable when the error is about an undefined one.
 fn explain(e: &minijinja::Error, names: &std::collections::HashSet<String>, json: &Value) -> String {
-    if e.kind() == minijinja::ErrorKind::UndefinedError {
-        explain_undefined(names, json)
-    } else {
-        describe(e)
+    match e.kind() {
+        minijinja::ErrorKind::UndefinedError => explain_undefined(names, json),
+        minijinja::ErrorKind::OutOfFuel => {
+            format!("the template ran out of fuel after {FUEL} instructions (a loop too long, or endless)")
+        }
+        _ => describe(e),
     }
 }
 
@@ -389,6 +431,29 @@ mod tests {
         assert_eq!(out, vec![json!("SQLPROD01"), json!(1433), json!({ "x": 1 })]);
         let err = eval_for_each_list(&[json!("{{ nope }}")], &scope()).unwrap_err();
         assert_eq!(err.to_string(), "cannot render \"{{ nope }}\" at `[0]`: `nope` is undefined");
+    }
+
+    #[test]
+    fn endless_templates_run_out_of_fuel_instead_of_wedging_the_driver() {
+        let nested = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        let started = std::time::Instant::now();
+        let err = render(&json!({ "a": nested }), &scope()).unwrap_err().to_string();
+        assert!(err.contains(&format!("ran out of fuel after {FUEL} instructions")), "{err}");
+        assert!(err.contains("at `a`"), "{err}");
+        let err = eval_for_each_list(&[json!(nested)], &scope()).unwrap_err().to_string();
+        assert!(err.contains("ran out of fuel"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn renders_past_the_size_cap_fail() {
+        let big = "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}";
+        let err = render(&json!({ "a": big }), &scope()).unwrap_err().to_string();
+        assert!(err.contains(&format!("renders to more than {MAX_RENDERED_BYTES} bytes")), "{err}");
+        let err = render(&json!({ "a": "{{ 'x' * 10000000 }}" }), &scope()).unwrap_err().to_string();
+        assert!(err.contains("renders to more than"), "{err}");
+        let ok = render(&json!({ "a": "{% for i in range(3) %}{{ i }}{% endfor %}" }), &scope()).unwrap();
+        assert_eq!(ok, json!({ "a": "012" }));
     }
 
     #[test]

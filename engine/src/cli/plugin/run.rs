@@ -110,7 +110,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
         print_text(&format!("{} {}", plugin.info.name, plugin.info.version), mode, &report);
     }
     if let Err(e) = &report.result {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", drover_engine::display::visible(&e.to_string()));
     }
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }
@@ -137,15 +137,22 @@ fn print_json(name: &str, version: &str, mode: Mode, report: &CallReport) -> any
     output::json(&doc)
 }
 
+/// Prints a line with control characters made visible: all of it is the plugin's text.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", drover_engine::display::visible(&format!($($arg)*)))
+    };
+}
+
 fn print_text(plugin: &str, mode: Mode, report: &CallReport) {
     let mode = match mode {
         Mode::Apply => "apply",
         Mode::Check => "check",
         Mode::Compensate => "compensate",
     };
-    println!("{plugin} · {mode} · {} ms", report.duration.as_millis());
+    say!("{plugin} · {mode} · {} ms", report.duration.as_millis());
     for log in &report.logs {
-        println!("[{:?}] {}", log.level, log.message);
+        say!("[{:?}] {}", log.level, log.message);
     }
     match &report.result {
         Ok(outcome) => {
@@ -155,39 +162,39 @@ fn print_text(plugin: &str, mode: Mode, report: &CallReport) {
                 (_, true) => "changed",
                 (_, false) => "no change",
             };
-            println!("{verdict}: {}", outcome.summary);
-            println!(
+            say!("{verdict}: {}", outcome.summary);
+            say!(
                 "output:\n{}",
                 output::indent(&serde_json::to_string_pretty(&outcome.output).unwrap_or_default(), 2)
             );
             if !outcome.evidence.is_empty() {
-                println!("evidence:");
+                say!("evidence:");
                 for e in &outcome.evidence {
                     let command = e.command.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
                     let code = e.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
-                    println!("  {}{command}{code}", e.label);
+                    say!("  {}{command}{code}", e.label);
                     if !e.excerpt.is_empty() {
-                        println!("{}", output::indent(&e.excerpt, 4));
+                        say!("{}", output::indent(&e.excerpt, 4));
                     }
                 }
             }
         }
-        Err(e) => println!("failed: {e}"),
+        Err(e) => say!("failed: {e}"),
     }
     if !report.target_calls.is_empty() {
-        println!("target calls:");
+        say!("target calls:");
         for c in &report.target_calls {
             let result = match (&c.error, c.exit_code) {
                 (Some(e), _) => format!("error: {e}"),
                 (None, Some(code)) => format!("exit {code}"),
                 (None, None) => "ok".into(),
             };
-            println!("  {} {} on {}: {result}, {} ms", c.call, c.what, c.target, c.duration_ms);
+            say!("  {} {} on {}: {result}, {} ms", c.call, c.what, c.target, c.duration_ms);
         }
     }
     for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !text.is_empty() {
-            println!("{name}:\n{}", output::indent(text, 2));
+            say!("{name}:\n{}", output::indent(text, 2));
         }
     }
 }
