@@ -1,6 +1,9 @@
-//! Secrets: where their values come from, how secret references (`@@secret:NAME@@`, defined in
-//! `sdk/wit/drover.wit`) are filled in on the way to a target, and redaction of every exact
-//! occurrence of a value in what a plugin emits.
+//! Secrets: where their values come from, how secret references (`@@secret:NAME@@` and
+//! `@@secret:NAME:CONTEXT@@`, defined in `sdk/wit/drover.wit`) are filled in on the way to a
+//! target, escaped for their [`Context`] (a value the context cannot hold is refused by name,
+//! never quoted), and redaction of every exact occurrence of a value in what a plugin emits.
+//! Where references may stand (stdin and files, never a command line) is the host's business
+//! (`plugin/imports.rs`).
 //!
 //! A [`SecretValue`] never prints its value through `Debug` or `Display`; the only way to the
 //! text is [`SecretValue::expose`], which is called where the value leaves for a target or a
@@ -133,7 +136,7 @@ impl FileSecrets {
         if mode & 0o077 != 0 {
             return Err(SecretsError::Exposed { path: shown, mode });
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let text = crate::input_file::read_to_string(path).map_err(io)?;
         let table: BTreeMap<String, String> = toml::from_str(&text).map_err(|e| {
             let source = crate::diagnostic::Source::new(path, &text);
             let at = source.line_column(e.span().map_or(0, |s| s.start));
@@ -165,37 +168,173 @@ impl SecretSource for Layered {
 const REF_OPEN: &[u8] = b"@@secret:";
 const REF_CLOSE: &[u8] = b"@@";
 
-/// The names of all secret references in `bytes`, in order of appearance.
-pub fn references(bytes: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let _ = fill(bytes, |name| {
-        names.push(name.to_string());
-        Ok::<_, ()>(Vec::new())
-    });
-    names
+/// How a filled value is written where its reference stands: the part after the name in
+/// `@@secret:NAME:CONTEXT@@` (`sdk/wit/drover.wit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// `@@secret:NAME@@`: the value as it is, for stdin and files that take raw text.
+    Raw,
+    /// `@@secret:NAME:xml@@`: XML-escaped (`&`, `<`, `>`, `"`, `'` and tab, line feed and carriage
+    /// return as character references), fit for element text and attribute values alike. A value
+    /// holding a character XML 1.0 cannot represent (other control characters, U+FFFE, U+FFFF)
+    /// is refused.
+    Xml,
 }
 
-/// Replaces every secret reference in `bytes` with what `lookup` returns for its name.
-pub fn fill<E>(bytes: &[u8], mut lookup: impl FnMut(&str) -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
-    let mut out = Vec::with_capacity(bytes.len());
+impl Context {
+    /// The context a reference's suffix names.
+    fn parse(word: &str) -> Option<Context> {
+        match word {
+            "xml" => Some(Context::Xml),
+            _ => None,
+        }
+    }
+
+    /// The name used in references and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Raw => "raw",
+            Context::Xml => "xml",
+        }
+    }
+
+    /// `value` written for this context, or why it cannot be.
+    fn write(self, value: &str, out: &mut Vec<u8>) -> Result<(), &'static str> {
+        match self {
+            Context::Raw => out.extend_from_slice(value.as_bytes()),
+            Context::Xml => {
+                for c in value.chars() {
+                    match c {
+                        '&' => out.extend_from_slice(b"&amp;"),
+                        '<' => out.extend_from_slice(b"&lt;"),
+                        '>' => out.extend_from_slice(b"&gt;"),
+                        '"' => out.extend_from_slice(b"&quot;"),
+                        '\'' => out.extend_from_slice(b"&apos;"),
+                        '\t' => out.extend_from_slice(b"&#9;"),
+                        '\n' => out.extend_from_slice(b"&#10;"),
+                        '\r' => out.extend_from_slice(b"&#13;"),
+                        '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {
+                            return Err("its value holds a character XML 1.0 cannot represent");
+                        }
+                        c => {
+                            let mut buf = [0; 4];
+                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A secret reference that cannot be filled for its context. Messages name the secret and the
+/// context, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    /// `@@secret:NAME:CONTEXT@@` with a context the host does not know.
+    #[error("the reference to secret {name} names an unknown context {context:?} (known: xml)")]
+    Unknown {
+        /// The secret.
+        name: String,
+        /// The context as written.
+        context: String,
+    },
+    /// The value cannot be held by the context.
+    #[error("secret {name} cannot be filled in the {context} context: {why}")]
+    Unrepresentable {
+        /// The secret.
+        name: String,
+        /// The context.
+        context: &'static str,
+        /// What in the value the context cannot hold, without quoting it.
+        why: &'static str,
+    },
+}
+
+/// A reference as written: its name and the context, `None` when the context is unknown.
+struct Found<'a> {
+    name: &'a str,
+    context: Result<Context, &'a str>,
+}
+
+/// Splits the text between `@@secret:` and `@@` into a reference, or `None` when it is not one
+/// (then it is left as it is).
+fn parse_reference(inner: &[u8]) -> Option<Found<'_>> {
+    let inner = std::str::from_utf8(inner).ok()?;
+    let (name, context) = match inner.split_once(':') {
+        Some((name, context)) => (name, Some(context)),
+        None => (inner, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let context_ok =
+        context.is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !name_ok || !context_ok {
+        return None;
+    }
+    let context = match context {
+        None => Ok(Context::Raw),
+        Some(word) => Context::parse(word).ok_or(word),
+    };
+    Some(Found { name, context })
+}
+
+/// Walks `bytes`, handing literal text and references to `each` in order.
+fn walk<E>(bytes: &[u8], mut each: impl FnMut(Result<&[u8], Found<'_>>) -> Result<(), E>) -> Result<(), E> {
     let mut rest = bytes;
     while let Some(start) = find(rest, REF_OPEN) {
         let after = &rest[start + REF_OPEN.len()..];
         let Some(len) = find(after, REF_CLOSE) else { break };
-        let name = &after[..len];
-        let valid = !name.is_empty()
-            && name.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid {
-            out.extend_from_slice(&rest[..start + REF_OPEN.len()]);
+        let Some(found) = parse_reference(&after[..len]) else {
+            each(Ok(&rest[..start + REF_OPEN.len()]))?;
             rest = after;
             continue;
-        }
-        out.extend_from_slice(&rest[..start]);
-        // The name is ASCII, checked above.
-        out.extend(lookup(std::str::from_utf8(name).unwrap_or_default())?);
+        };
+        each(Ok(&rest[..start]))?;
+        each(Err(found))?;
         rest = &after[len + REF_CLOSE.len()..];
     }
-    out.extend_from_slice(rest);
+    each(Ok(rest))
+}
+
+/// The names of all secret references in `bytes`, in order of appearance, whatever their
+/// context.
+pub fn references(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = walk(bytes, |piece| {
+        if let Err(found) = piece {
+            names.push(found.name.to_string());
+        }
+        Ok::<_, ()>(())
+    });
+    names
+}
+
+/// Replaces every secret reference in `bytes` with the value `lookup` returns for its name,
+/// written for the reference's context. A reference whose context is unknown, or whose value the
+/// context cannot hold, is an error ([`ContextError`]) and nothing is filled.
+pub fn fill<E: From<ContextError>>(
+    bytes: &[u8],
+    mut lookup: impl FnMut(&str) -> Result<SecretValue, E>,
+) -> Result<Vec<u8>, E> {
+    let mut out = Vec::with_capacity(bytes.len());
+    walk(bytes, |piece| -> Result<(), E> {
+        match piece {
+            Ok(text) => out.extend_from_slice(text),
+            Err(Found { name, context }) => {
+                let context = context
+                    .map_err(|word| ContextError::Unknown { name: name.into(), context: word.into() })?;
+                let value = lookup(name)?;
+                context.write(value.expose(), &mut out).map_err(|why| ContextError::Unrepresentable {
+                    name: name.into(),
+                    context: context.name(),
+                    why,
+                })?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -308,12 +447,73 @@ impl Redactor {
 mod tests {
     use super::*;
 
+    /// What a test's lookup fails with.
+    #[derive(Debug, PartialEq)]
+    enum Failed {
+        Missing(String),
+        Context(ContextError),
+    }
+
+    impl From<ContextError> for Failed {
+        fn from(e: ContextError) -> Self {
+            Failed::Context(e)
+        }
+    }
+
+    fn fill_with(text: &str, secrets: &MapSecrets) -> Result<String, Failed> {
+        let filled = fill(text.as_bytes(), |n| secrets.get(n).ok_or_else(|| Failed::Missing(n.into())))?;
+        Ok(String::from_utf8(filled).unwrap())
+    }
+
     #[test]
     fn references_are_filled_and_listed() {
-        let text = b"-user svc -pass @@secret:svc-pass@@ @@secret:bad name@@ @@secret:x@@";
-        assert_eq!(references(text), ["svc-pass", "x"]);
-        let filled = fill(text, |n| Ok::<_, ()>(format!("<{n}>").into_bytes())).unwrap();
-        assert_eq!(String::from_utf8(filled).unwrap(), "-user svc -pass <svc-pass> @@secret:bad name@@ <x>");
+        let text = "-user svc -pass @@secret:svc-pass@@ @@secret:bad name@@ @@secret:x@@ @@secret:y:xml@@";
+        assert_eq!(references(text.as_bytes()), ["svc-pass", "x", "y"]);
+        let secrets = MapSecrets::new().with("svc-pass", "<svc-pass>").with("x", "<x>").with("y", "<y>");
+        assert_eq!(
+            fill_with(text, &secrets).unwrap(),
+            "-user svc -pass <svc-pass> @@secret:bad name@@ <x> &lt;y&gt;"
+        );
+        assert_eq!(fill_with("@@secret:nope@@", &secrets), Err(Failed::Missing("nope".into())));
+    }
+
+    #[test]
+    fn an_xml_reference_is_filled_escaped_for_text_and_attributes() {
+        let value = "a]]>b<c&d\"e'f\tg\nh\ri é";
+        let secrets = MapSecrets::new().with("pw", value);
+        assert_eq!(
+            fill_with("<P a=\"@@secret:pw:xml@@\">@@secret:pw:xml@@</P>", &secrets).unwrap(),
+            "<P a=\"a]]&gt;b&lt;c&amp;d&quot;e&apos;f&#9;g&#10;h&#13;i é\">a]]&gt;b&lt;c&amp;d&quot;e&apos;f&#9;g&#10;h&#13;i é</P>"
+        );
+        assert_eq!(fill_with("@@secret:pw@@", &secrets).unwrap(), value, "raw is the value as it is");
+    }
+
+    #[test]
+    fn a_value_a_context_cannot_hold_is_refused_by_name() {
+        for value in ["bell\u{7}", "nul\u{0}", "\u{ffff}"] {
+            let secrets = MapSecrets::new().with("sso-pw", value);
+            let e = fill_with("<P>@@secret:sso-pw:xml@@</P>", &secrets).unwrap_err();
+            let Failed::Context(e) = e else { panic!("{e:?}") };
+            assert_eq!(
+                e.to_string(),
+                "secret sso-pw cannot be filled in the xml context: its value holds a character XML 1.0 cannot represent"
+            );
+            assert!(fill_with("@@secret:sso-pw@@", &secrets).is_ok(), "raw holds anything");
+        }
+    }
+
+    #[test]
+    fn an_unknown_context_is_an_error_not_literal_text() {
+        let secrets = MapSecrets::new().with("pw", "v");
+        let Err(Failed::Context(e)) = fill_with("x @@secret:pw:json@@", &secrets) else { panic!() };
+        assert_eq!(
+            e.to_string(),
+            "the reference to secret pw names an unknown context \"json\" (known: xml)"
+        );
+        assert_eq!(references(b"@@secret:pw:json@@"), ["pw"], "its name is still checked against grants");
+        for literal in ["@@secret:pw:@@", "@@secret:pw:x y@@", "@@secret::xml@@"] {
+            assert_eq!(fill_with(literal, &secrets).unwrap(), literal, "not a reference");
+        }
     }
 
     #[test]

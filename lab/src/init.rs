@@ -110,6 +110,7 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
                 is_disabled: false,
                 service_state: ServiceState::Running,
                 account: account("svc-bts"),
+                password_sha256: None,
             })
             .to_vec(),
         applications: Vec::new(),
@@ -199,6 +200,7 @@ pub fn entsso(start_type: StartType, state: ServiceState, account: &str) -> Serv
         start_type,
         state,
         account: account.into(),
+        password_sha256: None,
         binary_path: r#""C:\Program Files\Common Files\Enterprise Single Sign-On\ENTSSO.exe""#.into(),
         dependencies: Vec::new(),
     }
@@ -211,6 +213,7 @@ fn rule_engine(account: &str) -> Service {
         start_type: StartType::Auto,
         state: ServiceState::Running,
         account: account.into(),
+        password_sha256: None,
         binary_path: r#""C:\Program Files (x86)\Common Files\Microsoft BizTalk\RuleEngineUpdateService.exe""#
             .into(),
         dependencies: Vec::new(),
@@ -225,6 +228,7 @@ pub fn host_service(host: &str, account: &str, start_type: StartType, state: Ser
         start_type,
         state,
         account: account.into(),
+        password_sha256: None,
         binary_path: format!(r#""{BTS_INSTALL_PATH}BTSNTSvc64.exe" -group "BizTalk Group" -name "{host}""#),
         dependencies: vec!["ENTSSO".into()],
     }

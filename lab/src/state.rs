@@ -211,6 +211,11 @@ pub struct Service {
     pub state: ServiceState,
     /// Logon account (`SERVICE_START_NAME`).
     pub account: String,
+    /// The SHA-256 (lower-case hex) of the logon password the service was last configured with
+    /// (`Configuration.exe`, a host instance's `Install`), when one was given: what the lab was
+    /// given, checkable exactly, without the state file holding a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sha256: Option<String>,
     /// `BINARY_PATH_NAME`.
     pub binary_path: String,
     /// Services it depends on.
@@ -418,6 +423,16 @@ pub struct HostInstance {
     pub service_state: ServiceState,
     /// Logon account.
     pub account: String,
+    /// The SHA-256 (lower-case hex) of the password its `Install` was given, as
+    /// [`Service::password_sha256`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sha256: Option<String>,
+}
+
+/// The SHA-256 of `password` in lower-case hex, as the state records passwords.
+pub fn password_sha256(password: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(password.as_bytes()))
 }
 
 impl HostInstance {

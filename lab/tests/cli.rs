@@ -160,16 +160,14 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     let entsso = lab.on("DRBTS01", &["sc.exe", "query", "ENTSSO"]);
     assert!(entsso.stdout.contains("STATE              : 4  RUNNING\n"), "{entsso:?}");
 
-    // A host instance, created disabled with the WMI script (a quote in the password is doubled).
+    // A host instance, created disabled with the WMI script, the password in its standard input.
     let script = drover_lab::programs::powershell::create_host_instance_script(
         "DRBTS01",
         "SendHost",
         r"CONTOSO\svc-bts",
-        "it's s3cret",
         true,
     );
-    assert!(script.contains("'it''s s3cret'"));
-    let created = lab.on("DRBTS01", &powershell(&script));
+    let created = lab.on_with_input("DRBTS01", &powershell(&script), b"it's s3cret");
     assert_eq!((created.code, created.stderr.as_str()), (0, ""));
     let instances = lab.on("DRBTS01", &powershell(HOST_INSTANCES));
     assert_eq!(instances.code, 0);
@@ -178,7 +176,7 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     ), "{}", instances.stdout);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&instances.stdout).expect("a JSON array");
     assert_eq!(rows.len(), 5);
-    let again = lab.on("DRBTS01", &powershell(&script));
+    let again = lab.on_with_input("DRBTS01", &powershell(&script), b"it's s3cret");
     assert_eq!(again.code, 1);
     assert_eq!(
         again.stderr,

@@ -32,13 +32,48 @@ pub trait HostApi {
     fn remove_file(&self, target: &str, path: &str) -> Result<(), HostError>;
 }
 
-/// The text of a reference to the secret `name`.
+/// The text of a reference to the secret `name`, filled with the value as it is.
 ///
-/// Put it in exec arguments, stdin or file contents: the host replaces it with the secret's value
-/// on the way to the target (if the step was granted the secret), so the plugin never holds the
-/// value. The syntax, `@@secret:NAME@@`, is part of the contract in `sdk/wit/drover.wit`.
+/// Put it in stdin or file contents: the host replaces it with the secret's value on the way to
+/// the target (if the step was granted the secret), so the plugin never holds the value. Never in
+/// a program or argument: other users of a target can read command lines, and the host refuses
+/// an exec whose command line holds a reference. Inside XML use [`secret_ref_xml`]. The syntax,
+/// `@@secret:NAME@@`, is part of the contract in `sdk/wit/drover.wit`.
 pub fn secret_ref(name: &str) -> String {
     format!("@@secret:{name}@@")
+}
+
+/// The text of a reference to the secret `name` that the host fills XML-escaped (`&`, `<`, `>`,
+/// `"`, `'`, tab and line breaks as references), for element text or an attribute value of an
+/// XML file. A value XML 1.0 cannot hold (a control character) fails the call with a message
+/// naming the secret. The syntax, `@@secret:NAME:xml@@`, is part of the contract in
+/// `sdk/wit/drover.wit`.
+pub fn secret_ref_xml(name: &str) -> String {
+    format!("@@secret:{name}:xml@@")
+}
+
+/// The first secret reference in `text` (`@@secret:NAME@@` or `@@secret:NAME:CONTEXT@@`), by
+/// name, as the host finds them.
+pub(crate) fn first_secret_ref(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find("@@secret:") {
+        let after = &rest[start + "@@secret:".len()..];
+        let end = after.find("@@")?;
+        let inner = &after[..end];
+        let (name, context) = match inner.split_once(':') {
+            Some((name, context)) => (name, Some(context)),
+            None => (inner, None),
+        };
+        let name_ok = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let context_ok = context
+            .is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if name_ok && context_ok {
+            return Some(name);
+        }
+        rest = after;
+    }
+    None
 }
 
 /// One plugin call's view of the host: its [`Context`] and typed host calls.
@@ -255,5 +290,37 @@ impl Executed {
             self.request.target,
             crate::types::excerpt(&text, 5)
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_found_as_the_host_finds_them() {
+        assert_eq!(secret_ref("svc-pass"), "@@secret:svc-pass@@");
+        assert_eq!(secret_ref_xml("svc.pass_2"), "@@secret:svc.pass_2:xml@@");
+        assert_eq!(first_secret_ref(&format!("x {} y", secret_ref_xml("a-b"))), Some("a-b"));
+        assert_eq!(first_secret_ref("@@secret:bad name@@ @@secret:ok@@"), Some("ok"));
+        assert_eq!(first_secret_ref("@@secret:@@ @@secret:x:@@ @@secret:x"), None);
+        assert_eq!(first_secret_ref("no reference"), None);
+    }
+
+    #[test]
+    fn the_fake_host_refuses_a_secret_in_a_command_line_as_the_host_does() {
+        use crate::testing::FakeHost;
+        use crate::types::{ExecOutput, HostErrorKind, Mode};
+        let host = FakeHost::new().with_target("DRBTS01");
+        host.script_exec("DRBTS01", "tool", &["--read-password"], ExecOutput::exited(0, ""));
+        let ctx = host.ctx(Mode::Apply);
+        let e = ctx.exec("DRBTS01", "tool").args(["-p", &secret_ref("pw")]).run().unwrap_err();
+        assert_eq!(e.kind, HostErrorKind::Permanent);
+        assert_eq!(
+            e.message,
+            "exec tool on DRBTS01: the command line references secret pw; other users of the target can read command lines, so pass secrets in stdin or a file"
+        );
+        let ran = ctx.exec("DRBTS01", "tool").args(["--read-password"]).stdin(secret_ref("pw")).run();
+        assert!(ran.is_ok(), "stdin may carry it: {ran:?}");
     }
 }

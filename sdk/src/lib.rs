@@ -90,7 +90,7 @@ mod types;
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use ctx::{Ctx, Exec, Executed, HostApi, secret_ref};
+pub use ctx::{Ctx, Exec, Executed, HostApi, secret_ref, secret_ref_xml};
 pub use describe::Describe;
 pub use export::SDK_VERSION;
 pub use types::{
@@ -167,6 +167,7 @@ pub mod prelude {
     pub use crate::{
         Context, Ctx, Describe, Effect, Evidence, ExecOutput, ExecRequest, Executed, HostError,
         HostErrorKind, Level, Mode, Outcome, Plugin, RawPlugin, StepError, StepResult, secret_ref,
+        secret_ref_xml,
     };
     pub use schemars::JsonSchema;
 }

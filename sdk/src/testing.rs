@@ -211,6 +211,17 @@ impl HostApi for FakeHost {
 
     fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, HostError> {
         self.check_target(&request.target)?;
+        // As the host does: a command line never carries a secret.
+        let words = std::iter::once(&request.program).chain(&request.args);
+        if let Some(name) = words.filter_map(|w| crate::ctx::first_secret_ref(w)).next() {
+            return Err(HostError::new(
+                HostErrorKind::Permanent,
+                format!(
+                    "exec {} on {}: the command line references secret {name}; other users of the target can read command lines, so pass secrets in stdin or a file",
+                    request.program, request.target
+                ),
+            ));
+        }
         self.calls.borrow_mut().push(request.clone());
         let mut scripts = self.scripts.borrow_mut();
         let found = scripts.iter().position(|s| {

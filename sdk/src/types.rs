@@ -247,9 +247,10 @@ pub struct ExecRequest {
     pub target: String,
     /// The program.
     pub program: String,
-    /// Its arguments; may contain [`crate::secret_ref`]s.
+    /// Its arguments. Never secret references: the host refuses them (command lines can be
+    /// read by other users of the target); put secrets in `stdin`.
     pub args: Vec<String>,
-    /// Standard input; may contain secret references.
+    /// Standard input; may contain [`crate::secret_ref`]s.
     pub stdin: Option<Vec<u8>>,
     /// Kill it after this many milliseconds; the host's default when absent.
     pub timeout_ms: Option<u32>,

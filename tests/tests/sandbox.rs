@@ -213,7 +213,7 @@ async fn call_for_an_ungranted_secret_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ungranted_secret_reference_is_refused() {
     assert_refused(
-        json!({"behave": "exec", "target": "here", "program": "echo", "args": ["@@secret:other-secret@@"]}),
+        json!({"behave": "exec", "target": "here", "program": "echo", "stdin": "@@secret:other-secret@@"}),
         "plugin fixture-plugin-for-tests called exec echo on here: secret other-secret is not granted to this step (granted secrets: granted-secret)",
     )
     .await;
@@ -280,13 +280,13 @@ async fn exec_fills_secret_references_and_redacts_the_value_everywhere() {
     let plugin = fixture(&host).await;
     let recorder = Arc::new(Recorder::default());
     let env = CallEnv { observer: recorder.clone(), ..local_env() };
-    let input = json!({"behave": "exec", "target": "here", "program": "sh", "args": ["-c", "echo pw=$0", "@@secret:granted-secret@@"]});
+    let input = json!({"behave": "exec", "target": "here", "program": "sh", "args": ["-c", "read pw; echo pw=$pw"], "stdin": "@@secret:granted-secret@@\n"});
     let report = host.call(&plugin, call(Mode::Apply, input, all_grants()), env).await;
     let outcome = report.result.expect("exec works");
-    // The program received the value; what comes back out is redacted.
+    // The program received the value in its stdin; what comes back out is redacted.
     assert_eq!(outcome.output["stdout"], "pw=[redacted granted-secret]\n");
     assert_eq!(outcome.evidence[0].excerpt, "pw=[redacted granted-secret]");
-    assert_eq!(report.target_calls[0].args, ["-c", "echo pw=$0", "@@secret:granted-secret@@"]);
+    assert_eq!(report.target_calls[0].args, ["-c", "read pw; echo pw=$pw"]);
     assert_eq!(report.target_calls[0].exit_code, Some(0));
     let everything = format!("{outcome:?} {:?} {:?}", report.target_calls, recorder.0.lock().unwrap());
     assert!(!everything.contains("hunter2-s3cr3t"), "{everything}");

@@ -97,6 +97,29 @@ fn host_error(kind: wit::HostErrorKind, message: impl Into<String>) -> wit::Host
     wit::HostError { kind, message: message.into() }
 }
 
+/// A secret reference its context cannot take (`secrets::fill`): the request is wrong, retrying
+/// cannot help.
+impl From<secrets::ContextError> for wit::HostError {
+    fn from(e: secrets::ContextError) -> Self {
+        host_error(wit::HostErrorKind::Permanent, e.to_string())
+    }
+}
+
+/// Refuses a secret reference in a program or argument: any user of the target may read command
+/// lines (`ps`, `/proc`, process auditing), so secrets go in stdin or a file.
+fn refuse_secret_in_command_line(call: &str, request: &target::ExecRequest) -> Result<(), wit::HostError> {
+    let words = std::iter::once(&request.program).chain(&request.args);
+    match words.flat_map(|word| secrets::references(word.as_bytes())).next() {
+        Some(name) => Err(host_error(
+            wit::HostErrorKind::Permanent,
+            format!(
+                "{call}: the command line references secret {name}; other users of the target can read command lines, so pass secrets in stdin or a file"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn target_error(e: TargetError) -> wit::HostError {
     let kind = match e.kind {
         TargetErrorKind::Retryable => wit::HostErrorKind::Retryable,
@@ -171,9 +194,8 @@ impl StepState {
         let mut revealed = Vec::new();
         let filled = secrets::fill(bytes, |name| match source.get(name) {
             Some(value) => {
-                let bytes = value.expose().as_bytes().to_vec();
-                revealed.push((name.to_string(), value));
-                Ok(bytes)
+                revealed.push((name.to_string(), value.clone()));
+                Ok(value)
             }
             None => Err(host_error(
                 wit::HostErrorKind::NotFound,
@@ -291,11 +313,7 @@ impl target::Host for StepState {
                     self.grants.check_read_only(&self.plugin, &call, &request.program, &request.args);
                 checked.map_err(|refusal| self.refuse(refusal))?;
             }
-            let mut args = Vec::with_capacity(request.args.len());
-            for arg in &request.args {
-                let filled = self.fill_secrets(&call, arg.as_bytes())?;
-                args.push(String::from_utf8_lossy(&filled).into_owned());
-            }
+            refuse_secret_in_command_line(&call, &request)?;
             let stdin = match &request.stdin {
                 Some(bytes) => Some(self.fill_secrets(&call, bytes)?),
                 None => None,
@@ -308,7 +326,7 @@ impl target::Host for StepState {
                 transport,
                 Command {
                     program: request.program.clone(),
-                    args,
+                    args: request.args.clone(),
                     stdin,
                     timeout,
                     output_limit: self.limits.exec_output_bytes,

@@ -14,7 +14,9 @@ use std::time::SystemTime;
 
 use super::{Ctx, Output};
 use crate::init::{ADMIN_KEY, entsso, host_service};
-use crate::state::{Edition, Host, HostInstance, RegValue, Service, ServiceState, StartType};
+use crate::state::{
+    Edition, Host, HostInstance, RegValue, Service, ServiceState, StartType, password_sha256,
+};
 use xml::Element;
 
 /// Windows computer (NetBIOS) names longer than this break BizTalk configuration.
@@ -24,7 +26,7 @@ pub const MGMT_DB_SQL_ID: &str = "{D757DBF9-5D71-4995-9F20-A552B7DFE7F1}";
 /// The `SQL` ID of the SSO database in the SSO feature.
 pub const SSO_DB_SQL_ID: &str = "SSO_DB_ID";
 /// What marks a secret reference the host did not fill.
-const UNFILLED_SECRET: &str = "@@secret:";
+pub(crate) const UNFILLED_SECRET: &str = "@@secret:";
 /// The Configuration tool's answer to a join on a Standard Edition group.
 pub const STANDARD_CANNOT_JOIN: &str = "BizTalk Server Standard Edition cannot join an existing BizTalk group. Restore the saved configuration of this computer with RestoreConfig.vbe.";
 
@@ -278,15 +280,33 @@ fn sql_of(feature: &Element, id: &str) -> (String, String) {
     }
 }
 
-/// `DOMAIN\user` of an `NTService`, or `None` when it names no user.
-fn account_of(service: Option<&Element>) -> Option<String> {
+/// The logon an `NTService` names.
+struct Logon {
+    /// `DOMAIN\user`.
+    account: String,
+    /// The SHA-256 of its `Password`, exactly as the XML holds it (untrimmed), when there is one.
+    password_sha256: Option<String>,
+}
+
+impl Logon {
+    /// Sets `service`'s logon to this one.
+    fn set(self, service: &mut Service) {
+        service.account = self.account;
+        service.password_sha256 = self.password_sha256;
+    }
+}
+
+/// The logon of an `NTService`, or `None` when it names no user.
+fn logon_of(service: Option<&Element>) -> Option<Logon> {
     let service = service?;
     let (user, domain) = (service.child_text("UserName"), service.child_text("Domain"));
-    match (user, domain) {
-        ("", _) => None,
-        (user, "") => Some(user.to_owned()),
-        (user, domain) => Some(format!(r"{domain}\{user}")),
-    }
+    let account = match (user, domain) {
+        ("", _) => return None,
+        (user, "") => user.to_owned(),
+        (user, domain) => format!(r"{domain}\{user}"),
+    };
+    let password = service.child("Password").map(|p| p.text.as_str()).filter(|p| !p.is_empty());
+    Some(Logon { account, password_sha256: password.map(password_sha256) })
 }
 
 /// Configures the validated features.
@@ -322,13 +342,13 @@ fn upsert_service(ctx: &mut Ctx<'_>, default: Service, change: impl FnOnce(&mut 
 }
 
 fn configure_sso(ctx: &mut Ctx<'_>, feature: &Element, create_secret_server: bool) {
-    let account = account_of(feature.applicable_with_id("NTService", "ENTSSO"));
+    let logon = logon_of(feature.applicable_with_id("NTService", "ENTSSO"));
     let default = entsso(StartType::Auto, ServiceState::Running, "LocalSystem");
     upsert_service(ctx, default, |s| {
         s.start_type = StartType::Auto;
         s.state = ServiceState::Running;
-        if let Some(account) = account {
-            s.account = account;
+        if let Some(logon) = logon {
+            logon.set(s);
         }
     });
     if create_secret_server {
@@ -381,8 +401,9 @@ fn configure_runtime(ctx: &mut Ctx<'_>, feature: &Element) {
             .filter(|n| !n.is_empty())
             .unwrap_or(default_name)
             .to_owned();
-        let account = account_of(answer.applicable().into_iter().find(|e| e.name == "NTService"))
-            .unwrap_or_else(|| "LocalSystem".into());
+        let logon = logon_of(answer.applicable().into_iter().find(|e| e.name == "NTService"))
+            .unwrap_or_else(|| Logon { account: "LocalSystem".into(), password_sha256: None });
+        let account = logon.account.clone();
         let group = &mut ctx.lab.group;
         if !group.hosts.iter().any(|h| h.name.eq_ignore_ascii_case(&host)) {
             group.hosts.push(Host { name: host.clone(), host_type });
@@ -400,29 +421,32 @@ fn configure_runtime(ctx: &mut Ctx<'_>, feature: &Element) {
             is_disabled: false,
             service_state: running,
             account: account.clone(),
+            password_sha256: logon.password_sha256.clone(),
         });
         if host_type == 1 {
-            let service = host_service(&host, &account, StartType::Auto, ServiceState::Running);
+            let mut service = host_service(&host, &account, StartType::Auto, ServiceState::Running);
+            logon.set(&mut service);
             upsert_service(ctx, service.clone(), |s| *s = service);
         }
     }
 }
 
 fn configure_rules_engine(ctx: &mut Ctx<'_>, feature: &Element) {
-    let account = account_of(feature.applicable().into_iter().find(|e| e.name == "NTService"));
+    let logon = logon_of(feature.applicable().into_iter().find(|e| e.name == "NTService"));
     let default = Service {
         name: "RuleEngineUpdateService".into(),
         display_name: "Rule Engine Update Service".into(),
         start_type: StartType::Auto,
         state: ServiceState::Running,
         account: "LocalSystem".into(),
+        password_sha256: None,
         binary_path: r#""C:\Program Files (x86)\Common Files\Microsoft BizTalk\RuleEngineUpdateService.exe""#
             .into(),
         dependencies: Vec::new(),
     };
     upsert_service(ctx, default, |s| {
-        if let Some(account) = account {
-            s.account = account;
+        if let Some(logon) = logon {
+            logon.set(s);
         }
     });
 }

@@ -1,8 +1,9 @@
 //! `powershell.exe -NoProfile -NonInteractive -Command <script>` (`lab/PROTOCOL.md`, "PowerShell
 //! queries"): the platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
-//! server joined to the group) and the WMI script that creates a host instance. Each script is
-//! one argv word matched exactly; JSON answers are what `ConvertTo-Json -Compress` prints (an
-//! object for one row, an array for several, nothing for none) followed by PowerShell's newline.
+//! server joined to the group) and the WMI script that creates a host instance, which reads the
+//! password from its standard input (never from its command line). Each script is one argv word
+//! matched exactly; JSON answers are what `ConvertTo-Json -Compress` prints (an object for one
+//! row, an array for several, nothing for none) followed by PowerShell's newline.
 //!
 //! It does not interpret PowerShell: anything but these scripts is an unsupported command.
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use super::{Ctx, Output};
 use crate::init::{ENVIRONMENT_KEY, host_service};
-use crate::state::{HostInstance, Prereq, RegValue, ServiceState, StartType};
+use crate::state::{HostInstance, Prereq, RegValue, ServiceState, StartType, password_sha256};
 
 /// `Win32_OperatingSystem`.
 pub const OS_SCRIPT: &str = "Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber | ConvertTo-Json -Compress";
@@ -33,13 +34,13 @@ pub const HOSTS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalk
 /// `MSBTS_HostInstance`.
 pub const HOST_INSTANCES_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
 
-/// The host-instance creation script, with `{server}`, `{host}`, `{name}`, `{account}` and
-/// `{password}` standing for single-quoted PowerShell strings and `{disabled}` for `$true` or
-/// `$false`.
-pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = {disabled}; $hi.Install('{account}', '{password}', $true, $false)"#;
+/// The host-instance creation script, with `{server}`, `{host}`, `{name}` and `{account}`
+/// standing for single-quoted PowerShell strings and `{disabled}` for `$true` or `$false`. The
+/// password is the script's whole standard input, read as UTF-8.
+pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = {disabled}; $hi.Install('{account}', $password, $true, $false)"#;
 
 /// The quoted placeholders (a single-quoted string each) and the boolean one.
-const PLACEHOLDERS: [&str; 5] = ["server", "host", "name", "account", "password"];
+const PLACEHOLDERS: [&str; 4] = ["server", "host", "name", "account"];
 const DISABLED: &str = "{disabled}";
 
 /// The template as a regex: literal text escaped, each `'{placeholder}'` a named group matching
@@ -66,14 +67,9 @@ static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&pattern).expect("the template makes a valid regex")
 });
 
-/// Renders the host-instance creation script (what a plugin sends), quoting as PowerShell does.
-pub fn create_host_instance_script(
-    server: &str,
-    host: &str,
-    account: &str,
-    password: &str,
-    disabled: bool,
-) -> String {
+/// Renders the host-instance creation script (what a plugin sends), quoting as PowerShell does;
+/// the password goes in its standard input.
+pub fn create_host_instance_script(server: &str, host: &str, account: &str, disabled: bool) -> String {
     let quote = |s: &str| s.replace('\'', "''");
     CREATE_HOST_INSTANCE_TEMPLATE
         .replace("{server}", &quote(server))
@@ -81,7 +77,6 @@ pub fn create_host_instance_script(
         .replace("{name}", &quote(&HostInstance::name_for(host, server)))
         .replace(DISABLED, if disabled { "$true" } else { "$false" })
         .replace("{account}", &quote(account))
-        .replace("{password}", &quote(password))
 }
 
 /// `powershell.exe -NoProfile -NonInteractive -Command <script>`.
@@ -168,6 +163,15 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     }
 }
 
+/// The creation script's password: the whole standard input, decoded as UTF-8 (a byte-order mark
+/// dropped, invalid bytes replaced, as `StreamReader` does).
+fn read_password(ctx: &mut Ctx<'_>) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    ctx.stdin.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
+}
+
 /// `ConvertTo-Json -Compress` of the rows, as printed.
 fn json<T: Serialize>(rows: &[T]) -> Output {
     let text = match rows {
@@ -181,20 +185,24 @@ fn json<T: Serialize>(rows: &[T]) -> Output {
     }
 }
 
-/// The WMI host-instance creation script. An instance that exists, installed, whose Windows
-/// service is missing on its server (the server was rebuilt, §3 R6) is installed again: its
-/// service is created and the row takes the script's `IsDisabled` and logon.
+/// The WMI host-instance creation script, the password read from standard input. An instance
+/// that exists, installed, whose Windows service is missing on its server (the server was
+/// rebuilt, §3 R6) is installed again: its service is created and the row takes the script's
+/// `IsDisabled` and logon.
 fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     let captures = CREATE_HOST_INSTANCE.captures(script)?;
     let value = |name: &str| captures.name(name).map(|m| m.as_str().replace("''", "'")).unwrap_or_default();
-    let (server, host, name, account, password) =
-        (value("server"), value("host"), value("name"), value("account"), value("password"));
+    let (server, host, name, account) = (value("server"), value("host"), value("name"), value("account"));
     let disabled = value("disabled") == "true";
     if name != HostInstance::name_for(&host, &server) {
         // The protocol fixes the name; another one is a script the lab does not know.
         return None;
     }
     let fail = |message: String| Some(Output::stderr(1, format!("{message}\n")));
+    let password = match read_password(ctx) {
+        Ok(password) => password,
+        Err(e) => return fail(format!("Exception calling \"ReadToEnd\" : \"{e}\"")),
+    };
     if !ctx.lab.is_configured(&ctx.server) {
         return fail(
             r#"Cannot convert value "root\MicrosoftBizTalkServer:MSBTS_ServerHost" to type "System.Management.ManagementClass". Error: "Invalid namespace ""#
@@ -224,7 +232,8 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
         }
         None => None,
     };
-    if password.is_empty() {
+    // An unfilled secret reference means the host did not fill the password in.
+    if password.is_empty() || password.contains(super::configuration::UNFILLED_SECRET) {
         return fail(r#"Exception calling "Install" : "The password is empty.""#.into());
     }
     let instance = HostInstance {
@@ -235,6 +244,7 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
         is_disabled: disabled,
         service_state: ServiceState::Stopped,
         account: account.clone(),
+        password_sha256: Some(password_sha256(&password)),
     };
     match repair {
         Some(at) => ctx.lab.group.host_instances[at] = instance,
@@ -243,7 +253,8 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     if host.host_type == 1
         && let Some(target) = ctx.lab.servers.get_mut(&server)
     {
-        let service = host_service(&host.name, &account, StartType::Auto, ServiceState::Stopped);
+        let mut service = host_service(&host.name, &account, StartType::Auto, ServiceState::Stopped);
+        service.password_sha256 = Some(password_sha256(&password));
         target.services.retain(|s| !s.name.eq_ignore_ascii_case(&service.name));
         target.services.push(service);
     }
@@ -309,7 +320,7 @@ struct HostInstanceRow<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::exec;
+    use super::super::testing::{exec, exec_with_input};
     use super::*;
     use crate::init::fresh_lab;
     use crate::state::{Fault, Lab};
@@ -393,24 +404,34 @@ mod tests {
         }
     }
 
+    /// Runs the creation script on `on` with `password` as its standard input.
+    fn create(lab: &mut Lab, on: &str, instance: (&str, &str), password: &str, disabled: bool) -> Output {
+        let (host, server) = instance;
+        let script = create_host_instance_script(server, host, r"CONTOSO\svc-bts", disabled);
+        let argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", &script];
+        exec_with_input(lab, on, &argv, password.as_bytes())
+    }
+
     #[test]
     fn creating_a_host_instance() {
         let mut lab = fresh_lab();
         lab.group.members.push("DRBTS01".into());
-        let script =
-            create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", "it's secret", true);
-        let out = ps(&mut lab, "PRDBTS01", &script);
+        // Whatever the password holds, it is read whole from standard input, never quoted.
+        let password = "it's \"s3cret\" $(whoami) `n ]]> <&> é\nsecond line\n";
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "DRBTS01"), password, true);
         assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (0, String::new(), String::new()));
         let instance = lab.group.host_instances.last().expect("created");
         assert_eq!(instance.name, "Microsoft BizTalk Server SendHost DRBTS01");
         assert_eq!((instance.configuration_state, instance.is_disabled), (1, true));
         assert_eq!(instance.service_state, ServiceState::Stopped);
+        assert_eq!(instance.password_sha256.as_deref(), Some(password_sha256(password).as_str()));
         let service = lab.servers["DRBTS01"].service("BTSSvc$SendHost").expect("service");
         assert_eq!((service.start_type, service.state), (StartType::Auto, ServiceState::Stopped));
         assert_eq!(service.display_name, "BizTalk Service BizTalk Group : SendHost");
         assert_eq!(service.account, r"CONTOSO\svc-bts");
+        assert_eq!(service.password_sha256, instance.password_sha256);
 
-        let out = ps(&mut lab, "PRDBTS02", &script);
+        let out = create(&mut lab, "PRDBTS02", ("SendHost", "DRBTS01"), password, true);
         assert_eq!(
             out.stderr_text(),
             "Exception calling \"Install\" : \"Another object with the same key properties already exists.\"\n"
@@ -419,11 +440,20 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_not_part_of_the_password() {
+        let mut lab = fresh_lab();
+        lab.group.members.push("DRBTS01".into());
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "DRBTS01"), "\u{feff}pw", true);
+        assert_eq!(out.code, 0, "{}", out.stderr_text());
+        let instance = lab.group.host_instances.last().expect("created");
+        assert_eq!(instance.password_sha256.as_deref(), Some(password_sha256("pw").as_str()));
+    }
+
+    #[test]
     fn host_instance_errors() {
         let mut lab = fresh_lab();
         let err = |lab: &mut Lab, server: &str, host: &str, password: &str| {
-            let out =
-                ps(lab, "PRDBTS01", &create_host_instance_script(server, host, r"CONTOSO\x", password, true));
+            let out = create(lab, "PRDBTS01", (host, server), password, true);
             assert_eq!(out.code, 1);
             out.stderr_text()
         };
@@ -436,32 +466,41 @@ mod tests {
             "Exception calling \"Map\" : \"The server 'DRBTS01' is not a member of the group.\"\n"
         );
         lab.group.members.push("DRBTS01".into());
-        assert_eq!(
-            err(&mut lab, "DRBTS01", "SendHost", ""),
-            "Exception calling \"Install\" : \"The password is empty.\"\n"
-        );
-        let out =
-            ps(&mut lab, "DRBTS02", &create_host_instance_script("DRBTS01", "SendHost", "a", "p", true));
+        for unfilled in ["", "@@secret:bts-host-password@@"] {
+            assert_eq!(
+                err(&mut lab, "DRBTS01", "SendHost", unfilled),
+                "Exception calling \"Install\" : \"The password is empty.\"\n"
+            );
+        }
+        let out = create(&mut lab, "DRBTS02", ("SendHost", "DRBTS01"), "p", true);
         assert!(out.stderr_text().contains("Invalid namespace"), "only on a joined server");
     }
 
     #[test]
     fn a_wrong_name_or_another_script_is_unsupported() {
         let mut lab = fresh_lab();
-        let script = create_host_instance_script("PRDBTS01", "ReceiveHost", "a", "p", true)
+        let script = create_host_instance_script("PRDBTS01", "ReceiveHost", "a", true)
             .replace("Server ReceiveHost PRDBTS01", "Server ReceiveHost PRDBTS02");
         assert_eq!(ps(&mut lab, "PRDBTS01", &script).code, 9009);
         assert_eq!(ps(&mut lab, "PRDBTS01", "Get-Service").code, 9009);
         assert_eq!(exec(&mut lab, "PRDBTS01", &["powershell.exe", "-Command", OS_SCRIPT]).code, 9009);
+        // The password on the command line, as the protocol once had it, is not the script.
+        let read = "$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); ";
+        let on_the_command_line = create_host_instance_script("DRBTS01", "SendHost", "a", true)
+            .replace(read, "")
+            .replace("Install('a', $password,", "Install('a', 'p',");
+        assert_eq!(ps(&mut lab, "PRDBTS01", &on_the_command_line).code, 9009);
     }
 
     #[test]
     fn quotes_are_doubled_and_undoubled() {
-        let script = create_host_instance_script("S", "H", "D\\u", "a'b''c", false);
-        assert!(script.ends_with(r"$hi.IsDisabled = $false; $hi.Install('D\u', 'a''b''''c', $true, $false)"));
+        let script = create_host_instance_script("S", "H", r"D\u'v''w", false);
+        assert!(
+            script
+                .ends_with(r"$hi.IsDisabled = $false; $hi.Install('D\u''v''''w', $password, $true, $false)")
+        );
         let captures = CREATE_HOST_INSTANCE.captures(&script).expect("matches");
-        assert_eq!(&captures["password"], "a''b''''c");
-        assert_eq!(&captures["account"], "D\\u");
+        assert_eq!(&captures["account"], r"D\u''v''''w");
         assert_eq!(&captures["disabled"], "false");
         let enabled = script.replace("$hi.IsDisabled = $false", "$hi.IsDisabled = 1");
         assert!(CREATE_HOST_INSTANCE.captures(&enabled).is_none(), "only $true or $false");
@@ -478,8 +517,7 @@ mod tests {
     fn an_instance_whose_service_is_missing_is_installed_again() {
         let mut lab = replaced();
         let before = lab.group.host_instances.clone();
-        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "p", false);
-        let out = ps(&mut lab, "PRDBTS01", &script);
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "PRDBTS02"), "p", false);
         assert_eq!((out.code, out.stderr_text()), (0, String::new()));
         assert_eq!(lab.group.host_instances.len(), 4, "no second row");
         let row = lab
@@ -503,13 +541,12 @@ mod tests {
         assert_eq!(others, others_before);
 
         // The service exists now: installing again is refused, as before.
-        let out = ps(&mut lab, "PRDBTS01", &script);
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "PRDBTS02"), "p", false);
         assert_eq!(out.code, 1);
         assert!(out.stderr_text().contains("Another object with the same key properties already exists"));
 
         // Disabled when the script says so.
-        let script = create_host_instance_script("PRDBTS02", "ProcessingHost", r"CONTOSO\svc-bts", "p", true);
-        assert_eq!(ps(&mut lab, "PRDBTS01", &script).code, 0);
+        assert_eq!(create(&mut lab, "PRDBTS01", ("ProcessingHost", "PRDBTS02"), "p", true).code, 0);
         let row = lab.group.host_instances.iter().find(|i| i.host == "ProcessingHost").expect("row");
         assert!(row.is_disabled);
     }
@@ -520,15 +557,13 @@ mod tests {
         for row in lab.group.host_instances.iter_mut().filter(|i| i.server == "PRDBTS02") {
             row.configuration_state = 3;
         }
-        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "p", false);
-        let out = ps(&mut lab, "PRDBTS01", &script);
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "PRDBTS02"), "p", false);
         assert_eq!(out.code, 1);
         assert!(out.stderr_text().contains("Another object with the same key properties already exists"));
         assert!(lab.servers["PRDBTS02"].service("BTSSvc$SendHost").is_none());
 
         let mut lab = replaced();
-        let script = create_host_instance_script("PRDBTS02", "SendHost", r"CONTOSO\svc-bts", "", false);
-        let out = ps(&mut lab, "PRDBTS01", &script);
+        let out = create(&mut lab, "PRDBTS01", ("SendHost", "PRDBTS02"), "", false);
         assert_eq!(out.stderr_text(), "Exception calling \"Install\" : \"The password is empty.\"\n");
         assert!(lab.servers["PRDBTS02"].service("BTSSvc$SendHost").is_none());
     }

@@ -2,11 +2,12 @@
 //! XML that joins a DR runtime server to the production group (§4.2, "Join template for DR
 //! runtime servers"), and a parser of the configuration log of `lab/PROTOCOL.md`.
 //!
-//! The renderer never sees a password: every `Password` of an `NTService` is the text the caller
-//! passes, which must be a secret reference (`@@secret:NAME@@`) that the host fills in when the
-//! file is written to the target. Because the host fills in the raw value, passwords are written
-//! inside CDATA sections, so a password holding `&` or `<` still makes valid XML (only `]]>`
-//! cannot appear in one). Every other value is XML-escaped here.
+//! The renderer never sees a password: every `Password` of an `NTService` is an XML secret
+//! reference (`@@secret:NAME:xml@@`, [`drover_sdk::secret_ref_xml`]) to the account's secret,
+//! which the host fills in XML-escaped when the file is written to the target, so a password
+//! holding `&`, `<`, `]]>` or quotes is read back exactly as it is, and one XML cannot hold (a
+//! control character) fails the write with a message naming the secret. No CDATA: a section
+//! cannot hold `]]>`. Every other value is XML-escaped here.
 
 use std::fmt::Write as _;
 
@@ -47,9 +48,9 @@ pub struct Database {
 pub struct ServiceAccount {
     /// `DOMAIN\user` (or `user` for a local account).
     pub account: String,
-    /// The text written as the password: a secret reference (`drover_sdk::secret_ref`), never
-    /// a password.
-    pub password_ref: String,
+    /// The name of the secret holding its password (granted to the step); the password is
+    /// written as an XML secret reference to it.
+    pub password_secret: String,
 }
 
 impl ServiceAccount {
@@ -153,13 +154,14 @@ fn question(xml: &mut Writer, id: &str, answers: &str, other: (&str, &str), sele
     xml.close("Question");
 }
 
-/// An `NTService` element: user, domain and the password reference in CDATA.
+/// An `NTService` element: user, domain and the password as an XML secret reference, which the
+/// host fills in escaped (the reference itself has nothing to escape).
 fn nt_service(xml: &mut Writer, id: &str, account: &ServiceAccount) {
     let (domain, user) = account.domain_and_user();
     xml.open("NTService", &[("ID", id)]);
     xml.text("UserName", user);
     xml.text("Domain", domain);
-    xml.cdata("Password", &account.password_ref);
+    xml.text("Password", &drover_sdk::secret_ref_xml(&account.password_secret));
     xml.close("NTService");
 }
 
@@ -232,11 +234,6 @@ impl Writer {
 
     fn text(&mut self, name: &str, text: &str) {
         self.line(&format!("<{name}>{}</{name}>", escape(text)));
-    }
-
-    fn cdata(&mut self, name: &str, text: &str) {
-        let safe = text.replace("]]>", "]]]]><![CDATA[>");
-        self.line(&format!("<{name}><![CDATA[{safe}]]></{name}>"));
     }
 }
 
@@ -398,11 +395,11 @@ mod tests {
             rules_db: Database { server: "PRDSQL01".into(), name: "BizTalkRuleEngineDb".into() },
             entsso: ServiceAccount {
                 account: r"CONTOSO\svc-sso".into(),
-                password_ref: "@@secret:entsso-password@@".into(),
+                password_secret: "entsso-password".into(),
             },
             rules_engine: ServiceAccount {
                 account: r"CONTOSO\svc-bre".into(),
-                password_ref: "@@secret:rules-engine-password@@".into(),
+                password_secret: "rules-engine-password".into(),
             },
             installed_features: vec!["SSO".into(), "Runtime".into(), "RulesEngine".into()],
         }
@@ -435,15 +432,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cdata_terminator_cannot_escape_the_password_element() {
-        let mut s = settings();
-        s.entsso.password_ref = "a]]>b".into();
-        assert!(render_join(&s).contains("<Password><![CDATA[a]]]]><![CDATA[>b]]></Password>"));
+    fn passwords_are_xml_secret_references_in_text_never_cdata() {
+        let xml = render_join(&settings());
+        assert!(xml.contains("<Password>@@secret:entsso-password:xml@@</Password>"), "{xml}");
+        assert!(xml.contains("<Password>@@secret:rules-engine-password:xml@@</Password>"), "{xml}");
+        assert!(!xml.contains("CDATA"), "{xml}");
     }
 
     #[test]
     fn an_account_without_a_domain_is_local() {
-        let account = ServiceAccount { account: "svc".into(), password_ref: String::new() };
+        let account = ServiceAccount { account: "svc".into(), password_secret: String::new() };
         assert_eq!(account.domain_and_user(), ("", "svc"));
     }
 

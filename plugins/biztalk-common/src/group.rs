@@ -85,11 +85,11 @@ impl Group {
             },
             entsso: ServiceAccount {
                 account: accounts.entsso.account.clone(),
-                password_ref: secret_ref(entsso_secret),
+                password_secret: entsso_secret.to_string(),
             },
             rules_engine: ServiceAccount {
                 account: accounts.rules_engine.account.clone(),
-                password_ref: secret_ref(rules_secret),
+                password_secret: rules_secret.to_string(),
             },
             installed_features: installed_features.to_vec(),
         }
@@ -171,9 +171,9 @@ mod tests {
         assert_eq!(settings.rules_db, Database { server: "PRDSQL01".into(), name: "Rules".into() });
         assert_eq!(
             settings.entsso,
-            ServiceAccount { account: r"CONTOSO\svc-sso".into(), password_ref: "@@secret:sso-pw@@".into() }
+            ServiceAccount { account: r"CONTOSO\svc-sso".into(), password_secret: "sso-pw".into() }
         );
-        assert_eq!(settings.rules_engine.password_ref, "@@secret:rules-engine-password@@");
+        assert_eq!(settings.rules_engine.password_secret, "rules-engine-password");
         assert_eq!(settings.installed_features, ["SSO", "Runtime"]);
     }
 }

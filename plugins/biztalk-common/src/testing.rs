@@ -69,7 +69,7 @@ pub const JOIN_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
     <NTService ID="ENTSSO">
       <UserName>svc-sso</UserName>
       <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:entsso-password@@]]></Password>
+      <Password>@@secret:entsso-password:xml@@</Password>
     </NTService>
     <SQL ID="SSO_DB_ID">
       <Server>PRDSQL01</Server>
@@ -113,7 +113,7 @@ pub const JOIN_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
     <NTService ID="{6ABAD351-9C7B-423e-9FDE-3A5C52441C00}">
       <UserName>svc-bre</UserName>
       <Domain>CONTOSO</Domain>
-      <Password><![CDATA[@@secret:rules-engine-password@@]]></Password>
+      <Password>@@secret:rules-engine-password:xml@@</Password>
     </NTService>
   </Feature>
   <InstalledFeature>SSO</InstalledFeature>

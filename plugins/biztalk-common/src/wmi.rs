@@ -231,16 +231,22 @@ pub fn host_instance_name(host: &str, server: &str) -> String {
     format!("Microsoft BizTalk Server {host} {server}")
 }
 
+/// The creation script's first statement: the password, read whole from standard input as
+/// UTF-8 (not through the console's code page), so it is never on the command line, where other
+/// users of the server could read it, and needs no quoting: any value goes through as it is.
+pub const READ_PASSWORD: &str =
+    "$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd()";
+
 /// The script that creates the instance of `host` on `server`, installed and disabled, never
 /// started: maps the host to the server, then `Install(logon, password, GrantLogOnAsService,
 /// IsGmsaAccount = false)` [§3 S5].
 ///
-/// Every value is a PowerShell single-quoted string (a quote inside is doubled). Pass the
-/// password as a secret reference (`drover_sdk::secret_ref`), which the host replaces with the
-/// value on the way to the target; the reference is quoted here, the value is not, so a
-/// password containing a single quote would break the script.
-pub fn create_host_instance(host: &str, server: &str, account: &str, password: &str) -> String {
-    install_host_instance(host, server, account, password, true)
+/// The password is not in the script: the script reads it from its standard input
+/// ([`READ_PASSWORD`]). Send [`password_stdin`] as the exec's stdin: a secret reference the host
+/// fills in on the way to the target. Every other value is a PowerShell single-quoted string (a
+/// quote inside is doubled).
+pub fn create_host_instance(host: &str, server: &str, account: &str) -> String {
+    install_host_instance(host, server, account, true)
 }
 
 /// The creation script with `IsDisabled` as given: [`create_host_instance`] for a DR instance
@@ -248,26 +254,27 @@ pub fn create_host_instance(host: &str, server: &str, account: &str, password: &
 /// (§3 R6), which keeps the `IsDisabled` its row has. On an installed instance whose service is
 /// missing, `Install` creates the service again instead of failing with "already exists"
 /// (`lab/PROTOCOL.md`, "Repair").
-pub fn install_host_instance(
-    host: &str,
-    server: &str,
-    account: &str,
-    password: &str,
-    disabled: bool,
-) -> String {
+pub fn install_host_instance(host: &str, server: &str, account: &str, disabled: bool) -> String {
     let q = powershell::single_quoted;
     format!(
-        "$sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
+        "{READ_PASSWORD}; \
+         $sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
          $sh.ServerName = {server}; $sh.HostName = {host}; $sh.Map(); \
          $hi = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_HostInstance\").CreateInstance(); \
-         $hi.Name = {name}; $hi.IsDisabled = {disabled}; $hi.Install({account}, {password}, $true, $false)",
+         $hi.Name = {name}; $hi.IsDisabled = {disabled}; $hi.Install({account}, $password, $true, $false)",
         server = q(server),
         host = q(host),
         name = q(&host_instance_name(host, server)),
         disabled = if disabled { "$true" } else { "$false" },
         account = q(account),
-        password = q(password),
     )
+}
+
+/// The standard input of the creation script: a reference to the secret `password_secret`, which
+/// the host replaces with the password on the way to the target (nothing else, no newline: the
+/// script reads all of it).
+pub fn password_stdin(password_secret: &str) -> Vec<u8> {
+    drover_sdk::secret_ref(password_secret).into_bytes()
 }
 
 /// Why the creation script failed, from its stderr.
@@ -328,33 +335,32 @@ mod tests {
 
     #[test]
     fn the_creation_script_is_protocol_md_word_for_word() {
-        let script =
-            create_host_instance("SendHost", "DRBTS01", "CONTOSO\\svc-bts", "@@secret:bts-host-password@@");
+        let script = create_host_instance("SendHost", "DRBTS01", "CONTOSO\\svc-bts");
         assert_eq!(
             script,
-            r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', '@@secret:bts-host-password@@', $true, $false)"#
+            r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
         );
+        assert_eq!(password_stdin("bts-host-password"), b"@@secret:bts-host-password@@");
     }
 
     #[test]
     fn the_repair_script_keeps_is_disabled_as_given() {
-        let enabled = install_host_instance("SendHost", "PRDBTS02", "CONTOSO\\svc-bts", "p", false);
-        assert!(
-            enabled
-                .contains("; $hi.IsDisabled = $false; $hi.Install('CONTOSO\\svc-bts', 'p', $true, $false)")
-        );
+        let enabled = install_host_instance("SendHost", "PRDBTS02", "CONTOSO\\svc-bts", false);
+        assert!(enabled.contains(
+            "; $hi.IsDisabled = $false; $hi.Install('CONTOSO\\svc-bts', $password, $true, $false)"
+        ));
         assert_eq!(
-            install_host_instance("SendHost", "DRBTS01", "a", "p", true),
-            create_host_instance("SendHost", "DRBTS01", "a", "p")
+            install_host_instance("SendHost", "DRBTS01", "a", true),
+            create_host_instance("SendHost", "DRBTS01", "a")
         );
     }
 
     #[test]
     fn the_creation_script_doubles_single_quotes() {
-        let script = create_host_instance("O'Host", "DRBTS01", "CONTOSO\\o'neil", "p");
+        let script = create_host_instance("O'Host", "DRBTS01", "CONTOSO\\o'neil");
         assert!(script.contains("$sh.HostName = 'O''Host';"), "{script}");
         assert!(script.contains("$hi.Name = 'Microsoft BizTalk Server O''Host DRBTS01';"), "{script}");
-        assert!(script.contains("Install('CONTOSO\\o''neil', 'p', $true, $false)"), "{script}");
+        assert!(script.contains("Install('CONTOSO\\o''neil', $password, $true, $false)"), "{script}");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! recovery site") and when a production server has no DR mapping.
 //!
 //! Runs on any server joined to the group (the step's target): it reads `MSBTS_HostInstance`,
-//! creates what is missing with the creation script of `lab/PROTOCOL.md` (the password goes as
-//! a secret reference, filled in by the host) and reads again to verify. An existing instance in
+//! creates what is missing with the creation script of `lab/PROTOCOL.md` (the password goes in
+//! the script's standard input as a secret reference, filled in by the host, never on its command
+//! line) and reads again to verify. An existing instance in
 //! a failed configuration state stops the step for an operator: repairing it means uninstalling
 //! and unmapping, which this plugin does not do. Scripts and rows come from
 //! `biztalk_common::wmi`.
@@ -98,8 +99,8 @@ pub struct Logon {
     /// `DOMAIN\user`.
     pub account: String,
     /// The secret holding its password (default `bts-host-password`); the plugin never sees the
-    /// value. It must not contain a single quote (the creation script quotes only the
-    /// reference).
+    /// value, which goes to the creation script through its standard input, never on its command
+    /// line, and may hold any character.
     #[serde(default = "default_password_secret")]
     pub password_secret: String,
 }
@@ -200,7 +201,21 @@ impl<'c, 'h> Session<'c, 'h> {
 
     /// Runs a PowerShell script on the target and records it as evidence.
     fn powershell(&mut self, script: &str, label: String) -> Result<Executed, StepError> {
-        let ran = self.ctx.exec(&self.target, powershell::PROGRAM).args(powershell::args(script)).run()?;
+        self.powershell_with_stdin(script, None, label)
+    }
+
+    /// Runs a PowerShell script on the target with `stdin`, and records it as evidence.
+    fn powershell_with_stdin(
+        &mut self,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+        label: String,
+    ) -> Result<Executed, StepError> {
+        let mut exec = self.ctx.exec(&self.target, powershell::PROGRAM).args(powershell::args(script));
+        if let Some(stdin) = stdin {
+            exec = exec.stdin(stdin);
+        }
+        let ran = exec.run()?;
         self.evidence.push(ran.evidence(label));
         Ok(ran)
     }
@@ -287,12 +302,11 @@ impl<'c, 'h> Session<'c, 'h> {
     /// is not an error: a previous attempt may have created it, and verification has the last
     /// word.
     fn create(&mut self, desired: &Desired, logon: &Logon, disabled: bool) -> Result<(), StepError> {
-        let password = secret_ref(&logon.password_secret);
-        let script =
-            wmi::install_host_instance(&desired.host, &desired.server, &logon.account, &password, disabled);
+        let script = wmi::install_host_instance(&desired.host, &desired.server, &logon.account, disabled);
+        let password = wmi::password_stdin(&logon.password_secret);
         let name = wmi::host_instance_name(&desired.host, &desired.server);
         let verb = if desired.existing.is_some() { "install again" } else { "create" };
-        let ran = self.powershell(&script, format!("{verb} {name}"))?;
+        let ran = self.powershell_with_stdin(&script, Some(password), format!("{verb} {name}"))?;
         if ran.success() {
             return Ok(());
         }

@@ -74,7 +74,7 @@ fn query(host: &FakeHost, rows: &[Value]) {
 }
 
 fn create_script(host_name: &str, server: &str) -> String {
-    wmi::create_host_instance(host_name, server, ACCOUNT, "@@secret:bts-host-password@@")
+    wmi::create_host_instance(host_name, server, ACCOUNT)
 }
 
 fn create(host: &FakeHost, host_name: &str, server: &str, output: ExecOutput) {
@@ -126,8 +126,14 @@ fn creates_the_missing_instances_installed_and_disabled() {
     assert!(host.exec_calls().iter().all(|c| c.program == "powershell.exe" && c.target == TARGET));
     assert_eq!(
         host.exec_calls()[1].args[3],
-        r#"$sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'ReceiveHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ReceiveHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', '@@secret:bts-host-password@@', $true, $false)"#
+        r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'ReceiveHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ReceiveHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
     );
+    // The password goes in the script's standard input, as a reference the host fills in; no
+    // command line carries it.
+    for call in &host.exec_calls()[1..5] {
+        assert_eq!(call.stdin.as_deref(), Some(&b"@@secret:bts-host-password@@"[..]));
+    }
+    assert!(host.command_lines().iter().all(|line| !line.contains("@@secret:")));
     assert_eq!(outcome.output["created"], 4);
     assert_eq!(outcome.output["warnings"], json!([]));
     assert_eq!(
@@ -266,13 +272,14 @@ fn given_production_instances_are_used_as_they_are() {
 fn the_password_secret_defaults_and_can_be_renamed() {
     let host = host();
     query(&host, &[live("SendHost", "PRDBTS01")]);
-    let script = wmi::create_host_instance("SendHost", "DRBTS01", ACCOUNT, "@@secret:other-pass@@");
+    let script = wmi::create_host_instance("SendHost", "DRBTS01", ACCOUNT);
     powershell(&host, &script, ExecOutput::exited(0, ""));
     query(&host, &[live("SendHost", "PRDBTS01"), standby("SendHost", "DRBTS01")]);
     let mut renamed = input(&[("PRDBTS01", "DRBTS01")]);
     renamed["logon"] = json!({ "account": ACCOUNT, "password_secret": "other-pass" });
     host.call::<CreateHostInstances>(Mode::Apply, renamed).unwrap();
     assert!(host.unused_scripts().is_empty());
+    assert_eq!(host.exec_calls()[1].stdin.as_deref(), Some(&b"@@secret:other-pass@@"[..]));
 
     let mut defaulted = input(&[]);
     defaulted["logon"] = json!({ "account": ACCOUNT });
@@ -470,7 +477,7 @@ mod repair {
     }
 
     fn install_script(host_name: &str, disabled: bool) -> String {
-        wmi::install_host_instance(host_name, REPLACED, ACCOUNT, "@@secret:bts-host-password@@", disabled)
+        wmi::install_host_instance(host_name, REPLACED, ACCOUNT, disabled)
     }
 
     fn install(host: &FakeHost, host_name: &str, disabled: bool) {
@@ -671,9 +678,7 @@ mod repair {
         };
         let before = rows();
         ps(wmi::HOST_INSTANCES, answer(&before));
-        let script = |h: &str| {
-            wmi::install_host_instance(h, "PRDBTS03", ACCOUNT, "@@secret:bts-host-password@@", false)
-        };
+        let script = |h: &str| wmi::install_host_instance(h, "PRDBTS03", ACCOUNT, false);
         ps(&script("SendHost"), ExecOutput::exited(0, ""));
         ps(&script("ProcessingHost"), ExecOutput::exited(0, ""));
         let mut after = before.clone();

@@ -8,8 +8,8 @@
 //! 1. Probes the membership: `reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration"
 //!    /v MgmtDBServer` (and `MgmtDBName`). Joined to the expected group: nothing to do. Joined
 //!    to another group: a permanent error; it never unconfigures a server on its own.
-//! 2. Renders the join configuration XML with the passwords as secret references
-//!    (`@@secret:NAME@@`), writes it to `<work_dir>\join-<server>.xml` (the host fills in the
+//! 2. Renders the join configuration XML with the passwords as XML secret references
+//!    (`@@secret:NAME:xml@@`, filled in XML-escaped), writes it to `<work_dir>\join-<server>.xml` (the host fills in the
 //!    passwords on the way, so the plugin never holds one) and runs
 //!    `Configuration.exe /S <xml> /L <work_dir>\join-<server>.log`.
 //! 3. Reads the log back, and **always** removes the rendered XML afterwards, failure or not:

@@ -122,8 +122,8 @@ fn renders_the_join_template_with_secret_references() {
         r#"<Answer Value="Join" GUID="{4D12E6A3-552E-4936-9DD3-59E1190FA324}" Selected="Yes" />"#,
         r#"<Answer Value="No" GUID="{D9164C48-8179-4a40-912D-1BF4C3EFE70B}" Selected="Yes" />"#,
         r#"<Answer Value="No" GUID="{5782A1A5-8578-4942-9CBB-E443A15A0B99}" Selected="Yes" />"#,
-        "@@secret:entsso-password@@",
-        "@@secret:rules-engine-password@@",
+        "<Password>@@secret:entsso-password:xml@@</Password>",
+        "<Password>@@secret:rules-engine-password:xml@@</Password>",
     ] {
         assert!(xml.contains(answer), "{answer} missing");
     }
@@ -138,8 +138,8 @@ fn named_secrets_and_a_separate_rules_server_are_rendered() {
     input["group"]["rules_server"] = json!("PRDSQL02");
     input["service_accounts"]["entsso"]["password_secret"] = json!("prod.entsso_pw");
     let settings = join_settings(&serde_json::from_value(input).unwrap());
-    assert_eq!(settings.entsso.password_ref, "@@secret:prod.entsso_pw@@");
-    assert_eq!(settings.rules_engine.password_ref, "@@secret:rules-engine-password@@");
+    assert_eq!(settings.entsso.password_secret, "prod.entsso_pw");
+    assert_eq!(settings.rules_engine.password_secret, "rules-engine-password");
     assert_eq!(settings.rules_db.server, "PRDSQL02");
     assert_eq!(settings.sso_db.name, "SSODB");
 }

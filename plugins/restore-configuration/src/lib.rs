@@ -11,8 +11,8 @@
 //! 2. Writes the saved configuration XML to `<work_dir>\restore-<server>.xml`: rendered from the
 //!    group, accounts and features (the export of a joined server: SSO and group answered
 //!    `Join`, the computer named on the root element), or the operator's saved file given as
-//!    text. Passwords are secret references (`@@secret:NAME@@`) the host fills in on the way, so
-//!    the plugin never holds one.
+//!    text. Passwords are XML secret references (`@@secret:NAME:xml@@`) the host fills in,
+//!    XML-escaped, on the way, so the plugin never holds one.
 //! 3. Runs `C:\Windows\SysWOW64\cscript.exe //nologo <RestoreConfig.vbe> <xml>`: the 32-bit script
 //!    host, as the script requires on 64-bit Windows (§2.5). Success is exit code 0 and
 //!    `RestoreConfig completed successfully.`.
@@ -77,8 +77,10 @@ pub struct Input {
     #[serde(default)]
     pub installed_features: Vec<String>,
     /// The saved configuration file of the failed server as text, instead of rendering one: the
-    /// passwords must be secret references (`@@secret:NAME@@`, granted to the step) and the root
-    /// element must name this computer (`<Configuration ComputerName="…">`).
+    /// passwords must be XML secret references in element text (`<Password>@@secret:NAME:xml@@</Password>`,
+    /// granted to the step; not in CDATA), which the host fills in XML-escaped, and the root
+    /// element must name this computer (`<Configuration ComputerName="…">`). A raw reference
+    /// (`@@secret:NAME@@`) is refused: a password holding `<`, `&` or `]]>` would break the file.
     #[serde(default)]
     pub saved_configuration: Option<String>,
     /// The computer name written into the rendered file; the step's target when absent.
@@ -229,6 +231,11 @@ fn validate(input: &Input) -> Result<(), StepError> {
                     "saved_configuration is not a BizTalk configuration file (no <Configuration> element)",
                 ));
             }
+            if let Some(name) = raw_reference(saved) {
+                return Err(StepError::permanent(format!(
+                    "saved_configuration references secret {name} raw; write @@secret:{name}:xml@@ (in element text, not CDATA) so the host fills the password in XML-escaped"
+                )));
+            }
         }
     }
     let file_name = input.restore_script.rsplit(['\\', '/']).next().unwrap_or_default();
@@ -242,6 +249,16 @@ fn validate(input: &Input) -> Result<(), StepError> {
         return Err(StepError::permanent("work_dir is empty"));
     }
     Ok(())
+}
+
+/// The name of the first secret reference in `xml` the host would fill in raw (`@@secret:NAME@@`,
+/// no context), which a password holding `<`, `&` or `]]>` would break out of.
+fn raw_reference(xml: &str) -> Option<&str> {
+    xml.split("@@secret:").skip(1).find_map(|after| {
+        let inner = &after[..after.find("@@")?];
+        let name = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        name.then_some(inner)
+    })
 }
 
 /// True if joined to `group`, false if not joined; an error if joined to another group.

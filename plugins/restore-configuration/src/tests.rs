@@ -395,6 +395,14 @@ fn bad_input_is_refused_before_anything_runs() {
         "saved_configuration": "PRDBTS02.cfg",
     });
     refused(not_xml, "saved_configuration is not a BizTalk configuration file");
+    let raw = json!({
+        "group": { "mgmt_server": "PRDSQL01", "sso_server": "PRDSQL01" },
+        "saved_configuration": saved().replace("@@secret:entsso-password:xml@@", "<![CDATA[@@secret:entsso-password@@]]>"),
+    });
+    refused(
+        raw,
+        "saved_configuration references secret entsso-password raw; write @@secret:entsso-password:xml@@",
+    );
     let mut script = input();
     script["restore_script"] = json!(r"C:\Restore\UpdateRegistry.vbs");
     refused(script, r#"restore_script "C:\\Restore\\UpdateRegistry.vbs" is not a path to RestoreConfig.vbe"#);

@@ -2,7 +2,7 @@
 
 use super::super::testing::{exec, exec_with_input};
 use crate::init::{ADMIN_KEY, fresh_lab};
-use crate::state::{Fault, Lab, RegValue, ServiceState, StartType};
+use crate::state::{Fault, Lab, RegValue, ServiceState, StartType, password_sha256};
 
 const JOIN_XML: &str = include_str!("../../../tests/data/join.xml");
 const EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
@@ -50,10 +50,10 @@ fn a_dr_server_joins() {
     let entsso = server.service("ENTSSO").expect("ENTSSO");
     assert_eq!((entsso.start_type, entsso.state), (StartType::Auto, ServiceState::Running));
     assert_eq!(entsso.account, r"CONTOSO\svc-sso");
-    assert_eq!(
-        server.service("RuleEngineUpdateService").map(|s| s.account.as_str()),
-        Some(r"CONTOSO\svc-bre")
-    );
+    assert_eq!(entsso.password_sha256, Some(password_sha256("sso-P@ss")));
+    let rules = server.service("RuleEngineUpdateService").expect("RuleEngineUpdateService");
+    assert_eq!(rules.account, r"CONTOSO\svc-bre");
+    assert_eq!(rules.password_sha256, Some(password_sha256("bre-P@ss")));
     assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02", "DRBTS01"]);
     assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
     assert_eq!(lab.group.host_instances.len(), 4, "HOST and ISOHOST answered No");
@@ -71,6 +71,30 @@ fn a_dr_server_joins() {
         ]
     );
     assert_eq!(lab.group.members.len(), 3);
+}
+
+#[test]
+fn an_escaped_password_is_taken_exactly_and_one_that_broke_out_of_cdata_fails() {
+    let mut lab = fresh_lab();
+    let escaped = JOIN_XML.replace(
+        "<Password>sso-P@ss</Password>",
+        "<Password> a]]&gt;b&lt;/Password&gt;&amp;&quot;&apos;&#10; </Password>",
+    );
+    let (code, log) = join(&mut lab, "DRBTS01", &escaped);
+    assert_eq!(code, 0, "{log}");
+    let entsso = lab.servers["DRBTS01"].service("ENTSSO").expect("ENTSSO");
+    assert_eq!(entsso.password_sha256, Some(password_sha256(" a]]>b</Password>&\"'\n ")), "untrimmed");
+
+    // A password `a]]>b` filled raw into a CDATA section breaks out of it: the document is not
+    // well-formed, where a lenient reader would take `ab]]>` and join.
+    let mut lab = fresh_lab();
+    let broken = JOIN_XML.replace("<Password>sso-P@ss</Password>", "<Password><![CDATA[a]]>b]]></Password>");
+    let (code, log) = join(&mut lab, "DRBTS01", &broken);
+    assert_eq!(code, 1);
+    let refused =
+        error_log(r"The configuration file C:\Drover\join.xml is not valid: ']]>' in character data");
+    assert!(log.starts_with(refused.trim_end()), "{log}");
+    assert!(lab.joins.is_empty() && !lab.is_member("DRBTS01"), "nothing was configured");
 }
 
 #[test]

@@ -1,6 +1,13 @@
 //! The configuration XML as a small element tree, read with `quick-xml`: names, attributes,
 //! children and text, with every unknown element or attribute kept (and so tolerated). What the
 //! elements mean is [`super`]'s business.
+//!
+//! A document that is not well-formed is an error, as it is for the Configuration tool's XML
+//! parser: besides what `quick-xml` checks (tags, names, entities), character data may not hold
+//! `]]>` (XML 1.0 §2.4), the trace a value breaking out of a CDATA section leaves, no character
+//! XML 1.0 does not allow (§2.2: control characters other than tab and line breaks, U+FFFE,
+//! U+FFFF) may appear, written or as a character reference, and text may not stand outside the
+//! root element.
 
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
@@ -65,8 +72,16 @@ impl Element {
     }
 }
 
+/// Whether XML 1.0 allows `c` in a document (§2.2 `Char`).
+fn allowed(c: char) -> bool {
+    !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
 /// Parses a document into its root element.
 pub fn parse(text: &str) -> Result<Element, String> {
+    if let Some((at, c)) = text.char_indices().find(|(_, c)| !allowed(*c)) {
+        return Err(format!("a character XML does not allow (U+{:04X}) at byte {at}", u32::from(c)));
+    }
     let mut reader = quick_xml::Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -83,8 +98,18 @@ pub fn parse(text: &str) -> Result<Element, String> {
                 attach(&mut stack, &mut root, e)?;
             }
             Event::Text(text) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&text.xml10_content());
+                if text.contains("]]>") {
+                    return Err(format!("']]>' in character data at byte {}", reader.buffer_position()));
+                }
+                match stack.last_mut() {
+                    Some(top) => top.text.push_str(&text.xml10_content()),
+                    None if text.trim().is_empty() => {}
+                    None => {
+                        return Err(format!(
+                            "text outside the root element at byte {}",
+                            reader.buffer_position()
+                        ));
+                    }
                 }
             }
             Event::CData(data) => {
@@ -94,6 +119,13 @@ pub fn parse(text: &str) -> Result<Element, String> {
             }
             Event::GeneralRef(reference) => {
                 let resolved = match reference.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) if !allowed(c) => {
+                        return Err(format!(
+                            "a reference to a character XML does not allow (U+{:04X}) at byte {}",
+                            u32::from(c),
+                            reader.buffer_position()
+                        ));
+                    }
                     Some(c) => c.to_string(),
                     None => {
                         let name = reference.xml10_content();
@@ -168,5 +200,30 @@ mod tests {
         assert!(parse("<a><b></a>").is_err());
         assert!(parse("<a>").is_err());
         assert!(parse("").is_err());
+        assert!(parse("<a/>x").is_err(), "text after the root");
+    }
+
+    #[test]
+    fn a_value_that_broke_out_of_cdata_is_an_error_not_a_mangled_value() {
+        // A password `p]]>q` filled raw into a CDATA section.
+        let e = parse("<P><![CDATA[p]]>q]]></P>").unwrap_err();
+        assert!(e.starts_with("']]>' in character data at byte"), "{e}");
+        assert!(parse("<P>p]]>q</P>").is_err());
+        // The same password escaped is read back exactly.
+        let p = parse("<P>p]]&gt;q &lt;&amp;&quot;&apos;&#9;&#10;&#13;</P>").expect("well-formed");
+        assert_eq!(p.text, "p]]>q <&\"'\t\n\r");
+        assert_eq!(parse("<P><![CDATA[a]]]]><![CDATA[>b]]></P>").expect("split CDATA").text, "a]]>b");
+    }
+
+    #[test]
+    fn characters_xml_does_not_allow_are_errors() {
+        assert_eq!(parse("<P>a\u{1}b</P>").unwrap_err(), "a character XML does not allow (U+0001) at byte 4");
+        assert!(parse("<P a=\"\u{ffff}\"/>").is_err());
+        assert!(
+            parse("<P>&#1;</P>")
+                .unwrap_err()
+                .starts_with("a reference to a character XML does not allow (U+0001)")
+        );
+        assert_eq!(parse("<P>&#9;\t&#10;</P>").expect("tab and line feed are allowed").text, "\t\t\n");
     }
 }
