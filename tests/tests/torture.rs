@@ -300,7 +300,9 @@ fn stopped_round(rng: &mut Rng, expected: &Value, seed: u64) -> usize {
                 break;
             }
             if let Some(status) = resume.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(5), "a resume of a stopped driver's run (seed {seed})");
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(resume.stderr.as_mut().unwrap(), &mut err);
+                assert_eq!(status.code(), Some(5), "a resume of a stopped driver's run: {err} (seed {seed})");
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
