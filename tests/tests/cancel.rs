@@ -221,3 +221,28 @@ with = {{ behave = "ok" }}
     assert!(text.contains("items: for-each: cannot render"), "{text}");
     assert_eq!(text.matches("the template ran out of fuel after 5000000 instructions").count(), 2, "{text}");
 }
+
+#[test]
+fn cancelling_a_run_whose_driver_died_ends_its_interrupted_attempt_too() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let drover_tests::HeldRun { child: mut first, effects, .. } = sandbox.start_held_run();
+    let run = sandbox.wait_until_driven(&mut first);
+    wait_for_event(&sandbox, &mut first, "attempt-started");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // No process drives the run now: the cancel is applied at once, by `drover cancel` itself.
+    let out = sandbox.run(&["cancel", &run, "--comment", "abandoned"]);
+    assert!(out.status.success(), "cancel: {}{}", stdout(&out), stderr(&out));
+    let status = sandbox.status(&run);
+    assert_eq!(status["state"], "cancelled");
+    let instance = &status["steps"][0]["instances"][0];
+    assert_eq!(instance["state"], "cancelled", "nothing of a cancelled run shows as running: {instance}");
+    let stopped = events(&sandbox, &run).into_iter().find(|e| e["kind"] == "attempt-cancelled");
+    assert_eq!(stopped.expect("attempt-cancelled")["data"]["interrupted"], true);
+    let db = rusqlite::Connection::open(sandbox.path().join("drover.db")).unwrap();
+    let state: String =
+        db.query_row("SELECT state FROM attempts WHERE run_id = ?1", [&run], |r| r.get(0)).unwrap();
+    assert_eq!(state, "cancelled");
+    assert!(!effects.exists(), "the step was never released");
+}
