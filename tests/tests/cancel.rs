@@ -114,6 +114,11 @@ fn cancel_and_check(sandbox: &Sandbox, child: Child, run: &str, key: &str) {
         .unwrap();
     assert_eq!(state, "cancelled");
     assert!(error.contains("was stopped: the run was cancelled"), "{error}");
+    let report = stdout(&sandbox.run(&["report", run]));
+    assert!(
+        report.contains("- attempt 1 cancelled: plugin fixture-plugin-for-tests was stopped"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -124,13 +124,13 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "<h2>Evidence and errors</h2>")?;
     for s in &r.steps {
         let errors: Vec<_> =
-            s.attempts.iter().filter_map(|a| a.error.as_ref().map(|e| (a.number, e))).collect();
+            s.attempts.iter().filter_map(|a| a.error.as_ref().map(|e| (a.number, &a.state, e))).collect();
         if s.evidence.is_empty() && errors.is_empty() {
             continue;
         }
         writeln!(out, "<h3><code>{}</code></h3>", esc(&s.key))?;
-        for (number, error) in errors {
-            writeln!(out, "<p class=\"failed\">attempt {number} failed: {}</p>", esc(error))?;
+        for (number, state, error) in errors {
+            writeln!(out, "<p class=\"failed\">attempt {number} {}: {}</p>", esc(state), esc(error))?;
         }
         for item in &s.evidence {
             let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();

@@ -101,7 +101,7 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "## Evidence and errors\n")?;
     for s in &r.steps {
         let errors: Vec<_> =
-            s.attempts.iter().filter_map(|a| a.error.as_ref().map(|e| (a.number, e))).collect();
+            s.attempts.iter().filter_map(|a| a.error.as_ref().map(|e| (a.number, &a.state, e))).collect();
         if s.evidence.is_empty() && errors.is_empty() {
             continue;
         }
@@ -114,8 +114,8 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
             )?;
         }
         if !errors.is_empty() {
-            for (number, error) in errors {
-                writeln!(out, "- attempt {number} failed: {}", error.replace('\n', " "))?;
+            for (number, state, error) in errors {
+                writeln!(out, "- attempt {number} {state}: {}", error.replace('\n', " "))?;
             }
             writeln!(out)?;
         }
