@@ -3,6 +3,7 @@
 //! - [`plugin`]: WebAssembly step plugins: the sandbox, the host calls, installed plugins.
 //! - [`display`]: plugin and target text made safe to show on a terminal or in a report.
 //! - [`grants`]: what a step may do, and refusals.
+//! - [`input_file`]: the files a user hands over, read with a size limit.
 //! - [`inventory`]: the servers and groups a workflow acts on.
 //! - [`report`]: the recovery report of a run, from the journal.
 //! - [`run`]: starting, driving and resuming runs; operator commands.
@@ -16,6 +17,7 @@
 pub mod diagnostic;
 pub mod display;
 pub mod grants;
+pub mod input_file;
 pub mod inventory;
 pub mod plugin;
 pub mod report;

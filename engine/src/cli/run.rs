@@ -38,7 +38,7 @@ pub struct RunArgs {
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
     let overrides = super::plan::overrides(&args.params)?;
     if let Some(path) = &args.plan {
-        let text = std::fs::read_to_string(path)
+        let text = drover_engine::input_file::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", path.display())))?;
         let saved: drover_engine::run::plan::Plan = serde_json::from_str(&text).map_err(|e| {
             UsageError(format!("{} is not a plan saved by `drover plan --save`: {e}", path.display()))

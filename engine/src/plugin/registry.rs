@@ -130,7 +130,8 @@ impl Registry {
     /// Validates `file` as a plugin and installs it. Returns the entry and whether it was new
     /// (installing the same bytes again is a no-op).
     pub async fn install(&self, host: &PluginHost, file: &Path) -> Result<(Installed, bool), RegistryError> {
-        let bytes = std::fs::read(file).map_err(io("cannot read", file))?;
+        let bytes = crate::input_file::read_limited(file, crate::input_file::MAX_COMPONENT_BYTES)
+            .map_err(io("cannot read", file))?;
         let plugin =
             host.load(&bytes).await.map_err(|source| RegistryError::Invalid { file: file.into(), source })?;
         let entry = self.dir.join(&plugin.info.name).join(plugin.info.version.to_string());

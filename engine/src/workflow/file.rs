@@ -98,7 +98,8 @@ pub struct StepFile {
     /// An expression without braces (`params.join and steps.check.output.ok`); false skips.
     #[schemars(with = "Option<String>")]
     pub when: Option<Spanned<String>>,
-    /// Wall-time limit of one attempt, a duration such as `90s` or `10m`.
+    /// Wall-time limit of one attempt, a duration such as `90s` or `10m`, at most `7days`
+    /// (default `30m`).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
     /// How failed attempts are retried.
@@ -137,13 +138,13 @@ pub struct RetryFile {
     /// Attempts in all, the first included (default 1: no retry).
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub attempts: Option<Spanned<u32>>,
-    /// Delay before the second attempt (default `1s`).
+    /// Delay before the second attempt, at most `1day` (default `1s`).
     #[schemars(with = "Option<String>")]
     pub initial: Option<Spanned<String>>,
     /// Each delay is the previous one times this (default 2).
     #[schemars(with = "Option<f64>", range(min = 1))]
     pub factor: Option<Spanned<f64>>,
-    /// Upper bound of a delay (default `5m`).
+    /// Upper bound of a delay, at most `1day` (default `5m`).
     #[schemars(with = "Option<String>")]
     pub max: Option<Spanned<String>>,
     /// Each delay varies randomly by up to this fraction of itself, 0 to 1 (default 0.1).

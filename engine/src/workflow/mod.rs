@@ -35,8 +35,8 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
 pub use model::{
-    ForEach, GrantsSpec, OnFailure, Param, ParamType, RetryPolicy, RunLimits, Step, StepConcurrency,
-    StepKind, Workflow,
+    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, ParamType, RetryPolicy, RunLimits,
+    Step, StepConcurrency, StepKind, Workflow,
 };
 pub use parse::{WorkflowFile, parse};
 pub use schema::json_schema;

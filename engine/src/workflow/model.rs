@@ -196,6 +196,42 @@ pub enum ForEach {
     List(Vec<Value>),
 }
 
+/// The longest `timeout` a step may have: 7 days. Validation refuses longer ones, so an attempt's
+/// deadline is always a time the clock can reach.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The longest retry delay (`retry.initial`, `retry.max`): 1 day. Validation refuses longer
+/// ones, and [`backoff`](crate::run::clock::backoff) never waits longer than this (times the
+/// jitter), even for a definition pinned before the limit existed.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The key of instance `n` of step `id`: the id alone when the step does not fan out, `id[item]`
+/// for a string, number or boolean item, `id[n]` for a list or table item. Keys name instances in
+/// the journal and in `steps.<id>.outputs`, so the items of one fan-out must give distinct keys
+/// (see [`duplicate_instance_key`]).
+pub fn instance_key(id: &str, item: Option<&Value>, n: usize) -> String {
+    match item {
+        None => id.to_string(),
+        Some(Value::String(s)) => format!("{id}[{s}]"),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => format!("{id}[{v}]"),
+        Some(_) => format!("{id}[{n}]"),
+    }
+}
+
+/// Two items of a fan-out of step `id` that give the same [`instance_key`] (`["1", 1]`), as
+/// `(first index, second index, key)`; the first such pair in item order.
+pub fn duplicate_instance_key(id: &str, items: &[Option<Value>]) -> Option<(usize, usize, String)> {
+    let mut seen = std::collections::HashMap::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let key = instance_key(id, item.as_ref(), n);
+        if let Some(&first) = seen.get(&key) {
+            return Some((first, n, key));
+        }
+        seen.insert(key, n);
+    }
+    None
+}
+
 /// How failed attempts are retried: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {

@@ -5,7 +5,7 @@
 //! step's constant input against its plugin's input schema. Every problem is reported, each at
 //! its position; the result is built only when there are none.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +17,8 @@ use toml::Spanned;
 use super::diagnostic::{Diagnostic, Diagnostics, Source};
 use super::file::{Document, FileValue, ForEachFile, StepFile};
 use super::model::{
-    ForEach, GrantsSpec, OnFailure, Param, RetryPolicy, RunLimits, Step, StepConcurrency, StepKind, Workflow,
+    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, RetryPolicy, RunLimits, Step,
+    StepConcurrency, StepKind, Workflow, instance_key,
 };
 use super::parse::{WorkflowFile, edit_distance, parse_partial};
 use super::template::{self, ROOTS, SyntaxProblem, template_name};
@@ -52,8 +53,8 @@ pub enum LoadError {
 
 /// Reads, parses and validates a workflow file, reporting the problems of both stages at once.
 pub fn load(path: &Path, ctx: &ValidationContext<'_>) -> Result<Workflow, LoadError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let text = crate::input_file::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
     Ok(load_text(path, &text, ctx)?)
 }
 
@@ -101,6 +102,21 @@ struct Steps<'d> {
     index: HashMap<&'d str, usize>,
     /// Declared param names (kebab-case).
     params: BTreeSet<&'d str>,
+}
+
+/// The steps upstream of one step, asked one at a time (a long chain's upstream sets would add
+/// up to the square of its length).
+#[derive(Clone, Copy)]
+struct UpstreamOf<'u> {
+    dag: &'u graph::Upstream,
+    step: usize,
+}
+
+impl UpstreamOf<'_> {
+    /// Whether step `other` is upstream of this one.
+    fn contains(self, other: usize) -> bool {
+        self.dag.is_upstream(other, self.step)
+    }
 }
 
 /// Where a template is, for what it may use.
@@ -176,7 +192,7 @@ impl Validator<'_> {
             .steps
             .iter()
             .enumerate()
-            .map(|(i, s)| self.step(s, &needs[i], &dag.upstream[i], &steps, ctx))
+            .map(|(i, s)| self.step(s, &needs[i], UpstreamOf { dag: &dag.upstream, step: i }, &steps, ctx))
             .collect();
         let steps = built.into_iter().collect::<Option<Vec<Step>>>()?;
         Some(Workflow {
@@ -238,10 +254,14 @@ impl Validator<'_> {
     fn needs(&mut self, s: &StepFile, steps: &Steps<'_>) -> Vec<usize> {
         let id = s.id.get_ref();
         let mut out = Vec::new();
+        let mut seen = HashSet::new();
         for need in &s.needs {
             match steps.index.get(need.get_ref().as_str()) {
-                Some(&i) if !out.contains(&i) => out.push(i),
-                Some(_) => {}
+                Some(&i) => {
+                    if seen.insert(i) {
+                        out.push(i);
+                    }
+                }
                 None => {
                     let hint = closest(need.get_ref(), steps.index.keys().copied())
                         .map(|c| format!(": did you mean `{c}`?"))
@@ -260,7 +280,7 @@ impl Validator<'_> {
         &mut self,
         s: &StepFile,
         needs: &[usize],
-        upstream: &BTreeSet<usize>,
+        upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
         ctx: &ValidationContext<'_>,
     ) -> Option<Step> {
@@ -280,7 +300,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let timeout = s.timeout.as_ref().and_then(|t| self.duration(id, "timeout", t));
+        let timeout = s.timeout.as_ref().and_then(|t| self.duration(id, "timeout", t, MAX_TIMEOUT));
         let retry = self.retry(s);
         let concurrency = self.concurrency(s);
         let grants = self.grants(s);
@@ -388,7 +408,7 @@ impl Validator<'_> {
     fn for_each(
         &mut self,
         s: &StepFile,
-        upstream: &BTreeSet<usize>,
+        upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
         ctx: &ValidationContext<'_>,
     ) -> Option<ForEach> {
@@ -415,9 +435,29 @@ impl Validator<'_> {
                 Some(ForEach::Group(group.clone()))
             }
             ForEachFile::List(items) => {
+                // Keys of the items whose key is known before the run: a templated string's key
+                // is checked when it renders.
+                let mut keys: HashMap<String, usize> = HashMap::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let mut path = format!("for-each[{i}]");
                     self.templates_in_site(item, &mut path, Site::ForEach, s, upstream, steps);
+                    let known = match item.get_ref() {
+                        FileValue::String(text) if template::is_template(text) => None,
+                        value => Some(instance_key(id, Some(&value.to_json()), i)),
+                    };
+                    if let Some(key) = known {
+                        match keys.get(&key) {
+                            Some(&first) => self.err(
+                                &item.span(),
+                                format!(
+                                    "step `{id}`: `for-each[{i}]` gives the instance key `{key}`, as `for-each[{first}]` does: each item must give its own key"
+                                ),
+                            ),
+                            None => {
+                                keys.insert(key, i);
+                            }
+                        }
+                    }
                 }
                 Some(ForEach::List(items.iter().map(|i| i.get_ref().to_json()).collect()))
             }
@@ -431,7 +471,7 @@ impl Validator<'_> {
         path: &mut String,
         site: Site,
         s: &StepFile,
-        upstream: &BTreeSet<usize>,
+        upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
     ) {
         let id = s.id.get_ref();
@@ -472,7 +512,7 @@ impl Validator<'_> {
         span: &Range<usize>,
         site: Site,
         s: &StepFile,
-        upstream: &BTreeSet<usize>,
+        upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
     ) {
         for name in names {
@@ -482,10 +522,22 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, id: &str, what: &str, text: &Spanned<String>) -> Option<Duration> {
+    /// Parses a duration that must be longer than zero and at most `max`.
+    fn duration(&mut self, id: &str, what: &str, text: &Spanned<String>, max: Duration) -> Option<Duration> {
         match humantime::parse_duration(text.get_ref().trim()) {
             Ok(d) if d.is_zero() => {
                 self.err(&text.span(), format!("step `{id}`: `{what}` must be longer than zero"));
+                None
+            }
+            Ok(d) if d > max => {
+                self.err(
+                    &text.span(),
+                    format!(
+                        "step `{id}`: `{what}` {:?} is longer than the limit of {}",
+                        text.get_ref(),
+                        humantime::format_duration(max)
+                    ),
+                );
                 None
             }
             Ok(d) => Some(d),
@@ -520,13 +572,13 @@ impl Validator<'_> {
             }
         }
         if let Some(t) = &r.initial {
-            match self.duration(id, "retry.initial", t) {
+            match self.duration(id, "retry.initial", t, MAX_RETRY_DELAY) {
                 Some(d) => policy.initial = d,
                 None => ok = false,
             }
         }
         if let Some(t) = &r.max {
-            match self.duration(id, "retry.max", t) {
+            match self.duration(id, "retry.max", t, MAX_RETRY_DELAY) {
                 Some(d) => policy.max = d,
                 None => ok = false,
             }
@@ -638,7 +690,7 @@ fn name_problem(
     name: &str,
     site: Site,
     s: &StepFile,
-    upstream: &BTreeSet<usize>,
+    upstream: UpstreamOf<'_>,
     steps: &Steps<'_>,
 ) -> Option<String> {
     let parts: Vec<&str> = name.split('.').collect();
@@ -664,7 +716,7 @@ fn name_problem(
             if kebab == id {
                 return Some(format!("step `{id}` uses `{name}`, its own result"));
             }
-            if !upstream.contains(&index) {
+            if !upstream.contains(index) {
                 return Some(format!(
                     "step `{id}` uses `{name}`, but `{kebab}` is not upstream of `{id}`: add it to `needs`"
                 ));

@@ -44,7 +44,7 @@ pub struct RunArgs {
     /// A target the plugin may use (repeatable); the first is the step's own target.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// Stop the call after this many seconds.
+    /// Stop the call after this many seconds (at most 604800, 7 days, as a step's timeout).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
 }
@@ -52,7 +52,7 @@ pub struct RunArgs {
 fn parse_input(text: &str) -> Result<Value, UsageError> {
     let (source, text) = match text.strip_prefix('@') {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = drover_engine::input_file::read_to_string(std::path::Path::new(path))
                 .map_err(|e| UsageError(format!("cannot read --input file {path}: {e}")))?;
             (path.to_string(), text)
         }
@@ -63,9 +63,18 @@ fn parse_input(text: &str) -> Result<Value, UsageError> {
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
     let input = parse_input(&args.input)?;
+    let max = drover_engine::workflow::MAX_TIMEOUT;
     let timeout = match args.timeout {
         Some(s) if !(s > 0.0 && s.is_finite()) => {
             return Err(UsageError(format!("--timeout {s} is not a positive number of seconds")).into());
+        }
+        Some(s) if s > max.as_secs_f64() => {
+            return Err(UsageError(format!(
+                "--timeout {s} is longer than the limit of {} seconds ({}), as a step's timeout",
+                max.as_secs(),
+                humantime::format_duration(max)
+            ))
+            .into());
         }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
