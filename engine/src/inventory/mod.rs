@@ -347,9 +347,9 @@ impl Inventory {
     }
 
     /// The transport of every server. SSH master connections live in a directory private to
-    /// this user (`drover-ssh-<uid>` under the temporary directory).
+    /// this user ([`crate::target::default_control_dir`]).
     pub fn targets(&self) -> TargetSet {
-        let control_dir = control_dir();
+        let control_dir = crate::target::default_control_dir();
         self.servers.iter().fold(TargetSet::new(), |set, (name, server)| {
             let transport: Arc<dyn Transport> = match &server.transport {
                 TransportSpec::Local => Arc::new(LocalTransport),
@@ -373,21 +373,6 @@ impl Inventory {
             set.with(name.clone(), transport)
         })
     }
-}
-
-/// A short directory, private to this user, for SSH control sockets (their paths are limited
-/// to about 100 bytes).
-fn control_dir() -> PathBuf {
-    #[allow(unsafe_code)]
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    let dir = std::env::temp_dir().join(format!("drover-ssh-{uid}"));
-    let _ = std::fs::create_dir_all(&dir);
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    }
-    dir
 }
 
 #[cfg(test)]

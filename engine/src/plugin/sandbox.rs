@@ -31,6 +31,7 @@ use super::info::{PluginInfo, Sha256Digest};
 use super::outcome::{RawOutcome, decode, schema_errors};
 use crate::grants::{Allow, Grants};
 use crate::secrets::Redactor;
+use crate::target::orphans;
 
 /// How often the epoch ticks: the granularity of wall-time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -420,6 +421,9 @@ impl PluginHost {
                 Mode::Compensate => step.call_compensate(&mut store, &ctx, &input).await,
             }
         });
+        // Every target command the call starts carries the attempt's marker (target::orphans).
+        let marker = orphans::marker(&call.context.run_id, &call.context.step_key, call.context.attempt);
+        let ran = orphans::in_attempt(marker, ran);
         // A cancel stops the call where it is: dropping its future drops the host call it awaits
         // (killing a target command); guest code was interrupted by the epoch callback.
         let ran = tokio::select! {

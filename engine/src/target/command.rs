@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, ProcessError, file_error};
+use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, Marking, ProcessError, file_error};
 use super::{Command, ExecOutput, TargetError, Transport, operand};
 
 /// Runs `prefix… program args…` as a local child process: a wrapper reaching the target.
@@ -50,7 +50,7 @@ impl CommandTransport {
         let launcher = argv.next().unwrap_or(program);
         let mut child = tokio::process::Command::new(launcher);
         child.args(argv);
-        process::run(child, stdin, timeout, output_limit).await.map_err(|e| match e {
+        process::run(child, stdin, timeout, output_limit, Marking::Attempt).await.map_err(|e| match e {
             // Starting fails for the wrapper, not for the program it carries.
             ProcessError::Start(_) => e.into_target_error(launcher),
             _ => e.into_target_error(program),

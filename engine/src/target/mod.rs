@@ -5,10 +5,13 @@
 //! Three transports: [`LocalTransport`] (this machine), [`SshTransport`] (the system OpenSSH
 //! client; the target runs a POSIX shell) and [`CommandTransport`] (a local wrapper program that
 //! reaches the target, such as a PowerShell or WinRM bridge for Windows). The ones that run
-//! processes share `process.rs`: input fed, output capped, killed at the timeout.
+//! processes share `process.rs`: input fed, output capped, killed at the timeout, a cleared
+//! environment, a process group of its own, killed when Drover dies. [`orphans`] marks the
+//! children of an attempt and finds what an interrupted one left running.
 
 mod command;
 mod local;
+pub mod orphans;
 mod process;
 mod ssh;
 
@@ -21,7 +24,7 @@ use async_trait::async_trait;
 
 pub use command::CommandTransport;
 pub use local::LocalTransport;
-pub use ssh::{HostKeyPolicy, SshOptions, SshTransport};
+pub use ssh::{HostKeyPolicy, SshOptions, SshTransport, default_control_dir};
 
 /// A program to run on a target, with secret references already filled in.
 #[derive(Debug, Clone)]

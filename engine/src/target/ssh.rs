@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, ProcessError, file_error};
+use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, Marking, ProcessError, file_error};
 use super::{Command, ExecOutput, TargetError, TargetErrorKind, Transport, operand};
 
 /// What ssh does with the target's host key (`StrictHostKeyChecking`).
@@ -90,6 +90,76 @@ impl SshOptions {
             control_persist: Duration::from_secs(60),
         }
     }
+}
+
+/// A short directory for master-connection sockets, private to this user: `drover-ssh` in
+/// `$XDG_RUNTIME_DIR` (a per-user directory) when it is set and is this user's, else
+/// `drover-ssh-<uid>` in the temporary directory. Nothing is created here; [`SshTransport`]
+/// creates it, or refuses one that another user could reach, at its first call.
+pub fn default_control_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|dir| {
+        dir.is_absolute() && std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == current_uid())
+    });
+    match runtime {
+        Some(dir) => dir.join("drover-ssh"),
+        None => std::env::temp_dir().join(format!("drover-ssh-{}", current_uid())),
+    }
+}
+
+fn current_uid() -> u32 {
+    #[allow(unsafe_code)]
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe {
+        libc::getuid()
+    }
+}
+
+/// Creates `dir` (mode 0700) when it is missing, then refuses it unless it is a directory, not a
+/// symbolic link, owned by this user and writable by nobody else: a control directory in a shared
+/// place (the temporary directory) may have been made by another user first, who could then
+/// replace the sockets and see or steer every command sent through them.
+fn ensure_private_dir(dir: &Path) -> Result<(), TargetError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let shown = dir.display();
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Its parents are missing: make them, private as well.
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
+                TargetError::permanent(format!("cannot create the ssh control directory {shown}: {e}"))
+            })?;
+        }
+        Err(e) => {
+            return Err(TargetError::permanent(format!(
+                "cannot create the ssh control directory {shown}: {e}"
+            )));
+        }
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| {
+        TargetError::permanent(format!("cannot inspect the ssh control directory {shown}: {e}"))
+    })?;
+    let uid = current_uid();
+    let refuse = |why: String| {
+        Err(TargetError::permanent(format!(
+            "refusing the ssh control directory {shown}: {why}; remove it, or make it a directory of \
+             your own that only you can write to"
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("it is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    if meta.uid() != uid {
+        return refuse(format!("it is owned by uid {}, not by this user (uid {uid})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!("its group or other users may write to it (mode {:o})", meta.mode() & 0o7777));
+    }
+    Ok(())
 }
 
 /// Reaches a target through the system `ssh` and `sftp` clients.
@@ -175,11 +245,7 @@ impl SshTransport {
 
     /// Creates the control directory, private to this user, when it is missing.
     fn ensure_control_dir(&self) -> Result<(), TargetError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = &self.options.control_dir;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
-            TargetError::permanent(format!("cannot create the ssh control directory {}: {e}", dir.display()))
-        })
+        ensure_private_dir(&self.options.control_dir)
     }
 
     /// Runs the OpenSSH client `client` (`ssh` or `sftp`) with `args`.
@@ -195,7 +261,8 @@ impl SshTransport {
         self.ensure_control_dir()?;
         let mut process = tokio::process::Command::new(client);
         process.args(args);
-        process::run(process, stdin, timeout, output_limit).await.map_err(|e| match e {
+        // Unmarked: the master connection a call may start outlives it by design (orphans.rs).
+        process::run(process, stdin, timeout, output_limit, Marking::None).await.map_err(|e| match e {
             ProcessError::Start(e) if e.kind() == std::io::ErrorKind::NotFound => TargetError::permanent(
                 format!("the OpenSSH client `{client}` is not installed (it is needed for ssh targets)"),
             ),
@@ -559,6 +626,102 @@ mod tests {
             e.message,
             "ssh to h: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! Host key verification failed."
         );
+    }
+
+    #[test]
+    fn a_control_directory_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("temporary directory");
+        let dir = base.path().join("a/b/control");
+        ensure_private_dir(&dir).expect("created");
+        for made in [dir.as_path(), dir.parent().expect("parent")] {
+            let mode = std::fs::metadata(made).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", made.display());
+        }
+        ensure_private_dir(&dir).expect("an existing private directory is used");
+    }
+
+    #[test]
+    fn a_control_directory_others_may_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("temporary directory");
+        let dir = base.path().join("shared");
+        std::fs::create_dir(&dir).expect("created");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = ensure_private_dir(&dir).expect_err("refused");
+        assert_eq!(e.kind, TargetErrorKind::Permanent);
+        assert_eq!(
+            e.message,
+            format!(
+                "refusing the ssh control directory {}: its group or other users may write to it (mode 777); \
+                 remove it, or make it a directory of your own that only you can write to",
+                dir.display()
+            )
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        ensure_private_dir(&dir).expect("readable by others, writable by its owner only: used");
+    }
+
+    #[test]
+    fn a_control_directory_of_another_user_or_a_link_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let base = tempfile::tempdir().expect("temporary directory");
+        // Another user's directory: one this test makes and gives away when it runs as root, else
+        // the root directory, which is root's.
+        let (theirs, owner) = if current_uid() == 0 {
+            let dir = base.path().join("theirs");
+            std::fs::create_dir(&dir).expect("created");
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
+            (dir, 65534)
+        } else {
+            let root = PathBuf::from("/");
+            let owner = std::fs::metadata(&root).expect("/").uid();
+            (root, owner)
+        };
+        let e = ensure_private_dir(&theirs).expect_err("refused");
+        assert_eq!(e.kind, TargetErrorKind::Permanent);
+        assert!(
+            e.message.starts_with(&format!("refusing the ssh control directory {}:", theirs.display())),
+            "{e}"
+        );
+        assert!(
+            e.message
+                .contains(&format!("it is owned by uid {owner}, not by this user (uid {})", current_uid())),
+            "{e}"
+        );
+        let own = base.path().join("own");
+        std::fs::create_dir(&own).expect("created");
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&own, &link).expect("symlink");
+        let e = ensure_private_dir(&link).expect_err("refused");
+        assert!(e.message.contains("it is a symbolic link"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_call_through_a_refused_control_directory_fails_before_ssh_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("temporary directory");
+        let dir = base.path().join("shared");
+        std::fs::create_dir(&dir).expect("created");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let transport = SshTransport::new(SshOptions::new("127.0.0.1", &dir));
+        let command = Command {
+            program: "true".into(),
+            args: Vec::new(),
+            stdin: None,
+            timeout: Duration::from_secs(5),
+            output_limit: 1024,
+        };
+        let e = transport.exec(&command).await.expect_err("refused");
+        assert_eq!(e.kind, TargetErrorKind::Permanent);
+        assert!(e.message.contains(&format!("refusing the ssh control directory {}", dir.display())), "{e}");
+    }
+
+    #[test]
+    fn the_default_control_directory_is_per_user() {
+        let dir = default_control_dir();
+        let name = dir.file_name().and_then(|n| n.to_str()).expect("a name");
+        assert!(name == "drover-ssh" || name == format!("drover-ssh-{}", current_uid()), "{}", dir.display());
     }
 
     #[test]
