@@ -139,7 +139,7 @@ fn no_target_process_of_the_lab_run_gets_a_secret_in_its_environment_or_command_
     let recorder =
         lab.script("recorder.sh", &RECORDER.replace("$DROVER_TEST_CALLS", &calls.display().to_string()));
     lab.wrap_exec(&[&recorder]);
-    let out = lab.run(&[]);
+    let out = lab.drover(&["-vv", "run", &lab.workflow, "--inventory", &lab.inventory]).output().unwrap();
     assert!(out.status.success(), "the lab run: {}{}", stdout(&out), stderr(&out));
     let run = lab.sandbox.last_run();
 
@@ -175,7 +175,10 @@ fn no_target_process_of_the_lab_run_gets_a_secret_in_its_environment_or_command_
         findings.join("\n")
     );
 
-    for (what, text) in written_by_drover(&lab.sandbox, &run) {
+    let mut seen = written_by_drover(&lab.sandbox, &run);
+    seen.push(("run stdout".into(), stdout(&out)));
+    seen.push(("run stderr (-vv logs)".into(), stderr(&out)));
+    for (what, text) in seen {
         for (_, value) in SECRETS {
             assert!(!text.contains(value), "the secret {value} is in {what}");
         }
