@@ -25,6 +25,10 @@ use file::{InventoryFile, ServerFile, SshFile};
 /// Windows computer (NetBIOS) names longer than this break BizTalk configuration.
 pub const WINDOWS_NAME_LIMIT: usize = 15;
 
+/// The longest `connect-timeout`: 10 minutes. A longer one is a mistake (a run would sit on an
+/// unreachable server for hours), and a huge one would not fit the milliseconds a run pins.
+pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// How long an SSH master connection outlives its last use.
 const CONTROL_PERSIST: Duration = Duration::from_secs(60);
 
@@ -111,7 +115,7 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     /// Unreadable file.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read inventory file {path}: {source}")]
     Io {
         /// The file.
         path: String,
@@ -125,7 +129,7 @@ pub enum InventoryError {
 
 /// Reads, checks and resolves an inventory file.
 pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input_file::read_to_string(path)
         .map_err(|source| InventoryError::Io { path: path.display().to_string(), source })?;
     parse(path, &text)
 }
@@ -185,8 +189,15 @@ impl Check<'_> {
                     ),
                 );
             }
+            let mut listed = BTreeSet::new();
             for member in &members {
-                if !declared.contains(member.get_ref()) {
+                if !listed.insert(member.get_ref()) {
+                    // Each member is one instance of a `for-each` over the group, named by it.
+                    self.problem(
+                        member,
+                        format!("group `{}` lists `{}` twice", name.get_ref(), member.get_ref()),
+                    );
+                } else if !declared.contains(member.get_ref()) {
                     self.problem(
                         member,
                         format!(
@@ -308,9 +319,20 @@ impl Check<'_> {
         let timeout = match &ssh.connect_timeout {
             None => Duration::from_secs(10),
             Some(t) => match humantime::parse_duration(t.get_ref()) {
-                Ok(d) if d >= Duration::from_secs(1) => d,
-                Ok(_) => {
+                Ok(d) if (Duration::from_secs(1)..=MAX_CONNECT_TIMEOUT).contains(&d) => d,
+                Ok(d) if d < Duration::from_secs(1) => {
                     self.problem(t, format!("server `{id}`: connect-timeout must be at least 1s"));
+                    Duration::from_secs(10)
+                }
+                Ok(_) => {
+                    self.problem(
+                        t,
+                        format!(
+                            "server `{id}`: connect-timeout `{}` is longer than the limit of {}",
+                            t.get_ref(),
+                            humantime::format_duration(MAX_CONNECT_TIMEOUT)
+                        ),
+                    );
                     Duration::from_secs(10)
                 }
                 Err(e) => {
@@ -469,6 +491,11 @@ ssh = { host-key-policy = "maybe", connect-timeout = "soon" }
 [groups]
 dr = ["A"]
 web = ["A", "Z"]
+db = ["B", "C", "B"]
+
+[servers.D]
+transport = "ssh"
+ssh = { connect-timeout = "18446744073709551615s" }
 "#,
         );
         assert_eq!(
@@ -481,6 +508,8 @@ web = ["A", "Z"]
                 "/inv/inventory.toml:12:54: server `C`: connect-timeout `soon`: expected number at 0",
                 "/inv/inventory.toml:15:1: group `dr` has the name of a site, which is already a group of its servers",
                 "/inv/inventory.toml:16:13: group `web`: `Z` is not a server of this inventory",
+                "/inv/inventory.toml:17:17: group `db` lists `B` twice",
+                "/inv/inventory.toml:21:27: server `D`: connect-timeout `18446744073709551615s` is longer than the limit of 10m",
             ]
         );
     }

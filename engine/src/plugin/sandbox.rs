@@ -240,7 +240,8 @@ impl PluginHost {
 
     /// Loads a plugin file; see [`Self::load`].
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.into(), source })?;
+        let bytes = crate::input_file::read_limited(path, crate::input_file::MAX_COMPONENT_BYTES)
+            .map_err(|source| LoadError::Io { path: path.into(), source })?;
         self.load(&bytes).await
     }
 
