@@ -64,6 +64,15 @@ pub enum StoreError {
         /// The newest this build knows.
         supported: i64,
     },
+    /// Another process holds the journal's write lock for longer than a commit waits: a drover
+    /// stopped (SIGSTOP, a debugger) inside a commit, or a foreign program writing to it.
+    #[error(
+        "the database {path} is locked by another process's write: a drover stopped inside a commit, or another program, holds it; continue or end that process and try again"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
     /// The disk is full.
     #[error("the disk holding {path} is full: free space and resume")]
     Full {
@@ -110,6 +119,7 @@ impl StoreError {
                 StoreError::Corrupt { path, detail: e.to_string() }
             }
             Some(ErrorCode::DiskFull) => StoreError::Full { path },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked { path },
             _ => StoreError::Other { path, detail: e.to_string() },
         }
     }
