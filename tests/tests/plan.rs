@@ -23,7 +23,8 @@ fn a_plan_changes_nothing_and_says_what_a_fresh_and_a_prepared_lab_would_see() {
         };
         assert_eq!(verdict, expected, "{key}");
     }
-    assert!(lab.sandbox.run(&["runs", "--json"]).stdout.starts_with(b"[]"), "a plan writes no run");
+    let runs = lab.sandbox.run(&["runs", "--json"]);
+    assert_eq!(runs.status.code(), Some(3), "a plan writes no run, nor a journal: {}", stderr(&runs));
 
     let out = lab.run(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

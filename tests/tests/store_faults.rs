@@ -1,7 +1,10 @@
 //! Faults of the run journal's storage while a run is in progress: the disk filling up, the file
-//! made read-only, the file replaced by garbage. Each gives exit code 6 and a message naming the
-//! file and the cause, never a silently corrupt journal, and once the fault is cleared a resume
-//! finishes the run.
+//! made read-only, the file replaced by garbage, bytes written into its write-ahead log. Each
+//! gives exit code 6 and a message naming the file and the cause, never a silently corrupt
+//! journal or a run reported succeeded, and once the fault is cleared a resume finishes the run.
+//! And the journal as the commands that only read it find it: missing (exit 3, nothing created),
+//! an empty file (refused, not taken for a new journal), archived read-only (still readable),
+//! locked or unusable (exit 6 from every command).
 //!
 //! The disk-full test mounts a small tmpfs of its own (root is needed, as `cargo xtask test` and
 //! CI run); when the mount is refused it fails and says so, it never skips.
@@ -10,8 +13,10 @@
 //! (Unix checks permissions when a file is opened), so those two faults are met by the next
 //! process: the one that resumes after the first was killed mid-run.
 
+use std::os::unix::fs::{FileExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use drover_tests::{HeldRun, Sandbox, stderr, stdout, wasm};
 
@@ -79,19 +84,30 @@ fn attempts(db: &Path) -> Vec<(String, i64, String)> {
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
-/// After the fault is cleared: `drover resume` finishes the run, the step succeeded, and it ran
-/// once per attempt the journal records.
+/// After the fault is cleared: `drover resume` finishes the run, the step succeeded, no attempt's
+/// effect happened twice, every effect belongs to a journaled attempt, and the succeeded
+/// attempt's effect happened.
 fn resume_finishes(sandbox: &Sandbox, run: &str, effects: &Path) {
     let out = sandbox.run(&["resume", run]);
     assert!(out.status.success(), "resume after the fault: {}{}", stdout(&out), stderr(&out));
     assert_eq!(sandbox.status(run)["state"], "succeeded");
     assert_eq!(quick_check(&sandbox.db_path()), "ok");
     let attempts = attempts(&sandbox.db_path());
-    let lines = std::fs::read_to_string(effects).unwrap_or_default().lines().count();
-    assert_eq!(lines, attempts.len(), "one effect per journaled attempt: {attempts:?}");
     let numbers: Vec<i64> = attempts.iter().map(|a| a.1).collect();
     assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>(), "attempts numbered without gaps");
-    assert_eq!(attempts.last().unwrap().2, "succeeded", "{attempts:?}");
+    let last = attempts.last().unwrap();
+    assert_eq!(last.2, "succeeded", "{attempts:?}");
+    let text = std::fs::read_to_string(effects).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        assert!(seen.insert(*line), "an attempt's effect happened twice: {lines:?}");
+        assert!(
+            attempts.iter().any(|a| *line == format!("{} {}", a.0, a.1)),
+            "effect {line:?} of no journaled attempt: {attempts:?}"
+        );
+    }
+    assert!(seen.contains(format!("{} {}", last.0, last.1).as_str()), "{lines:?} {attempts:?}");
 }
 
 fn start(sandbox: &Sandbox) -> (HeldRun, String) {
@@ -101,18 +117,12 @@ fn start(sandbox: &Sandbox) -> (HeldRun, String) {
     (held, run)
 }
 
-/// SIGKILLs the process inside its step, then releases the step: the killed process's `sh`
-/// child lives on and appends its line, which this waits for, so that every later line is the
-/// resume's.
+/// SIGKILLs the process inside its step, then releases the step. The step's `sh` dies with the
+/// process (target commands do not outlive their driver), so it appends nothing.
 fn kill_inside_the_step(held: &mut HeldRun) {
     held.child.kill().unwrap();
     held.child.wait().unwrap();
     std::fs::write(&held.release, "").unwrap();
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(&held.effects).unwrap_or_default().lines().count() < 1 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the orphaned step never finished");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -193,4 +203,213 @@ fn a_journal_replaced_by_garbage_mid_run_is_refused_untouched_and_resumes_once_r
         }
     }
     resume_finishes(&sandbox, &run, &held.effects);
+}
+
+/// `<journal><ext>`: its side files.
+fn side(db: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}{ext}", db.display()))
+}
+
+/// The names in a folder, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts `drover args…` exits with `code` and says `expected` on stderr.
+fn assert_exit(out: &Output, args: &[&str], code: i32, expected: &str) {
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {}{}", stdout(out), stderr(out));
+    assert!(stderr(out).contains(expected), "{args:?}: {expected:?} not in {}", stderr(out));
+}
+
+/// The commands that only read the journal, about run `run`.
+fn readers(run: &str) -> Vec<Vec<String>> {
+    [vec!["runs"], vec!["status", run], vec!["events", run], vec!["report", run]]
+        .into_iter()
+        .map(|args| args.into_iter().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn commands_that_only_read_never_create_a_journal_and_name_the_path_they_looked_at() {
+    let sandbox = Sandbox::new();
+    let db = sandbox.db_path();
+    for args in readers("run_x") {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sandbox.run(&args);
+        assert_exit(&out, &args, 3, &format!("no journal at {}", db.display()));
+        assert!(stderr(&out).contains("--db or DROVER_DB"), "{}", stderr(&out));
+    }
+    assert_eq!(listing(sandbox.path()), Vec::<String>::new(), "a reading command created files");
+}
+
+#[test]
+fn an_empty_journal_file_is_refused_by_every_command_and_left_as_it_is() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::NOOP]);
+    let db = sandbox.db_path();
+    std::fs::write(&db, b"").unwrap();
+    let wf = sandbox
+        .write("one.toml", "name = \"one\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"a\"\nplugin = \"noop\"\n");
+    let inventory = sandbox.write("inventory.toml", "");
+    let mut commands = readers("run_x");
+    for writer in [vec!["resume", "run_x"], vec!["run", wf.as_str(), "--inventory", inventory.as_str()]] {
+        commands.push(writer.into_iter().map(String::from).collect());
+    }
+    let before = listing(sandbox.path());
+    for args in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sandbox.run(&args);
+        assert_exit(
+            &out,
+            &args,
+            6,
+            &format!("the database {} is an empty file, not a Drover journal", db.display()),
+        );
+    }
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the empty file was written to");
+    assert_eq!(listing(sandbox.path()), before, "a refused command made side files");
+}
+
+/// A finished run of one `noop` step in `sandbox`; returns its id.
+fn finished_run(sandbox: &Sandbox) -> String {
+    sandbox.install(&[wasm::NOOP]);
+    let wf = sandbox
+        .write("one.toml", "name = \"one\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"a\"\nplugin = \"noop\"\n");
+    let inventory = sandbox.write("inventory.toml", "");
+    let out = sandbox.run(&["run", &wf, "--inventory", &inventory]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sandbox.last_run()
+}
+
+#[test]
+fn an_archived_journal_read_only_in_a_read_only_folder_is_read_and_reported_untouched() {
+    let archive = tempfile::tempdir().unwrap();
+    let db = archive.path().join("drover.db");
+    let sandbox = Sandbox::with_db(db.clone());
+    let run = finished_run(&sandbox);
+    let files = listing(archive.path());
+    assert!(!files.iter().any(|f| f.ends_with("-wal") || f.ends_with("-shm")), "{files:?}");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(archive.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    // As root (whom permissions do not stop) and as nobody (whom they do).
+    for user in [None, Some(65534)] {
+        for args in readers(&run) {
+            let mut cmd = sandbox.drover();
+            cmd.args(&args).current_dir(archive.path());
+            if let Some(id) = user {
+                cmd.uid(id).gid(id);
+            }
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{args:?} as {user:?}: {}{}", stdout(&out), stderr(&out));
+            assert!(stdout(&out).contains(&run) || args[0] == "events", "{args:?}: {}", stdout(&out));
+            if args[0] == "report" {
+                assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+            }
+        }
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "reading the archive wrote to it");
+    assert_eq!(listing(archive.path()), files, "reading the archive made side files");
+    std::fs::set_permissions(archive.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_reader_of_a_journal_of_an_older_schema_reads_it_without_migrating_it() {
+    let sandbox = Sandbox::new();
+    let db = sandbox.db_path();
+    // A journal as the first schema made it: the first migration only.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let first = include_str!("../../engine/src/store/migrations/0001_init.sql");
+    conn.execute_batch(&format!("{first}\nPRAGMA user_version = 1;")).unwrap();
+    drop(conn);
+    let before = std::fs::read(&db).unwrap();
+    let out = sandbox.run(&["runs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no runs in"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&db).unwrap(), before, "a reader migrated the journal");
+}
+
+/// Writes `len` pseudo-random bytes (from `seed`) into `path` at `at`, as a stray process or a
+/// failing disk would.
+fn scribble(path: &Path, at: u64, len: usize, seed: u64) {
+    let mut x = seed | 1;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(&bytes, at).unwrap();
+}
+
+#[test]
+fn bytes_written_into_the_log_mid_run_fail_the_run_with_exit_6_and_every_later_command_refuses_the_journal() {
+    let seed = 0x5eed_d0a7;
+    println!("seed {seed:#x}");
+    let sandbox = Sandbox::new();
+    let db = sandbox.db_path();
+    let (HeldRun { child, release, .. }, run) = start(&sandbox);
+    // Every frame logged so far gets bytes over the middle of its page: among them the latest
+    // version of pages the rest of the run never writes again (the pinned definition's, say).
+    // Overwriting only frames that later frames supersede is survivable: see store::tests.
+    let wal = side(&db, "-wal");
+    let frames = (std::fs::metadata(&wal).unwrap().len() - 32) / (24 + 4096);
+    assert!(frames > 8, "the log holds a few frames: {frames}");
+    for frame in 0..frames {
+        scribble(&wal, 32 + frame * (24 + 4096) + 24 + 1024, 2048, seed + frame);
+    }
+    std::fs::write(&release, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let damaged = format!("the journal {} was damaged by something outside drover", db.display());
+    assert_exit(&out, &["run"], 6, &damaged);
+    assert!(!stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    assert!(side(&db, "-damaged").exists(), "no -damaged note");
+    assert!(wal.exists(), "the damaged log was not kept");
+    for args in readers(&run).into_iter().chain([vec!["resume".to_string(), run.clone()]]) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_exit(&sandbox.run(&args), &args, 6, &damaged);
+    }
+}
+
+#[test]
+fn every_command_exits_6_when_the_journal_is_locked_or_unusable() {
+    let sandbox = Sandbox::new();
+    let run = finished_run(&sandbox);
+    let db = sandbox.db_path();
+    // Another process holds the write lock past SQLite's busy timeout.
+    let locker = rusqlite::Connection::open(&db).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (wf, inventory) = (sandbox.path().join("one.toml"), sandbox.path().join("inventory.toml"));
+    let start = ["run", wf.to_str().unwrap(), "--inventory", inventory.to_str().unwrap()];
+    for args in [&start[..], &["resume", run.as_str()]] {
+        assert_exit(&sandbox.run(args), args, 6, &format!("the database {} is locked", db.display()));
+    }
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    // A folder where the journal should be.
+    let folder = sandbox.path().join("folder.db");
+    std::fs::create_dir(&folder).unwrap();
+    for args in readers(&run).into_iter().chain([vec!["resume".to_string(), run.clone()]]) {
+        let mut full = vec!["--db", folder.to_str().unwrap()];
+        full.extend(args.iter().map(String::as_str));
+        let out = sandbox.run(&full);
+        assert_eq!(out.status.code(), Some(6), "{full:?}: {}", stderr(&out));
+    }
+    // A journal below a file, which cannot be a folder.
+    let below = sandbox.path().join("inventory.toml").join("drover.db");
+    let out = sandbox.run(&["--db", below.to_str().unwrap(), "resume", "--all"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot create {}", below.parent().unwrap().display())),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -18,7 +18,7 @@ pub struct EventsArgs {
 }
 
 pub fn run(global: &Global, args: EventsArgs) -> anyhow::Result<Exit> {
-    let store = context::store(global)?;
+    let store = context::read_store(global)?;
     store.run(&args.run)?;
     let events = store.events(&args.run, 0)?;
     for e in &events {

@@ -31,7 +31,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Exit> {
-    let store = context::store(global)?;
+    let store = context::read_store(global)?;
     let report = Report::build(&store, &args.run)?;
     if global.json {
         output::json(&serde_json::to_value(&report)?)?;

@@ -54,6 +54,8 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> an
         eprintln!("driving {run_id}");
     }
     let outcome = run::resume(ctx, run_id).await?;
+    // Nothing is reported of a run whose journal does not hold what was committed.
+    ctx.store.verify().await?;
     if global.json {
         output::json(&serde_json::json!({ "run": run_id, "outcome": outcome }))?;
     }

@@ -40,6 +40,7 @@ pub(super) async fn send(
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
     let delivery = operator::request(&ctx, run, command, step, data, &user).await?;
+    ctx.store.verify().await?;
     let what = command.as_str();
     if global.json {
         let (delivery, pid) = match delivery {

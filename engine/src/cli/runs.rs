@@ -10,7 +10,7 @@ use super::{Exit, Global, context, output, status::format_ms};
 pub struct RunsArgs {}
 
 pub fn run(global: &Global, _args: RunsArgs) -> anyhow::Result<Exit> {
-    let store = context::store(global)?;
+    let store = context::read_store(global)?;
     let runs = store.runs()?;
     if global.json {
         let items: Vec<_> = runs

@@ -109,7 +109,7 @@ fn slot(wf: &Workflow, record: &StepRecord, running: &[&StepRecord]) -> String {
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
-    let store = context::store(global)?;
+    let store = context::read_store(global)?;
     let run = store.run(&args.run)?;
     let steps = store.steps(&run.id)?;
     let wf: Workflow = drover_engine::run::pinned_workflow(&run.definition).map_err(anyhow::Error::msg)?;

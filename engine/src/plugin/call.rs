@@ -181,6 +181,15 @@ pub struct NoObserver;
 
 impl CallObserver for NoObserver {}
 
+/// What one step instance's checkpoints hold: the host caps both (`plugin/imports.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateUsage {
+    /// Keys.
+    pub keys: usize,
+    /// Bytes of keys and values together.
+    pub bytes: usize,
+}
+
 /// Durable checkpoints of one step instance (`state-get` / `state-set`).
 #[async_trait]
 pub trait StepStateStore: Send + Sync {
@@ -188,6 +197,8 @@ pub trait StepStateStore: Send + Sync {
     async fn get(&self, key: &str) -> Option<String>;
     /// Writes a key; durable when this returns.
     async fn set(&self, key: &str, value: &str) -> Result<(), String>;
+    /// What the instance's checkpoints other than `except` hold.
+    async fn usage(&self, except: &str) -> Result<StateUsage, String>;
 }
 
 /// Checkpoints in memory: for calls outside a run.
@@ -203,6 +214,15 @@ impl StepStateStore for MemoryState {
     async fn set(&self, key: &str, value: &str) -> Result<(), String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.into(), value.into());
         Ok(())
+    }
+
+    async fn usage(&self, except: &str) -> Result<StateUsage, String> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let others = map.iter().filter(|(k, _)| k.as_str() != except);
+        Ok(others.fold(StateUsage::default(), |u, (k, v)| StateUsage {
+            keys: u.keys + 1,
+            bytes: u.bytes + k.len() + v.len(),
+        }))
     }
 }
 

@@ -2,6 +2,9 @@
 //! calls do. Every call is checked against the step's [`Grants`] before anything else happens;
 //! a refusal is recorded and returned to the guest as a `denied` error. Secret references are
 //! filled in here, on the way to the transport, and everything the plugin emits is redacted.
+//! Growth is capped here too: a step instance's checkpoints ([`STATE_KEYS`], [`STATE_BYTES`]),
+//! an `exec` command line ([`EXEC_COMMAND_BYTES`]), and what an audit record keeps of the
+//! plugin's text (`excerpt.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::drover::plugin::{host, target, types as wit};
 use super::call::{CallEnv, LogLevel, LogRecord, Mode, TargetCallRecord};
 use super::error::CallError;
+use super::excerpt;
 use super::sandbox::SandboxLimits;
 use crate::grants::{Grants, Missing, Refusal};
 use crate::secrets::{self, Redactor};
@@ -91,6 +95,14 @@ impl WasiView for StepState {
     }
 }
 
+/// Most checkpoint keys one step instance holds (across its attempts).
+pub(crate) const STATE_KEYS: usize = 1000;
+/// Most bytes of keys and values one step instance's checkpoints hold together; one checkpoint
+/// is capped by [`SandboxLimits::output_bytes`] (1 MiB by default).
+pub(crate) const STATE_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes of an `exec` request's target, program and arguments together.
+pub(crate) const EXEC_COMMAND_BYTES: usize = 1024 * 1024;
+
 type HostResult<T> = wasmtime::Result<Result<T, wit::HostError>>;
 
 fn host_error(kind: wit::HostErrorKind, message: impl Into<String>) -> wit::HostError {
@@ -161,6 +173,12 @@ impl StepState {
 
     /// Records a refusal and turns it into the guest's `denied` error.
     fn refuse(&mut self, refusal: Refusal) -> wit::HostError {
+        // The names are the plugin's: what the journal keeps of them is capped.
+        let refusal = Refusal {
+            call: excerpt::cap(&refusal.call, excerpt::TEXT_BYTES),
+            name: excerpt::cap(&refusal.name, excerpt::TEXT_BYTES),
+            ..refusal
+        };
         self.env.observer.refusal(&refusal);
         let message = refusal.to_string();
         self.refusals.push(refusal);
@@ -225,11 +243,14 @@ impl StepState {
         })
     }
 
+    /// Records a target call, redacted, and capped ([`excerpt`]): one call cannot grow the
+    /// journal by what the plugin sent.
     fn audit(&mut self, record: TargetCallRecord) {
+        let args: Vec<String> = record.args.iter().map(|a| self.redactor.redact(a)).collect();
         let record = TargetCallRecord {
-            what: self.redactor.redact(&record.what),
-            args: record.args.iter().map(|a| self.redactor.redact(a)).collect(),
-            error: record.error.map(|e| self.redactor.redact(&e)),
+            what: excerpt::cap(&self.redactor.redact(&record.what), excerpt::TEXT_BYTES),
+            args: excerpt::cap_args(&args),
+            error: record.error.map(|e| excerpt::cap(&self.redactor.redact(&e), excerpt::TEXT_BYTES)),
             ..record
         };
         self.env.observer.target_call(&record);
@@ -291,19 +312,52 @@ impl host::Host for StepState {
     }
 
     async fn state_set(&mut self, key: String, value: String) -> HostResult<()> {
+        let shown = excerpt::cap(&key, 200);
+        let too_large = |message: String| Ok(Err(host_error(wit::HostErrorKind::TooLarge, message)));
         if key.len() + value.len() > self.limits.output_bytes {
-            return Ok(Err(host_error(
-                wit::HostErrorKind::TooLarge,
-                format!("checkpoint {key} is over the limit of {} bytes", self.limits.output_bytes),
-            )));
+            return too_large(format!(
+                "checkpoint {shown} is {} bytes with its key, over the limit of {} bytes per checkpoint",
+                key.len() + value.len(),
+                self.limits.output_bytes
+            ));
         }
         let value = self.redactor.redact(&value);
+        let others = match self.env.state.usage(&key).await {
+            Ok(usage) => usage,
+            Err(e) => return Ok(Err(host_error(wit::HostErrorKind::Retryable, e))),
+        };
+        if others.keys >= STATE_KEYS {
+            return too_large(format!(
+                "checkpoint {shown} would be key {} of this step instance, over the limit of {STATE_KEYS} keys: reuse keys",
+                others.keys + 1
+            ));
+        }
+        let total = others.bytes + key.len() + value.len();
+        if total > STATE_BYTES {
+            return too_large(format!(
+                "checkpoint {shown} would bring this step instance's checkpoints to {total} bytes, over the limit of {STATE_BYTES} bytes in all"
+            ));
+        }
         Ok(self.env.state.set(&key, &value).await.map_err(|e| host_error(wit::HostErrorKind::Retryable, e)))
     }
 }
 
 impl target::Host for StepState {
     async fn exec(&mut self, request: target::ExecRequest) -> HostResult<target::ExecOutput> {
+        // Before anything else, so that not even a refusal records an oversized command line.
+        let size = request.target.len()
+            + request.program.len()
+            + request.args.iter().map(String::len).sum::<usize>();
+        if size > EXEC_COMMAND_BYTES {
+            return Ok(Err(host_error(
+                wit::HostErrorKind::TooLarge,
+                format!(
+                    "exec {} on {}: the command line is {size} bytes, over the limit of {EXEC_COMMAND_BYTES}; pass large data in stdin or a file",
+                    excerpt::cap(&request.program, 200),
+                    excerpt::cap(&request.target, 200)
+                ),
+            )));
+        }
         let call = format!("exec {} on {}", request.program, request.target);
         let prepared = (|| {
             let transport = self.check_target(&call, &request.target)?;

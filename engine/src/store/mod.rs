@@ -184,24 +184,17 @@ impl Store {
     }
 
     /// Checks that the journal on disk holds what this process committed: the write-ahead log
-    /// against SQLite's index of it (`wal.rs`), then SQLite's `quick_check`. A command calls this
-    /// before it reports what it did (a run's outcome, an operator command recorded). On damage
-    /// the error is [`StoreError::Damaged`], the `-damaged` note is written and this process
-    /// never copies the log into the database.
+    /// against SQLite's index of it (`wal.rs`), copied into the database at once if something
+    /// scratched it, then SQLite's `quick_check`. A command calls this before it reports what it
+    /// did (a run's outcome, an operator command recorded). On damage the error is
+    /// [`StoreError::Damaged`], the `-damaged` note is written and this process never copies the
+    /// log into the database.
     pub async fn verify(&self) -> Result<(), StoreError> {
-        let path = self.path.clone();
+        // The check itself runs on the writer thread after this empty commit, outside any
+        // transaction, where a checkpoint can run.
         self.writer
-            .run(move |conn| {
-                wal::check(&path).map_err(|detail| StoreError::Damaged { path: path.clone(), detail })?;
-                let check: String = conn
-                    .query_row("PRAGMA quick_check", [], |r| r.get(0))
-                    .map_err(|e| StoreError::from_sqlite(&path, e))?;
-                if check != "ok" {
-                    return Err(StoreError::Damaged {
-                        path,
-                        detail: format!("SQLite's quick_check says {check}"),
-                    });
-                }
+            .run(|_| {
+                wal::request_check();
                 Ok(())
             })
             .await
@@ -574,6 +567,78 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt as _;
+
+    /// A store with `rows` rows of 2 kB committed one by one into a table of its own, so that
+    /// pages are logged again and again; returns each logged frame's page number.
+    async fn logged(db: &Path, rows: usize) -> (Store, Vec<u32>) {
+        let store = Store::open(db, Durability::Normal).unwrap();
+        for i in 0..rows {
+            store
+                .writer
+                .run(move |c| {
+                    let row = format!("{i} {}", "x".repeat(2000));
+                    c.execute_batch("CREATE TABLE IF NOT EXISTS scratch (x TEXT)")
+                        .and_then(|()| c.execute("INSERT INTO scratch VALUES (?1)", [row]))
+                        .map_err(|e| StoreError::Other { path: "scratch".into(), detail: e.to_string() })
+                })
+                .await
+                .unwrap();
+        }
+        let log = std::fs::read(wal::log_path(db)).unwrap();
+        let pages =
+            log[32..].chunks_exact(24 + 4096).map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]])).collect();
+        (store, pages)
+    }
+
+    fn scribble_frame(db: &Path, frame: usize) {
+        let file = std::fs::OpenOptions::new().write(true).open(wal::log_path(db)).unwrap();
+        file.write_all_at(&[0x5a; 64], (32 + (frame - 1) * (24 + 4096) + 24 + 1000) as u64).unwrap();
+    }
+
+    fn rows(store: &Store) -> i64 {
+        store.read(|c| c.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn verify_copies_a_log_scratched_where_a_later_frame_has_the_page_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let (store, pages) = logged(&db, 30).await;
+        let superseded = (1..pages.len()).find(|&n| pages[n..].contains(&pages[n - 1])).unwrap();
+        scribble_frame(&db, superseded);
+        store.verify().await.unwrap();
+        assert_eq!(std::fs::metadata(wal::log_path(&db)).unwrap().len(), 0, "the log was not copied");
+        assert_eq!(rows(&store), 30);
+        store.apply(Vec::new()).await.unwrap();
+        drop(store);
+        assert!(!wal::note_path(&db).exists());
+        let reopened = Store::open_read_only(&db).unwrap();
+        assert_eq!(rows(&reopened), 30);
+    }
+
+    #[tokio::test]
+    async fn verify_refuses_a_log_whose_latest_version_of_a_page_was_overwritten_and_so_does_every_later_open()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let (store, pages) = logged(&db, 30).await;
+        scribble_frame(&db, pages.len());
+        let damaged = |e: &StoreError| matches!(e, StoreError::Damaged { .. });
+        let e = store.verify().await.unwrap_err();
+        assert!(damaged(&e), "{e}");
+        assert!(e.to_string().contains(&format!("frame {}", pages.len())), "{e}");
+        let e = store.apply(Vec::new()).await.unwrap_err();
+        assert!(damaged(&e), "a commit after the damage: {e}");
+        let before = std::fs::read(&db).unwrap();
+        drop(store);
+        assert_eq!(std::fs::read(&db).unwrap(), before, "the damaged log was copied into the database");
+        assert!(wal::log_path(&db).exists(), "the damaged log was not kept");
+        let e = Store::open(&db, Durability::Full).err().unwrap();
+        assert!(damaged(&e), "{e}");
+        let e = Store::open_read_only(&db).err().unwrap();
+        assert!(damaged(&e), "{e}");
+    }
 
     #[test]
     fn closing_the_store_removes_the_write_ahead_log() {

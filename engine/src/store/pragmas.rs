@@ -25,5 +25,9 @@ pub(crate) const PRAGMAS: &[(&str, &str, &str)] = &[
     ("journal_mode", "WAL", "readers never block the single writer; commits append to the log"),
     ("foreign_keys", "ON", "a step never refers to a run that does not exist"),
     ("busy_timeout", "5000", "a second process waits for the write lock instead of failing at once"),
-    ("wal_autocheckpoint", "1000", "bounds the log; SQLite's default, stated"),
+    (
+        "wal_autocheckpoint",
+        "0",
+        "the writer checkpoints itself every 1000 frames, after checking the log (store/wal.rs): SQLite's own would copy a damaged log unchecked",
+    ),
 ];

@@ -1,6 +1,8 @@
 //! The single writer: a thread that owns the write connection, takes jobs over a channel, and
 //! commits every job queued at that moment in one transaction (group commit), each job in its
-//! own savepoint so a failing job does not take the others down.
+//! own savepoint so a failing job does not take the others down. The log is checked before it
+//! is checkpointed and before the connection closes (`wal.rs`); once it is found damaged, every
+//! later job fails.
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use std::sync::{Arc, mpsc};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use super::{StoreError, wal};
 
 type Output = Box<dyn Any + Send>;
 
@@ -29,6 +31,8 @@ pub(super) struct Writer {
     commits: Arc<AtomicU64>,
     sender: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set for a store opened read-only: every job fails with [`StoreError::ReadOnly`].
+    read_only: Option<PathBuf>,
 }
 
 impl Writer {
@@ -40,7 +44,12 @@ impl Writer {
             .name("drover-db-writer".into())
             .spawn(move || run(conn, path, receiver, &counter))
             .expect("start the database writer thread");
-        Writer { commits, sender: Some(sender), thread: Some(thread) }
+        Writer { commits, sender: Some(sender), thread: Some(thread), read_only: None }
+    }
+
+    /// A writer that refuses every job: the store of a command that only reads `path`.
+    pub(super) fn read_only(path: PathBuf) -> Writer {
+        Writer { commits: Arc::default(), sender: None, thread: None, read_only: Some(path) }
     }
 
     /// Transactions committed so far.
@@ -53,6 +62,9 @@ impl Writer {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if let Some(path) = &self.read_only {
+            return Err(StoreError::ReadOnly { path: path.clone() });
+        }
         let (reply, rx) = oneshot::channel();
         let work = Box::new(move |conn: &Connection| f(conn).map(|t| Box::new(t) as Output));
         let sender = self.sender.as_ref().ok_or(StoreError::WriterGone)?;
@@ -80,6 +92,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
     let fail = |e: rusqlite::Error| StoreError::from_sqlite(&path, e);
+    let mut guard = wal::Guard::new(path.clone());
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -87,6 +100,12 @@ fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>, commits: 
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
+        }
+        if let Some(e) = guard.refusal() {
+            for job in jobs {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+            continue;
         }
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             let e = fail(e);
@@ -120,6 +139,8 @@ fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>, commits: 
         } else {
             commits.fetch_add(1, Ordering::Relaxed);
         }
+        // Nothing is reported committed while the log it went into is found damaged.
+        let commit = commit.and_then(|()| if failed_alone { Ok(()) } else { guard.after_commit(&conn) });
         for (reply, result) in done {
             let _ = reply.send(match &commit {
                 Ok(()) => result,
@@ -127,4 +148,5 @@ fn run(conn: Connection, path: PathBuf, receiver: mpsc::Receiver<Job>, commits: 
             });
         }
     }
+    guard.before_close(&conn);
 }
