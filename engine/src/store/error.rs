@@ -44,7 +44,7 @@ pub enum StoreError {
     /// SQLite's own index of it (see `store/wal.rs`); recorded in a `-damaged` file beside the
     /// journal, so every later command refuses it too.
     #[error(
-        "the journal {path} was damaged by something outside drover ({detail}); drover stopped without copying the damaged log into the database: keep the journal with its -wal, -shm and -damaged files for inspection and restore it from a backup, or remove the -damaged file to go on with what SQLite can still read (the commits after the damage are lost)"
+        "the journal {path} was damaged by something outside drover ({detail}); drover stopped without copying the damaged log into the database: move the journal and its -wal, -shm and -damaged files aside for inspection and restore the journal from a backup, or remove only the -damaged file to go on with what SQLite can still read (the commits after the damage are lost; see docs/operations.md)"
     )]
     Damaged {
         /// The journal.

@@ -601,6 +601,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_writer_checks_and_checkpoints_the_log_every_1000_frames_and_stops_at_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let (store, pages) = logged(&db, 100).await;
+        // A full leaf page, logged once and never again: its only frame is its latest version.
+        let n =
+            (1..pages.len()).find(|&n| pages.iter().filter(|&&p| p == pages[n - 1]).count() == 1).unwrap();
+        scribble_frame(&db, n);
+        let mut refused = None;
+        for i in 0..2000 {
+            let row = format!("more {i} {}", "y".repeat(2000));
+            let done = store
+                .writer
+                .run(move |c| {
+                    c.execute("INSERT INTO scratch VALUES (?1)", [row])
+                        .map(|_| ())
+                        .map_err(|e| StoreError::Other { path: "scratch".into(), detail: e.to_string() })
+                })
+                .await;
+            if let Err(e) = done {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (at, e) = refused.expect("the damage was never found");
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+        assert!(at < 1000, "found only after {at} more commits");
+        assert!(wal::note_path(&db).exists());
+        drop(store);
+        // Undamaged, the log is checked and copied every 1000 frames: it never grows much past it.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let (store, _) = logged(&db, 1500).await;
+        let frames = (std::fs::metadata(wal::log_path(&db)).unwrap().len() - 32) / (24 + 4096);
+        assert!(frames < 1100, "the log holds {frames} frames");
+        assert_eq!(rows(&store), 1500);
+    }
+
+    #[tokio::test]
     async fn verify_copies_a_log_scratched_where_a_later_frame_has_the_page_again() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("j.db");
