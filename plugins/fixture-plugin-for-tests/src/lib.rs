@@ -182,7 +182,12 @@ impl RawPlugin for Fixture {
                     .map(|a| a.iter().filter_map(Value::as_u64).map(|n| n as usize).collect())
                     .unwrap_or_default();
                 let mut args = vec!["-c".to_string(), "true".to_string(), "sh".to_string()];
-                args.extend(sizes.iter().enumerate().map(|(i, &n)| char::from(b'a' + (i % 26) as u8).to_string().repeat(n)));
+                args.extend(
+                    sizes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &n)| char::from(b'a' + (i % 26) as u8).to_string().repeat(n)),
+                );
                 let ran = ctx.exec(&ctx.target()?.to_string(), "sh").args(args).run()?.require_success()?;
                 ok(json!({ "exit": ran.output.exit_code }))
             }
