@@ -359,7 +359,8 @@ fn bytes_written_into_the_log_mid_run_fail_the_run_with_exit_6_and_every_later_c
     let (HeldRun { child, release, .. }, run) = start(&sandbox);
     // Every frame logged so far gets bytes over the middle of its page: among them the latest
     // version of pages the rest of the run never writes again (the pinned definition's, say).
-    // Overwriting only frames that later frames supersede is survivable: see store::tests.
+    // Overwriting only older versions of pages, whose newer version a check had found intact
+    // before, is survivable: see store::tests.
     let wal = side(&db, "-wal");
     let frames = (std::fs::metadata(&wal).unwrap().len() - 32) / (24 + 4096);
     assert!(frames > 8, "the log holds a few frames: {frames}");

@@ -640,11 +640,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn verify_copies_a_log_scratched_where_a_later_frame_has_the_page_again() {
+    async fn verify_copies_a_log_scratched_only_where_a_checked_newer_version_supersedes_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("j.db");
         let (store, pages) = logged(&db, 30).await;
         let superseded = (1..pages.len()).find(|&n| pages[n..].contains(&pages[n - 1])).unwrap();
+        // Found intact, with the newer version of the page: damage to the older one after that
+        // cannot have reached any page SQLite wrote.
+        store.verify().await.unwrap();
         scribble_frame(&db, superseded);
         store.verify().await.unwrap();
         assert_eq!(std::fs::metadata(wal::log_path(&db)).unwrap().len(), 0, "the log was not copied");
@@ -657,8 +660,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn verify_refuses_a_log_whose_latest_version_of_a_page_was_overwritten_and_so_does_every_later_open()
-     {
+    async fn verify_refuses_a_log_scratched_before_any_check_could_vouch_for_the_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.db");
+        let (store, pages) = logged(&db, 30).await;
+        let superseded = (1..pages.len()).find(|&n| pages[n..].contains(&pages[n - 1])).unwrap();
+        scribble_frame(&db, superseded);
+        let e = store.verify().await.unwrap_err();
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn verify_refuses_a_log_whose_latest_page_version_was_overwritten_and_so_does_every_later_open() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("j.db");
         let (store, pages) = logged(&db, 30).await;

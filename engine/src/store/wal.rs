@@ -11,10 +11,12 @@
 //! with every commit after them (a run silently set back).
 //!
 //! [`check`] reads back every frame the index says the log holds and checks its salts and its
-//! checksum, then sorts what it finds: [`Finding::Intact`]; [`Finding::Scratched`], when only
-//! frames that a later frame supersedes (or the log's header) were hit, so a checkpoint, which
-//! goes by the index, still copies every page's committed content; [`Finding::Damaged`], when
-//! the latest version of some page was hit and a commit's content is gone.
+//! checksum, then sorts what it finds: [`Finding::Intact`]; [`Finding::Scratched`], when the hit
+//! frames provably hold nothing the database still needs (the log's header, or an older version of
+//! a page whose newer version was already logged when an earlier check found both intact), so a
+//! checkpoint, which goes by the index, copies every page's committed content; otherwise
+//! [`Finding::Damaged`]: a hit frame held a page's latest version, or SQLite may have read it
+//! before it wrote the newer version (a page built on garbage, with a valid checksum).
 //!
 //! The formats are SQLite's documented file formats (<https://www.sqlite.org/fileformat2.html>,
 //! "Write-Ahead Log File Format", and <https://www.sqlite.org/walformat.html>, the WAL-index
@@ -95,14 +97,21 @@ pub(super) fn read_note(db: &Path) -> Option<String> {
     Some(text.lines().next().unwrap_or("a -damaged note exists").to_string())
 }
 
+/// The frames of one generation of the log (its salts) that a check found intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Vouched {
+    salt: [u8; 8],
+    frames: u32,
+}
+
 /// What a check of the log found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Finding {
-    /// Every frame the index counts is in the log as SQLite wrote it.
-    Intact,
-    /// Bytes were overwritten, but only in the log's header or in frames a later frame
-    /// supersedes: a checkpoint now copies every page's committed content. Left in place, the
-    /// log would lose commits at the next fresh open (after a crash).
+    /// Every frame the index counts is in the log as SQLite wrote it (`None`: no frame at all).
+    Intact(Option<Vouched>),
+    /// Bytes were overwritten, but only in the log's header or in older versions of pages whose
+    /// newer version an earlier check found intact: a checkpoint now copies every page's
+    /// committed content. Left in place, the log would lose commits at the next fresh open.
     Scratched(String),
     /// The latest version of some page was overwritten, or the log does not match its index:
     /// committed content is gone.
@@ -212,17 +221,18 @@ fn frames(shm: &File) -> u32 {
 
 /// Checks the log of `db` against SQLite's index of it: the header (magic number, checksum,
 /// salts), and every frame the index counts (salts, and its checksum computed from the one the
-/// frame before stores, so that each frame is judged on its own). To be called while this
-/// connection holds the write lock: no process appends to the log or restarts it meanwhile.
-pub(super) fn check(db: &Path) -> Finding {
+/// frame before stores, so that each frame is judged on its own). `vouched`: what the last check
+/// found intact. To be called while this connection holds the write lock: no process appends to
+/// the log or restarts it meanwhile.
+pub(super) fn check(db: &Path, vouched: Option<Vouched>) -> Finding {
     let shm = match File::open(index_path(db)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Intact,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Intact(None),
         Err(e) => return Finding::Damaged(format!("cannot open SQLite's index of the log: {e}")),
     };
     let index = match read_index(&shm) {
         Ok(Some(index)) => index,
-        Ok(None) => return Finding::Intact,
+        Ok(None) => return Finding::Intact(None),
         Err(detail) => return Finding::Damaged(detail),
     };
     let pages = match page_numbers(&shm, index.max_frame) {
@@ -268,30 +278,41 @@ pub(super) fn check(db: &Path) -> Finding {
             ));
         }
         if header_intact {
-            return Finding::Intact;
+            return Finding::Intact(Some(Vouched { salt: index.salt, frames: total }));
         }
         return Finding::Scratched(format!(
             "the log's header was overwritten; its {total} frames are intact"
         ));
     }
-    let mut latest = HashMap::new();
-    for (i, page) in pages.iter().enumerate() {
-        latest.insert(*page, i as u32 + 1);
+    // A bad frame is harmless only if a newer version of its page was logged, and found intact
+    // together with it, before the damage: SQLite may have read it (and built a newer version on
+    // it) any time it was the latest.
+    let vouched = vouched.filter(|v| v.salt == index.salt).map_or(0, |v| v.frames.min(total));
+    let mut newest_vouched = HashMap::new();
+    for (i, page) in pages.iter().take(vouched as usize).enumerate() {
+        newest_vouched.insert(*page, i as u32 + 1);
     }
-    let lost: Vec<u32> =
-        bad.iter().copied().filter(|&n| latest.get(&pages[n as usize - 1]) == Some(&n)).collect();
+    let harmless = |n: u32| newest_vouched.get(&pages[n as usize - 1]).is_some_and(|&j| j > n);
     let hit = format!(
         "{} of the {total} frames in the log were overwritten (the first is frame {})",
         bad.len(),
         bad[0]
     );
-    match lost.first() {
-        Some(first) => Finding::Damaged(format!(
-            "{hit}; {} held the latest version of a page of the database (frame {first}: page {})",
-            lost.len(),
-            pages[*first as usize - 1]
+    match bad.iter().find(|&&n| !harmless(n)) {
+        Some(&first) => {
+            let page = pages[first as usize - 1];
+            let latest = !pages[first as usize..].contains(&page);
+            Finding::Damaged(if latest {
+                format!("{hit}; frame {first} held the latest version of page {page}")
+            } else {
+                format!(
+                    "{hit}; frame {first} held an older version of page {page}, which SQLite may have read before it wrote the newer one"
+                )
+            })
+        }
+        None => Finding::Scratched(format!(
+            "{hit}; each held an older version of a page whose newer version was already logged and checked"
         )),
-        None => Finding::Scratched(format!("{hit}; a later frame holds each of their pages again")),
     }
 }
 
@@ -321,12 +342,14 @@ pub(super) struct Guard {
     index: Option<File>,
     /// The log's length (in frames) at the last check.
     checked: u32,
+    /// What the last check found intact.
+    vouched: Option<Vouched>,
     damaged: Option<String>,
 }
 
 impl Guard {
     pub(super) fn new(db: PathBuf) -> Guard {
-        Guard { db, index: None, checked: 0, damaged: None }
+        Guard { db, index: None, checked: 0, vouched: None, damaged: None }
     }
 
     /// The error every commit gets once the log was found damaged.
@@ -362,8 +385,8 @@ impl Guard {
             return Ok(());
         }
         match self.check_locked(conn)? {
-            Finding::Intact if asked => {}
-            Finding::Intact => {
+            Finding::Intact(_) if asked => {}
+            Finding::Intact(_) => {
                 conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     .map_err(|e| self.sqlite(e))?;
             }
@@ -414,8 +437,11 @@ impl Guard {
     /// meanwhile. Fails only if the lock cannot be had (busy for SQLite's timeout).
     fn check_locked(&mut self, conn: &Connection) -> Result<Finding, StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.sqlite(e))?;
-        let finding = check(&self.db);
+        let finding = check(&self.db, self.vouched);
         let _ = conn.execute_batch("ROLLBACK");
+        if let Finding::Intact(vouched) = finding {
+            self.vouched = vouched;
+        }
         Ok(finding)
     }
 
@@ -474,7 +500,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Past the first index block's 4062 frames.
         let (db, conn) = journal(dir.path(), 4200);
-        assert_eq!(check(&db), Finding::Intact);
+        assert!(matches!(check(&db, None), Finding::Intact(_)));
         let shm = File::open(index_path(&db)).unwrap();
         let logged = frame_pages(&db);
         assert!(logged.len() > 4100, "{}", logged.len());
@@ -483,11 +509,11 @@ mod tests {
         // After a checkpoint the log restarts with new salts on the next write.
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).unwrap();
         conn.execute("INSERT INTO t VALUES ('after')", []).unwrap();
-        assert_eq!(check(&db), Finding::Intact);
+        assert!(matches!(check(&db, None), Finding::Intact(_)));
     }
 
     #[test]
-    fn bytes_over_a_superseded_frame_scratch_the_log_and_over_a_latest_one_damage_it() {
+    fn bytes_over_a_checked_older_version_of_a_page_scratch_the_log_and_any_other_damage_it() {
         let dir = tempfile::tempdir().unwrap();
         let (db, conn) = journal(dir.path(), 20);
         let wal = log_path(&db);
@@ -497,27 +523,31 @@ mod tests {
         let superseded = (1..last).find(|&n| pages[n as usize..].contains(&pages[n as usize - 1])).unwrap();
         let latest =
             (1..=last).rev().find(|&n| !pages[n as usize..].contains(&pages[n as usize - 1])).unwrap();
+        let Finding::Intact(all) = check(&db, None) else { panic!("not intact") };
         let cases = [
-            (frame_at(superseded) + 100, "scratched"),
-            (3, "scratched"), // the header's magic number
-            (frame_at(latest) + 100, "damaged"),
-            (frame_at(latest) + 2, "damaged"), // its page number
+            // An older version, its newer one checked before the damage: nothing is lost.
+            (frame_at(superseded) + 100, all, "scratched"),
+            // Not checked before: SQLite may have built the newer version on the damage.
+            (frame_at(superseded) + 100, None, "damaged"),
+            (3, None, "scratched"), // the header's magic number
+            (frame_at(latest) + 100, all, "damaged"),
+            (frame_at(latest) + 2, all, "damaged"), // its page number
         ];
-        for (at, expected) in cases {
+        for (at, vouched, expected) in cases {
             overwrite(&wal, at, b"\xde\xad\xbe\xef");
-            let finding = check(&db);
+            let finding = check(&db, vouched);
             let kind = match &finding {
-                Finding::Intact => "intact",
+                Finding::Intact(_) => "intact",
                 Finding::Scratched(_) => "scratched",
                 Finding::Damaged(_) => "damaged",
             };
             assert_eq!(kind, expected, "bytes at {at}: {finding:?}");
             std::fs::write(&wal, &original).unwrap();
-            assert_eq!(check(&db), Finding::Intact);
+            assert!(matches!(check(&db, None), Finding::Intact(_)));
         }
         // A log cut short loses its last frames, the latest of their pages.
         std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(frame_at(last)).unwrap();
-        assert!(matches!(check(&db), Finding::Damaged(_)));
+        assert!(matches!(check(&db, all), Finding::Damaged(_)));
         drop(conn);
     }
 
@@ -525,9 +555,9 @@ mod tests {
     fn no_index_or_an_empty_log_is_nothing_to_check() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("none.db");
-        assert_eq!(check(&db), Finding::Intact);
+        assert!(matches!(check(&db, None), Finding::Intact(_)));
         let (db, conn) = journal(dir.path(), 1);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-        assert_eq!(check(&db), Finding::Intact);
+        assert!(matches!(check(&db, None), Finding::Intact(_)));
     }
 }
