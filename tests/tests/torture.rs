@@ -254,6 +254,7 @@ fn dr_site_preparation_stopped_and_taken_over_ends_as_an_uninterrupted_run() {
     while stops < points {
         rounds += 1;
         stops += stopped_round(&mut rng, &expected, seed);
+        eprintln!("round {rounds}: {stops} stops so far, every round checked");
     }
     eprintln!("{stops} stops in {rounds} rounds");
 }
