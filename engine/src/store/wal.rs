@@ -64,6 +64,28 @@ pub(super) fn index_path(db: &Path) -> PathBuf {
     side(db, "-shm")
 }
 
+/// `-shm` of `db`, opened once per process and never closed. Closing any descriptor of a file
+/// drops every POSIX lock the process holds on it, SQLite's own included: SQLite's shared lock on
+/// `-shm` tells other processes the index is in use, and without it the next process to open
+/// the journal takes the index for unused and truncates it under this process's mapping, which
+/// then dies of SIGBUS. A `-shm` replaced since (another inode) is opened anew; the old
+/// descriptor stays open too.
+fn index_file(db: &Path) -> std::io::Result<std::sync::Arc<File>> {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static OPEN: OnceLock<Mutex<Vec<(PathBuf, Arc<File>)>>> = OnceLock::new();
+    let path = index_path(db);
+    let now = std::fs::metadata(&path)?;
+    let mut open = OPEN.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    let same = |f: &File| f.metadata().is_ok_and(|m| m.dev() == now.dev() && m.ino() == now.ino());
+    if let Some((_, file)) = open.iter().rev().find(|(p, f)| *p == path && same(f)) {
+        return Ok(file.clone());
+    }
+    let file = Arc::new(File::open(&path)?);
+    open.push((path, file.clone()));
+    Ok(file)
+}
+
 /// `<journal>-damaged`: written when damage is found; while it exists every open refuses the
 /// journal.
 pub(super) fn note_path(db: &Path) -> PathBuf {
@@ -225,7 +247,7 @@ fn frames(shm: &File) -> u32 {
 /// found intact. To be called while this connection holds the write lock: no process appends to
 /// the log or restarts it meanwhile.
 pub(super) fn check(db: &Path, vouched: Option<Vouched>) -> Finding {
-    let shm = match File::open(index_path(db)) {
+    let shm = match index_file(db) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Finding::Intact(None),
         Err(e) => return Finding::Damaged(format!("cannot open SQLite's index of the log: {e}")),
@@ -339,7 +361,7 @@ const CHECKPOINT_FRAMES: u32 = 1000;
 pub(super) struct Guard {
     db: PathBuf,
     /// `-shm`, opened on first use and kept: one `pread` per commit tells the log's length.
-    index: Option<File>,
+    index: Option<std::sync::Arc<File>>,
     /// The log's length (in frames) at the last check.
     checked: u32,
     /// What the last check found intact.
@@ -374,9 +396,9 @@ impl Guard {
     pub(super) fn after_commit(&mut self, conn: &Connection) -> Result<(), StoreError> {
         let asked = CHECK_NOW.with(|c| c.replace(false));
         if self.index.is_none() {
-            self.index = File::open(index_path(&self.db)).ok();
+            self.index = index_file(&self.db).ok();
         }
-        let now = self.index.as_ref().map_or(0, frames);
+        let now = self.index.as_deref().map_or(0, frames);
         if now < self.checked {
             // The log restarted from its beginning after a complete checkpoint.
             self.checked = 0;
