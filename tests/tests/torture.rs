@@ -303,6 +303,7 @@ fn stopped_round(rng: &mut Rng, expected: &Value, seed: u64) -> usize {
             if driving_events_of(&lab, resume.id()) > 0 {
                 break None;
             }
+            assert!(started.elapsed() < Duration::from_secs(120), "a resume never drove (seed {seed})");
             if let Some(status) = resume.try_wait().unwrap() {
                 let mut err = String::new();
                 let _ = std::io::Read::read_to_string(resume.stderr.as_mut().unwrap(), &mut err);

@@ -515,6 +515,9 @@ impl<'c> Driver<'c> {
         // change after the check looked: wait for it, up to the step's timeout, then kill it.
         let limit = self.wf.steps[record.step_index].timeout.unwrap_or(self.ctx.host.limits().timeout);
         let marker = orphans::marker(&self.run_id, &key, interrupted);
+        // The takeover is on record before any wait: a stopped previous driver whose children
+        // wait on it is woken by an operator who sees that this process drives now.
+        self.flush().await?;
         let leftovers = orphans::settle(&marker, limit).await;
         if leftovers.found > 0 {
             let data = json!({
