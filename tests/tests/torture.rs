@@ -37,11 +37,18 @@ fn comparable(state: Value) -> Value {
     state
 }
 
-/// How many events the journal holds (0 before it exists).
-fn journaled(lab: &LabRun) -> i64 {
+/// How many attempts the journal records as finished, one way or another (0 before it exists).
+fn finished(lab: &LabRun) -> i64 {
     let db = lab.sandbox.path().join("drover.db");
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM events WHERE kind IN
+                 ('attempt-succeeded', 'attempt-failed', 'retry-scheduled', 'recovered-by-check')",
+                [],
+                |r| r.get(0),
+            )
+        })
         .unwrap_or(0)
 }
 
@@ -161,12 +168,12 @@ fn tortured_round(rng: &mut Rng, expected: &Value, seed: u64, budget: usize) -> 
         let mut killed = false;
         if kills < budget {
             // Kill at a point chosen by progress, not by time, so a busy machine changes nothing:
-            // once this process journaled 1 to 12 events of its own (never while it starts),
-            // then within a short random delay, which lands kills inside plugin calls and joins.
-            let before = journaled(&lab);
-            let wanted = before + 1 + rng.below(12) as i64;
+            // once this process finished one or two attempts of its own (so every process moves
+            // the run on), then within a short random delay, which lands kills inside plugin
+            // calls, joins and commits of the attempts still in flight.
+            let wanted = finished(&lab) + 1 + rng.below(2) as i64;
             let waiting = Instant::now();
-            while journaled(&lab) < wanted && waiting.elapsed() < Duration::from_secs(120) {
+            while finished(&lab) < wanted && waiting.elapsed() < Duration::from_secs(120) {
                 if child.try_wait().unwrap().is_some() {
                     break;
                 }
