@@ -511,32 +511,6 @@ impl<'c> Driver<'c> {
         interrupted: u32,
     ) -> Result<(), RunError> {
         let key = record.key.clone();
-        // What the interrupted attempt left running (a bridge's child) could still make the
-        // change after the check looked: wait for it, up to the step's timeout, then kill it.
-        let limit = self.wf.steps[record.step_index].timeout.unwrap_or(self.ctx.host.limits().timeout);
-        let marker = orphans::marker(&self.run_id, &key, interrupted);
-        // The takeover is on record before any wait: a stopped previous driver whose children
-        // wait on it is woken by an operator who sees that this process drives now.
-        self.flush().await?;
-        let leftovers = orphans::settle(&marker, limit).await;
-        if leftovers.found > 0 {
-            let data = json!({
-                "attempt": interrupted,
-                "processes": leftovers.found,
-                "killed": leftovers.killed,
-                "waited_ms": u64::try_from(leftovers.waited.as_millis()).unwrap_or(u64::MAX),
-            });
-            self.event(Some(&key), "leftover-processes", data);
-            self.progress(&format!(
-                "{key}: waited {:.1}s for {} leftover processes of attempt {interrupted}{}",
-                leftovers.waited.as_secs_f64(),
-                leftovers.found,
-                match leftovers.killed {
-                    0 => String::new(),
-                    n => format!(", killed {n} still running at the step's timeout"),
-                }
-            ));
-        }
         let input = match self.render_input(&record) {
             Ok(input) => input,
             Err(message) => {
@@ -563,7 +537,33 @@ impl<'c> Driver<'c> {
             error_class: None,
         }));
         self.put(record.clone());
+        // The takeover and the check's intent are on record before any wait: a process killed
+        // while waiting leaves the check to be recovered, and a stopped previous driver whose
+        // children wait on it is woken by an operator who sees that this process drives now.
         self.flush().await?;
+        // What the interrupted attempt left running (a bridge's child) could still make the
+        // change after the check looked: wait for it, up to the step's timeout, then kill it.
+        let limit = self.wf.steps[record.step_index].timeout.unwrap_or(self.ctx.host.limits().timeout);
+        let marker = orphans::marker(&self.run_id, &key, interrupted);
+        let leftovers = orphans::settle(&marker, limit).await;
+        if leftovers.found > 0 {
+            let data = json!({
+                "attempt": interrupted,
+                "processes": leftovers.found,
+                "killed": leftovers.killed,
+                "waited_ms": u64::try_from(leftovers.waited.as_millis()).unwrap_or(u64::MAX),
+            });
+            self.event(Some(&key), "leftover-processes", data);
+            self.progress(&format!(
+                "{key}: waited {:.1}s for {} leftover processes of attempt {interrupted}{}",
+                leftovers.waited.as_secs_f64(),
+                leftovers.found,
+                match leftovers.killed {
+                    0 => String::new(),
+                    n => format!(", killed {n} still running at the step's timeout"),
+                }
+            ));
+        }
         if !self.lease.valid() {
             return Err(RunError::LeaseLost { run_id: self.run_id.clone() });
         }
