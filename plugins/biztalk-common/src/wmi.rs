@@ -1,6 +1,6 @@
 //! BizTalk's WMI classes through PowerShell: the `MSBTS_HostInstance`, `MSBTS_Server` and
 //! `MSBTS_HostSetting` query scripts, typed rows of their JSON answers (with the enumerations of
-//! `lab/PROTOCOL.md`), the host-instance creation script and its failures.
+//! `lab/PROTOCOL.md`), the host-instance creation and removal scripts and their failures.
 //!
 //! Scripts are whole argv words for [`crate::powershell::args`], matched word for word by the
 //! lab, so build them only with the constants and functions here. JSON answers go through
@@ -311,6 +311,57 @@ pub fn create_failure(stderr: &str) -> CreateFailure {
     }
 }
 
+/// The script that removes the instance of `host` on `server`, as Microsoft's "Uninstalling and
+/// Un-Mapping a Host Instance Using WMI" does: `MSBTS_HostInstance.Uninstall()` unless the
+/// instance is mapped but not installed (`ConfigurationState` 5), then
+/// `MSBTS_ServerHost.Unmap()`. It never stops an instance: Microsoft's sample stops a running
+/// one first, but the caller decides that before sending this script (a running instance
+/// makes `Uninstall` fail). `$ErrorActionPreference = 'Stop'` makes any failure end the script
+/// with exit code 1. Values are PowerShell single-quoted strings (a quote inside is doubled).
+pub fn remove_host_instance(host: &str, server: &str) -> String {
+    let q = powershell::single_quoted;
+    format!(
+        "$ErrorActionPreference = 'Stop'; \
+         $hi = Get-WmiObject -Namespace root\\MicrosoftBizTalkServer -Class MSBTS_HostInstance | Where-Object {{ $_.Name -eq {name} }}; \
+         if ($hi -and $hi.ConfigurationState -ne 5) {{ $hi.Uninstall() }}; \
+         $sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
+         $sh.ServerName = {server}; $sh.HostName = {host}; $sh.Unmap()",
+        name = q(&host_instance_name(host, server)),
+        server = q(server),
+        host = q(host),
+    )
+}
+
+/// Why the removal script failed, from its stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveFailure {
+    /// `Uninstall` refused a host instance that is not stopped.
+    NotStopped,
+    /// `The host '<host>' does not exist.`
+    HostMissing,
+    /// `The server '<server>' is not a member of the group.`
+    ServerNotInGroup,
+    /// The server the script ran on is not joined (no BizTalk WMI namespace).
+    NotJoined,
+    /// Anything else: the stderr text.
+    Other(String),
+}
+
+/// Classifies the stderr of a failed removal script.
+pub fn remove_failure(stderr: &str) -> RemoveFailure {
+    if stderr.contains("must be stopped before it can be uninstalled") {
+        RemoveFailure::NotStopped
+    } else if stderr.contains("is not a member of the group") {
+        RemoveFailure::ServerNotInGroup
+    } else if stderr.contains("The host '") && stderr.contains("' does not exist") {
+        RemoveFailure::HostMissing
+    } else if stderr.contains("Invalid namespace") {
+        RemoveFailure::NotJoined
+    } else {
+        RemoveFailure::Other(stderr.trim().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +392,41 @@ mod tests {
             r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
         );
         assert_eq!(password_stdin("bts-host-password"), b"@@secret:bts-host-password@@");
+    }
+
+    #[test]
+    fn the_removal_script_is_protocol_md_word_for_word() {
+        let script = remove_host_instance("SendHost", "DRBTS01");
+        assert_eq!(
+            script,
+            r#"$ErrorActionPreference = 'Stop'; $hi = Get-WmiObject -Namespace root\MicrosoftBizTalkServer -Class MSBTS_HostInstance | Where-Object { $_.Name -eq 'Microsoft BizTalk Server SendHost DRBTS01' }; if ($hi -and $hi.ConfigurationState -ne 5) { $hi.Uninstall() }; $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Unmap()"#
+        );
+        let quoted = remove_host_instance("O'Host", "DRBTS01");
+        assert!(quoted.contains("-eq 'Microsoft BizTalk Server O''Host DRBTS01' }"), "{quoted}");
+        assert!(quoted.ends_with("$sh.HostName = 'O''Host'; $sh.Unmap()"), "{quoted}");
+    }
+
+    #[test]
+    fn classifies_removal_failures() {
+        let cases = [
+            (
+                "Exception calling \"Uninstall\" : \"The host instance 'Microsoft BizTalk Server SendHost DRBTS01' must be stopped before it can be uninstalled.\"",
+                RemoveFailure::NotStopped,
+            ),
+            (
+                "Exception calling \"Unmap\" : \"The host 'NoHost' does not exist.\"",
+                RemoveFailure::HostMissing,
+            ),
+            (
+                "Exception calling \"Unmap\" : \"The server 'DRBTS09' is not a member of the group.\"",
+                RemoveFailure::ServerNotInGroup,
+            ),
+            ("Get-WmiObject : Invalid namespace \"root\\MicrosoftBizTalkServer\"", RemoveFailure::NotJoined),
+            ("boom\n", RemoveFailure::Other("boom".into())),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(remove_failure(stderr), want, "{stderr}");
+        }
     }
 
     #[test]

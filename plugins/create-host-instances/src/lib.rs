@@ -9,7 +9,7 @@
 //! the script's standard input as a secret reference, filled in by the host, never on its command
 //! line) and reads again to verify. An existing instance in
 //! a failed configuration state stops the step for an operator: repairing it means uninstalling
-//! and unmapping, which this plugin does not do. Scripts and rows come from
+//! and unmapping, which `apply` does not do. Scripts and rows come from
 //! `biztalk_common::wmi`.
 //!
 //! **Repair mode** (`repair = true`, seed A, §3 R6): a runtime server was rebuilt and joined the
@@ -24,7 +24,13 @@
 //! The re-created services are stopped: starting them is the operator's decision (R6, "desired
 //! stopped"). Instances the mapping wants that have no row are created with the `IsDisabled` of
 //! the production instance they stand in for.
+//!
+//! **Compensation** (`compensation`) uninstalls and unmaps the instances this step instance
+//! created, and only those: `apply` records each one in the step's durable state before it
+//! creates it. Instances it found present, or installed again in repair mode, are kept. It
+//! refuses to remove an instance that is not stopped.
 
+mod compensation;
 mod plan;
 
 use biztalk_common::powershell;
@@ -119,6 +125,8 @@ pub struct Output {
     /// How many this call installed again because their Windows service was missing (repair
     /// mode; in check mode: would install again).
     pub repaired: usize,
+    /// How many this call removed (compensation only).
+    pub removed: usize,
     /// Capacity cautions and unmapped production servers.
     pub warnings: Vec<String>,
 }
@@ -158,6 +166,12 @@ pub enum Action {
     Repaired,
     /// Check mode: apply would install it again.
     WouldRepair,
+    /// Compensation: this step created it; compensation uninstalled and unmapped it.
+    Removed,
+    /// Compensation: this step created it, and it was gone when compensation ran.
+    AlreadyRemoved,
+    /// Compensation: this step found it present (did not create it), so compensation keeps it.
+    Kept,
 }
 
 /// Schema of `MSBTS_HostInstance.ConfigurationState`.
@@ -485,11 +499,12 @@ impl Plugin for CreateHostInstances {
     fn describe() -> Describe {
         Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Idempotent)
             .description(
-                "creates the DR counterparts of the production host instances, disabled and not started; repairs a rebuilt server's instances",
+                "creates the DR counterparts of the production host instances, disabled and not started; repairs a rebuilt server's instances; compensation removes the ones it created",
             )
             .program(powershell::PROGRAM)
             .program(sc::PROGRAM)
             .secret(DEFAULT_PASSWORD_SECRET)
+            .compensable()
     }
 
     fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
@@ -511,7 +526,7 @@ impl Plugin for CreateHostInstances {
         let created = instances.iter().filter(|i| i.action == Action::WouldCreate).count();
         let repaired = broken.len();
         let summary = summarize(&plan, created, input.repair.then_some(repaired), true);
-        let output = Output { instances, created, repaired, warnings: plan.warnings };
+        let output = Output { instances, created, repaired, removed: 0, warnings: plan.warnings };
         Ok(Outcome { changed: created + repaired > 0, summary, output, evidence: session.evidence })
     }
 
@@ -527,6 +542,7 @@ impl Plugin for CreateHostInstances {
         let broken = if input.repair { session.missing_services(&plan)? } else { Vec::new() };
         let missing: Vec<&Desired> = plan.desired.iter().filter(|d| d.existing.is_none()).collect();
         for desired in &missing {
+            compensation::record(ctx, desired)?;
             session.create(desired, &input.logon, disabled_for(desired, &before, input.repair))?;
         }
         let repairs: Vec<(&Desired, bool)> =
@@ -564,9 +580,18 @@ impl Plugin for CreateHostInstances {
             .collect();
         let changed = !missing.is_empty() || !repairs.is_empty();
         let summary = summarize(&plan, missing.len(), input.repair.then_some(repairs.len()), false);
-        let output =
-            Output { instances, created: missing.len(), repaired: repairs.len(), warnings: plan.warnings };
+        let output = Output {
+            instances,
+            created: missing.len(),
+            repaired: repairs.len(),
+            removed: 0,
+            warnings: plan.warnings,
+        };
         Ok(Outcome { changed, summary, output, evidence: session.evidence })
+    }
+
+    fn compensate(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        compensation::compensate(ctx, &input)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Native tests through the SDK's fake host, with the lab's answers of `lab/PROTOCOL.md`.
+//! Native tests through the SDK's fake host, with the lab's answers of `lab/PROTOCOL.md`. The
+//! helpers at the top are shared with the compensation's tests.
 
 use biztalk_common::wmi;
 use drover_sdk::testing::FakeHost;
@@ -6,16 +7,16 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const TARGET: &str = "DRBTS01";
-const ACCOUNT: &str = "CONTOSO\\svc-bts";
+pub(crate) const TARGET: &str = "DRBTS01";
+pub(crate) const ACCOUNT: &str = "CONTOSO\\svc-bts";
 
-fn host() -> FakeHost {
+pub(crate) fn host() -> FakeHost {
     FakeHost::new()
         .with_target(TARGET)
         .with_context(Context { target: Some(TARGET.into()), ..Context::for_test(Mode::Apply) })
 }
 
-fn row(host: &str, server: &str, configuration: u8, disabled: bool, service: u8) -> Value {
+pub(crate) fn row(host: &str, server: &str, configuration: u8, disabled: bool, service: u8) -> Value {
     json!({
         "Name": format!("Microsoft BizTalk Server {host} {server}"),
         "HostName": host,
@@ -27,17 +28,17 @@ fn row(host: &str, server: &str, configuration: u8, disabled: bool, service: u8)
 }
 
 /// A production instance: installed, enabled, running.
-fn live(host: &str, server: &str) -> Value {
+pub(crate) fn live(host: &str, server: &str) -> Value {
     row(host, server, 1, false, 4)
 }
 
 /// A DR instance as the creation script leaves it: installed, disabled, stopped.
-fn standby(host: &str, server: &str) -> Value {
+pub(crate) fn standby(host: &str, server: &str) -> Value {
     row(host, server, 1, true, 1)
 }
 
 /// The lab's production instances.
-fn production() -> Vec<Value> {
+pub(crate) fn production() -> Vec<Value> {
     vec![
         live("ReceiveHost", "PRDBTS01"),
         live("SendHost", "PRDBTS01"),
@@ -47,7 +48,7 @@ fn production() -> Vec<Value> {
 }
 
 /// What `ConvertTo-Json -Compress` prints: nothing, one object, or an array.
-fn answer(rows: &[Value]) -> ExecOutput {
+pub(crate) fn answer(rows: &[Value]) -> ExecOutput {
     match rows {
         [] => ExecOutput::exited(0, ""),
         [one] => ExecOutput::exited(0, format!("{one}\r\n")),
@@ -55,55 +56,55 @@ fn answer(rows: &[Value]) -> ExecOutput {
     }
 }
 
-fn failing(stderr: &str) -> ExecOutput {
+pub(crate) fn failing(stderr: &str) -> ExecOutput {
     ExecOutput { exit_code: Some(1), stderr: stderr.as_bytes().to_vec(), ..Default::default() }
 }
 
-fn argv(script: &str) -> Vec<String> {
+pub(crate) fn argv(script: &str) -> Vec<String> {
     powershell::args(script)
 }
 
-fn powershell(host: &FakeHost, script: &str, output: ExecOutput) {
+pub(crate) fn powershell(host: &FakeHost, script: &str, output: ExecOutput) {
     let args = argv(script);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     host.script_exec(TARGET, "powershell.exe", &args, output);
 }
 
-fn query(host: &FakeHost, rows: &[Value]) {
+pub(crate) fn query(host: &FakeHost, rows: &[Value]) {
     powershell(host, wmi::HOST_INSTANCES, answer(rows));
 }
 
-fn create_script(host_name: &str, server: &str) -> String {
+pub(crate) fn create_script(host_name: &str, server: &str) -> String {
     wmi::create_host_instance(host_name, server, ACCOUNT)
 }
 
-fn create(host: &FakeHost, host_name: &str, server: &str, output: ExecOutput) {
+pub(crate) fn create(host: &FakeHost, host_name: &str, server: &str, output: ExecOutput) {
     powershell(host, &create_script(host_name, server), output);
 }
 
-fn input(mapping: &[(&str, &str)]) -> Value {
+pub(crate) fn input(mapping: &[(&str, &str)]) -> Value {
     let mapping: Vec<Value> = mapping.iter().map(|(p, d)| json!({"production": p, "dr": d})).collect();
     json!({ "mapping": mapping, "logon": { "account": ACCOUNT, "password_secret": "bts-host-password" } })
 }
 
-fn one_to_one() -> Value {
+pub(crate) fn one_to_one() -> Value {
     input(&[("PRDBTS01", "DRBTS01"), ("PRDBTS02", "DRBTS02")])
 }
 
-const NEW: [(&str, &str); 4] = [
+pub(crate) const NEW: [(&str, &str); 4] = [
     ("ReceiveHost", "DRBTS01"),
     ("SendHost", "DRBTS01"),
     ("SendHost", "DRBTS02"),
     ("ProcessingHost", "DRBTS02"),
 ];
 
-fn after_creation() -> Vec<Value> {
+pub(crate) fn after_creation() -> Vec<Value> {
     let mut rows = production();
     rows.extend(NEW.iter().map(|(h, s)| standby(h, s)));
     rows
 }
 
-fn sent(host: &FakeHost) -> Vec<Vec<String>> {
+pub(crate) fn sent(host: &FakeHost) -> Vec<Vec<String>> {
     host.exec_calls().into_iter().map(|c| c.args).collect()
 }
 
@@ -395,7 +396,7 @@ fn an_empty_account_is_refused_before_anything_runs() {
 fn describes_itself_as_idempotent() {
     let describe = <CreateHostInstances as Plugin>::describe();
     assert_eq!(describe.name(), "create-host-instances");
-    assert_eq!(describe.version(), "1.1.0", "1.1: repair mode");
+    assert_eq!(describe.version(), "1.2.0", "1.1: repair mode; 1.2: compensation");
     assert_eq!(describe.effect(), Effect::Idempotent);
 }
 
