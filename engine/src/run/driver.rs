@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -22,13 +21,14 @@ use crate::grants::{Allow, ExecPattern, Grants, Refusal};
 use crate::inventory::Inventory;
 use crate::plugin::{
     CallEnv, CallError, CallObserver, CallReport, Canceller, Effect, FailureClass, LoadedPlugin, Mode,
-    StateUsage, StepCall, StepContext, StepStateStore, TargetCallRecord,
+    StepCall, StepContext, TargetCallRecord,
 };
-use crate::store::{AttemptRecord, AttemptState, Change, RunRecord, RunState, StepRecord, StepState, Store};
+use crate::store::{AttemptRecord, AttemptState, Change, RunRecord, RunState, StepRecord, StepState};
 use crate::target::{TargetSet, orphans};
 use crate::workflow::model::{ForEach, OnFailure, StepKind, Workflow};
 use crate::workflow::template;
 
+use super::checkpoints::Checkpoints;
 use super::clock::backoff;
 use super::lease::{Lease, LeaseHandle};
 use super::operator;
@@ -1253,35 +1253,4 @@ fn merge(mut a: Value, b: Value) -> Value {
         a.extend(b);
     }
     a
-}
-
-/// Checkpoints of one step instance in the journal.
-struct Checkpoints {
-    store: Arc<Store>,
-    lease: LeaseHandle,
-    run_id: String,
-    step_key: String,
-}
-
-#[async_trait]
-impl StepStateStore for Checkpoints {
-    async fn get(&self, key: &str) -> Option<String> {
-        self.store.checkpoint(&self.run_id, &self.step_key, key).ok().flatten()
-    }
-
-    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
-        let change = Change::SetCheckpoint {
-            run_id: self.run_id.clone(),
-            step_key: self.step_key.clone(),
-            key: key.into(),
-            value: value.into(),
-        };
-        self.lease.commit(&self.store, vec![change]).await.map_err(|e| e.to_string())
-    }
-
-    async fn usage(&self, except: &str) -> Result<StateUsage, String> {
-        let (keys, bytes) =
-            self.store.checkpoint_usage(&self.run_id, &self.step_key, except).map_err(|e| e.to_string())?;
-        Ok(StateUsage { keys, bytes })
-    }
 }

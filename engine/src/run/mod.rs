@@ -10,6 +10,7 @@
 //!
 //! **Invariant:** one process drives a run at a time (the lease).
 
+mod checkpoints;
 pub mod clock;
 mod driver;
 mod lease;
