@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck or missing-prereq)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied or missing-prereq)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -53,6 +53,10 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             [name, service] => Ok(Fault::ServiceStuck { server: server(name)?, service: service.clone() }),
             _ => Err(FaultError::Usage("fault set service-stuck <server> <service>")),
         },
+        "access-denied" => match args {
+            [name, service] => Ok(Fault::AccessDenied { server: server(name)?, service: service.clone() }),
+            _ => Err(FaultError::Usage("fault set access-denied <server> <service>")),
+        },
         "missing-prereq" => match args {
             [name, prereq] => Ok(Fault::MissingPrereq {
                 server: server(name)?,
@@ -78,9 +82,10 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
     match (what, args) {
         ("all", []) => lab.faults.clear(),
         ("all", _) => return Err(FaultError::Usage("fault clear all")),
-        ("sql-unreachable" | "join-sql-unreachable" | "service-stuck" | "missing-prereq", []) => {
-            lab.faults.retain(|f| f.kind() != what)
-        }
+        (
+            "sql-unreachable" | "join-sql-unreachable" | "service-stuck" | "access-denied" | "missing-prereq",
+            [],
+        ) => lab.faults.retain(|f| f.kind() != what),
         (kind, args) => {
             let fault = parse(lab, kind, args)?;
             lab.faults.retain(|f| *f != fault);
@@ -110,9 +115,17 @@ mod tests {
         set(&mut lab, stuck);
         let prereq = parse(&lab, "missing-prereq", &words(&["DRBTS02", "oledb"])).expect("prereq");
         set(&mut lab, prereq);
-        assert_eq!(lab.faults.len(), 3);
+        let denied = parse(&lab, "access-denied", &words(&["drbts01", "BTSSvc$SendHost"])).expect("denied");
+        assert_eq!(
+            denied,
+            Fault::AccessDenied { server: "DRBTS01".into(), service: "BTSSvc$SendHost".into() }
+        );
+        assert_eq!(denied.to_string(), "access-denied DRBTS01 BTSSvc$SendHost");
+        set(&mut lab, denied);
+        assert_eq!(lab.faults.len(), 4);
         assert_eq!(clear(&mut lab, "service-stuck", &[]), Ok(1));
         assert_eq!(clear(&mut lab, "missing-prereq", &words(&["DRBTS02", "dotnet"])), Ok(0));
+        assert_eq!(clear(&mut lab, "access-denied", &[]), Ok(1));
         assert_eq!(clear(&mut lab, "all", &[]), Ok(2));
     }
 
@@ -133,5 +146,6 @@ mod tests {
             Err(FaultError::Prereq(_))
         ));
         assert!(matches!(parse(&lab, "service-stuck", &words(&["DRBTS01"])), Err(FaultError::Usage(_))));
+        assert!(matches!(parse(&lab, "access-denied", &words(&["DRBTS01"])), Err(FaultError::Usage(_))));
     }
 }

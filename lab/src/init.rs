@@ -123,6 +123,8 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
         domain_groups: domain_groups(),
         faults: Vec::new(),
         joins: Vec::new(),
+        unjoins: Vec::new(),
+        uninstalls: Vec::new(),
     }
 }
 

@@ -84,7 +84,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum FaultAction {
-    /// `sql-unreachable [<sql server>]`, `service-stuck <server> <service>` or
+    /// `sql-unreachable [<sql server>]`, `join-sql-unreachable [<sql server>]`,
+    /// `service-stuck <server> <service>`, `access-denied <server> <service>` or
     /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>`.
     Set {
         /// The fault.

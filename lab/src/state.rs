@@ -40,6 +40,14 @@ pub struct Lab {
     /// twice.
     #[serde(default)]
     pub joins: Vec<String>,
+    /// Every server unconfigured with `Configuration.exe /U` while it was joined, in order.
+    #[serde(default)]
+    pub unjoins: Vec<String>,
+    /// Every host instance uninstalled with `MSBTS_HostInstance.Uninstall` (the removal script),
+    /// by name, in order; instances removed by `Configuration.exe /U` are not listed. With
+    /// [`Lab::unjoins`], lets tests check what compensation undid and in which order.
+    #[serde(default)]
+    pub uninstalls: Vec<String>,
 }
 
 /// The BizTalk Server edition: Enterprise (and Developer) servers join a group with the
@@ -479,6 +487,14 @@ pub enum Fault {
         /// The service.
         service: String,
     },
+    /// `sc.exe config`, `start` and `stop` of the service are denied (5), as a hardening policy
+    /// on the service's security descriptor would.
+    AccessDenied {
+        /// The server.
+        server: String,
+        /// The service.
+        service: String,
+    },
     /// A prerequisite is missing on the server.
     MissingPrereq {
         /// The server.
@@ -495,6 +511,7 @@ impl Fault {
             Fault::SqlUnreachable { .. } => "sql-unreachable",
             Fault::JoinSqlUnreachable { .. } => "join-sql-unreachable",
             Fault::ServiceStuck { .. } => "service-stuck",
+            Fault::AccessDenied { .. } => "access-denied",
             Fault::MissingPrereq { .. } => "missing-prereq",
         }
     }
@@ -506,6 +523,7 @@ impl std::fmt::Display for Fault {
             Fault::SqlUnreachable { server } => write!(f, "sql-unreachable {server}"),
             Fault::JoinSqlUnreachable { server } => write!(f, "join-sql-unreachable {server}"),
             Fault::ServiceStuck { server, service } => write!(f, "service-stuck {server} {service}"),
+            Fault::AccessDenied { server, service } => write!(f, "access-denied {server} {service}"),
             Fault::MissingPrereq { server, prereq } => {
                 write!(f, "missing-prereq {server} {}", prereq.as_str())
             }
@@ -589,6 +607,14 @@ impl Lab {
     pub fn service_stuck(&self, server: &str, service: &str) -> bool {
         self.faults.iter().any(|f| {
             matches!(f, Fault::ServiceStuck { server: s, service: v }
+                if s.eq_ignore_ascii_case(server) && v.eq_ignore_ascii_case(service))
+        })
+    }
+
+    /// Whether the `access-denied` fault denies changing `service` on `server`.
+    pub fn access_denied(&self, server: &str, service: &str) -> bool {
+        self.faults.iter().any(|f| {
+            matches!(f, Fault::AccessDenied { server: s, service: v }
                 if s.eq_ignore_ascii_case(server) && v.eq_ignore_ascii_case(service))
         })
     }

@@ -1,6 +1,7 @@
 //! The built `drover-lab` binary, driven as Drover's command transport drives it: through the
 //! `command` prefixes of the inventory that `drover-lab init` writes. A full DR join of DRBTS01,
-//! then the failure paths (SQL unreachable, a long computer name, unsupported commands).
+//! its undoing (a host instance removed, the server unconfigured), then the failure paths (SQL
+//! unreachable, a long computer name, unsupported commands).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -237,6 +238,48 @@ fn an_unreachable_sql_server_fails_the_join_until_cleared() {
     assert_eq!(lab.lab(&["fault", "clear", "all"]).code, 0);
     assert_eq!(lab.on("DRBTS02", &probe).stdout, "          1\n\n(1 rows affected)\n");
     assert_eq!(lab.join("DRBTS02").0, 0);
+}
+
+#[test]
+fn what_a_preparation_created_is_undone_in_reverse_and_recorded() {
+    let lab = Lab::new();
+    assert_eq!(lab.join("DRBTS01").0, 0);
+    let create = drover_lab::programs::powershell::create_host_instance_script(
+        "DRBTS01",
+        "SendHost",
+        r"CONTOSO\svc-bts",
+        true,
+    );
+    assert_eq!(lab.on_with_input("DRBTS01", &powershell(&create), b"pw").code, 0);
+
+    // A hardening policy refuses changes to the new service: a later step fails there.
+    let denied = lab.lab(&["fault", "set", "access-denied", "DRBTS01", "BTSSvc$SendHost"]);
+    assert_eq!((denied.code, denied.stderr.as_str()), (0, ""));
+    let config = lab.on("DRBTS01", &["sc.exe", "config", "BTSSvc$SendHost", "start=", "disabled"]);
+    assert_eq!(config.code, i32::from(unix_status(5)));
+    assert_eq!(config.stdout, "[SC] OpenService FAILED 5:\n\nAccess is denied.\n");
+
+    // The host instance goes first (uninstall, unmap), then the server leaves the group.
+    let remove =
+        drover_lab::programs::powershell::uninstall::remove_host_instance_script("DRBTS01", "SendHost");
+    let removed = lab.on("DRBTS01", &powershell(&remove));
+    assert_eq!((removed.code, removed.stdout.as_str(), removed.stderr.as_str()), (0, "", ""));
+    let rows = lab.on("DRBTS01", &powershell(HOST_INSTANCES)).stdout;
+    assert!(!rows.contains("DRBTS01"), "{rows}");
+    let service = lab.on("DRBTS01", &["sc.exe", "query", "BTSSvc$SendHost"]);
+    assert_eq!(service.code, i32::from(unix_status(1060)), "{service:?}");
+    let unjoin = lab.on("DRBTS01", &[CONFIGURATION, "/U", "/L", LOG]);
+    assert_eq!(unjoin.code, 0);
+
+    let shown = lab.lab(&["show", "--json"]);
+    let state: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON state");
+    assert_eq!(state["uninstalls"], serde_json::json!(["Microsoft BizTalk Server SendHost DRBTS01"]));
+    assert_eq!(state["unjoins"], serde_json::json!(["DRBTS01"]));
+    assert_eq!(state["joins"], serde_json::json!(["DRBTS01"]));
+    assert_eq!(state["group"]["members"], serde_json::json!(["PRDBTS01", "PRDBTS02"]));
+    assert!(
+        lab.lab(&["show"]).stdout.contains("faults                 access-denied DRBTS01 BTSSvc$SendHost\n")
+    );
 }
 
 #[test]

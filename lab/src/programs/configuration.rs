@@ -459,6 +459,7 @@ fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
         log.info("No feature is configured on this computer; nothing to unconfigure");
         return;
     }
+    ctx.lab.unjoins.push(server.clone());
     for feature in Feature::ALL.iter().rev() {
         log.info(&format!("Unconfiguring feature {}", feature.label()));
         match feature {

@@ -1,11 +1,14 @@
 //! `powershell.exe -NoProfile -NonInteractive -Command <script>` (`lab/PROTOCOL.md`, "PowerShell
 //! queries"): the platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
-//! server joined to the group) and the WMI script that creates a host instance, which reads the
-//! password from its standard input (never from its command line). Each script is one argv word
-//! matched exactly; JSON answers are what `ConvertTo-Json -Compress` prints (an object for one
-//! row, an array for several, nothing for none) followed by PowerShell's newline.
+//! server joined to the group), the WMI script that creates a host instance, which reads the
+//! password from its standard input (never from its command line), and the one that removes it
+//! (`uninstall`). Each script is one argv word matched exactly; JSON answers are what
+//! `ConvertTo-Json -Compress` prints (an object for one row, an array for several, nothing for
+//! none) followed by PowerShell's newline.
 //!
 //! It does not interpret PowerShell: anything but these scripts is an unsupported command.
+
+pub mod uninstall;
 
 use std::sync::LazyLock;
 
@@ -43,13 +46,18 @@ pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$password = [IO.StreamReader]
 const PLACEHOLDERS: [&str; 4] = ["server", "host", "name", "account"];
 const DISABLED: &str = "{disabled}";
 
-/// The template as a regex: literal text escaped, each `'{placeholder}'` a named group matching
-/// a single-quoted string in which a quote is doubled, `{disabled}` a `$true` or `$false`.
-static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
+/// The creation template as a regex ([`template_regex`]).
+static CREATE_HOST_INSTANCE: LazyLock<Regex> =
+    LazyLock::new(|| template_regex(CREATE_HOST_INSTANCE_TEMPLATE, &PLACEHOLDERS));
+
+/// A script template as a regex: literal text escaped, each `'{placeholder}'` of `quoted` a named
+/// group matching a single-quoted string in which a quote is doubled, `{disabled}` a `$true` or
+/// `$false`.
+fn template_regex(template: &str, quoted: &[&str]) -> Regex {
     let mut pattern = String::from("^");
-    let mut rest = CREATE_HOST_INSTANCE_TEMPLATE;
+    let mut rest = template;
     let next = |rest: &str| {
-        let quoted = PLACEHOLDERS
+        let quoted = quoted
             .iter()
             .filter_map(|p| rest.find(&format!("'{{{p}}}'")).map(|at| (at, p.len() + 4, Some(*p))));
         quoted.chain(rest.find(DISABLED).map(|at| (at, DISABLED.len(), None))).min()
@@ -65,7 +73,7 @@ static CREATE_HOST_INSTANCE: LazyLock<Regex> = LazyLock::new(|| {
     pattern.push_str(&regex::escape(rest));
     pattern.push('$');
     Regex::new(&pattern).expect("the template makes a valid regex")
-});
+}
 
 /// Renders the host-instance creation script (what a plugin sends), quoting as PowerShell does;
 /// the password goes in its standard input.
@@ -159,7 +167,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
                 .collect();
             Some(json(&rows))
         }
-        _ => create_host_instance(ctx, script),
+        _ => create_host_instance(ctx, script).or_else(|| uninstall::remove_host_instance(ctx, script)),
     }
 }
 

@@ -3,7 +3,8 @@
 //! printed as the real tool does (everything on stdout, the Windows error as exit code).
 //!
 //! A disabled service does not start (1058); the `service-stuck` fault keeps a service from
-//! stopping (1061). Starting or stopping `BTSSvc$<host>` also moves the `ServiceState` of the
+//! stopping (1061); the `access-denied` fault refuses `config`, `start` and `stop` of a service
+//! (5). Starting or stopping `BTSSvc$<host>` also moves the `ServiceState` of the
 //! host instance of `<host>` on this server. `config` changes the start type only, as Windows
 //! does: it neither stops a service nor touches `MSBTS_HostInstance.IsDisabled`.
 
@@ -69,6 +70,17 @@ fn no_such_service() -> Output {
     Output::stdout(1060, format!("[SC] OpenService {NO_SUCH_SERVICE}"))
 }
 
+/// What `config`, `start` and `stop` print when the `access-denied` fault holds the service:
+/// opening it for the change is refused.
+fn access_denied() -> Output {
+    Output::stdout(5, "[SC] OpenService FAILED 5:\n\nAccess is denied.\n")
+}
+
+/// Whether the `access-denied` fault holds `name` on this server.
+fn denied(ctx: &Ctx<'_>, name: &str) -> bool {
+    ctx.lab.access_denied(&ctx.server, name)
+}
+
 fn start_type_text(start_type: StartType) -> &'static str {
     match start_type {
         StartType::Auto => "2   AUTO_START",
@@ -115,6 +127,9 @@ fn qc(ctx: &Ctx<'_>, name: &str) -> Output {
 }
 
 fn config(ctx: &mut Ctx<'_>, name: &str, start_type: StartType) -> Output {
+    if ctx.this().service(name).is_some() && denied(ctx, name) {
+        return access_denied();
+    }
     let Some(service) = ctx.this_mut().service_mut(name) else { return no_such_service() };
     service.start_type = start_type;
     Output::ok("[SC] ChangeServiceConfig SUCCESS\n")
@@ -122,6 +137,9 @@ fn config(ctx: &mut Ctx<'_>, name: &str, start_type: StartType) -> Output {
 
 fn stop(ctx: &mut Ctx<'_>, name: &str) -> Output {
     let Some(service) = ctx.this().service(name) else { return no_such_service() };
+    if denied(ctx, name) {
+        return access_denied();
+    }
     if service.state == ServiceState::Stopped {
         return Output::stdout(
             1062,
@@ -141,6 +159,9 @@ fn stop(ctx: &mut Ctx<'_>, name: &str) -> Output {
 
 fn start(ctx: &mut Ctx<'_>, name: &str) -> Output {
     let Some(service) = ctx.this().service(name) else { return no_such_service() };
+    if denied(ctx, name) {
+        return access_denied();
+    }
     if service.start_type == StartType::Disabled {
         return Output::stdout(
             1058,
@@ -299,6 +320,35 @@ mod tests {
             out.stdout_text(),
             "[SC] ControlService FAILED 1062:\n\nThe service has not been started.\n"
         );
+    }
+
+    #[test]
+    fn an_access_denied_service_cannot_be_changed_but_can_be_read() {
+        let mut lab = fresh_lab();
+        lab.faults.push(Fault::AccessDenied {
+            server: "DRBTS01".into(),
+            service: "ruleengineupdateservice".into(),
+        });
+        let denied = "[SC] OpenService FAILED 5:\n\nAccess is denied.\n";
+        for argv in [
+            &["sc.exe", "config", "RuleEngineUpdateService", "start=", "disabled"][..],
+            &["sc.exe", "stop", "RuleEngineUpdateService"],
+            &["sc.exe", "start", "RuleEngineUpdateService"],
+        ] {
+            let out = exec(&mut lab, "DRBTS01", argv);
+            assert_eq!((out.code, out.stdout_text()), (5, denied.to_string()), "{argv:?}");
+        }
+        let service = lab.servers["DRBTS01"].service("RuleEngineUpdateService").expect("service");
+        assert_eq!(
+            (service.start_type, service.state),
+            (crate::state::StartType::Auto, ServiceState::Running),
+            "nothing changed"
+        );
+        assert_eq!(exec(&mut lab, "DRBTS01", &["sc.exe", "qc", "RuleEngineUpdateService"]).code, 0);
+        assert_eq!(exec(&mut lab, "DRBTS01", &["sc.exe", "query", "RuleEngineUpdateService"]).code, 0);
+        assert_eq!(exec(&mut lab, "DRBTS01", &["sc.exe", "config", "NoSuch", "start=", "auto"]).code, 1060);
+        let other = ["sc.exe", "config", "RuleEngineUpdateService", "start=", "disabled"];
+        assert_eq!(exec(&mut lab, "DRBTS02", &other).code, 0, "only on the server named");
     }
 
     #[test]

@@ -241,6 +241,11 @@ fn unconfigure_leaves_the_group() {
     assert!(!lab.is_member("PRDBTS02"));
     assert!(lab.group.host_instances.iter().all(|i| i.server != "PRDBTS02"));
     assert_eq!(lab.group.host_instances.len(), 2);
+    assert_eq!(lab.unjoins, ["PRDBTS02"]);
+    assert!(lab.uninstalls.is_empty(), "removed with the server, not uninstalled one by one");
+    // Unconfiguring a server that is not joined changes nothing and is not listed.
+    assert_eq!(exec(&mut lab, "PRDBTS02", &[EXE, "/U", "/L", LOG]).code, 0);
+    assert_eq!(lab.unjoins, ["PRDBTS02"]);
     // And it can join again.
     assert_eq!(join(&mut lab, "PRDBTS02", JOIN_XML).0, 0);
     assert!(lab.is_member("PRDBTS02"));
