@@ -47,7 +47,7 @@ pub fn workspace_root() -> PathBuf {
 /// The `drover` binary of this build. `cargo xtask test` builds it before any test runs; a
 /// missing binary fails the test with the command that builds it.
 pub fn drover_bin() -> PathBuf {
-    built_bin("drover", "drover-engine")
+    built_bin("drover", "drover-cli")
 }
 
 /// The `drover-lab` binary of this build (the BizTalk lab), built like [`drover_bin`].

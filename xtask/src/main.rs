@@ -171,7 +171,7 @@ fn build_binaries(root: &Path, locked: bool) -> anyhow::Result<()> {
     if locked {
         cmd.arg("--locked");
     }
-    run(cmd.args(["-p", "drover-engine", "--bin", "drover", "-p", "drover-lab", "--bin", "drover-lab"]))
+    run(cmd.args(["-p", "drover-cli", "--bin", "drover", "-p", "drover-lab", "--bin", "drover-lab"]))
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {
@@ -243,7 +243,7 @@ fn bench(root: &Path) -> anyhow::Result<()> {
         "build",
         "--release",
         "-p",
-        "drover-engine",
+        "drover-cli",
         "--bin",
         "drover",
     ]))?;

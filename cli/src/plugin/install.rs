@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::super::{Exit, Global, output};
+use crate::{Exit, Global, output};
 
 /// Arguments of `drover plugin install`.
 #[derive(Debug, Args)]

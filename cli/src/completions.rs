@@ -3,7 +3,7 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::{Cli, Exit};
+use crate::{Cli, Exit};
 
 /// Arguments of `drover completions`.
 #[derive(Debug, Args)]

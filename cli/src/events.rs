@@ -4,7 +4,7 @@ use clap::Args;
 
 use drover_engine::display::visible;
 
-use super::{Exit, Global, context, status::format_ms};
+use crate::{Exit, Global, context, status::format_ms};
 
 /// Arguments of `drover events`.
 #[derive(Debug, Args)]

@@ -1,14 +1,37 @@
 //! The `drover` binary: parses the command line, sets up logging to stderr, runs the command
-//! and turns its result into an exit code. All behaviour lives in the `cli` modules.
+//! and turns its result into an exit code. The arguments and the dispatch are in `command`, one
+//! module per subcommand; all workflow behaviour lives in the `drover_engine` library.
 
-mod cli;
+mod approve;
+mod cancel;
+mod command;
+mod completions;
+mod context;
+mod env;
+mod events;
+mod exit;
+mod graph;
+mod output;
+mod plan;
+mod plugin;
+mod progress;
+mod report;
+mod resume;
+mod retry;
+mod run;
+mod runs;
+mod skip;
+mod status;
+mod validate;
+mod workflow;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Exit};
+use command::{Cli, Global};
+use exit::{Exit, UsageError};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -18,7 +41,7 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env(cli::env::DROVER_LOG).unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env(env::DROVER_LOG).unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| drover_engine::secrets::RedactingWriter(std::io::stderr()))
@@ -32,7 +55,7 @@ fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    match runtime.block_on(command::run(cli)) {
         Ok(exit) => exit.into(),
         Err(e) => {
             let message = e.to_string();
@@ -42,7 +65,7 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1).map(|c| c.to_string()).filter(|c| !message.contains(c.as_str())) {
                 eprintln!("  caused by: {}", drover_engine::display::visible(&cause));
             }
-            cli::exit::exit_for(&e).into()
+            exit::exit_for(&e).into()
         }
     }
 }

@@ -9,7 +9,7 @@ use drover_engine::workflow::model::OnFailure;
 use drover_engine::workflow::{StepKind, Workflow};
 use serde_json::json;
 
-use super::{Exit, Global, context, output};
+use crate::{Exit, Global, context, output};
 
 /// Prints a line of the text view with control characters made visible: summaries, reasons and
 /// keys come from plugins and targets (`drover_engine::display`).

@@ -11,7 +11,7 @@ use drover_engine::secrets::EnvSecrets;
 use drover_engine::target::{LocalTransport, TargetSet};
 use serde_json::{Value, json};
 
-use super::super::{Exit, Global, UsageError, output};
+use crate::{Exit, Global, UsageError, output};
 
 /// Arguments of `drover plugin run`.
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use clap::Subcommand;
 use drover_engine::plugin::registry::Registry;
 use drover_engine::plugin::{HostConfig, LoadedPlugin, PluginHost, PluginRef};
 
-use super::{Exit, Global, UsageError};
+use crate::{Exit, Global, UsageError};
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::json;
 
-use super::{Exit, Global};
+use crate::{Exit, Global};
 
 /// Arguments of `drover approve`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct ApproveArgs {
 }
 
 pub async fn run(global: &Global, args: ApproveArgs) -> anyhow::Result<Exit> {
-    super::retry::send(
+    crate::retry::send(
         global,
         &args.run,
         Command::Approve,

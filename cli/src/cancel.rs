@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::json;
 
-use super::{Exit, Global};
+use crate::{Exit, Global};
 
 /// Arguments of `drover cancel`.
 #[derive(Debug, Args)]
@@ -18,5 +18,5 @@ pub struct CancelArgs {
 }
 
 pub async fn run(global: &Global, args: CancelArgs) -> anyhow::Result<Exit> {
-    super::retry::send(global, &args.run, Command::Cancel, None, json!({ "comment": args.comment })).await
+    crate::retry::send(global, &args.run, Command::Cancel, None, json!({ "comment": args.comment })).await
 }

@@ -6,7 +6,7 @@ use drover_engine::inventory::{self, Inventory};
 use drover_engine::plugin::registry::Registry;
 use drover_engine::workflow::{self, ValidationContext, Workflow};
 
-use super::{Global, UsageError};
+use crate::{Global, UsageError};
 
 /// Reads and validates an inventory file; its warnings go to stderr unless `--quiet`.
 pub fn inventory(global: &Global, path: &Path) -> anyhow::Result<Inventory> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use drover_engine::plugin::check_name;
 
-use super::super::{Exit, Global, UsageError, env};
+use crate::{Exit, Global, UsageError, env};
 
 /// Arguments of `drover plugin new`.
 #[derive(Debug, Args)]
@@ -69,7 +69,7 @@ pub fn run(global: &Global, args: NewArgs) -> anyhow::Result<Exit> {
     write(&dir.join("src").join("lib.rs"), &fill(LIB_RS))?;
     write(&dir.join(".gitignore"), GITIGNORE)?;
     if global.json {
-        super::super::output::json(&serde_json::json!({ "name": args.name, "path": dir }))?;
+        crate::output::json(&serde_json::json!({ "name": args.name, "path": dir }))?;
     } else {
         println!("created plugin crate {} in {}", args.name, dir.display());
         println!("next: cd {} && cargo test && cargo build --release --target wasm32-wasip2", dir.display());

@@ -11,7 +11,7 @@ use drover_engine::run::{NoProgress, Progress, RunContext, SystemClock};
 use drover_engine::secrets::{EnvSecrets, FileSecrets, Layered, SecretSource};
 use drover_engine::store::{Durability, Store};
 
-use super::Global;
+use crate::Global;
 
 /// How hard each commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,7 +46,7 @@ pub fn read_store(global: &Global) -> anyhow::Result<Store> {
 pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
     let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
     if let Some(path) = &global.secrets {
-        sources.push(Box::new(FileSecrets::load(path).map_err(|e| super::UsageError(e.to_string()))?));
+        sources.push(Box::new(FileSecrets::load(path).map_err(|e| crate::UsageError(e.to_string()))?));
     }
     Ok(Arc::new(Layered(sources)))
 }
@@ -58,9 +58,9 @@ pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<R
     let progress: Arc<dyn Progress> = if global.quiet || global.json {
         Arc::new(NoProgress)
     } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        Arc::new(super::progress::Bars::new())
+        Arc::new(crate::progress::Bars::new())
     } else {
-        Arc::new(super::progress::Lines)
+        Arc::new(crate::progress::Lines)
     };
     Ok(RunContext {
         store,
@@ -70,6 +70,6 @@ pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<R
         secrets: secrets(global)?,
         wait_for_operator,
         progress,
-        lease_ttl: super::env::lease_ttl().map_err(super::UsageError)?,
+        lease_ttl: crate::env::lease_ttl().map_err(crate::UsageError)?,
     })
 }

@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::{Value, json};
 
-use super::{Exit, Global, UsageError};
+use crate::{Exit, Global, UsageError};
 
 /// Arguments of `drover skip`.
 #[derive(Debug, Args)]
@@ -30,7 +30,7 @@ pub struct SkipArgs {
 pub async fn run(global: &Global, args: SkipArgs) -> anyhow::Result<Exit> {
     let output: Value =
         serde_json::from_str(&args.output).map_err(|e| UsageError(format!("--output is not JSON: {e}")))?;
-    super::retry::send(
+    crate::retry::send(
         global,
         &args.run,
         Command::Skip,

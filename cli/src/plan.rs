@@ -11,7 +11,7 @@ use drover_engine::plugin::{HostConfig, PluginHost};
 use drover_engine::run::plan::{self, Plan, PlanContext, Verdict};
 use drover_engine::run::{self};
 
-use super::{Exit, Global, UsageError, context, output, workflow};
+use crate::{Exit, Global, UsageError, context, output, workflow};
 
 /// Arguments of `drover plan`.
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use drover_engine::report::{self, Report};
 
-use super::{Exit, Global, context, output};
+use crate::{Exit, Global, context, output};
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]

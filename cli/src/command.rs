@@ -1,33 +1,16 @@
 //! The `drover` command line: argument types (clap derive, doc comments as help) and dispatch.
-//! Each command lives in its own file and returns an [`Exit`]; data goes to stdout, logs to stderr.
-
-mod approve;
-mod cancel;
-mod completions;
-mod context;
-pub mod env;
-mod events;
-pub mod exit;
-mod graph;
-mod output;
-mod plan;
-mod plugin;
-mod progress;
-mod report;
-mod resume;
-mod retry;
-mod run;
-mod runs;
-mod skip;
-mod status;
-mod validate;
-mod workflow;
+//! Each command lives in its own module and returns an [`Exit`]; data goes to stdout, logs to
+//! stderr.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use exit::{Exit, UsageError};
+use crate::exit::{self, Exit};
+use crate::{
+    approve, cancel, completions, context, env, events, graph, plan, plugin, report, resume, retry, run,
+    runs, skip, status, validate,
+};
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
 #[derive(Debug, Parser)]

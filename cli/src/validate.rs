@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Exit, Global, output, workflow};
+use crate::{Exit, Global, output, workflow};
 
 /// Arguments of `drover validate`.
 #[derive(Debug, Args)]

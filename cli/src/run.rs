@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use drover_engine::run::{self, NewRun};
 
-use super::{Exit, Global, UsageError, context, resume, workflow};
+use crate::{Exit, Global, UsageError, context, resume, workflow};
 
 /// Arguments of `drover run`.
 #[derive(Debug, Args)]
@@ -36,14 +36,14 @@ pub struct RunArgs {
 }
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
-    let overrides = super::plan::overrides(&args.params)?;
+    let overrides = crate::plan::overrides(&args.params)?;
     if let Some(path) = &args.plan {
         let text = drover_engine::input_file::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", path.display())))?;
         let saved: drover_engine::run::plan::Plan = serde_json::from_str(&text).map_err(|e| {
             UsageError(format!("{} is not a plan saved by `drover plan --save`: {e}", path.display()))
         })?;
-        let fresh = super::plan::make(global, &args.workflow, &args.inventory, &args.params).await?;
+        let fresh = crate::plan::make(global, &args.workflow, &args.inventory, &args.params).await?;
         let drift = drover_engine::run::plan::drift(&saved, &fresh);
         if !drift.is_empty() {
             eprintln!("error: the targets drifted from the plan {}; nothing was started:", path.display());

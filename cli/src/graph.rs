@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use drover_engine::workflow::{ForEach, StepKind, Workflow};
 
-use super::{Exit, Global, workflow};
+use crate::{Exit, Global, workflow};
 
 /// Arguments of `drover graph`.
 #[derive(Debug, Args)]

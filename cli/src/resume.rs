@@ -5,7 +5,7 @@ use drover_engine::display::visible;
 use drover_engine::run::{self, RunContext, RunOutcome};
 use drover_engine::store::RunState;
 
-use super::{Exit, Global, context, output};
+use crate::{Exit, Global, context, output};
 
 /// Arguments of `drover resume`.
 #[derive(Debug, Args)]

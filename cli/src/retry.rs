@@ -5,7 +5,7 @@ use clap::Args;
 use drover_engine::run::operator::{self, Command, Delivery};
 use serde_json::{Value, json};
 
-use super::{Exit, Global, context};
+use crate::{Exit, Global, context};
 
 /// Arguments of `drover retry`.
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ pub(super) async fn send(
             Delivery::Queued { pid } => ("queued", Some(pid)),
         };
         let doc = json!({ "run": run, "command": what, "step": step, "by": user, "delivery": delivery, "driver_pid": pid });
-        super::output::json(&doc)?;
+        crate::output::json(&doc)?;
         return Ok(Exit::Success);
     }
     let target = step.map(|s| format!(" {s}")).unwrap_or_default();

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{Exit, Global, context, output, status::format_ms};
+use crate::{Exit, Global, context, output, status::format_ms};
 
 /// Arguments of `drover runs`.
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::super::{Exit, Global, output};
+use crate::{Exit, Global, output};
 
 /// Arguments of `drover plugin remove`.
 #[derive(Debug, Args)]
