@@ -1,6 +1,8 @@
 //! The BizTalk lab for end-to-end tests: a sandbox with the BizTalk plugin pack installed, a
-//! fresh lab (`drover-lab init`) with the inventory it writes, and `drover` commands carrying
-//! the secrets the workflows of `workflows/` need.
+//! fresh lab (`drover-lab init`) with the inventory it writes, `drover` commands carrying the
+//! secrets the workflows of `workflows/` need, and readers of the lab's state ([`LabGroup`]: the
+//! group's members and host instances and what the lab joined and undid, in order; a server's
+//! services) for assertions after a run or a compensation.
 //!
 //! Drover starts target commands with a cleared environment, so the lab's knobs
 //! (`DROVER_LAB_NOW`, `DROVER_LAB_JOIN_DELAY_MS`), which tests set on the `drover` command, cannot
@@ -114,6 +116,106 @@ impl LabRun {
         assert!(out.status.success(), "drover-lab show: {}", stderr(&out));
         serde_json::from_slice(&out.stdout).expect("lab state JSON")
     }
+
+    /// `drover-lab fault set <words…>` (such as `["access-denied", "DRBTS01",
+    /// "BTSSvc$ReceiveHost"]`), failing the test if the lab refuses it. Faults live in the state
+    /// file, so they hold for every later command until cleared, across resumes too.
+    pub fn fault(&self, words: &[&str]) {
+        let mut args = vec!["fault", "set"];
+        args.extend(words);
+        let out = self.lab(&args);
+        assert!(out.status.success(), "drover-lab fault set {words:?}: {}", stderr(&out));
+    }
+
+    /// The group as the lab holds it now, with what the lab joined and undid, in order.
+    pub fn group(&self) -> LabGroup {
+        LabGroup::of(&self.state())
+    }
+
+    /// The Windows service `name` of `server` as `(start type, state)`, such as `("disabled",
+    /// "stopped")`; `None` when the server has no such service.
+    pub fn service(&self, server: &str, name: &str) -> Option<(String, String)> {
+        service_of(&self.state(), server, name)
+    }
+}
+
+/// The BizTalk group of a lab state (`drover-lab show --json`), for assertions after a run or a
+/// compensation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabGroup {
+    /// The runtime servers in the group (`MSBTS_Server`), in the lab's order.
+    pub members: Vec<String>,
+    /// Every host instance (`MSBTS_HostInstance`), in the lab's order.
+    pub host_instances: Vec<LabHostInstance>,
+    /// Every join that took effect, in order.
+    pub joins: Vec<String>,
+    /// Every `Configuration.exe /U` of a joined server, in order.
+    pub unjoins: Vec<String>,
+    /// Every host instance uninstalled by the removal script, by name, in order.
+    pub uninstalls: Vec<String>,
+}
+
+/// One host instance of a [`LabGroup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabHostInstance {
+    /// The host.
+    pub host: String,
+    /// The server it runs on.
+    pub server: String,
+    /// 1 installed … 5 not installed.
+    pub configuration_state: u64,
+    /// Disabled from starting.
+    pub is_disabled: bool,
+    /// `stopped`, `running`, ….
+    pub service_state: String,
+}
+
+impl LabGroup {
+    /// Reads the group out of a lab state.
+    pub fn of(state: &Value) -> LabGroup {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let group = &state["group"];
+        let host_instances = group["host-instances"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|i| LabHostInstance {
+                        host: text(&i["host"]),
+                        server: text(&i["server"]),
+                        configuration_state: i["configuration-state"].as_u64().unwrap_or_default(),
+                        is_disabled: i["is-disabled"].as_bool().unwrap_or_default(),
+                        service_state: text(&i["service-state"]),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        LabGroup {
+            members: strings(&group["members"]),
+            host_instances,
+            joins: strings(&state["joins"]),
+            unjoins: strings(&state["unjoins"]),
+            uninstalls: strings(&state["uninstalls"]),
+        }
+    }
+
+    /// The host instances on `server`, as host names.
+    pub fn hosts_on(&self, server: &str) -> Vec<&str> {
+        self.host_instances.iter().filter(|i| i.server == server).map(|i| i.host.as_str()).collect()
+    }
+}
+
+/// The service `name` of `server` in a lab state, as `(start type, state)`.
+pub fn service_of(state: &Value, server: &str, name: &str) -> Option<(String, String)> {
+    let services = state["servers"][server]["services"].as_array()?;
+    let service =
+        services.iter().find(|s| s["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))?;
+    let text = |k: &str| service[k].as_str().unwrap_or_default().to_string();
+    Some((text("start-type"), text("state")))
 }
 
 /// The secrets `drover` gets for the lab's workflows: environment variable and value.

@@ -1,6 +1,7 @@
 //! The BizTalk DR-site preparation (`workflows/dr-site-preparation.toml`) against a fresh lab,
 //! through the real `drover` and `drover-lab` binaries and the real plugin pack: the final state
-//! of the lab, a second run that changes nothing, faults that fail the run until cleared, and a
+//! of the lab, a second run that changes nothing, faults that fail the run until cleared (one of
+//! them after the host instances were created, the hook of the compensation test), and a
 //! SIGKILL in the middle of a join.
 
 use std::process::{Command, Stdio};
@@ -192,6 +193,44 @@ fn fails_then_recovers(fault: &[&str], step: &str, cause: &str) {
     let out = lab.drover(&["--quiet", "resume", &run]).output().unwrap();
     assert!(out.status.success(), "resume completes: {}{}", stdout(&out), stderr(&out));
     assert_prepared(&lab.state(), &before);
+}
+
+/// The hook of the compensation test: a service policy (`access-denied`) on a host instance's
+/// service fails `disable-host-services[DRBTS01]` for good, after every join and the host
+/// instances succeeded, and before that step changed anything on DRBTS01.
+#[test]
+fn a_denied_host_service_fails_the_run_after_the_joins_and_host_instances() {
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
+    lab.fault(&["access-denied", "DRBTS01", "BTSSvc$ReceiveHost"]);
+    let out = lab.run(&[]);
+    assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(&out), stderr(&out));
+    let status = lab.sandbox.status(&lab.sandbox.last_run());
+    let state = |key: &str| {
+        let instance = instances(&status).into_iter().find(|i| i["key"] == key).unwrap();
+        (
+            instance["state"].as_str().unwrap().to_string(),
+            instance["why"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    for key in ["join[DRBTS01]", "join[DRBTS02]", "join[DRBTS03]", "host-instances[DRBTS01]"] {
+        assert_eq!(state(key).0, "succeeded", "{key}");
+    }
+    let (failed, why) = state("disable-host-services[DRBTS01]");
+    assert_eq!(failed, "failed");
+    assert!(why.contains("Access is denied"), "{why}");
+
+    let group = lab.group();
+    for server in DR {
+        assert!(group.members.iter().any(|m| m == server), "{server} joined: {group:?}");
+    }
+    assert_eq!(group.hosts_on("DRBTS01"), ["ReceiveHost", "SendHost"]);
+    assert_eq!(group.hosts_on("DRBTS02"), ["SendHost", "ProcessingHost"]);
+    assert!(group.unjoins.is_empty() && group.uninstalls.is_empty(), "nothing undone: {group:?}");
+    assert_eq!(
+        lab.service("DRBTS01", "BTSSvc$ReceiveHost"),
+        Some(("auto".to_string(), "stopped".to_string())),
+        "the denied change did not happen"
+    );
 }
 
 #[test]
