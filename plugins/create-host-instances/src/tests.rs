@@ -56,6 +56,15 @@ pub(crate) fn answer(rows: &[Value]) -> ExecOutput {
     }
 }
 
+/// The answer to `MSBTS_HostSetting`: the lab's three hosts, those in `isolated` isolated.
+pub(crate) fn hosts_answer(isolated: &[&str]) -> ExecOutput {
+    let rows: Vec<Value> = ["ReceiveHost", "SendHost", "ProcessingHost"]
+        .iter()
+        .map(|h| json!({ "Name": h, "HostType": if isolated.contains(h) { 2 } else { 1 } }))
+        .collect();
+    answer(&rows)
+}
+
 pub(crate) fn failing(stderr: &str) -> ExecOutput {
     ExecOutput { exit_code: Some(1), stderr: stderr.as_bytes().to_vec(), ..Default::default() }
 }
@@ -451,11 +460,7 @@ mod repair {
     }
 
     fn hosts(host: &FakeHost, isolated: &[&str]) {
-        let rows: Vec<Value> = ["ReceiveHost", "SendHost", "ProcessingHost"]
-            .iter()
-            .map(|h| json!({ "Name": h, "HostType": if isolated.contains(h) { 2 } else { 1 } }))
-            .collect();
-        powershell(host, wmi::HOST_SETTINGS, answer(&rows));
+        powershell(host, wmi::HOST_SETTINGS, hosts_answer(isolated));
     }
 
     /// `sc.exe query BTSSvc$<host>` on the replaced server: present (stopped) or 1060.

@@ -19,11 +19,7 @@ fn remove(host: &FakeHost, host_name: &str, server: &str, output: ExecOutput) {
 }
 
 fn hosts(host: &FakeHost, isolated: &[&str]) {
-    let rows: Vec<Value> = ["ReceiveHost", "SendHost", "ProcessingHost"]
-        .iter()
-        .map(|h| json!({ "Name": h, "HostType": if isolated.contains(h) { 2 } else { 1 } }))
-        .collect();
-    powershell(host, wmi::HOST_SETTINGS, answer(&rows));
+    powershell(host, wmi::HOST_SETTINGS, hosts_answer(isolated));
 }
 
 /// Records `instances` as created by the step instance, as `apply` does.
