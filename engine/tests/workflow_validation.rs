@@ -28,10 +28,17 @@ fn plugin(name: &str, version: &str, input_schema: Value) -> PluginInfo {
     }
 }
 
+/// A plugin that implements `compensate`, with this effect.
+fn compensable(name: &str, effect: Effect) -> PluginInfo {
+    PluginInfo { effect, compensable: true, ..plugin(name, "1.0.0", json!({ "type": "object" })) }
+}
+
 /// The installed plugins of these tests, resolved the way the registry does.
 fn installed() -> Vec<PluginInfo> {
     vec![
         plugin("prerequisites-check", "1.0.0", json!({ "type": "object" })),
+        compensable("create-instance", Effect::Reversible),
+        compensable("send-mail", Effect::Irreversible),
         plugin(
             "join-group",
             "1.2.0",
@@ -137,7 +144,11 @@ plugin = \"prerequisites-check@^1\"
         problems(&text),
         vec![
             p(7, 11, "`timeout` in step `a`: invalid type: integer `10`, expected a string"),
-            p(12, 14, "`on-failure` in step `b`: unknown variant `halt`, expected `stop` or `continue`"),
+            p(
+                12,
+                14,
+                "`on-failure` in step `b`: unknown variant `halt`, expected one of `stop`, `continue`, `compensate`"
+            ),
             p(14, 1, "step 3 (the one without an id): missing key `id`"),
         ]
     );
@@ -684,6 +695,218 @@ fn names_and_versions_are_checked() {
         ]
     );
     assert_eq!(problems(HEAD), vec![p(1, 8, "the workflow has no steps: add a `[[steps]]` table")]);
+}
+
+/// A workflow of three steps (a plain plugin, a compensable one, an approval) under `top`, a
+/// top-level line such as `on-failure = "compensate"`, with `check` and `gate` setting their own.
+fn three_steps(top: &str) -> String {
+    format!(
+        "{HEAD}{top}
+[[steps]]
+id = \"check\"
+plugin = \"prerequisites-check@^1\"
+on-failure = \"continue\"
+
+[[steps]]
+id = \"create\"
+plugin = \"create-instance@^1\"
+needs = [\"check\"]
+
+[[steps]]
+id = \"gate\"
+approval = {{ prompt = \"go?\" }}
+needs = [\"create\"]
+on-failure = \"stop\"
+"
+    )
+}
+
+#[test]
+fn the_run_level_on_failure_is_the_default_of_steps_that_set_none() {
+    let policies = |w: &Workflow| w.steps.iter().map(|s| s.on_failure).collect::<Vec<_>>();
+
+    let w =
+        check_as("wf.toml", &three_steps("on-failure = \"compensate\"\n")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.on_failure, OnFailure::Compensate);
+    assert_eq!(policies(&w), [OnFailure::Continue, OnFailure::Compensate, OnFailure::Stop]);
+    // At run level, a failure of any step compensates, `continue` steps included.
+    assert!(w.compensates([0]));
+    assert_eq!(w.steps.iter().map(|s| s.compensable()).collect::<Vec<_>>(), [false, true, false]);
+
+    let w =
+        check_as("wf.toml", &three_steps("on-failure = \"continue\"\n")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.on_failure, OnFailure::Continue);
+    assert_eq!(policies(&w), [OnFailure::Continue, OnFailure::Continue, OnFailure::Stop]);
+    assert!(!w.compensates([0, 1, 2]));
+
+    let w = check_as("wf.toml", &three_steps("")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.on_failure, OnFailure::Stop);
+    assert_eq!(policies(&w), [OnFailure::Continue, OnFailure::Stop, OnFailure::Stop]);
+
+    // A step's own `compensate`: only its failure compensates.
+    let text = three_steps("")
+        .replace("needs = [\"check\"]\n", "needs = [\"check\"]\non-failure = \"compensate\"\n");
+    let w = check_as("wf.toml", &text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.on_failure, OnFailure::Stop);
+    assert_eq!(policies(&w), [OnFailure::Continue, OnFailure::Compensate, OnFailure::Stop]);
+    assert!(w.compensates([1]));
+    assert!(!w.compensates([0, 2]));
+    assert_eq!(
+        policies(&w).into_iter().map(OnFailure::halts).collect::<Vec<_>>(),
+        [false, true, true],
+        "`compensate` stops the run as `stop` does"
+    );
+
+    // The same in JSON, and through the pinned form.
+    let json = "{\n  \"name\": \"w\",\n  \"version\": \"1.0.0\",\n  \"on-failure\": \"compensate\",\n  \"steps\": [\n    { \"id\": \"check\", \"plugin\": \"prerequisites-check@^1\", \"on-failure\": \"continue\" },\n    { \"id\": \"create\", \"plugin\": \"create-instance@^1\", \"needs\": [\"check\"] },\n    { \"id\": \"gate\", \"approval\": { \"prompt\": \"go?\" }, \"needs\": [\"create\"], \"on-failure\": \"stop\" }\n  ]\n}\n";
+    let from_json = check_as("wf.json", json).unwrap_or_else(|d| panic!("{d}"));
+    let from_toml =
+        check_as("wf.toml", &three_steps("on-failure = \"compensate\"\n")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(from_json, from_toml);
+    let pinned = serde_json::to_value(&from_toml).expect("serializes");
+    assert_eq!(pinned["on_failure"], json!("compensate"));
+    assert_eq!(drover_engine::run::pinned_workflow(&pinned), Ok(from_toml));
+}
+
+#[test]
+fn a_definition_pinned_before_the_run_level_on_failure_reads_as_stop() {
+    let w = check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.on_failure, OnFailure::Stop);
+    let mut old = serde_json::to_value(&w).expect("serializes");
+    assert!(old.as_object_mut().and_then(|o| o.remove("on_failure")).is_some(), "{old:#}");
+    assert_eq!(drover_engine::run::pinned_workflow(&old), Ok(w.clone()));
+
+    // The same workflow in the pinned format of this build: each plugin described once.
+    let mut plugins = serde_json::Map::new();
+    for step in old["steps"].as_array_mut().into_iter().flatten() {
+        if let Some(info) = step.pointer_mut("/kind/plugin/info") {
+            let key =
+                format!("{}@{}", info["name"].as_str().unwrap_or(""), info["version"].as_str().unwrap_or(""));
+            plugins.insert(key.clone(), std::mem::replace(info, json!(key)));
+        }
+    }
+    let pinned = json!({ "format": 2, "plugins": plugins, "workflow": old });
+    assert_eq!(drover_engine::run::pinned_workflow(&pinned), Ok(w));
+}
+
+#[test]
+fn compensate_needs_a_step_that_can_be_undone() {
+    let text = format!(
+        "{HEAD}on-failure = \"compensate\"
+
+[[steps]]
+id = \"check\"
+plugin = \"prerequisites-check@^1\"
+
+[[steps]]
+id = \"notify\"
+plugin = \"send-mail@^1\"
+on-failure = \"compensate\"
+
+[[steps]]
+id = \"gate\"
+approval = {{ prompt = \"go?\" }}
+on-failure = \"compensate\"
+"
+    );
+    let why = "nothing to compensate: the plugin of step `check` does not implement compensate, and step `notify` is irreversible, never compensated";
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(3, 14, &format!("workflow `w`: {why}")),
+            p(12, 14, &format!("step `notify`: {why}")),
+            p(17, 14, &format!("step `gate`: {why}")),
+        ]
+    );
+    let shown = check_as("wf.toml", &text).unwrap_err().to_string();
+    assert!(shown.starts_with(&format!("wf.toml:3:14: workflow `w`: {why}\n")), "{shown}");
+
+    // One step that can be undone is enough; the others are left as is.
+    let with_one = format!("{text}\n[[steps]]\nid = \"create\"\nplugin = \"create-instance@^1\"\n");
+    let w = check_as("wf.toml", &with_one).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        w.steps.iter().filter(|s| s.compensable()).map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["create"]
+    );
+
+    // Many steps: the first five are named.
+    let mut many = format!("{HEAD}on-failure = \"compensate\"\n");
+    for i in 1..=7 {
+        many.push_str(&format!("\n[[steps]]\nid = \"s{i}\"\nplugin = \"prerequisites-check@^1\"\n"));
+    }
+    assert_eq!(
+        problems(&many),
+        vec![p(
+            3,
+            14,
+            "workflow `w`: nothing to compensate: none of the plugins of steps `s1`, `s2`, `s3`, `s4`, `s5` and 2 more implement compensate"
+        )]
+    );
+    let only_irreversible = format!(
+        "{HEAD}\n[[steps]]\nid = \"a\"\nplugin = \"send-mail@^1\"\non-failure = \"compensate\"\n\n[[steps]]\nid = \"b\"\nplugin = \"send-mail@^1\"\n"
+    );
+    assert_eq!(
+        problems(&only_irreversible),
+        vec![p(7, 14, "step `a`: nothing to compensate: steps `a`, `b` are irreversible, never compensated")]
+    );
+    let only_approvals = format!(
+        "{HEAD}on-failure = \"compensate\"\n\n[[steps]]\nid = \"gate\"\napproval = {{ prompt = \"go?\" }}\n"
+    );
+    assert_eq!(
+        problems(&only_approvals),
+        vec![p(3, 14, "workflow `w`: nothing to compensate: no step calls a plugin")]
+    );
+
+    // A plugin that is not installed might be compensable: only that is reported.
+    let unknown = format!(
+        "{HEAD}on-failure = \"compensate\"\n\n[[steps]]\nid = \"a\"\nplugin = \"prerequisites-check@^1\"\n\n[[steps]]\nid = \"b\"\nplugin = \"rollback-everything@^1\"\n"
+    );
+    assert_eq!(
+        problems(&unknown),
+        vec![p(
+            11,
+            10,
+            "step `b`: plugin rollback-everything is not installed: install it with `drover plugin install`"
+        )]
+    );
+}
+
+#[test]
+fn on_failure_values_are_checked_at_both_levels() {
+    let text = format!(
+        "{HEAD}on-failure = \"undo\"
+
+[[steps]]
+id = \"a\"
+plugin = \"prerequisites-check@^1\"
+on-failure = \"rollback\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(
+                3,
+                14,
+                "`on-failure`: unknown variant `undo`, expected one of `stop`, `continue`, `compensate`"
+            ),
+            p(
+                8,
+                14,
+                "`on-failure` in step `a`: unknown variant `rollback`, expected one of `stop`, `continue`, `compensate`"
+            ),
+        ]
+    );
+    let json =
+        "{\n  \"name\": \"w\",\n  \"version\": \"1.0.0\",\n  \"on-failure\": true,\n  \"steps\": []\n}\n";
+    let found: Vec<(usize, usize, String)> = match check_as("wf.json", json) {
+        Ok(_) => panic!("expected problems"),
+        Err(d) => d.into_iter().map(|d| (d.line, d.column, d.message)).collect(),
+    };
+    // A value of the wrong type: the toml crate's message, at the value.
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (4, 17));
+    assert!(found[0].2.starts_with("`on-failure`: "), "{found:?}");
 }
 
 const VALID: &str = r#"name = "dr-site-preparation"

@@ -43,6 +43,11 @@ pub struct Document {
     pub params: BTreeMap<Spanned<String>, ParamFile>,
     /// Run-wide limits.
     pub limits: Option<LimitsFile>,
+    /// What a failed step does to the run, for steps that set no `on-failure` of their own:
+    /// `stop` (default), `continue` or `compensate`; `compensate` here also compensates a run
+    /// that ends failed, whichever step failed.
+    #[schemars(with = "Option<OnFailure>")]
+    pub on_failure: Option<Spanned<OnFailure>>,
     /// The steps; their order in the file only breaks ties between steps ready at once.
     #[serde(default)]
     pub steps: Vec<StepFile>,
@@ -106,7 +111,8 @@ pub struct StepFile {
     pub retry: Option<RetryFile>,
     /// Limits of concurrently running instances of this step.
     pub concurrency: Option<StepConcurrencyFile>,
-    /// What a failure does to the run: `stop` (default) or `continue`.
+    /// What a failure of this step does to the run: `stop`, `continue` or `compensate`
+    /// (default: the top-level `on-failure`, else `stop`).
     #[schemars(with = "Option<OnFailure>")]
     pub on_failure: Option<Spanned<OnFailure>>,
     /// What the step may do on targets; `*` grants all.

@@ -11,7 +11,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::plugin::{PluginInfo, PluginRef};
+use crate::plugin::{Effect, PluginInfo, PluginRef};
 
 /// A validated workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,12 @@ pub struct Workflow {
     pub params: Vec<Param>,
     /// Run-wide limits.
     pub limits: RunLimits,
+    /// The file's run-level `on-failure`. It is already the [`Step::on_failure`] of every step
+    /// that sets none; [`OnFailure::Compensate`] here also compensates a run that ends failed
+    /// whichever step failed (see [`Workflow::compensates`]). Absent from definitions pinned
+    /// before it existed, which read as [`OnFailure::Stop`].
+    #[serde(default)]
+    pub on_failure: OnFailure,
     /// The steps, in file order; [`Step::needs`] and [`Workflow::order`] index into it.
     pub steps: Vec<Step>,
     /// A topological order of step indices: every step comes after the steps it needs, and
@@ -42,6 +48,16 @@ impl Workflow {
     /// The param with this name.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether a run that failed compensates: the run-level `on-failure` is `compensate`, or one
+    /// of the steps with a failed instance (`failed`, indices into [`Workflow::steps`]) says
+    /// `compensate`.
+    pub fn compensates(&self, failed: impl IntoIterator<Item = usize>) -> bool {
+        self.on_failure == OnFailure::Compensate
+            || failed
+                .into_iter()
+                .any(|i| self.steps.get(i).is_some_and(|s| s.on_failure == OnFailure::Compensate))
     }
 }
 
@@ -143,7 +159,8 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Limits of concurrently running instances of this step.
     pub concurrency: StepConcurrency,
-    /// What a failure of this step does to the run.
+    /// What a failure of this step does to the run: its own `on-failure`, else the run-level
+    /// one, else [`OnFailure::Stop`].
     pub on_failure: OnFailure,
     /// What the step may do on targets.
     pub grants: GrantsSpec,
@@ -161,6 +178,11 @@ impl Step {
             StepKind::Plugin { reference, info } => Some((reference, &**info)),
             StepKind::Approval { .. } => None,
         }
+    }
+
+    /// Whether compensation may undo this step (see [`StepKind::compensable`]).
+    pub fn compensable(&self) -> bool {
+        self.kind.compensable()
     }
 }
 
@@ -184,6 +206,18 @@ pub enum StepKind {
         #[serde(default)]
         approvers: Vec<String>,
     },
+}
+
+impl StepKind {
+    /// Whether compensation may undo a step of this kind: it calls a plugin that implements
+    /// `compensate` and is not irreversible. Compensation leaves every other step as is (and
+    /// lists it).
+    pub fn compensable(&self) -> bool {
+        match self {
+            StepKind::Plugin { info, .. } => info.compensable && info.effect != Effect::Irreversible,
+            StepKind::Approval { .. } => false,
+        }
+    }
 }
 
 /// Where a step's fan-out items come from.
@@ -270,15 +304,29 @@ pub struct StepConcurrency {
     pub per_target: Option<u32>,
 }
 
-/// What a step's failure does to the run.
+/// What a failed step (its last attempt failed) does to the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
-    /// Start nothing new; the run fails once running steps finish.
+    /// Start no new step instance; instances already running finish, then the run ends failed.
+    /// Nothing is undone.
     #[default]
     Stop,
-    /// Steps that need this one are skipped; independent steps go on.
+    /// Skip the steps that need this one, directly or through others; steps that do not need it
+    /// go on, and the run ends failed once they are done. Nothing is undone.
     Continue,
+    /// As `stop`, then undo: once running instances finish, the `compensate` of each step that
+    /// succeeded and changed something runs, in reverse dependency order; irreversible steps and
+    /// steps whose plugin has no `compensate` are left as is. At run level, also compensate when
+    /// the run ends failed, whichever step failed.
+    Compensate,
+}
+
+impl OnFailure {
+    /// Whether a failure stops the run from starting new step instances (`stop`, `compensate`).
+    pub fn halts(self) -> bool {
+        matches!(self, OnFailure::Stop | OnFailure::Compensate)
+    }
 }
 
 /// What a step may do, as granted by the workflow (`*` grants all).

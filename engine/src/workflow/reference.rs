@@ -1,6 +1,6 @@
 //! `docs/workflow-reference.md`: every key of a workflow file, generated from the same JSON
 //! Schema as `docs/workflow.schema.json` (so the reference cannot drift from the parser; a test
-//! checks the committed file is fresh).
+//! checks the committed file is fresh), between a few paragraphs of prose kept here.
 
 use std::fmt::Write as _;
 
@@ -31,8 +31,23 @@ pub fn reference_markdown() -> String {
             section(&mut out, name, def);
         }
     }
+    out.push_str(COMPENSATION);
     out
 }
+
+/// What `on-failure = "compensate"` does, beyond what its one-line description can say.
+const COMPENSATION: &str = "## Compensation
+
+`on-failure = \"compensate\"` (on a step, or at the top level for every step and for the run) \
+undoes the work of a failed run as far as it can. Once the run starts nothing new and its running \
+instances have finished, Drover calls the `compensate` of each step instance that succeeded and \
+changed something, in reverse dependency order: a step is compensated only after every step that \
+needs it. Irreversible steps and steps whose plugin does not implement `compensate` are left as is, \
+and listed as such. Compensations are journaled like forward work, so a run interrupted during \
+compensation resumes it and a finished compensation never runs again; one interrupted midway runs \
+again, so a compensation must be idempotent. `drover compensate <run>` asks for it by hand. A \
+workflow that says `compensate` where no step can be undone is refused.
+";
 
 fn section(out: &mut String, name: &str, node: &Value) {
     let _ = writeln!(out, "## {name}\n");

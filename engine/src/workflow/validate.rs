@@ -1,9 +1,10 @@
 //! Stage 2: file types to the validated [`Workflow`]. Checks names, ids and versions, resolves
 //! `needs` into a DAG (duplicates, unknown steps and cycles reported), resolves plugins through
 //! the caller's registry, parses durations and limits, checks every template against the names
-//! it may use (declared params, upstream steps, `item` only when fanning out), and checks each
-//! step's constant input against its plugin's input schema. Every problem is reported, each at
-//! its position; the result is built only when there are none.
+//! it may use (declared params, upstream steps, `item` only when fanning out), checks each
+//! step's constant input against its plugin's input schema, and gives each step its `on-failure`
+//! (its own, else the top-level one), refusing `compensate` where no step can be undone. Every
+//! problem is reported, each at its position; the result is built only when there are none.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
@@ -102,6 +103,8 @@ struct Steps<'d> {
     index: HashMap<&'d str, usize>,
     /// Declared param names (kebab-case).
     params: BTreeSet<&'d str>,
+    /// The run-level `on-failure`: the default of steps that set none.
+    on_failure: OnFailure,
 }
 
 /// The steps upstream of one step, asked one at a time (a long chain's upstream sets would add
@@ -161,6 +164,7 @@ impl Validator<'_> {
             doc,
             index: HashMap::new(),
             params: doc.params.keys().map(|k| k.get_ref().as_str()).collect(),
+            on_failure: doc.on_failure.as_ref().map_or(OnFailure::Stop, |o| *o.get_ref()),
         };
         for (i, step) in doc.steps.iter().enumerate() {
             let id = step.id.get_ref().as_str();
@@ -188,12 +192,19 @@ impl Validator<'_> {
             self.err(&doc.steps[cycle[0]].id.span(), format!("steps form a cycle: {}", names.join(" -> ")));
         }
 
+        let kinds: Vec<Option<StepKind>> = doc.steps.iter().map(|s| self.kind(s, ctx)).collect();
+        self.nothing_to_compensate(doc, &kinds);
         let built: Vec<Option<Step>> = doc
             .steps
             .iter()
+            .zip(kinds)
             .enumerate()
-            .map(|(i, s)| self.step(s, &needs[i], UpstreamOf { dag: &dag.upstream, step: i }, &steps, ctx))
+            .map(|(i, (s, kind))| {
+                let upstream = UpstreamOf { dag: &dag.upstream, step: i };
+                self.step(s, kind, &needs[i], upstream, &steps, ctx)
+            })
             .collect();
+        let on_failure = steps.on_failure;
         let steps = built.into_iter().collect::<Option<Vec<Step>>>()?;
         Some(Workflow {
             name: doc.name.get_ref().clone(),
@@ -201,6 +212,7 @@ impl Validator<'_> {
             description: doc.description.clone(),
             params,
             limits,
+            on_failure,
             steps,
             order: dag.order?,
         })
@@ -276,16 +288,17 @@ impl Validator<'_> {
         out
     }
 
+    /// Builds a step of the kind [`Self::kind`] gave for it.
     fn step(
         &mut self,
         s: &StepFile,
+        kind: Option<StepKind>,
         needs: &[usize],
         upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
         ctx: &ValidationContext<'_>,
     ) -> Option<Step> {
         let id = s.id.get_ref().as_str();
-        let kind = self.kind(s, ctx);
         let is_approval = s.approval.is_some() && s.plugin.is_none();
         let for_each = self.for_each(s, upstream, steps, ctx);
         if let Some(when) = &s.when {
@@ -352,9 +365,61 @@ impl Validator<'_> {
             retry: retry?,
             timeout,
             concurrency: concurrency?,
-            on_failure: s.on_failure.as_ref().map_or(OnFailure::Stop, |o| *o.get_ref()),
+            on_failure: s.on_failure.as_ref().map_or(steps.on_failure, |o| *o.get_ref()),
             grants: grants?,
         })
+    }
+
+    /// Reports each `on-failure = "compensate"` (top level or a step's) of a workflow in which
+    /// no step can be undone: none calls a plugin that implements `compensate` and is not
+    /// irreversible. Says nothing while a step's plugin is unresolved (reported already).
+    fn nothing_to_compensate(&mut self, doc: &Document, kinds: &[Option<StepKind>]) {
+        let unresolved = doc.steps.iter().zip(kinds).any(|(s, k)| s.plugin.is_some() && k.is_none());
+        if unresolved || kinds.iter().flatten().any(StepKind::compensable) {
+            return;
+        }
+        let asks = doc
+            .on_failure
+            .iter()
+            .map(|o| (o, format!("workflow `{}`", doc.name.get_ref())))
+            .chain(
+                doc.steps
+                    .iter()
+                    .filter_map(|s| s.on_failure.as_ref().map(|o| (o, format!("step `{}`", s.id.get_ref())))),
+            )
+            .filter(|(o, _)| *o.get_ref() == OnFailure::Compensate)
+            .collect::<Vec<_>>();
+        if asks.is_empty() {
+            return;
+        }
+        let (mut without, mut irreversible) = (Vec::new(), Vec::new());
+        for (s, kind) in doc.steps.iter().zip(kinds) {
+            if let Some(StepKind::Plugin { info, .. }) = kind {
+                let list = if info.compensable { &mut irreversible } else { &mut without };
+                list.push(s.id.get_ref().as_str());
+            }
+        }
+        let why = match (without.as_slice(), irreversible.as_slice()) {
+            ([], []) => "no step calls a plugin".to_owned(),
+            ([one], []) => format!("the plugin of step `{one}` does not implement compensate"),
+            (many, []) => format!("none of the plugins of steps {} implement compensate", id_list(many)),
+            ([], [one]) => format!("step `{one}` is irreversible, never compensated"),
+            ([], many) => format!("steps {} are irreversible, never compensated", id_list(many)),
+            (without, irreversible) => format!(
+                "{} implement compensate, and {} irreversible, never compensated",
+                match without {
+                    [one] => format!("the plugin of step `{one}` does not"),
+                    many => format!("none of the plugins of steps {}", id_list(many)),
+                },
+                match irreversible {
+                    [one] => format!("step `{one}` is"),
+                    many => format!("steps {} are", id_list(many)),
+                }
+            ),
+        };
+        for (o, who) in asks {
+            self.err(&o.span(), format!("{who}: nothing to compensate: {why}"));
+        }
     }
 
     fn kind(&mut self, s: &StepFile, ctx: &ValidationContext<'_>) -> Option<StepKind> {
@@ -804,6 +869,16 @@ fn closest<'c>(wrong: &str, candidates: impl Iterator<Item = &'c str>) -> Option
         .filter(|(d, _)| *d <= limit)
         .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
         .map(|(_, c)| c)
+}
+
+/// Step ids for a message: `` `a`, `b`, `c` ``, the first five and how many more.
+fn id_list(ids: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut list = ids.iter().take(SHOWN).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+    if ids.len() > SHOWN {
+        list.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    list
 }
 
 /// The JSON type of a value, with an article, for messages.
