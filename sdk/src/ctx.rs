@@ -138,7 +138,9 @@ impl<'h> Ctx<'h> {
         self.host.secret(name)
     }
 
-    /// Reads a checkpoint value of this step instance.
+    /// Reads a checkpoint value of this step instance; `None` when the key was never set. When the
+    /// host cannot read the checkpoints, this does not return: the attempt fails with the host's
+    /// error.
     pub fn state_get(&self, key: &str) -> Option<String> {
         self.host.state_get(key)
     }

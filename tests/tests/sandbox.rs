@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use drover_engine::grants::{Allow, Grants};
 use drover_engine::plugin::{
     CallEnv, CallError, CallObserver, CallReport, FailureClass, HostConfig, LoadError, LoadedPlugin,
-    LogLevel, Mode, PluginHost, SandboxLimits, StepCall, StepContext,
+    LogLevel, Mode, PluginHost, SandboxLimits, StateUsage, StepCall, StepContext, StepStateStore,
 };
 use drover_engine::secrets::MapSecrets;
 use drover_engine::target::{LocalTransport, TargetSet};
@@ -348,6 +348,46 @@ async fn checkpoints_persist_across_calls_through_the_state_store() {
             .await;
         assert_eq!(report.result.expect("state works").output["counter"], expected);
     }
+}
+
+/// Checkpoints whose reads fail, as a journal that cannot be read does; writes are kept.
+#[derive(Default)]
+struct UnreadableState(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl StepStateStore for UnreadableState {
+    async fn get(&self, _key: &str) -> Result<Option<String>, String> {
+        Err("database disk image is malformed".into())
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push((key.into(), value.into()));
+        Ok(())
+    }
+
+    async fn usage(&self, _except: &str) -> Result<StateUsage, String> {
+        Ok(StateUsage::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_that_cannot_be_read_fails_the_attempt_with_the_stores_error() {
+    let host = host();
+    let plugin = fixture(&host).await;
+    let state = Arc::new(UnreadableState::default());
+    let env = CallEnv { state: state.clone(), ..local_env() };
+    let report = host.call(&plugin, call(Mode::Apply, json!({"behave": "state"}), all_grants()), env).await;
+    let e = error(report);
+    assert!(matches!(e, CallError::StateUnreadable { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "plugin fixture-plugin-for-tests was stopped: its checkpoint counter could not be read: \
+         database disk image is malformed"
+    );
+    assert_eq!(e.class(), FailureClass::Retryable);
+    // The plugin went no further than the read: it never wrote a counter started from nothing.
+    assert_eq!(*state.0.lock().unwrap(), []);
+    assert_next_call_works(&host, &plugin).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,8 @@
 //! journal or a run reported succeeded, and once the fault is cleared a resume finishes the run.
 //! And the journal as the commands that only read it find it: missing (exit 3, nothing created),
 //! an empty file (refused, not taken for a new journal), archived read-only (still readable),
-//! locked or unusable (exit 6 from every command).
+//! locked or unusable (exit 6 from every command). And one checkpoint the journal cannot give back:
+//! the attempt that reads it fails with the store's error, never takes it for absent.
 //!
 //! The disk-full test mounts a small tmpfs of its own (root is needed, as `cargo xtask test` and
 //! CI run); when the mount is refused it fails and says so, it never skips.
@@ -413,4 +414,59 @@ fn every_command_exits_6_when_the_journal_is_locked_or_unusable() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_checkpoint_the_journal_cannot_give_back_fails_the_attempt_that_reads_it_never_reads_as_absent() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let wf = sandbox.write(
+        "state.toml",
+        r#"
+name = "state"
+version = "1.0.0"
+[[steps]]
+id = "gate"
+approval = { prompt = "Go?" }
+[[steps]]
+id = "count"
+plugin = "fixture-plugin-for-tests"
+needs = ["gate"]
+with = { behave = "state" }
+"#,
+    );
+    let inventory = sandbox.write("inventory.toml", "");
+    let out = sandbox.run(&["run", &wf, "--inventory", &inventory]);
+    assert_eq!(out.status.code(), Some(4), "waits at the gate: {}{}", stdout(&out), stderr(&out));
+    let run = sandbox.last_run();
+    // The step's counter as the journal cannot read it back: a blob where text belongs, as a
+    // damaged page or a foreign write leaves it. The step reads "counter" first thing.
+    let db = sandbox.db_path();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO checkpoints (run_id, step_key, key, value) VALUES (?1, 'count', 'counter', X'FFFE')",
+        [&run],
+    )
+    .unwrap();
+    drop(conn);
+    let out = sandbox.run(&["approve", &run, "gate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sandbox.run(&["resume", &run]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let expected = format!(
+        "count: plugin fixture-plugin-for-tests was stopped: its checkpoint counter could not be read: \
+         database error on {}",
+        db.display()
+    );
+    assert!(stdout(&out).contains(&expected), "{expected:?} not in:\n{}", stdout(&out));
+    assert_eq!(attempts(&db), [("count".to_string(), 1, "failed".to_string())]);
+    // The plugin went no further: it did not start a counter from nothing over the value.
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let kept: (String, Vec<u8>) = conn
+        .query_row("SELECT typeof(value), value FROM checkpoints WHERE step_key = 'count'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kept, ("blob".to_string(), vec![0xFF, 0xFE]));
 }

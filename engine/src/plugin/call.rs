@@ -193,8 +193,10 @@ pub struct StateUsage {
 /// Durable checkpoints of one step instance (`state-get` / `state-set`).
 #[async_trait]
 pub trait StepStateStore: Send + Sync {
-    /// Reads a key.
-    async fn get(&self, key: &str) -> Option<String>;
+    /// Reads a key: `None` when it was never set. An error means the checkpoints could not be
+    /// read; the host fails the attempt with it rather than letting the plugin take the key for
+    /// absent.
+    async fn get(&self, key: &str) -> Result<Option<String>, String>;
     /// Writes a key; durable when this returns.
     async fn set(&self, key: &str, value: &str) -> Result<(), String>;
     /// What the instance's checkpoints other than `except` hold.
@@ -207,8 +209,8 @@ pub struct MemoryState(Mutex<BTreeMap<String, String>>);
 
 #[async_trait]
 impl StepStateStore for MemoryState {
-    async fn get(&self, key: &str) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
     }
 
     async fn set(&self, key: &str, value: &str) -> Result<(), String> {

@@ -157,6 +157,17 @@ pub enum CallError {
         /// The plugin.
         plugin: String,
     },
+    /// The step's checkpoints could not be read (`state-get`): the call was stopped there, so the
+    /// plugin never took the key for absent.
+    #[error("plugin {plugin} was stopped: its checkpoint {key} could not be read: {message}")]
+    StateUnreadable {
+        /// The plugin.
+        plugin: String,
+        /// The checkpoint key it asked for.
+        key: String,
+        /// Why the read failed.
+        message: String,
+    },
     /// The sandbox could not be set up.
     #[error("cannot start plugin {plugin}: {message}")]
     Instantiate {
@@ -172,7 +183,7 @@ impl CallError {
     pub fn class(&self) -> FailureClass {
         match self {
             CallError::Step { class, .. } => *class,
-            CallError::Timeout { .. } => FailureClass::Retryable,
+            CallError::Timeout { .. } | CallError::StateUnreadable { .. } => FailureClass::Retryable,
             _ => FailureClass::Permanent,
         }
     }

@@ -308,7 +308,17 @@ impl host::Host for StepState {
     }
 
     async fn state_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.env.state.get(&key).await)
+        match self.env.state.get(&key).await {
+            Ok(value) => Ok(value),
+            // `state-get` has no error result in the contract, so the call traps here and the
+            // attempt fails with the store's error (retryable, as a failed `state-set` is).
+            Err(message) => {
+                let key = excerpt::cap(&key, 200);
+                let plugin = self.plugin.clone();
+                self.fatal.get_or_insert(CallError::StateUnreadable { plugin, key, message });
+                wasmtime::bail!("checkpoint could not be read")
+            }
+        }
     }
 
     async fn state_set(&mut self, key: String, value: String) -> HostResult<()> {

@@ -1,6 +1,9 @@
 //! A step instance's checkpoints in the run journal: the [`StepStateStore`] the driver hands each
 //! attempt, behind the plugin's `state-get` and `state-set`. Writes are commits under the run's
 //! lease, so a driver that lost its lease writes nothing; reads go to the journal directly.
+//!
+//! It must not hide a journal it cannot read: a read's error is returned (the host fails the
+//! attempt with it), never taken for an absent key.
 
 use std::sync::Arc;
 
@@ -21,8 +24,8 @@ pub(super) struct Checkpoints {
 
 #[async_trait]
 impl StepStateStore for Checkpoints {
-    async fn get(&self, key: &str) -> Option<String> {
-        self.store.checkpoint(&self.run_id, &self.step_key, key).ok().flatten()
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.store.checkpoint(&self.run_id, &self.step_key, key).map_err(|e| e.to_string())
     }
 
     async fn set(&self, key: &str, value: &str) -> Result<(), String> {
