@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// A set of allowed names, or everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -112,7 +113,7 @@ impl fmt::Display for ExecPattern {
 }
 
 /// What kind of thing was not granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Missing {
     /// A target.
@@ -141,7 +142,7 @@ impl fmt::Display for Missing {
 
 /// A host call the host refused. Recorded, shown to the plugin as a `denied` host error, and
 /// failing the attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Refusal {
     /// The plugin that asked.
     pub plugin: String,

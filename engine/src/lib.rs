@@ -5,6 +5,7 @@
 //! - [`grants`]: what a step may do, and refusals.
 //! - [`input_file`]: the files a user hands over, read with a size limit.
 //! - [`inventory`]: the servers and groups a workflow acts on.
+//! - [`journal`]: what a run's journal says, as types: run ids, events, operator requests.
 //! - [`report`]: the recovery report of a run, from the journal.
 //! - [`run`]: starting, driving and resuming runs; operator commands.
 //! - [`secrets`]: secret values, references and redaction.
@@ -19,6 +20,7 @@ pub mod display;
 pub mod grants;
 pub mod input_file;
 pub mod inventory;
+pub mod journal;
 pub mod plugin;
 pub mod report;
 pub mod run;

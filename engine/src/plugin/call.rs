@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::CallError;
@@ -70,7 +71,7 @@ pub struct StepCall {
 }
 
 /// Severity of a plugin log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogLevel {
     /// Very detailed.
@@ -86,7 +87,7 @@ pub enum LogLevel {
 }
 
 /// A log line a plugin wrote, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogRecord {
     /// Severity.
     pub level: LogLevel,
@@ -95,12 +96,12 @@ pub struct LogRecord {
 }
 
 /// Audit record of one target call, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetCallRecord {
     /// The target.
     pub target: String,
-    /// `exec`, `read-file`, `write-file` or `remove-file`.
-    pub call: &'static str,
+    /// Which call.
+    pub call: TargetCall,
     /// The program or path.
     pub what: String,
     /// Program arguments with secret references as written (values never appear).
@@ -115,6 +116,31 @@ pub struct TargetCallRecord {
     pub stderr_bytes: usize,
     /// The transport's error, if the call failed.
     pub error: Option<String>,
+}
+
+/// The host calls that act on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetCall {
+    /// `exec`: a program run.
+    Exec,
+    /// `read-file`.
+    ReadFile,
+    /// `write-file`.
+    WriteFile,
+    /// `remove-file`.
+    RemoveFile,
+}
+
+impl std::fmt::Display for TargetCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetCall::Exec => "exec",
+            TargetCall::ReadFile => "read-file",
+            TargetCall::WriteFile => "write-file",
+            TargetCall::RemoveFile => "remove-file",
+        })
+    }
 }
 
 /// A piece of evidence for the report.

@@ -56,7 +56,7 @@ pub enum LoadError {
 }
 
 /// What the engine should do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
     /// Retry according to the step's policy.
@@ -65,6 +65,30 @@ pub enum FailureClass {
     Permanent,
     /// Stop and ask an operator.
     NeedsOperator,
+}
+
+impl FailureClass {
+    /// The class's name, as the journal stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Retryable => "retryable",
+            FailureClass::Permanent => "permanent",
+            FailureClass::NeedsOperator => "needs-operator",
+        }
+    }
+
+    /// The class named `text`, as the journal stores it.
+    pub fn parse(text: &str) -> Option<FailureClass> {
+        [FailureClass::Retryable, FailureClass::Permanent, FailureClass::NeedsOperator]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why one plugin call failed. Every variant names the plugin and the cause.

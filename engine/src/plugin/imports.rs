@@ -12,7 +12,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::drover::plugin::{host, target, types as wit};
-use super::call::{CallEnv, LogLevel, LogRecord, Mode, TargetCallRecord};
+use super::call::{CallEnv, LogLevel, LogRecord, Mode, TargetCall, TargetCallRecord};
 use super::error::CallError;
 use super::excerpt;
 use super::sandbox::SandboxLimits;
@@ -405,7 +405,7 @@ impl target::Host for StepState {
         let result = transport.exec(&command).await;
         let mut record = TargetCallRecord {
             target: request.target.clone(),
-            call: "exec",
+            call: TargetCall::Exec,
             what: request.program.clone(),
             args: request.args.clone(),
             exit_code: None,
@@ -457,7 +457,7 @@ impl target::Host for StepState {
         });
         self.audit(TargetCallRecord {
             target: target_name,
-            call: "read-file",
+            call: TargetCall::ReadFile,
             what: path,
             args: Vec::new(),
             exit_code: None,
@@ -494,7 +494,7 @@ impl target::Host for StepState {
         let result = transport.write_file(&path, &filled).await;
         self.audit(TargetCallRecord {
             target: target_name,
-            call: "write-file",
+            call: TargetCall::WriteFile,
             what: path,
             args: Vec::new(),
             exit_code: None,
@@ -516,7 +516,7 @@ impl target::Host for StepState {
         let result = transport.remove_file(&path).await;
         self.audit(TargetCallRecord {
             target: target_name,
-            call: "remove-file",
+            call: TargetCall::RemoveFile,
             what: path,
             args: Vec::new(),
             exit_code: None,

@@ -26,7 +26,7 @@ mod sandbox;
 pub use cache::CacheStatus;
 pub use call::{
     CallEnv, CallObserver, CallOutcome, CallReport, Evidence, LogLevel, LogRecord, MemoryState, Mode,
-    NoObserver, StateUsage, StepCall, StepContext, StepStateStore, TargetCallRecord,
+    NoObserver, StateUsage, StepCall, StepContext, StepStateStore, TargetCall, TargetCallRecord,
 };
 pub use error::{CallError, FailureClass, LoadError};
 pub use info::{Capabilities, Effect, PluginInfo, PluginRef, Sha256Digest, check_name};

@@ -196,22 +196,23 @@ pub struct AttemptRecord {
     pub error_class: Option<String>,
 }
 
-/// An event of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An event of the journal, as `drover events --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EventRecord {
-    /// Position in the journal.
+    /// Its position in the journal: increasing, across runs.
     pub seq: i64,
-    /// The run.
+    /// The run (`run_` and a ULID).
     pub run_id: String,
-    /// ms since the epoch.
+    /// When it was written (ms since the epoch).
     pub at: i64,
-    /// The step instance, if any.
+    /// The step instance it is about (`id`, or `id[item]` for an instance of a `for-each`), or
+    /// null for the run.
     pub step_key: Option<String>,
-    /// What happened (`run-started`, `attempt-succeeded`, `approved`, …).
+    /// What happened: one of the kinds below.
     pub kind: String,
-    /// `engine` or the OS user.
+    /// Who: `engine`, or the OS user who ran the command.
     pub actor: String,
-    /// Details.
+    /// The kind's fields, below.
     pub data: Value,
 }
 
