@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Report, StepReport, format_duration, format_time};
+use crate::run::machine::explain::worst;
+use crate::store::StepState;
 
 /// Timeline rows drawn at most; the table below lists every instance.
 const TIMELINE_ROWS: usize = 150;
@@ -150,25 +152,18 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "</body></html>")
 }
 
-/// The state a step shows in the DAG: the worst of its instances.
-fn step_state<'a>(steps: &'a [StepReport], id: &str) -> &'a str {
-    let states: Vec<&str> = steps.iter().filter(|s| s.step == id).map(|s| s.state.as_str()).collect();
-    for worst in ["failed", "needs-operator", "cancelled", "running", "waiting", "ready"] {
-        if states.contains(&worst) {
-            return worst;
-        }
-    }
-    match states.as_slice() {
-        [] => "pending",
-        s if s.iter().all(|x| *x == "skipped") => "skipped",
-        _ => "succeeded",
-    }
+/// The state a step shows in the DAG: the worst of its instances, as `drover status` shows it
+/// ([`crate::run::machine::explain::worst`]).
+fn step_state(steps: &[StepReport], id: &str) -> &'static str {
+    let states = steps.iter().filter(|s| s.step == id).filter_map(|s| StepState::parse(&s.state));
+    worst(states).as_str()
 }
 
 fn color(state: &str) -> &'static str {
     match state {
         "succeeded" => "#2da44e",
-        "failed" | "needs-operator" => "#cf222e",
+        "failed" | "needs-operator" | "compensation-failed" => "#cf222e",
+        "compensated" => "#8250df",
         "skipped" | "cancelled" | "pending" => "#8c959f",
         _ => "#bf8700",
     }
@@ -275,7 +270,7 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
         };
         writeln!(
             out,
-            "<g><title>{0}: {1}, {2}</title><text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text><rect x=\"{from:.1}\" y=\"{y}\" width=\"{6:.1}\" height=\"14\" rx=\"3\" fill=\"{7}\"/></g>",
+            "<g><title>{0}: {1}, {2}</title><text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text><rect x=\"{from:.1}\" y=\"{y}\" width=\"{6:.1}\" height=\"14\" rx=\"3\" fill=\"{7}\" fill-opacity=\"0.35\"/></g>",
             esc(&s.key),
             esc(&s.state),
             s.finished_at.zip(s.started_at).map(|(b, a)| format_duration(b - a)).unwrap_or_default(),
@@ -285,8 +280,28 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
             to - from,
             color(&s.state)
         )?;
+        // Each attempt on the instance's row: forward work and its compensation on one timeline.
+        for a in &s.attempts {
+            let (from, to) = (x(a.started_at), x(a.finished_at.unwrap_or(end)));
+            let fill = if a.mode == "compensate" { color("compensated") } else { color(&a.state) };
+            writeln!(
+                out,
+                "<rect x=\"{from:.1}\" y=\"{}\" width=\"{:.1}\" height=\"8\" fill=\"{fill}\"><title>{} attempt {}: {}</title></rect>",
+                y + 3,
+                (to - from).max(2.0),
+                esc(&a.mode),
+                a.number,
+                esc(&a.state)
+            )?;
+        }
     }
     writeln!(out, "</svg>")?;
+    if r.steps.iter().any(|s| s.attempts.iter().any(|a| a.mode == "compensate")) {
+        writeln!(
+            out,
+            "<p class=\"muted\">Purple marks compensation: what the run changed, undone in reverse dependency order.</p>"
+        )?;
+    }
     if bars.len() > shown {
         writeln!(
             out,

@@ -107,6 +107,8 @@ pub struct StepReport {
 pub struct AttemptReport {
     /// 1, 2, …
     pub number: u32,
+    /// `apply`, `check` (recovery after a crash) or `compensate`.
+    pub mode: String,
     /// Its state.
     pub state: String,
     /// Start.
@@ -175,6 +177,7 @@ fn assemble(
     for a in attempts {
         by_key.entry(a.step_key.clone()).or_default().push(AttemptReport {
             number: a.number,
+            mode: a.mode.to_string(),
             state: a.state.as_str().to_string(),
             started_at: a.started_at,
             finished_at: a.finished_at,

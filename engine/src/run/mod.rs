@@ -13,7 +13,9 @@
 mod checkpoints;
 pub mod clock;
 mod driver;
+pub mod instance;
 mod lease;
+pub mod machine;
 pub mod operator;
 mod pin;
 pub mod plan;
@@ -29,6 +31,7 @@ use crate::secrets::SecretSource;
 use crate::store::{Store, StoreError};
 
 pub use clock::{Clock, SystemClock};
+pub use instance::{grants_of, instance_key};
 pub use lease::{LEASE_TTL, Lease, LeaseHandle, whoami};
 pub use pin::pinned_workflow;
 pub use start::{NewRun, resolve_params, start};
@@ -124,6 +127,15 @@ pub enum RunOutcome {
     },
     /// Cancelled by an operator.
     Cancelled,
+    /// What the run changed was compensated (after a failure, or because an operator asked).
+    Compensated {
+        /// The instances whose compensation ran.
+        compensated: Vec<String>,
+        /// Instances that changed something and were not compensated, and why.
+        left_as_is: Vec<(String, String)>,
+        /// The failed steps, if a failure started the compensation.
+        failures: Vec<(String, String)>,
+    },
 }
 
 /// Why a run could not be started, resumed or changed.

@@ -41,6 +41,8 @@ pub enum Command {
     Skip,
     /// Stop the run.
     Cancel,
+    /// Undo what the run changed: run the compensations of its completed compensable steps.
+    Compensate,
 }
 
 impl Command {
@@ -51,11 +53,12 @@ impl Command {
             Command::Retry => "retry",
             Command::Skip => "skip",
             Command::Cancel => "cancel",
+            Command::Compensate => "compensate",
         }
     }
 
     fn parse(text: &str) -> Option<Command> {
-        [Command::Approve, Command::Retry, Command::Skip, Command::Cancel]
+        [Command::Approve, Command::Retry, Command::Skip, Command::Cancel, Command::Compensate]
             .into_iter()
             .find(|c| c.as_str() == text)
     }
@@ -81,7 +84,13 @@ pub fn apply(
     };
     if command == Command::Cancel {
         for record in instances.values_mut() {
-            if !record.state.is_terminal() && record.state != StepState::Running {
+            // Running ones are the driver's to stop; compensating ones succeeded, and a succeeded
+            // instance only ever moves on to compensation: they stay to be undone.
+            let keep = matches!(
+                record.state,
+                StepState::Running | StepState::Compensating | StepState::CompensationFailed
+            );
+            if !record.state.is_terminal() && !keep {
                 record.state = StepState::Cancelled;
                 record.reason = Some(format!("run cancelled by {}", request.actor));
                 record.finished_at = Some(now);
@@ -91,6 +100,10 @@ pub fn apply(
         }
         applied.changes.push(event("cancel-requested", None, json!({ "comment": comment })));
         applied.cancel = true;
+        return Ok(applied);
+    }
+    if command == Command::Compensate {
+        // The run machine begins compensation when it applies the request: nothing to do here.
         return Ok(applied);
     }
     let key = request.step_key.as_deref().ok_or("the command names no step")?;
@@ -123,6 +136,22 @@ pub fn apply(
             record.finished_at = Some(now);
             applied.changes.push(event("approved", Some(key), json!({ "comment": comment })));
         }
+        Command::Retry if record.state == StepState::CompensationFailed => {
+            record.state = StepState::Compensating;
+            record.reason = Some(format!("compensation retry requested by {}", request.actor));
+            applied.changes.push(event("retry-requested", Some(key), json!({ "comment": comment })));
+        }
+        Command::Skip if record.state == StepState::CompensationFailed => {
+            record.state = StepState::Compensated;
+            record.summary = Some(format!("compensation skipped by {}: undone by hand", request.actor));
+            record.reason = None;
+            record.finished_at = Some(now);
+            applied.changes.push(event(
+                "skipped-by-operator",
+                Some(key),
+                json!({ "comment": comment, "output": Value::Null }),
+            ));
+        }
         Command::Retry => {
             if !matches!(record.state, StepState::Failed | StepState::NeedsOperator | StepState::Cancelled) {
                 return Err(format!(
@@ -141,7 +170,10 @@ pub fn apply(
             applied.changes.push(event("retry-requested", Some(key), json!({ "comment": comment })));
         }
         Command::Skip => {
-            if matches!(record.state, StepState::Succeeded | StepState::Running) {
+            if matches!(
+                record.state,
+                StepState::Succeeded | StepState::Running | StepState::Compensating | StepState::Compensated
+            ) {
                 return Err(format!("{key} is {}: it cannot be skipped", record.state));
             }
             let output = request.data.get("output").cloned().unwrap_or(Value::Null);
@@ -174,7 +206,7 @@ pub fn apply(
                 json!({ "comment": comment, "output": output }),
             ));
         }
-        Command::Cancel => unreachable!("handled above"),
+        Command::Cancel | Command::Compensate => unreachable!("handled above"),
     }
     applied.changes.push(Change::PutStep(Box::new(record.clone())));
     applied.changed_keys.push(key.to_string());
@@ -191,6 +223,9 @@ pub enum Delivery {
         /// The driving process.
         pid: u32,
     },
+    /// It takes a process driving the run (a compensation runs plugins): `drover resume`
+    /// applies it.
+    ToDrive,
 }
 
 /// Validates an operator command against the run's state, queues it, and applies it at once if no
@@ -204,7 +239,12 @@ pub async fn request(
     actor: &str,
 ) -> Result<Delivery, RunError> {
     let run = ctx.store.run(run_id)?;
-    if matches!(run.state, RunState::Succeeded | RunState::Cancelled) {
+    if command == Command::Compensate && matches!(run.state, RunState::Compensating | RunState::Compensated) {
+        return Err(RunError::Operator(format!("run {run_id} is {}: it is compensated already", run.state)));
+    }
+    if command != Command::Compensate
+        && matches!(run.state, RunState::Succeeded | RunState::Cancelled | RunState::Compensated)
+    {
         return Err(RunError::Operator(format!(
             "run {run_id} is {}: there is nothing to {}",
             run.state,
@@ -236,6 +276,13 @@ pub async fn request(
             at: now,
         }])
         .await?;
+    if command == Command::Compensate {
+        // Compensating runs plugins: the process that drives the run applies it.
+        return Ok(match ctx.store.lease(run_id)? {
+            Some(lease) if lease.expires_at > now => Delivery::Queued { pid: lease.pid },
+            _ => Delivery::ToDrive,
+        });
+    }
     let lease = match Lease::acquire_for(ctx.store.clone(), ctx.clock.clone(), run_id, ctx.lease_ttl).await {
         Ok(lease) => lease,
         Err(RunError::LeaseHeld { pid, .. }) => return Ok(Delivery::Queued { pid }),
@@ -247,6 +294,9 @@ pub async fn request(
     let mut cancelled_by = None;
     let mut resumes = false;
     for pending in ctx.store.pending_requests(run_id)? {
+        if pending.kind == Command::Compensate.as_str() {
+            continue; // the driver's to apply
+        }
         match apply(&wf, &mut instances, &pending, now) {
             Ok(applied) => {
                 changes.extend(applied.changes);

@@ -23,7 +23,7 @@ use crate::workflow::model::{ForEach, StepKind, Workflow};
 use crate::workflow::template;
 
 use super::RunError;
-use super::driver::{grants_of, instance_key};
+use super::instance::{grants_of, instance_key};
 
 /// What one step instance would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

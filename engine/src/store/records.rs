@@ -18,6 +18,11 @@ pub enum RunState {
     Failed,
     /// Cancelled by an operator.
     Cancelled,
+    /// Undoing what it changed, in reverse dependency order (after a failure under `on-failure =
+    /// "compensate"`, or because an operator asked).
+    Compensating,
+    /// What it changed and could undo was undone.
+    Compensated,
 }
 
 /// A step instance's state.
@@ -42,12 +47,25 @@ pub enum StepState {
     Waiting,
     /// An operator must decide (an interrupted irreversible step, a plugin's request).
     NeedsOperator,
+    /// Succeeded, and its compensation is due (or running) now that the run is compensated.
+    Compensating,
+    /// Succeeded, then its compensation undid it.
+    Compensated,
+    /// Its compensation failed: an operator retries it or marks it done.
+    CompensationFailed,
 }
 
 impl StepState {
     /// Finished: nothing more will happen to it without an operator.
     pub fn is_terminal(self) -> bool {
-        matches!(self, StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::Cancelled)
+        matches!(
+            self,
+            StepState::Succeeded
+                | StepState::Failed
+                | StepState::Skipped
+                | StepState::Cancelled
+                | StepState::Compensated
+        )
     }
 }
 
@@ -70,7 +88,15 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(RunState { Running = "running", Waiting = "waiting", Succeeded = "succeeded", Failed = "failed", Cancelled = "cancelled" });
+text_enum!(RunState {
+    Running = "running",
+    Waiting = "waiting",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Cancelled = "cancelled",
+    Compensating = "compensating",
+    Compensated = "compensated",
+});
 text_enum!(StepState {
     Pending = "pending",
     Ready = "ready",
@@ -81,6 +107,9 @@ text_enum!(StepState {
     Cancelled = "cancelled",
     Waiting = "waiting",
     NeedsOperator = "needs-operator",
+    Compensating = "compensating",
+    Compensated = "compensated",
+    CompensationFailed = "compensation-failed",
 });
 
 /// A run, as stored.
@@ -278,8 +307,8 @@ pub enum Change {
         /// Set when it ended.
         finished_at: Option<i64>,
     },
-    /// Inserts or updates a step instance; a succeeded instance is never changed again (the
-    /// commit fails instead).
+    /// Inserts or updates a step instance; a succeeded instance only moves on to `compensating`
+    /// and a compensated one never changes again (the commit fails instead).
     PutStep(Box<StepRecord>),
     /// Records an attempt: one in state `running` is its intent and is inserted (the commit fails
     /// if that attempt number exists); any other state ends a running attempt (the commit fails

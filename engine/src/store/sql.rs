@@ -83,8 +83,9 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                 .execute(params![run_id, state.as_str(), finished_at])?;
         }
         Change::PutStep(s) => {
-            // An upsert, not INSERT OR REPLACE: a succeeded instance is final, and a process that
-            // would turn it back (a driver that lost its lease, say) fails its whole commit.
+            // An upsert, not INSERT OR REPLACE: a succeeded instance only moves on to compensation,
+            // a compensated one is final, and a process that would turn either back (a driver that
+            // lost its lease, say) fails its whole commit.
             let written = conn
                 .prepare_cached(
                     "INSERT INTO steps (run_id, key, step_index, item, target, state, attempts, reason, retry_at,
@@ -96,7 +97,8 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                      output = excluded.output, changed = excluded.changed, summary = excluded.summary,
                      evidence = excluded.evidence, started_at = excluded.started_at,
                      finished_at = excluded.finished_at
-                     WHERE steps.state <> 'succeeded'",
+                     WHERE steps.state NOT IN ('succeeded', 'compensated')
+                        OR (steps.state = 'succeeded' AND excluded.state = 'compensating')",
                 )?
                 .execute(params![
                     s.run_id,
@@ -117,7 +119,7 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                 ])?;
             if written == 0 {
                 return Err(ApplyError::Refused(format!(
-                    "step instance {} of run {} already succeeded and cannot change",
+                    "step instance {} of run {} already succeeded (or was compensated) and cannot change",
                     s.key, s.run_id
                 )));
             }

@@ -438,7 +438,6 @@ fn a_cancel_during_compensation_stops_it_and_keeps_what_is_left_to_undo() {
 }
 
 #[test]
-#[ignore = "open: a compensate request on a run cancelled during compensation is rejected as `being compensated already`, so the rest is never undone"]
 fn compensating_a_run_cancelled_during_compensation_goes_on_with_it() {
     let mut h = chain().start();
     h.run_on();
