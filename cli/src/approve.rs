@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::json;
 
-use crate::{Exit, Global};
+use crate::{CliError, Exit, Global};
 
 /// Arguments of `drover approve`.
 #[derive(Debug, Args)]
@@ -20,7 +20,7 @@ pub struct ApproveArgs {
     pub comment: Option<String>,
 }
 
-pub async fn run(global: &Global, args: ApproveArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: ApproveArgs) -> Result<Exit, CliError> {
     crate::retry::send(
         global,
         &args.run,

@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::json;
 
-use crate::{Exit, Global};
+use crate::{CliError, Exit, Global};
 
 /// Arguments of `drover cancel`.
 #[derive(Debug, Args)]
@@ -17,6 +17,6 @@ pub struct CancelArgs {
     pub comment: Option<String>,
 }
 
-pub async fn run(global: &Global, args: CancelArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: CancelArgs) -> Result<Exit, CliError> {
     crate::retry::send(global, &args.run, Command::Cancel, None, json!({ "comment": args.comment })).await
 }

@@ -8,13 +8,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Exit};
 use crate::{
-    approve, cancel, completions, context, env, events, graph, plan, plugin, report, resume, retry, run,
-    runs, skip, status, validate,
+    CliError, approve, cancel, completions, context, env, events, graph, plan, plugin, report, resume, retry,
+    run, runs, skip, status, validate,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
 #[derive(Debug, Parser)]
-#[command(name = "drover", version, after_help = exit::EXIT_CODES_HELP)]
+#[command(name = "drover", version, after_help = exit::help())]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -110,7 +110,7 @@ pub enum Command {
 }
 
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let global = &cli.global;
     match cli.command {
         Command::Validate(args) => validate::run(global, args),

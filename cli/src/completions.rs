@@ -3,7 +3,7 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use crate::{Cli, Exit};
+use crate::{Cli, CliError, Exit};
 
 /// Arguments of `drover completions`.
 #[derive(Debug, Args)]
@@ -14,7 +14,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: CompletionsArgs) -> anyhow::Result<Exit> {
+pub fn run(args: CompletionsArgs) -> Result<Exit, CliError> {
     clap_complete::generate(args.shell, &mut Cli::command(), "drover", &mut std::io::stdout());
     Ok(Exit::Success)
 }

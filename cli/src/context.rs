@@ -11,7 +11,7 @@ use drover_engine::run::{NoProgress, Progress, RunContext, SystemClock};
 use drover_engine::secrets::{EnvSecrets, FileSecrets, Layered, SecretSource};
 use drover_engine::store::{Durability, Store};
 
-use crate::Global;
+use crate::{CliError, Global};
 
 /// How hard each commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,7 +28,7 @@ pub fn db_path(global: &Global) -> PathBuf {
 }
 
 /// Opens the journal.
-pub fn store(global: &Global) -> anyhow::Result<Arc<Store>> {
+pub fn store(global: &Global) -> Result<Arc<Store>, CliError> {
     let durability = match global.synchronous {
         Synchronous::Full => Durability::Full,
         Synchronous::Normal => Durability::Normal,
@@ -38,21 +38,21 @@ pub fn store(global: &Global) -> anyhow::Result<Arc<Store>> {
 
 /// Opens the journal for a command that only reads it: never created, migrated or written, and
 /// readable when it is read-only (an archived journal).
-pub fn read_store(global: &Global) -> anyhow::Result<Store> {
+pub fn read_store(global: &Global) -> Result<Store, CliError> {
     Ok(Store::open_read_only(&db_path(global))?)
 }
 
 /// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.
-pub fn secrets(global: &Global) -> anyhow::Result<Arc<dyn SecretSource>> {
+pub fn secrets(global: &Global) -> Result<Arc<dyn SecretSource>, CliError> {
     let mut sources: Vec<Box<dyn SecretSource>> = vec![Box::new(EnvSecrets)];
     if let Some(path) = &global.secrets {
-        sources.push(Box::new(FileSecrets::load(path).map_err(|e| crate::UsageError(e.to_string()))?));
+        sources.push(Box::new(FileSecrets::load(path).map_err(|e| CliError::Usage(e.to_string()))?));
     }
     Ok(Arc::new(Layered(sources)))
 }
 
 /// Everything a run command needs.
-pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<RunContext> {
+pub fn run_context(global: &Global, wait_for_operator: bool) -> Result<RunContext, CliError> {
     let store = store(global)?;
     let host = PluginHost::new(HostConfig { cache_dir: Some(global.cache_dir()), ..HostConfig::default() })?;
     let progress: Arc<dyn Progress> = if global.quiet || global.json {
@@ -70,6 +70,6 @@ pub fn run_context(global: &Global, wait_for_operator: bool) -> anyhow::Result<R
         secrets: secrets(global)?,
         wait_for_operator,
         progress,
-        lease_ttl: crate::env::lease_ttl().map_err(crate::UsageError)?,
+        lease_ttl: crate::env::lease_ttl().map_err(CliError::Usage)?,
     })
 }

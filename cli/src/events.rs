@@ -4,7 +4,7 @@ use clap::Args;
 
 use drover_engine::display::visible;
 
-use crate::{Exit, Global, context, status::format_ms};
+use crate::{CliError, Exit, Global, context, status::format_ms};
 
 /// Arguments of `drover events`.
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub struct EventsArgs {
     pub ndjson: bool,
 }
 
-pub fn run(global: &Global, args: EventsArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: EventsArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
     store.run(&args.run)?;
     let events = store.events(&args.run, 0)?;

@@ -1,10 +1,8 @@
-//! Exit codes of `drover`, documented in `--help` and `docs/`, and the one mapping from the
-//! error that ended a command to its code: by the error's type, never by its text.
+//! Exit codes of `drover`: the one list, documented in `--help` (generated from it) and
+//! `docs/`. Which error gets which code is decided in `error.rs`, by the error's type.
 
 use std::process::ExitCode;
 
-use drover_engine::plugin::registry::RegistryError;
-use drover_engine::run::RunError;
 use drover_engine::store::StoreError;
 
 /// What the process tells its caller.
@@ -26,39 +24,49 @@ pub enum Exit {
     Database = 6,
 }
 
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(exit as u8)
+impl Exit {
+    /// Every exit code, in order.
+    pub const ALL: [Exit; 7] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::NotFound,
+        Exit::Waiting,
+        Exit::Busy,
+        Exit::Database,
+    ];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What the code means, as `--help` says it. No wildcard: a new code must be described.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Success => "done",
+            Exit::Failure => "the operation failed",
+            Exit::Usage => "bad command line or input",
+            Exit::NotFound => "not found (a run, a plugin, the journal)",
+            Exit::Waiting => "the run waits for an operator",
+            Exit::Busy => "another process drives the run",
+            Exit::Database => {
+                "the journal cannot be used (read-only, corrupt, damaged, newer schema, disk full, locked)"
+            }
+        }
     }
 }
 
-/// An error that is the caller's mistake: exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}
 
-/// Text for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 the operation failed; 2 bad command line or input; 3 not found (a run, a plugin, the journal); 4 the run waits for an operator; 5 another process drives the run; 6 the journal cannot be used (read-only, corrupt, empty, damaged, newer schema, disk full, locked).";
-
-/// The exit code for an error that ended a command.
-pub fn exit_for(e: &anyhow::Error) -> Exit {
-    if e.downcast_ref::<UsageError>().is_some() {
-        return Exit::Usage;
-    }
-    if let Some(RegistryError::NotInstalled { .. }) = e.downcast_ref::<RegistryError>() {
-        return Exit::NotFound;
-    }
-    match e.downcast_ref::<RunError>() {
-        Some(RunError::LeaseHeld { .. } | RunError::LeaseLost { .. }) => return Exit::Busy,
-        Some(RunError::Registry(RegistryError::NotInstalled { .. })) => return Exit::NotFound,
-        Some(RunError::Store(store)) => return store_exit(store),
-        _ => {}
-    }
-    // A store error as the error itself, under context, or as the source of another.
-    match e.chain().find_map(|cause| cause.downcast_ref::<StoreError>()) {
-        Some(store) => store_exit(store),
-        None => Exit::Failure,
-    }
+/// The exit-code list shown after `drover --help`, one code per line.
+pub fn help() -> String {
+    let lines: Vec<String> = Exit::ALL.iter().map(|e| format!("  {}  {}", e.code(), e.meaning())).collect();
+    format!("Exit codes:\n{}", lines.join("\n"))
 }
 
 /// The exit code of every kind of store error. No wildcard: a new kind must be given its code.
@@ -82,10 +90,34 @@ pub fn store_exit(e: &StoreError) -> Exit {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+    use crate::{Cli, CliError};
+    use drover_engine::run::RunError;
 
     fn path() -> std::path::PathBuf {
         "/j.db".into()
+    }
+
+    /// The text `drover --help` prints, with its line wrapping undone (runs of white space as one
+    /// space).
+    fn help_text() -> String {
+        let Err(help) = Cli::try_parse_from(["drover", "--help"]) else {
+            panic!("--help parses as a request for help")
+        };
+        help.render().to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn help_lists_every_exit_code_with_its_meaning() {
+        let help = help_text();
+        for exit in Exit::ALL {
+            let line = format!("{} {}", exit.code(), exit.meaning());
+            assert!(help.contains(&line), "`drover --help` lacks exit code {exit:?} ({line:?}):\n{help}");
+        }
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6], "ALL holds every code once, in order");
     }
 
     #[test]
@@ -101,14 +133,10 @@ mod tests {
             StoreError::WriterGone,
         ];
         for fault in faults {
-            let bare = anyhow::Error::from(fault.clone());
-            let in_run = anyhow::Error::from(RunError::Store(fault.clone()));
-            let with_context = anyhow::Error::from(fault.clone()).context("while reading the run");
-            for e in [bare, in_run, with_context] {
-                assert_eq!(exit_for(&e), Exit::Database, "{e:#}");
+            for e in [CliError::from(fault.clone()), CliError::from(RunError::Store(fault.clone()))] {
+                assert_eq!(e.exit(), Exit::Database, "{e}");
             }
         }
-        let missing = anyhow::Error::from(StoreError::Missing { path: path() });
-        assert_eq!(exit_for(&missing), Exit::NotFound);
+        assert_eq!(CliError::from(StoreError::Missing { path: path() }).exit(), Exit::NotFound);
     }
 }

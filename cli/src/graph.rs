@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use drover_engine::workflow::{ForEach, StepKind, Workflow};
 
-use crate::{Exit, Global, workflow};
+use crate::{CliError, Exit, Global, workflow};
 
 /// Arguments of `drover graph`.
 #[derive(Debug, Args)]
@@ -35,7 +35,7 @@ fn label(wf: &Workflow, idx: usize) -> String {
     format!("{}\\n{what}{fan}", step.id)
 }
 
-pub fn run(global: &Global, args: GraphArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: GraphArgs) -> Result<Exit, CliError> {
     let wf = workflow::load(global, &args.workflow, None)?;
     let id = |i: usize| format!("s{i}");
     if args.dot {

@@ -8,6 +8,7 @@ mod command;
 mod completions;
 mod context;
 mod env;
+mod error;
 mod events;
 mod exit;
 mod graph;
@@ -31,7 +32,8 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use command::{Cli, Global};
-use exit::{Exit, UsageError};
+use error::CliError;
+use exit::Exit;
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -62,10 +64,11 @@ fn main() -> ExitCode {
             // Errors may quote plugin or target text: its control characters are shown, not sent.
             eprintln!("error: {}", drover_engine::display::visible(&message));
             // Error types that already print their source in their message are not repeated.
-            for cause in e.chain().skip(1).map(|c| c.to_string()).filter(|c| !message.contains(c.as_str())) {
+            let causes = std::iter::successors(std::error::Error::source(&e), |c| c.source());
+            for cause in causes.map(|c| c.to_string()).filter(|c| !message.contains(c.as_str())) {
                 eprintln!("  caused by: {}", drover_engine::display::visible(&cause));
             }
-            exit::exit_for(&e).into()
+            e.exit().into()
         }
     }
 }

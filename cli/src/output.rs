@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 
+use crate::CliError;
+
 /// Prints `value` as pretty JSON, with the control characters JSON leaves raw escaped too (plugin
 /// text may hold them; see `drover_engine::display`).
-pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     println!("{}", drover_engine::display::json(&serde_json::to_string_pretty(value)?));
     Ok(())
 }

@@ -11,7 +11,7 @@ use drover_engine::plugin::{HostConfig, PluginHost};
 use drover_engine::run::plan::{self, Plan, PlanContext, Verdict};
 use drover_engine::run::{self};
 
-use crate::{Exit, Global, UsageError, context, output, workflow};
+use crate::{CliError, Exit, Global, context, output, workflow};
 
 /// Arguments of `drover plan`.
 #[derive(Debug, Args)]
@@ -39,13 +39,13 @@ pub struct PlanArgs {
 }
 
 /// `name=value` pairs of `--param`.
-pub fn overrides(params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub fn overrides(params: &[String]) -> Result<Vec<(String, String)>, CliError> {
     params
         .iter()
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| UsageError(format!("--param {p}: expected NAME=VALUE")).into())
+                .ok_or_else(|| CliError::Usage(format!("--param {p}: expected NAME=VALUE")))
         })
         .collect()
 }
@@ -56,11 +56,11 @@ pub async fn make(
     workflow_path: &std::path::Path,
     inventory_path: &std::path::Path,
     params: &[String],
-) -> anyhow::Result<Plan> {
+) -> Result<Plan, CliError> {
     let overrides = overrides(params)?;
     let inventory = workflow::inventory(global, inventory_path)?;
     let wf = workflow::load(global, workflow_path, Some(&inventory))?;
-    let params = run::resolve_params(&wf, &overrides).map_err(|e| UsageError(e.to_string()))?;
+    let params = run::resolve_params(&wf, &overrides).map_err(|e| CliError::Usage(e.to_string()))?;
     let host = PluginHost::new(HostConfig { cache_dir: Some(global.cache_dir()), ..HostConfig::default() })?;
     let ctx = PlanContext {
         host: Arc::new(host),
@@ -70,12 +70,11 @@ pub async fn make(
     Ok(plan::plan(&ctx, &wf, &params, &inventory).await?)
 }
 
-pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: PlanArgs) -> Result<Exit, CliError> {
     let plan = make(global, &args.workflow, &args.inventory, &args.params).await?;
     if let Some(path) = &args.save {
         let text = serde_json::to_string_pretty(&plan)? + "\n";
-        std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("cannot write the plan to {}: {e}", path.display()))?;
+        std::fs::write(path, text).map_err(CliError::io("write the plan to", path))?;
     }
     if global.json {
         output::json(&plan)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use drover_engine::report::{self, Report};
 
-use crate::{Exit, Global, context, output};
+use crate::{CliError, Exit, Global, context, output};
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,7 +30,7 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: ReportArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
     let report = Report::build(&store, &args.run)?;
     if global.json {
@@ -42,8 +42,7 @@ pub fn run(global: &Global, args: ReportArgs) -> anyhow::Result<Exit> {
         Format::Html => report::html(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("cannot write the report to {}: {e}", path.display()))?,
+        Some(path) => std::fs::write(path, text).map_err(CliError::io("write the report to", path))?,
         None => print!("{text}"),
     }
     Ok(Exit::Success)

@@ -5,7 +5,7 @@ use drover_engine::display::visible;
 use drover_engine::run::{self, RunContext, RunOutcome};
 use drover_engine::store::RunState;
 
-use crate::{Exit, Global, context, output};
+use crate::{CliError, Exit, Global, context, output};
 
 /// Arguments of `drover resume`.
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct ResumeArgs {
     pub wait: bool,
 }
 
-pub async fn run(global: &Global, args: ResumeArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: ResumeArgs) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, args.wait)?;
     let runs: Vec<String> = match args.run {
         Some(run) => vec![run],
@@ -49,7 +49,7 @@ pub async fn run(global: &Global, args: ResumeArgs) -> anyhow::Result<Exit> {
 }
 
 /// Drives `run_id` and prints how it ended.
-pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> anyhow::Result<Exit> {
+pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> Result<Exit, CliError> {
     if !global.quiet && !global.json {
         eprintln!("driving {run_id}");
     }

@@ -5,7 +5,7 @@ use clap::Args;
 use drover_engine::run::operator::{self, Command, Delivery};
 use serde_json::{Value, json};
 
-use crate::{Exit, Global, context};
+use crate::{CliError, Exit, Global, context};
 
 /// Arguments of `drover retry`.
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ pub struct RetryArgs {
     pub comment: Option<String>,
 }
 
-pub async fn run(global: &Global, args: RetryArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: RetryArgs) -> Result<Exit, CliError> {
     send(global, &args.run, Command::Retry, Some(&args.step), json!({ "comment": args.comment })).await
 }
 
@@ -36,7 +36,7 @@ pub(super) async fn send(
     command: Command,
     step: Option<&str>,
     data: Value,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
     let delivery = operator::request(&ctx, run, command, step, data, &user).await?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use drover_engine::run::{self, NewRun};
 
-use crate::{Exit, Global, UsageError, context, resume, workflow};
+use crate::{CliError, Exit, Global, context, resume, workflow};
 
 /// Arguments of `drover run`.
 #[derive(Debug, Args)]
@@ -35,13 +35,13 @@ pub struct RunArgs {
     pub plan: Option<PathBuf>,
 }
 
-pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: RunArgs) -> Result<Exit, CliError> {
     let overrides = crate::plan::overrides(&args.params)?;
     if let Some(path) = &args.plan {
         let text = drover_engine::input_file::read_to_string(path)
-            .map_err(|e| UsageError(format!("cannot read the plan {}: {e}", path.display())))?;
+            .map_err(|e| CliError::Usage(format!("cannot read the plan {}: {e}", path.display())))?;
         let saved: drover_engine::run::plan::Plan = serde_json::from_str(&text).map_err(|e| {
-            UsageError(format!("{} is not a plan saved by `drover plan --save`: {e}", path.display()))
+            CliError::Usage(format!("{} is not a plan saved by `drover plan --save`: {e}", path.display()))
         })?;
         let fresh = crate::plan::make(global, &args.workflow, &args.inventory, &args.params).await?;
         let drift = drover_engine::run::plan::drift(&saved, &fresh);
@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
     }
     let inventory = workflow::inventory(global, &args.inventory)?;
     let wf = workflow::load(global, &args.workflow, Some(&inventory))?;
-    let params = run::resolve_params(&wf, &overrides).map_err(|e| UsageError(e.to_string()))?;
+    let params = run::resolve_params(&wf, &overrides).map_err(|e| CliError::Usage(e.to_string()))?;
     let ctx = context::run_context(global, args.wait)?;
     let source_path = args.workflow.canonicalize().unwrap_or(args.workflow.clone()).display().to_string();
     let run_id = run::start(&ctx, NewRun { workflow: wf, source_path, params, inventory }).await?;

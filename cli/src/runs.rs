@@ -3,13 +3,13 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::{Exit, Global, context, output, status::format_ms};
+use crate::{CliError, Exit, Global, context, output, status::format_ms};
 
 /// Arguments of `drover runs`.
 #[derive(Debug, Args)]
 pub struct RunsArgs {}
 
-pub fn run(global: &Global, _args: RunsArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, _args: RunsArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
     let runs = store.runs()?;
     if global.json {

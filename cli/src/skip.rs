@@ -4,7 +4,7 @@ use clap::Args;
 use drover_engine::run::operator::Command;
 use serde_json::{Value, json};
 
-use crate::{Exit, Global, UsageError};
+use crate::{CliError, Exit, Global};
 
 /// Arguments of `drover skip`.
 #[derive(Debug, Args)]
@@ -27,9 +27,9 @@ pub struct SkipArgs {
     pub comment: Option<String>,
 }
 
-pub async fn run(global: &Global, args: SkipArgs) -> anyhow::Result<Exit> {
-    let output: Value =
-        serde_json::from_str(&args.output).map_err(|e| UsageError(format!("--output is not JSON: {e}")))?;
+pub async fn run(global: &Global, args: SkipArgs) -> Result<Exit, CliError> {
+    let output: Value = serde_json::from_str(&args.output)
+        .map_err(|e| CliError::Usage(format!("--output is not JSON: {e}")))?;
     crate::retry::send(
         global,
         &args.run,

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
+use drover_engine::run::RunError;
 use drover_engine::store::{RunRecord, RunState, StepRecord, StepState};
 use drover_engine::workflow::model::OnFailure;
 use drover_engine::workflow::{StepKind, Workflow};
 use serde_json::json;
 
-use crate::{Exit, Global, context, output};
+use crate::{CliError, Exit, Global, context, output};
 
 /// Prints a line of the text view with control characters made visible: summaries, reasons and
 /// keys come from plugins and targets (`drover_engine::display`).
@@ -108,11 +109,12 @@ fn slot(wf: &Workflow, record: &StepRecord, running: &[&StepRecord]) -> String {
     "ready; starts on the driver's next turn".to_string()
 }
 
-pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: StatusArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
     let run = store.run(&args.run)?;
     let steps = store.steps(&run.id)?;
-    let wf: Workflow = drover_engine::run::pinned_workflow(&run.definition).map_err(anyhow::Error::msg)?;
+    let wf: Workflow = drover_engine::run::pinned_workflow(&run.definition)
+        .map_err(|message| RunError::Definition { run_id: run.id.to_string(), message })?;
     // A lease past its expiry belongs to a process that stopped without releasing it.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

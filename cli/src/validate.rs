@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::{Exit, Global, output, workflow};
+use crate::{CliError, Exit, Global, output, workflow};
 
 /// Arguments of `drover validate`.
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub struct ValidateArgs {
     pub inventory: Option<PathBuf>,
 }
 
-pub fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: ValidateArgs) -> Result<Exit, CliError> {
     let inventory = args.inventory.as_deref().map(|p| workflow::inventory(global, p)).transpose()?;
     let wf = workflow::load(global, &args.workflow, inventory.as_ref())?;
     if global.json {

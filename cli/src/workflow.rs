@@ -6,11 +6,11 @@ use drover_engine::inventory::{self, Inventory};
 use drover_engine::plugin::registry::Registry;
 use drover_engine::workflow::{self, ValidationContext, Workflow};
 
-use crate::{Global, UsageError};
+use crate::{CliError, Global};
 
 /// Reads and validates an inventory file; its warnings go to stderr unless `--quiet`.
-pub fn inventory(global: &Global, path: &Path) -> anyhow::Result<Inventory> {
-    let loaded = inventory::load(path).map_err(|e| UsageError(e.to_string()))?;
+pub fn inventory(global: &Global, path: &Path) -> Result<Inventory, CliError> {
+    let loaded = inventory::load(path).map_err(|e| CliError::Usage(e.to_string()))?;
     if !global.quiet {
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
@@ -21,7 +21,7 @@ pub fn inventory(global: &Global, path: &Path) -> anyhow::Result<Inventory> {
 
 /// Reads and validates a workflow against the installed plugins and (if given) the inventory.
 /// Every problem is reported at once, one per line, as `file:line:column: message`.
-pub fn load(global: &Global, path: &Path, inventory: Option<&Inventory>) -> anyhow::Result<Workflow> {
+pub fn load(global: &Global, path: &Path, inventory: Option<&Inventory>) -> Result<Workflow, CliError> {
     let registry = Registry::new(global.plugin_dir());
     let groups = inventory.map(Inventory::group_names);
     // Steps often name the same plugin: resolve each reference once.
@@ -36,5 +36,5 @@ pub fn load(global: &Global, path: &Path, inventory: Option<&Inventory>) -> anyh
             .clone()
     };
     let ctx = ValidationContext { groups: groups.as_ref(), plugins: &resolve };
-    workflow::load(path, &ctx).map_err(|diagnostics| UsageError(diagnostics.to_string()).into())
+    workflow::load(path, &ctx).map_err(|diagnostics| CliError::Usage(diagnostics.to_string()))
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::{Exit, Global, output};
+use crate::{CliError, Exit, Global, output};
 
 /// Arguments of `drover plugin info`.
 #[derive(Debug, Args)]
@@ -12,7 +12,7 @@ pub struct InfoArgs {
     pub plugin: String,
 }
 
-pub fn run(global: &Global, args: InfoArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: InfoArgs) -> Result<Exit, CliError> {
     let installed = super::registry(global).resolve(&super::parse_ref(&args.plugin)?)?;
     if global.json {
         let mut value = serde_json::to_value(&installed)?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::{Exit, Global, output};
+use crate::{CliError, Exit, Global, output};
 
 /// Arguments of `drover plugin install`.
 #[derive(Debug, Args)]
@@ -18,7 +18,7 @@ pub struct InstallArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub async fn run(global: &Global, args: InstallArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: InstallArgs) -> Result<Exit, CliError> {
     let registry = super::registry(global);
     let host = super::host(global)?;
     let mut done = Vec::new();

@@ -2,13 +2,13 @@
 
 use clap::Args;
 
-use crate::{Exit, Global, output};
+use crate::{CliError, Exit, Global, output};
 
 /// Arguments of `drover plugin list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
-pub fn run(global: &Global, _args: ListArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, _args: ListArgs) -> Result<Exit, CliError> {
     let installed = super::registry(global).list()?;
     if global.json {
         output::json(&installed)?;

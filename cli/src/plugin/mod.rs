@@ -14,7 +14,7 @@ use clap::Subcommand;
 use drover_engine::plugin::registry::Registry;
 use drover_engine::plugin::{HostConfig, LoadedPlugin, PluginHost, PluginRef};
 
-use crate::{Exit, Global, UsageError};
+use crate::{CliError, Exit, Global};
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]
@@ -34,7 +34,7 @@ pub enum PluginCommand {
 }
 
 /// Runs a plugin command.
-pub async fn run(global: &Global, command: PluginCommand) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, command: PluginCommand) -> Result<Exit, CliError> {
     match command {
         PluginCommand::Install(args) => install::run(global, args).await,
         PluginCommand::List(args) => list::run(global, args),
@@ -49,21 +49,26 @@ fn registry(global: &Global) -> Registry {
     Registry::new(global.plugin_dir())
 }
 
-fn host(global: &Global) -> anyhow::Result<PluginHost> {
+fn host(global: &Global) -> Result<PluginHost, CliError> {
     Ok(PluginHost::new(HostConfig { cache_dir: Some(global.cache_dir()), ..HostConfig::default() })?)
 }
 
-fn parse_ref(text: &str) -> Result<PluginRef, UsageError> {
+fn parse_ref(text: &str) -> Result<PluginRef, CliError> {
     text.parse().map_err(|e| {
-        UsageError(format!("{text:?} is not a plugin reference (name or name@<semver requirement>): {e}"))
+        CliError::Usage(format!(
+            "{text:?} is not a plugin reference (name or name@<semver requirement>): {e}"
+        ))
     })
 }
 
 /// Loads `spec`: a `.wasm` file path, or the name (and requirement) of an installed plugin.
-async fn load(global: &Global, host: &PluginHost, spec: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+async fn load(global: &Global, host: &PluginHost, spec: &str) -> Result<Arc<LoadedPlugin>, CliError> {
     let path = Path::new(spec);
     if spec.ends_with(".wasm") || path.is_file() {
-        return host.load_file(path).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+        return host
+            .load_file(path)
+            .await
+            .map_err(|source| CliError::PluginFile { path: path.into(), source });
     }
     let registry = registry(global);
     let installed = registry.resolve(&parse_ref(spec)?)?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use drover_engine::plugin::check_name;
 
-use crate::{Exit, Global, UsageError, env};
+use crate::{CliError, Exit, Global, env};
 
 /// Arguments of `drover plugin new`.
 #[derive(Debug, Args)]
@@ -31,25 +31,28 @@ const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
 const LIB_RS: &str = include_str!("template/lib.rs.in");
 const GITIGNORE: &str = "/target\n";
 
-pub fn run(global: &Global, args: NewArgs) -> anyhow::Result<Exit> {
-    check_name(&args.name).map_err(|e| UsageError(format!("cannot name a plugin {:?}: {e}", args.name)))?;
+pub fn run(global: &Global, args: NewArgs) -> Result<Exit, CliError> {
+    check_name(&args.name)
+        .map_err(|e| CliError::Usage(format!("cannot name a plugin {:?}: {e}", args.name)))?;
     let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(UsageError(format!("{} already exists and is not empty", dir.display())).into());
+        return Err(CliError::Usage(format!("{} already exists and is not empty", dir.display())));
     }
     let sdk = match args.sdk_path.or_else(env::built_in_sdk_path) {
-        Some(sdk) if sdk.join("Cargo.toml").exists() => sdk.canonicalize()?,
+        Some(sdk) if sdk.join("Cargo.toml").exists() => {
+            sdk.canonicalize().map_err(CliError::io("resolve", &sdk))?
+        }
         Some(sdk) => {
-            return Err(
-                UsageError(format!("{} is not the sdk/ folder of a Drover checkout", sdk.display())).into()
-            );
+            return Err(CliError::Usage(format!(
+                "{} is not the sdk/ folder of a Drover checkout",
+                sdk.display()
+            )));
         }
         None => {
-            return Err(UsageError(format!(
+            return Err(CliError::Usage(format!(
                 "cannot find drover-sdk: pass --sdk-path <checkout>/sdk or set {} (drover-sdk is not published on crates.io yet)",
                 env::DROVER_SDK_PATH
-            ))
-            .into());
+            )));
         }
     };
     let type_name: String = args
@@ -81,9 +84,9 @@ fn toml_string(path: &Path) -> String {
     path.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write(path: &Path, text: &str) -> Result<(), CliError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir_all(parent).map_err(CliError::io("create", parent))?;
     }
-    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    std::fs::write(path, text).map_err(CliError::io("write", path))
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::{Exit, Global, output};
+use crate::{CliError, Exit, Global, output};
 
 /// Arguments of `drover plugin remove`.
 #[derive(Debug, Args)]
@@ -12,7 +12,7 @@ pub struct RemoveArgs {
     pub plugin: String,
 }
 
-pub fn run(global: &Global, args: RemoveArgs) -> anyhow::Result<Exit> {
+pub fn run(global: &Global, args: RemoveArgs) -> Result<Exit, CliError> {
     let removed = super::registry(global).remove(&super::parse_ref(&args.plugin)?)?;
     if global.json {
         output::json(&removed)?;

@@ -11,7 +11,7 @@ use drover_engine::secrets::EnvSecrets;
 use drover_engine::target::{LocalTransport, TargetSet};
 use serde_json::{Value, json};
 
-use crate::{Exit, Global, UsageError, output};
+use crate::{CliError, Exit, Global, output};
 
 /// Arguments of `drover plugin run`.
 #[derive(Debug, Args)]
@@ -49,32 +49,31 @@ pub struct RunArgs {
     pub timeout: Option<f64>,
 }
 
-fn parse_input(text: &str) -> Result<Value, UsageError> {
+fn parse_input(text: &str) -> Result<Value, CliError> {
     let (source, text) = match text.strip_prefix('@') {
         Some(path) => {
             let text = drover_engine::input_file::read_to_string(std::path::Path::new(path))
-                .map_err(|e| UsageError(format!("cannot read --input file {path}: {e}")))?;
+                .map_err(|e| CliError::Usage(format!("cannot read --input file {path}: {e}")))?;
             (path.to_string(), text)
         }
         None => ("--input".to_string(), text.to_string()),
     };
-    serde_json::from_str(&text).map_err(|e| UsageError(format!("{source} is not JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{source} is not JSON: {e}")))
 }
 
-pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
+pub async fn run(global: &Global, args: RunArgs) -> Result<Exit, CliError> {
     let input = parse_input(&args.input)?;
     let max = drover_engine::workflow::MAX_TIMEOUT;
     let timeout = match args.timeout {
         Some(s) if !(s > 0.0 && s.is_finite()) => {
-            return Err(UsageError(format!("--timeout {s} is not a positive number of seconds")).into());
+            return Err(CliError::Usage(format!("--timeout {s} is not a positive number of seconds")));
         }
         Some(s) if s > max.as_secs_f64() => {
-            return Err(UsageError(format!(
+            return Err(CliError::Usage(format!(
                 "--timeout {s} is longer than the limit of {} seconds ({}), as a step's timeout",
                 max.as_secs(),
                 humantime::format_duration(max)
-            ))
-            .into());
+            )));
         }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
@@ -96,7 +95,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
         read_only: args
             .read_only
             .iter()
-            .map(|p| ExecPattern::parse(p).map_err(|e| UsageError(format!("--read-only {p:?}: {e}"))))
+            .map(|p| ExecPattern::parse(p).map_err(|e| CliError::Usage(format!("--read-only {p:?}: {e}"))))
             .collect::<Result<_, _>>()?,
     };
     let targets = args
@@ -124,7 +123,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<Exit> {
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }
 
-fn print_json(name: &str, version: &str, mode: Mode, report: &CallReport) -> anyhow::Result<()> {
+fn print_json(name: &str, version: &str, mode: Mode, report: &CallReport) -> Result<(), CliError> {
     let result = match &report.result {
         Ok(outcome) => json!({ "ok": true, "outcome": outcome }),
         Err(e) => json!({ "ok": false, "error": { "message": e.to_string(), "class": e.class() } }),
