@@ -177,7 +177,7 @@ pub enum Action {
 /// Schema of `MSBTS_HostInstance.ConfigurationState`.
 #[derive(JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a schema only: its variants are never constructed")]
 enum ConfigurationStateName {
     Installed,
     InstallFailed,
@@ -189,7 +189,7 @@ enum ConfigurationStateName {
 /// Schema of `MSBTS_HostInstance.ServiceState`.
 #[derive(JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a schema only: its variants are never constructed")]
 enum ServiceStateName {
     Stopped,
     StartPending,

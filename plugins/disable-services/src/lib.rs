@@ -72,7 +72,7 @@ pub struct ServiceReport {
 /// Schema of a start mode: its `sc.exe config` keyword.
 #[derive(JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a schema only: its variants are never constructed")]
 enum StartModeName {
     Auto,
     DelayedAuto,
@@ -83,7 +83,7 @@ enum StartModeName {
 /// Schema of a service state.
 #[derive(JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a schema only: its variants are never constructed")]
 enum ServiceStateName {
     Stopped,
     StartPending,

@@ -188,7 +188,7 @@ impl RawPlugin for Fixture {
                         .enumerate()
                         .map(|(i, &n)| char::from(b'a' + (i % 26) as u8).to_string().repeat(n)),
                 );
-                let ran = ctx.exec(&ctx.target()?.to_string(), "sh").args(args).run()?.require_success()?;
+                let ran = ctx.exec(ctx.target()?, "sh").args(args).run()?.require_success()?;
                 ok(json!({ "exit": ran.output.exit_code }))
             }
             "effect" => {
