@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Exit};
 use crate::{
-    CliError, approve, cancel, completions, context, env, events, graph, plan, plugin, report, resume, retry,
+    CliError, approve, cancel, compensate, completions, context, env, events, graph, plan, plugin, report, resume, retry,
     run, runs, skip, status, validate,
 };
 
@@ -98,6 +98,8 @@ pub enum Command {
     Skip(skip::SkipArgs),
     /// Cancel a run.
     Cancel(cancel::CancelArgs),
+    /// Undo what a run changed: compensate its finished steps in reverse dependency order.
+    Compensate(compensate::CompensateArgs),
     /// Print a run's event journal.
     Events(events::EventsArgs),
     /// Write a run's recovery report for auditors (Markdown or self-contained HTML).
@@ -124,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Retry(args) => retry::run(global, args).await,
         Command::Skip(args) => skip::run(global, args).await,
         Command::Cancel(args) => cancel::run(global, args).await,
+        Command::Compensate(args) => compensate::run(global, args).await,
         Command::Events(args) => events::run(global, args),
         Command::Report(args) => report::run(global, args),
         Command::Completions(args) => completions::run(args),

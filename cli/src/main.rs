@@ -5,6 +5,7 @@
 mod approve;
 mod cancel;
 mod command;
+mod compensate;
 mod completions;
 mod context;
 mod env;

@@ -92,5 +92,20 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> Re
             }
             Exit::Failure
         }
+        RunOutcome::Compensated { compensated, left_as_is, failures } => {
+            if !global.json {
+                println!("run {run_id} was compensated: {} step instance(s) undone", compensated.len());
+                for (key, why) in &failures {
+                    println!("  failed first: {}: {}", visible(key), visible(why));
+                }
+                for key in &compensated {
+                    println!("  compensated: {}", visible(key));
+                }
+                for (key, why) in &left_as_is {
+                    println!("  left as is: {}: {}", visible(key), visible(why));
+                }
+            }
+            Exit::Failure
+        }
     })
 }

@@ -46,6 +46,7 @@ pub(super) async fn send(
         let (delivery, pid) = match delivery {
             Delivery::Applied => ("applied", None),
             Delivery::Queued { pid } => ("queued", Some(pid)),
+            Delivery::ToDrive => ("to-drive", None),
         };
         let doc = json!({ "run": run, "command": what, "step": step, "by": user, "delivery": delivery, "driver_pid": pid });
         crate::output::json(&doc)?;
@@ -59,6 +60,9 @@ pub(super) async fn send(
         Delivery::Queued { pid } => println!(
             "{what}{target} queued for {run} (by {user}); process {pid}, which drives it, applies it"
         ),
+        Delivery::ToDrive => {
+            println!("{what}{target} queued for {run} (by {user}); `drover resume {run}` applies it")
+        }
     }
     Ok(Exit::Success)
 }
