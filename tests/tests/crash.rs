@@ -2,28 +2,19 @@
 //! completes, no succeeded step runs again, and an interrupted irreversible step waits for an
 //! operator, whose `retry` finishes it. Side effects are counted in a file outside the engine.
 //!
-//! The kill points come from a seeded generator; the seed is printed, and `DROVER_TORTURE_SEED`
-//! replays a run.
+//! The kill points are chosen by the journal's progress, not by time (`drover_tests::kill`): each
+//! process is killed after it made one or two step instances succeed, or started the irreversible
+//! step's attempt, then within 150 ms; so the test means the same on a busy machine. They come
+//! from a seeded generator; the seed is printed, and `DROVER_TORTURE_SEED` replays a run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use drover_tests::kill::{self, KillPoint, Rng};
 use drover_tests::{Sandbox, stderr, stdout, wasm};
 use serde_json::Value;
-
-/// A small deterministic generator (xorshift64*), enough for kill delays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 fn workflow(effects: &str) -> String {
     let step = |id: &str, plugin: &str, needs: Option<String>, group: &str, pause: u32| {
@@ -61,12 +52,6 @@ fn inventory() -> String {
     inv
 }
 
-fn kill(mut child: Child) {
-    // SIGKILL: no chance to clean up, exactly like a crash.
-    child.kill().expect("kill drover");
-    child.wait().expect("reap drover");
-}
-
 /// Instances of the run by key, from `drover status --json`.
 fn instances(sandbox: &Sandbox, run: &str) -> BTreeMap<String, Value> {
     let status = sandbox.status(run);
@@ -79,17 +64,12 @@ fn instances(sandbox: &Sandbox, run: &str) -> BTreeMap<String, Value> {
     all
 }
 
+/// The journal's events that start an attempt of the irreversible step.
+const IRREVERSIBLE_STARTS: &str = "kind = 'attempt-started' AND step_key = 'irreversible[here]'";
+
 #[test]
 fn sigkill_at_random_points_then_resume_completes_without_repeating_finished_steps() {
-    let seed: u64 =
-        std::env::var("DROVER_TORTURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
-    println!("torture seed: {seed} (replay with DROVER_TORTURE_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = Rng(kill::seed());
     let sandbox = Sandbox::new();
     sandbox.install(&[wasm::FIXTURE, wasm::FIXTURE_IRREVERSIBLE]);
     let effects = sandbox.path().join("effects.log");
@@ -99,14 +79,18 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_finished_ste
         sandbox.drover().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn drover")
     };
 
-    // Kill at random instants, resuming each time, until the run finishes. The irreversible step
-    // pauses 1.5 s, longer than any kill delay, so a kill lands inside its first attempt; the run
-    // then waits for an operator, and after `retry` that one attempt is let through.
+    // Kill at random points of progress, resuming each time, until the run finishes. Progress is
+    // instances succeeded, and the start of an irreversible attempt counts as two: a process that
+    // starts one is killed within 150 ms, inside its 1.5 s pause. The run then waits for an
+    // operator, and after `retry` that one attempt is let through.
+    let db = sandbox.db_path();
+    let progress = || kill::instances_succeeded(&db) + 2 * kill::events(&db, IRREVERSIBLE_STARTS);
     let mut run: Option<String> = None;
     let (mut kills, mut retried) = (0, false);
     let started = Instant::now();
     loop {
         assert!(started.elapsed() < Duration::from_secs(600), "the run did not finish ({kills} kills)");
+        let mut from = progress();
         let mut child = match &run {
             None => spawn(&["run", &wf, "--inventory", &inv]),
             Some(run) => spawn(&["resume", run]),
@@ -121,15 +105,14 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_finished_ste
                 std::thread::sleep(Duration::from_millis(20));
             }
             retried = false;
+            from = progress();
         }
-        std::thread::sleep(Duration::from_millis(40 + rng.below(200)));
-        match child.try_wait().expect("poll drover") {
-            None => {
-                kill(child);
-                kills += 1;
-            }
-            Some(status) if status.code() == Some(0) => break,
-            Some(status) => {
+        let killed = KillPoint::draw(&mut rng, Duration::from_millis(150)).kill(&mut child, from, progress);
+        let status = child.wait().expect("reap drover");
+        match status {
+            _ if killed => kills += 1,
+            status if status.code() == Some(0) => break,
+            status => {
                 assert_eq!(status.code(), Some(4), "drover exited with {status}");
                 let id = run.as_deref().expect("a run exists when it waits");
                 let irreversible = instances(&sandbox, id)["irreversible[here]"].clone();
@@ -157,7 +140,7 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_finished_ste
         }
     }
     let run = run.expect("the run was created");
-    println!("{kills} kills landed in a live drover");
+    println!("{kills} kills landed in a live drover, in {:.1} s", started.elapsed().as_secs_f64());
     assert!(kills >= 20, "only {kills} kills landed");
     let out = sandbox.run(&["status", &run]);
     assert!(stdout(&out).contains("· succeeded"), "{}", stdout(&out));

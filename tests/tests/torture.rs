@@ -12,21 +12,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use drover_tests::kill::{self, KillPoint, Rng};
 use drover_tests::lab::LabRun;
 use drover_tests::stderr;
 use serde_json::Value;
-
-/// xorshift64*: enough for kill delays, and replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 /// Fixed lab time, so the configuration logs of both runs read the same.
 const LAB_NOW: &str = "2026-11-22T10:00:00Z";
@@ -35,21 +24,6 @@ const LAB_NOW: &str = "2026-11-22T10:00:00Z";
 /// lab's clock is fixed); kept as the one place to say so if that changes.
 fn comparable(state: Value) -> Value {
     state
-}
-
-/// How many attempts the journal records as finished, one way or another (0 before it exists).
-fn finished(lab: &LabRun) -> i64 {
-    let db = lab.sandbox.path().join("drover.db");
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| {
-            c.query_row(
-                "SELECT count(*) FROM events WHERE kind IN
-                 ('attempt-succeeded', 'attempt-failed', 'retry-scheduled', 'recovered-by-check')",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .unwrap_or(0)
 }
 
 /// The journal's invariants, read straight from the database file.
@@ -96,12 +70,10 @@ fn check_journal(lab: &LabRun, run: &str) {
 /// The seed (drawn when `DROVER_TORTURE_SEED` is unset) and how many points to torture at
 /// (`DROVER_TORTURE_POINTS`, else `default`), printed so a run can be replayed.
 fn seed_and_points(what: &str, default: usize) -> (u64, usize) {
-    let seed = std::env::var("DROVER_TORTURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let seed = kill::seed();
     let points: usize =
         std::env::var("DROVER_TORTURE_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    eprintln!("torture seed {seed}, {points} {what} points (DROVER_TORTURE_SEED={seed} replays it)");
+    eprintln!("{points} {what} points");
     (seed, points)
 }
 
@@ -148,12 +120,14 @@ fn dr_site_preparation_killed_at_random_instants_ends_as_an_uninterrupted_run() 
 /// `expected`. Returns the kills that landed on a live process.
 fn tortured_round(rng: &mut Rng, expected: &Value, seed: u64, budget: usize) -> usize {
     let lab = LabRun::new("dr-site-preparation.toml", &[]);
+    let db = lab.sandbox.path().join("drover.db");
     let started = Instant::now();
     let mut kills = 0;
     let mut run: Option<String> = None;
     // Step instances succeeded after each process ended: where the kills landed.
     let mut progress = Vec::new();
     loop {
+        let from = kill::instances_succeeded(&db);
         let mut cmd = match &run {
             None => lab.drover(&["--quiet", "run", &lab.workflow, "--inventory", &lab.inventory]),
             Some(id) => lab.drover(&["--quiet", "resume", id]),
@@ -166,25 +140,15 @@ fn tortured_round(rng: &mut Rng, expected: &Value, seed: u64, budget: usize) -> 
             .spawn()
             .unwrap();
         let mut killed = false;
-        if kills < budget {
-            // Kill at a point chosen by progress, not by time, so a busy machine changes nothing:
-            // once this process finished one or two attempts of its own (so every process moves
-            // the run on), then within a short random delay, which lands kills inside plugin
-            // calls, joins and commits of the attempts still in flight.
-            let wanted = finished(&lab) + 1 + rng.below(2) as i64;
-            let waiting = Instant::now();
-            while finished(&lab) < wanted && waiting.elapsed() < Duration::from_secs(120) {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            std::thread::sleep(Duration::from_millis(rng.below(150)));
-            if child.try_wait().unwrap().is_none() {
-                let _ = child.kill();
-                kills += 1;
-                killed = true;
-            }
+        // Kill at a point chosen by progress, not by time, so a busy machine changes nothing:
+        // once this process made one or two step instances succeed (so every process moves the
+        // run on), then within 150 ms.
+        if kills < budget
+            && KillPoint::draw(rng, Duration::from_millis(150))
+                .kill(&mut child, from, || kill::instances_succeeded(&db))
+        {
+            kills += 1;
+            killed = true;
         }
         let status = child.wait().unwrap();
         if run.is_none() {
@@ -237,15 +201,7 @@ const STOP_TTL: &str = "1s";
 /// Events of kind `driving` journaled by process `pid`.
 fn driving_events_of(lab: &LabRun, pid: u32) -> i64 {
     let db = lab.sandbox.path().join("drover.db");
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| {
-            c.query_row(
-                "SELECT count(*) FROM events WHERE kind = 'driving' AND json_extract(data, '$.pid') = ?1",
-                [pid],
-                |r| r.get(0),
-            )
-        })
-        .unwrap_or(0)
+    kill::events(&db, &format!("kind = 'driving' AND json_extract(data, '$.pid') = {pid}"))
 }
 
 fn signal(child: &std::process::Child, signal: &str) {

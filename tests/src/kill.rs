@@ -1,0 +1,99 @@
+//! Kill points for the crash tests, chosen from the journal's progress rather than from wall time,
+//! so a test means the same on a busy machine as on an idle one: a process is killed once it has
+//! moved the run on by one or two units of progress of its own (by default, step instances
+//! succeeded), then within a short random delay, which lands kills inside the plugin calls, joins
+//! and commits still in flight. A fixed delay instead kills a slow process before it ever drives.
+//!
+//! The points come from a seeded generator; [`seed`] prints the seed and how to replay it.
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// xorshift64*: enough for kill points, and replayable from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// The seed of a crash test: `DROVER_TORTURE_SEED`, else drawn from the clock. Printed, with how
+/// to replay it.
+pub fn seed() -> u64 {
+    let seed = std::env::var("DROVER_TORTURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+            | 1
+    });
+    eprintln!("torture seed {seed} (DROVER_TORTURE_SEED={seed} replays it)");
+    seed
+}
+
+/// How many step instances of the journal `db` have succeeded: the progress kill points count
+/// by default. Not attempts ended: after a kill, a process's first attempts are often checks of
+/// the killed one's interrupted attempts, or retries of joins the lab still finishes for it, and a
+/// process killed after those never moves the run on.
+pub fn instances_succeeded(db: &Path) -> i64 {
+    count(db, "SELECT count(*) FROM steps WHERE state = 'succeeded'")
+}
+
+/// How many events of the journal `db` match `condition` (an SQL expression over the `events`
+/// table).
+pub fn events(db: &Path, condition: &str) -> i64 {
+    count(db, &format!("SELECT count(*) FROM events WHERE {condition}"))
+}
+
+/// The count `sql` selects from the journal `db`; 0 while the journal does not exist yet.
+fn count(db: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+/// How long a process may go without progress before it is taken for stuck and killed anyway
+/// (the test's own limits then tell whether the run is stuck).
+const STUCK: Duration = Duration::from_secs(120);
+
+/// Where to kill a process: once its progress reached `steps` units more than where it started,
+/// `delay` later.
+#[derive(Debug, Clone, Copy)]
+pub struct KillPoint {
+    /// Units of progress the process makes first: 1 or 2.
+    pub steps: i64,
+    /// Then this long.
+    pub delay: Duration,
+}
+
+impl KillPoint {
+    /// One or two units of progress, then a delay below `max_delay`.
+    pub fn draw(rng: &mut Rng, max_delay: Duration) -> KillPoint {
+        let steps = 1 + rng.below(2) as i64;
+        let delay = Duration::from_millis(rng.below(max_delay.as_millis().max(1) as u64));
+        KillPoint { steps, delay }
+    }
+
+    /// Waits until `progress()` reached `from + steps` (or `child` ended), then `delay`, then
+    /// SIGKILLs `child` if it still runs. Returns whether the kill landed on a live process; the
+    /// child is left for the caller to reap.
+    pub fn kill(&self, child: &mut Child, from: i64, progress: impl Fn() -> i64) -> bool {
+        let waiting = Instant::now();
+        while progress() < from + self.steps && waiting.elapsed() < STUCK {
+            if child.try_wait().expect("poll drover").is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(self.delay);
+        if child.try_wait().expect("poll drover").is_some() {
+            return false;
+        }
+        // SIGKILL: no chance to clean up, exactly like a crash.
+        child.kill().expect("kill drover");
+        true
+    }
+}
