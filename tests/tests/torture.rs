@@ -1,5 +1,6 @@
 //! Crash torture on the BizTalk lab: `workflows/dr-site-preparation.toml` is SIGKILLed at seeded
-//! random instants (inside plugin calls, inside commits, during fan-out, in the middle of a join),
+//! random points of its progress (`drover_tests::kill`: once the process made one or two step
+//! instances succeed, then within 150 ms: inside plugin calls, commits, fan-out and joins),
 //! resumed each time, and its end state compared with an uninterrupted run's: the lab ends the
 //! same, every DR server was joined exactly once, and the journal keeps its invariants (each step
 //! instance succeeded by exactly one apply attempt, none left running, attempts numbered without
