@@ -439,6 +439,8 @@ impl Report {
 }
 
 fn main() {
+    // The first call builds the binary when it is stale: not inside a timed command.
+    drover_bin();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let tmp = tempfile::tempdir().expect("temporary directory");
     let dir = std::env::var_os("DROVER_BENCH_DIR").map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);

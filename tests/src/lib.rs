@@ -45,27 +45,56 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The `drover` binary of this build. `cargo xtask test` builds it before any test runs; a
-/// missing binary fails the test with the command that builds it.
+/// The `drover` binary of this build, fresh: the first call in a test process builds it (see
+/// [`build_binaries`]), so `cargo test -p drover-tests` never drives a binary older than the code.
 pub fn drover_bin() -> PathBuf {
-    built_bin("drover", "drover-cli")
+    built_bin("drover")
 }
 
 /// The `drover-lab` binary of this build (the BizTalk lab), built like [`drover_bin`].
 pub fn lab_bin() -> PathBuf {
-    built_bin("drover-lab", "drover-lab")
+    built_bin("drover-lab")
 }
 
-fn built_bin(name: &str, package: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
-    assert!(
-        bin.exists(),
-        "{} does not exist: run the tests with `cargo xtask test`, or `cargo build -p {package}` first",
-        bin.display()
-    );
+fn built_bin(name: &str) -> PathBuf {
+    let bin = profile_dir().join(name);
+    build_binaries();
+    assert!(bin.exists(), "{} does not exist after `cargo build`", bin.display());
     bin
+}
+
+/// `target/<profile>`, where this test executable's profile puts binaries.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+/// Builds `drover` (package `drover-cli`) and `drover-lab` with this test executable's profile and
+/// target directory, once per process. Cargo builds a package's binaries only for that package's
+/// own tests, and these live in other packages; cargo has released its build lock by the time
+/// tests run, and a build with nothing to do takes a moment.
+fn build_binaries() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_string(),
+            Some(other) => other.to_string(),
+            None => panic!("{} has no profile name", profile_dir.display()),
+        };
+        let target_dir = profile_dir.parent().expect("target/ above target/<profile>");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "--profile", &profile, "--target-dir"])
+            .arg(target_dir)
+            .args(["-p", "drover-cli", "--bin", "drover", "-p", "drover-lab", "--bin", "drover-lab"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run cargo build for the drover and drover-lab binaries");
+        assert!(status.success(), "building drover and drover-lab failed (see the cargo output above)");
+    });
 }
 
 /// A throwaway Drover home: plugin directory, cache and (later) databases live in it.

@@ -177,8 +177,8 @@ fn build_binaries(root: &Path, locked: bool) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     ensure_sshd()?;
-    // The end-to-end tests drive the real binary; cargo builds a package's binaries only for that
-    // package's own integration tests, so build it first.
+    // The end-to-end tests drive the real binaries and build them on first use; building them
+    // here first does it under --locked.
     build_binaries(root, true)?;
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
