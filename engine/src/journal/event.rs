@@ -518,7 +518,10 @@ pub(crate) mod tests {
             assert_eq!(&written, data, "{}", event.kind());
             let tagged = serde_json::to_value(event).expect("serialize");
             assert_eq!(tagged["kind"], event.kind(), "kind() is the serde tag");
-            assert_eq!(&Event::from_parts(event.kind(), data).expect(event.kind()), event);
+            assert_eq!(
+                &Event::from_parts(event.kind(), data).unwrap_or_else(|e| panic!("{}: {e}", event.kind())),
+                event
+            );
         }
         let kinds: std::collections::BTreeSet<&str> = samples.iter().map(|(e, _)| e.kind()).collect();
         assert_eq!(kinds.len(), 27, "a sample of every kind");

@@ -73,7 +73,9 @@ pub(super) fn index_path(db: &Path) -> PathBuf {
 fn index_file(db: &Path) -> std::io::Result<std::sync::Arc<File>> {
     use std::os::unix::fs::MetadataExt as _;
     use std::sync::{Arc, Mutex, OnceLock};
-    static OPEN: OnceLock<Mutex<Vec<(PathBuf, Arc<File>)>>> = OnceLock::new();
+    /// Each `-shm` opened so far, by the journal path it was opened for.
+    type Opened = Mutex<Vec<(PathBuf, Arc<File>)>>;
+    static OPEN: OnceLock<Opened> = OnceLock::new();
     let path = index_path(db);
     let now = std::fs::metadata(&path)?;
     let mut open = OPEN.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
