@@ -72,7 +72,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
     Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))
 }
 
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "wasmtime loads a precompiled component only through an unsafe call")]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // Read into memory rather than mapping the file: a cache file truncated or rewritten by
     // someone else while mapped would kill the process with SIGBUS.

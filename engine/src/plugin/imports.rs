@@ -142,7 +142,6 @@ fn target_error(e: TargetError) -> wit::HostError {
 }
 
 impl StepState {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         wasi: WasiCtx,
         plugin: &str,

@@ -59,7 +59,7 @@ fn boot_id() -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "std has no safe getuid(2)")]
 fn uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }

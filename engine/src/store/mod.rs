@@ -433,7 +433,7 @@ fn writable_folder(folder: &Path) -> bool {
     std::fs::metadata(folder).is_ok_and(|m| !m.permissions().readonly()) && access_w(folder)
 }
 
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "std has no safe access(2)")]
 fn access_w(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt as _;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
