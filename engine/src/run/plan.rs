@@ -19,7 +19,7 @@ use crate::inventory::Inventory;
 use crate::plugin::registry::Registry;
 use crate::plugin::{CallEnv, Mode, NoObserver, PluginHost, StepCall, StepContext};
 use crate::secrets::SecretSource;
-use crate::workflow::model::{ForEach, StepKind, Workflow};
+use crate::workflow::model::{ForEach, Step, StepKind, Workflow};
 use crate::workflow::template;
 
 use super::RunError;
@@ -172,7 +172,7 @@ pub async fn plan(
                                 target,
                                 format!("its input depends on what runs before it: {e}"),
                             ),
-                            Ok(input) => check(ctx, wf, idx, key, target, input, inventory, &targets).await?,
+                            Ok(input) => check(ctx, step, key, target, input, inventory, &targets).await?,
                         },
                     }
                 }
@@ -205,18 +205,15 @@ fn cannot_tell(key: String, target: Option<String>, why: String) -> PlanEntry {
     entry(key, target, Verdict::CannotTell, why, None)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn check(
     ctx: &PlanContext,
-    wf: &Workflow,
-    idx: usize,
+    step: &Step,
     key: String,
     target: Option<String>,
     input: Value,
     inventory: &Inventory,
     targets: &crate::target::TargetSet,
 ) -> Result<PlanEntry, RunError> {
-    let step = &wf.steps[idx];
     let Some((reference, _)) = step.plugin() else {
         return Ok(cannot_tell(key, target, "not a plugin step".into()));
     };

@@ -303,7 +303,7 @@ impl Validator<'_> {
         let for_each = self.for_each(s, upstream, steps, ctx);
         if let Some(when) = &s.when {
             match template::expression_variables(when.get_ref()) {
-                Ok(names) => self.names(id, &names, &when.span(), Site::Instance, s, upstream, steps),
+                Ok(names) => self.names(&names, &when.span(), Site::Instance, s, upstream, steps),
                 Err(SyntaxProblem(m)) => {
                     let hint = if when.get_ref().contains("{{") { "; write it without `{{ }}`" } else { "" };
                     self.err(
@@ -542,7 +542,7 @@ impl Validator<'_> {
         let id = s.id.get_ref();
         match value.get_ref() {
             FileValue::String(text) => match template::template_variables(text) {
-                Ok(names) => self.names(id, &names, &value.span(), site, s, upstream, steps),
+                Ok(names) => self.names(&names, &value.span(), site, s, upstream, steps),
                 Err(SyntaxProblem(m)) => {
                     self.err(&value.span(), format!("step `{id}`: `{path}` is not a valid template: {m}"));
                 }
@@ -569,10 +569,8 @@ impl Validator<'_> {
     }
 
     /// Checks the dotted names a template uses against what the step may see.
-    #[allow(clippy::too_many_arguments)]
     fn names(
         &mut self,
-        id: &str,
         names: &BTreeSet<String>,
         span: &Range<usize>,
         site: Site,
@@ -580,6 +578,7 @@ impl Validator<'_> {
         upstream: UpstreamOf<'_>,
         steps: &Steps<'_>,
     ) {
+        let id = s.id.get_ref();
         for name in names {
             if let Some(problem) = name_problem(id, name, site, s, upstream, steps) {
                 self.err(span, problem);
