@@ -76,7 +76,7 @@ fn main() -> ExitCode {
 
 /// Dies quietly when stdout is closed (`drover plugin list | head`), as Unix tools do, instead of
 /// panicking in `println!`.
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "std has no safe way to set a signal's disposition")]
 fn restore_sigpipe() {
     // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
     // disposition for SIGPIPE.
