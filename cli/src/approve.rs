@@ -1,8 +1,7 @@
 //! `drover approve`: let a run pass an approval gate.
 
 use clap::Args;
-use drover_engine::run::operator::Command;
-use serde_json::json;
+use drover_engine::journal::{Request, RunId};
 
 use crate::{CliError, Exit, Global};
 
@@ -11,7 +10,7 @@ use crate::{CliError, Exit, Global};
 pub struct ApproveArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// The approval step.
     #[arg(value_name = "STEP")]
     pub step: String,
@@ -21,12 +20,5 @@ pub struct ApproveArgs {
 }
 
 pub async fn run(global: &Global, args: ApproveArgs) -> Result<Exit, CliError> {
-    crate::retry::send(
-        global,
-        &args.run,
-        Command::Approve,
-        Some(&args.step),
-        json!({ "comment": args.comment }),
-    )
-    .await
+    crate::retry::send(global, args.run, Request::Approve { step: args.step, comment: args.comment }).await
 }

@@ -1,8 +1,7 @@
 //! `drover cancel`: stop a run.
 
 use clap::Args;
-use drover_engine::run::operator::Command;
-use serde_json::json;
+use drover_engine::journal::{Request, RunId};
 
 use crate::{CliError, Exit, Global};
 
@@ -11,12 +10,12 @@ use crate::{CliError, Exit, Global};
 pub struct CancelArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// Why, for the record.
     #[arg(long)]
     pub comment: Option<String>,
 }
 
 pub async fn run(global: &Global, args: CancelArgs) -> Result<Exit, CliError> {
-    crate::retry::send(global, &args.run, Command::Cancel, None, json!({ "comment": args.comment })).await
+    crate::retry::send(global, args.run, Request::Cancel { comment: args.comment }).await
 }

@@ -3,8 +3,8 @@
 //! cannot compensate (or are irreversible) are left as is and listed.
 
 use clap::Args;
-use drover_engine::run::operator::{self, Command, Delivery};
-use serde_json::json;
+use drover_engine::journal::{Request, RunId};
+use drover_engine::run::operator::{self, Delivery};
 
 use crate::{CliError, Exit, Global, context};
 
@@ -19,7 +19,7 @@ done once undone by hand. A workflow with `on-failure = \"compensate\"` does thi
 pub struct CompensateArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// Why, for the record.
     #[arg(long)]
     pub comment: Option<String>,
@@ -28,8 +28,8 @@ pub struct CompensateArgs {
 pub async fn run(global: &Global, args: CompensateArgs) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
-    let data = json!({ "comment": args.comment });
-    let delivery = operator::request(&ctx, &args.run, Command::Compensate, None, data, &user).await?;
+    let request = Request::Compensate { comment: args.comment };
+    let delivery = operator::request(&ctx, args.run, request, &user).await?;
     match delivery {
         Delivery::Queued { pid } => {
             if !global.quiet {
@@ -41,6 +41,6 @@ pub async fn run(global: &Global, args: CompensateArgs) -> Result<Exit, CliError
             Ok(Exit::Success)
         }
         // Nobody drives the run: this process does, through the compensation.
-        Delivery::ToDrive | Delivery::Applied => crate::resume::drive(global, &ctx, &args.run).await,
+        Delivery::ToDrive | Delivery::Applied => crate::resume::drive(global, &ctx, args.run).await,
     }
 }

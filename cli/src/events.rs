@@ -3,6 +3,7 @@
 use clap::Args;
 
 use drover_engine::display::visible;
+use drover_engine::journal::RunId;
 
 use crate::{CliError, Exit, Global, context, status::format_ms};
 
@@ -11,7 +12,7 @@ use crate::{CliError, Exit, Global, context, status::format_ms};
 pub struct EventsArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// One JSON object per line (the form to archive or hand on).
     #[arg(long)]
     pub ndjson: bool,
@@ -19,8 +20,8 @@ pub struct EventsArgs {
 
 pub fn run(global: &Global, args: EventsArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
-    store.run(&args.run)?;
-    let events = store.events(&args.run, 0)?;
+    store.run(args.run)?;
+    let events = store.events(args.run, 0)?;
     for e in &events {
         if args.ndjson || global.json {
             println!("{}", drover_engine::display::json(&serde_json::to_string(e)?));
@@ -34,7 +35,7 @@ pub fn run(global: &Global, args: EventsArgs) -> Result<Exit, CliError> {
                 format_ms(e.at),
                 e.kind,
                 visible(step),
-                visible(&e.actor),
+                visible(e.actor.as_str()),
                 visible(&e.data.to_string())
             );
         }

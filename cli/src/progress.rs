@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use drover_engine::display::visible;
+use drover_engine::journal::RunId;
 use drover_engine::run::{Progress, StepProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -16,7 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Lines;
 
 impl Progress for Lines {
-    fn line(&self, _run_id: &str, text: &str) {
+    fn line(&self, _run_id: RunId, text: &str) {
         eprintln!("  {}", visible(text));
     }
 }
@@ -56,7 +57,7 @@ impl Bars {
 }
 
 impl Progress for Bars {
-    fn line(&self, _run_id: &str, text: &str) {
+    fn line(&self, _run_id: RunId, text: &str) {
         let _ = self.multi.println(format!("  {}", visible(text)));
     }
 
@@ -64,7 +65,7 @@ impl Progress for Bars {
         true
     }
 
-    fn snapshot(&self, _run_id: &str, steps: &[StepProgress]) {
+    fn snapshot(&self, _run_id: RunId, steps: &[StepProgress]) {
         let Ok(mut shown) = self.bars.lock() else { return };
         let mut still_running = Vec::new();
         for step in steps {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use drover_engine::journal::RunId;
 use drover_engine::report::{self, Report};
 
 use crate::{CliError, Exit, Global, context, output};
@@ -21,7 +22,7 @@ pub enum Format {
 pub struct ReportArgs {
     /// The run (finished or not: a report of a running run says so).
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// The format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
@@ -32,7 +33,7 @@ pub struct ReportArgs {
 
 pub fn run(global: &Global, args: ReportArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
-    let report = Report::build(&store, &args.run)?;
+    let report = Report::build(&store, args.run)?;
     if global.json {
         output::json(&serde_json::to_value(&report)?)?;
         return Ok(Exit::Success);

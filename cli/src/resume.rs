@@ -2,6 +2,7 @@
 
 use clap::Args;
 use drover_engine::display::visible;
+use drover_engine::journal::RunId;
 use drover_engine::run::{self, RunContext, RunOutcome};
 use drover_engine::store::RunState;
 
@@ -17,7 +18,7 @@ ones. Only one process drives a run at a time: a second resume refuses and names
 pub struct ResumeArgs {
     /// The run to resume.
     #[arg(value_name = "RUN", required_unless_present = "all", conflicts_with = "all")]
-    pub run: Option<String>,
+    pub run: Option<RunId>,
     /// Resume every unfinished run, one after the other.
     #[arg(long)]
     pub all: bool,
@@ -28,7 +29,7 @@ pub struct ResumeArgs {
 
 pub async fn run(global: &Global, args: ResumeArgs) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, args.wait)?;
-    let runs: Vec<String> = match args.run {
+    let runs: Vec<RunId> = match args.run {
         Some(run) => vec![run],
         None => ctx
             .store
@@ -40,7 +41,7 @@ pub async fn run(global: &Global, args: ResumeArgs) -> Result<Exit, CliError> {
     };
     let mut worst = Exit::Success;
     for run_id in runs {
-        let exit = drive(global, &ctx, &run_id).await?;
+        let exit = drive(global, &ctx, run_id).await?;
         if exit != Exit::Success && (worst == Exit::Success || exit == Exit::Failure) {
             worst = exit;
         }
@@ -49,7 +50,7 @@ pub async fn run(global: &Global, args: ResumeArgs) -> Result<Exit, CliError> {
 }
 
 /// Drives `run_id` and prints how it ended.
-pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: &str) -> Result<Exit, CliError> {
+pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: RunId) -> Result<Exit, CliError> {
     if !global.quiet && !global.json {
         eprintln!("driving {run_id}");
     }

@@ -2,8 +2,9 @@
 //! every operator command (shared by approve, skip and cancel).
 
 use clap::Args;
-use drover_engine::run::operator::{self, Command, Delivery};
-use serde_json::{Value, json};
+use drover_engine::journal::{Request, RunId};
+use drover_engine::run::operator::{self, Delivery};
+use serde_json::json;
 
 use crate::{CliError, Exit, Global, context};
 
@@ -16,7 +17,7 @@ picks it up by itself)."
 pub struct RetryArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// The step instance, e.g. `join-group[DRBTS02]`.
     #[arg(value_name = "STEP")]
     pub step: String,
@@ -26,22 +27,16 @@ pub struct RetryArgs {
 }
 
 pub async fn run(global: &Global, args: RetryArgs) -> Result<Exit, CliError> {
-    send(global, &args.run, Command::Retry, Some(&args.step), json!({ "comment": args.comment })).await
+    send(global, args.run, Request::Retry { step: args.step, comment: args.comment }).await
 }
 
 /// Delivers an operator command and says what became of it.
-pub(super) async fn send(
-    global: &Global,
-    run: &str,
-    command: Command,
-    step: Option<&str>,
-    data: Value,
-) -> Result<Exit, CliError> {
+pub(super) async fn send(global: &Global, run: RunId, request: Request) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
-    let delivery = operator::request(&ctx, run, command, step, data, &user).await?;
+    let (what, step) = (request.kind(), request.step_key().map(str::to_string));
+    let delivery = operator::request(&ctx, run, request, &user).await?;
     ctx.store.verify().await?;
-    let what = command.as_str();
     if global.json {
         let (delivery, pid) = match delivery {
             Delivery::Applied => ("applied", None),

@@ -63,5 +63,5 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<Exit, CliError> {
     if !global.quiet && !global.json {
         eprintln!("started {run_id}");
     }
-    resume::drive(global, &ctx, &run_id).await
+    resume::drive(global, &ctx, run_id).await
 }

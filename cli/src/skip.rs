@@ -1,8 +1,8 @@
 //! `drover skip`: mark a step done without running it.
 
 use clap::Args;
-use drover_engine::run::operator::Command;
-use serde_json::{Value, json};
+use drover_engine::journal::{Request, RunId};
+use serde_json::Value;
 
 use crate::{CliError, Exit, Global};
 
@@ -15,7 +15,7 @@ they expect."
 pub struct SkipArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
     /// The step instance.
     #[arg(value_name = "STEP")]
     pub step: String,
@@ -30,12 +30,6 @@ pub struct SkipArgs {
 pub async fn run(global: &Global, args: SkipArgs) -> Result<Exit, CliError> {
     let output: Value = serde_json::from_str(&args.output)
         .map_err(|e| CliError::Usage(format!("--output is not JSON: {e}")))?;
-    crate::retry::send(
-        global,
-        &args.run,
-        Command::Skip,
-        Some(&args.step),
-        json!({ "comment": args.comment, "output": output }),
-    )
-    .await
+    crate::retry::send(global, args.run, Request::Skip { step: args.step, comment: args.comment, output })
+        .await
 }

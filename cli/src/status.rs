@@ -2,6 +2,7 @@
 //! command that moves it on. Text from plugins is shown with its control characters visible.
 
 use clap::Args;
+use drover_engine::journal::RunId;
 use drover_engine::run::RunError;
 use drover_engine::run::machine::Machine;
 use drover_engine::store::{StepRecord, StepState};
@@ -23,22 +24,22 @@ macro_rules! say {
 pub struct StatusArgs {
     /// The run.
     #[arg(value_name = "RUN")]
-    pub run: String,
+    pub run: RunId,
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
-    let run = store.run(&args.run)?;
-    let steps = store.steps(&run.id)?;
+    let run = store.run(args.run)?;
+    let steps = store.steps(run.id)?;
     // The run machine says why each instance waits, as the driver would see it.
     let clock: std::sync::Arc<dyn drover_engine::run::Clock> =
         std::sync::Arc::new(drover_engine::run::SystemClock::default());
     let machine = Machine::for_run(&run, steps, clock.clone())
-        .map_err(|message| RunError::Definition { run_id: run.id.to_string(), message })?;
+        .map_err(|message| RunError::Definition { run_id: run.id, message })?;
     let wf = machine.workflow();
     // A lease past its expiry belongs to a process that stopped without releasing it.
     let now = clock.now_ms();
-    let lease = store.lease(&run.id)?.filter(|l| l.expires_at > now);
+    let lease = store.lease(run.id)?.filter(|l| l.expires_at > now);
     let driven = lease.is_some();
     let instances_of = |i: usize| -> Vec<&StepRecord> {
         machine.keys_of(i).iter().filter_map(|k| machine.instance(k)).collect()

@@ -128,7 +128,7 @@ impl Bench {
         let ctx = self.ctx(store.clone());
         let outcome = self.runtime.block_on(async {
             let id = run::start(&ctx, new).await.expect("start");
-            run::resume(&ctx, &id).await.expect("drive")
+            run::resume(&ctx, id).await.expect("drive")
         });
         Driven { ms: ms(started), open_ms, commits: store.commits(), outcome }
     }
@@ -299,7 +299,8 @@ impl Bench {
             }
             Mode::InProcess => {
                 let ctx = self.ctx(Arc::new(Store::open(db, durability).expect("store")));
-                let handle = self.runtime.spawn(async move { run::resume(&ctx, &id).await });
+                let id = id.parse().expect("a run id");
+                let handle = self.runtime.spawn(async move { run::resume(&ctx, id).await });
                 let first = first_new();
                 let outcome = self.runtime.block_on(handle).expect("join").expect("resume");
                 (ms(started), outcome == RunOutcome::Succeeded, first)

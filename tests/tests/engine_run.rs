@@ -126,7 +126,8 @@ fn snapshot(db: &std::path::Path) -> (u64, bool, bool) {
 }
 
 /// Commands that read the journal, and one that writes it.
-const READERS_AND_A_WRITER: &[&[&str]] = &[&["runs"], &["status", "run_x"], &["resume", "--all"]];
+const READERS_AND_A_WRITER: &[&[&str]] =
+    &[&["runs"], &["status", "run_01kbs0pw9kx8vqa1jjzfb1f2fe"], &["resume", "--all"]];
 
 fn refuses(sandbox: &Sandbox, db: &std::path::Path, commands: &[&[&str]], expected: &str) {
     let before = snapshot(db);
@@ -147,7 +148,7 @@ fn a_read_only_database_is_refused_untouched() {
     let db = sandbox.path().join("ro.db");
     assert!(sandbox.run(&["--db", db.to_str().unwrap(), "resume", "--all"]).status.success());
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let writers: &[&[&str]] = &[&["resume", "--all"], &["approve", "run_x", "gate"]];
+    let writers: &[&[&str]] = &[&["resume", "--all"], &["approve", "run_01kbs0pw9kx8vqa1jjzfb1f2fe", "gate"]];
     refuses(&sandbox, &db, writers, &format!("the database {} is read-only", db.display()));
     // Reading it is fine: an archived journal stays readable (store_faults.rs has more).
     let out = sandbox.run(&["--db", db.to_str().unwrap(), "runs"]);

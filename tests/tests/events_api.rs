@@ -380,3 +380,14 @@ fn the_fixture_runs_journal_the_same_event_shapes() {
     }
     insta::assert_snapshot!("fixture_event_shapes", describe(&all));
 }
+
+#[test]
+fn a_run_id_that_is_not_one_is_refused_before_the_journal_is_opened() {
+    let sandbox = Sandbox::new();
+    for command in ["status", "events", "report", "resume", "cancel"] {
+        let out = sandbox.run(&[command, "run-42"]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        assert!(stderr(&out).contains("`run-42` is not a run id"), "{command}: {}", stderr(&out));
+    }
+    assert!(!sandbox.db_path().exists(), "a journal was made");
+}

@@ -239,7 +239,7 @@ fn readers(run: &str) -> Vec<Vec<String>> {
 fn commands_that_only_read_never_create_a_journal_and_name_the_path_they_looked_at() {
     let sandbox = Sandbox::new();
     let db = sandbox.db_path();
-    for args in readers("run_x") {
+    for args in readers("run_01kbs0pw9kx8vqa1jjzfb1f2fe") {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = sandbox.run(&args);
         assert_exit(&out, &args, 3, &format!("no journal at {}", db.display()));
@@ -257,8 +257,11 @@ fn an_empty_journal_file_is_refused_by_every_command_and_left_as_it_is() {
     let wf = sandbox
         .write("one.toml", "name = \"one\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"a\"\nplugin = \"noop\"\n");
     let inventory = sandbox.write("inventory.toml", "");
-    let mut commands = readers("run_x");
-    for writer in [vec!["resume", "run_x"], vec!["run", wf.as_str(), "--inventory", inventory.as_str()]] {
+    let mut commands = readers("run_01kbs0pw9kx8vqa1jjzfb1f2fe");
+    for writer in [
+        vec!["resume", "run_01kbs0pw9kx8vqa1jjzfb1f2fe"],
+        vec!["run", wf.as_str(), "--inventory", inventory.as_str()],
+    ] {
         commands.push(writer.into_iter().map(String::from).collect());
     }
     let before = listing(sandbox.path());

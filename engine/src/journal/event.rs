@@ -184,11 +184,67 @@ pub enum Event {
     /// An operator command that was valid when queued no longer fit the run when the driving
     /// process applied it. Actor: the operator who sent it.
     RequestRejected {
-        /// The command (`approve`, `retry`, `skip`, `cancel`).
+        /// The command (`approve`, `retry`, `skip`, `cancel`, `compensate`).
         request: String,
         /// Why it was rejected.
         reason: String,
     },
+    /// `drover compensate` was applied. Actor: the operator.
+    CompensationRequested {
+        /// The operator's comment.
+        comment: Option<String>,
+    },
+    /// Compensation began: forward work stopped, unfinished instances were cancelled, and what the
+    /// run changed and can undo is to be compensated, latest in dependency order first. Actor:
+    /// the engine (the run failed under `on-failure = "compensate"`) or the operator who asked.
+    CompensationStarted {
+        /// Why: the instances that failed, or who asked.
+        reason: String,
+        /// The instances to compensate.
+        compensate: Vec<String>,
+        /// The instances that changed something and will not be undone, and why.
+        left_as_is: Vec<LeftAsIs>,
+    },
+    /// A compensation's intent was committed; the plugin's `compensate` is called next.
+    CompensateStarted {
+        /// The attempt's number (attempts of an instance are numbered across modes).
+        attempt: u32,
+    },
+    /// A compensation succeeded: the instance is compensated.
+    CompensateSucceeded {
+        /// The attempt.
+        #[serde(flatten)]
+        audit: AttemptAudit,
+        /// Whether it changed something.
+        changed: bool,
+        /// The plugin's one-line summary.
+        summary: String,
+    },
+    /// A compensation failed, or could not start (then there is no attempt): the instance waits
+    /// for an operator (`drover retry` runs it again, `drover skip` marks it undone by hand).
+    CompensateFailed {
+        /// The attempt, when one ran.
+        #[serde(flatten)]
+        audit: Option<AttemptAudit>,
+        /// Why.
+        error: String,
+    },
+    /// Every compensation finished: the run ended compensated.
+    RunCompensated {
+        /// The instances compensated.
+        compensated: Vec<String>,
+        /// The instances that changed something and were not undone, and why.
+        left_as_is: Vec<LeftAsIs>,
+    },
+}
+
+/// An instance compensation leaves as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LeftAsIs {
+    /// The instance.
+    pub key: String,
+    /// Why it is not undone (its plugin cannot compensate, it is irreversible, …).
+    pub why: String,
 }
 
 /// What every event about a finished attempt says of it.
@@ -279,6 +335,12 @@ impl Event {
             Event::RetryRequested { .. } => "retry-requested",
             Event::SkippedByOperator { .. } => "skipped-by-operator",
             Event::RequestRejected { .. } => "request-rejected",
+            Event::CompensationRequested { .. } => "compensation-requested",
+            Event::CompensationStarted { .. } => "compensation-started",
+            Event::CompensateStarted { .. } => "compensate-started",
+            Event::CompensateSucceeded { .. } => "compensate-succeeded",
+            Event::CompensateFailed { .. } => "compensate-failed",
+            Event::RunCompensated { .. } => "run-compensated",
         }
     }
 
@@ -427,7 +489,11 @@ pub(crate) mod tests {
         let pairs = vec![("DRBTS01".to_string(), "refused".to_string())];
         vec![
             (
-                Event::RunCreated { workflow: "w".into(), version: "1.0.0".into(), params: json!({ "a": 1 }) },
+                Event::RunCreated {
+                    workflow: "w".into(),
+                    version: "1.0.0".into(),
+                    params: json!({ "a": 1 }),
+                },
                 json!({ "workflow": "w", "version": "1.0.0", "params": { "a": 1 } }),
             ),
             (Event::Driving { pid: 42 }, json!({ "pid": 42 })),
@@ -457,7 +523,10 @@ pub(crate) mod tests {
                 Event::AttemptSucceeded { audit: audit(), changed: true, summary: "joined".into() },
                 with_audit(json!({ "changed": true, "summary": "joined" })),
             ),
-            (Event::AttemptFailed { audit: audit(), error: "no".into() }, with_audit(json!({ "error": "no" }))),
+            (
+                Event::AttemptFailed { audit: audit(), error: "no".into() },
+                with_audit(json!({ "error": "no" })),
+            ),
             (
                 Event::RetryScheduled { audit: audit(), error: "later".into(), retry_at: Some(7) },
                 with_audit(json!({ "error": "later", "retry_at": 7 })),
@@ -507,6 +576,40 @@ pub(crate) mod tests {
                 Event::RequestRejected { request: "approve".into(), reason: "not waiting".into() },
                 json!({ "request": "approve", "reason": "not waiting" }),
             ),
+            (Event::CompensationRequested { comment: Some("undo".into()) }, json!({ "comment": "undo" })),
+            (
+                Event::CompensationStarted {
+                    reason: "probe failed".into(),
+                    compensate: vec!["join[DRBTS01]".into()],
+                    left_as_is: vec![LeftAsIs { key: "probe".into(), why: "read-only".into() }],
+                },
+                json!({
+                    "reason": "probe failed", "compensate": ["join[DRBTS01]"],
+                    "left_as_is": [{ "key": "probe", "why": "read-only" }],
+                }),
+            ),
+            (Event::CompensateStarted { attempt: 2 }, json!({ "attempt": 2 })),
+            (
+                Event::CompensateSucceeded { audit: audit(), changed: true, summary: "left".into() },
+                with_audit(json!({ "changed": true, "summary": "left" })),
+            ),
+            (
+                Event::CompensateFailed { audit: Some(audit()), error: "busy".into() },
+                with_audit(json!({ "error": "busy" })),
+            ),
+            (
+                Event::CompensateFailed { audit: None, error: "no input".into() },
+                json!({ "error": "no input" }),
+            ),
+            (
+                Event::RunCompensated {
+                    compensated: vec!["join[DRBTS01]".into()],
+                    left_as_is: vec![LeftAsIs { key: "probe".into(), why: "read-only".into() }],
+                },
+                json!({
+                    "compensated": ["join[DRBTS01]"], "left_as_is": [{ "key": "probe", "why": "read-only" }],
+                }),
+            ),
         ]
     }
 
@@ -524,7 +627,7 @@ pub(crate) mod tests {
             );
         }
         let kinds: std::collections::BTreeSet<&str> = samples.iter().map(|(e, _)| e.kind()).collect();
-        assert_eq!(kinds.len(), 27, "a sample of every kind");
+        assert_eq!(kinds.len(), 33, "a sample of every kind");
     }
 
     #[test]
@@ -538,7 +641,10 @@ pub(crate) mod tests {
         assert_eq!(Actor::from("engine"), Actor::Engine);
         assert_eq!(Actor::from("alice"), Actor::Operator("alice".into()));
         assert_eq!(serde_json::to_value(Actor::Engine).expect("serialize"), json!("engine"));
-        assert_eq!(serde_json::from_value::<Actor>(json!("bob")).expect("read"), Actor::Operator("bob".into()));
+        assert_eq!(
+            serde_json::from_value::<Actor>(json!("bob")).expect("read"),
+            Actor::Operator("bob".into())
+        );
         assert!(Actor::from("bob").is_operator() && !Actor::Engine.is_operator());
     }
 }

@@ -12,7 +12,7 @@ pub mod reference;
 mod request;
 mod run_id;
 
-pub use event::{Actor, AttemptAudit, AttemptCancelled, Event, NeedsOperator};
+pub use event::{Actor, AttemptAudit, AttemptCancelled, Event, LeftAsIs, NeedsOperator};
 pub use pinned::{PINNED_PLUGINS_FORMAT, PinnedPlugin, PinnedPlugins};
 pub use request::{Request, UnreadableRequest};
 pub use run_id::{InvalidRunId, RunId};

@@ -118,10 +118,12 @@ fn fields(out: &mut String, node: &Value) {
     let _ = writeln!(out, "| field | type | description |\n|---|---|---|");
     for (name, property) in properties {
         let mut kind = type_of(property);
+        // Optional fields are written as null; a field of a flattened optional part is left out.
         if !required.contains(&name.as_str()) && !kind.ends_with("or null") {
-            kind.push_str(" or null");
+            kind.push_str(", or absent");
         }
-        let _ = writeln!(out, "| `{name}` | {kind} | {} |", one_line(description(property)).replace('|', "\\|"));
+        let _ =
+            writeln!(out, "| `{name}` | {kind} | {} |", one_line(description(property)).replace('|', "\\|"));
     }
     let _ = writeln!(out);
 }
@@ -189,7 +191,10 @@ mod tests {
             let kind = event.kind();
             assert!(reference.contains(&format!("### `{kind}`")), "{kind} has no section");
             for field in data.as_object().into_iter().flat_map(|d| d.keys()) {
-                assert!(reference.contains(&format!("| `{field}` |")), "{kind}: field {field} is not described");
+                assert!(
+                    reference.contains(&format!("| `{field}` |")),
+                    "{kind}: field {field} is not described"
+                );
             }
         }
     }

@@ -1,5 +1,5 @@
 //! [`Request`]: an operator command as it waits in the journal for the process that applies it
-//! (`approve`, `retry`, `skip`, `cancel`). A row is its kind, its step key and its data
+//! (`approve`, `retry`, `skip`, `cancel`, `compensate`). A row is its kind, its step key and its data
 //! (`{"comment": …}`, and `"output"` for a skip); [`Request::from_parts`] reads one back.
 
 use serde::Deserialize;
@@ -36,6 +36,11 @@ pub enum Request {
         /// Why, for the record.
         comment: Option<String>,
     },
+    /// Undo what the run changed: the compensations of its completed compensable steps.
+    Compensate {
+        /// Why, for the record.
+        comment: Option<String>,
+    },
 }
 
 /// A journal row that is no request this build knows.
@@ -65,14 +70,17 @@ impl Request {
             Request::Retry { .. } => "retry",
             Request::Skip { .. } => "skip",
             Request::Cancel { .. } => "cancel",
+            Request::Compensate { .. } => "compensate",
         }
     }
 
     /// The step instance it names (none for a cancel).
     pub fn step_key(&self) -> Option<&str> {
         match self {
-            Request::Approve { step, .. } | Request::Retry { step, .. } | Request::Skip { step, .. } => Some(step),
-            Request::Cancel { .. } => None,
+            Request::Approve { step, .. } | Request::Retry { step, .. } | Request::Skip { step, .. } => {
+                Some(step)
+            }
+            Request::Cancel { .. } | Request::Compensate { .. } => None,
         }
     }
 
@@ -82,7 +90,8 @@ impl Request {
             Request::Approve { comment, .. }
             | Request::Retry { comment, .. }
             | Request::Skip { comment, .. }
-            | Request::Cancel { comment } => comment.as_deref(),
+            | Request::Cancel { comment }
+            | Request::Compensate { comment } => comment.as_deref(),
         }
     }
 
@@ -95,16 +104,22 @@ impl Request {
     }
 
     /// The request a journal row holds.
-    pub fn from_parts(kind: &str, step_key: Option<&str>, data: &Value) -> Result<Request, UnreadableRequest> {
+    pub fn from_parts(
+        kind: &str,
+        step_key: Option<&str>,
+        data: &Value,
+    ) -> Result<Request, UnreadableRequest> {
         let unreadable = |reason: String| UnreadableRequest { kind: kind.to_string(), reason };
-        let Data { comment, output } =
-            Data::deserialize(data).map_err(|e| unreadable(format!("the {kind} command's data cannot be read: {e}")))?;
-        let step = || step_key.map(str::to_string).ok_or_else(|| unreadable("the command names no step".into()));
+        let Data { comment, output } = Data::deserialize(data)
+            .map_err(|e| unreadable(format!("the {kind} command's data cannot be read: {e}")))?;
+        let step =
+            || step_key.map(str::to_string).ok_or_else(|| unreadable("the command names no step".into()));
         Ok(match kind {
             "approve" => Request::Approve { step: step()?, comment },
             "retry" => Request::Retry { step: step()?, comment },
             "skip" => Request::Skip { step: step()?, comment, output },
             "cancel" => Request::Cancel { comment },
+            "compensate" => Request::Compensate { comment },
             _ => return Err(unreadable(format!("unknown command {kind}"))),
         })
     }
@@ -119,8 +134,13 @@ mod tests {
         let requests = [
             Request::Approve { step: "gate".into(), comment: Some("go".into()) },
             Request::Retry { step: "join[DRBTS01]".into(), comment: None },
-            Request::Skip { step: "probe".into(), comment: Some("by hand".into()), output: json!({ "ok": true }) },
+            Request::Skip {
+                step: "probe".into(),
+                comment: Some("by hand".into()),
+                output: json!({ "ok": true }),
+            },
             Request::Cancel { comment: None },
+            Request::Compensate { comment: Some("undo".into()) },
         ];
         for request in requests {
             let read = Request::from_parts(request.kind(), request.step_key(), &request.data());

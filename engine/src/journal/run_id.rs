@@ -28,7 +28,7 @@ impl RunId {
     }
 
     /// The id made of `ulid` (for tests and tools that need a fixed id).
-    pub fn from_ulid(ulid: ulid::Ulid) -> RunId {
+    pub const fn from_ulid(ulid: ulid::Ulid) -> RunId {
         RunId(ulid)
     }
 }
@@ -110,7 +110,13 @@ mod tests {
 
     #[test]
     fn what_is_not_an_id_is_refused_naming_it() {
-        for text in ["", "run_", "01kbs0pw9kx8vqa1jjzfb1f2fe", "run_01kbs0pw9kx8vqa1jjzfb1f2f", "run-01kbs0pw9kx8vqa1jjzfb1f2fe"] {
+        for text in [
+            "",
+            "run_",
+            "01kbs0pw9kx8vqa1jjzfb1f2fe",
+            "run_01kbs0pw9kx8vqa1jjzfb1f2f",
+            "run-01kbs0pw9kx8vqa1jjzfb1f2fe",
+        ] {
             let error = text.parse::<RunId>().expect_err(text);
             assert!(error.to_string().contains(&format!("`{text}` is not a run id")), "{error}");
         }

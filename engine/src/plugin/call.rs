@@ -27,6 +27,28 @@ pub enum Mode {
     Compensate,
 }
 
+impl Mode {
+    /// The export's name, as the journal stores an attempt's mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::Check => "check",
+            Mode::Compensate => "compensate",
+        }
+    }
+
+    /// The mode named `text`.
+    pub fn parse(text: &str) -> Option<Mode> {
+        [Mode::Apply, Mode::Check, Mode::Compensate].into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where in a run the call happens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepContext {

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::journal::{Event, RunId};
 use crate::store::{AttemptRecord, EventRecord, RunRecord, StepRecord, Store, StoreError};
 
 pub use html::html;
@@ -136,7 +137,7 @@ pub struct OperatorAction {
 
 impl Report {
     /// Gathers the report of `run_id` from the journal.
-    pub fn build(store: &Store, run_id: &str) -> Result<Report, StoreError> {
+    pub fn build(store: &Store, run_id: RunId) -> Result<Report, StoreError> {
         let run = store.run(run_id)?;
         let steps = store.steps(run_id)?;
         let attempts = store.attempts(run_id)?;
@@ -187,15 +188,15 @@ fn assemble(
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     let mut operator_actions = Vec::new();
     for e in &events {
-        if e.kind == "target-call"
-            && let Some(key) = &e.step_key
+        if let Some(key) = &e.step_key
+            && matches!(e.event(), Ok(Event::TargetCall { .. }))
         {
             *calls.entry(key.clone()).or_default() += 1;
         }
-        if e.actor != "engine" {
+        if e.actor.is_operator() {
             operator_actions.push(OperatorAction {
                 at: e.at,
-                actor: e.actor.clone(),
+                actor: e.actor.to_string(),
                 kind: e.kind.clone(),
                 step_key: e.step_key.clone(),
                 comment: e.data.get("comment").and_then(Value::as_str).map(str::to_string),
@@ -233,21 +234,17 @@ fn assemble(
     step_reports.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
     let plugins = run
         .plugins
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(step, p)| {
-                    let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                    (
-                        step.clone(),
-                        PinnedPlugin { name: text("name"), version: text("version"), sha256: text("sha256") },
-                    )
-                })
-                .collect()
+        .steps
+        .into_iter()
+        .map(|(step, p)| {
+            (
+                step,
+                PinnedPlugin { name: p.name, version: p.version.to_string(), sha256: p.sha256.to_string() },
+            )
         })
-        .unwrap_or_default();
+        .collect();
     Report {
-        run: run.id,
+        run: run.id.to_string(),
         workflow: run.workflow,
         version: run.workflow_version,
         source_path: run.source_path,

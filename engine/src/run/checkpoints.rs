@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::journal::RunId;
 use crate::plugin::{StateUsage, StepStateStore};
 use crate::store::{Change, Store};
 
@@ -18,19 +19,19 @@ use super::lease::LeaseHandle;
 pub(super) struct Checkpoints {
     pub(super) store: Arc<Store>,
     pub(super) lease: LeaseHandle,
-    pub(super) run_id: String,
+    pub(super) run_id: RunId,
     pub(super) step_key: String,
 }
 
 #[async_trait]
 impl StepStateStore for Checkpoints {
     async fn get(&self, key: &str) -> Result<Option<String>, String> {
-        self.store.checkpoint(&self.run_id, &self.step_key, key).map_err(|e| e.to_string())
+        self.store.checkpoint(self.run_id, &self.step_key, key).map_err(|e| e.to_string())
     }
 
     async fn set(&self, key: &str, value: &str) -> Result<(), String> {
         let change = Change::SetCheckpoint {
-            run_id: self.run_id.clone(),
+            run_id: self.run_id,
             step_key: self.step_key.clone(),
             key: key.into(),
             value: value.into(),
@@ -40,7 +41,7 @@ impl StepStateStore for Checkpoints {
 
     async fn usage(&self, except: &str) -> Result<StateUsage, String> {
         let (keys, bytes) =
-            self.store.checkpoint_usage(&self.run_id, &self.step_key, except).map_err(|e| e.to_string())?;
+            self.store.checkpoint_usage(self.run_id, &self.step_key, except).map_err(|e| e.to_string())?;
         Ok(StateUsage { keys, bytes })
     }
 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use serde_json::json;
 
 use crate::grants::Refusal;
+use crate::journal::{Event, RunId};
 use crate::plugin::{CallEnv, CallObserver, CallReport, Canceller, LoadedPlugin, TargetCallRecord};
 use crate::store::RunRecord;
 use crate::target::{TargetSet, orphans};
@@ -31,7 +31,7 @@ use super::{RunContext, RunError, RunOutcome};
 const POLL: Duration = Duration::from_millis(250);
 
 /// Takes the lease of `run_id` and drives the run until it ends or only an operator can move it.
-pub(super) async fn drive(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
+pub(super) async fn drive(ctx: &RunContext, run_id: RunId) -> Result<RunOutcome, RunError> {
     let lease = Lease::acquire_for(ctx.store.clone(), ctx.clock.clone(), run_id, ctx.lease_ttl).await?;
     let run = ctx.store.run(run_id)?;
     let result = match Driver::load(ctx, run, lease.handle()).await {
@@ -109,9 +109,9 @@ struct Driver<'c> {
 
 impl<'c> Driver<'c> {
     async fn load(ctx: &'c RunContext, run: RunRecord, lease: LeaseHandle) -> Result<Driver<'c>, RunError> {
-        let records = ctx.store.steps(&run.id)?;
+        let records = ctx.store.steps(run.id)?;
         let machine = Machine::for_run(&run, records, ctx.clock.clone())
-            .map_err(|message| RunError::Definition { run_id: run.id.clone(), message })?;
+            .map_err(|message| RunError::Definition { run_id: run.id, message })?;
         let workflow = machine.workflow();
         // Steps often share a plugin: load each pinned (version, digest) once.
         let mut loaded: HashMap<String, Arc<LoadedPlugin>> = HashMap::new();
@@ -120,7 +120,8 @@ impl<'c> Driver<'c> {
             plugins.push(match step.plugin() {
                 None => None,
                 Some((reference, _)) => {
-                    let pinned = run.plugins[&step.id].to_string();
+                    let pinned =
+                        run.plugins.steps.get(&step.id).map(|p| p.sha256.to_string()).unwrap_or_default();
                     if let Some(plugin) = loaded.get(&pinned) {
                         Some(plugin.clone())
                     } else {
@@ -150,8 +151,8 @@ impl<'c> Driver<'c> {
         })
     }
 
-    fn run_id(&self) -> String {
-        self.machine.run_id().to_string()
+    fn run_id(&self) -> RunId {
+        self.machine.run_id()
     }
 
     /// Commits what the machine recorded, under the lease, and shows its lines.
@@ -278,7 +279,7 @@ impl<'c> Driver<'c> {
         // What the interrupted attempt left running (a bridge's child) could still make the
         // change after the check looked: wait for it, up to the step's timeout, then kill it.
         let limit = check.timeout.unwrap_or(self.ctx.host.limits().timeout);
-        let marker = orphans::marker(self.machine.run_id(), &check.key, check.interrupted);
+        let marker = orphans::marker(&self.run_id().to_string(), &check.key, check.interrupted);
         let leftovers = orphans::settle(&marker, limit).await;
         self.machine.leftovers(&check, leftovers.found, leftovers.killed, leftovers.waited);
         if !self.lease.valid() {
@@ -309,18 +310,14 @@ impl<'c> Driver<'c> {
         while let Ok(observed) = self.observed_rx.try_recv() {
             match observed {
                 Observed::TargetCall { key, attempt, record } => {
-                    let data = super::machine::merge(json!({ "attempt": attempt }), json!(record));
-                    self.machine.record(&key, "target-call", data);
+                    self.machine.record(&key, Event::TargetCall { attempt, call: record });
                 }
                 Observed::Heartbeat { key, progress, message } => {
                     self.heartbeats.insert(key, (progress, message));
                 }
                 Observed::Refusal { key, attempt, refusal } => {
-                    let data = super::machine::merge(
-                        json!({ "attempt": attempt, "message": refusal.to_string() }),
-                        json!(refusal),
-                    );
-                    self.machine.record(&key, "refused", data);
+                    let message = refusal.to_string();
+                    self.machine.record(&key, Event::Refused { attempt, message, refusal });
                 }
             }
         }
@@ -353,18 +350,19 @@ async fn load_pinned(
     step_id: &str,
     name: &str,
 ) -> Result<Arc<LoadedPlugin>, RunError> {
-    let pinned = &run.plugins[step_id];
-    let (version, sha256) =
-        (pinned["version"].as_str().unwrap_or_default(), pinned["sha256"].as_str().unwrap_or_default());
+    let pinned = run.plugins.steps.get(step_id).ok_or_else(|| RunError::Definition {
+        run_id: run.id,
+        message: format!("step {step_id} has no pinned plugin"),
+    })?;
     let installed = ctx
         .registry
         .versions(name)?
         .into_iter()
-        .find(|i| i.info.version.to_string() == version && i.sha256.to_string() == sha256)
+        .find(|i| i.info.version == pinned.version && i.sha256 == pinned.sha256)
         .ok_or_else(|| {
             RunError::Plugin(format!(
-                "run {} pinned plugin {name} {version} (sha256 {sha256}) for step {step_id}, and it is not installed any more: install that exact file again",
-                run.id
+                "run {} pinned plugin {name} {} (sha256 {}) for step {step_id}, and it is not installed any more: install that exact file again",
+                run.id, pinned.version, pinned.sha256
             ))
         })?;
     Ok(ctx.registry.load(&ctx.host, &installed).await?)

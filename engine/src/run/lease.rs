@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::journal::RunId;
 use crate::store::{Change, Fence, LeaseRecord, Store, StoreError};
 
 use super::RunError;
@@ -66,17 +67,15 @@ fn uid() -> u32 {
 }
 
 /// The OS lock file of a run's lease: `<journal>-leases/<run id>.lock`, beside the journal as
-/// SQLite's own `-wal` and `-shm` files are. `None` for a run id that is no plain file name.
-fn lock_path(journal: &Path, run_id: &str) -> Option<PathBuf> {
-    let plain =
-        !run_id.is_empty() && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+/// SQLite's own `-wal` and `-shm` files are (a run id is always a plain file name).
+fn lock_path(journal: &Path, run_id: RunId) -> Option<PathBuf> {
     let name = journal.file_name()?.to_string_lossy().into_owned();
-    plain.then(|| journal.with_file_name(format!("{name}-leases")).join(format!("{run_id}.lock")))
+    Some(journal.with_file_name(format!("{name}-leases")).join(format!("{run_id}.lock")))
 }
 
 /// Takes the OS lock of a run's lease without waiting: `Some` while held (until dropped), `None`
 /// when another live process holds it or it cannot be made (then only expiry tells).
-fn os_lock(journal: &Path, run_id: &str) -> Option<File> {
+fn os_lock(journal: &Path, run_id: RunId) -> Option<File> {
     let path = lock_path(journal, run_id)?;
     let made = path.parent().map_or(Ok(()), std::fs::create_dir_all);
     // Lock files are never removed: removing one while another process waits on it would let
@@ -166,7 +165,7 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the lease of `run_id` with the default time to live, or says who holds it.
-    pub async fn acquire(store: Arc<Store>, clock: Arc<dyn Clock>, run_id: &str) -> Result<Lease, RunError> {
+    pub async fn acquire(store: Arc<Store>, clock: Arc<dyn Clock>, run_id: RunId) -> Result<Lease, RunError> {
         Lease::acquire_for(store, clock, run_id, LEASE_TTL).await
     }
 
@@ -174,7 +173,7 @@ impl Lease {
     pub async fn acquire_for(
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
-        run_id: &str,
+        run_id: RunId,
         ttl: Duration,
     ) -> Result<Lease, RunError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
@@ -196,7 +195,7 @@ impl Lease {
         let busy_since = Arc::new(AtomicI64::new(0));
         if let Err(current) = store.acquire_lease(run_id, me, clock.now_ms(), os_lock.is_some()).await? {
             return Err(RunError::LeaseHeld {
-                run_id: run_id.into(),
+                run_id,
                 pid: current.pid,
                 host: current.host,
                 user: current.user,
@@ -205,7 +204,7 @@ impl Lease {
         }
         let (lost_tx, lost) = tokio::sync::watch::channel(false);
         let handle = LeaseHandle {
-            fence: Fence { run_id: run_id.into(), holder: holder.clone() },
+            fence: Fence { run_id, holder: holder.clone() },
             clock: clock.clone(),
             ttl_ms,
             valid_until: valid_until.clone(),
@@ -213,7 +212,7 @@ impl Lease {
             busy_since: busy_since.clone(),
         };
         let heartbeat = {
-            let (store, run_id) = (store.clone(), run_id.to_string());
+            let store = store.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
@@ -223,7 +222,7 @@ impl Lease {
                         break;
                     }
                     let expires = clock.now_ms().saturating_add(ttl_ms);
-                    match store.renew_lease(&run_id, &holder, expires).await {
+                    match store.renew_lease(run_id, &holder, expires).await {
                         Ok(true) => {
                             valid_until.fetch_max(expires, Ordering::AcqRel);
                         }
@@ -261,7 +260,7 @@ impl Lease {
     pub async fn release(self) -> Result<(), RunError> {
         self.heartbeat.abort();
         let fence = self.handle.fence.clone();
-        self.store.release_lease(&fence.run_id, &fence.holder).await?;
+        self.store.release_lease(fence.run_id, &fence.holder).await?;
         Ok(())
     }
 }
@@ -277,25 +276,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lock_file_lies_beside_the_journal_and_only_for_plain_run_ids() {
+    fn the_lock_file_lies_beside_the_journal() {
         let journal = Path::new("/var/lib/drover/drover.db");
+        let run: RunId = "run_01kbs0pw9kx8vqa1jjzfb1f2fe".parse().unwrap();
         assert_eq!(
-            lock_path(journal, "run_01ABC").unwrap(),
-            Path::new("/var/lib/drover/drover.db-leases/run_01ABC.lock")
+            lock_path(journal, run).unwrap(),
+            Path::new("/var/lib/drover/drover.db-leases/run_01kbs0pw9kx8vqa1jjzfb1f2fe.lock")
         );
-        assert_eq!(lock_path(journal, "../../etc/passwd"), None);
-        assert_eq!(lock_path(journal, ""), None);
     }
 
     #[test]
     fn the_os_lock_is_held_once_and_freed_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("j.db");
-        let first = os_lock(&journal, "run_1").expect("a free lock is taken");
-        assert!(os_lock(&journal, "run_1").is_none(), "a held lock is refused");
-        assert!(os_lock(&journal, "run_2").is_some(), "another run's lock is its own");
+        let (one, two) = (RunId::generate(), RunId::generate());
+        let first = os_lock(&journal, one).expect("a free lock is taken");
+        assert!(os_lock(&journal, one).is_none(), "a held lock is refused");
+        assert!(os_lock(&journal, two).is_some(), "another run's lock is its own");
         drop(first);
-        assert!(os_lock(&journal, "run_1").is_some(), "a dropped lock is free again");
+        assert!(os_lock(&journal, one).is_some(), "a dropped lock is free again");
     }
 
     /// A driver stuck inside one poll (a computation that never yields) stops the heartbeat, so
@@ -311,11 +310,13 @@ mod tests {
             let ttl = Duration::from_millis(300);
             let stall = Duration::from_millis(3 * 300 * STALL_TTLS as u64);
 
-            let awaiting = Lease::acquire_for(store.clone(), clock.clone(), "run_awaits", ttl).await.unwrap();
+            let awaiting =
+                Lease::acquire_for(store.clone(), clock.clone(), RunId::generate(), ttl).await.unwrap();
             awaiting.handle().watch(tokio::time::sleep(stall)).await;
             assert!(!*awaiting.lost().borrow(), "a driver that awaits keeps its lease");
 
-            let stuck = Lease::acquire_for(store.clone(), clock.clone(), "run_stuck", ttl).await.unwrap();
+            let stuck =
+                Lease::acquire_for(store.clone(), clock.clone(), RunId::generate(), ttl).await.unwrap();
             // The stimulus: one poll busy on its thread for three times the bound.
             stuck.handle().watch(async { std::thread::sleep(stall) }).await;
             let mut lost = stuck.lost();

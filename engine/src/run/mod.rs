@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::journal::RunId;
 use crate::plugin::PluginHost;
 use crate::plugin::registry::{Registry, RegistryError};
 use crate::secrets::SecretSource;
@@ -61,13 +62,13 @@ pub struct RunContext {
 /// Receives what happens, for display. The journal is the record; this is only for people.
 pub trait Progress: Send + Sync {
     /// A line worth showing.
-    fn line(&self, _run_id: &str, _text: &str) {}
+    fn line(&self, _run_id: RunId, _text: &str) {}
     /// Whether [`Progress::snapshot`] is wanted (building one costs a pass over the instances).
     fn wants_snapshots(&self) -> bool {
         false
     }
     /// Where every started step stands, at most every [`SNAPSHOT_EVERY`] while the run is driven.
-    fn snapshot(&self, _run_id: &str, _steps: &[StepProgress]) {}
+    fn snapshot(&self, _run_id: RunId, _steps: &[StepProgress]) {}
 }
 
 /// How often a driver hands [`Progress::snapshot`] a fresh picture.
@@ -151,7 +152,7 @@ pub enum RunError {
     )]
     LeaseHeld {
         /// The run.
-        run_id: String,
+        run_id: RunId,
         /// Holder's pid.
         pid: u32,
         /// Holder's host.
@@ -167,7 +168,7 @@ pub enum RunError {
     )]
     LeaseLost {
         /// The run.
-        run_id: String,
+        run_id: RunId,
     },
     /// A plugin the run pinned is gone or changed.
     #[error("{0}")]
@@ -182,7 +183,7 @@ pub enum RunError {
     #[error("run {run_id}: {message}")]
     Definition {
         /// The run.
-        run_id: String,
+        run_id: RunId,
         /// What is wrong.
         message: String,
     },
@@ -192,6 +193,6 @@ pub enum RunError {
 }
 
 /// Resumes a run: takes the lease, settles attempts interrupted by a crash, and drives it on.
-pub async fn resume(ctx: &RunContext, run_id: &str) -> Result<RunOutcome, RunError> {
+pub async fn resume(ctx: &RunContext, run_id: RunId) -> Result<RunOutcome, RunError> {
     driver::drive(ctx, run_id).await
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::journal::{Actor, AttemptCancelled, Event, Request, RunId};
 use crate::store::{AttemptState, Change, RequestRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::{StepKind, Workflow};
 
@@ -30,40 +31,6 @@ pub struct Applied {
     pub resumes_run: bool,
 }
 
-/// The kinds of command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Let an approval gate pass.
-    Approve,
-    /// Run a failed, cancelled or needs-operator step again.
-    Retry,
-    /// Mark a step done with a given output.
-    Skip,
-    /// Stop the run.
-    Cancel,
-    /// Undo what the run changed: run the compensations of its completed compensable steps.
-    Compensate,
-}
-
-impl Command {
-    /// The command's name, as in the journal and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Approve => "approve",
-            Command::Retry => "retry",
-            Command::Skip => "skip",
-            Command::Cancel => "cancel",
-            Command::Compensate => "compensate",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Command> {
-        [Command::Approve, Command::Retry, Command::Skip, Command::Cancel, Command::Compensate]
-            .into_iter()
-            .find(|c| c.as_str() == text)
-    }
-}
-
 /// Applies one queued command to the instances (updated in place) and returns the changes.
 pub fn apply(
     wf: &Workflow,
@@ -71,18 +38,13 @@ pub fn apply(
     request: &RequestRecord,
     now: i64,
 ) -> Result<Applied, String> {
-    let command = Command::parse(&request.kind).ok_or_else(|| format!("unknown command {}", request.kind))?;
-    let comment = request.data.get("comment").cloned().unwrap_or(Value::Null);
+    let command = request.request.as_ref().map_err(ToString::to_string)?;
+    let comment = command.comment().map(str::to_string);
     let mut applied = Applied::default();
-    let event = |kind: &str, key: Option<&str>, data: Value| Change::Event {
-        run_id: request.run_id.clone(),
-        at: now,
-        step_key: key.map(str::to_string),
-        kind: kind.into(),
-        actor: request.actor.clone(),
-        data: data.to_string(),
-    };
-    if command == Command::Cancel {
+    let actor = Actor::Operator(request.actor.clone());
+    let event =
+        |key: Option<&str>, event: Event| Change::event(request.run_id, now, key, actor.clone(), &event);
+    if let Request::Cancel { .. } = command {
         for record in instances.values_mut() {
             // Running ones are the driver's to stop; compensating ones succeeded, and a succeeded
             // instance only ever moves on to compensation: they stay to be undone.
@@ -98,15 +60,15 @@ pub fn apply(
                 applied.changed_keys.push(record.key.clone());
             }
         }
-        applied.changes.push(event("cancel-requested", None, json!({ "comment": comment })));
+        applied.changes.push(event(None, Event::CancelRequested { comment }));
         applied.cancel = true;
         return Ok(applied);
     }
-    if command == Command::Compensate {
+    if let Request::Compensate { .. } = command {
         // The run machine begins compensation when it applies the request: nothing to do here.
         return Ok(applied);
     }
-    let key = request.step_key.as_deref().ok_or("the command names no step")?;
+    let key = command.step_key().ok_or("the command names no step")?;
     let record = instances.get_mut(key).ok_or_else(|| {
         format!(
             "run {} has no step instance {key} (yet): `drover status {}` lists them",
@@ -115,7 +77,7 @@ pub fn apply(
     })?;
     let step = &wf.steps[record.step_index];
     match command {
-        Command::Approve => {
+        Request::Approve { .. } => {
             let StepKind::Approval { approvers, .. } = &step.kind else {
                 return Err(format!("{key} is not an approval step"));
             };
@@ -134,25 +96,21 @@ pub fn apply(
             record.summary = Some(format!("approved by {}", request.actor));
             record.reason = None;
             record.finished_at = Some(now);
-            applied.changes.push(event("approved", Some(key), json!({ "comment": comment })));
+            applied.changes.push(event(Some(key), Event::Approved { comment }));
         }
-        Command::Retry if record.state == StepState::CompensationFailed => {
+        Request::Retry { .. } if record.state == StepState::CompensationFailed => {
             record.state = StepState::Compensating;
             record.reason = Some(format!("compensation retry requested by {}", request.actor));
-            applied.changes.push(event("retry-requested", Some(key), json!({ "comment": comment })));
+            applied.changes.push(event(Some(key), Event::RetryRequested { comment }));
         }
-        Command::Skip if record.state == StepState::CompensationFailed => {
+        Request::Skip { .. } if record.state == StepState::CompensationFailed => {
             record.state = StepState::Compensated;
             record.summary = Some(format!("compensation skipped by {}: undone by hand", request.actor));
             record.reason = None;
             record.finished_at = Some(now);
-            applied.changes.push(event(
-                "skipped-by-operator",
-                Some(key),
-                json!({ "comment": comment, "output": Value::Null }),
-            ));
+            applied.changes.push(event(Some(key), Event::SkippedByOperator { comment, output: Value::Null }));
         }
-        Command::Retry => {
+        Request::Retry { .. } => {
             if !matches!(record.state, StepState::Failed | StepState::NeedsOperator | StepState::Cancelled) {
                 return Err(format!(
                     "{key} is {}: only failed, cancelled or needs-operator steps can be retried",
@@ -167,20 +125,19 @@ pub fn apply(
             record.reason = Some(format!("retry requested by {}", request.actor));
             record.finished_at = None;
             applied.resumes_run = true;
-            applied.changes.push(event("retry-requested", Some(key), json!({ "comment": comment })));
+            applied.changes.push(event(Some(key), Event::RetryRequested { comment }));
         }
-        Command::Skip => {
+        Request::Skip { output, .. } => {
             if matches!(
                 record.state,
                 StepState::Succeeded | StepState::Running | StepState::Compensating | StepState::Compensated
             ) {
                 return Err(format!("{key} is {}: it cannot be skipped", record.state));
             }
-            let output = request.data.get("output").cloned().unwrap_or(Value::Null);
             if let StepKind::Plugin { info, .. } = &step.kind {
                 let validator = jsonschema::validator_for(&info.output_schema).map_err(|e| e.to_string())?;
                 let errors: Vec<String> = validator
-                    .iter_errors(&output)
+                    .iter_errors(output)
                     .map(|e| {
                         let at = e.instance_path().to_string();
                         if at.is_empty() { e.to_string() } else { format!("at {at}: {e}") }
@@ -200,13 +157,11 @@ pub fn apply(
             record.reason = Some(format!("skipped by {}", request.actor));
             record.finished_at = Some(now);
             applied.resumes_run = true;
-            applied.changes.push(event(
-                "skipped-by-operator",
-                Some(key),
-                json!({ "comment": comment, "output": output }),
-            ));
+            applied
+                .changes
+                .push(event(Some(key), Event::SkippedByOperator { comment, output: output.clone() }));
         }
-        Command::Cancel | Command::Compensate => unreachable!("handled above"),
+        Request::Cancel { .. } | Request::Compensate { .. } => unreachable!("handled above"),
     }
     applied.changes.push(Change::PutStep(Box::new(record.clone())));
     applied.changed_keys.push(key.to_string());
@@ -232,51 +187,32 @@ pub enum Delivery {
 /// process drives the run.
 pub async fn request(
     ctx: &RunContext,
-    run_id: &str,
-    command: Command,
-    step_key: Option<&str>,
-    data: Value,
+    run_id: RunId,
+    command: Request,
     actor: &str,
 ) -> Result<Delivery, RunError> {
     let run = ctx.store.run(run_id)?;
-    if command == Command::Compensate && matches!(run.state, RunState::Compensating | RunState::Compensated) {
+    let compensate = matches!(command, Request::Compensate { .. });
+    if compensate && matches!(run.state, RunState::Compensating | RunState::Compensated) {
         return Err(RunError::Operator(format!("run {run_id} is {}: it is compensated already", run.state)));
     }
-    if command != Command::Compensate
-        && matches!(run.state, RunState::Succeeded | RunState::Cancelled | RunState::Compensated)
-    {
+    if !compensate && matches!(run.state, RunState::Succeeded | RunState::Cancelled | RunState::Compensated) {
         return Err(RunError::Operator(format!(
             "run {run_id} is {}: there is nothing to {}",
             run.state,
-            command.as_str()
+            command.kind()
         )));
     }
-    let wf: Workflow = super::pinned_workflow(&run.definition)
-        .map_err(|e| RunError::Definition { run_id: run_id.into(), message: e })?;
+    let wf: Workflow =
+        super::pinned_workflow(&run.definition).map_err(|e| RunError::Definition { run_id, message: e })?;
     let now = ctx.clock.now_ms();
-    let request = RequestRecord {
-        seq: 0,
-        run_id: run_id.into(),
-        kind: command.as_str().into(),
-        step_key: step_key.map(str::to_string),
-        data: data.clone(),
-        actor: actor.into(),
-        at: now,
-    };
+    let request =
+        RequestRecord { seq: 0, run_id, request: Ok(command.clone()), actor: actor.into(), at: now };
     let mut instances: BTreeMap<String, StepRecord> =
         ctx.store.steps(run_id)?.into_iter().map(|r| (r.key.clone(), r)).collect();
     apply(&wf, &mut instances.clone(), &request, now).map_err(RunError::Operator)?;
-    ctx.store
-        .apply(vec![Change::Request {
-            run_id: run_id.into(),
-            kind: command.as_str().into(),
-            step_key: step_key.map(str::to_string),
-            data,
-            actor: actor.into(),
-            at: now,
-        }])
-        .await?;
-    if command == Command::Compensate {
+    ctx.store.apply(vec![Change::Request { run_id, request: command, actor: actor.into(), at: now }]).await?;
+    if compensate {
         // Compensating runs plugins: the process that drives the run applies it.
         return Ok(match ctx.store.lease(run_id)? {
             Some(lease) if lease.expires_at > now => Delivery::Queued { pid: lease.pid },
@@ -294,7 +230,7 @@ pub async fn request(
     let mut cancelled_by = None;
     let mut resumes = false;
     for pending in ctx.store.pending_requests(run_id)? {
-        if pending.kind == Command::Compensate.as_str() {
+        if matches!(pending.request, Ok(Request::Compensate { .. })) {
             continue; // the driver's to apply
         }
         match apply(&wf, &mut instances, &pending, now) {
@@ -306,31 +242,16 @@ pub async fn request(
                 cancelled |= applied.cancel;
                 resumes |= applied.resumes_run;
             }
-            Err(reason) => changes.push(Change::Event {
-                run_id: run_id.into(),
-                at: now,
-                step_key: pending.step_key.clone(),
-                kind: "request-rejected".into(),
-                actor: pending.actor.clone(),
-                data: json!({ "request": pending.kind, "reason": reason }).to_string(),
-            }),
+            Err(reason) => changes.push(rejected(&pending, reason, now)),
         }
         changes.push(Change::RequestApplied { seq: pending.seq, at: now });
     }
     if cancelled {
         let actor = cancelled_by.unwrap_or_else(|| actor.to_string());
         changes.extend(end_interrupted(ctx, run_id, &mut instances, &actor, now)?);
-        changes.push(Change::SetRunState {
-            run_id: run_id.into(),
-            state: RunState::Cancelled,
-            finished_at: Some(now),
-        });
+        changes.push(Change::SetRunState { run_id, state: RunState::Cancelled, finished_at: Some(now) });
     } else if resumes && run.state == RunState::Failed {
-        changes.push(Change::SetRunState {
-            run_id: run_id.into(),
-            state: RunState::Waiting,
-            finished_at: None,
-        });
+        changes.push(Change::SetRunState { run_id, state: RunState::Waiting, finished_at: None });
     }
     let result = lease.handle().commit(&ctx.store, changes).await;
     lease.release().await?;
@@ -342,7 +263,7 @@ pub async fn request(
 /// no process drives the run: nothing of a cancelled run shows as running.
 fn end_interrupted(
     ctx: &RunContext,
-    run_id: &str,
+    run_id: RunId,
     instances: &mut BTreeMap<String, StepRecord>,
     actor: &str,
     now: i64,
@@ -354,14 +275,13 @@ fn end_interrupted(
         attempt.error = Some(format!(
             "the process driving the run stopped during this attempt; the run was then cancelled by {actor}"
         ));
-        changes.push(Change::Event {
-            run_id: run_id.into(),
-            at: now,
-            step_key: Some(attempt.step_key.clone()),
-            kind: "attempt-cancelled".into(),
-            actor: actor.into(),
-            data: json!({ "attempt": attempt.number, "interrupted": true }).to_string(),
-        });
+        changes.push(Change::event(
+            run_id,
+            now,
+            Some(&attempt.step_key),
+            Actor::Operator(actor.into()),
+            &Event::AttemptCancelled(AttemptCancelled::Ended { attempt: attempt.number, interrupted: true }),
+        ));
         if let Some(record) = instances.get_mut(&attempt.step_key).filter(|r| r.state == StepState::Running) {
             record.state = StepState::Cancelled;
             record.reason = Some(format!(
@@ -374,4 +294,17 @@ fn end_interrupted(
         changes.push(Change::PutAttempt(attempt));
     }
     Ok(changes)
+}
+
+/// The `request-rejected` event of a queued command that no longer fits the run (or that this
+/// build cannot read), by the operator who sent it.
+pub(crate) fn rejected(request: &RequestRecord, reason: String, now: i64) -> Change {
+    let step_key = request.request.as_ref().ok().and_then(Request::step_key);
+    Change::event(
+        request.run_id,
+        now,
+        step_key,
+        Actor::Operator(request.actor.clone()),
+        &Event::RequestRejected { request: request.kind().to_string(), reason },
+    )
 }

@@ -2,10 +2,11 @@
 //! params, inventory and plugin digests pinned in the journal so a resumed run executes exactly
 //! what it began with.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::inventory::Inventory;
+use crate::journal::{Actor, Event, PinnedPlugin, PinnedPlugins, RunId};
 use crate::store::{Change, RunRecord, RunState};
 use crate::workflow::model::{ParamType, Workflow};
 
@@ -72,9 +73,9 @@ pub fn resolve_params(workflow: &Workflow, overrides: &[(String, String)]) -> Re
 }
 
 /// Creates the run in the journal and returns its id. Drive it with [`super::resume`].
-pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
-    let run_id = format!("run_{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let mut plugins = Map::new();
+pub async fn start(ctx: &RunContext, new: NewRun) -> Result<RunId, RunError> {
+    let run_id = RunId::generate();
+    let mut plugins = PinnedPlugins::new();
     // Steps often share a plugin: read each name's installed versions once.
     let mut installed_versions = std::collections::HashMap::new();
     for step in &new.workflow.steps {
@@ -89,9 +90,9 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
                 step.id, info.name, info.version
             ))
         })?;
-        plugins.insert(
+        plugins.steps.insert(
             step.id.clone(),
-            json!({ "name": info.name, "version": info.version.to_string(), "sha256": installed.sha256 }),
+            PinnedPlugin { name: info.name.clone(), version: info.version.clone(), sha256: installed.sha256 },
         );
     }
     let inventory = serde_json::to_value(&new.inventory).map_err(|e| RunError::Params(e.to_string()))?;
@@ -99,7 +100,7 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
     let (user, _) = whoami();
     let now = ctx.clock.now_ms();
     let record = RunRecord {
-        id: run_id.clone(),
+        id: run_id,
         workflow: new.workflow.name.clone(),
         workflow_version: new.workflow.version.to_string(),
         source_path: new.source_path,
@@ -107,7 +108,7 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
         params: new.params.clone(),
         inventory_digest: hex::encode(Sha256::digest(inventory.to_string().as_bytes())),
         inventory,
-        plugins: Value::Object(plugins),
+        plugins,
         state: RunState::Running,
         started_by: user.clone(),
         created_at: now,
@@ -116,15 +117,17 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<String, RunError> {
     ctx.store
         .apply(vec![
             Change::InsertRun(Box::new(record)),
-            Change::Event {
-                run_id: run_id.clone(),
-                at: now,
-                step_key: None,
-                kind: "run-created".into(),
-                actor: user,
-                data: json!({ "workflow": new.workflow.name, "version": new.workflow.version.to_string(), "params": new.params })
-                    .to_string(),
-            },
+            Change::event(
+                run_id,
+                now,
+                None,
+                Actor::Operator(user),
+                &Event::RunCreated {
+                    workflow: new.workflow.name.clone(),
+                    version: new.workflow.version.to_string(),
+                    params: new.params,
+                },
+            ),
         ])
         .await?;
     Ok(run_id)

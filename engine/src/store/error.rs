@@ -98,7 +98,7 @@ pub enum StoreError {
     #[error("run {run_id}: this process lost its lease; another process drives the run now")]
     Fenced {
         /// The run.
-        run_id: String,
+        run_id: crate::journal::RunId,
     },
     /// The writer thread is gone (the process is shutting down).
     #[error("the database writer has stopped")]

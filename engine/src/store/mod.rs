@@ -26,6 +26,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::journal::RunId;
+
 pub use error::StoreError;
 pub use pragmas::Durability;
 pub use records::{
@@ -232,7 +234,7 @@ impl Store {
         self.writer
             .run(move |conn| {
                 if !sql::fence(conn, &fence, expires_at).map_err(|e| StoreError::from_sqlite(&path, e))? {
-                    return Err(StoreError::Fenced { run_id: fence.run_id.clone() });
+                    return Err(StoreError::Fenced { run_id: fence.run_id });
                 }
                 sql::apply(conn, &changes).map_err(|e| apply_error(&path, e))
             })
@@ -244,40 +246,44 @@ impl Store {
     /// otherwise returns the live holder.
     pub async fn acquire_lease(
         &self,
-        run_id: &str,
+        run_id: RunId,
         me: LeaseRecord,
         now: i64,
         os_locked: bool,
     ) -> Result<Result<(), LeaseRecord>, StoreError> {
-        let run_id = run_id.to_string();
         let path = self.path.clone();
         self.writer
             .run(move |conn| {
-                sql::acquire_lease(conn, &run_id, &me, now, os_locked)
+                sql::acquire_lease(conn, run_id, &me, now, os_locked)
                     .map_err(|e| StoreError::from_sqlite(&path, e))
             })
             .await
     }
 
     /// Extends the lease; false if it is no longer ours.
-    pub async fn renew_lease(&self, run_id: &str, holder: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let (run_id, holder) = (run_id.to_string(), holder.to_string());
+    pub async fn renew_lease(
+        &self,
+        run_id: RunId,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let holder = holder.to_string();
         let path = self.path.clone();
         self.writer
             .run(move |conn| {
-                sql::renew_lease(conn, &run_id, &holder, expires_at)
+                sql::renew_lease(conn, run_id, &holder, expires_at)
                     .map_err(|e| StoreError::from_sqlite(&path, e))
             })
             .await
     }
 
     /// Gives the lease up.
-    pub async fn release_lease(&self, run_id: &str, holder: &str) -> Result<(), StoreError> {
-        let (run_id, holder) = (run_id.to_string(), holder.to_string());
+    pub async fn release_lease(&self, run_id: RunId, holder: &str) -> Result<(), StoreError> {
+        let holder = holder.to_string();
         let path = self.path.clone();
         self.writer
             .run(move |conn| {
-                sql::release_lease(conn, &run_id, &holder).map_err(|e| StoreError::from_sqlite(&path, e))
+                sql::release_lease(conn, run_id, &holder).map_err(|e| StoreError::from_sqlite(&path, e))
             })
             .await
     }
@@ -288,7 +294,7 @@ impl Store {
     }
 
     /// A run.
-    pub fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    pub fn run(&self, run_id: RunId) -> Result<RunRecord, StoreError> {
         self.read(|c| sql::run(c, run_id))?
             .ok_or_else(|| StoreError::NotFound(format!("no run {run_id} in {}", self.path.display())))
     }
@@ -299,32 +305,32 @@ impl Store {
     }
 
     /// Every step instance of a run, in insertion order of their keys' steps.
-    pub fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+    pub fn steps(&self, run_id: RunId) -> Result<Vec<StepRecord>, StoreError> {
         self.read(|c| sql::steps(c, run_id))
     }
 
     /// Every attempt of a run.
-    pub fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+    pub fn attempts(&self, run_id: RunId) -> Result<Vec<AttemptRecord>, StoreError> {
         self.read(|c| sql::attempts(c, run_id))
     }
 
     /// The run's events after `after` (0 for all), in order.
-    pub fn events(&self, run_id: &str, after: i64) -> Result<Vec<EventRecord>, StoreError> {
+    pub fn events(&self, run_id: RunId, after: i64) -> Result<Vec<EventRecord>, StoreError> {
         self.read(|c| sql::events(c, run_id, after))
     }
 
     /// Operator commands not applied yet.
-    pub fn pending_requests(&self, run_id: &str) -> Result<Vec<RequestRecord>, StoreError> {
+    pub fn pending_requests(&self, run_id: RunId) -> Result<Vec<RequestRecord>, StoreError> {
         self.read(|c| sql::pending_requests(c, run_id))
     }
 
     /// The current lease holder, if any.
-    pub fn lease(&self, run_id: &str) -> Result<Option<LeaseRecord>, StoreError> {
+    pub fn lease(&self, run_id: RunId) -> Result<Option<LeaseRecord>, StoreError> {
         self.read(|c| sql::lease(c, run_id))
     }
 
     /// A checkpoint value.
-    pub fn checkpoint(&self, run_id: &str, step_key: &str, key: &str) -> Result<Option<String>, StoreError> {
+    pub fn checkpoint(&self, run_id: RunId, step_key: &str, key: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| sql::checkpoint(c, run_id, step_key, key))
     }
 
@@ -332,7 +338,7 @@ impl Store {
     /// values together).
     pub fn checkpoint_usage(
         &self,
-        run_id: &str,
+        run_id: RunId,
         step_key: &str,
         except: &str,
     ) -> Result<(usize, usize), StoreError> {

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::journal::{Actor, Event, PinnedPlugins, Request, RunId, UnreadableRequest};
+use crate::plugin::{FailureClass, Mode};
+
 /// A run's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,8 +118,8 @@ text_enum!(StepState {
 /// A run, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
-    /// `run_<ulid>`.
-    pub id: String,
+    /// Its id.
+    pub id: RunId,
     /// Workflow name.
     pub workflow: String,
     /// Workflow version.
@@ -131,8 +134,8 @@ pub struct RunRecord {
     pub inventory: Value,
     /// Its sha256.
     pub inventory_digest: String,
-    /// Plugin name -> {version, sha256}.
-    pub plugins: Value,
+    /// The plugin of each plugin step.
+    pub plugins: PinnedPlugins,
     /// State.
     pub state: RunState,
     /// OS user who started it.
@@ -147,7 +150,7 @@ pub struct RunRecord {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// `id` or `id[item]`.
     pub key: String,
     /// Index of its step in the definition.
@@ -206,13 +209,13 @@ text_enum!(AttemptState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The step instance.
     pub step_key: String,
     /// 1, 2, …
     pub number: u32,
-    /// `apply` or `check`.
-    pub mode: String,
+    /// The export it called: `apply`, `check` (recovering an interrupted attempt) or `compensate`.
+    pub mode: Mode,
     /// State.
     pub state: AttemptState,
     /// ms since the epoch.
@@ -221,8 +224,8 @@ pub struct AttemptRecord {
     pub finished_at: Option<i64>,
     /// The failure, if any.
     pub error: Option<String>,
-    /// Its class (`retryable`, `permanent`, `needs-operator`).
-    pub error_class: Option<String>,
+    /// The failure's class.
+    pub error_class: Option<FailureClass>,
 }
 
 /// An event of the journal, as `drover events --json` prints it.
@@ -231,7 +234,8 @@ pub struct EventRecord {
     /// Its position in the journal: increasing, across runs.
     pub seq: i64,
     /// The run (`run_` and a ULID).
-    pub run_id: String,
+    #[schemars(with = "String")]
+    pub run_id: RunId,
     /// When it was written (ms since the epoch).
     pub at: i64,
     /// The step instance it is about (`id`, or `id[item]` for an instance of a `for-each`), or
@@ -240,28 +244,43 @@ pub struct EventRecord {
     /// What happened: one of the kinds below.
     pub kind: String,
     /// Who: `engine`, or the OS user who ran the command.
-    pub actor: String,
+    #[schemars(with = "String")]
+    pub actor: Actor,
     /// The kind's fields, below.
     pub data: Value,
 }
 
+impl EventRecord {
+    /// The event, typed; an error for a kind this build does not know (a newer drover wrote it)
+    /// or data of another shape.
+    pub fn event(&self) -> Result<Event, serde_json::Error> {
+        Event::from_parts(&self.kind, &self.data)
+    }
+}
+
 /// An operator command waiting to be applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
     /// Position in the queue.
     pub seq: i64,
     /// The run.
-    pub run_id: String,
-    /// `approve`, `retry`, `skip` or `cancel`.
-    pub kind: String,
-    /// The step instance, if any.
-    pub step_key: Option<String>,
-    /// Comment, output.
-    pub data: Value,
+    pub run_id: RunId,
+    /// The command, or why its row is none this build knows (it is rejected when applied).
+    pub request: Result<Request, UnreadableRequest>,
     /// OS user.
     pub actor: String,
     /// ms since the epoch.
     pub at: i64,
+}
+
+impl RequestRecord {
+    /// The command's name, even when it is none this build knows.
+    pub fn kind(&self) -> &str {
+        match &self.request {
+            Ok(request) => request.kind(),
+            Err(unreadable) => &unreadable.kind,
+        }
+    }
 }
 
 /// The holder of a run's lease.
@@ -288,7 +307,7 @@ pub struct LeaseRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The holder id the lease row must still carry.
     pub holder: String,
 }
@@ -301,7 +320,7 @@ pub enum Change {
     /// A run's state changes.
     SetRunState {
         /// The run.
-        run_id: String,
+        run_id: RunId,
         /// New state.
         state: RunState,
         /// Set when it ended.
@@ -314,26 +333,12 @@ pub enum Change {
     /// if that attempt number exists); any other state ends a running attempt (the commit fails
     /// if it is not running any more).
     PutAttempt(AttemptRecord),
-    /// Appends an event.
-    Event {
-        /// The run.
-        run_id: String,
-        /// ms since the epoch.
-        at: i64,
-        /// The step instance.
-        step_key: Option<String>,
-        /// What happened.
-        kind: String,
-        /// Who.
-        actor: String,
-        /// Details, as JSON text: serialized when the event is made, so that a turn holding many
-        /// events (a fan-out expanding) holds short strings rather than JSON trees.
-        data: String,
-    },
+    /// Appends an event ([`Change::event`]).
+    Event(NewEvent),
     /// Writes a checkpoint value.
     SetCheckpoint {
         /// The run.
-        run_id: String,
+        run_id: RunId,
         /// The step instance.
         step_key: String,
         /// Key.
@@ -344,13 +349,9 @@ pub enum Change {
     /// Queues an operator command.
     Request {
         /// The run.
-        run_id: String,
-        /// approve | retry | skip | cancel.
-        kind: String,
-        /// The step instance.
-        step_key: Option<String>,
-        /// Comment, output.
-        data: Value,
+        run_id: RunId,
+        /// The command.
+        request: Request,
         /// OS user.
         actor: String,
         /// ms since the epoch.
@@ -363,4 +364,47 @@ pub enum Change {
         /// ms since the epoch.
         at: i64,
     },
+}
+
+impl Change {
+    /// Appends `event` to the journal of `run_id`, written by `actor` at `at`.
+    pub fn event(run_id: RunId, at: i64, step_key: Option<&str>, actor: Actor, event: &Event) -> Change {
+        Change::Event(NewEvent {
+            run_id,
+            at,
+            step_key: step_key.map(str::to_string),
+            actor,
+            kind: event.kind(),
+            data: event.data_json(),
+        })
+    }
+}
+
+/// An event to append, made from an [`Event`] by [`Change::event`]. Its data is serialized when
+/// it is made, so a turn holding many events (a fan-out expanding) holds short strings rather
+/// than the events themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The run.
+    pub run_id: RunId,
+    /// ms since the epoch.
+    pub at: i64,
+    /// The step instance.
+    pub step_key: Option<String>,
+    /// Who.
+    pub actor: Actor,
+    kind: &'static str,
+    data: String,
+}
+
+impl NewEvent {
+    /// Its kind.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Its data, as JSON text.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
 }

@@ -1,9 +1,24 @@
 //! The SQL behind [`super::Store`]: turning [`Change`]s into statements and rows into records.
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::records::*;
+use crate::journal::{Actor, Request, RunId};
+use crate::plugin::{FailureClass, Mode};
+
+impl ToSql for RunId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl FromSql for RunId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 fn json_text(value: &Value) -> String {
     value.to_string()
@@ -29,9 +44,23 @@ fn enum_col<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rus
         rusqlite::Error::FromSqlConversionFailure(
             index,
             rusqlite::types::Type::Text,
-            format!("unknown state {text:?}").into(),
+            format!("unknown value {text:?}").into(),
         )
     })
+}
+
+fn opt_enum_col<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| {
+        parse(&text).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                index,
+                rusqlite::types::Type::Text,
+                format!("unknown value {text:?}").into(),
+            )
+        })
+    })
+    .transpose()
 }
 
 /// Why a list of changes was not applied.
@@ -71,7 +100,7 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                 json_text(&r.params),
                 json_text(&r.inventory),
                 r.inventory_digest,
-                json_text(&r.plugins),
+                serde_json::to_string(&r.plugins).map_err(|e| ApplyError::Refused(e.to_string()))?,
                 r.state.as_str(),
                 r.started_by,
                 r.created_at,
@@ -135,12 +164,12 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                     a.run_id,
                     a.step_key,
                     a.number,
-                    a.mode,
+                    a.mode.as_str(),
                     a.state.as_str(),
                     a.started_at,
                     a.finished_at,
                     a.error,
-                    a.error_class
+                    a.error_class.map(FailureClass::as_str)
                 ])?;
             if inserted == 0 {
                 return Err(ApplyError::Refused(format!(
@@ -163,7 +192,7 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                     a.state.as_str(),
                     a.finished_at,
                     a.error,
-                    a.error_class
+                    a.error_class.map(FailureClass::as_str)
                 ])?;
             if ended == 0 {
                 return Err(ApplyError::Refused(format!(
@@ -175,9 +204,9 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                 )));
             }
         }
-        Change::Event { run_id, at, step_key, kind, actor, data } => {
+        Change::Event(e) => {
             conn.prepare_cached("INSERT INTO events (run_id, at, step_key, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![run_id, at, step_key, kind, actor, data])?;
+                .execute(params![e.run_id, e.at, e.step_key, e.kind(), e.actor.as_str(), e.data()])?;
         }
         Change::SetCheckpoint { run_id, step_key, key, value } => {
             conn.prepare_cached(
@@ -185,11 +214,11 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
             )?
             .execute(params![run_id, step_key, key, value])?;
         }
-        Change::Request { run_id, kind, step_key, data, actor, at } => {
+        Change::Request { run_id, request, actor, at } => {
             conn.prepare_cached(
                 "INSERT INTO requests (run_id, kind, step_key, data, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![run_id, kind, step_key, json_text(data), actor, at])?;
+            .execute(params![run_id, request.kind(), request.step_key(), json_text(&request.data()), actor, at])?;
         }
         Change::RequestApplied { seq, at } => {
             conn.prepare_cached("UPDATE requests SET applied_at = ?2 WHERE seq = ?1")?
@@ -211,7 +240,12 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         params: json_col(row, 5)?,
         inventory: json_col(row, 6)?,
         inventory_digest: row.get(7)?,
-        plugins: json_col(row, 8)?,
+        plugins: {
+            let text: String = row.get(8)?;
+            serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
+            })?
+        },
         state: enum_col(row, 9, RunState::parse)?,
         started_by: row.get(10)?,
         created_at: row.get(11)?,
@@ -219,9 +253,9 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-pub(super) fn run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRecord>> {
+pub(super) fn run(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<RunRecord>> {
     conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-        .query_row([run_id], run_row)
+        .query_row(params![run_id], run_row)
         .optional()
 }
 
@@ -231,12 +265,12 @@ pub(super) fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRecord>> {
     stmt.query_map([], run_row)?.collect()
 }
 
-pub(super) fn steps(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<StepRecord>> {
+pub(super) fn steps(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<StepRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT run_id, key, step_index, item, target, state, attempts, reason, retry_at, output, changed, summary,
          evidence, started_at, finished_at FROM steps WHERE run_id = ?1 ORDER BY step_index, key",
     )?;
-    stmt.query_map([run_id], |row| {
+    stmt.query_map(params![run_id], |row| {
         Ok(StepRecord {
             run_id: row.get(0)?,
             key: row.get(1)?,
@@ -258,28 +292,28 @@ pub(super) fn steps(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<Ste
     .collect()
 }
 
-pub(super) fn attempts(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<AttemptRecord>> {
+pub(super) fn attempts(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<AttemptRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT run_id, step_key, number, mode, state, started_at, finished_at, error, error_class
          FROM attempts WHERE run_id = ?1 ORDER BY step_key, number",
     )?;
-    stmt.query_map([run_id], |row| {
+    stmt.query_map(params![run_id], |row| {
         Ok(AttemptRecord {
             run_id: row.get(0)?,
             step_key: row.get(1)?,
             number: row.get(2)?,
-            mode: row.get(3)?,
+            mode: enum_col(row, 3, Mode::parse)?,
             state: enum_col(row, 4, AttemptState::parse)?,
             started_at: row.get(5)?,
             finished_at: row.get(6)?,
             error: row.get(7)?,
-            error_class: row.get(8)?,
+            error_class: opt_enum_col(row, 8, FailureClass::parse)?,
         })
     })?
     .collect()
 }
 
-pub(super) fn events(conn: &Connection, run_id: &str, after: i64) -> rusqlite::Result<Vec<EventRecord>> {
+pub(super) fn events(conn: &Connection, run_id: RunId, after: i64) -> rusqlite::Result<Vec<EventRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, run_id, at, step_key, kind, actor, data FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
     )?;
@@ -290,25 +324,25 @@ pub(super) fn events(conn: &Connection, run_id: &str, after: i64) -> rusqlite::R
             at: row.get(2)?,
             step_key: row.get(3)?,
             kind: row.get(4)?,
-            actor: row.get(5)?,
+            actor: Actor::from(row.get::<_, String>(5)?),
             data: json_col(row, 6)?,
         })
     })?
     .collect()
 }
 
-pub(super) fn pending_requests(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<RequestRecord>> {
+pub(super) fn pending_requests(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<RequestRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, run_id, kind, step_key, data, actor, at FROM requests
          WHERE run_id = ?1 AND applied_at IS NULL ORDER BY seq",
     )?;
-    stmt.query_map([run_id], |row| {
+    stmt.query_map(params![run_id], |row| {
+        let kind: String = row.get(2)?;
+        let step_key: Option<String> = row.get(3)?;
         Ok(RequestRecord {
             seq: row.get(0)?,
             run_id: row.get(1)?,
-            kind: row.get(2)?,
-            step_key: row.get(3)?,
-            data: json_col(row, 4)?,
+            request: Request::from_parts(&kind, step_key.as_deref(), &json_col(row, 4)?),
             actor: row.get(5)?,
             at: row.get(6)?,
         })
@@ -318,7 +352,7 @@ pub(super) fn pending_requests(conn: &Connection, run_id: &str) -> rusqlite::Res
 
 pub(super) fn checkpoint(
     conn: &Connection,
-    run_id: &str,
+    run_id: RunId,
     step_key: &str,
     key: &str,
 ) -> rusqlite::Result<Option<String>> {
@@ -329,7 +363,7 @@ pub(super) fn checkpoint(
 
 pub(super) fn checkpoint_usage(
     conn: &Connection,
-    run_id: &str,
+    run_id: RunId,
     step_key: &str,
     except: &str,
 ) -> rusqlite::Result<(usize, usize)> {
@@ -342,9 +376,9 @@ pub(super) fn checkpoint_usage(
     })
 }
 
-pub(super) fn lease(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<LeaseRecord>> {
+pub(super) fn lease(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<LeaseRecord>> {
     conn.prepare_cached("SELECT holder, host, pid, user, expires_at, boot_id FROM leases WHERE run_id = ?1")?
-        .query_row([run_id], |row| {
+        .query_row(params![run_id], |row| {
             Ok(LeaseRecord {
                 holder: row.get(0)?,
                 host: row.get(1)?,
@@ -363,7 +397,7 @@ pub(super) fn lease(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<
 /// dies, whatever PID namespace it ran in and whatever process took its id since.
 pub(super) fn acquire_lease(
     conn: &Connection,
-    run_id: &str,
+    run_id: RunId,
     me: &LeaseRecord,
     now: i64,
     os_locked: bool,
@@ -397,7 +431,7 @@ pub(super) fn fence(conn: &Connection, fence: &Fence, expires_at: i64) -> rusqli
 
 pub(super) fn renew_lease(
     conn: &Connection,
-    run_id: &str,
+    run_id: RunId,
     holder: &str,
     expires_at: i64,
 ) -> rusqlite::Result<bool> {
@@ -407,7 +441,7 @@ pub(super) fn renew_lease(
     Ok(n == 1)
 }
 
-pub(super) fn release_lease(conn: &Connection, run_id: &str, holder: &str) -> rusqlite::Result<()> {
+pub(super) fn release_lease(conn: &Connection, run_id: RunId, holder: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM leases WHERE run_id = ?1 AND holder = ?2")
         .and_then(|mut s| s.execute(params![run_id, holder]))?;
     Ok(())
@@ -419,6 +453,9 @@ mod tests {
 
     use super::super::{Durability, Store, StoreError};
     use super::*;
+    use crate::journal::{Event, PinnedPlugins};
+
+    const RUN: RunId = RunId::from_ulid(ulid::Ulid::from_parts(1, 1));
 
     fn lease(holder: &str) -> LeaseRecord {
         LeaseRecord {
@@ -433,7 +470,7 @@ mod tests {
 
     fn run() -> Change {
         Change::InsertRun(Box::new(RunRecord {
-            id: "run_1".into(),
+            id: RUN,
             workflow: "w".into(),
             workflow_version: "1.0.0".into(),
             source_path: "w.toml".into(),
@@ -441,7 +478,7 @@ mod tests {
             params: json!({}),
             inventory: json!({}),
             inventory_digest: String::new(),
-            plugins: json!({}),
+            plugins: PinnedPlugins::new(),
             state: RunState::Running,
             started_by: "op".into(),
             created_at: 0,
@@ -451,7 +488,7 @@ mod tests {
 
     fn step(state: StepState, output: Option<serde_json::Value>) -> Change {
         Change::PutStep(Box::new(StepRecord {
-            run_id: "run_1".into(),
+            run_id: RUN,
             key: "s".into(),
             step_index: 0,
             item: None,
@@ -471,10 +508,10 @@ mod tests {
 
     fn attempt(number: u32, state: AttemptState) -> Change {
         Change::PutAttempt(AttemptRecord {
-            run_id: "run_1".into(),
+            run_id: RUN,
             step_key: "s".into(),
             number,
-            mode: "apply".into(),
+            mode: Mode::Apply,
             state,
             started_at: 0,
             finished_at: None,
@@ -483,15 +520,9 @@ mod tests {
         })
     }
 
-    fn event(kind: &str) -> Change {
-        Change::Event {
-            run_id: "run_1".into(),
-            at: 0,
-            step_key: None,
-            kind: kind.into(),
-            actor: "engine".into(),
-            data: "{}".into(),
-        }
+    /// An event told apart by its `pid`.
+    fn event(pid: u32) -> Change {
+        Change::event(RUN, 0, None, Actor::Engine, &Event::Driving { pid })
     }
 
     async fn store() -> (tempfile::TempDir, Store) {
@@ -504,19 +535,19 @@ mod tests {
     #[tokio::test]
     async fn a_commit_fenced_by_a_lease_that_was_taken_over_writes_nothing() {
         let (_dir, store) = store().await;
-        assert!(store.acquire_lease("run_1", lease("a"), 0, false).await.unwrap().is_ok());
-        let fence_a = Fence { run_id: "run_1".into(), holder: "a".into() };
-        store.apply_fenced(&fence_a, 20_000, vec![event("by-a")]).await.unwrap();
-        assert_eq!(store.lease("run_1").unwrap().unwrap().expires_at, 20_000, "the commit renewed the lease");
+        assert!(store.acquire_lease(RUN, lease("a"), 0, false).await.unwrap().is_ok());
+        let fence_a = Fence { run_id: RUN, holder: "a".into() };
+        store.apply_fenced(&fence_a, 20_000, vec![event(1)]).await.unwrap();
+        assert_eq!(store.lease(RUN).unwrap().unwrap().expires_at, 20_000, "the commit renewed the lease");
         // b takes the lease over once a's expired.
-        assert!(store.acquire_lease("run_1", lease("b"), 30_000, false).await.unwrap().is_ok());
+        assert!(store.acquire_lease(RUN, lease("b"), 30_000, false).await.unwrap().is_ok());
         let stale =
-            store.apply_fenced(&fence_a, 40_000, vec![event("stale"), step(StepState::Running, None)]).await;
-        assert!(matches!(stale, Err(StoreError::Fenced { ref run_id }) if run_id == "run_1"), "{stale:?}");
-        let kinds: Vec<String> = store.events("run_1", 0).unwrap().into_iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, ["by-a"]);
-        assert!(store.steps("run_1").unwrap().is_empty());
-        assert_eq!(store.lease("run_1").unwrap().unwrap().holder, "b");
+            store.apply_fenced(&fence_a, 40_000, vec![event(2), step(StepState::Running, None)]).await;
+        assert!(matches!(stale, Err(StoreError::Fenced { run_id }) if run_id == RUN), "{stale:?}");
+        let events: Vec<Event> = store.events(RUN, 0).unwrap().iter().map(|e| e.event().unwrap()).collect();
+        assert_eq!(events, [Event::Driving { pid: 1 }]);
+        assert!(store.steps(RUN).unwrap().is_empty());
+        assert_eq!(store.lease(RUN).unwrap().unwrap().holder, "b");
     }
 
     #[tokio::test]
@@ -524,17 +555,17 @@ mod tests {
         let (_dir, store) = store().await;
         let mut a = lease("a");
         a.boot_id = "boot-1".into();
-        assert!(store.acquire_lease("run_1", a, 0, true).await.unwrap().is_ok());
+        assert!(store.acquire_lease(RUN, a, 0, true).await.unwrap().is_ok());
         let mut b = lease("b");
         b.boot_id = "boot-1".into();
         // Without the OS lock, a's unexpired lease holds, whatever its process id shows.
-        assert_eq!(store.acquire_lease("run_1", b.clone(), 1, false).await.unwrap().unwrap_err().holder, "a");
+        assert_eq!(store.acquire_lease(RUN, b.clone(), 1, false).await.unwrap().unwrap_err().holder, "a");
         // From another boot the OS lock proves nothing.
         let mut c = lease("c");
         c.boot_id = "boot-2".into();
-        assert_eq!(store.acquire_lease("run_1", c, 1, true).await.unwrap().unwrap_err().holder, "a");
+        assert_eq!(store.acquire_lease(RUN, c, 1, true).await.unwrap().unwrap_err().holder, "a");
         // On a's boot, holding the lock a held means a is dead.
-        assert!(store.acquire_lease("run_1", b, 1, true).await.unwrap().is_ok());
+        assert!(store.acquire_lease(RUN, b, 1, true).await.unwrap().is_ok());
     }
 
     #[tokio::test]
@@ -549,28 +580,28 @@ mod tests {
             .await
             .unwrap();
         for (changes, expected) in [
-            (vec![step(StepState::Running, None)], "step instance s of run run_1 already succeeded"),
-            (vec![attempt(1, AttemptState::Running)], "attempt 1 of s in run run_1 already exists"),
-            (vec![attempt(1, AttemptState::Failed)], "attempt 1 of s in run run_1 is not running"),
+            (vec![step(StepState::Running, None)], format!("step instance s of run {RUN} already succeeded")),
+            (vec![attempt(1, AttemptState::Running)], format!("attempt 1 of s in run {RUN} already exists")),
+            (vec![attempt(1, AttemptState::Failed)], format!("attempt 1 of s in run {RUN} is not running")),
             (
-                vec![event("e"), attempt(2, AttemptState::Failed)],
-                "attempt 2 of s in run run_1 is not running",
+                vec![event(3), attempt(2, AttemptState::Failed)],
+                format!("attempt 2 of s in run {RUN} is not running"),
             ),
         ] {
             let refused = store.apply(changes).await;
             assert!(
-                matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(expected)),
+                matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(&expected)),
                 "{expected}: {refused:?}"
             );
         }
-        let steps = store.steps("run_1").unwrap();
+        let steps = store.steps(RUN).unwrap();
         assert_eq!(
             (steps[0].state, steps[0].output.clone()),
             (StepState::Succeeded, Some(json!({"ok": true})))
         );
-        let attempts = store.attempts("run_1").unwrap();
+        let attempts = store.attempts(RUN).unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].state, AttemptState::Succeeded);
-        assert!(store.events("run_1", 0).unwrap().is_empty(), "a refused commit wrote its event");
+        assert!(store.events(RUN, 0).unwrap().is_empty(), "a refused commit wrote its event");
     }
 }

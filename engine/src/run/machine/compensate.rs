@@ -12,15 +12,14 @@
 //! **Invariant:** a compensation is journaled like forward work (intent before the call, outcome
 //! after), and an instance once [`StepState::Compensated`] is never compensated again.
 
-use serde_json::{Value, json};
-
+use crate::journal::{Actor, Event, LeftAsIs, Request};
 use crate::plugin::{CallError, CallReport, Effect, Mode};
 use crate::store::{AttemptRecord, AttemptState, Change, RequestRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::OnFailure;
 
 use super::super::RunOutcome;
-use super::forward::{audit, class_name};
-use super::{Launch, Machine, merge};
+use super::forward::audit;
+use super::{Launch, Machine};
 
 /// Where compensation stands: per step, its instances still to compensate (or whose
 /// compensation failed), and the steps that need each step.
@@ -147,9 +146,9 @@ impl Machine {
         if self.compensation.is_some() && !self.cancelled {
             return Err(format!("run {} is being compensated already", self.run_id));
         }
-        let comment = request.data.get("comment").cloned().unwrap_or(Value::Null);
-        let data = json!({ "comment": comment });
-        self.event_by(None, "compensation-requested", &request.actor, data);
+        let comment = request.request.as_ref().ok().and_then(Request::comment).map(str::to_string);
+        let actor = Actor::Operator(request.actor.clone());
+        self.event_by(None, actor.clone(), Event::CompensationRequested { comment });
         if self.cancelled {
             // A cancelled run ends its drive at once; compensating it means un-cancelling it.
             self.cancelled = false;
@@ -161,13 +160,13 @@ impl Machine {
                 return Ok(());
             }
         }
-        self.begin_compensation(&format!("requested by {}", request.actor), &request.actor);
+        self.begin_compensation(&format!("requested by {}", request.actor), actor);
         Ok(())
     }
 
     /// Compensation begins: forward work stops for good, unfinished instances are cancelled, and
     /// what the run changed is marked to be compensated.
-    pub(super) fn begin_compensation(&mut self, reason: &str, actor: &str) {
+    pub(super) fn begin_compensation(&mut self, reason: &str, actor: Actor) {
         let now = self.now();
         self.stopping = true;
         self.compensation = Some(Compensation::new(self));
@@ -198,9 +197,9 @@ impl Machine {
             keys.len(),
             left.len()
         ));
-        let left: Vec<Value> = left.into_iter().map(|(key, why)| json!({ "key": key, "why": why })).collect();
-        let data = json!({ "reason": reason, "compensate": keys, "left_as_is": left });
-        self.event_by(None, "compensation-started", actor, data);
+        let left_as_is = left.into_iter().map(|(key, why)| LeftAsIs { key, why }).collect();
+        let event = Event::CompensationStarted { reason: reason.to_string(), compensate: keys, left_as_is };
+        self.event_by(None, actor, event);
         self.set_run_state(RunState::Compensating, None);
     }
 
@@ -236,7 +235,7 @@ impl Machine {
                 Err(message) => {
                     record.state = StepState::CompensationFailed;
                     record.reason = Some(format!("compensation cannot start: {message}"));
-                    self.event(Some(&key), "compensate-failed", json!({ "error": message }));
+                    self.event(Some(&key), Event::CompensateFailed { audit: None, error: message });
                     self.put(record);
                     continue;
                 }
@@ -244,8 +243,8 @@ impl Machine {
             record.attempts += 1;
             record.reason = Some("compensating".into());
             let number = record.attempts;
-            self.changes.push(Change::PutAttempt(self.intent(&key, number, "compensate", now)));
-            self.event(Some(&key), "compensate-started", json!({ "attempt": number }));
+            self.changes.push(Change::PutAttempt(self.intent(&key, number, Mode::Compensate, now)));
+            self.event(Some(&key), Event::CompensateStarted { attempt: number });
             let call = self.step_call(&record, number, input, Mode::Compensate);
             self.count_running(&record);
             self.put(record);
@@ -268,8 +267,8 @@ impl Machine {
             state,
             finished_at: Some(now),
             error: error.clone(),
-            error_class: class.map(class_name),
-            ..self.intent(&key, number, "compensate", now)
+            error_class: class,
+            ..self.intent(&key, number, Mode::Compensate, now)
         }));
         match report.result {
             Ok(outcome) => {
@@ -278,15 +277,16 @@ impl Machine {
                 record.summary = Some(format!("compensated: {}", outcome.summary));
                 record.finished_at = Some(now);
                 self.notes.push(format!("{key}: compensated: {}", outcome.summary));
-                let data = merge(audit, json!({ "changed": outcome.changed, "summary": outcome.summary }));
-                self.event(Some(&key), "compensate-succeeded", data);
+                let event =
+                    Event::CompensateSucceeded { audit, changed: outcome.changed, summary: outcome.summary };
+                self.event(Some(&key), event);
             }
             Err(e) => {
                 let message = e.to_string();
                 record.state = StepState::CompensationFailed;
                 record.reason = Some(format!("compensation failed: {message}"));
                 self.notes.push(format!("{key}: compensation failed: {message}"));
-                self.event(Some(&key), "compensate-failed", merge(audit, json!({ "error": message })));
+                self.event(Some(&key), Event::CompensateFailed { audit: Some(audit), error: message });
             }
         }
         self.put(record);
@@ -315,9 +315,9 @@ impl Machine {
         let left_as_is = self.left_as_is_all();
         let failures = self.failures();
         self.set_run_state(RunState::Compensated, Some(now));
-        let left: Vec<Value> =
-            left_as_is.iter().map(|(key, why)| json!({ "key": key, "why": why })).collect();
-        self.event(None, "run-compensated", json!({ "compensated": compensated, "left_as_is": left }));
+        let left =
+            left_as_is.iter().map(|(key, why)| LeftAsIs { key: key.clone(), why: why.clone() }).collect();
+        self.event(None, Event::RunCompensated { compensated: compensated.clone(), left_as_is: left });
         Some(RunOutcome::Compensated { compensated, left_as_is, failures })
     }
 }

@@ -2,8 +2,9 @@
 //! instances start within the limits, and what a finished attempt means for its instance
 //! (succeeded, retried after a backoff, failed, needs an operator, cancelled).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::journal::{Actor, AttemptAudit, AttemptCancelled, Event, NeedsOperator};
 use crate::plugin::{CallError, CallReport, FailureClass, Mode};
 use crate::store::{AttemptRecord, AttemptState, Change, StepRecord, StepState};
 use crate::workflow::model::StepKind;
@@ -11,7 +12,7 @@ use crate::workflow::template;
 
 use super::super::clock::{after, backoff};
 use super::super::instance;
-use super::{Launch, Machine, merge};
+use super::{Launch, Machine};
 
 impl Machine {
     /// Expands every step whose needs have all finished into its instances.
@@ -41,7 +42,7 @@ impl Machine {
             if let Some(failed) = failed_need {
                 let reason = format!("needs {failed}, which failed");
                 let record = self.new_instance(idx, id.clone(), None, None, StepState::Skipped, Some(reason));
-                self.event(Some(&id), "step-skipped", json!({ "reason": record.reason }));
+                self.event(Some(&id), Event::StepSkipped { reason: record.reason.clone() });
                 self.put(record);
                 continue;
             }
@@ -59,7 +60,7 @@ impl Machine {
                 Err(message) => {
                     let record =
                         self.new_instance(idx, id.clone(), None, None, StepState::Failed, Some(message));
-                    self.event(Some(&id), "step-failed", json!({ "reason": record.reason }));
+                    self.event(Some(&id), Event::StepFailed { reason: record.reason.clone() });
                     self.put(record);
                     self.fail_policy(idx);
                     continue;
@@ -72,21 +73,24 @@ impl Machine {
                     Some(expr) => template::eval_when(expr, &self.scope(item.as_ref(), target.as_deref()))
                         .map_err(|e| format!("when `{expr}`: {e}")),
                 };
-                let (state, reason, kind) = match (when_ok, &approval) {
-                    (Err(message), _) => (StepState::Failed, Some(message), "step-failed"),
+                let (state, reason) = match (when_ok, &approval) {
+                    (Err(message), _) => (StepState::Failed, Some(message)),
                     (Ok(false), _) => (
                         StepState::Skipped,
                         Some(format!("when `{}` is false", when.as_deref().unwrap_or(""))),
-                        "step-skipped",
                     ),
-                    (Ok(true), Some(prompt)) => {
-                        (StepState::Waiting, Some(format!("approval: {prompt}")), "waiting-for-approval")
-                    }
-                    (Ok(true), None) => (StepState::Ready, None, "step-ready"),
+                    (Ok(true), Some(prompt)) => (StepState::Waiting, Some(format!("approval: {prompt}"))),
+                    (Ok(true), None) => (StepState::Ready, None),
                 };
                 let record = self.new_instance(idx, key.clone(), item, target, state, reason.clone());
                 self.put(record);
-                self.event(Some(&key), kind, json!({ "reason": reason }));
+                let event = match state {
+                    StepState::Failed => Event::StepFailed { reason },
+                    StepState::Skipped => Event::StepSkipped { reason },
+                    StepState::Waiting => Event::WaitingForApproval { reason },
+                    _ => Event::StepReady { reason },
+                };
+                self.event(Some(&key), event);
                 if state == StepState::Failed {
                     self.fail_policy(idx);
                 }
@@ -119,7 +123,7 @@ impl Machine {
         reason: Option<String>,
     ) -> StepRecord {
         StepRecord {
-            run_id: self.run_id.clone(),
+            run_id: self.run_id,
             key,
             step_index: idx,
             item,
@@ -171,7 +175,7 @@ impl Machine {
                     record.state = StepState::Failed;
                     record.reason = Some(message.clone());
                     record.finished_at = Some(self.now());
-                    self.event(Some(&key), "step-failed", json!({ "reason": message }));
+                    self.event(Some(&key), Event::StepFailed { reason: Some(message) });
                     self.put(record);
                     self.fail_policy(idx);
                     continue;
@@ -183,8 +187,8 @@ impl Machine {
             record.reason = None;
             record.started_at.get_or_insert(now);
             let number = record.attempts;
-            self.changes.push(Change::PutAttempt(self.intent(&key, number, "apply", now)));
-            self.event(Some(&key), "attempt-started", json!({ "attempt": number }));
+            self.changes.push(Change::PutAttempt(self.intent(&key, number, Mode::Apply, now)));
+            self.event(Some(&key), Event::AttemptStarted { attempt: number });
             let call = self.step_call(&record, number, input, Mode::Apply);
             self.count_running(&record);
             self.put(record);
@@ -194,12 +198,12 @@ impl Machine {
     }
 
     /// The intent of attempt `number` of `key` in `mode`.
-    pub(super) fn intent(&self, key: &str, number: u32, mode: &str, now: i64) -> AttemptRecord {
+    pub(super) fn intent(&self, key: &str, number: u32, mode: Mode, now: i64) -> AttemptRecord {
         AttemptRecord {
-            run_id: self.run_id.clone(),
+            run_id: self.run_id,
             step_key: key.to_string(),
             number,
-            mode: mode.into(),
+            mode,
             state: AttemptState::Running,
             started_at: now,
             finished_at: None,
@@ -230,8 +234,8 @@ impl Machine {
             state: attempt_state,
             finished_at: Some(now),
             error: error.clone(),
-            error_class: class.map(class_name),
-            ..self.intent(key, number, "apply", record.started_at.unwrap_or(now))
+            error_class: class,
+            ..self.intent(key, number, Mode::Apply, record.started_at.unwrap_or(now))
         }));
         match report.result {
             Ok(outcome) => {
@@ -244,8 +248,9 @@ impl Machine {
                 record.reason = None;
                 let verdict = if outcome.changed { "changed" } else { "no change" };
                 self.notes.push(format!("{key}: succeeded, {verdict}: {}", outcome.summary));
-                let data = merge(audit, json!({ "changed": outcome.changed, "summary": outcome.summary }));
-                self.event(Some(key), "attempt-succeeded", data);
+                let event =
+                    Event::AttemptSucceeded { audit, changed: outcome.changed, summary: outcome.summary };
+                self.event(Some(key), event);
                 // It finished after compensation began: undone like the rest, before what it needs.
                 if self.compensation.is_some() && self.compensable(&record) {
                     record.state = StepState::Compensating;
@@ -258,14 +263,13 @@ impl Machine {
                     // The run was cancelled: a stopped attempt, or one that failed meanwhile, ends
                     // its step; the operator's cancel is what the journal says ended it.
                     _ if self.cancelled => {
-                        let (actor, comment) =
-                            self.cancelled_by.clone().unwrap_or_else(|| ("engine".into(), Value::Null));
+                        let (actor, comment) = self.cancelled_by.clone().unwrap_or((Actor::Engine, None));
                         record.state = StepState::Cancelled;
                         record.reason = Some(format!("run cancelled by {actor} during attempt {number}"));
                         record.finished_at = Some(now);
                         self.notes.push(format!("{key}: cancelled by {actor} (attempt {number} stopped)"));
-                        let data = merge(audit, json!({ "error": message, "comment": comment }));
-                        self.event_by(Some(key), "attempt-cancelled", &actor, data);
+                        let stopped = AttemptCancelled::Stopped { audit, error: message, comment };
+                        self.event_by(Some(key), actor, Event::AttemptCancelled(stopped));
                     }
                     // Compensation began while it ran (and stopped it): no forward work goes on.
                     _ if self.compensation.is_some() => {
@@ -275,8 +279,8 @@ impl Machine {
                         record.finished_at = Some(now);
                         self.notes
                             .push(format!("{key}: stopped (attempt {number}): the run is being compensated"));
-                        let data = merge(audit, json!({ "error": message, "comment": Value::Null }));
-                        self.event(Some(key), "attempt-cancelled", data);
+                        let stopped = AttemptCancelled::Stopped { audit, error: message, comment: None };
+                        self.event(Some(key), Event::AttemptCancelled(stopped));
                     }
                     FailureClass::Retryable if record.attempts < retry.attempts => {
                         let delay = backoff(&retry, record.attempts + 1, self.clock.jitter(retry.jitter));
@@ -289,21 +293,23 @@ impl Machine {
                             delay.as_secs_f64()
                         ));
                         self.notes.push(format!("{key}: {}", record.reason.as_deref().unwrap_or_default()));
-                        let data = merge(audit, json!({ "error": message, "retry_at": record.retry_at }));
-                        self.event(Some(key), "retry-scheduled", data);
+                        let event =
+                            Event::RetryScheduled { audit, error: message, retry_at: record.retry_at };
+                        self.event(Some(key), event);
                     }
                     FailureClass::NeedsOperator => {
                         record.state = StepState::NeedsOperator;
                         record.reason = Some(message.clone());
                         self.notes.push(format!("{key}: needs an operator: {message}"));
-                        self.event(Some(key), "needs-operator", merge(audit, json!({ "error": message })));
+                        let event = Event::NeedsOperator(NeedsOperator::Failed { audit, error: message });
+                        self.event(Some(key), event);
                     }
                     _ => {
                         record.state = StepState::Failed;
                         record.reason = Some(message.clone());
                         record.finished_at = Some(now);
                         self.notes.push(format!("{key}: failed: {message}"));
-                        self.event(Some(key), "attempt-failed", merge(audit, json!({ "error": message })));
+                        self.event(Some(key), Event::AttemptFailed { audit, error: message });
                         self.fail_policy(idx);
                     }
                 }
@@ -314,19 +320,14 @@ impl Machine {
 }
 
 /// What the journal keeps of every finished attempt.
-pub(super) fn audit(number: u32, report: &CallReport) -> Value {
-    json!({
-        "attempt": number,
-        "duration_ms": u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
-        "logs": report.logs,
-        "target_calls": report.target_calls.len(),
-        "refusals": report.refusals.len(),
-    })
-}
-
-/// A failure class as the journal names it.
-pub(super) fn class_name(class: FailureClass) -> String {
-    serde_json::to_value(class).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+pub(super) fn audit(number: u32, report: &CallReport) -> AttemptAudit {
+    AttemptAudit {
+        attempt: number,
+        duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+        logs: report.logs.clone(),
+        target_calls: report.target_calls.len(),
+        refusals: report.refusals.len(),
+    }
 }
 
 /// A scope with nothing in it, for expansions that render nothing.

@@ -24,9 +24,10 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::inventory::Inventory;
+use crate::journal::{Actor, Event, Request, RunId};
 use crate::plugin::{Mode, StepCall, StepContext};
 use crate::store::{Change, RequestRecord, RunRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::{OnFailure, Workflow};
@@ -53,7 +54,7 @@ pub struct Launch {
 /// What a run's pinned record gives the machine.
 pub struct Pinned {
     /// The run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The run's state as stored.
     pub state: RunState,
     /// The validated workflow.
@@ -76,7 +77,7 @@ pub struct RequestEffect {
 
 /// One run's step instances and the rules that move them.
 pub struct Machine {
-    run_id: String,
+    run_id: RunId,
     clock: Arc<dyn Clock>,
     run_state: RunState,
     wf: Workflow,
@@ -105,7 +106,7 @@ pub struct Machine {
     stopping: bool,
     cancelled: bool,
     /// Who cancelled the run, and their comment: the attempts the cancel stops are theirs.
-    cancelled_by: Option<(String, Value)>,
+    cancelled_by: Option<(Actor, Option<String>)>,
     /// Compensation, once it began: the instances still to compensate, by step.
     compensation: Option<compensate::Compensation>,
     changes: Vec<Change>,
@@ -172,7 +173,7 @@ impl Machine {
         let inventory = Inventory::deserialize(&run.inventory)
             .map_err(|e| format!("the pinned inventory cannot be read: {e}"))?;
         let pinned = Pinned {
-            run_id: run.id.clone(),
+            run_id: run.id,
             state: run.state,
             workflow,
             inventory,
@@ -183,8 +184,8 @@ impl Machine {
     }
 
     /// The run id.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
+    pub fn run_id(&self) -> RunId {
+        self.run_id
     }
 
     /// The workflow.
@@ -223,7 +224,7 @@ impl Machine {
     }
 
     /// Who cancelled the run and their comment, once a cancel was applied.
-    pub fn cancelled_by(&self) -> Option<&(String, Value)> {
+    pub fn cancelled_by(&self) -> Option<&(Actor, Option<String>)> {
         self.cancelled_by.as_ref()
     }
 
@@ -246,7 +247,7 @@ impl Machine {
     pub fn begin(&mut self, pid: u32) {
         let state = if self.compensation.is_some() { RunState::Compensating } else { RunState::Running };
         self.set_run_state(state, None);
-        self.event(None, "driving", json!({ "pid": pid }));
+        self.event(None, Event::Driving { pid });
     }
 
     /// Whether there is nothing left for any process to do: the run ended for good.
@@ -272,8 +273,8 @@ impl Machine {
     }
 
     /// Journals something an attempt in flight of `key` did (a target call, a refusal).
-    pub fn record(&mut self, key: &str, kind: &str, data: Value) {
-        self.event(Some(key), kind, data);
+    pub fn record(&mut self, key: &str, event: Event) {
+        self.event(Some(key), event);
     }
 
     /// Applies one queued operator command, or records why it was rejected; either way marks it
@@ -281,11 +282,14 @@ impl Machine {
     pub fn apply_request(&mut self, request: &RequestRecord) -> RequestEffect {
         let now = self.now();
         let mut effect = RequestEffect::default();
-        let forward_command = matches!(request.kind.as_str(), "retry" | "skip" | "approve");
-        let compensation_failed =
-            request.step_key.as_ref().and_then(|k| self.instances.get(k)).map(|r| r.state)
-                == Some(StepState::CompensationFailed);
-        let applied = if request.kind == "compensate" {
+        let command = request.request.as_ref().ok();
+        let step_key = command.and_then(Request::step_key);
+        let forward_command =
+            matches!(command, Some(Request::Retry { .. } | Request::Skip { .. } | Request::Approve { .. }));
+        let compensation_failed = step_key.and_then(|k| self.instances.get(k)).map(|r| r.state)
+            == Some(StepState::CompensationFailed);
+        let compensate = matches!(command, Some(Request::Compensate { .. }));
+        let applied = if compensate {
             self.request_compensation(request)
         } else if self.compensation.is_some() && forward_command && !compensation_failed {
             Err(format!(
@@ -296,11 +300,12 @@ impl Machine {
             // `operator::apply` changes the records it is given in place: it gets copies of those
             // the command may change, so that `index` still sees their old states and keeps the
             // counts true.
-            let mut copies: BTreeMap<String, StepRecord> = if request.kind == "cancel" {
+            let mut copies: BTreeMap<String, StepRecord> = if matches!(command, Some(Request::Cancel { .. }))
+            {
                 let unfinished = self.instances.values().filter(|r| !r.state.is_terminal());
                 unfinished.map(|r| (r.key.clone(), r.clone())).collect()
             } else {
-                let named = request.step_key.iter().filter_map(|key| self.instances.get(key));
+                let named = step_key.iter().filter_map(|key| self.instances.get(*key));
                 named.map(|r| (r.key.clone(), r.clone())).collect()
             };
             super::operator::apply(&self.wf, &mut copies, request, now).map(|applied| {
@@ -313,8 +318,8 @@ impl Machine {
                 if applied.cancel {
                     self.cancelled = true;
                     if self.cancelled_by.is_none() {
-                        let comment = request.data.get("comment").cloned().unwrap_or(Value::Null);
-                        self.cancelled_by = Some((request.actor.clone(), comment));
+                        let comment = command.and_then(Request::comment).map(str::to_string);
+                        self.cancelled_by = Some((Actor::Operator(request.actor.clone()), comment));
                     }
                     if !self.running.is_empty() {
                         self.notes.push(format!(
@@ -332,18 +337,11 @@ impl Machine {
         };
         match applied {
             Ok(()) => {
-                if request.kind == "compensate" && !self.running.is_empty() {
+                if compensate && !self.running.is_empty() {
                     effect.stop_in_flight = true;
                 }
             }
-            Err(message) => self.changes.push(Change::Event {
-                run_id: self.run_id.clone(),
-                at: now,
-                step_key: request.step_key.clone(),
-                kind: "request-rejected".into(),
-                actor: request.actor.clone(),
-                data: json!({ "request": request.kind, "reason": message }).to_string(),
-            }),
+            Err(message) => self.changes.push(super::operator::rejected(request, message, now)),
         }
         self.changes.push(Change::RequestApplied { seq: request.seq, at: now });
         effect
@@ -371,7 +369,7 @@ impl Machine {
             record.retry_at = None;
             let key = record.key.clone();
             self.put(record);
-            self.event(Some(&key), "retry-due", json!({}));
+            self.event(Some(&key), Event::RetryDue {});
         }
     }
 
@@ -385,7 +383,7 @@ impl Machine {
         let now = self.now();
         if self.cancelled {
             self.set_run_state(RunState::Cancelled, Some(now));
-            self.event(None, "run-cancelled", json!({}));
+            self.event(None, Event::RunCancelled {});
             return Some(RunOutcome::Cancelled);
         }
         if self.compensation.is_some() {
@@ -403,7 +401,7 @@ impl Machine {
         if all_done || self.stopping || self.halted() {
             if failures.is_empty() && all_done {
                 self.set_run_state(RunState::Succeeded, Some(now));
-                self.event(None, "run-succeeded", json!({}));
+                self.event(None, Event::RunSucceeded {});
                 return Some(RunOutcome::Succeeded);
             }
             if !failures.is_empty() {
@@ -412,11 +410,11 @@ impl Machine {
                         "{} failed",
                         failures.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
                     );
-                    self.begin_compensation(&reason, "engine");
+                    self.begin_compensation(&reason, Actor::Engine);
                     return None;
                 }
                 self.set_run_state(RunState::Failed, Some(now));
-                self.event(None, "run-failed", json!({ "failures": failures }));
+                self.event(None, Event::RunFailed { failures: failures.clone() });
                 return Some(RunOutcome::Failed { failures });
             }
         }
@@ -440,7 +438,7 @@ impl Machine {
         if wait_for_operator && !waiting.is_empty() {
             return None;
         }
-        self.event(None, "run-waiting", json!({ "waiting": waiting }));
+        self.event(None, Event::RunWaiting { waiting: waiting.clone() });
         Some(RunOutcome::Waiting { waiting })
     }
 
@@ -503,7 +501,7 @@ impl Machine {
     fn set_run_state(&mut self, state: RunState, finished_at: Option<i64>) {
         if self.run_state != state || finished_at.is_some() {
             self.run_state = state;
-            self.changes.push(Change::SetRunState { run_id: self.run_id.clone(), state, finished_at });
+            self.changes.push(Change::SetRunState { run_id: self.run_id, state, finished_at });
         }
     }
 
@@ -557,19 +555,12 @@ impl Machine {
         self.index(record);
     }
 
-    fn event(&mut self, step_key: Option<&str>, kind: &str, data: Value) {
-        self.event_by(step_key, kind, "engine", data);
+    fn event(&mut self, step_key: Option<&str>, event: Event) {
+        self.event_by(step_key, Actor::Engine, event);
     }
 
-    fn event_by(&mut self, step_key: Option<&str>, kind: &str, actor: &str, data: Value) {
-        self.changes.push(Change::Event {
-            run_id: self.run_id.clone(),
-            at: self.now(),
-            step_key: step_key.map(str::to_string),
-            kind: kind.into(),
-            actor: actor.into(),
-            data: data.to_string(),
-        });
+    fn event_by(&mut self, step_key: Option<&str>, actor: Actor, event: Event) {
+        self.changes.push(Change::event(self.run_id, self.now(), step_key, actor, &event));
     }
 
     /// Whether a step with `on-failure = stop` (or `compensate`) has a failed or cancelled
@@ -614,7 +605,7 @@ impl Machine {
             item: item.cloned(),
             target: target.map(str::to_string),
             inventory: self.inventory_json.clone(),
-            run_id: self.run_id.clone(),
+            run_id: self.run_id.to_string(),
         }
     }
 
@@ -632,7 +623,7 @@ impl Machine {
         StepCall {
             mode,
             context: StepContext {
-                run_id: self.run_id.clone(),
+                run_id: self.run_id.to_string(),
                 step_key: record.key.clone(),
                 attempt: number,
                 idempotency_key: format!("{}/{}", self.run_id, record.key),
@@ -714,12 +705,4 @@ fn has_templates(value: &Value) -> bool {
 /// The item part of a fan-out key: `join[DRBTS01]` -> `DRBTS01`.
 fn item_key(key: &str) -> String {
     key.split_once('[').map_or(key, |(_, rest)| rest.strip_suffix(']').unwrap_or(rest)).to_string()
-}
-
-/// `a` with the fields of the object `b` added.
-pub(super) fn merge(mut a: Value, b: Value) -> Value {
-    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
-        a.extend(b);
-    }
-    a
 }

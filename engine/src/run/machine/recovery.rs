@@ -3,8 +3,7 @@
 //! reversible one is decided by its plugin's `check` (the driver runs it: [`Check`]). An
 //! interrupted compensation runs again (a compensation is idempotent).
 
-use serde_json::json;
-
+use crate::journal::{Event, NeedsOperator};
 use crate::plugin::{CallReport, Effect, Mode, StepCall};
 use crate::store::{AttemptRecord, AttemptState, Change, StepState};
 
@@ -41,11 +40,11 @@ impl Machine {
             attempt.state = AttemptState::Interrupted;
             attempt.finished_at = Some(now);
             attempt.error = Some("the process driving the run stopped during this attempt".into());
-            let (number, mode) = (attempt.number, attempt.mode.clone());
+            let (number, mode) = (attempt.number, attempt.mode);
             self.changes.push(Change::PutAttempt(attempt.clone()));
             let key = attempt.step_key.clone();
-            self.event(Some(&key), "attempt-interrupted", json!({ "attempt": number }));
-            if mode == "compensate" || record.state == StepState::Compensating {
+            self.event(Some(&key), Event::AttemptInterrupted { attempt: number });
+            if mode == Mode::Compensate || record.state == StepState::Compensating {
                 record.reason =
                     Some(format!("compensation attempt {number} was interrupted; compensating again"));
                 self.put(record);
@@ -69,7 +68,9 @@ impl Machine {
                         self.run_id,
                         self.run_id
                     ));
-                    self.event(Some(&key), "needs-operator", json!({ "reason": record.reason }));
+                    let event =
+                        Event::NeedsOperator(NeedsOperator::Interrupted { reason: record.reason.clone() });
+                    self.event(Some(&key), event);
                     self.notes.push(format!("{key}: needs an operator (interrupted irreversible step)"));
                     self.put(record);
                 }
@@ -84,7 +85,12 @@ impl Machine {
                     Ok(input) => {
                         record.attempts += 1;
                         let check_number = record.attempts;
-                        self.changes.push(Change::PutAttempt(self.intent(&key, check_number, "check", now)));
+                        self.changes.push(Change::PutAttempt(self.intent(
+                            &key,
+                            check_number,
+                            Mode::Check,
+                            now,
+                        )));
                         let call = self.step_call(&record, check_number, input, Mode::Check);
                         let step_index = record.step_index;
                         let timeout = self.wf.steps[step_index].timeout;
@@ -112,8 +118,9 @@ impl Machine {
             return;
         }
         let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
-        let data = json!({ "attempt": check.interrupted, "processes": found, "killed": killed, "waited_ms": waited_ms });
-        self.event(Some(&check.key), "leftover-processes", data);
+        let event =
+            Event::LeftoverProcesses { attempt: check.interrupted, processes: found, killed, waited_ms };
+        self.event(Some(&check.key), event);
         self.notes.push(format!(
             "{}: waited {:.1}s for {found} leftover processes of attempt {}{}",
             check.key,
@@ -162,13 +169,9 @@ impl Machine {
             state,
             finished_at: Some(now),
             error,
-            ..self.intent(&check.key, check.number, "check", check.started_at)
+            ..self.intent(&check.key, check.number, Mode::Check, check.started_at)
         }));
-        self.event(
-            Some(&check.key),
-            "recovered-by-check",
-            json!({ "interrupted": interrupted, "state": record.state }),
-        );
+        self.event(Some(&check.key), Event::RecoveredByCheck { interrupted, state: record.state });
         self.put(record);
     }
 }

@@ -19,6 +19,7 @@ use semver::{Version, VersionReq};
 use serde_json::{Value, json};
 
 use crate::inventory::{Inventory, Server, TransportSpec};
+use crate::journal::{Actor, Request, RunId};
 use crate::plugin::{
     CallError, CallOutcome, CallReport, Capabilities, Effect, FailureClass, Mode, PluginInfo, PluginRef,
 };
@@ -37,7 +38,7 @@ mod forward;
 mod operator;
 mod recovery;
 
-const RUN: &str = "run_01TEST";
+const RUN: RunId = RunId::from_ulid(ulid::Ulid::from_parts(1_700_000_000_000, 42));
 /// 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
 
@@ -297,7 +298,7 @@ impl Flow {
 
     fn pinned(&self, state: RunState) -> Pinned {
         Pinned {
-            run_id: RUN.into(),
+            run_id: RUN,
             state,
             workflow: self.workflow(),
             inventory: self.inventory.clone(),
@@ -409,9 +410,10 @@ impl Journal {
                     self.run_state = Some(state);
                     self.finished_at = finished_at;
                 }
-                Change::Event { step_key, kind, actor, data, .. } => {
-                    let data = serde_json::from_str(&data).expect("event data is JSON");
-                    self.events.push(Ev { key: step_key, kind, actor, data });
+                Change::Event(event) => {
+                    let data = serde_json::from_str(event.data()).expect("event data is JSON");
+                    let (kind, actor) = (event.kind().to_string(), event.actor.to_string());
+                    self.events.push(Ev { key: event.step_key, kind, actor, data });
                 }
                 Change::RequestApplied { seq, .. } => self.applied.push(seq),
                 other => panic!("the machine made a change it has no business making: {other:?}"),
@@ -485,10 +487,8 @@ impl H {
         self.seq += 1;
         let request = RequestRecord {
             seq: self.seq,
-            run_id: RUN.into(),
-            kind: kind.into(),
-            step_key: key.map(str::to_string),
-            data,
+            run_id: RUN,
+            request: Request::from_parts(kind, key, &data),
             actor: actor.into(),
             at: self.clock.now_ms(),
         };

@@ -54,7 +54,7 @@ fn a_compensation_request_undoes_a_run_in_reverse_dependency_order() {
         let launch = &launches[0];
         assert_eq!((launch.call.mode, launch.number), (Mode::Compensate, 2));
         assert_eq!(h.why(&launch.key), "compensating");
-        assert_eq!(h.attempt(&launch.key, 2).mode, "compensate");
+        assert_eq!(h.attempt(&launch.key, 2).mode, Mode::Compensate);
         assert_eq!(h.settle(), None);
         h.ok(&launch.key);
         order.push(launch.key.clone());

@@ -295,7 +295,7 @@ fn a_retryable_failure_waits_for_its_backoff_timer() {
     assert_eq!(h.reason("s"), "retry 2 of 3 in 15.0s after: plugin p failed (Retryable): boom");
     assert_eq!(h.m.next_timer(), Some(due));
     assert_eq!(h.event("retry-scheduled").data["retry_at"], json!(due));
-    assert_eq!(h.attempt("s", 1).error_class.as_deref(), Some("retryable"));
+    assert_eq!(h.attempt("s", 1).error_class, Some(FailureClass::Retryable));
     assert_eq!(
         h.why("s"),
         "retry timer: next attempt at 2023-11-14T22:13:35Z (retry 2 of 3 in 15.0s after: plugin p failed (Retryable): boom)"
@@ -364,7 +364,7 @@ fn a_permanent_failure_is_not_retried() {
     h.finish("s", failed(FailureClass::Permanent));
     assert_eq!(h.state("s"), StepState::Failed);
     assert_eq!(h.m.next_timer(), None);
-    assert_eq!(h.attempt("s", 1).error_class.as_deref(), Some("permanent"));
+    assert_eq!(h.attempt("s", 1).error_class, Some(FailureClass::Permanent));
     assert_eq!(h.event("attempt-failed").data["error"], json!("plugin p failed (Permanent): boom"));
 }
 

@@ -156,7 +156,7 @@ fn cancel_ends_unfinished_instances_and_stops_running_attempts() {
     let effect = h.request("cancel", None, "alice", json!({ "comment": "wrong window" }));
     assert!(effect.stop_in_flight, "the driver must stop s[a]");
     assert!(h.m.cancelled());
-    assert_eq!(h.m.cancelled_by(), Some(&("alice".to_string(), json!("wrong window"))));
+    assert_eq!(h.m.cancelled_by(), Some(&(Actor::from("alice"), Some("wrong window".to_string()))));
     assert_eq!(h.state("s[b]"), StepState::Cancelled);
     assert_eq!(h.reason("s[b]"), "run cancelled by alice");
     assert_eq!(h.why("s[b]"), "run cancelled by alice");

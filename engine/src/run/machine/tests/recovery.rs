@@ -58,7 +58,7 @@ fn an_interrupted_reversible_attempt_is_settled_by_its_check_finding_the_change(
     assert_eq!((check.key.as_str(), check.interrupted, check.number), ("create", 1, 2));
     assert_eq!(check.call.mode, Mode::Check);
     assert_eq!(check.timeout, Some(Duration::from_secs(45)));
-    assert_eq!(h.attempt("create", 2).mode, "check");
+    assert_eq!(h.attempt("create", 2).mode, Mode::Check);
     assert_eq!(h.attempt("create", 2).state, AttemptState::Running, "the check's intent is committed first");
 
     // `check` says nothing would change: the interrupted attempt took effect.
