@@ -60,7 +60,10 @@ enum Task {
         #[arg(long, default_value_t = 600)]
         seconds: u32,
     },
-    /// What CI runs: formatting check, then `test`.
+    /// Clippy with warnings as errors: the workspace (all targets) and the plugins' (natively, as
+    /// their unit tests build).
+    Lint,
+    /// What CI runs: formatting check, `lint`, then `test`.
     Ci,
 }
 
@@ -74,8 +77,10 @@ fn main() -> anyhow::Result<()> {
         Task::Bench => bench(&root),
         Task::Torture { seed, points, mode } => torture(&root, seed, points, &mode),
         Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
+        Task::Lint => lint(&root),
         Task::Ci => {
             fmt_check(&root)?;
+            lint(&root)?;
             test(&root)
         }
     }
@@ -229,6 +234,25 @@ fn fuzz(root: &Path, only: Option<String>, seconds: u32) -> anyhow::Result<()> {
             .args(["--", &format!("-max_total_time={seconds}"), "-max_len=8192", "-print_final_stats=1"]))?;
     }
     Ok(())
+}
+
+/// Installs clippy through rustup when it is missing (rustup's minimal profile leaves it out).
+fn ensure_clippy() -> anyhow::Result<()> {
+    if Command::new("cargo").args(["clippy", "--version"]).output().is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    eprintln!("installing clippy through rustup");
+    run(Command::new("rustup").args(["component", "add", "clippy"]))
+        .context("could not install clippy; run `rustup component add clippy` and try again")
+}
+
+fn lint(root: &Path) -> anyhow::Result<()> {
+    ensure_clippy()?;
+    // The workspace's clippy runs tests/build.rs, which builds the guests for wasm32-wasip2.
+    ensure_wasm_target()?;
+    let args = ["--all-targets", "--locked", "--", "-D", "warnings"];
+    run(Command::new("cargo").current_dir(root).args(["clippy", "--workspace"]).args(args))?;
+    run(Command::new("cargo").current_dir(root.join("plugins")).arg("clippy").args(args))
 }
 
 fn fmt_check(root: &Path) -> anyhow::Result<()> {
