@@ -4,7 +4,8 @@
 //! journal or a run reported succeeded, and once the fault is cleared a resume finishes the run.
 //! And the journal as the commands that only read it find it: missing (exit 3, nothing created),
 //! an empty file (refused, not taken for a new journal), archived read-only (still readable),
-//! locked or unusable (exit 6 from every command). And one checkpoint the journal cannot give back:
+//! locked or unusable (exit 6 from every command; a command that only reads waits for no commit in
+//! progress, only for a journal held exclusively). And one checkpoint the journal cannot give back:
 //! the attempt that reads it fails with the store's error, never takes it for absent.
 //!
 //! The disk-full test mounts a small tmpfs of its own (root is needed, as `cargo xtask test` and
@@ -417,6 +418,39 @@ fn every_command_exits_6_when_the_journal_is_locked_or_unusable() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_reader_is_kept_out_by_a_journal_held_exclusively_never_by_a_commit_in_progress() {
+    let sandbox = Sandbox::new();
+    let run = finished_run(&sandbox);
+    let db = sandbox.db_path();
+    // A writer stopped inside a commit: it holds the write lock, and its page cache spilled
+    // uncommitted frames into the log, past the frames SQLite's index counts.
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("PRAGMA cache_size = 1; BEGIN IMMEDIATE; CREATE TABLE scratch (x TEXT)").unwrap();
+    for i in 0..64 {
+        writer.execute("INSERT INTO scratch VALUES (?1)", [format!("{i} {}", "x".repeat(4000))]).unwrap();
+    }
+    assert!(std::fs::metadata(side(&db, "-wal")).unwrap().len() > 0, "nothing spilled into the log");
+    for args in readers(&run) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sandbox.run(&args);
+        assert!(out.status.success(), "{args:?} during a commit: {}", stderr(&out));
+    }
+    assert!(!side(&db, "-damaged").exists(), "a reader took uncommitted frames for damage");
+    writer.execute_batch("ROLLBACK").unwrap();
+    // A drover stopped while it closes the journal holds the file exclusively (SQLite's last
+    // connection copies the log into the database and removes it): readers wait, then say so.
+    writer.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT").unwrap();
+    let expected = format!(
+        "the database {} is locked by another process: a drover stopped inside a commit or while it opened or closed the journal",
+        db.display()
+    );
+    assert_exit(&sandbox.run(&["runs"]), &["runs"], 6, &expected);
+    drop(writer);
+    let out = sandbox.run(&["runs", "--json"]);
+    assert!(stdout(&out).contains(&run), "{}", stderr(&out));
 }
 
 #[test]

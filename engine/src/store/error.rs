@@ -64,10 +64,13 @@ pub enum StoreError {
         /// The newest this build knows.
         supported: i64,
     },
-    /// Another process holds the journal's write lock for longer than a commit waits: a drover
-    /// stopped (SIGSTOP, a debugger) inside a commit, or a foreign program writing to it.
+    /// Another process holds the journal's lock for longer than SQLite waits: a drover stopped
+    /// (SIGSTOP, a debugger) inside a commit or while it opened or closed the journal, or a
+    /// foreign program. A command that only reads waits for no commit, only for a file held
+    /// exclusively: SQLite holds it so while a new journal switches to its write-ahead log, and
+    /// while the last connection to close copies the log into the database and removes it.
     #[error(
-        "the database {path} is locked by another process's write: a drover stopped inside a commit, or another program, holds it; continue or end that process and try again"
+        "the database {path} is locked by another process: a drover stopped inside a commit or while it opened or closed the journal, or another program, holds it; continue or end that process and try again"
     )]
     Locked {
         /// The file.
