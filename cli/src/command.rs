@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Exit};
 use crate::{
-    CliError, approve, cancel, compensate, completions, context, env, events, graph, plan, plugin, report, resume, retry,
-    run, runs, skip, status, validate,
+    CliError, approve, cancel, compensate, completions, context, env, events, graph, plan, plugin, report,
+    resume, retry, run, runs, skip, status, validate,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
