@@ -19,11 +19,11 @@ use crate::inventory::Inventory;
 use crate::plugin::registry::Registry;
 use crate::plugin::{CallEnv, Mode, NoObserver, PluginHost, StepCall, StepContext};
 use crate::secrets::SecretSource;
-use crate::workflow::model::{ForEach, Step, StepKind, Workflow};
+use crate::workflow::model::{Step, StepKind, Workflow};
 use crate::workflow::template;
 
 use super::RunError;
-use super::instance::{grants_of, instance_key};
+use super::instance::{grants_of, instance_key, items};
 
 /// What one step instance would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,18 +127,8 @@ pub async fn plan(
             };
             Some(format!("runs after `{}`, {what}: it can be checked once that has run", wf.steps[*n].id))
         });
-        let items: Result<Vec<Option<Value>>, String> = match &step.for_each {
-            None => Ok(vec![None]),
-            Some(ForEach::Group(group)) => {
-                Ok(inventory.expand(group).into_iter().map(|s| Some(Value::String(s))).collect())
-            }
-            Some(ForEach::List(list)) => list
-                .iter()
-                .map(|v| {
-                    template::render(v, &scope(None, None)).map(Some).map_err(|e| format!("for-each: {e}"))
-                })
-                .collect(),
-        };
+        // Expanded as a run expands it: the same instances, keys and duplicate-key refusal.
+        let items = items(step, inventory, &scope(None, None));
         let items = match items {
             Ok(items) => items,
             Err(message) => {
