@@ -13,8 +13,8 @@
 //! after), and an instance once [`StepState::Compensated`] is never compensated again.
 
 use crate::journal::{Actor, Event, LeftAsIs, Request};
-use crate::plugin::{CallError, CallReport, Effect, Mode};
-use crate::store::{AttemptRecord, AttemptState, Change, RequestRecord, RunState, StepRecord, StepState};
+use crate::plugin::{CallReport, Effect, Mode};
+use crate::store::{Change, RequestRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::OnFailure;
 
 use super::super::RunOutcome;
@@ -68,20 +68,27 @@ impl Compensation {
         }
     }
 
-    /// Whether step `idx` may compensate now: no step downstream of it has a compensation left.
-    fn clear(&self, idx: usize) -> bool {
+    /// The steps downstream of step `idx` (needing it, directly or not) that still have a
+    /// compensation to finish: `idx` compensates once there is none.
+    pub(super) fn waiting_on(&self, idx: usize) -> Vec<usize> {
         let mut seen = vec![false; self.dependents.len()];
         let mut stack: Vec<usize> = self.dependents[idx].clone();
+        let mut waiting = Vec::new();
         while let Some(next) = stack.pop() {
             if std::mem::replace(&mut seen[next], true) {
                 continue;
             }
             if self.pending_by_step[next] > 0 {
-                return false;
+                waiting.push(next);
             }
             stack.extend(&self.dependents[next]);
         }
-        true
+        waiting
+    }
+
+    /// Whether step `idx` may compensate now: no step downstream of it has a compensation left.
+    fn clear(&self, idx: usize) -> bool {
+        self.waiting_on(idx).is_empty()
     }
 
     fn any_pending(&self) -> bool {
@@ -258,18 +265,7 @@ impl Machine {
         let now = self.now();
         let key = record.key.clone();
         let audit = audit(number, &report);
-        let (state, error, class) = match &report.result {
-            Ok(_) => (AttemptState::Succeeded, None, None),
-            Err(e @ CallError::Cancelled { .. }) => (AttemptState::Cancelled, Some(e.to_string()), None),
-            Err(e) => (AttemptState::Failed, Some(e.to_string()), Some(e.class())),
-        };
-        self.changes.push(Change::PutAttempt(AttemptRecord {
-            state,
-            finished_at: Some(now),
-            error: error.clone(),
-            error_class: class,
-            ..self.intent(&key, number, Mode::Compensate, now)
-        }));
+        self.end_attempt(&key, number, Mode::Compensate, now, &report);
         match report.result {
             Ok(outcome) => {
                 record.state = StepState::Compensated;

@@ -90,29 +90,10 @@ impl Machine {
 
     /// The downstream compensations a compensating instance waits for, named by step.
     fn compensating_after(&self, record: &StepRecord) -> Option<String> {
-        let mut downstream: Vec<usize> = Vec::new();
-        let mut stack = vec![record.step_index];
-        let mut seen = vec![false; self.wf.steps.len()];
-        while let Some(idx) = stack.pop() {
-            for (next, step) in self.wf.steps.iter().enumerate() {
-                if step.needs.contains(&idx) && !std::mem::replace(&mut seen[next], true) {
-                    downstream.push(next);
-                    stack.push(next);
-                }
-            }
-        }
-        let waiting: Vec<&str> = downstream
-            .into_iter()
-            .filter(|&idx| {
-                self.keys_by_step[idx].iter().any(|k| {
-                    self.instances.get(k).is_some_and(|r| {
-                        matches!(r.state, StepState::Compensating | StepState::CompensationFailed)
-                    })
-                })
-            })
-            .map(|idx| self.wf.steps[idx].id.as_str())
-            .collect();
-        (!waiting.is_empty()).then(|| waiting.join(", "))
+        let mut waiting = self.compensation.as_ref()?.waiting_on(record.step_index);
+        waiting.sort_by_key(|&idx| self.order_pos[idx]);
+        let names: Vec<&str> = waiting.into_iter().map(|idx| self.wf.steps[idx].id.as_str()).collect();
+        (!names.is_empty()).then(|| names.join(", "))
     }
 
     /// Which concurrency limit keeps a ready instance waiting, and who holds its slots.

@@ -212,6 +212,32 @@ impl Machine {
         }
     }
 
+    /// Ends attempt `number` of `key` (in `mode`, started at `started`) as its report says:
+    /// succeeded, cancelled, or failed with its class.
+    pub(super) fn end_attempt(
+        &mut self,
+        key: &str,
+        number: u32,
+        mode: Mode,
+        started: i64,
+        report: &CallReport,
+    ) {
+        let (state, error, error_class) = match &report.result {
+            Ok(_) => (AttemptState::Succeeded, None, None),
+            Err(e @ CallError::Cancelled { .. }) => (AttemptState::Cancelled, Some(e.to_string()), None),
+            Err(e) => (AttemptState::Failed, Some(e.to_string()), Some(e.class())),
+        };
+        let finished_at = Some(self.now());
+        let ended = AttemptRecord {
+            state,
+            finished_at,
+            error,
+            error_class,
+            ..self.intent(key, number, mode, started)
+        };
+        self.changes.push(Change::PutAttempt(ended));
+    }
+
     /// Records a finished attempt (`number` of `key`, started by [`Machine::starts`]) and what it
     /// means for its instance.
     pub fn complete(&mut self, key: &str, number: u32, report: CallReport) {
@@ -225,18 +251,7 @@ impl Machine {
         // Only the retry policy is needed: the step itself may hold a long `for-each` list.
         let retry = self.wf.steps[idx].retry;
         let audit = audit(number, &report);
-        let (attempt_state, error, class) = match &report.result {
-            Ok(_) => (AttemptState::Succeeded, None, None),
-            Err(e @ CallError::Cancelled { .. }) => (AttemptState::Cancelled, Some(e.to_string()), None),
-            Err(e) => (AttemptState::Failed, Some(e.to_string()), Some(e.class())),
-        };
-        self.changes.push(Change::PutAttempt(AttemptRecord {
-            state: attempt_state,
-            finished_at: Some(now),
-            error: error.clone(),
-            error_class: class,
-            ..self.intent(key, number, Mode::Apply, record.started_at.unwrap_or(now))
-        }));
+        self.end_attempt(key, number, Mode::Apply, record.started_at.unwrap_or(now), &report);
         match report.result {
             Ok(outcome) => {
                 record.state = StepState::Succeeded;

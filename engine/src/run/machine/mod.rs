@@ -361,11 +361,10 @@ impl Machine {
             .map(|(_, key)| self.instances[key].clone())
             .collect();
         for mut record in due {
-            record.state = if record.state == StepState::Compensating {
-                StepState::Compensating
-            } else {
-                StepState::Ready
-            };
+            // A compensation's retry stays compensating; forward work becomes ready.
+            if record.state != StepState::Compensating {
+                record.state = StepState::Ready;
+            }
             record.retry_at = None;
             let key = record.key.clone();
             self.put(record);
