@@ -14,6 +14,7 @@ mod local;
 pub mod orphans;
 mod process;
 mod ssh;
+pub mod windows;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
