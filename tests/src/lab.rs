@@ -26,6 +26,9 @@ pub struct LabRun {
     pub inventory: String,
     /// The workflow file.
     pub workflow: String,
+    /// More environment variables for every `drover` command (such as the secret of a password
+    /// logon), besides [`SECRETS`].
+    pub env: Vec<(String, String)>,
 }
 
 impl LabRun {
@@ -43,7 +46,7 @@ impl LabRun {
             .expect("run drover-lab");
         assert!(out.status.success(), "drover-lab init: {}", stderr(&out));
         let workflow = workspace_root().join("workflows").join(workflow).display().to_string();
-        let lab = LabRun { sandbox, state, inventory, workflow };
+        let lab = LabRun { sandbox, state, inventory, workflow, env: Vec::new() };
         let knobs = lab.script("lab-knobs.sh", KNOBS_SCRIPT);
         lab.wrap_exec(&[&knobs]);
         lab
@@ -73,6 +76,9 @@ impl LabRun {
         let mut cmd = self.sandbox.drover();
         cmd.args(args);
         for (name, value) in SECRETS {
+            cmd.env(name, value);
+        }
+        for (name, value) in &self.env {
             cmd.env(name, value);
         }
         cmd

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub mod kill;
 pub mod lab;
 pub mod sshd;
+pub mod windows_lab;
 
 /// Plugin components built from `plugins/` for these tests.
 pub mod wasm {

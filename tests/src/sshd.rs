@@ -14,6 +14,26 @@ const SSHD: &str = "/usr/sbin/sshd";
 /// How long sshd may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What [`Sshd::start_with`] adds to or changes in the base configuration.
+#[derive(Debug, Clone)]
+pub struct SshdConfig {
+    /// Password logons (checked against the system's accounts) besides keys.
+    pub password_authentication: bool,
+    /// `ExposeAuthInfo`: a session's `SSH_USER_AUTH` names a file listing how it logged on.
+    pub expose_auth_info: bool,
+    /// The sftp subsystem.
+    pub sftp: bool,
+    /// Lines appended last, such as `Match LocalPort` blocks with a `ForceCommand`.
+    pub tail: String,
+}
+
+impl Default for SshdConfig {
+    /// Keys only, sftp on, nothing appended.
+    fn default() -> Self {
+        SshdConfig { password_authentication: false, expose_auth_info: false, sftp: true, tail: String::new() }
+    }
+}
+
 /// A running `sshd -D`, killed and reaped on drop.
 pub struct Sshd {
     child: Child,
@@ -25,6 +45,12 @@ pub struct Sshd {
 impl Sshd {
     /// Starts a server on a free port of 127.0.0.1 and waits until it accepts connections.
     pub fn start() -> Sshd {
+        Sshd::start_with(&free_ports(1), &SshdConfig::default())
+    }
+
+    /// Starts a server listening on each of `ports` of 127.0.0.1 (the first is [`Sshd::port`]),
+    /// configured by `config`, and waits until every port accepts connections.
+    pub fn start_with(ports: &[u16], config: &SshdConfig) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "sshd not found at /usr/sbin/sshd: run `cargo xtask test`, which installs openssh-server"
@@ -37,24 +63,33 @@ impl Sshd {
             keygen(&d.join(key));
         }
         fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("write authorized_keys");
-        let port = free_port();
-        let config = format!(
-            "ListenAddress 127.0.0.1\n\
-             Port {port}\n\
-             HostKey {host_key}\n\
+        let yes_no = |on: bool| if on { "yes" } else { "no" };
+        let mut text = String::new();
+        for port in ports {
+            text.push_str(&format!("ListenAddress 127.0.0.1:{port}\n"));
+        }
+        text.push_str(&format!(
+            "HostKey {host_key}\n\
              AuthorizedKeysFile {authorized}\n\
              PidFile {pid}\n\
              StrictModes no\n\
              UsePAM no\n\
-             PasswordAuthentication no\n\
+             PasswordAuthentication {password}\n\
              KbdInteractiveAuthentication no\n\
              PermitRootLogin yes\n\
-             Subsystem sftp internal-sftp\n",
+             ExposeAuthInfo {expose}\n",
             host_key = d.join("host_key").display(),
             authorized = d.join("authorized_keys").display(),
             pid = d.join("sshd.pid").display(),
-        );
-        fs::write(d.join("sshd_config"), config).expect("write sshd_config");
+            password = yes_no(config.password_authentication),
+            expose = yes_no(config.expose_auth_info),
+        ));
+        if config.sftp {
+            text.push_str("Subsystem sftp internal-sftp\n");
+        }
+        // Match blocks last: everything after a Match line belongs to it.
+        text.push_str(&config.tail);
+        fs::write(d.join("sshd_config"), text).expect("write sshd_config");
         let log = fs::File::create(d.join("sshd.log")).expect("create sshd.log");
         // sshd re-executes itself, so it must be started by its absolute path.
         let child = Command::new(SSHD)
@@ -66,15 +101,17 @@ impl Sshd {
             .spawn()
             .expect("start sshd");
         let host_key = fs::read_to_string(d.join("host_key.pub")).expect("read host_key.pub");
-        fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {host_key}"))
-            .expect("write known_hosts");
-        let mut sshd = Sshd { child, port, user: current_user(), dir };
-        sshd.wait_until_listening();
+        let known: String = ports.iter().map(|port| format!("[127.0.0.1]:{port} {host_key}")).collect();
+        fs::write(d.join("known_hosts"), known).expect("write known_hosts");
+        let mut sshd = Sshd { child, port: ports[0], user: current_user(), dir };
+        for &port in ports {
+            sshd.wait_until_listening(port);
+        }
         sshd
     }
 
-    fn wait_until_listening(&mut self) {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+    fn wait_until_listening(&mut self, port: u16) {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("poll sshd") {
@@ -158,9 +195,11 @@ fn keygen(path: &Path) {
     assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A port nobody listens on right now: bound on 127.0.0.1 and released.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+/// `n` distinct ports nobody listens on right now: bound on 127.0.0.1 together, then released.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("a bound address").port()).collect()
 }
 
 fn current_user() -> String {

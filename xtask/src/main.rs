@@ -4,6 +4,8 @@
 //! server through apt) or says exactly what is missing. Nothing here is needed at run time; it
 //! only drives cargo.
 
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,6 +30,9 @@ enum Task {
     /// Build every plugin in plugins/ as a wasm32-wasip2 component (release), into
     /// target/plugins-wasm/wasm32-wasip2/release/.
     BuildPlugins,
+    /// Install what the tests need and nothing else: the wasm32-wasip2 target, openssh-server,
+    /// and the local account of the Windows logon tests (`test` does this first).
+    Setup,
     /// Run the whole test suite: the workspace (unit, integration, end-to-end) and the plugins'
     /// native unit tests.
     Test,
@@ -72,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     let root = root();
     match cli.command {
         Task::BuildPlugins => build_plugins(&root).map(|_| ()),
+        Task::Setup => setup(),
         Task::Test => test(&root),
         Task::Demo => demo(&root),
         Task::Bench => bench(&root),
@@ -148,6 +154,69 @@ fn ensure_sshd() -> anyhow::Result<()> {
         .context("could not install openssh-server; run `apt-get install openssh-server` and try again")
 }
 
+/// The local account the Windows-over-SSH tests log on to with a password, as an administrator
+/// logs on to a Windows server (`tests/src/windows_lab.rs`): sshd checks passwords against the
+/// system's accounts, so the tests need one whose password they know.
+const WINDOWS_LOGON_USER: &str = "drover-win";
+/// Its password, readable by root only; the tests read it from here.
+const WINDOWS_LOGON_PASSWORD: &str = "/var/lib/drover-tests/windows-logon.password";
+
+/// Creates [`WINDOWS_LOGON_USER`] (a system account without a home) with a random password kept
+/// in [`WINDOWS_LOGON_PASSWORD`] when either is missing. The account is only ever reached through
+/// the tests' own sshd on 127.0.0.1.
+fn ensure_windows_logon() -> anyhow::Result<()> {
+    let exists = Command::new("id").arg(WINDOWS_LOGON_USER).output().is_ok_and(|o| o.status.success());
+    if exists && Path::new(WINDOWS_LOGON_PASSWORD).exists() {
+        return Ok(());
+    }
+    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!(
+            "the Windows logon tests need the local account {WINDOWS_LOGON_USER} with its password in \
+             {WINDOWS_LOGON_PASSWORD}, and only root can create them: run `cargo xtask test` as root"
+        );
+    }
+    if !exists {
+        eprintln!("creating the local account {WINDOWS_LOGON_USER} for the Windows logon tests");
+        run(Command::new("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/bin/sh",
+            "--comment",
+            "Drover tests, password logon of the Windows lab",
+            WINDOWS_LOGON_USER,
+        ]))
+        .context("could not create the account with useradd")?;
+    }
+    let mut random = [0u8; 18];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .context("cannot read /dev/urandom")?;
+    let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run chpasswd")?;
+    {
+        let mut stdin = chpasswd.stdin.take().context("chpasswd's input")?;
+        writeln!(stdin, "{WINDOWS_LOGON_USER}:{password}").context("cannot feed chpasswd")?;
+    }
+    if !chpasswd.wait().context("waiting for chpasswd")?.success() {
+        bail!("chpasswd could not set the password of {WINDOWS_LOGON_USER}");
+    }
+    let file = Path::new(WINDOWS_LOGON_PASSWORD);
+    std::fs::create_dir_all(file.parent().expect("a folder")).context("cannot create /var/lib/drover-tests")?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot write {WINDOWS_LOGON_PASSWORD}"))?;
+    out.write_all(password.as_bytes()).with_context(|| format!("cannot write {WINDOWS_LOGON_PASSWORD}"))
+}
+
 /// Builds plugins/ and returns the directory holding the `.wasm` files.
 fn build_plugins(root: &Path) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
@@ -179,9 +248,15 @@ fn build_binaries(root: &Path, locked: bool) -> anyhow::Result<()> {
     run(cmd.args(["-p", "drover-cli", "--bin", "drover", "-p", "drover-lab", "--bin", "drover-lab"]))
 }
 
-fn test(root: &Path) -> anyhow::Result<()> {
+/// Installs what the tests need.
+fn setup() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     ensure_sshd()?;
+    ensure_windows_logon()
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    setup()?;
     // The end-to-end tests drive the real binaries and build them on first use; building them
     // here first does it under --locked.
     build_binaries(root, true)?;
