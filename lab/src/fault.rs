@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied or missing-prereq)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq or powershell-missing)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -64,6 +64,10 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             }),
             _ => Err(FaultError::Usage("fault set missing-prereq <server> <dotnet|vcredist|oledb|msdtc>")),
         },
+        "powershell-missing" => match args {
+            [name] => Ok(Fault::PowershellMissing { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set powershell-missing <server>")),
+        },
         other => Err(FaultError::Unknown(other.to_owned())),
     }
 }
@@ -83,7 +87,12 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
         ("all", []) => lab.faults.clear(),
         ("all", _) => return Err(FaultError::Usage("fault clear all")),
         (
-            "sql-unreachable" | "join-sql-unreachable" | "service-stuck" | "access-denied" | "missing-prereq",
+            "sql-unreachable"
+            | "join-sql-unreachable"
+            | "service-stuck"
+            | "access-denied"
+            | "missing-prereq"
+            | "powershell-missing",
             [],
         ) => lab.faults.retain(|f| f.kind() != what),
         (kind, args) => {
@@ -147,5 +156,17 @@ mod tests {
         ));
         assert!(matches!(parse(&lab, "service-stuck", &words(&["DRBTS01"])), Err(FaultError::Usage(_))));
         assert!(matches!(parse(&lab, "access-denied", &words(&["DRBTS01"])), Err(FaultError::Usage(_))));
+        assert!(matches!(parse(&lab, "powershell-missing", &[]), Err(FaultError::Usage(_))));
+    }
+
+    #[test]
+    fn powershell_missing_names_one_server() {
+        let mut lab = fresh_lab();
+        let fault = parse(&lab, "powershell-missing", &words(&["drbts02"])).expect("parsed");
+        assert_eq!(fault, Fault::PowershellMissing { server: "DRBTS02".into() });
+        assert_eq!(fault.to_string(), "powershell-missing DRBTS02");
+        set(&mut lab, fault);
+        assert!(lab.powershell_missing("DRBTS02") && !lab.powershell_missing("DRBTS01"));
+        assert_eq!(clear(&mut lab, "powershell-missing", &[]), Ok(1));
     }
 }

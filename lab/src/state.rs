@@ -502,6 +502,11 @@ pub enum Fault {
         /// Which one.
         prereq: Prereq,
     },
+    /// The server has no `powershell.exe`: cmd.exe does not recognise it.
+    PowershellMissing {
+        /// The server.
+        server: String,
+    },
 }
 
 impl Fault {
@@ -513,6 +518,7 @@ impl Fault {
             Fault::ServiceStuck { .. } => "service-stuck",
             Fault::AccessDenied { .. } => "access-denied",
             Fault::MissingPrereq { .. } => "missing-prereq",
+            Fault::PowershellMissing { .. } => "powershell-missing",
         }
     }
 }
@@ -527,6 +533,7 @@ impl std::fmt::Display for Fault {
             Fault::MissingPrereq { server, prereq } => {
                 write!(f, "missing-prereq {server} {}", prereq.as_str())
             }
+            Fault::PowershellMissing { server } => write!(f, "powershell-missing {server}"),
         }
     }
 }
@@ -625,6 +632,13 @@ impl Lab {
             matches!(f, Fault::MissingPrereq { server: s, prereq: p }
                 if s.eq_ignore_ascii_case(server) && *p == prereq)
         })
+    }
+
+    /// Whether the `powershell-missing` fault takes `powershell.exe` away from `server`.
+    pub fn powershell_missing(&self, server: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::PowershellMissing { server: s } if s.eq_ignore_ascii_case(server)))
     }
 
     /// Whether the server is a member of the group (`MSBTS_Server`).

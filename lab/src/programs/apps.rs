@@ -1,7 +1,8 @@
 //! Application deployment (`lab/PROTOCOL.md`, "Applications"): `msiexec /i <msi> /qn
 //! TARGETDIR=<dir>` installs a package's assemblies into the server's GAC, `gacutil /l <name>`
 //! lists them, `BTSTask ImportApp /Package:<msi> /ApplicationName:<app> /Overwrite` records an
-//! application in the group.
+//! application in the group (reading the group's database as the session's user: without
+//! network credentials it fails, [`super::hop`]).
 //!
 //! The lab's `.msi` files are JSON manifests ([`Package`]), a lab convention plugins never read.
 
@@ -86,10 +87,10 @@ pub fn btstask(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     let (server, db) = (group.mgmt_server.clone(), group.mgmt_db.clone());
     let failure = if !ctx.lab.is_configured(&ctx.server) {
         Some("This computer is not joined to a BizTalk group.".to_owned())
-    } else if !ctx.lab.sql_reachable(&server) {
+    } else if let Err(refused) = ctx.connect_sql(&server) {
         Some(format!(
             "Failed to connect to the BizTalk configuration database \
-             (server=\"{server}\", database=\"{db}\"): Login timeout expired."
+             (server=\"{server}\", database=\"{db}\"): {refused}"
         ))
     } else if package(ctx, path).is_none() {
         Some(format!("Could not open the package \"{path}\"."))
@@ -115,7 +116,7 @@ pub fn btstask(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::exec;
+    use super::super::testing::{exec, exec_without_credentials};
     use crate::init::{STAGED_MSI, fresh_lab};
     use crate::state::Fault;
 
@@ -182,6 +183,13 @@ mod tests {
         assert!(out.stdout_text().contains("Error: This computer is not joined to a BizTalk group.\n\nCommand failed with 1 errors, 0 warnings.\n"));
         lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
         assert!(exec(&mut lab, "PRDBTS01", &argv).stdout_text().contains("Login timeout expired."));
+        lab.faults.clear();
+        let out = exec_without_credentials(&mut lab, "PRDBTS01", &argv, b"");
+        assert_eq!(out.code, 1);
+        assert!(out.stdout_text().contains(
+            "Error: Failed to connect to the BizTalk configuration database (server=\"PRDSQL01\", \
+             database=\"BizTalkMgmtDb\"): Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n"
+        ));
         assert_eq!(exec(&mut lab, "PRDBTS01", &argv[..4]).code, 9009);
     }
 }

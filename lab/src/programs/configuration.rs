@@ -108,10 +108,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     let mut entries = Log::new(ctx.now);
     let (code, log_path) = match (xml, log, unconfigure) {
         (Some(xml), Some(log), false) => (configure(ctx, &xml, &mut entries), log),
-        (None, Some(log), true) => {
-            unconfigure_all(ctx, &mut entries);
-            (0, log)
-        }
+        (None, Some(log), true) => (leave(ctx, &mut entries), log),
         _ => return None,
     };
     let text = entries.text();
@@ -224,10 +221,13 @@ pub(crate) fn validate_root(ctx: &Ctx<'_>, root: &Element, tool: Tool) -> Result
             _ => return Err(unanswered("CREATEORJOIN", Feature::Wmi)),
         }
     }
-    // 4. The group's SQL server answers.
+    // 4. The group's SQL server answers, and accepts this session's logon.
     for sql in [&group.mgmt_server, &group.sso_server] {
         if !lab.sql_reachable_for_configuration(sql) {
             return Err(format!("Cannot connect to SQL Server {sql}: Login timeout expired."));
+        }
+        if let Err(refused) = ctx.second_hop() {
+            return Err(format!("Cannot connect to SQL Server {sql}: {refused}"));
         }
     }
     // 5. Every service password was filled.
@@ -452,6 +452,22 @@ fn configure_rules_engine(ctx: &mut Ctx<'_>, feature: &Element) {
 }
 
 /// `/U`: leaves the group; host instances of this server go with their services.
+/// `/U`: unconfigures every feature, once the group's databases accept this session; the exit
+/// code.
+fn leave(ctx: &mut Ctx<'_>, log: &mut Log) -> i32 {
+    let sql = ctx.lab.group.mgmt_server.clone();
+    match ctx.second_hop() {
+        Ok(()) => {
+            unconfigure_all(ctx, log);
+            0
+        }
+        Err(refused) => {
+            log.line("Error", &format!("Cannot connect to SQL Server {sql}: {refused}"));
+            1
+        }
+    }
+}
+
 fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
     let server = ctx.server.clone();
     let joined = ctx.this().reg_value(ADMIN_KEY, "MgmtDBServer").is_some() || ctx.lab.is_member(&server);

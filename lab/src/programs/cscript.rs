@@ -72,7 +72,7 @@ fn restore(ctx: &mut Ctx<'_>, xml_path: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{exec, exec_with_input};
+    use super::super::testing::{exec, exec_with_input, exec_without_credentials};
     use super::*;
     use crate::init::{ADMIN_KEY, fresh_lab_of};
     use crate::replace::replace;
@@ -121,6 +121,21 @@ mod tests {
         let out = restore_config(&mut lab, r"c:\windows\syswow64\CSCRIPT.EXE");
         assert_eq!(out.code, 0, "{}", out.stderr_text());
         assert_eq!(lab.joins, ["PRDBTS02"]);
+    }
+
+    #[test]
+    fn without_network_credentials_the_databases_refuse_the_restore() {
+        let mut lab = standard_lab(&saved("PRDBTS02"));
+        let out = exec_without_credentials(&mut lab, "PRDBTS02", &[CSCRIPT_32, "//nologo", SCRIPT, XML], b"");
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (
+                1,
+                "RestoreConfig failed: Cannot connect to SQL Server PRDSQL01: Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n"
+                    .to_owned()
+            )
+        );
+        assert!(lab.joins.is_empty());
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! dispatcher turns into exit code 9009 and `drover-lab: unsupported command: <argv>`.
 //!
 //! Programs change the [`Lab`] in memory only; [`crate::state::StateFile::update`] persists it.
+//!
+//! A program runs as a [`Logon`]: the account it runs as and whether its session carries network
+//! credentials. Without them every program that reaches SQL Server from the server fails as
+//! Windows does on a Kerberos double hop ([`hop`]); local programs do not notice.
 
 pub mod apps;
 pub mod configuration;
 pub mod cscript;
 pub mod files;
+pub mod hop;
 pub mod net;
 pub mod powershell;
 pub mod reg;
@@ -67,6 +72,32 @@ impl Output {
     }
 }
 
+/// Who a program runs as: the account, and whether its logon carries network credentials (a
+/// password logon does; a key logon to Windows OpenSSH does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logon {
+    /// The account, `DOMAIN\user`.
+    pub account: String,
+    /// Whether the session can authenticate to another computer (SQL Server) as its user.
+    pub network_credentials: bool,
+}
+
+impl Logon {
+    /// The domain of the lab's accounts.
+    pub const DOMAIN: &str = "CONTOSO";
+
+    /// The logon of `drover-lab exec` (the command transport): `CONTOSO\drover`, with network
+    /// credentials.
+    pub fn command_transport() -> Logon {
+        Logon::of_user("drover", true)
+    }
+
+    /// The domain account of `user`.
+    pub fn of_user(user: &str, network_credentials: bool) -> Logon {
+        Logon { account: format!("{}\\{user}", Logon::DOMAIN), network_credentials }
+    }
+}
+
 /// What a program runs against: the lab, the server it runs on, the clock and standard input.
 pub struct Ctx<'a> {
     /// The whole lab (a program may act on the group or on another server).
@@ -77,6 +108,10 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
     /// Standard input, read only by the programs that take it.
     pub stdin: &'a mut dyn Read,
+    /// The account the program runs as (`DOMAIN\user`).
+    pub account: String,
+    /// Whether the session carries network credentials (see [`hop`]).
+    pub network_credentials: bool,
 }
 
 impl Ctx<'_> {
@@ -100,13 +135,63 @@ pub fn program_name(word: &str) -> String {
     }
 }
 
-/// Runs `argv` (program and arguments) on `server`.
+/// The programs a lab server has (as [`program_name`] gives them), the POSIX file calls of the
+/// command transport included.
+pub const PROGRAMS: [&str; 13] = [
+    "cat",
+    "sh",
+    "rm",
+    "reg",
+    "powershell",
+    "sc",
+    "configuration",
+    "cscript",
+    "sqlcmd",
+    "net",
+    "msiexec",
+    "gacutil",
+    "btstask",
+];
+
+/// Whether a lab server has the program `word` names (any path, case, `.exe` or not).
+pub fn is_known(word: &str) -> bool {
+    PROGRAMS.contains(&program_name(word).as_str())
+}
+
+/// What cmd.exe answers for a program it cannot find (`'<word>' is not recognized…`), exit 9009.
+pub fn not_recognized(word: &str) -> Output {
+    Output::stderr(
+        UNSUPPORTED,
+        format!(
+            "'{word}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+        ),
+    )
+}
+
+/// Runs `argv` (program and arguments) on `server` as the command transport's logon
+/// ([`Logon::command_transport`]).
 pub fn run(lab: &mut Lab, server: &str, argv: &[String], stdin: &mut dyn Read, now: SystemTime) -> Output {
+    run_as(lab, server, &Logon::command_transport(), argv, stdin, now)
+}
+
+/// Runs `argv` (program and arguments) on `server` as `logon`.
+pub fn run_as(
+    lab: &mut Lab,
+    server: &str,
+    logon: &Logon,
+    argv: &[String],
+    stdin: &mut dyn Read,
+    now: SystemTime,
+) -> Output {
     let Some(server) = lab.server_name(server) else {
         return Output::stderr(UNSUPPORTED, format!("drover-lab: no server {server} in this lab\n"));
     };
     let Some((program, args)) = argv.split_first() else { return Output::unsupported(argv) };
-    let mut ctx = Ctx { lab, server, now, stdin };
+    if program_name(program) == "powershell" && lab.powershell_missing(&server) {
+        return not_recognized(program);
+    }
+    let (account, network_credentials) = (logon.account.clone(), logon.network_credentials);
+    let mut ctx = Ctx { lab, server, now, stdin, account, network_credentials };
     let output = match program_name(program).as_str() {
         "cat" => files::cat(&ctx, args),
         "sh" => files::write(&mut ctx, args),
@@ -145,6 +230,12 @@ pub(crate) mod testing {
     pub fn exec_with_input(lab: &mut Lab, server: &str, argv: &[&str], input: &[u8]) -> Output {
         let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
         run(lab, server, &argv, &mut &input[..], now())
+    }
+
+    /// Runs a command line on `server` as a key logon of `user`: no network credentials.
+    pub fn exec_without_credentials(lab: &mut Lab, server: &str, argv: &[&str], input: &[u8]) -> Output {
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        run_as(lab, server, &Logon::of_user("drover-win", false), &argv, &mut &input[..], now())
     }
 }
 

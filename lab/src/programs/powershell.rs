@@ -1,8 +1,9 @@
 //! `powershell.exe -NoProfile -NonInteractive -Command <script>` (`lab/PROTOCOL.md`, "PowerShell
-//! queries"): the platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
+//! queries"): the version and platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
 //! server joined to the group), the WMI script that creates a host instance, which reads the
 //! password from its standard input (never from its command line), and the one that removes it
-//! (`uninstall`). Each script is one argv word matched exactly; JSON answers are what
+//! (`uninstall`). The BizTalk scripts read the management database as the session's user, so
+//! they fail without network credentials ([`super::hop`]). Each script is one argv word matched exactly; JSON answers are what
 //! `ConvertTo-Json -Compress` prints (an object for one row, an array for several, nothing for
 //! none) followed by PowerShell's newline.
 //!
@@ -15,6 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
+use super::hop::ANONYMOUS_LOGIN_FAILED;
 use super::{Ctx, Output};
 use crate::init::{ENVIRONMENT_KEY, host_service};
 use crate::state::{HostInstance, Prereq, RegValue, ServiceState, StartType, password_sha256};
@@ -30,6 +32,10 @@ pub const DTC_SCRIPT: &str = "Get-DtcNetworkSetting -DtcName Local | Select-Obje
 /// The file version of `BTSNTSvc.exe`.
 pub const FILE_VERSION_SCRIPT: &str =
     r#"(Get-Item "$env:BTSINSTALLPATH\BTSNTSvc.exe").VersionInfo.FileVersion"#;
+/// The PowerShell version probe.
+pub const VERSION_SCRIPT: &str = "$PSVersionTable.PSVersion.ToString()";
+/// Windows PowerShell's version on the lab's servers (Windows Server 2019).
+pub const POWERSHELL_VERSION: &str = "5.1.17763.5576";
 /// `MSBTS_Server`.
 pub const SERVERS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_Server | Select-Object Name | ConvertTo-Json -Compress";
 /// `MSBTS_HostSetting`.
@@ -133,8 +139,13 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
                 ),
             })
         }
+        VERSION_SCRIPT => Some(Output::ok(format!("{POWERSHELL_VERSION}\r\n"))),
         SERVERS_SCRIPT | HOSTS_SCRIPT | HOST_INSTANCES_SCRIPT if !ctx.lab.is_configured(&ctx.server) => {
             Some(Output::stderr(1, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n"))
+        }
+        // BizTalk's WMI provider reads the management database as the session's user.
+        SERVERS_SCRIPT | HOSTS_SCRIPT | HOST_INSTANCES_SCRIPT if ctx.second_hop().is_err() => {
+            Some(Output::stderr(1, format!("Get-CimInstance : {ANONYMOUS_LOGIN_FAILED}\n")))
         }
         SERVERS_SCRIPT => {
             let rows: Vec<_> = ctx.lab.group.members.iter().map(|name| BtsServer { name }).collect();
@@ -216,6 +227,9 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
             r#"Cannot convert value "root\MicrosoftBizTalkServer:MSBTS_ServerHost" to type "System.Management.ManagementClass". Error: "Invalid namespace ""#
                 .to_owned(),
         );
+    }
+    if ctx.second_hop().is_err() {
+        return fail(format!(r#"Exception calling "Map" : "{ANONYMOUS_LOGIN_FAILED}""#));
     }
     let Some(host) = ctx.lab.group.hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&host)).cloned() else {
         return fail(format!(r#"Exception calling "Map" : "The host '{host}' does not exist.""#));
@@ -328,7 +342,7 @@ struct HostInstanceRow<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{exec, exec_with_input};
+    use super::super::testing::{exec, exec_with_input, exec_without_credentials};
     use super::*;
     use crate::init::fresh_lab;
     use crate::state::{Fault, Lab};
@@ -360,6 +374,64 @@ mod tests {
             let out = ps(&mut lab, "DRBTS01", script);
             assert_eq!((out.code, out.stdout_text()), (0, format!("{answer}\n")), "{script}");
         }
+    }
+
+    #[test]
+    fn the_version_probe_answers_windows_powershell_51() {
+        let mut lab = fresh_lab();
+        let out = ps(&mut lab, "DRBTS01", "$PSVersionTable.PSVersion.ToString()");
+        assert_eq!((out.code, out.stdout_text()), (0, "5.1.17763.5576\r\n".to_owned()));
+        lab.faults.push(Fault::PowershellMissing { server: "DRBTS01".into() });
+        let out = ps(&mut lab, "DRBTS01", VERSION_SCRIPT);
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (
+                9009,
+                "'powershell.exe' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+                    .to_owned()
+            )
+        );
+        assert_eq!(ps(&mut lab, "DRBTS02", VERSION_SCRIPT).code, 0, "only on that server");
+    }
+
+    #[test]
+    fn local_probes_need_no_network_credentials_but_biztalk_does() {
+        let mut lab = fresh_lab();
+        let run = |lab: &mut Lab, server: &str, script: &str, input: &[u8]| {
+            let argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script];
+            exec_without_credentials(lab, server, &argv, input)
+        };
+        for script in
+            [OS_SCRIPT, COMPUTER_SCRIPT, VOLUME_SCRIPT, DTC_SCRIPT, FILE_VERSION_SCRIPT, VERSION_SCRIPT]
+        {
+            assert_eq!(run(&mut lab, "PRDBTS01", script, b"").code, 0, "{script}");
+        }
+        for script in [SERVERS_SCRIPT, HOSTS_SCRIPT, HOST_INSTANCES_SCRIPT] {
+            let out = run(&mut lab, "PRDBTS01", script, b"");
+            assert_eq!(
+                (out.code, out.stdout_text(), out.stderr_text()),
+                (
+                    1,
+                    String::new(),
+                    "Get-CimInstance : Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n".into()
+                )
+            );
+            // The namespace is missing before any database is read.
+            assert!(run(&mut lab, "DRBTS01", script, b"").stderr_text().contains("Invalid namespace"));
+        }
+        lab.group.members.push("DRBTS01".into());
+        let before = lab.clone();
+        let script = create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", false);
+        let out = run(&mut lab, "PRDBTS01", &script, b"pw");
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (
+                1,
+                "Exception calling \"Map\" : \"Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\"\n"
+                    .into()
+            )
+        );
+        assert_eq!(lab, before, "nothing created");
     }
 
     #[test]

@@ -1,32 +1,56 @@
-//! `sqlcmd -S <server> -E -d BizTalkMgmtDb -Q "select 1" -h -1` (`lab/PROTOCOL.md`,
-//! "Prerequisite probes that are not PowerShell"): the SQL reachability probe. It answers for
-//! any SQL server of the lab that is reachable (the `sql-unreachable` fault silences one); it
-//! runs no other query.
+//! `sqlcmd` with Windows authentication (`lab/PROTOCOL.md`, "Prerequisite probes that are not
+//! PowerShell"): the SQL reachability probe (`-d BizTalkMgmtDb -Q "select 1" -h -1`) and the
+//! login probe (`-Q "SET NOCOUNT ON; SELECT SUSER_SNAME()" -h -1 -W`, which answers the login
+//! SQL Server sees). They answer for any SQL server of the lab that is reachable (the
+//! `sql-unreachable` fault silences one) and only for a session with network credentials
+//! ([`super::hop`]); no other query runs.
 
+use super::hop::SqlRefused;
 use super::{Ctx, Output};
+
+/// The login probe's query.
+pub const LOGIN_QUERY: &str = "SET NOCOUNT ON; SELECT SUSER_SNAME()";
+
+/// What sqlcmd prints before the driver's message when it cannot connect.
+const ERROR_PREFIX: &str = "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : ";
 
 /// `sqlcmd <args…>`.
 pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ["-S", server, "-E", "-d", "BizTalkMgmtDb", "-Q", "select 1", "-h", "-1"] = args.as_slice() else {
-        return None;
+    let (server, answer) = match args.as_slice() {
+        ["-S", server, "-E", "-d", "BizTalkMgmtDb", "-Q", "select 1", "-h", "-1"] => {
+            (*server, "          1\n\n(1 rows affected)\n".to_owned())
+        }
+        ["-S", server, "-E", "-Q", LOGIN_QUERY, "-h", "-1", "-W"] => {
+            (*server, format!("{}\r\n", ctx.account))
+        }
+        _ => return None,
     };
-    Some(if ctx.lab.sql_reachable(server) {
-        Output::ok("          1\n\n(1 rows affected)\n")
-    } else {
-        Output::stderr(1, "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : Login timeout expired.\n")
+    Some(match ctx.connect_sql(server) {
+        Ok(()) => Output::ok(answer),
+        // sqlcmd ends the driver's message with a period of its own: `..` after a login failure.
+        Err(refused @ SqlRefused::AnonymousLogon) => Output::stderr(1, format!("{ERROR_PREFIX}{refused}.\n")),
+        Err(refused @ SqlRefused::Unreachable) => Output::stderr(1, format!("{ERROR_PREFIX}{refused}\n")),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::exec;
+    use super::super::testing::{exec, exec_without_credentials};
+    use super::*;
     use crate::init::fresh_lab;
     use crate::state::Fault;
 
     fn probe(server: &str) -> Vec<&str> {
         vec!["sqlcmd", "-S", server, "-E", "-d", "BizTalkMgmtDb", "-Q", "select 1", "-h", "-1"]
     }
+
+    fn login(server: &str) -> Vec<&str> {
+        vec!["sqlcmd", "-S", server, "-E", "-Q", LOGIN_QUERY, "-h", "-1", "-W"]
+    }
+
+    const ANONYMOUS: &str = "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'..\n";
+    const TIMEOUT: &str = "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : Login timeout expired.\n";
 
     #[test]
     fn a_reachable_server_answers() {
@@ -40,14 +64,36 @@ mod tests {
         let mut lab = fresh_lab();
         lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
         for server in ["PRDSQL01", "NOSQL01", "DRBTS02"] {
-            let out = exec(&mut lab, "DRBTS01", &probe(server));
-            assert_eq!(out.code, 1);
-            assert_eq!(
-                out.stderr_text(),
-                "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : Login timeout expired.\n"
-            );
+            for argv in [probe(server), login(server)] {
+                let out = exec(&mut lab, "DRBTS01", &argv);
+                assert_eq!((out.code, out.stderr_text()), (1, TIMEOUT.to_owned()), "{argv:?}");
+            }
+            let out = exec_without_credentials(&mut lab, "DRBTS01", &login(server), b"");
+            assert_eq!((out.code, out.stderr_text()), (1, TIMEOUT.to_owned()), "no login is tried");
         }
         assert_eq!(exec(&mut lab, "DRBTS01", &probe("DRSQL01")).code, 0);
+    }
+
+    #[test]
+    fn the_login_probe_names_the_sessions_account() {
+        let mut lab = fresh_lab();
+        let out = exec(&mut lab, "DRBTS01", &login("PRDSQL01"));
+        assert_eq!(
+            (out.code, out.stdout_text(), out.stderr_text()),
+            (0, "CONTOSO\\drover\r\n".into(), String::new())
+        );
+    }
+
+    #[test]
+    fn without_network_credentials_sql_server_sees_the_anonymous_logon() {
+        let mut lab = fresh_lab();
+        for argv in [probe("PRDSQL01"), login("PRDSQL01")] {
+            let out = exec_without_credentials(&mut lab, "DRBTS01", &argv, b"");
+            assert_eq!(
+                (out.code, out.stdout_text(), out.stderr_text()),
+                (1, String::new(), ANONYMOUS.to_owned())
+            );
+        }
     }
 
     #[test]
@@ -56,5 +102,8 @@ mod tests {
         let mut argv = probe("PRDSQL01");
         argv[7] = "select 2";
         assert_eq!(exec(&mut lab, "DRBTS01", &argv).code, 9009);
+        let mut argv = login("PRDSQL01");
+        argv.pop();
+        assert_eq!(exec(&mut lab, "DRBTS01", &argv).code, 9009, "-W is part of the probe");
     }
 }

@@ -1,6 +1,6 @@
 //! `Configuration.exe` against the fresh lab, with the join XML of `lab/tests/data/join.xml`.
 
-use super::super::testing::{exec, exec_with_input};
+use super::super::testing::{exec, exec_with_input, exec_without_credentials};
 use crate::init::{ADMIN_KEY, fresh_lab};
 use crate::state::{Fault, Lab, RegValue, ServiceState, StartType, password_sha256};
 
@@ -160,6 +160,32 @@ fn an_unreachable_sql_server_fails_the_join() {
     assert!(server.reg_value(ADMIN_KEY, "MgmtDBServer").is_none(), "nothing configured");
     assert_eq!(server.service("ENTSSO").map(|s| s.state), Some(ServiceState::Stopped));
     assert!(!lab.is_member("DRBTS02"));
+}
+
+#[test]
+fn a_session_without_network_credentials_cannot_join_or_leave() {
+    let anonymous =
+        "Cannot connect to SQL Server PRDSQL01: Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.";
+    let mut lab = fresh_lab();
+    put(&mut lab, "DRBTS02", JOIN_XML);
+    let out = exec_without_credentials(&mut lab, "DRBTS02", &[EXE, "/S", XML, "/L", LOG], b"");
+    assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (1, String::new(), String::new()));
+    assert_eq!(exec(&mut lab, "DRBTS02", &["cat", LOG]).stdout_text(), error_log(anonymous));
+    assert!(!lab.is_member("DRBTS02") && lab.joins.is_empty(), "nothing configured");
+
+    let out = exec_without_credentials(&mut lab, "PRDBTS02", &[EXE, "/U", "/L", LOG], b"");
+    assert_eq!(out.code, 1);
+    assert_eq!(exec(&mut lab, "PRDBTS02", &["cat", LOG]).stdout_text(), error_log(anonymous));
+    assert!(lab.is_member("PRDBTS02") && lab.unjoins.is_empty(), "still in the group");
+
+    // Unreachable is found before any logon is tried.
+    lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
+    let out = exec_without_credentials(&mut lab, "DRBTS02", &[EXE, "/S", XML, "/L", LOG], b"");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        exec(&mut lab, "DRBTS02", &["cat", LOG]).stdout_text(),
+        error_log("Cannot connect to SQL Server PRDSQL01: Login timeout expired.")
+    );
 }
 
 #[test]

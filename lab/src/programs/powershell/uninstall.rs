@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::super::hop::ANONYMOUS_LOGIN_FAILED;
 use super::super::{Ctx, Output};
 use super::template_regex;
 use crate::state::{HostInstance, ServiceState};
@@ -47,6 +48,9 @@ pub fn remove_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     let fail = |message: String| Some(Output::stderr(1, format!("{message}\n")));
     if !ctx.lab.is_configured(&ctx.server) {
         return fail(r#"Get-WmiObject : Invalid namespace "root\MicrosoftBizTalkServer""#.to_owned());
+    }
+    if ctx.second_hop().is_err() {
+        return fail(format!("Get-WmiObject : {ANONYMOUS_LOGIN_FAILED}"));
     }
     if let Err(message) = uninstall(ctx, &name) {
         return fail(message);
@@ -119,7 +123,7 @@ fn unmap(ctx: &mut Ctx<'_>, host: &str, server: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::testing::exec;
+    use super::super::super::testing::{exec, exec_without_credentials};
     use super::super::{HOST_INSTANCES_SCRIPT, create_host_instance_script};
     use super::*;
     use crate::init::fresh_lab;
@@ -174,6 +178,20 @@ mod tests {
         let out = remove(&mut lab, "PRDBTS01", "SendHost", "DRBTS01");
         assert_eq!((out.code, out.stderr_text()), (0, String::new()));
         assert_eq!(lab.uninstalls.len(), 1);
+    }
+
+    #[test]
+    fn without_network_credentials_nothing_is_removed() {
+        let mut lab = with_dr_instance();
+        let before = lab.clone();
+        let script = remove_host_instance_script("DRBTS01", "SendHost");
+        let argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", &script];
+        let out = exec_without_credentials(&mut lab, "PRDBTS01", &argv, b"");
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (1, "Get-WmiObject : Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n".to_owned())
+        );
+        assert_eq!(lab, before);
     }
 
     #[test]
