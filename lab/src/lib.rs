@@ -7,7 +7,10 @@
 //! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it;
 //! - [`programs`]: the emulated Windows tools, one module each;
 //! - [`fault`]: fault injection; [`replace`]: a failed runtime server rebuilt with the same
-//!   name; [`show`]: the readable state.
+//!   name; [`show`]: the readable state;
+//! - [`windows`]: the servers as Windows servers behind a real sshd (`drover-lab windows-shell`,
+//!   sshd's `ForceCommand`): cmd.exe, Windows PowerShell 5.1 and its `-EncodedCommand` scripts,
+//!   the logon kinds and the command log.
 //!
 //! Invariant: the lab never runs anything on the machine it runs on; every program is emulated
 //! against the state, and a command line it does not know fails with 9009.
@@ -19,6 +22,7 @@ pub mod programs;
 pub mod replace;
 pub mod show;
 pub mod state;
+pub mod windows;
 
 /// Environment variables the lab reads.
 pub mod env {

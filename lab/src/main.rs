@@ -2,7 +2,7 @@
 //! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `replace`, `show`, `fault`) failed;
 //! 2 a usage error; for `exec`, the emulated program's Windows exit code folded into 8 bits
 //! ([`drover_lab::unix_status`]: 9009 arrives as 49), or 125 when the lab itself failed (state
-//! unreadable or unwritable).
+//! unreadable or unwritable, command log unwritable); `windows-shell` exits as `exec` does.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use drover_lab::state::{Edition, StateFile};
-use drover_lab::{env, fault, init, inventory, programs, replace, show, unix_status};
+use drover_lab::{env, fault, init, inventory, programs, replace, show, unix_status, windows};
 
 /// A simulated BizTalk Server group and its Windows servers, for Drover rehearsals and tests.
 #[derive(Debug, Parser)]
@@ -80,13 +80,26 @@ enum Command {
         #[arg(last = true)]
         argv: Vec<String>,
     },
+    /// Plays Windows OpenSSH (cmd.exe, Windows PowerShell 5.1) on a server of the lab: sshd's
+    /// ForceCommand. Reads the command from SSH_ORIGINAL_COMMAND and the logon kind from the file
+    /// SSH_USER_AUTH names (sshd's ExposeAuthInfo yes); see lab/PROTOCOL.md, "Windows over SSH".
+    WindowsShell {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+        /// The server the session is on.
+        server: String,
+        /// Append every command received to this file, one JSON object a line (created 0600).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum FaultAction {
     /// `sql-unreachable [<sql server>]`, `join-sql-unreachable [<sql server>]`,
     /// `service-stuck <server> <service>`, `access-denied <server> <service>` or
-    /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>`.
+    /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>` or `powershell-missing <server>`.
     Set {
         /// The fault.
         fault: String,
@@ -107,7 +120,7 @@ const LAB_FAILURE: u8 = 125;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_exec = matches!(cli.command, Command::Exec { .. });
+    let is_exec = matches!(cli.command, Command::Exec { .. } | Command::WindowsShell { .. });
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -149,6 +162,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let mut stdin = std::io::stdin().lock();
             let output =
                 StateFile::new(state).update(|lab| programs::run(lab, &server, &argv, &mut stdin, now))?;
+            write_ignoring_broken_pipe(std::io::stdout(), &output.stdout);
+            write_ignoring_broken_pipe(std::io::stderr(), &output.stderr);
+            Ok(ExitCode::from(unix_status(output.code)))
+        }
+        Command::WindowsShell { state, server, log } => {
+            let session = windows::Session::from_env(&server, |name| std::env::var(name).ok());
+            let request = windows::Request::of(session.command.as_deref());
+            // Recorded before it runs: a session killed in the middle is in the log too.
+            if let Some(log) = log {
+                windows::log::append(&log, &request.log_entry(&session))?;
+            }
+            let now = now()?;
+            let mut stdin = std::io::stdin().lock();
+            let output =
+                StateFile::new(state).update(|lab| request.answer(lab, &session, &mut stdin, now))?;
             write_ignoring_broken_pipe(std::io::stdout(), &output.stdout);
             write_ignoring_broken_pipe(std::io::stderr(), &output.stderr);
             Ok(ExitCode::from(unix_status(output.code)))
