@@ -109,9 +109,9 @@ impl Script {
     }
 }
 
-/// The shape with `<literal>` and `<literal>…` where its markers are, for messages and docs.
+/// The shape as `lab/PROTOCOL.md` writes it: `<literal>` and ` <literal>…` where its markers are.
 pub fn readable(shape: &str) -> String {
-    shape.replace(LITERAL, "<literal>").replace(LITERALS, "< literal>…")
+    shape.replace(LITERAL, "<literal>").replace(LITERALS, " <literal>…")
 }
 
 /// Whether PowerShell reads `c` as a single quote.
@@ -256,6 +256,14 @@ mod tests {
         ] {
             assert_eq!(Script::parse(&bad), None, "{bad}");
         }
-        assert!(readable(EXEC).contains("try { & <literal>< literal>… } catch {"));
+        assert!(readable(EXEC).contains("try { & <literal> <literal>… } catch {"));
+    }
+
+    #[test]
+    fn protocol_md_gives_the_shapes_word_for_word() {
+        let protocol = include_str!("../../PROTOCOL.md");
+        for shape in [EXEC, READ, WRITE, REMOVE] {
+            assert!(protocol.contains(&format!("```\n{}\n```", readable(shape))), "{}", readable(shape));
+        }
     }
 }
