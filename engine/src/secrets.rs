@@ -40,6 +40,11 @@ impl fmt::Display for SecretValue {
     }
 }
 
+/// Whether `name` can name a secret: letters, digits, `-`, `_` and `.`, at least one.
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// Where secret values come from.
 pub trait SecretSource: Send + Sync {
     /// The value of the secret `name`, if there is one.

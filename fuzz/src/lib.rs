@@ -67,7 +67,7 @@ pub fn inventory(data: &[u8]) {
             for group in loaded.inventory.group_names() {
                 let _ = loaded.inventory.expand(&group);
             }
-            let _ = loaded.inventory.targets();
+            let _ = loaded.inventory.targets(&drover_engine::secrets::MapSecrets::new());
         }
         Err(InventoryError::Invalid(problems)) => {
             assert!(!problems.is_empty(), "an inventory was rejected without a reason");

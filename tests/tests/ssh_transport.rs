@@ -1,27 +1,30 @@
 //! The ssh transport against a real sshd on 127.0.0.1 (`drover_tests::sshd`): quoting, input,
 //! exit codes, limits and timeouts of programs; files through sftp; connection reuse; and how
-//! each way of failing to connect is classified.
+//! each way of failing to connect (a wrong password included) is classified, naming the server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use drover_engine::secrets::SecretValue;
 use drover_engine::target::{
-    Command, HostKeyPolicy, SshOptions, SshTransport, TargetError, TargetErrorKind, Transport,
+    Command, FileTransfer, HostKeyPolicy, PasswordLogon, RemoteShell, SshOptions, SshTransport, TargetError,
+    TargetErrorKind, Transport,
 };
-use drover_tests::sshd::Sshd;
+use drover_tests::sshd::{Sshd, SshdConfig, free_ports};
 
-/// Options that reach `sshd` with its client key, checking its host key strictly.
+/// Options that reach `sshd` (the server `SSHD01`) with its client key, checking its host key
+/// strictly; a POSIX shell and sftp.
 fn options(sshd: &Sshd) -> SshOptions {
     SshOptions {
-        host: "127.0.0.1".into(),
+        server: "SSHD01".into(),
         port: Some(sshd.port()),
         user: Some(sshd.user().into()),
         identity_file: Some(sshd.client_key()),
         known_hosts_file: Some(sshd.known_hosts()),
         host_key_policy: HostKeyPolicy::Strict,
         connect_timeout: Duration::from_secs(5),
-        control_dir: sshd.dir().join("control"),
         control_persist: Duration::from_secs(10),
+        ..SshOptions::new("127.0.0.1", sshd.dir().join("control"))
     }
 }
 
@@ -43,8 +46,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `e` is of `kind`, names the server and says `needle`.
 fn assert_kind(e: &TargetError, kind: TargetErrorKind, needle: &str) {
     assert_eq!(e.kind, kind, "{e}");
+    assert!(e.message.contains("SSHD01 (ssh to "), "the server is not named in: {e}");
     assert!(e.message.contains(needle), "expected {needle:?} in: {e}");
 }
 
@@ -209,4 +214,42 @@ async fn a_changed_host_key_is_permanent_under_the_strict_policy() {
     assert_eq!(t.exec(&cmd("true", &[])).await.expect("accepted").exit_code, Some(0));
     let learned = std::fs::read_to_string(&known_hosts).expect("known_hosts");
     assert!(learned.contains(&format!("[127.0.0.1]:{}", sshd.port())), "{learned}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_permanent_naming_server_and_secret() {
+    let config = SshdConfig { password_authentication: true, ..SshdConfig::default() };
+    let sshd = Sshd::start_with(&free_ports(1), &config);
+    let wrong = "not-the-password-3f9a";
+    let logon = PasswordLogon { secret: "sshd01-admin".into(), password: SecretValue::new(wrong) };
+    let t = SshTransport::new(SshOptions { password: Some(logon), ..options(&sshd) });
+    let e = t.exec(&cmd("true", &[])).await.expect_err("refused");
+    assert_kind(&e, TargetErrorKind::Permanent, "Permission denied");
+    assert!(e.message.contains("the password of secret `sshd01-admin`"), "{e}");
+    let e = t.read_file("/etc/hostname").await.expect_err("refused");
+    assert_kind(&e, TargetErrorKind::Permanent, "Permission denied");
+    let log = sshd.log();
+    assert!(log.contains("Failed password"), "ssh offered a password through the helper:\n{log}");
+    assert!(!log.contains("Accepted publickey"), "and never a key:\n{log}");
+    assert!(!e.message.contains(wrong) && !log.contains(wrong));
+}
+
+#[tokio::test]
+async fn a_server_without_powershell_is_permanent_naming_the_server() {
+    // This sshd runs a POSIX shell: to the transport, a Windows server without powershell.exe.
+    let sshd = Sshd::start();
+    let t = SshTransport::new(SshOptions {
+        shell: RemoteShell::PowerShell,
+        files: FileTransfer::PowerShell,
+        ..options(&sshd)
+    });
+    let e = t.exec(&cmd("sc.exe", &["query"])).await.expect_err("no PowerShell");
+    assert_kind(
+        &e,
+        TargetErrorKind::Permanent,
+        "PowerShell (powershell.exe) is not available on SSHD01 (ssh to ",
+    );
+    assert!(e.message.contains("is it a Windows server?"), "{e}");
+    let e = t.read_file(r"C:\Drover\x.xml").await.expect_err("no PowerShell");
+    assert_kind(&e, TargetErrorKind::Permanent, "PowerShell (powershell.exe) is not available");
 }

@@ -81,6 +81,12 @@ pub struct SshFile {
     /// Connect timeout, such as `10s`.
     #[serde(default)]
     pub connect_timeout: Option<Spanned<String>>,
+    /// How files move to a Windows server: `sftp` (the default) or `powershell`.
+    #[serde(default)]
+    pub files: Option<Spanned<String>>,
+    /// Log on with the password held by this secret instead of a key.
+    #[serde(default)]
+    pub password_secret: Option<Spanned<String>>,
 }
 
 impl SshFile {
@@ -95,6 +101,8 @@ impl SshFile {
             known_hosts: self.known_hosts.or(d.known_hosts),
             host_key_policy: self.host_key_policy.or(d.host_key_policy),
             connect_timeout: self.connect_timeout.or(d.connect_timeout),
+            files: self.files.or(d.files),
+            password_secret: self.password_secret.or(d.password_secret),
         }
     }
 }

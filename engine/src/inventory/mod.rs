@@ -3,8 +3,14 @@
 //! ([`file`]), then [`load`] checks meaning and reports every problem at once, with file, line
 //! and column, into the [`Inventory`] a run pins (as JSON).
 //!
+//! A Windows server reached by ssh (`os = "windows"`) is spoken to in PowerShell, its files
+//! moved by sftp or PowerShell (`ssh.files`); any ssh server may log on with a password held by a
+//! secret (`ssh.password-secret`), which [`Inventory::targets`] looks up. `docs/inventory.md`
+//! describes the file.
+//!
 //! Invariant: every group member, and every site a server names, exists; a pinned inventory holds
-//! absolute paths only, so a run resumed from another directory reaches the same keys.
+//! absolute paths only, so a run resumed from another directory reaches the same keys. It holds
+//! secret names, never their values.
 
 pub mod file;
 
@@ -17,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Source};
+use crate::secrets::{EnvSecrets, SecretSource};
 use crate::target::{
-    CommandTransport, HostKeyPolicy, LocalTransport, SshOptions, SshTransport, TargetSet, Transport,
+    CommandTransport, FileTransfer, HostKeyPolicy, LocalTransport, PasswordLogon, RemoteShell, SshOptions,
+    SshTransport, TargetSet, Transport, UnavailableTransport,
 };
 use file::{InventoryFile, ServerFile, SshFile};
 
@@ -72,6 +80,20 @@ pub struct SshSpec {
     pub host_key_policy: String,
     /// Connect timeout in milliseconds.
     pub connect_timeout_ms: u64,
+    /// What runs commands there: `posix`, or `powershell` on a Windows server. Absent in runs
+    /// pinned before Windows servers were known: POSIX.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub shell: RemoteShell,
+    /// How files move: `sftp`, or `powershell` (Windows servers only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub files: FileTransfer,
+    /// The secret holding the password of a password logon; a key logon when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// A server.
@@ -170,7 +192,7 @@ impl Check<'_> {
             .into_iter()
             .map(|(name, site)| (name.into_inner(), Site { description: site.description }))
             .collect();
-        let defaults = file.ssh.unwrap_or_default();
+        let defaults = self.defaults(file.ssh.unwrap_or_default());
         let declared: BTreeSet<String> = file.servers.keys().map(|k| k.get_ref().clone()).collect();
         let mut servers = BTreeMap::new();
         for (name, server) in file.servers {
@@ -218,6 +240,27 @@ impl Check<'_> {
         Inventory { sites, servers, groups }
     }
 
+    /// The `[ssh]` defaults, with a `files` or `password-secret` that is wrong reported once here
+    /// and dropped, rather than once for every server taking it.
+    fn defaults(&mut self, mut ssh: SshFile) -> SshFile {
+        if let Some(files) = ssh.files.take_if(|f| !matches!(f.get_ref().as_str(), "sftp" | "powershell")) {
+            self.problem(
+                &files,
+                format!("[ssh]: unknown files `{}` (use `sftp` or `powershell`)", files.get_ref()),
+            );
+        }
+        if let Some(secret) = ssh.password_secret.take_if(|s| !crate::secrets::is_name(s.get_ref())) {
+            self.problem(
+                &secret,
+                format!(
+                    "[ssh]: password-secret {:?} is not a secret name (letters, digits, - _ .)",
+                    secret.get_ref()
+                ),
+            );
+        }
+        ssh
+    }
+
     fn server(
         &mut self,
         name: &Spanned<String>,
@@ -262,11 +305,20 @@ impl Check<'_> {
         {
             self.problem(command, format!("server `{id}`: `command` needs `transport = \"command\"`"));
         }
+        let windows = os == Some("windows");
+        if !windows && let Some(files) = file.ssh.as_ref().and_then(|ssh| ssh.get_ref().files.as_ref()) {
+            self.problem(
+                files,
+                format!(
+                    "server `{id}`: `files` is for Windows servers (`os = \"windows\"`); other servers' files always move through sftp"
+                ),
+            );
+        }
         let transport = match kind {
             "local" => TransportSpec::Local,
             "ssh" => {
                 let ssh = file.ssh.map(Spanned::into_inner).unwrap_or_default().over(defaults);
-                self.ssh(id, ssh, base)
+                self.ssh(id, ssh, base, windows)
             }
             "command" => match file.command {
                 Some(command) if !command.get_ref().is_empty() && !command.get_ref()[0].is_empty() => {
@@ -301,7 +353,7 @@ impl Check<'_> {
         })
     }
 
-    fn ssh(&mut self, id: &str, ssh: SshFile, base: &Path) -> TransportSpec {
+    fn ssh(&mut self, id: &str, ssh: SshFile, base: &Path, windows: bool) -> TransportSpec {
         let policy = match &ssh.host_key_policy {
             None => "strict".to_string(),
             Some(p) if matches!(p.get_ref().as_str(), "strict" | "accept-new" | "off") => p.get_ref().clone(),
@@ -341,7 +393,37 @@ impl Check<'_> {
                 }
             },
         };
+        // `files` from `[ssh]` applies to Windows servers only (a server's own one elsewhere is
+        // refused in `server`).
+        let files = match ssh.files.as_ref().filter(|_| windows) {
+            None => FileTransfer::Sftp,
+            Some(f) => match f.get_ref().as_str() {
+                "sftp" => FileTransfer::Sftp,
+                "powershell" => FileTransfer::PowerShell,
+                other => {
+                    self.problem(
+                        f,
+                        format!("server `{id}`: unknown files `{other}` (use `sftp` or `powershell`)"),
+                    );
+                    FileTransfer::Sftp
+                }
+            },
+        };
+        if let Some(secret) = &ssh.password_secret
+            && !crate::secrets::is_name(secret.get_ref())
+        {
+            self.problem(
+                secret,
+                format!(
+                    "server `{id}`: password-secret {:?} is not a secret name (letters, digits, - _ .)",
+                    secret.get_ref()
+                ),
+            );
+        }
         TransportSpec::Ssh(SshSpec {
+            shell: if windows { RemoteShell::PowerShell } else { RemoteShell::Posix },
+            files,
+            password_secret: ssh.password_secret.map(Spanned::into_inner),
             host: ssh.host.unwrap_or_else(|| id.to_string()),
             port: ssh.port,
             user: ssh.user,
@@ -369,29 +451,56 @@ impl Inventory {
     }
 
     /// The transport of every server. SSH master connections live in a directory private to
-    /// this user ([`crate::target::default_control_dir`]).
-    pub fn targets(&self) -> TargetSet {
+    /// this user ([`crate::target::default_control_dir`]). A password logon's password is read
+    /// from `secrets` and recorded in the set for redaction; a server whose password secret has
+    /// no value gets an [`UnavailableTransport`] whose every call fails, naming server and secret.
+    pub fn targets(&self, secrets: &dyn SecretSource) -> TargetSet {
         let control_dir = crate::target::default_control_dir();
         self.servers.iter().fold(TargetSet::new(), |set, (name, server)| {
-            let transport: Arc<dyn Transport> = match &server.transport {
-                TransportSpec::Local => Arc::new(LocalTransport),
-                TransportSpec::Command { prefix } => Arc::new(CommandTransport::new(prefix.clone())),
-                TransportSpec::Ssh(ssh) => Arc::new(SshTransport::new(SshOptions {
-                    host: ssh.host.clone(),
-                    port: ssh.port,
-                    user: ssh.user.clone(),
-                    identity_file: ssh.identity_file.clone(),
-                    known_hosts_file: ssh.known_hosts.clone(),
-                    host_key_policy: match ssh.host_key_policy.as_str() {
-                        "accept-new" => HostKeyPolicy::AcceptNew,
-                        "off" => HostKeyPolicy::Off,
-                        _ => HostKeyPolicy::Strict,
-                    },
-                    connect_timeout: Duration::from_millis(ssh.connect_timeout_ms),
-                    control_dir: control_dir.clone(),
-                    control_persist: CONTROL_PERSIST,
-                })),
+            let ssh = match &server.transport {
+                TransportSpec::Local => return set.with(name.clone(), Arc::new(LocalTransport)),
+                TransportSpec::Command { prefix } => {
+                    return set.with(name.clone(), Arc::new(CommandTransport::new(prefix.clone())));
+                }
+                TransportSpec::Ssh(ssh) => ssh,
             };
+            let password = match &ssh.password_secret {
+                None => None,
+                Some(secret) => match secrets.get(secret) {
+                    Some(password) => Some(PasswordLogon { secret: secret.clone(), password }),
+                    None => {
+                        let message = format!(
+                            "{name}: its ssh logon needs the password in secret `{secret}`, which has no value \
+                             (set {} or add it to the secrets file)",
+                            EnvSecrets::variable(secret)
+                        );
+                        return set.with(name.clone(), Arc::new(UnavailableTransport::new(message)));
+                    }
+                },
+            };
+            let set = match &password {
+                Some(logon) => set.holding(logon.secret.clone(), logon.password.clone()),
+                None => set,
+            };
+            let transport: Arc<dyn Transport> = Arc::new(SshTransport::new(SshOptions {
+                server: name.clone(),
+                host: ssh.host.clone(),
+                port: ssh.port,
+                user: ssh.user.clone(),
+                identity_file: ssh.identity_file.clone(),
+                known_hosts_file: ssh.known_hosts.clone(),
+                host_key_policy: match ssh.host_key_policy.as_str() {
+                    "accept-new" => HostKeyPolicy::AcceptNew,
+                    "off" => HostKeyPolicy::Off,
+                    _ => HostKeyPolicy::Strict,
+                },
+                connect_timeout: Duration::from_millis(ssh.connect_timeout_ms),
+                control_dir: control_dir.clone(),
+                control_persist: CONTROL_PERSIST,
+                shell: ssh.shell,
+                files: ssh.files,
+                password,
+            }));
             set.with(name.clone(), transport)
         })
     }
@@ -537,6 +646,141 @@ ssh = { connect-timeout = "18446744073709551615s" }
             vec![
                 "/inv/inventory.toml:1:10: server `BIZTALKDRSERVER01`: the name has 17 characters; Windows computer names longer than 15 break BizTalk configuration (set `os = \"linux\"` if it is not a Windows server)"
             ]
+        );
+    }
+    const WINDOWS: &str = r#"
+[sites.dr]
+
+[ssh]
+user = "CONTOSO\\svc-drover"
+known-hosts = "known_hosts"
+password-secret = "drover-windows"
+files = "powershell"
+
+[servers.DRBTS01]
+site = "dr"
+os = "windows"
+transport = "ssh"
+ssh = { host = "10.1.0.11" }
+
+[servers.DRBTS02]
+site = "dr"
+os = "windows"
+transport = "ssh"
+ssh = { host = "10.1.0.12", files = "sftp", password-secret = "drbts02-admin" }
+
+[servers.LNX01]
+os = "linux"
+transport = "ssh"
+"#;
+
+    fn ssh_of<'i>(inv: &'i Inventory, server: &str) -> &'i SshSpec {
+        let TransportSpec::Ssh(ssh) = &inv.servers[server].transport else { panic!("{server}: ssh") };
+        ssh
+    }
+
+    #[test]
+    fn windows_servers_speak_powershell_with_files_and_password_logons() {
+        let inv = parse_str(WINDOWS).unwrap().inventory;
+        let one = ssh_of(&inv, "DRBTS01");
+        assert_eq!(
+            (one.shell, one.files, one.password_secret.as_deref()),
+            (RemoteShell::PowerShell, FileTransfer::PowerShell, Some("drover-windows")),
+            "from [ssh]"
+        );
+        assert_eq!(one.user.as_deref(), Some("CONTOSO\\svc-drover"));
+        let two = ssh_of(&inv, "DRBTS02");
+        assert_eq!(
+            (two.shell, two.files, two.password_secret.as_deref()),
+            (RemoteShell::PowerShell, FileTransfer::Sftp, Some("drbts02-admin")),
+            "the server's own"
+        );
+        let linux = ssh_of(&inv, "LNX01");
+        assert_eq!(
+            (linux.shell, linux.files, linux.password_secret.as_deref()),
+            (RemoteShell::Posix, FileTransfer::Sftp, Some("drover-windows")),
+            "[ssh] files is for Windows servers; a password logon is for any"
+        );
+        let round: Inventory = serde_json::from_value(serde_json::to_value(&inv).unwrap()).unwrap();
+        assert_eq!(round, inv, "the pinned JSON reads back");
+    }
+
+    #[test]
+    fn a_run_pinned_before_windows_servers_still_loads_as_posix() {
+        let pinned = serde_json::json!({
+            "servers": {"DB1": {"site": null, "transport": {
+                "kind": "ssh", "host": "db1", "port": null, "user": "ops", "identity-file": null,
+                "known-hosts": null, "host-key-policy": "strict", "connect-timeout-ms": 10000
+            }}}
+        });
+        let inv: Inventory = serde_json::from_value(pinned.clone()).expect("an old pinned inventory loads");
+        let ssh = ssh_of(&inv, "DB1");
+        assert_eq!(
+            (ssh.shell, ssh.files, ssh.password_secret.as_deref()),
+            (RemoteShell::Posix, FileTransfer::Sftp, None)
+        );
+        let again = serde_json::to_value(&inv).unwrap();
+        assert_eq!(
+            again["servers"]["DB1"]["transport"], pinned["servers"]["DB1"]["transport"],
+            "and pins the same JSON"
+        );
+    }
+
+    #[test]
+    fn windows_settings_are_checked_at_their_position() {
+        let found = problems(
+            r#"[ssh]
+files = "smb"
+password-secret = "has space"
+
+[servers.LNX01]
+os = "linux"
+transport = "ssh"
+ssh = { files = "sftp" }
+
+[servers.NOOS]
+transport = "ssh"
+ssh = { files = "powershell" }
+
+[servers.WIN01]
+os = "windows"
+transport = "ssh"
+ssh = { files = "ftp", password-secret = "" }
+"#,
+        );
+        assert_eq!(
+            found,
+            vec![
+                "/inv/inventory.toml:2:9: [ssh]: unknown files `smb` (use `sftp` or `powershell`)",
+                "/inv/inventory.toml:3:19: [ssh]: password-secret \"has space\" is not a secret name (letters, digits, - _ .)",
+                "/inv/inventory.toml:8:17: server `LNX01`: `files` is for Windows servers (`os = \"windows\"`); other servers' files always move through sftp",
+                "/inv/inventory.toml:12:17: server `NOOS`: `files` is for Windows servers (`os = \"windows\"`); other servers' files always move through sftp",
+                "/inv/inventory.toml:17:17: server `WIN01`: unknown files `ftp` (use `sftp` or `powershell`)",
+                "/inv/inventory.toml:17:42: server `WIN01`: password-secret \"\" is not a secret name (letters, digits, - _ .)",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn password_logons_take_their_secret_and_a_missing_one_fails_that_server_only() {
+        use crate::secrets::{MapSecrets, SecretValue};
+        use crate::target::TargetErrorKind;
+        let inv = parse_str(WINDOWS).unwrap().inventory;
+        let secrets = MapSecrets::new().with("drover-windows", "pw-1");
+        let targets = inv.targets(&secrets);
+        assert_eq!(targets.names().collect::<Vec<_>>(), ["DRBTS01", "DRBTS02", "LNX01"]);
+        assert_eq!(
+            targets.secrets(),
+            [("drover-windows".to_string(), SecretValue::new("pw-1"))],
+            "held once for redaction, though two servers use it"
+        );
+        let missing = targets.get("DRBTS02").expect("a transport");
+        let e = missing.read_file(r"C:\x").await.expect_err("no password");
+        assert_eq!(e.kind, TargetErrorKind::Permanent);
+        assert_eq!(
+            e.message,
+            "DRBTS02: its ssh logon needs the password in secret `drbts02-admin`, which has no value \
+             (set DROVER_SECRET_DRBTS02_ADMIN or add it to the secrets file)"
         );
     }
 }

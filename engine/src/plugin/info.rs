@@ -92,7 +92,7 @@ impl PluginInfo {
             }
         }
         for secret in &raw.capabilities.secrets {
-            if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if !crate::secrets::is_name(secret) {
                 problems.push(format!(
                     "capabilities.secrets: {secret:?} is not a secret name (letters, digits, - _ .)"
                 ));

@@ -526,13 +526,15 @@ fn classify(
 }
 
 /// Secrets the step may touch, so their values are redacted even if the plugin got them some
-/// other way; values revealed during the call are added as they are revealed.
+/// other way, and those the targets hold (a password logon's password), which a program on a
+/// target might print; values revealed during the call are added as they are revealed.
 fn initial_redactor(grants: &Grants, info: &PluginInfo, env: &CallEnv) -> Redactor {
     let mut names: Vec<&str> = info.capabilities.secrets.iter().map(String::as_str).collect();
     if let Allow::Only(set) = &grants.secrets {
         names.extend(set.iter().map(String::as_str));
     }
-    Redactor::new(names.into_iter().filter_map(|n| env.secrets.get(n).map(|v| (n.to_string(), v))))
+    let granted = names.into_iter().filter_map(|n| env.secrets.get(n).map(|v| (n.to_string(), v)));
+    Redactor::new(granted.chain(env.targets.secrets().iter().cloned()))
 }
 
 /// Tells a component from a core module or something else, before wasmtime gives a vaguer error.
@@ -574,6 +576,35 @@ mod tests {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:42:9:\nboom: bad input\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).unwrap(), "boom: bad input (at src/lib.rs:42:9)");
         assert_eq!(panic_message("just some output"), None);
+    }
+
+    #[test]
+    fn a_password_a_target_holds_is_redacted_though_no_grant_names_it() {
+        use crate::secrets::{MapSecrets, SecretValue};
+        let env = CallEnv {
+            targets: crate::target::TargetSet::new().holding("drbts-admin", SecretValue::new("pw-7c1e")),
+            secrets: Arc::new(MapSecrets::new().with("sql", "sql-9b2f")),
+            ..CallEnv::default()
+        };
+        let info = PluginInfo {
+            name: "p".into(),
+            version: semver::Version::new(1, 0, 0),
+            description: "p".into(),
+            effect: super::super::info::Effect::ReadOnly,
+            input_schema: Value::Null,
+            output_schema: Value::Null,
+            capabilities: super::super::info::Capabilities {
+                secrets: vec!["sql".into()],
+                ..Default::default()
+            },
+            compensable: false,
+            sdk: String::new(),
+        };
+        let redactor = initial_redactor(&Grants::default(), &info, &env);
+        assert_eq!(
+            redactor.redact("login pw-7c1e, sql sql-9b2f"),
+            "login [redacted drbts-admin], sql [redacted sql]"
+        );
     }
 
     #[test]

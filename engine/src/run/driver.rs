@@ -132,7 +132,7 @@ impl<'c> Driver<'c> {
                 }
             });
         }
-        let targets = machine.inventory().targets();
+        let targets = machine.inventory().targets(ctx.secrets.as_ref());
         let (observed_tx, observed_rx) = std::sync::mpsc::channel();
         Ok(Driver {
             ctx,

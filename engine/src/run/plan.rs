@@ -105,7 +105,7 @@ pub async fn plan(
     inventory: &Inventory,
 ) -> Result<Plan, RunError> {
     let inventory_json = serde_json::to_value(inventory).map_err(|e| RunError::Params(e.to_string()))?;
-    let targets = inventory.targets();
+    let targets = inventory.targets(ctx.secrets.as_ref());
     let mut by_step: BTreeMap<usize, Vec<Verdict>> = BTreeMap::new();
     let mut entries = Vec::new();
     for &idx in &wf.order {

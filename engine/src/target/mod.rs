@@ -3,17 +3,20 @@
 //! know nothing of plugins, grants or the journal.
 //!
 //! Three transports: [`LocalTransport`] (this machine), [`SshTransport`] (the system OpenSSH
-//! client; the target runs a POSIX shell) and [`CommandTransport`] (a local wrapper program that
-//! reaches the target, such as a PowerShell or WinRM bridge for Windows). The ones that run
-//! processes share `process.rs`: input fed, output capped, killed at the timeout, a cleared
-//! environment, a process group of its own, killed when Drover dies. [`orphans`] marks the
-//! children of an attempt and finds what an interrupted one left running.
+//! client; the target runs a POSIX shell, or is a Windows server spoken to in PowerShell scripts
+//! built by [`windows`]) and [`CommandTransport`] (a local wrapper program that reaches the
+//! target). The ones that run processes share `process.rs`: input fed, output capped, killed at
+//! the timeout, a cleared environment, a process group of its own, killed when Drover dies.
+//! [`orphans`] marks the children of an attempt and finds what an interrupted one left running.
+//! [`UnavailableTransport`] stands in for a server whose settings cannot be used (a missing
+//! password secret): its every call fails, naming why.
 
 mod command;
 mod local;
 pub mod orphans;
 mod process;
 mod ssh;
+mod unavailable;
 pub mod windows;
 
 use std::borrow::Cow;
@@ -25,7 +28,12 @@ use async_trait::async_trait;
 
 pub use command::CommandTransport;
 pub use local::LocalTransport;
-pub use ssh::{HostKeyPolicy, SshOptions, SshTransport, default_control_dir};
+pub use ssh::{
+    FileTransfer, HostKeyPolicy, PasswordLogon, RemoteShell, SshOptions, SshTransport, default_control_dir,
+};
+pub use unavailable::UnavailableTransport;
+
+use crate::secrets::SecretValue;
 
 /// A program to run on a target, with secret references already filled in.
 #[derive(Debug, Clone)]
@@ -106,10 +114,12 @@ pub trait Transport: Send + Sync {
     async fn remove_file(&self, path: &str) -> Result<(), TargetError>;
 }
 
-/// The targets one call may reach, by inventory name.
+/// The targets one call may reach, by inventory name, with the secret values their transports
+/// hold (a password logon's password), which every call's output is redacted against.
 #[derive(Clone, Default)]
 pub struct TargetSet {
     targets: BTreeMap<String, Arc<dyn Transport>>,
+    secrets: Vec<(String, SecretValue)>,
 }
 
 impl TargetSet {
@@ -132,6 +142,20 @@ impl TargetSet {
     /// The names of all targets.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.targets.keys().map(String::as_str)
+    }
+
+    /// Records that a transport holds the value of the secret `name`, so it is redacted.
+    pub fn holding(mut self, name: impl Into<String>, value: SecretValue) -> Self {
+        let name = name.into();
+        if !self.secrets.iter().any(|(n, v)| *n == name && *v == value) {
+            self.secrets.push((name, value));
+        }
+        self
+    }
+
+    /// The secret values its transports hold, by secret name.
+    pub fn secrets(&self) -> &[(String, SecretValue)] {
+        &self.secrets
     }
 }
 

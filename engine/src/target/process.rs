@@ -6,7 +6,8 @@
 //!
 //! - a cleared environment with only [`INHERITED_ENV`] kept from Drover's (never `DROVER_*`, so
 //!   never a `DROVER_SECRET_*` value), plus, when asked, the marker of the attempt the call
-//!   belongs to (`orphans.rs`);
+//!   belongs to (`orphans.rs`) and the variables the transport names itself ([`run_with_env`]:
+//!   ssh's askpass settings, never a secret value);
 //! - a process group of its own, killed as a whole (`kill(-pgid, SIGKILL)`) at the timeout or
 //!   when the call is dropped, so a shell's children go with it;
 //! - `PR_SET_PDEATHSIG(SIGKILL)`: the child is killed when Drover dies, even by SIGKILL.
@@ -89,7 +90,21 @@ impl ProcessError {
 /// streams are set here) with `stdin` as its input, keeping at most `output_limit` bytes of
 /// stdout and of stderr. After `timeout` its process group is killed and it is reaped.
 pub(super) async fn run(
+    process: tokio::process::Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    output_limit: usize,
+    marking: Marking,
+) -> Result<ExecOutput, ProcessError> {
+    run_with_env(process, &[], stdin, timeout, output_limit, marking).await
+}
+
+/// [`run`], with the variables `env` added to the child's cleared environment. They are the
+/// transport's own settings (such as `SSH_ASKPASS`), named by it: never a `DROVER_*` variable,
+/// and never a secret value (a child's environment is readable in `/proc` by its user).
+pub(super) async fn run_with_env(
     mut process: tokio::process::Command,
+    env: &[(&str, &OsStr)],
     stdin: Option<&[u8]>,
     timeout: Duration,
     output_limit: usize,
@@ -97,6 +112,10 @@ pub(super) async fn run(
 ) -> Result<ExecOutput, ProcessError> {
     let started = Instant::now();
     prepare(&mut process, marking);
+    for (name, value) in env {
+        debug_assert!(!name.starts_with("DROVER"), "{name}: a transport never sets DROVER_*");
+        process.env(name, value);
+    }
     let child = process
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())

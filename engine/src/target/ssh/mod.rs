@@ -1,22 +1,33 @@
 //! The `ssh` transport: programs run through the system OpenSSH client (`ssh`), files move through
-//! `sftp` in batch mode. It owns the command lines of both and the reading of their failures; it
-//! never reads the user's ssh configuration (`-F /dev/null`) and never asks for a password
-//! (`BatchMode=yes`).
+//! `sftp` in batch mode or, on a Windows server without SFTP, through PowerShell. It owns the
+//! command lines of both clients and the reading of their failures; it never reads the user's ssh
+//! configuration (`-F /dev/null`) and never asks anyone for anything (`BatchMode=yes`, or for a
+//! password logon an askpass helper that only answers the password prompt, [`askpass`]).
 //!
-//! **The target runs a POSIX shell.** ssh hands the remote side one command line, which the
-//! user's login shell parses; program and arguments are single-quoted for a POSIX shell, so they
-//! arrive exactly as given. A Windows target is reached through the `command` transport, wrapping
-//! PowerShell remoting or WinRM. `sftp` needs no shell, only the sftp subsystem.
+//! **The remote shell** ([`RemoteShell`]). ssh hands the remote side one command line. A POSIX
+//! server's login shell parses it: program and arguments are single-quoted for a POSIX shell, so
+//! they arrive exactly as given. A Windows server (`os = "windows"` in the inventory) gets one
+//! PowerShell script per command, built by `windows.rs` and sent as `powershell.exe
+//! -EncodedCommand`; [`powershell`] reads what comes back (PowerShell's own errors, a missing
+//! PowerShell, a second hop refused as `ANONYMOUS LOGON`). `sftp` needs no shell, only the sftp
+//! subsystem, and takes Windows paths as `/C:/Dir/file`.
 //!
 //! Connections are reused: the first call starts a master connection (`ControlMaster=auto`)
 //! with its socket in `control_dir`, and later calls within `control_persist` ride on it. Calls
-//! that share a control directory, host, port and user share the master whatever their key.
+//! that share a control directory, host, port, user and kind of logon share the master whatever
+//! their key (a password logon's master has network credentials on Windows, a key logon's has
+//! none, so they never share).
 //!
 //! Failures: ssh exits 255 on its own errors. Its messages are written to a log file of their
 //! own (`-E`), so the program's stderr stays the program's and a program that itself exits 255
 //! is still an ordinary result. Unreachable and timed out is retryable; refused authentication
-//! or a wrong host key is permanent. A program that outlives its timeout has its ssh client
-//! killed: the remote program loses its connection but may run on until it next writes.
+//! (a wrong key, a wrong password) or a wrong host key is permanent. Every error names the
+//! inventory server and how it was reached: `DRBTS01 (ssh to admin@10.1.0.11:22): …`. A
+//! program that outlives its timeout has its ssh client killed: the remote program loses its
+//! connection but may run on until it next writes.
+
+mod askpass;
+mod powershell;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +36,7 @@ use async_trait::async_trait;
 
 use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, Marking, ProcessError, file_error};
 use super::{Command, ExecOutput, TargetError, TargetErrorKind, Transport, operand};
+use crate::secrets::SecretValue;
 
 /// What ssh does with the target's host key (`StrictHostKeyChecking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,16 +60,53 @@ impl HostKeyPolicy {
     }
 }
 
+/// What the server's side of ssh runs commands with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteShell {
+    /// A POSIX shell (Linux, Unix): words single-quoted.
+    #[default]
+    Posix,
+    /// Windows: every command a PowerShell script (`windows.rs`) under `powershell.exe
+    /// -EncodedCommand`, whatever the server's default shell (cmd.exe or PowerShell).
+    PowerShell,
+}
+
+/// How files move to and from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileTransfer {
+    /// The sftp subsystem (on Windows, paths as `/C:/Dir/file`).
+    #[default]
+    Sftp,
+    /// PowerShell scripts moving the contents in base64 (Windows servers whose SFTP subsystem
+    /// is disabled).
+    PowerShell,
+}
+
+/// A password logon: ssh authenticates with this password (and never with a key). On Windows
+/// this is what gives the session network credentials for a second server (SQL, WMI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordLogon {
+    /// The secret it came from, for messages.
+    pub secret: String,
+    /// The password: handed to ssh by an askpass helper reading a private file, never on a
+    /// command line or in an environment variable.
+    pub password: SecretValue,
+}
+
 /// How to reach one SSH target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshOptions {
+    /// The server's name in the inventory, which every error message starts with.
+    pub server: String,
     /// Host name or address.
     pub host: String,
     /// Port; ssh's default (22) when absent.
     pub port: Option<u16>,
     /// Remote user; the local user's name when absent.
     pub user: Option<String>,
-    /// Private key; ssh's default keys when absent.
+    /// Private key; ssh's default keys when absent. Not used by a password logon.
     pub identity_file: Option<PathBuf>,
     /// The known-hosts file to check (and, with [`HostKeyPolicy::AcceptNew`], extend) instead of
     /// the user's and the system's.
@@ -71,15 +120,24 @@ pub struct SshOptions {
     pub control_dir: PathBuf,
     /// How long a master connection outlives its last use; zero closes it with its last call.
     pub control_persist: Duration,
+    /// What runs commands on the server.
+    pub shell: RemoteShell,
+    /// How files move.
+    pub files: FileTransfer,
+    /// Log on with a password instead of a key.
+    pub password: Option<PasswordLogon>,
 }
 
 impl SshOptions {
     /// Options for `host` with ssh's defaults: port 22, local user name, default keys, strict
-    /// host-key checking against the user's known hosts, a 10 s connect timeout and masters kept
-    /// for 60 s.
+    /// host-key checking against the user's known hosts, a 10 s connect timeout, masters kept
+    /// for 60 s, a POSIX shell and sftp. Messages name the server by its host until
+    /// [`SshOptions::server`] is set.
     pub fn new(host: impl Into<String>, control_dir: impl Into<PathBuf>) -> Self {
+        let host = host.into();
         SshOptions {
-            host: host.into(),
+            server: host.clone(),
+            host,
             port: None,
             user: None,
             identity_file: None,
@@ -88,6 +146,9 @@ impl SshOptions {
             connect_timeout: Duration::from_secs(10),
             control_dir: control_dir.into(),
             control_persist: Duration::from_secs(60),
+            shell: RemoteShell::Posix,
+            files: FileTransfer::Sftp,
+            password: None,
         }
     }
 }
@@ -188,14 +249,18 @@ impl SshTransport {
             args.push("-o".into());
             args.push(format!("{name}={value}"));
         };
-        option("BatchMode", "yes");
+        // BatchMode=yes would keep ssh from asking the askpass helper (and sftp -b adds it after
+        // ours, which ssh ignores: the first value of an option wins).
+        option("BatchMode", if o.password.is_some() { "no" } else { "yes" });
         option("LogLevel", "ERROR");
         option("ConnectTimeout", &whole_seconds(o.connect_timeout).to_string());
         // A connection that stops answering fails the call in 45 s instead of hanging it.
         option("ServerAliveInterval", "15");
         option("ServerAliveCountMax", "3");
         option("ControlMaster", "auto");
-        option("ControlPath", &config_path(&o.control_dir.join("%C"), true));
+        // `%C` hashes host, port and user only: a password logon gets masters of its own.
+        let socket = if o.password.is_some() { "password-%C" } else { "%C" };
+        option("ControlPath", &config_path(&o.control_dir.join(socket), true));
         // ControlPersist=0 would keep the master forever.
         let persist = match o.control_persist {
             Duration::ZERO => "no".to_string(),
@@ -218,7 +283,13 @@ impl SshTransport {
         if let Some(user) = &o.user {
             option("User", &config_word(user));
         }
-        if let Some(identity) = &o.identity_file {
+        if o.password.is_some() {
+            // One try with the password and nothing else: no key, no keyboard-interactive
+            // prompt the helper would not understand.
+            option("PreferredAuthentications", "password");
+            option("PubkeyAuthentication", "no");
+            option("NumberOfPasswordPrompts", "1");
+        } else if let Some(identity) = &o.identity_file {
             let text = identity.to_string_lossy();
             // `-i` looks for the file before expanding `%` tokens, so a path holding `%` (which
             // must be written `%%`) goes in as an option instead.
@@ -239,16 +310,32 @@ impl SshTransport {
     fn destination(&self) -> String {
         let o = &self.options;
         let user = o.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
-        let port = o.port.map(|p| format!(":{p}")).unwrap_or_default();
-        format!("{user}{}{port}", o.host)
+        let host = if o.host.contains(':') { format!("[{}]", o.host) } else { o.host.clone() };
+        format!("{user}{host}:{}", o.port.unwrap_or(22))
     }
 
-    /// Creates the control directory, private to this user, when it is missing.
-    fn ensure_control_dir(&self) -> Result<(), TargetError> {
-        ensure_private_dir(&self.options.control_dir)
+    /// What every message starts with: `DRBTS01 (ssh to admin@10.1.0.11:22)`.
+    fn at(&self) -> String {
+        format!("{} (ssh to {})", self.options.server, self.destination())
     }
 
-    /// Runs the OpenSSH client `client` (`ssh` or `sftp`) with `args`.
+    /// A permanent error about this server.
+    fn permanent(&self, message: impl std::fmt::Display) -> TargetError {
+        TargetError::permanent(format!("{}: {message}", self.at()))
+    }
+
+    /// `error` with this server in front of its message.
+    fn located(&self, error: TargetError) -> TargetError {
+        TargetError { kind: error.kind, message: format!("{}: {}", self.at(), error.message) }
+    }
+
+    /// The error for ssh's own failure (it exited 255), carrying its messages.
+    fn ssh_failure(&self, messages: &str) -> TargetError {
+        ssh_failure(&self.at(), messages, self.options.password.as_ref().map(|p| p.secret.as_str()))
+    }
+
+    /// Runs the OpenSSH client `client` (`ssh` or `sftp`) with `args`. For a password logon it
+    /// gets an askpass helper for this call only.
     async fn client(
         &self,
         client: &str,
@@ -258,21 +345,59 @@ impl SshTransport {
         output_limit: usize,
         doing: &str,
     ) -> Result<ExecOutput, TargetError> {
-        self.ensure_control_dir()?;
+        ensure_private_dir(&self.options.control_dir).map_err(|e| self.located(e))?;
+        let helper = match &self.options.password {
+            Some(logon) => Some(askpass::Askpass::new(logon).await.map_err(|e| self.permanent(e))?),
+            None => None,
+        };
+        let env = helper.as_ref().map(askpass::Askpass::env).unwrap_or_default();
         let mut process = tokio::process::Command::new(client);
         process.args(args);
         // Unmarked: the master connection a call may start outlives it by design (orphans.rs).
-        process::run(process, stdin, timeout, output_limit, Marking::None).await.map_err(|e| match e {
-            ProcessError::Start(e) if e.kind() == std::io::ErrorKind::NotFound => TargetError::permanent(
-                format!("the OpenSSH client `{client}` is not installed (it is needed for ssh targets)"),
-            ),
+        let run = process::run_with_env(process, &env, stdin, timeout, output_limit, Marking::None);
+        let out = run.await.map_err(|e| match e {
+            ProcessError::Start(e) if e.kind() == std::io::ErrorKind::NotFound => self.permanent(format!(
+                "the OpenSSH client `{client}` is not installed on this machine (it is needed for ssh targets)"
+            )),
             ProcessError::TimedOut(t) => TargetError::retryable(format!(
-                "{doing} on {} timed out after {:.1}s and {client} was killed",
-                self.destination(),
+                "{}: {doing} timed out after {:.1}s and {client} was killed",
+                self.at(),
                 t.as_secs_f64()
             )),
-            e => e.into_target_error(client),
-        })
+            e => self.located(e.into_target_error(client)),
+        });
+        // The helper's directory goes now: the password is on disk for one call at most.
+        drop(helper);
+        out
+    }
+
+    /// Runs `remote` (a command line for the server's shell) through ssh. `Err` is a failure to
+    /// run it: ssh's own (exit 255 with messages in its log) or the client's.
+    async fn ssh(
+        &self,
+        remote: String,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+        output_limit: usize,
+        doing: &str,
+    ) -> Result<ExecOutput, TargetError> {
+        let log = tempfile::Builder::new()
+            .prefix("drover-ssh-")
+            .suffix(".log")
+            .tempfile()
+            .map_err(|e| self.permanent(format!("cannot create a log file for ssh: {e}")))?;
+        let mut args = self.ssh_args();
+        args.extend(["-T".into(), "-E".into(), log.path().to_string_lossy().into_owned()]);
+        args.extend(["--".into(), self.options.host.clone(), remote]);
+        let out = self.client("ssh", args, stdin, timeout, output_limit, doing).await?;
+        if out.exit_code == Some(255) {
+            let messages = tokio::fs::read_to_string(log.path()).await.unwrap_or_default();
+            // An empty log means ssh itself had nothing to say: the program exited 255.
+            if !messages.trim().is_empty() {
+                return Err(self.ssh_failure(&messages));
+            }
+        }
+        Ok(out)
     }
 
     /// Runs one sftp batch. `Err` is a failure to reach the target; `Ok(Err(stderr))` a command
@@ -291,9 +416,100 @@ impl SshTransport {
         match out.exit_code {
             Some(0) => Ok(Ok(())),
             // sftp exits 255 when its ssh connection failed, with ssh's messages on stderr.
-            Some(255) => Err(ssh_failure(&self.destination(), &stderr)),
+            Some(255) => Err(self.ssh_failure(&stderr)),
             _ if stderr.is_empty() => Ok(Err(format!("sftp failed ({doing})"))),
             _ => Ok(Err(stderr)),
+        }
+    }
+
+    /// The command line the server's shell gets for `command`. A NUL in any word is refused:
+    /// no command line can carry it.
+    fn remote(&self, command: &Command) -> Result<String, TargetError> {
+        match self.options.shell {
+            RemoteShell::Posix => {
+                let words = std::iter::once(&command.program).chain(&command.args);
+                if let Some(word) = words.clone().find(|w| w.contains('\0')) {
+                    return Err(
+                        self.permanent(format!("{word:?} cannot be sent over ssh: it holds a NUL character"))
+                    );
+                }
+                Ok(words.map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "))
+            }
+            RemoteShell::PowerShell => {
+                let script = super::windows::exec_script(&command.program, &command.args)
+                    .map_err(|e| self.permanent(e))?;
+                self.powershell_command(&script, &command.program)
+            }
+        }
+    }
+
+    /// `path` as sftp names it on this server: a Windows path `C:\Dir\file` is `/C:/Dir/file`.
+    fn sftp_path(&self, path: &str) -> Result<String, TargetError> {
+        let path = match self.options.shell {
+            RemoteShell::Posix => path.to_owned(),
+            RemoteShell::PowerShell => super::windows::sftp_path(path),
+        };
+        sftp_word(&path, false).map(drop).map_err(|e| self.located(e))?;
+        Ok(path)
+    }
+
+    /// `path` as one word of an sftp batch command (see [`sftp_word`]).
+    fn sftp_word(&self, path: &str, globbed: bool) -> Result<String, TargetError> {
+        sftp_word(path, globbed).map_err(|e| self.located(e))
+    }
+
+    async fn sftp_read(&self, path: &str) -> Result<Vec<u8>, TargetError> {
+        let local = staging_dir().map_err(|e| self.located(e))?;
+        let copy = local.path().join("data");
+        let remote = self.sftp_path(path)?;
+        let batch = format!(
+            "get {} {}\n",
+            self.sftp_word(&remote, true)?,
+            self.sftp_word(&copy.to_string_lossy(), false)?
+        );
+        if let Err(detail) = self.sftp(&batch, "read").await? {
+            let missing = detail.contains("not found") || detail.contains("No such file");
+            return Err(self.located(file_error("read", path, &detail, missing)));
+        }
+        tokio::fs::read(&copy)
+            .await
+            .map_err(|e| self.permanent(format!("cannot read the copy of {path} fetched by sftp: {e}")))
+    }
+
+    async fn sftp_write(&self, path: &str, contents: &[u8]) -> Result<(), TargetError> {
+        use std::os::unix::fs::PermissionsExt;
+        let local = staging_dir().map_err(|e| self.located(e))?;
+        let copy = local.path().join("data");
+        let staged = async {
+            tokio::fs::write(&copy, contents).await?;
+            // sftp gives the new file the local copy's mode: make it the usual one.
+            tokio::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).await
+        };
+        staged.await.map_err(|e| self.permanent(format!("cannot stage {path} for sftp: {e}")))?;
+        // Upload beside the file, then rename over it, so nobody sees half of it.
+        let remote = self.sftp_path(path)?;
+        let temporary = self.sftp_path(&temporary_name(path))?;
+        let batch = format!(
+            "put {} {}\nrename {} {}\n",
+            self.sftp_word(&copy.to_string_lossy(), true)?,
+            self.sftp_word(&temporary, false)?,
+            self.sftp_word(&temporary, false)?,
+            self.sftp_word(&remote, false)?,
+        );
+        if let Err(detail) = self.sftp(&batch, "write").await? {
+            // Best effort: the upload may have got as far as the temporary file.
+            let _ = self.sftp(&format!("rm {}\n", self.sftp_word(&temporary, true)?), "clean up").await;
+            return Err(self.located(file_error("write", path, &detail, detail.contains("No such file"))));
+        }
+        Ok(())
+    }
+
+    async fn sftp_remove(&self, path: &str) -> Result<(), TargetError> {
+        let remote = self.sftp_path(path)?;
+        match self.sftp(&format!("rm {}\n", self.sftp_word(&remote, true)?), "remove").await? {
+            Ok(()) => Ok(()),
+            Err(detail) if detail.contains("No such file") || detail.contains("not found") => Ok(()),
+            Err(detail) => Err(self.located(file_error("remove", path, &detail, false))),
         }
     }
 }
@@ -301,76 +517,40 @@ impl SshTransport {
 #[async_trait]
 impl Transport for SshTransport {
     async fn exec(&self, command: &Command) -> Result<ExecOutput, TargetError> {
-        let log = tempfile::Builder::new()
-            .prefix("drover-ssh-")
-            .suffix(".log")
-            .tempfile()
-            .map_err(|e| TargetError::permanent(format!("cannot create a log file for ssh: {e}")))?;
-        let mut args = self.ssh_args();
-        args.extend(["-T".into(), "-E".into(), log.path().to_string_lossy().into_owned()]);
-        args.extend(["--".into(), self.options.host.clone(), remote_command(command)]);
-        let doing = command.program.as_str();
-        let out = self
-            .client("ssh", args, command.stdin.as_deref(), command.timeout, command.output_limit, doing)
-            .await?;
-        if out.exit_code == Some(255) {
-            let messages = tokio::fs::read_to_string(log.path()).await.unwrap_or_default();
-            // An empty log means ssh itself had nothing to say: the program exited 255.
-            if !messages.trim().is_empty() {
-                return Err(ssh_failure(&self.destination(), &messages));
-            }
+        let remote = self.remote(command)?;
+        let (stdin, doing) = (command.stdin.as_deref(), command.program.as_str());
+        let out = self.ssh(remote, stdin, command.timeout, command.output_limit, doing).await?;
+        match self.options.shell {
+            RemoteShell::Posix => Ok(out),
+            RemoteShell::PowerShell => self.exec_result(&command.program, out),
         }
-        Ok(out)
     }
 
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, TargetError> {
-        let local = staging_dir()?;
-        let copy = local.path().join("data");
-        let batch =
-            format!("get {} {}\n", sftp_word(path, true)?, sftp_word(&copy.to_string_lossy(), false)?);
-        if let Err(detail) = self.sftp(&batch, "read").await? {
-            let missing = detail.contains("not found") || detail.contains("No such file");
-            return Err(file_error("read", path, &detail, missing));
+        match self.options.files {
+            FileTransfer::Sftp => self.sftp_read(path).await,
+            FileTransfer::PowerShell => self.powershell_read(path).await,
         }
-        tokio::fs::read(&copy).await.map_err(|e| {
-            TargetError::permanent(format!("cannot read the copy of {path} fetched by sftp: {e}"))
-        })
     }
 
     async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), TargetError> {
-        use std::os::unix::fs::PermissionsExt;
-        let local = staging_dir()?;
-        let copy = local.path().join("data");
-        let staged = async {
-            tokio::fs::write(&copy, contents).await?;
-            // sftp gives the new file the local copy's mode: make it the usual one.
-            tokio::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).await
-        };
-        staged.await.map_err(|e| TargetError::permanent(format!("cannot stage {path} for sftp: {e}")))?;
-        // Upload beside the file, then rename over it, so nobody sees half of it.
-        let temporary = format!("{path}.drover-{}.tmp", ulid::Ulid::generate());
-        let batch = format!(
-            "put {} {}\nrename {} {}\n",
-            sftp_word(&copy.to_string_lossy(), true)?,
-            sftp_word(&temporary, false)?,
-            sftp_word(&temporary, false)?,
-            sftp_word(path, false)?,
-        );
-        if let Err(detail) = self.sftp(&batch, "write").await? {
-            // Best effort: the upload may have got as far as the temporary file.
-            let _ = self.sftp(&format!("rm {}\n", sftp_word(&temporary, true)?), "clean up").await;
-            return Err(file_error("write", path, &detail, detail.contains("No such file")));
+        match self.options.files {
+            FileTransfer::Sftp => self.sftp_write(path, contents).await,
+            FileTransfer::PowerShell => self.powershell_write(path, contents).await,
         }
-        Ok(())
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TargetError> {
-        match self.sftp(&format!("rm {}\n", sftp_word(path, true)?), "remove").await? {
-            Ok(()) => Ok(()),
-            Err(detail) if detail.contains("No such file") || detail.contains("not found") => Ok(()),
-            Err(detail) => Err(file_error("remove", path, &detail, false)),
+        match self.options.files {
+            FileTransfer::Sftp => self.sftp_remove(path).await,
+            FileTransfer::PowerShell => self.powershell_remove(path).await,
         }
     }
+}
+
+/// The name a written file is uploaded under before it is renamed over `path`.
+fn temporary_name(path: &str) -> String {
+    format!("{path}.drover-{}.tmp", ulid::Ulid::generate())
 }
 
 /// How ssh's own messages (it exited 255) are read: the first entry found in them decides, so
@@ -390,8 +570,9 @@ const SSH_FAILURES: &[(&str, TargetErrorKind)] = &[
     ("Operation timed out", TargetErrorKind::Retryable),
 ];
 
-/// The error for ssh's own failure, carrying its messages.
-fn ssh_failure(destination: &str, messages: &str) -> TargetError {
+/// The error for ssh's own failure, carrying its messages after `at` (server and destination).
+/// A refused password logon (its password from the secret `password_secret`) says so.
+fn ssh_failure(at: &str, messages: &str, password_secret: Option<&str>) -> TargetError {
     // The host-key warning is framed in lines of `@`; the words are what matters.
     let text = messages
         .lines()
@@ -403,7 +584,14 @@ fn ssh_failure(destination: &str, messages: &str) -> TargetError {
         .iter()
         .find(|(needle, _)| text.contains(needle))
         .map_or(TargetErrorKind::Retryable, |&(_, kind)| kind);
-    TargetError { kind, message: format!("ssh to {destination}: {text}") }
+    let hint = match password_secret {
+        Some(secret) if text.contains("Permission denied") => format!(
+            " (a password logon with the password of secret `{secret}`: check that it is the account's \
+             current password and that the server accepts password logons)"
+        ),
+        _ => String::new(),
+    };
+    TargetError { kind, message: format!("{at}: {text}{hint}") }
 }
 
 /// A private local directory for the copy sftp sends or fetches; removed on drop.
@@ -412,15 +600,6 @@ fn staging_dir() -> Result<tempfile::TempDir, TargetError> {
         .prefix("drover-sftp-")
         .tempdir()
         .map_err(|e| TargetError::permanent(format!("cannot create a staging directory for sftp: {e}")))
-}
-
-/// The remote command line: program and arguments, each quoted for a POSIX shell.
-fn remote_command(command: &Command) -> String {
-    std::iter::once(&command.program)
-        .chain(&command.args)
-        .map(|w| shell_quote(w))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `word` as one word of a POSIX shell command line, whatever it holds: single-quoted, with each
@@ -492,6 +671,7 @@ mod tests {
 
     fn options() -> SshOptions {
         SshOptions {
+            server: "DB1".into(),
             host: "db1.example".into(),
             port: Some(2222),
             user: Some("ops".into()),
@@ -501,7 +681,14 @@ mod tests {
             connect_timeout: Duration::from_millis(2500),
             control_dir: "/run/drover/ssh".into(),
             control_persist: Duration::from_secs(60),
+            shell: RemoteShell::Posix,
+            files: FileTransfer::Sftp,
+            password: None,
         }
+    }
+
+    fn password_logon() -> Option<PasswordLogon> {
+        Some(PasswordLogon { secret: "db1-admin".into(), password: SecretValue::new("hunter2") })
     }
 
     fn joined(options: SshOptions) -> String {
@@ -518,6 +705,21 @@ mod tests {
              -o UserKnownHostsFile=/etc/drover/known_hosts -o GlobalKnownHostsFile=/dev/null \
              -o Port=2222 -o User=ops -o IdentitiesOnly=yes -i /keys/id_ed25519"
         );
+    }
+
+    #[test]
+    fn a_password_logon_asks_the_helper_and_never_uses_a_key() {
+        let args = joined(SshOptions { password: password_logon(), ..options() });
+        assert_eq!(
+            args,
+            "-F /dev/null -o BatchMode=no -o LogLevel=ERROR -o ConnectTimeout=3 \
+             -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -o ControlMaster=auto \
+             -o ControlPath=/run/drover/ssh/password-%C -o ControlPersist=60 -o StrictHostKeyChecking=accept-new \
+             -o UserKnownHostsFile=/etc/drover/known_hosts -o GlobalKnownHostsFile=/dev/null \
+             -o Port=2222 -o User=ops -o PreferredAuthentications=password -o PubkeyAuthentication=no \
+             -o NumberOfPasswordPrompts=1"
+        );
+        assert!(!args.contains("hunter2"), "the password is never an argument");
     }
 
     #[test]
@@ -579,11 +781,45 @@ mod tests {
         let command = Command {
             program: "my prog".into(),
             args: vec!["it's".into(), String::new()],
-            stdin: None,
+            stdin: Some(b"never on the command line".to_vec()),
             timeout: Duration::from_secs(1),
             output_limit: 1,
         };
-        assert_eq!(remote_command(&command), r"'my prog' 'it'\''s' ''");
+        let posix = SshTransport::new(options());
+        assert_eq!(posix.remote(&command).expect("sendable"), r"'my prog' 'it'\''s' ''");
+        let windows = SshTransport::new(SshOptions { shell: RemoteShell::PowerShell, ..options() });
+        let script = super::super::windows::exec_script("my prog", &command.args).expect("script");
+        let remote = windows.remote(&command).expect("sendable");
+        assert_eq!(remote, super::super::windows::remote_command(&script));
+        assert!(remote.starts_with("powershell.exe -NoProfile -NonInteractive -EncodedCommand "), "{remote}");
+        for transport in [posix, windows] {
+            let nul = Command { args: vec!["a\0b".into()], ..command.clone() };
+            let e = transport.remote(&nul).expect_err("a NUL is refused");
+            assert_eq!(e.kind, TargetErrorKind::Permanent);
+            assert!(e.message.starts_with("DB1 (ssh to ops@db1.example:2222): "), "{e}");
+            assert!(e.message.contains("NUL character"), "{e}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_server_and_where_it_was_reached() {
+        let at = |o: SshOptions| SshTransport::new(o).at();
+        assert_eq!(at(options()), "DB1 (ssh to ops@db1.example:2222)");
+        assert_eq!(at(SshOptions::new("10.1.0.11", "/c")), "10.1.0.11 (ssh to 10.1.0.11:22)");
+        assert_eq!(
+            at(SshOptions { server: "V6".into(), ..SshOptions::new("fe80::1", "/c") }),
+            "V6 (ssh to [fe80::1]:22)"
+        );
+    }
+
+    #[test]
+    fn windows_paths_go_to_sftp_with_a_drive_folder() {
+        let windows = SshTransport::new(SshOptions { shell: RemoteShell::PowerShell, ..options() });
+        assert_eq!(windows.sftp_path(r"C:\Drover\join.xml").expect("ok"), "/C:/Drover/join.xml");
+        let posix = SshTransport::new(options());
+        assert_eq!(posix.sftp_path("/etc/x").expect("ok"), "/etc/x");
+        let e = posix.sftp_path(r"C:\x").expect_err("a backslash in a POSIX path");
+        assert!(e.message.starts_with("DB1 (ssh to ops@db1.example:2222): the path"), "{e}");
     }
 
     #[test]
@@ -614,18 +850,54 @@ mod tests {
             ("something new went wrong\n", TargetErrorKind::Retryable),
         ];
         for (messages, kind) in cases {
-            let e = ssh_failure("ops@h", messages);
+            let e = ssh_failure("S1 (ssh to ops@h:22)", messages, None);
             assert_eq!(e.kind, kind, "{messages}");
-            assert!(e.message.starts_with("ssh to ops@h: "), "{e}");
+            assert!(e.message.starts_with("S1 (ssh to ops@h:22): "), "{e}");
         }
         let e = ssh_failure(
-            "h",
+            "S1 (ssh to h:22)",
             "@@@\n@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\nHost key verification failed.\n",
+            None,
         );
         assert_eq!(
             e.message,
-            "ssh to h: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! Host key verification failed."
+            "S1 (ssh to h:22): WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! Host key verification failed."
         );
+    }
+
+    #[test]
+    fn each_way_of_failing_to_log_on_is_classified_naming_the_server() {
+        let at = "DRBTS01 (ssh to admin@10.1.0.11:22)";
+        let unreachable =
+            ssh_failure(at, "ssh: connect to host 10.1.0.11 port 22: Connection timed out\n", None);
+        assert_eq!(unreachable.kind, TargetErrorKind::Retryable);
+        assert_eq!(
+            unreachable.message,
+            "DRBTS01 (ssh to admin@10.1.0.11:22): ssh: connect to host 10.1.0.11 port 22: Connection timed out"
+        );
+        let wrong_key = ssh_failure(
+            at,
+            "admin@10.1.0.11: Permission denied (publickey,password,keyboard-interactive).\n",
+            None,
+        );
+        assert_eq!(wrong_key.kind, TargetErrorKind::Permanent);
+        assert_eq!(
+            wrong_key.message,
+            "DRBTS01 (ssh to admin@10.1.0.11:22): admin@10.1.0.11: Permission denied (publickey,password,keyboard-interactive)."
+        );
+        let wrong_password =
+            ssh_failure(at, "admin@10.1.0.11: Permission denied (password).\n", Some("drbts-admin"));
+        assert_eq!(wrong_password.kind, TargetErrorKind::Permanent);
+        assert!(
+            wrong_password.message.starts_with(
+                "DRBTS01 (ssh to admin@10.1.0.11:22): admin@10.1.0.11: Permission denied (password). \
+                 (a password logon with the password of secret `drbts-admin`"
+            ),
+            "{wrong_password}"
+        );
+        let no_password = ssh_failure(at, "Connection refused\n", Some("drbts-admin"));
+        assert_eq!(no_password.kind, TargetErrorKind::Retryable);
+        assert!(!no_password.message.contains("drbts-admin"), "only a refused logon blames the password");
     }
 
     #[test]
