@@ -8,13 +8,17 @@
 //! single-quoted literal (`'` and the four typographic single quotes PowerShell also accepts are
 //! doubled). Windows hands a program one command line, never an argv: Windows PowerShell 5.1
 //! (`powershell.exe` on Windows Server 2016 to 2022) builds it by joining the arguments with
-//! spaces, wrapping in double quotes one that holds white space outside quotes, and it neither
-//! escapes embedded `"` nor passes an empty argument (PowerShell issues #1995 and #15143; fixed
-//! only in PowerShell 7.3). So each argument is first written as the Microsoft C runtime reads
-//! it back ([`native_arg`]: quoted when empty or holding white space, `\` before `"` doubled, `"`
-//! escaped) in a form 5.1 passes through untouched; `CommandLineToArgvW`, the C runtime and .NET
-//! then give the program exactly the argument sent. Programs that parse their command line
-//! their own way (cmd.exe and batch files above all) are outside that promise.
+//! spaces, wrapping in double quotes one that holds white space after an even number of `"`
+//! (every `"` counts in 5.1; the rule that skips `\"` is PowerShell 6's, commit 8bca1f50c5), and
+//! it neither escapes embedded `"` nor passes an empty argument (PowerShell issues #1995 and
+//! #15143; fixed only in PowerShell 7.3). So each argument is first written as the Microsoft C
+//! runtime reads it back ([`native_arg`]: quoted when empty or holding white space, `\` before
+//! `"` doubled, `"` escaped), which 5.1 passes through untouched unless white space follows an
+//! odd number of embedded `"`: no escaping survives both 5.1 and the C runtime's older rules
+//! there, so such an argument is refused ([`Unsendable`]) rather than split. A PowerShell script
+//! given to `powershell.exe -Command` (scripts are full of quotes and spaces) is sent as
+//! `-EncodedCommand` instead, which means the same to PowerShell. Programs that parse their
+//! command line their own way (cmd.exe and batch files above all) are outside the promise.
 //!
 //! Standard input is not touched by the script: the program inherits the SSH channel's, so what
 //! Drover writes there (a password the host filled in) reaches it byte for byte and never a
@@ -56,16 +60,73 @@ fn catch_block(exit: i32) -> String {
 
 /// A word that cannot go into a Windows command line or script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value:?} cannot be sent to a Windows server: it holds a NUL character")]
+#[error("{what} {value:?} cannot be sent to a Windows server: {why}")]
 pub struct Unsendable {
     /// What it was (an argument, a path).
     pub what: &'static str,
     /// The word.
     pub value: String,
+    /// Why not.
+    pub why: &'static str,
 }
 
 fn sendable(what: &'static str, value: &str) -> Result<(), Unsendable> {
-    if value.contains('\0') { Err(Unsendable { what, value: value.to_owned() }) } else { Ok(()) }
+    if value.contains('\0') {
+        Err(Unsendable { what, value: value.to_owned(), why: "it holds a NUL character" })
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether Windows PowerShell 5.1 wraps a native argument in double quotes (its `NeedQuotes`):
+/// when it holds white space after an even number of `"`, every `"` counted.
+fn powershell51_wraps(arg: &str) -> bool {
+    let mut quotes = 0usize;
+    arg.chars().any(|c| {
+        if c == '"' {
+            quotes += 1;
+        }
+        c.is_whitespace() && quotes % 2 == 0
+    })
+}
+
+/// `arg` as [`native_arg`] writes it, or why Windows PowerShell 5.1 would split it.
+fn native_arg_through_powershell51(arg: &str) -> Result<String, Unsendable> {
+    sendable("the argument", arg)?;
+    let native = native_arg(arg);
+    if powershell51_wraps(&native) {
+        return Err(Unsendable {
+            what: "the argument",
+            value: arg.to_owned(),
+            why: "it holds white space after a double quote, which Windows PowerShell 5.1 splits \
+                  into several arguments whatever the escaping (send such text on standard input or \
+                  in a file)",
+        });
+    }
+    Ok(native)
+}
+
+/// Whether `program` is Windows PowerShell (`powershell` or `powershell.exe`, any case, any
+/// folder).
+fn is_powershell(program: &str) -> bool {
+    let name = program.rsplit(['\\', '/']).next().unwrap_or(program).to_ascii_lowercase();
+    name == "powershell" || name == "powershell.exe"
+}
+
+/// The arguments of `powershell.exe … -Command <script>` with the script as `-EncodedCommand`;
+/// other arguments as they are.
+fn encode_powershell_command(program: &str, args: &[String]) -> Vec<String> {
+    match args {
+        [options @ .., command, script]
+            if is_powershell(program) && command.eq_ignore_ascii_case("-Command") =>
+        {
+            let mut encoded = options.to_vec();
+            encoded.push("-EncodedCommand".to_owned());
+            encoded.push(encode_utf16le(script));
+            encoded
+        }
+        _ => args.to_vec(),
+    }
 }
 
 /// The characters PowerShell reads as a single quote: `'` and the typographic ones.
@@ -118,14 +179,14 @@ pub fn native_arg(arg: &str) -> String {
     out
 }
 
-/// The script that runs `program` with `args` and exits with its exit code.
+/// The script that runs `program` with `args` and exits with its exit code. A PowerShell script
+/// for `powershell.exe … -Command <script>` goes as `-EncodedCommand`.
 pub fn exec_script(program: &str, args: &[String]) -> Result<String, Unsendable> {
     sendable("the program", program)?;
     let mut call = format!("& {}", ps_literal(program));
-    for arg in args {
-        sendable("the argument", arg)?;
+    for arg in encode_powershell_command(program, args) {
         call.push(' ');
-        call.push_str(&ps_literal(&native_arg(arg)));
+        call.push_str(&ps_literal(&native_arg_through_powershell51(&arg)?));
     }
     Ok(format!("{PRELUDE}\ntry {{ {call} }} {}\nexit $LASTEXITCODE", catch_block(ERROR_EXIT)))
 }
@@ -172,11 +233,13 @@ pub fn remove_script(path: &str) -> Result<String, Unsendable> {
 /// The remote command line that runs `script`: `powershell.exe -NoProfile -NonInteractive
 /// -EncodedCommand <base64 of the UTF-16LE script>`.
 pub fn remote_command(script: &str) -> String {
+    format!("{POWERSHELL} -NoProfile -NonInteractive -EncodedCommand {}", encode_utf16le(script))
+}
+
+/// `script` as `-EncodedCommand` takes it: base64 of its UTF-16LE bytes.
+fn encode_utf16le(script: &str) -> String {
     let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    format!(
-        "{POWERSHELL} -NoProfile -NonInteractive -EncodedCommand {}",
-        base64::engine::general_purpose::STANDARD.encode(utf16)
-    )
+    base64::engine::general_purpose::STANDARD.encode(utf16)
 }
 
 /// `bytes` in base64, in lines of 76 characters, for a write script's standard input.
@@ -271,28 +334,31 @@ mod tests {
         }
     }
 
-    /// What Windows PowerShell 5.1 does to one native argument (`NeedQuotes`): wraps it in `"`
-    /// when it holds white space outside the quotes it counts (a `"` after a `\` is not counted).
+    /// What Windows PowerShell 5.1 does to one native argument (`NeedQuotes` before PowerShell
+    /// 6's commit 8bca1f50c5): wraps it in `"` when it holds white space after an even number of
+    /// `"`, every `"` counted.
     fn powershell51(arg: &str) -> String {
-        let (mut quotes, mut after_backslash, mut needs) = (0, false, false);
+        let mut quotes = 0;
+        let mut needs = false;
         for c in arg.chars() {
-            if c == '"' && !after_backslash {
+            if c == '"' {
                 quotes += 1;
             } else if c.is_whitespace() && quotes % 2 == 0 {
                 needs = true;
             }
-            after_backslash = c == '\\';
         }
         if needs { format!("\"{arg}\"") } else { arg.to_owned() }
     }
 
-    const HARD: [&str; 18] = [
+    const HARD: [&str; 20] = [
         "plain",
         "",
         "a b",
         "it's",
         "\"dq\"",
         "say \"hi\"",
+        "\"quoted\" then space",
+        "a\"b\"c d",
         "$env:PATH",
         "`whoami`",
         "%PATH%",
@@ -310,12 +376,43 @@ mod tests {
     #[test]
     fn native_args_survive_powershell_51_and_the_c_runtime() {
         for arg in HARD {
-            let passed = powershell51(&native_arg(arg));
-            assert_eq!(passed, native_arg(arg), "5.1 changes nothing of {arg:?}");
+            let sent = native_arg_through_powershell51(arg).expect("sendable");
+            assert_eq!(sent, native_arg(arg));
+            let passed = powershell51(&sent);
+            assert_eq!(passed, sent, "5.1 changes nothing of {arg:?}");
             assert_eq!(msvcrt_argv(&passed), vec![arg.to_owned()], "{arg:?} as {passed}");
         }
         let line = HARD.iter().map(|a| powershell51(&native_arg(a))).collect::<Vec<_>>().join(" ");
         assert_eq!(msvcrt_argv(&line), HARD.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn white_space_after_an_odd_number_of_quotes_is_refused_not_split() {
+        for arg in ["3\" of snow", "he said \"hi there\"", "\"a b\""] {
+            // What 5.1 would make of it: more than one argument, or another one.
+            let split = msvcrt_argv(&powershell51(&native_arg(arg)));
+            assert_ne!(split, vec![arg.to_owned()], "{arg:?} would survive after all");
+            let e = exec_script("x.exe", &[arg.to_owned()]).expect_err(arg);
+            assert!(e.to_string().contains("Windows PowerShell 5.1 splits"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_powershell_command_script_goes_encoded() {
+        let script = "$a = \"x y\"; Write-Output \"$a\"";
+        let args: Vec<String> =
+            ["-NoProfile", "-NonInteractive", "-Command", script].map(String::from).to_vec();
+        let sent = exec_script(r"C:\Windows\System32\WindowsPowerShell\v1.0\PowerShell.EXE", &args)
+            .expect("sendable");
+        let encoded = encode_utf16le(script);
+        assert!(
+            sent.contains(&format!("'-NoProfile' '-NonInteractive' '-EncodedCommand' '{encoded}' }}")),
+            "{sent}"
+        );
+        assert!(!sent.contains("Write-Output"), "{sent}");
+        // Another program's `-Command` argument is an argument like any other.
+        let other = exec_script("tool.exe", &["-Command".into(), "a b".into()]).expect("sendable");
+        assert!(other.contains("'-Command' '\"a b\"'"), "{other}");
     }
 
     #[test]
