@@ -93,12 +93,23 @@ pub fn create_host_instance_script(server: &str, host: &str, account: &str, disa
         .replace("{account}", &quote(account))
 }
 
-/// `powershell.exe -NoProfile -NonInteractive -Command <script>`.
+/// `powershell.exe -NoProfile -NonInteractive -Command <script>`, or the same script as
+/// `-EncodedCommand <base64 of UTF-16LE>` (what the ssh transport sends to a Windows server:
+/// Windows PowerShell 5.1 cannot pass a script's quotes and spaces to a program intact).
 pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
-    let [no_profile, non_interactive, command, script] = args else { return None };
-    if no_profile != "-NoProfile" || non_interactive != "-NonInteractive" || command != "-Command" {
+    let [no_profile, non_interactive, command, given] = args else { return None };
+    if no_profile != "-NoProfile" || non_interactive != "-NonInteractive" {
         return None;
     }
+    let decoded;
+    let script = match command.as_str() {
+        "-Command" => given,
+        "-EncodedCommand" => {
+            decoded = crate::windows::cmd::decode(given)?;
+            &decoded
+        }
+        _ => return None,
+    };
     let this = ctx.this();
     let platform = &this.platform;
     match script.as_str() {
@@ -374,6 +385,24 @@ mod tests {
             let out = ps(&mut lab, "DRBTS01", script);
             assert_eq!((out.code, out.stdout_text()), (0, format!("{answer}\n")), "{script}");
         }
+    }
+
+    #[test]
+    fn a_script_may_come_encoded() {
+        use base64::Engine as _;
+        let mut lab = fresh_lab();
+        let utf16: Vec<u8> = OS_SCRIPT.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(utf16);
+        let args = ["powershell.exe", "-NoProfile", "-NonInteractive", "-EncodedCommand", &encoded];
+        let out = exec(&mut lab, "DRBTS01", &args);
+        assert_eq!(out, ps(&mut lab, "DRBTS01", OS_SCRIPT));
+        assert_eq!(out.code, 0);
+        let garbled = exec(
+            &mut lab,
+            "DRBTS01",
+            &["powershell.exe", "-NoProfile", "-NonInteractive", "-EncodedCommand", "%%"],
+        );
+        assert_eq!(garbled.code, 9009, "not base64: unsupported");
     }
 
     #[test]
