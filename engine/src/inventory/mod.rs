@@ -761,6 +761,21 @@ ssh = { files = "ftp", password-secret = "" }
         );
     }
 
+    #[test]
+    fn the_windows_inventory_of_the_docs_is_valid() {
+        let docs = include_str!("../../../docs/inventory.md");
+        let section = docs.split("### A Windows inventory").nth(1).expect("the section");
+        let toml =
+            section.split("```toml\n").nth(1).and_then(|t| t.split("```").next()).expect("its example");
+        let inv = parse_str(toml).unwrap_or_else(|e| panic!("{e}")).inventory;
+        assert_eq!(inv.expand("biztalk").len(), 4);
+        assert_eq!(ssh_of(&inv, "DRBTS01").files, FileTransfer::PowerShell);
+        assert_eq!(ssh_of(&inv, "DRBTS02").user.as_deref(), Some("CONTOSO\\svc-drover-dr"));
+        assert!(inv.servers.values().all(
+            |s| matches!(&s.transport, TransportSpec::Ssh(ssh) if ssh.shell == RemoteShell::PowerShell)
+        ));
+    }
+
     #[tokio::test]
     async fn password_logons_take_their_secret_and_a_missing_one_fails_that_server_only() {
         use crate::secrets::{MapSecrets, SecretValue};
