@@ -8,6 +8,9 @@
 //! later), so it asks the helper instead of a terminal; the helper answers only ssh's password
 //! prompt (`user@host's password: `) and refuses any other (a password change, a confirmation),
 //! which then fails the logon. Dropping the [`Askpass`] removes the directory, file and helper.
+//! A Drover killed in the middle of a call cannot: the directory's name carries its process id,
+//! and the next password logon on this machine removes the directories of processes that are
+//! gone ([`sweep`]).
 //!
 //! A master connection authenticates once; the calls riding on it never run the helper.
 
@@ -49,7 +52,9 @@ impl Askpass {
     }
 
     fn write(password: &str) -> std::io::Result<Askpass> {
-        let dir = tempfile::Builder::new().prefix("drover-askpass-").tempdir()?;
+        sweep(&std::env::temp_dir());
+        let prefix = format!("{PREFIX}{}-", std::process::id());
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
         // tempfile makes it 0700 already; say so rather than rely on it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let secret = dir.path().join("password");
@@ -63,6 +68,40 @@ impl Askpass {
     pub(super) fn env(&self) -> Vec<(&'static str, &OsStr)> {
         vec![("SSH_ASKPASS", self.helper.as_os_str()), ("SSH_ASKPASS_REQUIRE", OsStr::new("force"))]
     }
+}
+
+/// What the name of every helper directory starts with, before the process id of its Drover.
+const PREFIX: &str = "drover-askpass-";
+
+/// Removes the helper directories in `temp` that a Drover killed in the middle of a call left
+/// behind: those named for a process that no longer exists, if they are directories of this user
+/// (not links). Best effort: what cannot be read or removed stays.
+fn sweep(temp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    let uid = super::current_uid();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) =
+            name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
+        let path = entry.path();
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if ours && pid > 0 && !alive(pid) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether process `pid` exists (it may belong to another user).
+fn alive(pid: libc::pid_t) -> bool {
+    #[expect(unsafe_code, reason = "kill(pid, 0) only asks whether the process exists")]
+    // SAFETY: signal 0 is never delivered; kill has no memory-safety preconditions.
+    let found = unsafe { libc::kill(pid, 0) };
+    found == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A new file with permissions `mode`, failing if one is there.
@@ -163,6 +202,28 @@ mod tests {
         assert!(script.starts_with("#!/bin/sh\n") && !script.contains("pw'"), "{script}");
         drop(askpass);
         assert!(!dir.exists(), "removed with its password");
+    }
+
+    #[test]
+    fn what_a_killed_drover_left_is_swept_and_nothing_else() {
+        let temp = tempfile::tempdir().expect("temporary directory");
+        let make = |name: &str| {
+            let dir = temp.path().join(name);
+            std::fs::create_dir(&dir).expect("created");
+            std::fs::write(dir.join("password"), "pw").expect("written");
+            dir
+        };
+        // A process id no process has: above the kernel's limit.
+        let gone = make("drover-askpass-2147483646-abc");
+        let mine = make(&format!("drover-askpass-{}-abc", std::process::id()));
+        let other = make("drover-other-2147483646");
+        let target = make("target");
+        let link = temp.path().join("drover-askpass-2147483645-link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        sweep(temp.path());
+        assert!(!gone.exists(), "a dead process's directory is removed");
+        assert!(mine.exists() && other.exists(), "a live one's and other names stay");
+        assert!(target.join("password").exists() && link.exists(), "a link is not followed");
     }
 
     #[tokio::test]
