@@ -76,6 +76,22 @@ pub enum TargetErrorKind {
     NotFound,
 }
 
+/// What stood between Drover and a target, when a transport can tell: `drover inventory check`
+/// reports readiness from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The server did not answer (refused, timed out, no route, unknown name).
+    Unreachable,
+    /// It answered and refused the logon (key or password).
+    Authentication,
+    /// Its host key is unknown or changed.
+    HostKey,
+    /// A Windows server without a usable `powershell.exe`.
+    NoPowerShell,
+    /// The logon has no network credentials for a second server (the Kerberos double hop).
+    DoubleHop,
+}
+
 /// A target call that failed before a program could finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -84,20 +100,26 @@ pub struct TargetError {
     pub kind: TargetErrorKind,
     /// What happened, for the operator.
     pub message: String,
+    /// What it was, when the transport knows.
+    pub cause: Option<FailureCause>,
 }
 
 impl TargetError {
     /// A transient failure.
     pub fn retryable(message: impl Into<String>) -> Self {
-        TargetError { kind: TargetErrorKind::Retryable, message: message.into() }
+        TargetError { kind: TargetErrorKind::Retryable, message: message.into(), cause: None }
     }
     /// A failure retrying cannot fix.
     pub fn permanent(message: impl Into<String>) -> Self {
-        TargetError { kind: TargetErrorKind::Permanent, message: message.into() }
+        TargetError { kind: TargetErrorKind::Permanent, message: message.into(), cause: None }
     }
     /// Something that does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {
-        TargetError { kind: TargetErrorKind::NotFound, message: message.into() }
+        TargetError { kind: TargetErrorKind::NotFound, message: message.into(), cause: None }
+    }
+    /// The same error, known to be `cause`.
+    pub fn because(self, cause: FailureCause) -> Self {
+        TargetError { cause: Some(cause), ..self }
     }
 }
 

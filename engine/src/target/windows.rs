@@ -86,7 +86,7 @@ fn powershell51_wraps(arg: &str) -> bool {
         if c == '"' {
             quotes += 1;
         }
-        c.is_whitespace() && quotes % 2 == 0
+        c.is_whitespace() && quotes.is_multiple_of(2)
     })
 }
 
@@ -338,12 +338,12 @@ mod tests {
     /// 6's commit 8bca1f50c5): wraps it in `"` when it holds white space after an even number of
     /// `"`, every `"` counted.
     fn powershell51(arg: &str) -> String {
-        let mut quotes = 0;
+        let mut quotes = 0usize;
         let mut needs = false;
         for c in arg.chars() {
             if c == '"' {
                 quotes += 1;
-            } else if c.is_whitespace() && quotes % 2 == 0 {
+            } else if c.is_whitespace() && quotes.is_multiple_of(2) {
                 needs = true;
             }
         }

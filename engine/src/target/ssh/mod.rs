@@ -35,7 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::process::{self, FILE_MESSAGE_LIMIT, FILE_TIMEOUT, Marking, ProcessError, file_error};
-use super::{Command, ExecOutput, TargetError, TargetErrorKind, Transport, operand};
+use super::{Command, ExecOutput, FailureCause, TargetError, TargetErrorKind, Transport, operand};
 use crate::secrets::SecretValue;
 
 /// What ssh does with the target's host key (`StrictHostKeyChecking`).
@@ -326,7 +326,7 @@ impl SshTransport {
 
     /// `error` with this server in front of its message.
     fn located(&self, error: TargetError) -> TargetError {
-        TargetError { kind: error.kind, message: format!("{}: {}", self.at(), error.message) }
+        TargetError { message: format!("{}: {}", self.at(), error.message), ..error }
     }
 
     /// The error for ssh's own failure (it exited 255), carrying its messages.
@@ -555,19 +555,19 @@ fn temporary_name(path: &str) -> String {
 
 /// How ssh's own messages (it exited 255) are read: the first entry found in them decides, so
 /// the permanent ones come first; anything else is retryable.
-const SSH_FAILURES: &[(&str, TargetErrorKind)] = &[
-    ("Permission denied", TargetErrorKind::Permanent),
-    ("Host key verification failed", TargetErrorKind::Permanent),
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", TargetErrorKind::Permanent),
-    ("Too many authentication failures", TargetErrorKind::Permanent),
-    ("too long for Unix domain socket", TargetErrorKind::Permanent),
-    ("Bad configuration option", TargetErrorKind::Permanent),
-    ("Connection refused", TargetErrorKind::Retryable),
-    ("Connection timed out", TargetErrorKind::Retryable),
-    ("No route to host", TargetErrorKind::Retryable),
-    ("Could not resolve hostname", TargetErrorKind::Retryable),
-    ("Connection closed", TargetErrorKind::Retryable),
-    ("Operation timed out", TargetErrorKind::Retryable),
+const SSH_FAILURES: &[(&str, TargetErrorKind, Option<FailureCause>)] = &[
+    ("Permission denied", TargetErrorKind::Permanent, Some(FailureCause::Authentication)),
+    ("Host key verification failed", TargetErrorKind::Permanent, Some(FailureCause::HostKey)),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", TargetErrorKind::Permanent, Some(FailureCause::HostKey)),
+    ("Too many authentication failures", TargetErrorKind::Permanent, Some(FailureCause::Authentication)),
+    ("too long for Unix domain socket", TargetErrorKind::Permanent, None),
+    ("Bad configuration option", TargetErrorKind::Permanent, None),
+    ("Connection refused", TargetErrorKind::Retryable, Some(FailureCause::Unreachable)),
+    ("Connection timed out", TargetErrorKind::Retryable, Some(FailureCause::Unreachable)),
+    ("No route to host", TargetErrorKind::Retryable, Some(FailureCause::Unreachable)),
+    ("Could not resolve hostname", TargetErrorKind::Retryable, Some(FailureCause::Unreachable)),
+    ("Connection closed", TargetErrorKind::Retryable, None),
+    ("Operation timed out", TargetErrorKind::Retryable, Some(FailureCause::Unreachable)),
 ];
 
 /// The error for ssh's own failure, carrying its messages after `at` (server and destination).
@@ -580,10 +580,10 @@ fn ssh_failure(at: &str, messages: &str, password_secret: Option<&str>) -> Targe
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let kind = SSH_FAILURES
+    let (kind, cause) = SSH_FAILURES
         .iter()
-        .find(|(needle, _)| text.contains(needle))
-        .map_or(TargetErrorKind::Retryable, |&(_, kind)| kind);
+        .find(|(needle, ..)| text.contains(needle))
+        .map_or((TargetErrorKind::Retryable, None), |&(_, kind, cause)| (kind, cause));
     let hint = match password_secret {
         Some(secret) if text.contains("Permission denied") => format!(
             " (a password logon with the password of secret `{secret}`: check that it is the account's \
@@ -591,7 +591,7 @@ fn ssh_failure(at: &str, messages: &str, password_secret: Option<&str>) -> Targe
         ),
         _ => String::new(),
     };
-    TargetError { kind, message: format!("{at}: {text}{hint}") }
+    TargetError { kind, message: format!("{at}: {text}{hint}"), cause }
 }
 
 /// A private local directory for the copy sftp sends or fetches; removed on drop.
@@ -836,22 +836,37 @@ mod tests {
 
     #[test]
     fn ssh_failures_are_classified_by_message() {
+        use FailureCause::{Authentication, HostKey, Unreachable};
         let cases = [
-            ("ssh: connect to host h port 22: Connection refused\n", TargetErrorKind::Retryable),
-            ("ssh: Could not resolve hostname nope: Name or service not known\n", TargetErrorKind::Retryable),
-            ("Connection closed by 10.0.0.1 port 22\n", TargetErrorKind::Retryable),
-            ("ops@h: Permission denied (publickey).\n", TargetErrorKind::Permanent),
+            (
+                "ssh: connect to host h port 22: Connection refused\n",
+                TargetErrorKind::Retryable,
+                Some(Unreachable),
+            ),
+            (
+                "ssh: Could not resolve hostname nope: Name or service not known\n",
+                TargetErrorKind::Retryable,
+                Some(Unreachable),
+            ),
+            ("Connection closed by 10.0.0.1 port 22\n", TargetErrorKind::Retryable, None),
+            ("ops@h: Permission denied (publickey).\n", TargetErrorKind::Permanent, Some(Authentication)),
             (
                 "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@\n",
                 TargetErrorKind::Permanent,
+                Some(HostKey),
             ),
-            ("Host key verification failed.\n", TargetErrorKind::Permanent),
-            ("Received disconnect: Too many authentication failures\n", TargetErrorKind::Permanent),
-            ("something new went wrong\n", TargetErrorKind::Retryable),
+            ("Host key verification failed.\n", TargetErrorKind::Permanent, Some(HostKey)),
+            (
+                "Received disconnect: Too many authentication failures\n",
+                TargetErrorKind::Permanent,
+                Some(Authentication),
+            ),
+            ("something new went wrong\n", TargetErrorKind::Retryable, None),
         ];
-        for (messages, kind) in cases {
+        for (messages, kind, cause) in cases {
             let e = ssh_failure("S1 (ssh to ops@h:22)", messages, None);
             assert_eq!(e.kind, kind, "{messages}");
+            assert_eq!(e.cause, cause, "{messages}");
             assert!(e.message.starts_with("S1 (ssh to ops@h:22): "), "{e}");
         }
         let e = ssh_failure(

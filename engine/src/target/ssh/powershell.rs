@@ -14,7 +14,7 @@
 use super::{SshTransport, temporary_name};
 use crate::target::process::{FILE_MESSAGE_LIMIT, FILE_TIMEOUT, file_error, stderr_text};
 use crate::target::windows::{self, Unsendable};
-use crate::target::{ExecOutput, TargetError};
+use crate::target::{ExecOutput, FailureCause, TargetError};
 
 /// The longest remote command line: cmd.exe, Windows OpenSSH's default shell, takes at most 8191
 /// characters.
@@ -78,10 +78,13 @@ impl SshTransport {
             return None;
         };
         let first = stderr.lines().next().unwrap_or_default().trim();
-        Some(TargetError::permanent(format!(
-            "PowerShell (powershell.exe) is not available on {}: {first} ({why})",
-            self.at()
-        )))
+        Some(
+            TargetError::permanent(format!(
+                "PowerShell (powershell.exe) is not available on {}: {first} ({why})",
+                self.at()
+            ))
+            .because(FailureCause::NoPowerShell),
+        )
     }
 
     /// The error for a program refused by a second server as an anonymous logon, if `out` says
@@ -107,7 +110,10 @@ impl SshTransport {
                 logon.secret
             ),
         };
-        Some(self.permanent(format!("{program} was refused as {ANONYMOUS_LOGON} ({evidence}): {cause}")))
+        Some(
+            self.permanent(format!("{program} was refused as {ANONYMOUS_LOGON} ({evidence}): {cause}"))
+                .because(FailureCause::DoubleHop),
+        )
     }
 
     /// Runs a file script (`what`: read, write, remove) for `path`; its standard output when it
@@ -252,6 +258,7 @@ mod tests {
         assert!(e.message.contains("is it a Windows server?"), "{e}");
         let e = windows(false).file_result("read", r"C:\x", out(49, "", cmd)).expect_err("files too");
         assert!(e.message.starts_with("PowerShell (powershell.exe) is not available on DRBTS01"), "{e}");
+        assert_eq!(e.cause, Some(FailureCause::NoPowerShell));
     }
 
     #[test]
@@ -274,6 +281,7 @@ mod tests {
             e.message.contains("Kerberos double hop") && e.message.contains("ssh.password-secret"),
             "{e}"
         );
+        assert_eq!(e.cause, Some(FailureCause::DoubleHop));
         let e = windows(true).exec_result("sqlcmd", refused).expect_err("double hop");
         assert_eq!(e.kind, TargetErrorKind::Permanent);
         assert!(
