@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Exit};
 use crate::{
-    CliError, approve, cancel, compensate, completions, context, env, events, graph, plan, plugin, report,
-    resume, retry, run, runs, skip, status, validate,
+    CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, plan, plugin,
+    report, resume, retry, run, runs, skip, status, validate,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
@@ -109,6 +109,9 @@ pub enum Command {
     /// Install, inspect, scaffold and try out step plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Check an inventory's servers: reachable, logged on, shell, second hop.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
 }
 
 /// Runs the parsed command line.
@@ -131,5 +134,6 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Report(args) => report::run(global, args),
         Command::Completions(args) => completions::run(args),
         Command::Plugin(command) => plugin::run(global, command).await,
+        Command::Inventory(command) => inventory::run(global, command).await,
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod exit;
 mod graph;
+mod inventory;
 mod output;
 mod plan;
 mod plugin;

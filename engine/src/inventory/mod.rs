@@ -12,6 +12,7 @@
 //! absolute paths only, so a run resumed from another directory reaches the same keys. It holds
 //! secret names, never their values.
 
+pub mod check;
 pub mod file;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +103,9 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 pub struct Server {
     /// Its site, if the inventory names sites.
     pub site: Option<String>,
+    /// `windows` or `linux`, when the inventory says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
     /// How it is reached.
     pub transport: TransportSpec,
     /// Free-form variables for templates (`inventory.servers[target].vars`).
@@ -348,6 +352,7 @@ impl Check<'_> {
             .collect();
         (self.problems.len() == before).then(|| Server {
             site: file.site.map(Spanned::into_inner),
+            os: file.os.map(Spanned::into_inner),
             transport,
             vars,
         })
