@@ -244,11 +244,8 @@ async fn a_server_without_powershell_is_permanent_naming_the_server() {
         ..options(&sshd)
     });
     let e = t.exec(&cmd("sc.exe", &["query"])).await.expect_err("no PowerShell");
-    assert_kind(
-        &e,
-        TargetErrorKind::Permanent,
-        "PowerShell (powershell.exe) is not available on SSHD01 (ssh to ",
-    );
+    assert_kind(&e, TargetErrorKind::Permanent, "PowerShell (powershell.exe) is not available: ");
+    assert!(e.message.starts_with("SSHD01 (ssh to "), "the server first: {e}");
     assert!(e.message.contains("is it a Windows server?"), "{e}");
     let e = t.read_file(r"C:\Drover\x.xml").await.expect_err("no PowerShell");
     assert_kind(&e, TargetErrorKind::Permanent, "PowerShell (powershell.exe) is not available");

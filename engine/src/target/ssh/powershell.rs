@@ -77,13 +77,11 @@ impl SshTransport {
         } else {
             return None;
         };
-        let first = stderr.lines().next().unwrap_or_default().trim();
+        // The line that says so: sshd or the login may have written others before it.
+        let said = stderr.lines().map(str::trim).find(|l| l.contains("powershell.exe")).unwrap_or_default();
         Some(
-            TargetError::permanent(format!(
-                "PowerShell (powershell.exe) is not available on {}: {first} ({why})",
-                self.at()
-            ))
-            .because(FailureCause::NoPowerShell),
+            self.permanent(format!("PowerShell (powershell.exe) is not available: {said} ({why})"))
+                .because(FailureCause::NoPowerShell),
         )
     }
 
@@ -247,17 +245,25 @@ mod tests {
         assert_eq!(e.kind, TargetErrorKind::Permanent);
         assert!(
             e.message.starts_with(&format!(
-                "PowerShell (powershell.exe) is not available on {AT}: 'powershell.exe' is not recognized as an internal or external command,"
+                "{AT}: PowerShell (powershell.exe) is not available: 'powershell.exe' is not recognized as an internal or external command,"
             )),
             "{e}"
         );
+        // What came before cmd.exe's words (sshd's own complaint, say) is not quoted.
+        let noisy =
+            format!("Could not chdir to home directory /home/admin: No such file or directory\r\n{cmd}");
+        let e = windows(true).exec_result("sc.exe", out(49, "", &noisy)).expect_err("no PowerShell");
+        assert!(e.message.contains("is not available: 'powershell.exe' is not recognized"), "{e}");
         let e = windows(false)
             .exec_result("sc.exe", out(127, "", "bash: line 1: powershell.exe: command not found\n"))
             .expect_err("a POSIX server");
         assert_eq!(e.kind, TargetErrorKind::Permanent);
         assert!(e.message.contains("is it a Windows server?"), "{e}");
         let e = windows(false).file_result("read", r"C:\x", out(49, "", cmd)).expect_err("files too");
-        assert!(e.message.starts_with("PowerShell (powershell.exe) is not available on DRBTS01"), "{e}");
+        assert!(
+            e.message.starts_with(&format!("{AT}: PowerShell (powershell.exe) is not available: ")),
+            "{e}"
+        );
         assert_eq!(e.cause, Some(FailureCause::NoPowerShell));
     }
 
