@@ -142,6 +142,13 @@ impl WindowsLab {
             .expect("write the inventory");
     }
 
+    /// The port of 127.0.0.1 on which sshd plays the lab server `server`, for tests that reach
+    /// it without an inventory; panics naming the servers when the lab has no such one.
+    pub fn port(&self, server: &str) -> u16 {
+        let found = self.ports.iter().find(|(name, _)| name == server).map(|(_, port)| *port);
+        found.unwrap_or_else(|| panic!("no lab server {server} among {:?}", self.ports))
+    }
+
     /// The folder holding the lab's state and the command log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
