@@ -104,6 +104,10 @@ impl WindowsLab {
         if logon == Logon::Password {
             lab.run.env.push((secret_var(LOGON_SECRET), logon_password()));
         }
+        // Drover's master connections live below the sshd's folder, so dropping the sshd closes
+        // them: a master left open would carry a later test's commands to this lab's sessions.
+        let runtime = lab.sshd.dir().display().to_string();
+        lab.run.env.push(("XDG_RUNTIME_DIR".into(), runtime));
         lab.give_back();
         lab
     }

@@ -161,12 +161,12 @@ const WINDOWS_LOGON_USER: &str = "drover-win";
 /// Its password, readable by root only; the tests read it from here.
 const WINDOWS_LOGON_PASSWORD: &str = "/var/lib/drover-tests/windows-logon.password";
 
-/// Creates [`WINDOWS_LOGON_USER`] (a system account without a home) with a random password kept
+/// Creates [`WINDOWS_LOGON_USER`] (a system account with a home folder) with a random password kept
 /// in [`WINDOWS_LOGON_PASSWORD`] when either is missing. The account is only ever reached through
 /// the tests' own sshd on 127.0.0.1.
 fn ensure_windows_logon() -> anyhow::Result<()> {
     let exists = Command::new("id").arg(WINDOWS_LOGON_USER).output().is_ok_and(|o| o.status.success());
-    if exists && Path::new(WINDOWS_LOGON_PASSWORD).exists() {
+    if exists && Path::new(WINDOWS_LOGON_PASSWORD).exists() && logon_home().is_some_and(|h| h.is_dir()) {
         return Ok(());
     }
     let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
@@ -180,7 +180,7 @@ fn ensure_windows_logon() -> anyhow::Result<()> {
         eprintln!("creating the local account {WINDOWS_LOGON_USER} for the Windows logon tests");
         run(Command::new("useradd").args([
             "--system",
-            "--no-create-home",
+            "--create-home",
             "--shell",
             "/bin/sh",
             "--comment",
@@ -188,6 +188,15 @@ fn ensure_windows_logon() -> anyhow::Result<()> {
             WINDOWS_LOGON_USER,
         ]))
         .context("could not create the account with useradd")?;
+    }
+    // sshd says so on the session's stderr when the home folder is missing.
+    let home = logon_home().context("the account has no home folder in the passwd database")?;
+    if !home.is_dir() {
+        std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+        run(Command::new("chown").arg(format!("{WINDOWS_LOGON_USER}:")).arg(&home))?;
+    }
+    if exists && Path::new(WINDOWS_LOGON_PASSWORD).exists() {
+        return Ok(());
     }
     let mut random = [0u8; 18];
     std::fs::File::open("/dev/urandom")
@@ -206,7 +215,8 @@ fn ensure_windows_logon() -> anyhow::Result<()> {
         bail!("chpasswd could not set the password of {WINDOWS_LOGON_USER}");
     }
     let file = Path::new(WINDOWS_LOGON_PASSWORD);
-    std::fs::create_dir_all(file.parent().expect("a folder")).context("cannot create /var/lib/drover-tests")?;
+    std::fs::create_dir_all(file.parent().expect("a folder"))
+        .context("cannot create /var/lib/drover-tests")?;
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -215,6 +225,13 @@ fn ensure_windows_logon() -> anyhow::Result<()> {
         .open(file)
         .with_context(|| format!("cannot write {WINDOWS_LOGON_PASSWORD}"))?;
     out.write_all(password.as_bytes()).with_context(|| format!("cannot write {WINDOWS_LOGON_PASSWORD}"))
+}
+
+/// The home folder of [`WINDOWS_LOGON_USER`], from the passwd database.
+fn logon_home() -> Option<PathBuf> {
+    let out = Command::new("getent").args(["passwd", WINDOWS_LOGON_USER]).output().ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.trim().split(':').nth(5).filter(|h| !h.is_empty()).map(PathBuf::from)
 }
 
 /// Builds plugins/ and returns the directory holding the `.wasm` files.
