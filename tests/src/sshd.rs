@@ -30,7 +30,12 @@ pub struct SshdConfig {
 impl Default for SshdConfig {
     /// Keys only, sftp on, nothing appended.
     fn default() -> Self {
-        SshdConfig { password_authentication: false, expose_auth_info: false, sftp: true, tail: String::new() }
+        SshdConfig {
+            password_authentication: false,
+            expose_auth_info: false,
+            sftp: true,
+            tail: String::new(),
+        }
     }
 }
 

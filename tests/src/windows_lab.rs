@@ -44,7 +44,10 @@ pub fn logon_password() -> String {
     };
     let exists = Command::new("id").arg(LOGON_USER).output().is_ok_and(|o| o.status.success());
     assert!(exists, "{}", missing());
-    std::fs::read_to_string(LOGON_PASSWORD_FILE).unwrap_or_else(|_| panic!("{}", missing())).trim().to_string()
+    std::fs::read_to_string(LOGON_PASSWORD_FILE)
+        .unwrap_or_else(|_| panic!("{}", missing()))
+        .trim()
+        .to_string()
 }
 
 /// A lab whose servers Drover reaches over SSH as Windows servers.

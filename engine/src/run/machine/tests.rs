@@ -234,7 +234,8 @@ impl Flow {
     /// Servers `names` (local transport) in group `group`.
     fn group(mut self, group: &str, names: &[&str]) -> Self {
         for name in names {
-            let server = Server { site: None, os: None, transport: TransportSpec::Local, vars: BTreeMap::new() };
+            let server =
+                Server { site: None, os: None, transport: TransportSpec::Local, vars: BTreeMap::new() };
             self.inventory.servers.insert(name.to_string(), server);
         }
         self.inventory.groups.insert(group.into(), names.iter().map(|s| s.to_string()).collect());
