@@ -1,12 +1,16 @@
 //! The fresh lab of `drover-lab init` (`lab/PROTOCOL.md`, "The fresh lab"): production group
 //! `BizTalkGroup` on `PRDSQL01`, two joined production runtime servers with their host instances,
-//! the master secret server `PRDSSO01`, three DR runtime servers with BizTalk installed but not
-//! configured, and the DR SQL server `DRSQL01`.
+//! the master secret server `PRDSSO01` (with the backup of the master secret), three DR runtime
+//! servers with BizTalk installed but not configured, the DR site's SSO server `DRSSO01` (SSO
+//! installed, not configured), and the DR SQL server `DRSQL01`, whose production counterpart
+//! `PRDSQL01` keeps the configuration file exported from each production runtime server
+//! ([`crate::export`]).
 //!
 //! It only builds values; writing them is [`crate::state::StateFile::create`]'s job.
 
 use std::collections::BTreeMap;
 
+use crate::export::{self, EXPORTS_SERVER, RUNTIME_INSTALLED, SSO_INSTALLED};
 use crate::state::{
     Assembly, DtcSettings, Edition, Group, Host, HostInstance, Lab, Platform, Product, RegValue, Role,
     Server, Service, ServiceState, Site, SqlInstance, StartType,
@@ -32,6 +36,12 @@ pub const OLEDB_KEY: &str = r"SOFTWARE\Microsoft\MSOLEDBSQL";
 pub const ENVIRONMENT_KEY: &str = r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
 /// The application package staged on every DR server.
 pub const STAGED_MSI: &str = r"C:\Staging\Contoso.Orders.msi";
+/// Registry key of the SSO database an SSO server belongs to (values `Server`, `Database`).
+pub const ENTSSO_SQL_KEY: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
+/// The backup of the master secret on the master secret server (`ssoconfig -backupSecret`).
+pub const SECRET_BACKUP: &str = r"C:\Program Files\Common Files\Enterprise Single Sign-On\SSOSecret.bak";
+/// The DR site's SSO server.
+pub const DR_SSO: &str = "DRSSO01";
 
 /// The production runtime servers.
 pub const PROD_RUNTIME: [&str; 2] = ["PRDBTS01", "PRDBTS02"];
@@ -58,6 +68,7 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
     for name in PROD_RUNTIME {
         let mut server = windows_server(Site::Prod, Role::BiztalkRuntime);
         join(&mut server);
+        server.configured_features = export::configured_features(name);
         server.services.push(entsso(StartType::Auto, ServiceState::Running, &account("svc-sso")));
         server.services.push(rule_engine(&account("svc-bre")));
         servers.insert(name.to_owned(), server);
@@ -72,9 +83,15 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
             ));
         }
     }
-    let mut sso = windows_server(Site::Prod, Role::SsoMaster);
+    let mut sso = sso_server(Site::Prod, Role::SsoMaster);
     sso.services.push(entsso(StartType::Auto, ServiceState::Running, &account("svc-sso")));
+    sso_join(&mut sso);
+    sso.configured_features = vec!["SSOServer,Engine".into()];
+    sso.write_file(SECRET_BACKUP, secret_backup());
     servers.insert("PRDSSO01".to_owned(), sso);
+    let mut dr_sso = sso_server(Site::Dr, Role::SsoMasterDr);
+    dr_sso.services.push(entsso(StartType::Demand, ServiceState::Stopped, "LocalSystem"));
+    servers.insert(DR_SSO.to_owned(), dr_sso);
     for name in DR_RUNTIME {
         servers.insert(name.to_owned(), unconfigured_runtime(Site::Dr));
     }
@@ -85,7 +102,11 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
             .to_vec(),
         reachable: true,
     });
-    servers.insert("PRDSQL01".to_owned(), prod_sql);
+    for name in PROD_RUNTIME {
+        let text = export::exported_configuration(name, "PRDSQL01");
+        prod_sql.write_file(&export::export_path(name), text.into_bytes());
+    }
+    servers.insert(EXPORTS_SERVER.to_owned(), prod_sql);
     let mut dr_sql = windows_server(Site::Dr, Role::Sql);
     dr_sql.sql = Some(SqlInstance { databases: Vec::new(), reachable: true });
     servers.insert("DRSQL01".to_owned(), dr_sql);
@@ -141,6 +162,21 @@ pub fn unconfigured_runtime(site: Site) -> Server {
     server
 }
 
+/// A server with Enterprise SSO installed and nothing of BizTalk's runtime (a master secret
+/// server).
+fn sso_server(site: Site, role: Role) -> Server {
+    let mut server = windows_server(site, role);
+    server.installed_features = SSO_INSTALLED.map(String::from).to_vec();
+    server
+}
+
+/// `ssoconfig -backupSecret`'s file: the lab's stands for the encrypted secret (binary).
+fn secret_backup() -> Vec<u8> {
+    let mut bytes = b"ENTSSO master secret backup of PRDSSO01\0".to_vec();
+    bytes.extend((0u8..=255).rev());
+    bytes
+}
+
 fn account(user: &str) -> String {
     format!(r"{DOMAIN}\{user}")
 }
@@ -179,6 +215,11 @@ fn windows_server(site: Site, role: Role) -> Server {
         .map(|name| Product { name: name.into(), target_dir: None })
         .to_vec(),
         sql: None,
+        installed_features: match role {
+            Role::BiztalkRuntime => RUNTIME_INSTALLED.map(String::from).to_vec(),
+            _ => Vec::new(),
+        },
+        configured_features: Vec::new(),
     };
     server.set_reg_value(NDP_KEY, "Release", RegValue::Dword(528049));
     server.set_reg_value(VC_X64_KEY, "Installed", RegValue::Dword(1));
@@ -192,6 +233,13 @@ fn windows_server(site: Site, role: Role) -> Server {
 fn join(server: &mut Server) {
     server.set_reg_value(ADMIN_KEY, "MgmtDBServer", RegValue::Sz("PRDSQL01".into()));
     server.set_reg_value(ADMIN_KEY, "MgmtDBName", RegValue::Sz("BizTalkMgmtDb".into()));
+    sso_join(server);
+}
+
+/// Marks a server as joined to the lab's SSO system (registry only).
+fn sso_join(server: &mut Server) {
+    server.set_reg_value(ENTSSO_SQL_KEY, "Server", RegValue::Sz("PRDSQL01".into()));
+    server.set_reg_value(ENTSSO_SQL_KEY, "Database", RegValue::Sz("SSODB".into()));
 }
 
 /// The Enterprise Single Sign-On service.
@@ -277,7 +325,13 @@ mod tests {
     #[test]
     fn the_fresh_lab_is_as_documented() {
         let lab = fresh_lab();
-        assert_eq!(lab.servers.len(), 8);
+        assert_eq!(lab.servers.len(), 9);
+        let dr_sso = &lab.servers[DR_SSO];
+        assert_eq!((dr_sso.site, dr_sso.role), (Site::Dr, Role::SsoMasterDr));
+        assert!(dr_sso.reg_value(ENTSSO_SQL_KEY, "Server").is_none(), "not joined to the SSO system");
+        assert!(lab.servers["PRDSSO01"].file(SECRET_BACKUP).is_some());
+        let export = lab.servers[EXPORTS_SERVER].file(&export::export_path("PRDBTS02")).expect("exported");
+        assert!(String::from_utf8_lossy(export).contains("<Feature Name=\"BAMTools\""));
         assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"]);
         assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
         assert_eq!(lab.group.host_instances.len(), 4);

@@ -1,12 +1,13 @@
 //! The Drover inventory `drover-lab init --inventory` writes for a lab (`lab/PROTOCOL.md`,
 //! "State and commands of the lab itself"): one site per lab site, one `command`-transport server
-//! per server of the lab whose prefix runs `drover-lab exec` with absolute paths, and the
-//! runtime groups. It renders text only; the engine's inventory loader is what judges it.
+//! per server of the lab whose prefix runs `drover-lab exec` with absolute paths, the runtime
+//! groups and the DR site's SSO server group `dr-sso`. It renders text only; the engine's
+//! inventory loader is what judges it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::init::{DR_RUNTIME, PROD_RUNTIME};
+use crate::init::{DR_RUNTIME, DR_SSO, PROD_RUNTIME};
 use crate::state::{Lab, Site};
 
 /// The inventory TOML for `lab`, reached through `exe` (absolute) and the state file `state`
@@ -38,6 +39,7 @@ pub fn inventory_toml(lab: &Lab, exe: &Path, state: &Path) -> String {
     let _ = writeln!(out, "\n[groups]");
     let _ = writeln!(out, "prod-runtime = [{}]", list(&PROD_RUNTIME));
     let _ = writeln!(out, "dr-runtime = [{}]", list(&DR_RUNTIME));
+    let _ = writeln!(out, "dr-sso = [{}]", list(&[DR_SSO]));
     out
 }
 
@@ -53,7 +55,9 @@ mod tests {
             "[servers.DRBTS01]\nsite = \"dr\"\ntransport = \"command\"\ncommand = [\"/opt/drover-lab\", \"exec\", \"--state\", '/tmp/x \"y\"/lab.json', \"DRBTS01\", \"--\"]\nvars = { role = \"biztalk-runtime\" }\n"
         ));
         let value: toml::Table = toml::from_str(&text).expect("valid TOML");
-        assert_eq!(value["servers"].as_table().expect("servers").len(), 8);
+        assert_eq!(value["servers"].as_table().expect("servers").len(), 9);
+        assert_eq!(value["servers"]["DRSSO01"]["vars"]["role"].as_str(), Some("sso-master-dr"));
+        assert_eq!(value["groups"]["dr-sso"].as_array().map(Vec::len), Some(1));
         assert_eq!(value["servers"]["PRDSSO01"]["vars"]["role"].as_str(), Some("sso-master"));
         assert_eq!(value["servers"]["DRSQL01"]["site"].as_str(), Some("dr"));
         assert_eq!(value["groups"]["dr-runtime"].as_array().map(Vec::len), Some(3));

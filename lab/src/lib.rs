@@ -4,7 +4,8 @@
 //! plugins: the command lines the lab accepts, word for word, and what it answers.
 //!
 //! - [`state`]: the model and its locked, atomic persistence;
-//! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it;
+//! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it; [`export`]:
+//!   the configuration files exported from the production runtime servers;
 //! - [`programs`]: the emulated Windows tools, one module each;
 //! - [`fault`]: fault injection; [`replace`]: a failed runtime server rebuilt with the same
 //!   name; [`show`]: the readable state;
@@ -15,6 +16,7 @@
 //! Invariant: the lab never runs anything on the machine it runs on; every program is emulated
 //! against the state, and a command line it does not know fails with 9009.
 
+pub mod export;
 pub mod fault;
 pub mod init;
 pub mod inventory;

@@ -51,6 +51,10 @@ enum Command {
         /// Also record this BizTalk Server edition for the group: enterprise or standard.
         #[arg(long)]
         edition: Option<Edition>,
+        /// A component BizTalk setup left out on the new computer (an `InstalledFeature` name
+        /// such as `BAMTools`); repeat for more.
+        #[arg(long = "without-feature")]
+        without_features: Vec<String>,
     },
     /// Prints the lab's state.
     Show {
@@ -136,8 +140,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             init_lab(&state, inventory.as_deref(), force, edition)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replace { state, server, edition } => {
-            StateFile::new(state).update(|lab| replace::replace(lab, &server, edition))??;
+        Command::Replace { state, server, edition, without_features } => {
+            StateFile::new(state).update(|lab| {
+                let name = replace::replace(lab, &server, edition)?;
+                replace::leave_out(lab, &name, &without_features);
+                Ok::<_, replace::ReplaceError>(())
+            })??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { state, json } => {

@@ -6,7 +6,9 @@
 //! ([`crate::init::unconfigured_runtime`]); the group, which lives in the intact databases, does
 //! not change: the server stays in `members` and its host-instance rows stay (R6: the rows exist,
 //! their Windows services do not). Nothing runs on the new computer yet, so those rows read as
-//! stopped. This module changes the lab in memory only; the caller persists it.
+//! stopped. The configuration file exported from the server before the failure stays where it is
+//! kept ([`crate::export`]). Setup may have left components out on the new computer
+//! ([`leave_out`]). This module changes the lab in memory only; the caller persists it.
 
 use crate::init::unconfigured_runtime;
 use crate::state::{Edition, Lab, Role, ServiceState};
@@ -41,6 +43,14 @@ pub fn replace(lab: &mut Lab, server: &str, edition: Option<Edition>) -> Result<
     Ok(name)
 }
 
+/// Records that BizTalk setup did not install `features` (`InstalledFeature` names) on the
+/// rebuilt `server`, so the Configuration tool cannot configure what needs them.
+pub fn leave_out(lab: &mut Lab, server: &str, features: &[String]) {
+    if let Some(server) = lab.servers.get_mut(server) {
+        server.installed_features.retain(|f| !features.iter().any(|w| w.eq_ignore_ascii_case(f)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +72,9 @@ mod tests {
         let rules = server.service("RuleEngineUpdateService").expect("rule engine");
         assert_eq!((rules.start_type, rules.state), (StartType::Auto, ServiceState::Running));
         assert!(server.gac.is_empty());
+        assert!(server.configured_features.is_empty(), "nothing configured yet");
+        let export = crate::export::export_path("PRDBTS02");
+        assert_eq!(lab.servers["PRDSQL01"].file(&export), before.servers["PRDSQL01"].file(&export), "kept");
         assert_eq!(server.files.len(), 1, "only the staged package");
         assert!(server.file(STAGED_MSI).is_some());
         assert_eq!(server.site, before.servers["PRDBTS02"].site);
@@ -81,6 +94,15 @@ mod tests {
         }
         assert_eq!(lab.edition, Edition::Enterprise);
         assert!(lab.joins.is_empty());
+    }
+
+    #[test]
+    fn setup_can_leave_a_component_out() {
+        let mut lab = fresh_lab();
+        let name = replace(&mut lab, "PRDBTS02", None).expect("replaced");
+        leave_out(&mut lab, &name, &["bamtools".to_owned()]);
+        let installed = &lab.servers["PRDBTS02"].installed_features;
+        assert!(!installed.iter().any(|f| f == "BAMTools") && installed.iter().any(|f| f == "MsEDIAS2"));
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub enum Role {
     BiztalkRuntime,
     /// The SSO master secret server.
     SsoMaster,
+    /// The DR site's SSO server: joined to the SSO system only, promoted to master secret server
+    /// at failover (Seed B's "disaster recovery Enterprise Single Sign-On Master Secret server").
+    SsoMasterDr,
     /// A SQL Server instance.
     Sql,
 }
@@ -122,6 +125,7 @@ impl Role {
         match self {
             Role::BiztalkRuntime => "biztalk-runtime",
             Role::SsoMaster => "sso-master",
+            Role::SsoMasterDr => "sso-master-dr",
             Role::Sql => "sql",
         }
     }
@@ -153,6 +157,15 @@ pub struct Server {
     /// The SQL Server instance this server runs, if any.
     #[serde(default)]
     pub sql: Option<SqlInstance>,
+    /// What BizTalk setup installed (`InstalledFeature` names: `SSOServer`, `BAMTools`,
+    /// `BizTalkTMS`…): the Configuration tool configures only features whose component is
+    /// installed.
+    #[serde(default)]
+    pub installed_features: Vec<String>,
+    /// Features the Configuration tool configured on this computer, by their `Feature Name`
+    /// (`SSOServer,Engine`, `WMI`, `BAMTools`…), in the order configured.
+    #[serde(default)]
+    pub configured_features: Vec<String>,
 }
 
 /// Facts the prerequisite probes read.

@@ -142,7 +142,7 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     assert_eq!(lab.on("DRBTS01", &["cat", XML]).stdout, JOIN_XML);
     assert_eq!(code, 0, "{log}");
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 16);
+    assert_eq!(lines.len(), 20, "four lines for each of SSO, WMI, Runtime, RulesEngine and BAMTools");
     assert_eq!(lines[0], "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO");
     assert_eq!(
         lines[15],

@@ -27,7 +27,7 @@ fn every_server_of_a_password_logon_is_ready_with_powershell_and_the_second_hop(
     assert_eq!(code, Some(0), "{report:#}\n{err}");
     assert_eq!(report["ready"], true);
     let servers = report["servers"].as_array().expect("servers");
-    assert_eq!(servers.len(), 8, "every server of the lab");
+    assert_eq!(servers.len(), 9, "every server of the lab");
     for s in servers {
         assert_eq!(s["transport"], "ssh", "{s}");
         assert_eq!(s["reachable"]["verdict"], "yes", "{s}");
@@ -67,7 +67,7 @@ fn a_key_logon_is_reported_without_the_second_hop_and_the_table_says_why() {
     let table = stdout(&out);
     assert!(table.lines().next().is_some_and(|l| l.starts_with("SERVER")), "{table}");
     assert!(table.contains("DRBTS01: second hop: no: DRBTS01 (ssh to"), "{table}");
-    assert!(table.contains("0 of 8 servers ready"), "{table}");
+    assert!(table.contains("0 of 9 servers ready"), "{table}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub mod xml;
 use std::time::SystemTime;
 
 use super::{Ctx, Output};
-use crate::init::{ADMIN_KEY, entsso, host_service};
+use crate::init::{ADMIN_KEY, ENTSSO_SQL_KEY, entsso, host_service};
 use crate::state::{
     Edition, Host, HostInstance, RegValue, Service, ServiceState, StartType, password_sha256,
 };
@@ -37,6 +37,12 @@ enum Feature {
     Wmi,
     Runtime,
     RulesEngine,
+    Mot,
+    BamTools,
+    BamPortal,
+    Edi,
+    RestApi,
+    Tms,
 }
 
 impl Feature {
@@ -49,7 +55,46 @@ impl Feature {
             "WMI" => Some(Feature::Wmi),
             "Engine,BTSCfg" => Some(Feature::Runtime),
             "RulesEngine" => Some(Feature::RulesEngine),
+            "MOT" => Some(Feature::Mot),
+            "BAMTools" => Some(Feature::BamTools),
+            "BAMPortal" => Some(Feature::BamPortal),
+            "MsEDIAS2" => Some(Feature::Edi),
+            "RestApi" => Some(Feature::RestApi),
+            "TMS" => Some(Feature::Tms),
             _ => None,
+        }
+    }
+
+    /// The `Feature Name` an export writes, as the lab records configured features.
+    fn xml_name(self) -> &'static str {
+        match self {
+            Feature::Sso => "SSOServer,Engine",
+            Feature::Wmi => "WMI",
+            Feature::Runtime => "Engine,BTSCfg",
+            Feature::RulesEngine => "RulesEngine",
+            Feature::Mot => "MOT",
+            Feature::BamTools => "BAMTools",
+            Feature::BamPortal => "BAMPortal",
+            Feature::Edi => "MsEDIAS2",
+            Feature::RestApi => "RestApi",
+            Feature::Tms => "TMS",
+        }
+    }
+
+    /// The component (`InstalledFeature`) setup must have installed for the feature to be
+    /// configured; the REST APIs come with every runtime.
+    fn component(self) -> Option<&'static str> {
+        match self {
+            Feature::Sso => Some("SSOServer"),
+            Feature::Wmi => Some("WMI"),
+            Feature::Runtime => Some("Engine"),
+            Feature::RulesEngine => Some("RulesEngine"),
+            Feature::Mot => Some("MOT"),
+            Feature::BamTools => Some("BAMTools"),
+            Feature::BamPortal => Some("BAMPortal"),
+            Feature::Edi => Some("MsEDIAS2"),
+            Feature::RestApi => None,
+            Feature::Tms => Some("BizTalkTMS"),
         }
     }
 
@@ -60,6 +105,7 @@ impl Feature {
             Feature::Wmi => "WMI",
             Feature::Runtime => "Runtime",
             Feature::RulesEngine => "RulesEngine",
+            other => other.xml_name(),
         }
     }
 }
@@ -83,6 +129,10 @@ impl Log {
 
     fn info(&mut self, message: &str) {
         self.line("Info", message);
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.line("Warn", message);
     }
 
     fn text(&self) -> Vec<u8> {
@@ -309,12 +359,21 @@ fn logon_of(service: Option<&Element>) -> Option<Logon> {
     Some(Logon { account, password_sha256: password.map(password_sha256) })
 }
 
-/// Configures the validated features.
+/// Configures the validated features. On a server not yet in the group, a feature already
+/// configured on it is skipped, and one whose component setup did not install is skipped with a
+/// warning (the rest go on).
 pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
     for (feature, element) in &plan.features {
         let name = feature.label();
-        if plan.already_joined {
+        let this = ctx.this();
+        if plan.already_joined || this.configured_features.iter().any(|f| f == feature.xml_name()) {
             log.info(&format!("Feature {name} is already configured; skipped"));
+            continue;
+        }
+        if let Some(component) = feature.component()
+            && !this.installed_features.iter().any(|f| f.eq_ignore_ascii_case(component))
+        {
+            log.warn(&format!("Feature {name} is not installed on this computer ({component}); skipped"));
             continue;
         }
         log.info(&format!("Building feature XML for {name}"));
@@ -325,7 +384,9 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
             Feature::Wmi => configure_group(ctx, element),
             Feature::Runtime => configure_runtime(ctx, element),
             Feature::RulesEngine => configure_rules_engine(ctx, element),
+            _ => {}
         }
+        ctx.this_mut().configured_features.push(feature.xml_name().to_owned());
         log.info(&format!("Feature {name} configured successfully"));
     }
 }
@@ -351,6 +412,10 @@ fn configure_sso(ctx: &mut Ctx<'_>, feature: &Element, create_secret_server: boo
             logon.set(s);
         }
     });
+    let (server, db) = sql_of(feature, SSO_DB_SQL_ID);
+    let this = ctx.this_mut();
+    this.set_reg_value(ENTSSO_SQL_KEY, "Server", RegValue::Sz(server));
+    this.set_reg_value(ENTSSO_SQL_KEY, "Database", RegValue::Sz(db));
     if create_secret_server {
         ctx.lab.group.master_secret_server = Some(ctx.server.clone());
     }
@@ -470,7 +535,10 @@ fn leave(ctx: &mut Ctx<'_>, log: &mut Log) -> i32 {
 
 fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
     let server = ctx.server.clone();
-    let joined = ctx.this().reg_value(ADMIN_KEY, "MgmtDBServer").is_some() || ctx.lab.is_member(&server);
+    let this = ctx.this();
+    let joined = this.reg_value(ADMIN_KEY, "MgmtDBServer").is_some()
+        || ctx.lab.is_member(&server)
+        || !this.configured_features.is_empty();
     if !joined {
         log.info("No feature is configured on this computer; nothing to unconfigure");
         return;
@@ -498,14 +566,19 @@ fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
                 ctx.lab.group.members.retain(|m| *m != server);
             }
             Feature::Sso => {
-                if let Some(s) = ctx.this_mut().service_mut("ENTSSO") {
+                let this = ctx.this_mut();
+                this.remove_reg_value(ENTSSO_SQL_KEY, "Server");
+                this.remove_reg_value(ENTSSO_SQL_KEY, "Database");
+                if let Some(s) = this.service_mut("ENTSSO") {
                     s.start_type = StartType::Demand;
                     s.state = ServiceState::Stopped;
                 }
             }
+            _ => {}
         }
         log.info(&format!("Feature {} unconfigured successfully", feature.label()));
     }
+    ctx.this_mut().configured_features.clear();
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ fn a_dr_server_joins() {
     let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
     assert_eq!(code, 0, "{log}");
     let mut expected = String::new();
-    for feature in ["SSO", "WMI", "Runtime", "RulesEngine"] {
+    for feature in ["SSO", "WMI", "Runtime", "RulesEngine", "BAMTools"] {
         for line in [
             format!("Building feature XML for {feature}"),
             format!("Validating feature {feature}"),
@@ -68,6 +68,7 @@ fn a_dr_server_joins() {
             "Feature WMI is already configured; skipped",
             "Feature Runtime is already configured; skipped",
             "Feature RulesEngine is already configured; skipped",
+            "Feature BAMTools is already configured; skipped",
         ]
     );
     assert_eq!(lab.group.members.len(), 3);
