@@ -30,8 +30,8 @@ pub fn export_path(computer: &str) -> String {
 /// runtime and the Rules Engine that every one has.
 pub fn extra_features(computer: &str) -> &'static [&'static str] {
     match computer {
-        "PRDBTS01" => &["MOT", "RestApi"],
-        "PRDBTS02" => &["MOT", "BAMTools", "MsEDIAS2", "TMS"],
+        "PRDBTS01" => &["MOT", "RestApi", "TMS"],
+        "PRDBTS02" => &["MOT", "BAMTools", "MsEDIAS2"],
         _ => &[],
     }
 }
@@ -297,7 +297,16 @@ mod tests {
         assert_eq!(sso.answer("IsSecretServer"), Some("Join"));
         let services: Vec<&xml::Element> =
             root.children.iter().flat_map(|f| f.applicable()).filter(|e| e.name == "NTService").collect();
-        assert_eq!(services.len(), 3, "ENTSSO, the Rule Engine Update Service, TMS");
+        assert_eq!(services.len(), 2, "ENTSSO and the Rule Engine Update Service");
         assert!(services.iter().all(|s| s.child_text("Password").is_empty()), "passwords are never exported");
+        let first = xml::parse(&exported_configuration("PRDBTS01", "PRDSQL01")).expect("well-formed");
+        let accounts: Vec<&str> = first
+            .children
+            .iter()
+            .flat_map(|f| f.applicable())
+            .filter(|e| e.name == "NTService")
+            .map(|s| s.child_text("UserName"))
+            .collect();
+        assert_eq!(accounts, ["svc-sso", "svc-bre", "svc-rest", "svc-rest", "svc-tms"]);
     }
 }

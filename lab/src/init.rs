@@ -22,8 +22,10 @@ pub const DOMAIN: &str = "CONTOSO";
 pub const BTS_INSTALL_PATH: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\";
 /// Production's BizTalk file version.
 pub const BIZTALK_FILE_VERSION: &str = "3.13.717.0";
-/// Registry key of group membership.
-pub const ADMIN_KEY: &str = r"SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+/// Registry key of group membership, as stored: in the 32-bit view (`WOW6432Node`), where the
+/// 32-bit `Configuration.exe` and RestoreConfig.vbe write `SOFTWARE\Microsoft\BizTalk
+/// Server\3.0\Administration` ([`crate::programs::reg::in_32_bit_view`]).
+pub const ADMIN_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0\Administration";
 /// Registry key of .NET 4.
 pub const NDP_KEY: &str = r"SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
 /// Registry key of the VC++ x64 runtime.
@@ -48,7 +50,14 @@ pub const PROD_RUNTIME: [&str; 2] = ["PRDBTS01", "PRDBTS02"];
 /// The DR runtime servers.
 pub const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 
-/// The host instances of production: (host, server).
+/// The group's isolated host (the Configuration wizard's default name): its instances run in IIS,
+/// have no Windows service, and run as `CONTOSO\svc-bts-ihost`, a member of `BizTalk Isolated
+/// Host Users`, where the in-process hosts' instances run as `CONTOSO\svc-bts`.
+pub const ISOLATED_HOST: &str = "BizTalkServerIsolatedHost";
+/// The production server running the isolated host's instance.
+const ISOLATED_ON: &str = "PRDBTS01";
+
+/// The in-process host instances of production: (host, server).
 const PROD_INSTANCES: [(&str, &str); 4] = [
     ("ReceiveHost", "PRDBTS01"),
     ("SendHost", "PRDBTS01"),
@@ -121,7 +130,9 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
         members: PROD_RUNTIME.map(String::from).to_vec(),
         hosts: ["ReceiveHost", "SendHost", "ProcessingHost"]
             .map(|name| Host { name: name.into(), host_type: 1 })
-            .to_vec(),
+            .into_iter()
+            .chain([Host { name: ISOLATED_HOST.into(), host_type: 2 }])
+            .collect(),
         host_instances: PROD_INSTANCES
             .map(|(host, server)| HostInstance {
                 name: HostInstance::name_for(host, server),
@@ -133,7 +144,18 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
                 account: account("svc-bts"),
                 password_sha256: None,
             })
-            .to_vec(),
+            .into_iter()
+            .chain([HostInstance {
+                name: HostInstance::name_for(ISOLATED_HOST, ISOLATED_ON),
+                host: ISOLATED_HOST.into(),
+                server: ISOLATED_ON.into(),
+                configuration_state: 1,
+                is_disabled: false,
+                service_state: ServiceState::Stopped,
+                account: account("svc-bts-ihost"),
+                password_sha256: None,
+            }])
+            .collect(),
         applications: Vec::new(),
     };
     Lab {
@@ -334,7 +356,13 @@ mod tests {
         assert!(String::from_utf8_lossy(export).contains("<Feature Name=\"BAMTools\""));
         assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"]);
         assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
-        assert_eq!(lab.group.host_instances.len(), 4);
+        assert_eq!(lab.group.host_instances.len(), 5);
+        let isolated = lab.group.host_instances.last().expect("the isolated host's instance");
+        assert_eq!(
+            (isolated.host.as_str(), isolated.account.as_str()),
+            (ISOLATED_HOST, r"CONTOSO\svc-bts-ihost")
+        );
+        assert!(lab.servers[ISOLATED_ON].service("BTSSvc$BizTalkServerIsolatedHost").is_none(), "no service");
         let dr = &lab.servers["DRBTS01"];
         assert!(dr.reg_value(ADMIN_KEY, "MgmtDBServer").is_none());
         let entsso = dr.service("entsso").expect("ENTSSO");

@@ -83,7 +83,7 @@ mod tests {
 
         // The databases are intact: membership and rows stay; only what ran on the box stopped.
         assert_eq!(lab.group.members, before.group.members);
-        assert_eq!(lab.group.host_instances.len(), 4);
+        assert_eq!(lab.group.host_instances.len(), 5);
         for (now, then) in lab.group.host_instances.iter().zip(&before.group.host_instances) {
             let expected = if now.server == "PRDBTS02" { ServiceState::Stopped } else { then.service_state };
             assert_eq!(now.service_state, expected, "{}", now.name);

@@ -456,6 +456,15 @@ pub fn password_sha256(password: &str) -> String {
     hex::encode(sha2::Sha256::digest(password.as_bytes()))
 }
 
+impl Host {
+    /// The host's Windows group (`MSBTS_HostSetting.NTGroupName`), whose members alone may run
+    /// its instances: the groups the Configuration wizard creates, `BizTalk Application Users`
+    /// for in-process hosts and `BizTalk Isolated Host Users` for isolated ones.
+    pub fn nt_group(&self) -> &'static str {
+        if self.host_type == 2 { "BizTalk Isolated Host Users" } else { "BizTalk Application Users" }
+    }
+}
+
 impl HostInstance {
     /// The name BizTalk gives the instance of `host` on `server`.
     pub fn name_for(host: &str, server: &str) -> String {

@@ -107,7 +107,7 @@ fn powershell(script: &str) -> Vec<&str> {
     vec!["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
 }
 
-const HOST_INSTANCES: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+const HOST_INSTANCES: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, HostType, RunningServer, Logon, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
 
 #[test]
 fn init_writes_an_inventory_of_absolute_prefixes_and_refuses_to_overwrite() {
@@ -142,22 +142,26 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     assert_eq!(lab.on("DRBTS01", &["cat", XML]).stdout, JOIN_XML);
     assert_eq!(code, 0, "{log}");
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 20, "four lines for each of SSO, WMI, Runtime, RulesEngine and BAMTools");
-    assert_eq!(lines[0], "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO");
+    assert_eq!(lines.len(), 15, "three lines for each of SSO, WMI, Runtime, RulesEngine and BAMTools");
     assert_eq!(
-        lines[15],
-        "[2026-11-22 10:15:01] Info  ConfigHelper: Feature RulesEngine configured successfully"
+        lines[0],
+        "[2026-11-22 10:15:01:0000 Info Configuration Framework]Building feature XML for: SSOServer,Engine"
+    );
+    assert_eq!(
+        lines[11],
+        "[2026-11-22 10:15:01:0000 Info Configuration Framework]Configuring feature: RulesEngine"
     );
 
-    let reg = lab.on(
-        "DRBTS01",
-        &["reg", "query", r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration", "/v", "MgmtDBServer"],
-    );
+    // The 32-bit Configuration.exe wrote the membership in the 32-bit view: `/reg:32` reads it
+    // (reg prints the key it read), the 64-bit view has none.
+    let admin = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+    let reg = lab.on("DRBTS01", &["reg", "query", admin, "/v", "MgmtDBServer", "/reg:32"]);
     assert_eq!(reg.code, 0);
     assert_eq!(
         reg.stdout,
-        "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    PRDSQL01\n\n"
+        "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    PRDSQL01\n\n"
     );
+    assert_eq!(lab.on("DRBTS01", &["reg", "query", admin, "/v", "MgmtDBServer"]).code, 1, "not in the 64-bit view");
     let entsso = lab.on("DRBTS01", &["sc.exe", "query", "ENTSSO"]);
     assert!(entsso.stdout.contains("STATE              : 4  RUNNING\n"), "{entsso:?}");
 
@@ -173,10 +177,10 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     let instances = lab.on("DRBTS01", &powershell(HOST_INSTANCES));
     assert_eq!(instances.code, 0);
     assert!(instances.stdout.ends_with(
-        ",{\"Name\":\"Microsoft BizTalk Server SendHost DRBTS01\",\"HostName\":\"SendHost\",\"RunningServer\":\"DRBTS01\",\"ConfigurationState\":1,\"IsDisabled\":true,\"ServiceState\":1}]\n"
+        ",{\"Name\":\"Microsoft BizTalk Server SendHost DRBTS01\",\"HostName\":\"SendHost\",\"HostType\":1,\"RunningServer\":\"DRBTS01\",\"Logon\":\"CONTOSO\\\\svc-bts\",\"ConfigurationState\":1,\"IsDisabled\":true,\"ServiceState\":1}]\n"
     ), "{}", instances.stdout);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&instances.stdout).expect("a JSON array");
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 6, "five production instances (one of the isolated host) and the new one");
     let again = lab.on_with_input("DRBTS01", &powershell(&script), b"it's s3cret");
     assert_eq!(again.code, 1);
     assert_eq!(
@@ -197,16 +201,18 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
     assert!(qc.stdout.contains("START_TYPE         : 4   DISABLED\n"), "{qc:?}");
 
     // The staged application goes into the GAC.
-    let gac = |lab: &Lab| lab.on("DRBTS01", &["gacutil", "/l", "Contoso.Orders.Maps"]).stdout;
-    assert!(gac(&lab).ends_with("\nNumber of items = 0\n"));
+    let probe = r#"Get-ChildItem -LiteralPath "$env:windir\Microsoft.NET\assembly" -Directory -Filter 'GAC_*' | ForEach-Object { Join-Path $_.FullName 'Contoso.Orders.Maps' } | Where-Object { Test-Path -LiteralPath $_ } | Get-ChildItem -Filter 'Contoso.Orders.Maps.dll' -Recurse | Select-Object -ExpandProperty FullName"#;
+    let gac = |lab: &Lab| lab.on("DRBTS01", &powershell(probe)).stdout;
+    assert_eq!(gac(&lab), "");
     let msi = lab.on(
         "DRBTS01",
         &["msiexec", "/i", r"C:\Staging\Contoso.Orders.msi", "/qn", r"TARGETDIR=C:\Apps\Contoso.Orders"],
     );
     assert_eq!((msi.code, msi.stdout.as_str(), msi.stderr.as_str()), (0, "", ""));
-    assert!(gac(&lab).ends_with(
-        "The Global Assembly Cache contains the following assemblies:\n  Contoso.Orders.Maps, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL\n\nNumber of items = 1\n"
-    ));
+    assert_eq!(
+        gac(&lab),
+        "C:\\Windows\\Microsoft.NET\\assembly\\GAC_MSIL\\Contoso.Orders.Maps\\v4.0_1.0.0.0__31bf3856ad364e35\\Contoso.Orders.Maps.dll\r\n"
+    );
 
     // The state file holds it all.
     let shown = lab.lab(&["show", "--json"]);
@@ -221,9 +227,12 @@ fn an_unreachable_sql_server_fails_the_join_until_cleared() {
     assert_eq!(lab.lab(&["fault", "set", "sql-unreachable"]).code, 0);
     let (code, log) = lab.join("DRBTS02");
     assert_eq!(code, 1);
+    // The one public capture of a failed configuration's SQL error, word for word.
     assert_eq!(
         log,
-        "[2026-11-22 10:15:01] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.\n"
+        "[10:15:01 Error ConfigHelper] [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.\n\
+         [10:15:01 Error ConfigHelper] SQL error: 08001 Native error code: 17\n\
+         [10:15:01 Error ConfigHelper] c:\\depotsetupv2\\private\\common\\configwizard\\confighelper\\sqlhelper.cpp(1176): FAILED hr = 80004005\n"
     );
     let probe = ["sqlcmd", "-S", "PRDSQL01", "-E", "-d", "BizTalkMgmtDb", "-Q", "select 1", "-h", "-1"];
     let sqlcmd = lab.on("DRBTS02", &probe);
@@ -305,7 +314,7 @@ fn a_computer_name_over_15_characters_is_refused() {
     let log = lab.lab(&["exec", "DRBTS03REPLACEMENT", "--", "cat", LOG]);
     assert_eq!(
         log.stdout,
-        "[2026-11-22 10:15:01] Error ConfigHelper: The computer name DRBTS03REPLACEMENT is longer than 15 characters.\n"
+        "[10:15:01 Error ConfigHelper] The computer name DRBTS03REPLACEMENT is longer than 15 characters.\n"
     );
 }
 
@@ -315,7 +324,16 @@ fn unsupported_commands_and_unknown_servers_fail_with_9009() {
     let out = lab.on("DRBTS01", &["robocopy", r"C:\a", r"C:\b"]);
     assert_eq!(out.code, i32::from(unix_status(9009)));
     assert_eq!(out.code, 49, "9009 folded into a Unix exit status");
-    assert_eq!(out.stderr, "drover-lab: unsupported command: [\"robocopy\", \"C:\\\\a\", \"C:\\\\b\"]\n");
+    assert_eq!(
+        out.stderr,
+        "'robocopy' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n",
+        "a program the servers do not have: cmd.exe's answer"
+    );
+    let out = lab.on("DRBTS01", &["sc.exe", "query", "ENTSSO", "extra"]);
+    assert_eq!(
+        out.stderr,
+        "drover-lab: unsupported command: [\"sc.exe\", \"query\", \"ENTSSO\", \"extra\"]\n"
+    );
     let out = lab.on("DRBTS01", &powershell("Get-Service"));
     assert!(out.stderr.starts_with("drover-lab: unsupported command: [\"powershell.exe\", "), "{out:?}");
     let out = lab.lab(&["exec", "NOSUCH01", "--", "cat", "x"]);
@@ -388,7 +406,7 @@ fn replace_rebuilds_a_runtime_server_that_the_group_still_lists() {
     let here = lab.on("PRDBTS02", &powershell(HOST_INSTANCES));
     assert_eq!(here.stderr, "Get-CimInstance : Invalid namespace \"root/MicrosoftBizTalkServer\"\n");
     let rows = lab.on("PRDBTS01", &powershell(HOST_INSTANCES)).stdout;
-    assert!(rows.contains("{\"Name\":\"Microsoft BizTalk Server SendHost PRDBTS02\",\"HostName\":\"SendHost\",\"RunningServer\":\"PRDBTS02\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":1}"), "{rows}");
+    assert!(rows.contains("{\"Name\":\"Microsoft BizTalk Server SendHost PRDBTS02\",\"HostName\":\"SendHost\",\"HostType\":1,\"RunningServer\":\"PRDBTS02\",\"Logon\":\"CONTOSO\\\\svc-bts\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":1}"), "{rows}");
 
     let out = lab.lab(&["replace", "PRDSQL01"]);
     assert_eq!(out.code, 1);

@@ -96,7 +96,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn an_exec_gets_its_input_from_the_session_and_never_a_secret_on_a_command_line() {
     let lab = Lab::new();
-    let create = r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'PRDBTS01'; $sh.HostName = 'ProcessingHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ProcessingHost PRDBTS01'; $hi.IsDisabled = $false; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#;
+    let create = r#"$ErrorActionPreference = 'Stop'; $password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'PRDBTS01'; $sh.HostName = 'ProcessingHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ProcessingHost PRDBTS01'; $hi.IsDisabled = $false; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#;
     let command = remote_command(&exec_script(
         "powershell.exe",
         &["-NoProfile", "-NonInteractive", "-Command", create],

@@ -224,12 +224,22 @@ pub fn service_of(state: &Value, server: &str, name: &str) -> Option<(String, St
     Some((text("start-type"), text("state")))
 }
 
-/// The secrets `drover` gets for the lab's workflows: environment variable and value.
-pub const SECRETS: [(&str, &str); 3] = [
+/// The secrets `drover` gets for the lab's workflows: environment variable and value. A host
+/// instance's password is a secret per host (`bts-host-<host>`): the in-process hosts run as
+/// `CONTOSO\svc-bts` and share its password, the isolated host runs as `CONTOSO\svc-bts-ihost`.
+pub const SECRETS: [(&str, &str); 6] = [
     ("DROVER_SECRET_ENTSSO_PASSWORD", "Sso-Pa55-4-DR"),
     ("DROVER_SECRET_RULES_ENGINE_PASSWORD", "Bre-Pa55-4-DR"),
-    ("DROVER_SECRET_BTS_HOST_PASSWORD", "Bts-Pa55-4-DR"),
+    ("DROVER_SECRET_BTS_HOST_RECEIVEHOST", BTS_HOST_PASSWORD),
+    ("DROVER_SECRET_BTS_HOST_SENDHOST", BTS_HOST_PASSWORD),
+    ("DROVER_SECRET_BTS_HOST_PROCESSINGHOST", BTS_HOST_PASSWORD),
+    ("DROVER_SECRET_BTS_HOST_BIZTALKSERVERISOLATEDHOST", ISOLATED_HOST_PASSWORD),
 ];
+
+/// The password of `CONTOSO\svc-bts`, the in-process hosts' account, in [`SECRETS`].
+pub const BTS_HOST_PASSWORD: &str = "Bts-Pa55-4-DR";
+/// The password of `CONTOSO\svc-bts-ihost`, the isolated host's account, in [`SECRETS`].
+pub const ISOLATED_HOST_PASSWORD: &str = "Ihost-Pa55-4-DR";
 
 /// The script every lab command prefix starts with: copies the lab's knobs (`DROVER_LAB_*`) from
 /// the environment its parent, the `drover` process, was started with, then runs its arguments.

@@ -32,8 +32,7 @@ fn assert_prepared(lab: &Value, before: &Value) {
     let group = &lab["group"];
     assert_eq!(group["master-secret-server"], "PRDSSO01", "no DR server became master secret server");
     for server in DR {
-        let admin =
-            &lab["servers"][server]["registry"]["SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration"];
+        let admin = &lab["servers"][server]["registry"]["SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration"];
         assert_eq!(admin["MgmtDBServer"]["data"], "PRDSQL01", "{server} joined the production group");
         assert_eq!(admin["MgmtDBName"]["data"], "BizTalkMgmtDb");
         assert!(group["members"].as_array().unwrap().iter().any(|m| m == server), "{server} is a member");
@@ -70,7 +69,15 @@ fn assert_prepared(lab: &Value, before: &Value) {
                 i["server"].as_str().unwrap(),
                 &format!("BTSSvc${}", i["host"].as_str().unwrap()),
             );
-            assert!(service.is_some(), "the Windows service of {i} exists");
+            // Each runs as its host's production instances: the isolated host has its own
+            // account, and no Windows service (its work runs in IIS).
+            if i["host"] == "BizTalkServerIsolatedHost" {
+                assert_eq!(i["account"], "CONTOSO\\svc-bts-ihost", "{i}");
+                assert!(service.is_none(), "an isolated host has no Windows service: {i}");
+            } else {
+                assert_eq!(i["account"], "CONTOSO\\svc-bts", "{i}");
+                assert!(service.is_some(), "the Windows service of {i} exists");
+            }
             (i["host"].as_str().unwrap().to_string(), i["server"].as_str().unwrap().to_string())
         })
         .collect();
@@ -79,6 +86,7 @@ fn assert_prepared(lab: &Value, before: &Value) {
         ("SendHost".to_string(), "DRBTS01".to_string()),
         ("SendHost".to_string(), "DRBTS02".to_string()),
         ("ProcessingHost".to_string(), "DRBTS02".to_string()),
+        ("BizTalkServerIsolatedHost".to_string(), "DRBTS01".to_string()),
     ];
     let mut found = dr_instances.clone();
     expected.sort();
@@ -134,7 +142,8 @@ fn dr_site_preparation_prepares_a_fresh_lab_and_a_second_run_changes_nothing() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let second = lab.sandbox.status(&lab.sandbox.last_run());
     let all = instances(&second);
-    assert_eq!(all.len(), 3 + 3 + 3 + 1 + 3 + 3, "every step instance ran");
+    // The last 1: the DR site's SSO master secret server in waiting (DRSSO01).
+    assert_eq!(all.len(), 3 + 3 + 3 + 1 + 3 + 3 + 1, "every step instance ran");
     for i in &all {
         assert_eq!(i["state"], "succeeded", "{i}");
         assert!(!i["output"].is_null(), "{i}");
@@ -223,7 +232,7 @@ fn a_denied_host_service_fails_the_run_after_the_joins_and_host_instances() {
     for server in DR {
         assert!(group.members.iter().any(|m| m == server), "{server} joined: {group:?}");
     }
-    assert_eq!(group.hosts_on("DRBTS01"), ["ReceiveHost", "SendHost"]);
+    assert_eq!(group.hosts_on("DRBTS01"), ["ReceiveHost", "SendHost", "BizTalkServerIsolatedHost"]);
     assert_eq!(group.hosts_on("DRBTS02"), ["SendHost", "ProcessingHost"]);
     assert!(group.unjoins.is_empty() && group.uninstalls.is_empty(), "nothing undone: {group:?}");
     assert_eq!(
@@ -235,7 +244,11 @@ fn a_denied_host_service_fails_the_run_after_the_joins_and_host_instances() {
 
 #[test]
 fn sql_unreachable_during_the_join_fails_the_run_until_cleared() {
-    fails_then_recovers(&["join-sql-unreachable"], "join[DRBTS01]", "Cannot connect to SQL Server PRDSQL01");
+    fails_then_recovers(
+        &["join-sql-unreachable"],
+        "join[DRBTS01]",
+        "the group's SQL Server did not answer: [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.",
+    );
 }
 
 #[test]

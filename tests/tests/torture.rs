@@ -52,7 +52,7 @@ fn check_journal(lab: &LabRun, run: &str) {
     let mut stmt = db.prepare("SELECT key, state FROM steps WHERE run_id = ?1").unwrap();
     let steps: Vec<(String, String)> =
         stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
-    assert_eq!(steps.len(), 16, "every step instance of the workflow exists");
+    assert_eq!(steps.len(), 17, "every step instance of the workflow exists");
     for (key, state) in &steps {
         assert_eq!(state, "succeeded", "{key}");
         let list = &attempts[key];

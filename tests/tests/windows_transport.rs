@@ -218,7 +218,8 @@ async fn white_space_after_a_double_quote_is_refused_before_anything_is_sent() {
 /// password is its whole standard input.
 fn create_host_instance_script(server: &str, host: &str, account: &str) -> String {
     format!(
-        "$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); \
+        "$ErrorActionPreference = 'Stop'; \
+         $password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); \
          $sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
          $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); \
          $hi = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_HostInstance\").CreateInstance(); \
@@ -240,7 +241,8 @@ async fn standard_input_reaches_the_program_byte_for_byte_and_never_a_command_li
     // blanks: none of it may be touched, and no newline is added or stripped.
     let marker = "Stdin-Only-7c1e";
     let password = format!("  {marker} 'q' \"dq\" $x `y` %z% & | é’漢\r\nsecond line\n");
-    let script = create_host_instance_script(JOINED, "ReceiveHost", "CONTOSO\\svc-bts-receive");
+    // The in-process hosts' account: Install wants a member of the host's Windows group.
+    let script = create_host_instance_script(JOINED, "ReceiveHost", "CONTOSO\\svc-bts");
     let mut create = cmd("powershell.exe", &["-NoProfile", "-NonInteractive", "-Command", &script]);
     create.stdin = Some(password.as_bytes().to_vec());
     let (out, entry) = exec_logged(&lab, &t, &create).await;

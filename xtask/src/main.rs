@@ -433,7 +433,10 @@ fn demo(root: &Path) -> anyhow::Result<()> {
         cmd.env("DROVER_HOME", &home)
             .env("DROVER_SECRET_ENTSSO_PASSWORD", "demo-Sso-Pa55")
             .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "demo-Bre-Pa55")
-            .env("DROVER_SECRET_BTS_HOST_PASSWORD", "demo-Bts-Pa55")
+            .env("DROVER_SECRET_BTS_HOST_RECEIVEHOST", "demo-Bts-Pa55")
+            .env("DROVER_SECRET_BTS_HOST_SENDHOST", "demo-Bts-Pa55")
+            .env("DROVER_SECRET_BTS_HOST_PROCESSINGHOST", "demo-Bts-Pa55")
+            .env("DROVER_SECRET_BTS_HOST_BIZTALKSERVERISOLATEDHOST", "demo-Ihost-Pa55")
             .args(args);
         cmd
     };

@@ -1,8 +1,8 @@
 //! Application deployment (`lab/PROTOCOL.md`, "Applications"): `msiexec /i <msi> /qn
-//! TARGETDIR=<dir>` installs a package's assemblies into the server's GAC, `gacutil /l <name>`
-//! lists them, `BTSTask ImportApp /Package:<msi> /ApplicationName:<app> /Overwrite` records an
-//! application in the group (reading the group's database as the session's user: without
-//! network credentials it fails, [`super::hop`]).
+//! TARGETDIR=<dir>` installs a package's assemblies into the server's GAC (which PowerShell
+//! reads and writes too, [`super::powershell::gac`]), `BTSTask ImportApp /Package:<msi>
+//! /ApplicationName:<app> /Overwrite` records an application in the group (reading the group's
+//! database as the session's user: without network credentials it fails, [`super::hop`]).
 //!
 //! The lab's `.msi` files are JSON manifests ([`Package`]), a lab convention plugins never read.
 
@@ -44,29 +44,6 @@ pub fn msiexec(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     server.products.retain(|p| !p.name.eq_ignore_ascii_case(&package.product));
     server.products.push(Product { name: package.product, target_dir: Some(dir) });
     Some(Output::ok(""))
-}
-
-/// `gacutil /l <name>`.
-pub fn gacutil(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
-    let [l, name] = args else { return None };
-    if l != "/l" {
-        return None;
-    }
-    let found: Vec<&Assembly> = ctx.this().gac.iter().filter(|a| a.name.eq_ignore_ascii_case(name)).collect();
-    let mut out = String::from(concat!(
-        "Microsoft (R) .NET Global Assembly Cache Utility.  Version 4.0.30319.0\n",
-        "Copyright (c) Microsoft Corporation.  All rights reserved.\n",
-        "\n",
-        "The Global Assembly Cache contains the following assemblies:\n",
-    ));
-    for a in &found {
-        out.push_str(&format!(
-            "  {}, Version={}, Culture={}, PublicKeyToken={}, processorArchitecture=MSIL\n",
-            a.name, a.version, a.culture, a.public_key_token
-        ));
-    }
-    out.push_str(&format!("\nNumber of items = {}\n", found.len()));
-    Some(Output::ok(out))
 }
 
 const BTSTASK_BANNER: &str = concat!(
@@ -120,25 +97,15 @@ mod tests {
     use crate::init::{STAGED_MSI, fresh_lab};
     use crate::state::Fault;
 
-    const HEADER: &str = "Microsoft (R) .NET Global Assembly Cache Utility.  Version 4.0.30319.0\nCopyright (c) Microsoft Corporation.  All rights reserved.\n\nThe Global Assembly Cache contains the following assemblies:\n";
-
     #[test]
-    fn gacutil_before_and_after_msiexec() {
+    fn msiexec_installs_the_package_once() {
         let mut lab = fresh_lab();
-        let out = exec(&mut lab, "DRBTS01", &["gacutil", "/l", "Contoso.Orders.Schemas"]);
-        assert_eq!((out.code, out.stdout_text()), (0, format!("{HEADER}\nNumber of items = 0\n")));
-        let out =
-            exec(&mut lab, "DRBTS01", &["msiexec", "/i", STAGED_MSI, "/qn", r"TARGETDIR=C:\Apps\Contoso"]);
+        let msi = ["msiexec", "/i", STAGED_MSI, "/qn", r"TARGETDIR=C:\Apps\Contoso"];
+        let out = exec(&mut lab, "DRBTS01", &msi);
         assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (0, String::new(), String::new()));
-        let out = exec(&mut lab, "DRBTS01", &["gacutil.exe", "/l", "Contoso.Orders.Schemas"]);
-        assert_eq!(
-            out.stdout_text(),
-            format!(
-                "{HEADER}  Contoso.Orders.Schemas, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL\n\nNumber of items = 1\n"
-            )
-        );
+        assert_eq!(lab.servers["DRBTS01"].gac.len(), 2);
         // Installing twice keeps one copy.
-        exec(&mut lab, "DRBTS01", &["msiexec", "/i", STAGED_MSI, "/qn", r"TARGETDIR=C:\Apps\Contoso"]);
+        exec(&mut lab, "DRBTS01", &msi);
         assert_eq!(lab.servers["DRBTS01"].gac.len(), 2);
         assert_eq!(lab.servers["DRBTS01"].products.iter().filter(|p| p.name == "Contoso.Orders").count(), 1);
         assert!(lab.servers["DRBTS02"].gac.is_empty());

@@ -3,9 +3,10 @@
 //! <log>` unconfigures it; `/noprogressbar` may appear anywhere.
 //!
 //! A join validates first, in the documented order, and stops at the first failure (then the log
-//! holds one `Error` line and nothing was configured); only then are the features configured,
-//! in the order SSO, WMI, Runtime, RulesEngine, four `Info` lines each, or one "already
-//! configured" line each when the server is already in this group. The program prints nothing;
+//! holds its `Error` lines and nothing was configured); only then are the features configured,
+//! in the order SSO, WMI, Runtime, RulesEngine, three `Info` lines each (`Building feature XML
+//! for:`, `Validating feature:`, `Configuring feature:` and the XML's `Feature Name`), or one
+//! "already configured" line each when the server is already in this group. The program prints nothing;
 //! the exit code is 0 or 1 and the log file (on the server) tells the story.
 
 pub mod xml;
@@ -98,7 +99,7 @@ impl Feature {
         }
     }
 
-    /// The name in the log.
+    /// A short name for messages.
     fn label(self) -> &'static str {
         match self {
             Feature::Sso => "SSO",
@@ -110,29 +111,57 @@ impl Feature {
     }
 }
 
-/// The log being written.
+/// The log being written, in the forms of the public captures (`lab/PROTOCOL.md`, "Where the
+/// formats come from"): Configuration Framework lines `[<date> <time>:<fraction> <Level>
+/// Configuration Framework]<message>` (the 2018 capture) for the feature messages Microsoft
+/// names, ConfigHelper lines `[<time> <Level> ConfigHelper] <message>` for errors, and a SQL
+/// failure as the 2006 capture tells it: the driver's text, `SQL error: <SQLSTATE> Native error
+/// code: <n>`, the failing `HRESULT`.
 pub(crate) struct Log {
-    stamp: String,
+    /// `2026-11-22 10:15:01:0000`.
+    framework_stamp: String,
+    /// `10:15:01`.
+    helper_stamp: String,
     lines: Vec<String>,
 }
+
+/// The last ConfigHelper line of a SQL failure, word for word from the 2006 capture.
+const SQL_HRESULT_LINE: &str =
+    r"c:\depotsetupv2\private\common\configwizard\confighelper\sqlhelper.cpp(1176): FAILED hr = 80004005";
 
 impl Log {
     pub(crate) fn new(now: SystemTime) -> Log {
         // `2026-11-22T10:15:01Z` → `2026-11-22 10:15:01` (UTC).
         let rfc3339 = humantime::format_rfc3339_seconds(now).to_string();
-        Log { stamp: rfc3339.trim_end_matches('Z').replacen('T', " ", 1), lines: Vec::new() }
+        let stamp = rfc3339.trim_end_matches('Z').replacen('T', " ", 1);
+        let helper_stamp = stamp.split_once(' ').map(|(_, time)| time.to_string()).unwrap_or_default();
+        Log { framework_stamp: format!("{stamp}:0000"), helper_stamp, lines: Vec::new() }
     }
 
+    /// A ConfigHelper line; an error saying SQL Server could not be reached or refused the
+    /// logon (check 4's messages) is told as ConfigHelper tells a SQL failure.
     fn line(&mut self, level: &str, message: &str) {
-        self.lines.push(format!("[{}] {level:<5} ConfigHelper: {message}", self.stamp));
+        if level == "Error"
+            && let Some((first, state, native)) = sql_failure(message)
+        {
+            for text in
+                [first, format!("SQL error: {state} Native error code: {native}"), SQL_HRESULT_LINE.into()]
+            {
+                self.lines.push(format!("[{} Error ConfigHelper] {text}", self.helper_stamp));
+            }
+            return;
+        }
+        self.lines.push(format!("[{} {level} ConfigHelper] {message}", self.helper_stamp));
     }
 
+    /// A Configuration Framework `Info` line.
     fn info(&mut self, message: &str) {
-        self.line("Info", message);
+        self.lines.push(format!("[{} Info Configuration Framework]{message}", self.framework_stamp));
     }
 
+    /// A Configuration Framework `Warning` line.
     fn warn(&mut self, message: &str) {
-        self.line("Warn", message);
+        self.lines.push(format!("[{} Warning Configuration Framework]{message}", self.framework_stamp));
     }
 
     fn text(&self) -> Vec<u8> {
@@ -140,6 +169,21 @@ impl Log {
         text.push('\n');
         text.into_bytes()
     }
+}
+
+/// The driver's line, SQLSTATE and native error of a check-4 message (`Cannot connect to SQL
+/// Server <server>: <why>`): a timeout is the 2006 capture's unreachable server (08001, 17); a
+/// refused logon is SQL Server's 18456 with SQLSTATE 28000.
+fn sql_failure(message: &str) -> Option<(String, &'static str, u32)> {
+    let (_, why) = message.strip_prefix("Cannot connect to SQL Server ")?.split_once(": ")?;
+    if why.starts_with("Login failed for user") {
+        return Some((why.to_string(), "28000", 18456));
+    }
+    Some((
+        "[DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.".into(),
+        "08001",
+        17,
+    ))
 }
 
 /// `Configuration.exe <args…>`.
@@ -376,9 +420,10 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
             log.warn(&format!("Feature {name} is not installed on this computer ({component}); skipped"));
             continue;
         }
-        log.info(&format!("Building feature XML for {name}"));
-        log.info(&format!("Validating feature {name}"));
-        log.info(&format!("Configuring feature {name}"));
+        let xml_name = feature.xml_name();
+        log.info(&format!("Building feature XML for: {xml_name}"));
+        log.info(&format!("Validating feature: {xml_name}"));
+        log.info(&format!("Configuring feature: {xml_name}"));
         match feature {
             Feature::Sso => configure_sso(ctx, element, plan.create_secret_server),
             Feature::Wmi => configure_group(ctx, element),
@@ -387,7 +432,6 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
             _ => {}
         }
         ctx.this_mut().configured_features.push(feature.xml_name().to_owned());
-        log.info(&format!("Feature {name} configured successfully"));
     }
 }
 
@@ -545,7 +589,7 @@ fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
     }
     ctx.lab.unjoins.push(server.clone());
     for feature in Feature::ALL.iter().rev() {
-        log.info(&format!("Unconfiguring feature {}", feature.label()));
+        log.info(&format!("Unconfiguring feature: {}", feature.xml_name()));
         match feature {
             Feature::RulesEngine => {}
             Feature::Runtime => {
@@ -576,7 +620,6 @@ fn unconfigure_all(ctx: &mut Ctx<'_>, log: &mut Log) {
             }
             _ => {}
         }
-        log.info(&format!("Feature {} unconfigured successfully", feature.label()));
     }
     ctx.this_mut().configured_features.clear();
 }

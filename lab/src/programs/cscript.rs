@@ -6,7 +6,9 @@
 //! It must run under the 32-bit script host (§2.5, bitness): `C:\Windows\SysWOW64\cscript.exe`.
 //! Any other `cscript` is the 64-bit one, in which the script's COM objects cannot be created.
 //! The checks run in the documented order and stop at the first failure; then the configuration
-//! is applied exactly as `Configuration.exe` applies a join ([`super::configuration`]).
+//! is applied exactly as `Configuration.exe` applies a join ([`super::configuration`]). Success
+//! prints nothing, as Microsoft documents it; the failure messages are the lab's own (no public
+//! copy of the script or its output was found).
 
 use super::configuration::{self, Log, Tool};
 use super::{Ctx, Output};
@@ -16,8 +18,6 @@ use crate::state::{Edition, normalise_path};
 pub const CSCRIPT_32: &str = r"C:\Windows\SysWOW64\cscript.exe";
 /// The file name of the script (in any folder).
 pub const RESTORE_CONFIG: &str = "RestoreConfig.vbe";
-/// What the script prints when it succeeded.
-pub const SUCCESS: &str = "RestoreConfig completed successfully.";
 /// The attribute of the root `Configuration` element naming the computer the file was saved on
 /// (a lab convention).
 pub const COMPUTER_NAME_ATTRIBUTE: &str = "ComputerName";
@@ -45,7 +45,8 @@ pub fn run(ctx: &mut Ctx<'_>, program: &str, args: &[String]) -> Option<Output> 
         ));
     }
     Some(match restore(ctx, xml_path) {
-        Ok(()) => Output::ok(format!("{SUCCESS}\n")),
+        // "should exit without displaying any errors" (Microsoft Learn): nothing at all.
+        Ok(()) => Output::ok(String::new()),
         Err(message) => Output::stderr(1, format!("RestoreConfig failed: {message}\n")),
     })
 }
@@ -105,22 +106,40 @@ mod tests {
     fn a_replaced_standard_server_restores_its_membership() {
         let mut lab = standard_lab(&saved("PRDBTS02"));
         let out = restore_config(&mut lab, CSCRIPT_32);
-        assert_eq!(
-            (out.code, out.stdout_text(), out.stderr_text()),
-            (0, "RestoreConfig completed successfully.\n".into(), String::new())
-        );
+        assert_eq!((out.code, out.stdout_text(), out.stderr_text()), (0, String::new(), String::new()));
         let server = &lab.servers["PRDBTS02"];
         assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBServer"), Some(&RegValue::Sz("PRDSQL01".into())));
         assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBName"), Some(&RegValue::Sz("BizTalkMgmtDb".into())));
         assert_eq!(server.service("ENTSSO").map(|s| s.account.as_str()), Some(r"CONTOSO\svc-sso"));
         assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"], "not listed twice");
         assert_eq!(lab.joins, ["PRDBTS02"]);
-        assert_eq!(lab.group.host_instances.len(), 4, "the rows stay; their services are R6's business");
+        assert_eq!(lab.group.host_instances.len(), 5, "the rows stay; their services are R6's business");
 
         // Again: already configured, nothing changes.
         let out = restore_config(&mut lab, r"c:\windows\syswow64\CSCRIPT.EXE");
         assert_eq!(out.code, 0, "{}", out.stderr_text());
         assert_eq!(lab.joins, ["PRDBTS02"]);
+    }
+
+    #[test]
+    fn the_restore_lands_in_the_32_bit_registry_view() {
+        let mut lab = standard_lab(&saved("PRDBTS02"));
+        assert_eq!(restore_config(&mut lab, CSCRIPT_32).code, 0);
+        let key = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+        let query = |lab: &mut Lab, view: Option<&str>| {
+            let mut argv = vec!["reg", "query", key, "/v", "MgmtDBServer"];
+            argv.extend(view);
+            exec(lab, "PRDBTS02", &argv)
+        };
+        // The 64-bit reg.exe reads the 64-bit view by default: the script's writes are not there.
+        assert_eq!(query(&mut lab, None).code, 1);
+        let out = query(&mut lab, Some("/reg:32"));
+        assert_eq!(out.code, 0);
+        assert!(
+            out.stdout_text().ends_with("    MgmtDBServer    REG_SZ    PRDSQL01\n\n"),
+            "{}",
+            out.stdout_text()
+        );
     }
 
     #[test]

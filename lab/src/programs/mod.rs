@@ -2,7 +2,9 @@
 //! that matches the program name (case-insensitively, on the last path component, `.exe`
 //! optional) and one module per tool. Each tool answers with an [`Output`] as the real one would,
 //! or `None` when the command line is not one the protocol allows word for word, which the
-//! dispatcher turns into exit code 9009 and `drover-lab: unsupported command: <argv>`.
+//! dispatcher turns into exit code 9009 and `drover-lab: unsupported command: <argv>`. A program
+//! the servers do not have (`gacutil`, an SDK tool) gets cmd.exe's `'<program>' is not
+//! recognized…`, exit 9009, as on Windows.
 //!
 //! Programs change the [`Lab`] in memory only; [`crate::state::StateFile::update`] persists it.
 //!
@@ -137,7 +139,7 @@ pub fn program_name(word: &str) -> String {
 
 /// The programs a lab server has (as [`program_name`] gives them), the POSIX file calls of the
 /// command transport included.
-pub const PROGRAMS: [&str; 13] = [
+pub const PROGRAMS: [&str; 12] = [
     "cat",
     "sh",
     "rm",
@@ -149,7 +151,6 @@ pub const PROGRAMS: [&str; 13] = [
     "sqlcmd",
     "net",
     "msiexec",
-    "gacutil",
     "btstask",
 ];
 
@@ -187,7 +188,7 @@ pub fn run_as(
         return Output::stderr(UNSUPPORTED, format!("drover-lab: no server {server} in this lab\n"));
     };
     let Some((program, args)) = argv.split_first() else { return Output::unsupported(argv) };
-    if program_name(program) == "powershell" && lab.powershell_missing(&server) {
+    if !is_known(program) || (program_name(program) == "powershell" && lab.powershell_missing(&server)) {
         return not_recognized(program);
     }
     let (account, network_credentials) = (logon.account.clone(), logon.network_credentials);
@@ -204,7 +205,6 @@ pub fn run_as(
         "sqlcmd" => sqlcmd::run(&ctx, args),
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),
-        "gacutil" => apps::gacutil(&ctx, args),
         "btstask" => apps::btstask(&mut ctx, args),
         _ => None,
     };
@@ -259,8 +259,7 @@ mod tests {
     fn unknown_programs_and_servers_fail_with_9009() {
         let mut lab = crate::init::fresh_lab();
         let out = exec(&mut lab, "DRBTS01", &["robocopy", "a", "b"]);
-        assert_eq!(out.code, 9009);
-        assert_eq!(out.stderr_text(), "drover-lab: unsupported command: [\"robocopy\", \"a\", \"b\"]\n");
+        assert_eq!(out, not_recognized("robocopy"), "a program the servers do not have");
         let out = exec(&mut lab, "DRBTS01", &["sc.exe", "query", "ENTSSO", "extra"]);
         assert_eq!(
             out.stderr_text(),

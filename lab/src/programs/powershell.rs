@@ -9,6 +9,7 @@
 //!
 //! It does not interpret PowerShell: anything but these scripts is an unsupported command.
 
+pub mod gac;
 pub mod uninstall;
 
 use std::sync::LazyLock;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use super::hop::ANONYMOUS_LOGIN_FAILED;
 use super::{Ctx, Output};
 use crate::init::{ENVIRONMENT_KEY, host_service};
-use crate::state::{HostInstance, Prereq, RegValue, ServiceState, StartType, password_sha256};
+use crate::state::{Host, HostInstance, Prereq, RegValue, ServiceState, StartType, password_sha256};
 
 /// `Win32_OperatingSystem`.
 pub const OS_SCRIPT: &str = "Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber | ConvertTo-Json -Compress";
@@ -40,13 +41,17 @@ pub const POWERSHELL_VERSION: &str = "5.1.17763.5576";
 pub const SERVERS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_Server | Select-Object Name | ConvertTo-Json -Compress";
 /// `MSBTS_HostSetting`.
 pub const HOSTS_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostSetting | Select-Object Name, HostType | ConvertTo-Json -Compress";
-/// `MSBTS_HostInstance`.
-pub const HOST_INSTANCES_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+/// `MSBTS_HostInstance`, with the host's type and the instance's logon account.
+pub const HOST_INSTANCES_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, HostType, RunningServer, Logon, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+/// `ServiceState` 8 (Unknown): what WMI reports for an isolated host's instance, which has no
+/// Windows service (the administration console shows "Status Unavailable").
+const SERVICE_STATE_UNKNOWN: u8 = 8;
 
 /// The host-instance creation script, with `{server}`, `{host}`, `{name}` and `{account}`
 /// standing for single-quoted PowerShell strings and `{disabled}` for `$true` or `$false`. The
-/// password is the script's whole standard input, read as UTF-8.
-pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = {disabled}; $hi.Install('{account}', $password, $true, $false)"#;
+/// password is the script's whole standard input, read as UTF-8. It starts with
+/// `$ErrorActionPreference = 'Stop'`, so a failing `Map` ends it before `Install`.
+pub const CREATE_HOST_INSTANCE_TEMPLATE: &str = r#"$ErrorActionPreference = 'Stop'; $password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = '{server}'; $sh.HostName = '{host}'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = '{name}'; $hi.IsDisabled = {disabled}; $hi.Install('{account}', $password, $true, $false)"#;
 
 /// The quoted placeholders (a single-quoted string each) and the boolean one.
 const PLACEHOLDERS: [&str; 4] = ["server", "host", "name", "account"];
@@ -178,19 +183,47 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
                 .group
                 .host_instances
                 .iter()
-                .map(|i| HostInstanceRow {
-                    name: &i.name,
-                    host_name: &i.host,
-                    running_server: &i.server,
-                    configuration_state: i.configuration_state,
-                    is_disabled: i.is_disabled,
-                    service_state: i.service_state.code(),
+                .map(|i| {
+                    let host_type = host_type_of(&ctx.lab.group.hosts, &i.host);
+                    HostInstanceRow {
+                        name: &i.name,
+                        host_name: &i.host,
+                        host_type,
+                        running_server: &i.server,
+                        logon: &i.account,
+                        configuration_state: i.configuration_state,
+                        is_disabled: i.is_disabled,
+                        service_state: if host_type == 2 {
+                            SERVICE_STATE_UNKNOWN
+                        } else {
+                            i.service_state.code()
+                        },
+                    }
                 })
                 .collect();
             Some(json(&rows))
         }
-        _ => create_host_instance(ctx, script).or_else(|| uninstall::remove_host_instance(ctx, script)),
+        _ => create_host_instance(ctx, script)
+            .or_else(|| uninstall::remove_host_instance(ctx, script))
+            .or_else(|| gac::run(ctx, script)),
     }
+}
+
+/// The `HostType` of `host` (1 in-process, 2 isolated; in-process when the group has no such
+/// host).
+fn host_type_of(hosts: &[Host], host: &str) -> u8 {
+    hosts.iter().find(|h| h.name.eq_ignore_ascii_case(host)).map_or(1, |h| h.host_type)
+}
+
+/// Whether `account` (`DOMAIN\user`) is a member of the domain group `group` of the lab.
+fn in_group(lab: &crate::state::Lab, account: &str, group: &str) -> bool {
+    let Some((domain, user)) = account.split_once('\\') else { return false };
+    domain.eq_ignore_ascii_case(&lab.domain)
+        && lab
+            .domain_groups
+            .iter()
+            .find(|(g, _)| g.eq_ignore_ascii_case(group))
+            .is_some_and(|(_, members)| members.iter().any(|m| m.eq_ignore_ascii_case(user)))
 }
 
 /// The creation script's password: the whole standard input, decoded as UTF-8 (a byte-order mark
@@ -269,6 +302,15 @@ fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     if password.is_empty() || password.contains(super::configuration::UNFILLED_SECRET) {
         return fail(r#"Exception calling "Install" : "The password is empty.""#.into());
     }
+    // The account must be a member of the host's Windows group (MSBTS_HostInstanceSetting.
+    // NTGroupName); the wording is the lab's own (`lab/PROTOCOL.md`).
+    if !in_group(ctx.lab, &account, host.nt_group()) {
+        return fail(format!(
+            r#"Exception calling "Install" : "The account '{account}' is not a member of the Windows group '{}' of host '{}'.""#,
+            host.nt_group(),
+            host.name
+        ));
+    }
     let instance = HostInstance {
         name: HostInstance::name_for(&host.name, &server),
         host: host.name.clone(),
@@ -345,7 +387,9 @@ struct HostSetting<'a> {
 struct HostInstanceRow<'a> {
     name: &'a str,
     host_name: &'a str,
+    host_type: u8,
     running_server: &'a str,
+    logon: &'a str,
     configuration_state: u8,
     is_disabled: bool,
     service_state: u8,
@@ -487,7 +531,7 @@ mod tests {
         assert_eq!((out.code, out.stdout_text()), (0, String::new()));
         assert_eq!(
             ps(&mut lab, "PRDBTS01", HOSTS_SCRIPT).stdout_text(),
-            "[{\"Name\":\"ReceiveHost\",\"HostType\":1},{\"Name\":\"SendHost\",\"HostType\":1},{\"Name\":\"ProcessingHost\",\"HostType\":1}]\n"
+            "[{\"Name\":\"ReceiveHost\",\"HostType\":1},{\"Name\":\"SendHost\",\"HostType\":1},{\"Name\":\"ProcessingHost\",\"HostType\":1},{\"Name\":\"BizTalkServerIsolatedHost\",\"HostType\":2}]\n"
         );
     }
 
@@ -496,8 +540,12 @@ mod tests {
         let mut lab = fresh_lab();
         let out = ps(&mut lab, "PRDBTS02", HOST_INSTANCES_SCRIPT).stdout_text();
         assert!(out.starts_with(
-            "[{\"Name\":\"Microsoft BizTalk Server ReceiveHost PRDBTS01\",\"HostName\":\"ReceiveHost\",\"RunningServer\":\"PRDBTS01\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":4},"
-        ));
+            "[{\"Name\":\"Microsoft BizTalk Server ReceiveHost PRDBTS01\",\"HostName\":\"ReceiveHost\",\"HostType\":1,\"RunningServer\":\"PRDBTS01\",\"Logon\":\"CONTOSO\\\\svc-bts\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":4},"
+        ), "{out}");
+        // The isolated host's instance runs under its own account, and WMI cannot tell its state.
+        assert!(out.ends_with(
+            ",{\"Name\":\"Microsoft BizTalk Server BizTalkServerIsolatedHost PRDBTS01\",\"HostName\":\"BizTalkServerIsolatedHost\",\"HostType\":2,\"RunningServer\":\"PRDBTS01\",\"Logon\":\"CONTOSO\\\\svc-bts-ihost\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":8}]\n"
+        ), "{out}");
     }
 
     #[test]
@@ -546,6 +594,73 @@ mod tests {
             "Exception calling \"Install\" : \"Another object with the same key properties already exists.\"\n"
         );
         assert_eq!(out.code, 1);
+    }
+
+    /// Runs the creation script of `host` on `server` as `account`, password `pw`, on PRDBTS01.
+    fn create_as(lab: &mut Lab, host: &str, server: &str, account: &str) -> Output {
+        let script = create_host_instance_script(server, host, account, true);
+        let argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", &script];
+        exec_with_input(lab, "PRDBTS01", &argv, b"pw")
+    }
+
+    #[test]
+    fn the_account_must_be_a_member_of_the_hosts_windows_group() {
+        let mut lab = fresh_lab();
+        lab.group.members.push("DRBTS01".into());
+        let before = lab.clone();
+        // The in-process hosts' account is no member of BizTalk Isolated Host Users.
+        let out = create_as(&mut lab, "BizTalkServerIsolatedHost", "DRBTS01", r"CONTOSO\svc-bts");
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (
+                1,
+                "Exception calling \"Install\" : \"The account 'CONTOSO\\svc-bts' is not a member of the Windows group 'BizTalk Isolated Host Users' of host 'BizTalkServerIsolatedHost'.\"\n"
+                    .into()
+            )
+        );
+        assert_eq!(lab, before, "nothing created");
+        // Nor the other way round, nor an account of another domain.
+        let out = create_as(&mut lab, "SendHost", "DRBTS01", r"CONTOSO\svc-bts-ihost");
+        assert!(
+            out.stderr_text().contains("'BizTalk Application Users' of host 'SendHost'"),
+            "{}",
+            out.stderr_text()
+        );
+        assert_eq!(create_as(&mut lab, "SendHost", "DRBTS01", r"FABRIKAM\svc-bts").code, 1);
+        assert_eq!(lab, before);
+        assert_eq!(
+            create_as(&mut lab, "SendHost", "DRBTS01", r"contoso\SVC-BTS").code,
+            0,
+            "names are case-insensitive"
+        );
+    }
+
+    #[test]
+    fn an_isolated_hosts_instance_has_no_service_and_an_unknown_state() {
+        let mut lab = fresh_lab();
+        lab.group.members.push("DRBTS01".into());
+        let out = create_as(&mut lab, "BizTalkServerIsolatedHost", "DRBTS01", r"CONTOSO\svc-bts-ihost");
+        assert_eq!((out.code, out.stderr_text()), (0, String::new()));
+        assert!(lab.servers["DRBTS01"].service("BTSSvc$BizTalkServerIsolatedHost").is_none());
+        let rows = ps(&mut lab, "PRDBTS01", HOST_INSTANCES_SCRIPT).stdout_text();
+        assert!(
+            rows.contains("\"HostName\":\"BizTalkServerIsolatedHost\",\"HostType\":2,\"RunningServer\":\"DRBTS01\",\"Logon\":\"CONTOSO\\\\svc-bts-ihost\",\"ConfigurationState\":1,\"IsDisabled\":true,\"ServiceState\":8}"),
+            "{rows}"
+        );
+    }
+
+    #[test]
+    fn the_creation_script_without_stop_on_error_is_not_the_protocol() {
+        // Without `$ErrorActionPreference = 'Stop'` a failing Map lets Install run and the exit
+        // code is the last statement's: the lab does not take that script.
+        let mut lab = fresh_lab();
+        lab.group.members.push("DRBTS01".into());
+        let script = create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", true);
+        let unguarded = script.strip_prefix("$ErrorActionPreference = 'Stop'; ").expect("it starts with it");
+        let argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", unguarded];
+        let before = lab.clone();
+        assert_eq!(exec_with_input(&mut lab, "PRDBTS01", &argv, b"pw").code, 9009);
+        assert_eq!(lab, before);
     }
 
     #[test]
@@ -628,7 +743,7 @@ mod tests {
         let before = lab.group.host_instances.clone();
         let out = create(&mut lab, "PRDBTS01", ("SendHost", "PRDBTS02"), "p", false);
         assert_eq!((out.code, out.stderr_text()), (0, String::new()));
-        assert_eq!(lab.group.host_instances.len(), 4, "no second row");
+        assert_eq!(lab.group.host_instances.len(), 5, "no second row");
         let row = lab
             .group
             .host_instances

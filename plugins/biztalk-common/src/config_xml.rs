@@ -1,6 +1,6 @@
 //! BizTalk's silent configuration (`Configuration.exe /S <xml> /L <log>`, §4): the configuration
 //! XML that joins a DR runtime server to the production group (§4.2, "Join template for DR
-//! runtime servers"), and a parser of the configuration log of `lab/PROTOCOL.md`.
+//! runtime servers"). The tool's log is read by [`crate::config_log`].
 //!
 //! The renderer never sees a password: every `Password` of an `NTService` is an XML secret
 //! reference (`@@secret:NAME:xml@@`, [`drover_sdk::secret_ref_xml`]) to the account's secret,
@@ -82,6 +82,21 @@ pub struct JoinSettings {
 /// Engine pointed at production, and the installed features.
 pub fn render_join(settings: &JoinSettings) -> String {
     render(&[], settings)
+}
+
+/// Renders the configuration XML of an SSO server that runs no BizTalk (the DR site's master
+/// secret server in waiting, Seed B): Enterprise SSO alone, joined to the SSO system (`Join`: No
+/// to "Is this the master secret server?"), and the installed features.
+pub fn render_sso_only(settings: &JoinSettings) -> String {
+    let mut xml = Writer::default();
+    xml.line("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    xml.open("Configuration", &[]);
+    sso_feature(&mut xml, settings);
+    for feature in &settings.installed_features {
+        xml.text("InstalledFeature", feature);
+    }
+    xml.close("Configuration");
+    xml.out
 }
 
 /// The attribute of the root element naming the computer a configuration was saved on (a lab
@@ -237,152 +252,6 @@ impl Writer {
     }
 }
 
-/// Severity of a configuration log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogLevel {
-    /// `Info`.
-    Info,
-    /// `Warn` or `Warning`.
-    Warning,
-    /// `Error`.
-    Error,
-    /// Anything else, as written.
-    Other(String),
-}
-
-impl LogLevel {
-    fn parse(word: &str) -> LogLevel {
-        match word {
-            "Info" => LogLevel::Info,
-            "Warn" | "Warning" => LogLevel::Warning,
-            "Error" => LogLevel::Error,
-            other => LogLevel::Other(other.to_string()),
-        }
-    }
-}
-
-/// What a log line says about a feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeatureStep {
-    /// `Building feature XML for <feature>`.
-    Building,
-    /// `Validating feature <feature>`.
-    Validating,
-    /// `Configuring feature <feature>`.
-    Configuring,
-    /// `Feature <feature> configured successfully`.
-    Configured,
-    /// `Feature <feature> is already configured; skipped`.
-    AlreadyConfigured,
-}
-
-/// One event of the configuration log: `[<timestamp>] <level> <source>: <message>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// As written, such as `2026-11-22 10:15:01`.
-    pub timestamp: String,
-    /// The level.
-    pub level: LogLevel,
-    /// Such as `ConfigHelper`.
-    pub source: String,
-    /// The message; lines that do not start with a timestamp are appended to it.
-    pub message: String,
-}
-
-impl LogLine {
-    /// Parses one line, or `None` when it does not start with `[timestamp]`.
-    fn parse(line: &str) -> Option<LogLine> {
-        let (timestamp, rest) = line.strip_prefix('[')?.split_once(']')?;
-        let rest = rest.trim_start();
-        let (level, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        let rest = rest.trim_start();
-        let (source, message) = rest.split_once(": ").unwrap_or(("", rest));
-        Some(LogLine {
-            timestamp: timestamp.to_string(),
-            level: LogLevel::parse(level),
-            source: source.to_string(),
-            message: message.trim_end().to_string(),
-        })
-    }
-
-    /// The feature this line is about and what happened to it, if it is a feature event.
-    pub fn feature_event(&self) -> Option<(&str, FeatureStep)> {
-        let m = self.message.as_str();
-        if let Some(feature) = m.strip_prefix("Building feature XML for ") {
-            return Some((feature, FeatureStep::Building));
-        }
-        if let Some(feature) = m.strip_prefix("Validating feature ") {
-            return Some((feature, FeatureStep::Validating));
-        }
-        if let Some(feature) = m.strip_prefix("Configuring feature ") {
-            return Some((feature, FeatureStep::Configuring));
-        }
-        let feature = m.strip_prefix("Feature ")?;
-        if let Some(feature) = feature.strip_suffix(" configured successfully") {
-            return Some((feature, FeatureStep::Configured));
-        }
-        let feature = feature.strip_suffix(" is already configured; skipped")?;
-        Some((feature, FeatureStep::AlreadyConfigured))
-    }
-
-    /// True for an error saying the SQL Server did not answer: worth retrying.
-    pub fn is_sql_unreachable(&self) -> bool {
-        self.level == LogLevel::Error
-            && (self.message.contains("Cannot connect to SQL Server")
-                || self.message.contains("Login timeout expired"))
-    }
-}
-
-/// A parsed configuration log.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConfigLog {
-    /// Its events, in order.
-    pub lines: Vec<LogLine>,
-}
-
-impl ConfigLog {
-    /// Parses the log's text; lines that are not events continue the previous event's message
-    /// (text before the first event is dropped).
-    pub fn parse(text: &str) -> ConfigLog {
-        let mut lines: Vec<LogLine> = Vec::new();
-        for raw in text.lines().map(|l| l.trim_start_matches('\u{feff}')) {
-            match (LogLine::parse(raw), lines.last_mut()) {
-                (Some(line), _) => lines.push(line),
-                (None, Some(previous)) if !raw.trim().is_empty() => {
-                    previous.message.push('\n');
-                    previous.message.push_str(raw.trim_end());
-                }
-                _ => {}
-            }
-        }
-        ConfigLog { lines }
-    }
-
-    /// The `Error` lines.
-    pub fn errors(&self) -> impl Iterator<Item = &LogLine> {
-        self.lines.iter().filter(|l| l.level == LogLevel::Error)
-    }
-
-    /// The first `Error` line, the one that stopped the configuration.
-    pub fn first_error(&self) -> Option<&LogLine> {
-        self.errors().next()
-    }
-
-    /// Every feature event, in order.
-    pub fn feature_events(&self) -> Vec<(&str, FeatureStep)> {
-        self.lines.iter().filter_map(LogLine::feature_event).collect()
-    }
-
-    /// Features that ended configured: configured now or already configured before.
-    pub fn configured_features(&self) -> Vec<String> {
-        self.feature_events()
-            .into_iter()
-            .filter(|(_, step)| matches!(step, FeatureStep::Configured | FeatureStep::AlreadyConfigured))
-            .map(|(feature, _)| feature.to_string())
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,77 +312,5 @@ mod tests {
     fn an_account_without_a_domain_is_local() {
         let account = ServiceAccount { account: "svc".into(), password_secret: String::new() };
         assert_eq!(account.domain_and_user(), ("", "svc"));
-    }
-
-    const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO\r
-[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO\r
-[2026-11-22 10:15:02] Info  ConfigHelper: Configuring feature SSO\r
-[2026-11-22 10:15:04] Info  ConfigHelper: Feature SSO configured successfully\r
-[2026-11-22 10:15:04] Info  ConfigHelper: Feature WMI is already configured; skipped\r
-[2026-11-22 10:15:05] Info  ConfigHelper: Feature Runtime configured successfully\r
-[2026-11-22 10:15:06] Info  ConfigHelper: Feature RulesEngine configured successfully\r
-";
-
-    const FAILED_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO
-[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO
-[2026-11-22 10:15:05] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.
-";
-
-    #[test]
-    fn parses_a_successful_log() {
-        let log = ConfigLog::parse(SUCCESS_LOG);
-        assert_eq!(log.lines.len(), 7);
-        assert_eq!(
-            log.lines[0],
-            LogLine {
-                timestamp: "2026-11-22 10:15:01".into(),
-                level: LogLevel::Info,
-                source: "ConfigHelper".into(),
-                message: "Building feature XML for SSO".into(),
-            }
-        );
-        assert_eq!(log.first_error(), None);
-        assert_eq!(log.configured_features(), ["SSO", "WMI", "Runtime", "RulesEngine"]);
-        assert_eq!(
-            log.feature_events()[..5],
-            [
-                ("SSO", FeatureStep::Building),
-                ("SSO", FeatureStep::Validating),
-                ("SSO", FeatureStep::Configuring),
-                ("SSO", FeatureStep::Configured),
-                ("WMI", FeatureStep::AlreadyConfigured),
-            ]
-        );
-    }
-
-    #[test]
-    fn parses_a_failed_log() {
-        let log = ConfigLog::parse(FAILED_LOG);
-        let error = log.first_error().unwrap();
-        assert_eq!(error.level, LogLevel::Error);
-        assert_eq!(error.source, "ConfigHelper");
-        assert_eq!(error.message, "Cannot connect to SQL Server PRDSQL01: Login timeout expired.");
-        assert!(error.is_sql_unreachable());
-        assert!(log.configured_features().is_empty());
-    }
-
-    #[test]
-    fn other_errors_are_not_sql_unreachable() {
-        let log = ConfigLog::parse(
-            "[2026-11-22 10:15:05] Error ConfigHelper: This computer is already joined to the BizTalk group on OTHERSQL/BizTalkMgmtDb.\n",
-        );
-        let error = log.first_error().unwrap();
-        assert!(!error.is_sql_unreachable());
-        assert!(error.message.starts_with("This computer is already joined"));
-    }
-
-    #[test]
-    fn continuation_lines_join_the_previous_message() {
-        let log = ConfigLog::parse(
-            "garbage before\n[2026-11-22 10:15:05] Error ConfigHelper: Failed:\n   at Some.Stack()\n\n[2026-11-22 10:15:06] Warning X: y\n",
-        );
-        assert_eq!(log.lines.len(), 2);
-        assert_eq!(log.lines[0].message, "Failed:\n   at Some.Stack()");
-        assert_eq!(log.lines[1].level, LogLevel::Warning);
     }
 }

@@ -9,15 +9,19 @@
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 
+use crate::config_log::{self, Verdict};
 use crate::group::Group;
 use crate::membership::Membership;
 use crate::reg::{self, RegAnswer};
+use crate::unrecognized;
 
 /// Where the lab and a default BizTalk Server 2020 install put `Configuration.exe`.
 pub const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
 
 /// Reads the membership of `target` from the registry (`MgmtDBServer`, then `MgmtDBName` when
-/// the first is there), adding the queries to `evidence`. It only reads.
+/// the first is there) in the 32-bit view, where the 32-bit `Configuration.exe` and
+/// RestoreConfig.vbe write it (`reg query … /reg:32`), adding the queries to `evidence`. It only
+/// reads.
 pub fn probe_membership(
     ctx: &Ctx,
     target: &str,
@@ -97,10 +101,40 @@ pub fn verify_joined(
     )))
 }
 
-/// One value of the BizTalk Administration key.
+/// Judges a run of `Configuration.exe` on `target` (`what`: `configuration` or `unconfiguration`)
+/// from its exit code and the log at `log_path` ([`config_log::judge`]): the group's SQL Server
+/// not answering is retryable, a refused logon permanent, and anything else needs an operator,
+/// with the log and the program's output in the message.
+pub fn judge_configuration(
+    target: &str,
+    what: &str,
+    ran: &Executed,
+    log_path: &str,
+    log_text: &str,
+) -> Result<(), StepError> {
+    match config_log::judge(ran.output.exit_code, log_text) {
+        Verdict::Succeeded => Ok(()),
+        Verdict::SqlUnreachable(errors) => Err(StepError::retryable(format!(
+            "{what} of {target} failed: the group's SQL Server did not answer: {errors}"
+        ))),
+        Verdict::LoginRefused(errors) => Err(StepError::permanent(format!(
+            "{what} of {target} failed: SQL Server refused the logon (the account's rights, or a \
+             session without network credentials): {errors}"
+        ))),
+        Verdict::Unrecognized(why) => Err(unrecognized::needs_operator(
+            "Configuration.exe",
+            target,
+            &why,
+            ran.output.exit_code,
+            &[(&format!("log {log_path}"), log_text), ("stdout", &ran.stdout()), ("stderr", &ran.stderr())],
+        )),
+    }
+}
+
+/// One value of the BizTalk Administration key, in the 32-bit view.
 fn query(ctx: &Ctx, target: &str, value: &str, evidence: &mut Vec<Evidence>) -> Result<RegAnswer, StepError> {
     let ran =
-        ctx.exec(target, reg::PROGRAM).args(reg::query_args(reg::BIZTALK_ADMINISTRATION, value)).run()?;
+        ctx.exec(target, reg::PROGRAM).args(reg::query_args_32(reg::BIZTALK_ADMINISTRATION, value)).run()?;
     let mut item = ran.evidence(format!("registry {value}"));
     if item.excerpt.is_empty() {
         item.excerpt = excerpt(&ran.stderr(), 5);

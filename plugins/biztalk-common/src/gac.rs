@@ -1,21 +1,65 @@
-//! Application binaries: `gacutil /l` (argv and a parser of its assembly display names),
+//! Application binaries: the PowerShell scripts that read the .NET 4 global assembly cache
+//! folders and install a loose assembly with `System.EnterpriseServices.Internal.Publish`,
 //! `msiexec /i … /qn TARGETDIR=…` and `BTSTask ImportApp` (`lab/PROTOCOL.md`, "Applications").
 //!
+//! `gacutil.exe` is not used: it ships with the Windows SDK and Visual Studio, not with Windows,
+//! .NET or BizTalk, and Microsoft says it is for development only ("How to: Install an assembly
+//! into the global assembly cache"). A server without the SDK can still read the cache's folders
+//! (`%windir%\Microsoft.NET\assembly\GAC_MSIL|GAC_32|GAC_64\<name>\v4.0_<version>_<culture>_<token>\<name>.dll`,
+//! "Global Assembly Cache", .NET Framework 4 and later) and install into it through the
+//! framework's own `Publish.GacInstall`.
+//!
 //! Pure text in, typed values out: this module never runs anything. Argument lists are argv
-//! words without the program name; run them as [`GACUTIL`], [`MSIEXEC`] or [`BTSTASK`].
+//! words without the program name; run them as [`crate::powershell::PROGRAM`], [`MSIEXEC`] or
+//! [`BTSTASK`].
 
 use std::fmt;
 
-/// `gacutil`, exactly as plugins name it (and as a workflow grants it).
-pub const GACUTIL: &str = "gacutil";
+use crate::powershell;
+
 /// `msiexec`, exactly as plugins name it.
 pub const MSIEXEC: &str = "msiexec";
 /// `BTSTask`, exactly as plugins name it.
 pub const BTSTASK: &str = "BTSTask";
 
-/// `gacutil /l <name>`: the assemblies of that simple name in the GAC, every version.
-pub fn list(name: &str) -> Vec<String> {
-    vec!["/l".into(), name.into()]
+/// The folders of the .NET 4 global assembly cache, below `%windir%`.
+pub const GAC_ROOT: &str = r"Microsoft.NET\assembly";
+
+/// Whether `name` can be put in the GAC scripts as it is: letters, digits, `.`, `-`, `_`, not
+/// empty. Such a name needs no quoting in PowerShell and holds no wildcard.
+pub fn is_simple_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+}
+
+/// The script that lists the files of assembly `name` in the GAC, one full path a line, nothing
+/// when there is none: every `GAC_*` folder (`GAC_MSIL`, `GAC_32`, `GAC_64`) that has a folder
+/// for the name, searched for `<name>.dll` in its version folders. `name` must be
+/// [`is_simple_name`]. Its answer is read by [`parse_probe`].
+pub fn probe_script(name: &str) -> String {
+    format!(
+        r#"Get-ChildItem -LiteralPath "$env:windir\{GAC_ROOT}" -Directory -Filter 'GAC_*' | ForEach-Object {{ Join-Path $_.FullName '{name}' }} | Where-Object {{ Test-Path -LiteralPath $_ }} | Get-ChildItem -Filter '{name}.dll' -Recurse | Select-Object -ExpandProperty FullName"#
+    )
+}
+
+/// The arguments (after [`crate::powershell::PROGRAM`]) of [`probe_script`].
+pub fn probe_args(name: &str) -> Vec<String> {
+    powershell::args(&probe_script(name))
+}
+
+/// The script that installs the assembly file at `path` into the GAC with
+/// `System.EnterpriseServices.Internal.Publish.GacInstall(string)`. The method returns nothing
+/// and prints nothing, so only reading the GAC afterwards ([`probe_script`]) tells whether it
+/// worked.
+pub fn install_script(path: &str) -> String {
+    format!(
+        "Add-Type -AssemblyName System.EnterpriseServices; (New-Object System.EnterpriseServices.Internal.Publish).GacInstall({})",
+        powershell::single_quoted(path)
+    )
+}
+
+/// The arguments (after [`crate::powershell::PROGRAM`]) of [`install_script`].
+pub fn install_args(path: &str) -> Vec<String> {
+    powershell::args(&install_script(path))
 }
 
 /// `msiexec /i <msi> /qn TARGETDIR=<dir>`: the only switches BizTalk application packages
@@ -79,8 +123,9 @@ impl MsiExit {
     }
 }
 
-/// A strong assembly name as `gacutil /l` prints it:
-/// `Name, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL`.
+/// A strong assembly name, as a display name
+/// (`Name, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL`)
+/// or a GAC file path ([`AssemblyName::from_gac_path`]) gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssemblyName {
     /// The simple name.
@@ -151,58 +196,76 @@ pub struct ParseError(pub String);
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unexpected gacutil output: {}", self.0)
+        write!(f, "unexpected answer from the GAC probe: {}", self.0)
     }
 }
 
 impl std::error::Error for ParseError {}
 
-/// Parses the output of `gacutil /l <name>`: the listed assemblies, checked against its
-/// `Number of items = <n>` line.
-pub fn parse_list(stdout: &str) -> Result<Vec<AssemblyName>, ParseError> {
-    let mut found = Vec::new();
-    let mut count = None;
-    for line in stdout.lines().map(str::trim) {
-        if let Some(n) = line.strip_prefix("Number of items =") {
-            let n = n.trim();
-            count = Some(n.parse::<usize>().map_err(|_| ParseError(format!("item count `{n}`")))?);
-        } else if line.contains(", Version=") {
-            found.push(
-                AssemblyName::parse(line).ok_or_else(|| ParseError(format!("assembly line `{line}`")))?,
-            );
+impl AssemblyName {
+    /// The assembly a GAC file path names:
+    /// `…\Microsoft.NET\assembly\GAC_MSIL\<name>\v4.0_<version>_<culture>_<token>\<name>.dll`
+    /// (culture empty for `neutral`). `None` for any other path.
+    pub fn from_gac_path(path: &str) -> Option<Self> {
+        let parts: Vec<&str> = path.trim().split('\\').collect();
+        let [.., assembly, gac, name, folder, file] = parts.as_slice() else { return None };
+        let arch = gac.get(..4).filter(|p| p.eq_ignore_ascii_case("GAC_")).map(|_| &gac[4..])?;
+        let stem = file.strip_suffix(".dll").or_else(|| file.strip_suffix(".DLL"))?;
+        if !assembly.eq_ignore_ascii_case("assembly") || !stem.eq_ignore_ascii_case(name) || arch.is_empty() {
+            return None;
         }
-    }
-    match count {
-        None => Err(ParseError("no `Number of items` line".into())),
-        Some(n) if n != found.len() => {
-            Err(ParseError(format!("it counts {n} items but lists {} assemblies", found.len())))
+        let rest = folder.get(..5).filter(|p| p.eq_ignore_ascii_case("v4.0_")).map(|_| &folder[5..])?;
+        let [version, culture, token] = rest.split('_').collect::<Vec<_>>()[..] else { return None };
+        let hex = token.len() == 16 && token.chars().all(|c| c.is_ascii_hexdigit());
+        if version.is_empty() || !hex {
+            return None;
         }
-        Some(_) => Ok(found),
+        Some(AssemblyName {
+            name: (*name).to_string(),
+            version: version.to_string(),
+            culture: if culture.is_empty() { "neutral".into() } else { culture.to_string() },
+            public_key_token: token.to_string(),
+            processor_architecture: Some(arch.to_string()),
+        })
     }
+}
+
+/// Reads the answer of [`probe_script`]: one GAC file path a line (blank lines ignored). A line
+/// that is not such a path is an error: the probe's answer was not understood.
+pub fn parse_probe(stdout: &str) -> Result<Vec<AssemblyName>, ParseError> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            AssemblyName::from_gac_path(line)
+                .ok_or_else(|| ParseError(format!("`{line}` is not a GAC file path")))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HEADER: &str = "Microsoft (R) .NET Global Assembly Cache Utility.  Version 4.0.30319.0
-Copyright (c) Microsoft Corporation.  All rights reserved.
-
-The Global Assembly Cache contains the following assemblies:
-";
-
-    fn listing(lines: &[&str]) -> String {
-        let mut out = HEADER.to_string();
-        for line in lines {
-            out.push_str(&format!("  {line}\n"));
-        }
-        out.push_str(&format!("\nNumber of items = {}\n", lines.len()));
-        out
-    }
+    /// What the probe prints on a server with both versions of the schemas, one in GAC_32.
+    const TWO_FILES: &str = "C:\\Windows\\Microsoft.NET\\assembly\\GAC_32\\Contoso.Orders.Schemas\\v4.0_1.1.0.0__31bf3856ad364e35\\Contoso.Orders.Schemas.dll\r\nC:\\Windows\\Microsoft.NET\\assembly\\GAC_MSIL\\Contoso.Orders.Schemas\\v4.0_1.0.0.0__31bf3856ad364e35\\Contoso.Orders.Schemas.dll\r\n";
 
     #[test]
     fn argv_builders_match_the_protocol() {
-        assert_eq!(list("Contoso.Orders.Schemas"), ["/l", "Contoso.Orders.Schemas"]);
+        assert_eq!(
+            probe_args("Contoso.Orders.Schemas"),
+            [
+                "-NoProfile",
+                "-NonInteractive",
+                "-Command",
+                r#"Get-ChildItem -LiteralPath "$env:windir\Microsoft.NET\assembly" -Directory -Filter 'GAC_*' | ForEach-Object { Join-Path $_.FullName 'Contoso.Orders.Schemas' } | Where-Object { Test-Path -LiteralPath $_ } | Get-ChildItem -Filter 'Contoso.Orders.Schemas.dll' -Recurse | Select-Object -ExpandProperty FullName"#
+            ]
+        );
+        assert_eq!(
+            install_args(r"C:\Staging\O'Brien\Contoso.Common.dll")[3],
+            r"Add-Type -AssemblyName System.EnterpriseServices; (New-Object System.EnterpriseServices.Internal.Publish).GacInstall('C:\Staging\O''Brien\Contoso.Common.dll')"
+        );
         assert_eq!(
             msiexec_install("C:\\Staging\\Contoso.Orders.msi", "C:\\Program Files\\Contoso\\Orders"),
             ["/i", "C:\\Staging\\Contoso.Orders.msi", "/qn", "TARGETDIR=C:\\Program Files\\Contoso\\Orders"]
@@ -219,15 +282,19 @@ The Global Assembly Cache contains the following assemblies:
     }
 
     #[test]
-    fn parses_a_listing() {
-        let out = listing(&[
-            "Contoso.Orders.Schemas, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL",
-            "Contoso.Orders.Schemas, Version=1.1.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35, processorArchitecture=MSIL",
-        ]);
-        let found = parse_list(&out).unwrap();
+    fn only_simple_names_go_into_the_scripts() {
+        assert!(is_simple_name("Contoso.Orders-Schemas_2"));
+        for bad in ["", "A B", "A*", "A'B", "A\"B", "$x", "A[1]", "A\\B"] {
+            assert!(!is_simple_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_probe_answer() {
+        let found = parse_probe(TWO_FILES).unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(
-            found[0],
+            found[1],
             AssemblyName {
                 name: "Contoso.Orders.Schemas".into(),
                 version: "1.0.0.0".into(),
@@ -236,26 +303,37 @@ The Global Assembly Cache contains the following assemblies:
                 processor_architecture: Some("MSIL".into()),
             }
         );
-        assert!(found[0].is("contoso.orders.schemas", "1.0.0.0", "neutral", "31BF3856AD364E35"));
-        assert!(!found[0].is("Contoso.Orders.Schemas", "1.1.0.0", "neutral", "31bf3856ad364e35"));
-        assert!(!found[1].is("Contoso.Orders.Schemas", "1.1.0.0", "neutral", "0000000000000000"));
+        assert_eq!(found[0].processor_architecture.as_deref(), Some("32"));
+        assert!(found[1].is("contoso.orders.schemas", "1.0.0.0", "neutral", "31BF3856AD364E35"));
+        assert!(!found[1].is("Contoso.Orders.Schemas", "1.1.0.0", "neutral", "31bf3856ad364e35"));
+        assert!(!found[0].is("Contoso.Orders.Schemas", "1.1.0.0", "neutral", "0000000000000000"));
         assert_eq!(
-            found[0].to_string(),
+            found[1].to_string(),
             "Contoso.Orders.Schemas, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35"
         );
+        let satellite = r"C:\WINDOWS\Microsoft.Net\assembly\GAC_MSIL\Contoso.Texts\v4.0_2.0.0.0_de-DE_31bf3856ad364e35\Contoso.Texts.dll";
+        let de = AssemblyName::from_gac_path(satellite).unwrap();
+        assert_eq!((de.version.as_str(), de.culture.as_str()), ("2.0.0.0", "de-DE"));
     }
 
     #[test]
-    fn parses_an_empty_listing() {
-        assert!(parse_list(&listing(&[])).unwrap().is_empty());
+    fn nothing_printed_is_nothing_installed() {
+        assert!(parse_probe("").unwrap().is_empty());
+        assert!(parse_probe("\r\n").unwrap().is_empty());
     }
 
     #[test]
-    fn rejects_what_is_not_a_listing() {
-        assert!(parse_list("'gacutil' is not recognized as an internal or external command").is_err());
-        let wrong_count = listing(&["A, Version=1.0.0.0, Culture=neutral, PublicKeyToken=null"])
-            .replace("Number of items = 1", "Number of items = 2");
-        assert!(parse_list(&wrong_count).unwrap_err().to_string().contains("counts 2 items"));
+    fn rejects_what_is_not_a_gac_path() {
+        for out in [
+            "'gacutil' is not recognized as an internal or external command",
+            r"C:\Windows\assembly\GAC_MSIL\A\1.0.0.0__31bf3856ad364e35\A.dll",
+            r"C:\Windows\Microsoft.NET\assembly\GAC_MSIL\A\v4.0_1.0.0.0__31bf3856ad364e35\B.dll",
+            r"C:\Windows\Microsoft.NET\assembly\GAC_MSIL\A\v4.0_1.0.0.0__null\A.dll",
+            r"C:\Windows\Microsoft.NET\assembly\NativeImages\A\v4.0_1.0.0.0__31bf3856ad364e35\A.dll",
+        ] {
+            let err = parse_probe(out).unwrap_err();
+            assert!(err.to_string().starts_with("unexpected answer from the GAC probe: `"), "{err}");
+        }
         assert!(AssemblyName::parse("A, Version=1.0.0.0").is_none());
     }
 

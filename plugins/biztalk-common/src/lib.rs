@@ -7,8 +7,10 @@
 //! types they share. Feature `testing` adds `testing`, test support for those plugins (this
 //! crate's own tests use its fixtures too).
 
+pub mod config_log;
 pub mod config_xml;
 pub mod configure;
+pub mod exported_config;
 pub mod gac;
 pub mod group;
 pub mod membership;
@@ -18,4 +20,5 @@ pub mod restore_config;
 pub mod sc;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod unrecognized;
 pub mod wmi;

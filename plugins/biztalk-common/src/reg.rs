@@ -4,6 +4,12 @@
 //! This module only builds argument lists and reads text; it never runs anything. A missing key
 //! or value is an answer ([`RegAnswer::Missing`]), not an error: callers decide what absence
 //! means (a server that is not joined, a prerequisite that is not installed).
+//!
+//! On 64-bit Windows `HKLM\SOFTWARE` has two views: a 32-bit program's writes land in the 32-bit
+//! one (`SOFTWARE\WOW6432Node`), and `reg query` run from a 64-bit host reads the 64-bit one
+//! unless given `/reg:32` (Microsoft Learn, "reg query"; "Accessing an Alternate Registry
+//! View"). BizTalk's configuration tools are 32-bit, so its Administration key is read with
+//! [`query_args_32`].
 
 use std::fmt;
 
@@ -11,7 +17,9 @@ use std::fmt;
 pub const PROGRAM: &str = "reg";
 
 /// BizTalk group membership of a server [§2.4]: [`MGMT_DB_SERVER`] and [`MGMT_DB_NAME`], present
-/// once the server is joined.
+/// once the server is joined. Written by 32-bit programs (`Configuration.exe`, RestoreConfig.vbe
+/// under the 32-bit script host, "so that it can update the 32-bit registry"): read it in the
+/// 32-bit view ([`query_args_32`]).
 pub const BIZTALK_ADMINISTRATION: &str = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
 /// SQL Server holding the group's management database (REG_SZ).
 pub const MGMT_DB_SERVER: &str = "MgmtDBServer";
@@ -44,9 +52,21 @@ pub const BTSINSTALLPATH: &str = "BTSINSTALLPATH";
 pub const NOT_FOUND_MESSAGE: &str =
     "ERROR: The system was unable to find the specified registry key or value.";
 
-/// The arguments (after [`PROGRAM`]) of `reg query "<key>" /v <value>`.
+/// The switch of `reg` that reads (or writes) the 32-bit registry view.
+pub const VIEW_32: &str = "/reg:32";
+
+/// The arguments (after [`PROGRAM`]) of `reg query "<key>" /v <value>`: the 64-bit view when run
+/// from a 64-bit host.
 pub fn query_args(key: &str, value: &str) -> Vec<String> {
     vec!["query".into(), key.into(), "/v".into(), value.into()]
+}
+
+/// The arguments (after [`PROGRAM`]) of `reg query "<key>" /v <value> /reg:32`: the 32-bit view,
+/// where 32-bit programs' `HKLM\SOFTWARE` writes are.
+pub fn query_args_32(key: &str, value: &str) -> Vec<String> {
+    let mut args = query_args(key, value);
+    args.push(VIEW_32.into());
+    args
 }
 
 /// A registry value as `reg query` prints it.
@@ -223,9 +243,25 @@ mod tests {
     #[test]
     fn builds_the_argv_of_protocol_md() {
         assert_eq!(
-            query_args(BIZTALK_ADMINISTRATION, MGMT_DB_SERVER),
-            ["query", r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration", "/v", "MgmtDBServer"]
+            query_args(NET_FRAMEWORK_FULL, RELEASE),
+            ["query", r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full", "/v", "Release"]
         );
+        assert_eq!(
+            query_args_32(BIZTALK_ADMINISTRATION, MGMT_DB_SERVER),
+            [
+                "query",
+                r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration",
+                "/v",
+                "MgmtDBServer",
+                "/reg:32"
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_an_answer_from_the_32_bit_view() {
+        let out = "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    PRDSQL01\n\n";
+        assert_eq!(parse_query(Some(0), out, "", MGMT_DB_SERVER).unwrap().text(), Some("PRDSQL01"));
     }
 
     #[test]

@@ -20,13 +20,14 @@ use crate::reg;
 pub const NOT_FOUND: &str = "ERROR: The system was unable to find the specified registry key or value.\n";
 /// The recorded op of the `MgmtDBServer` probe.
 pub const REG_SERVER: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBServer"#;
+    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBServer /reg:32"#;
 /// The recorded op of the `MgmtDBName` probe.
 pub const REG_NAME: &str =
-    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName"#;
+    r#"exec reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration" /v MgmtDBName /reg:32"#;
 
 /// What `Configuration.exe /U` writes to its log when it unconfigures a server.
-pub const UNCONFIGURATION_LOG: &str = "[2026-11-22 11:00:01] Info  ConfigHelper: Unconfiguring feature SSO\n";
+pub const UNCONFIGURATION_LOG: &str =
+    "[2026-11-22 11:00:01:0000 Info Configuration Framework]Unconfiguring feature: SSOServer,Engine\n";
 
 /// The input of a group plugin that [`JOIN_XML`] is rendered from: group `PRDSQL01` (the
 /// default databases), accounts `CONTOSO\svc-sso` and `CONTOSO\svc-bre` with the default
@@ -157,6 +158,12 @@ impl<P: RawPlugin> Recorder<P> {
         }
     }
 
+    /// The recorder with its fake host changed by `f` (more targets, files).
+    pub fn map_host(mut self, f: impl FnOnce(FakeHost) -> FakeHost) -> Self {
+        self.host = f(self.host);
+        self
+    }
+
     /// Calls the plugin in `mode` with `input`; the output as JSON.
     pub fn call(&self, mode: Mode, input: Value) -> Result<Outcome<Value>, StepError> {
         let ctx = Ctx::new(Context { target: Some(self.target.clone()), ..Context::for_test(mode) }, self);
@@ -170,15 +177,16 @@ impl<P: RawPlugin> Recorder<P> {
         self.ops.borrow().clone()
     }
 
-    /// Scripts `reg query` of a BizTalk Administration value: found with `data`, or missing.
+    /// Scripts `reg query … /reg:32` of a BizTalk Administration value: found with `data`, or
+    /// missing.
     pub fn reg(&self, value: &str, data: Option<&str>) {
-        let args = reg::query_args(reg::BIZTALK_ADMINISTRATION, value);
+        let args = reg::query_args_32(reg::BIZTALK_ADMINISTRATION, value);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = match data {
             Some(data) => ExecOutput::exited(
                 0,
                 format!(
-                    "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    {value}    REG_SZ    {data}\n\n"
+                    "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration\n    {value}    REG_SZ    {data}\n\n"
                 ),
             ),
             None => ExecOutput { exit_code: Some(1), stderr: NOT_FOUND.into(), ..Default::default() },

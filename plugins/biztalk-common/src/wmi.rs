@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::powershell::{self, JsonError};
 
-/// Every host instance of the group. Rows: [`HostInstance`]. Works only on a joined server.
-pub const HOST_INSTANCES: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, RunningServer, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
+/// Every host instance of the group, with its host's type and its logon account (properties of
+/// `MSBTS_HostInstance` in Microsoft's class reference). Rows: [`HostInstance`]. Works only on a
+/// joined server.
+pub const HOST_INSTANCES: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_HostInstance | Select-Object Name, HostName, HostType, RunningServer, Logon, ConfigurationState, IsDisabled, ServiceState | ConvertTo-Json -Compress";
 
 /// The group's runtime servers. Rows: [`Server`]. Works only on a joined server.
 pub const SERVERS: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_Server | Select-Object Name | ConvertTo-Json -Compress";
@@ -162,8 +164,14 @@ pub struct HostInstance {
     pub name: String,
     /// The host.
     pub host_name: String,
+    /// In-process or isolated: an isolated host's instance has no Windows service (its work
+    /// runs in IIS), and its `ServiceState` says nothing.
+    pub host_type: HostType,
     /// The server it runs on.
     pub running_server: String,
+    /// The account it runs as, `DOMAIN\user` (null for an instance that was never installed).
+    #[serde(default)]
+    pub logon: Option<String>,
     /// Installed, or how installing failed.
     pub configuration_state: ConfigurationState,
     /// "Disable host instance from starting".
@@ -179,11 +187,18 @@ impl HostInstance {
         self.host_name.eq_ignore_ascii_case(host) && self.running_server.eq_ignore_ascii_case(server)
     }
 
-    /// Installed, disabled and stopped: what DR preparation wants of a DR instance [§3 S5].
+    /// Installed, disabled and stopped: what DR preparation wants of a DR instance [§3 S5]. An
+    /// isolated host's instance has no Windows service and WMI cannot tell its state (the
+    /// administration console shows "Status Unavailable"), so only installed and disabled count.
     pub fn is_standby(&self) -> bool {
         self.configuration_state == ConfigurationState::Installed
             && self.is_disabled
-            && self.service_state == ServiceState::Stopped
+            && (self.host_type == HostType::Isolated || self.service_state == ServiceState::Stopped)
+    }
+
+    /// The logon account, when the row has a non-empty one.
+    pub fn account(&self) -> Option<&str> {
+        self.logon.as_deref().map(str::trim).filter(|l| !l.is_empty())
     }
 }
 
@@ -237,9 +252,16 @@ pub fn host_instance_name(host: &str, server: &str) -> String {
 pub const READ_PASSWORD: &str =
     "$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd()";
 
+/// The creation script's preference that makes its first failure end it: a .NET method that
+/// throws (`Map`, `Install`) is only a statement-terminating error in PowerShell, after which
+/// the next statement runs; with `$ErrorActionPreference = 'Stop'` it ends the script with exit
+/// code 1, so a failed `Map` never lets `Install` run and the exit code is the first failure's
+/// (Microsoft, "about_Error_Handling").
+pub const STOP_ON_ERROR: &str = "$ErrorActionPreference = 'Stop'";
+
 /// The script that creates the instance of `host` on `server`, installed and disabled, never
 /// started: maps the host to the server, then `Install(logon, password, GrantLogOnAsService,
-/// IsGmsaAccount = false)` [§3 S5].
+/// IsGmsaAccount = false)` [§3 S5]. It stops at its first failure ([`STOP_ON_ERROR`]).
 ///
 /// The password is not in the script: the script reads it from its standard input
 /// ([`READ_PASSWORD`]). Send [`password_stdin`] as the exec's stdin: a secret reference the host
@@ -257,7 +279,7 @@ pub fn create_host_instance(host: &str, server: &str, account: &str) -> String {
 pub fn install_host_instance(host: &str, server: &str, account: &str, disabled: bool) -> String {
     let q = powershell::single_quoted;
     format!(
-        "{READ_PASSWORD}; \
+        "{STOP_ON_ERROR}; {READ_PASSWORD}; \
          $sh = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_ServerHost\").CreateInstance(); \
          $sh.ServerName = {server}; $sh.HostName = {host}; $sh.Map(); \
          $hi = ([WMICLASS]\"root\\MicrosoftBizTalkServer:MSBTS_HostInstance\").CreateInstance(); \
@@ -373,7 +395,16 @@ mod tests {
             HOST_INSTANCES,
             powershell::select_to_json(
                 &format!("{ns} MSBTS_HostInstance"),
-                &["Name", "HostName", "RunningServer", "ConfigurationState", "IsDisabled", "ServiceState"]
+                &[
+                    "Name",
+                    "HostName",
+                    "HostType",
+                    "RunningServer",
+                    "Logon",
+                    "ConfigurationState",
+                    "IsDisabled",
+                    "ServiceState"
+                ]
             )
         );
         assert_eq!(SERVERS, powershell::select_to_json(&format!("{ns} MSBTS_Server"), &["Name"]));
@@ -389,9 +420,9 @@ mod tests {
         let script = create_host_instance("SendHost", "DRBTS01", "CONTOSO\\svc-bts");
         assert_eq!(
             script,
-            r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
+            r#"$ErrorActionPreference = 'Stop'; $password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'SendHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server SendHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
         );
-        assert_eq!(password_stdin("bts-host-password"), b"@@secret:bts-host-password@@");
+        assert_eq!(password_stdin("bts-host-sendhost"), b"@@secret:bts-host-sendhost@@");
     }
 
     #[test]
@@ -451,14 +482,16 @@ mod tests {
 
     #[test]
     fn parses_host_instances_one_many_or_none() {
-        let one = r#"{"Name":"Microsoft BizTalk Server SendHost PRDBTS01","HostName":"SendHost","RunningServer":"PRDBTS01","ConfigurationState":1,"IsDisabled":false,"ServiceState":4}"#;
+        let one = r#"{"Name":"Microsoft BizTalk Server SendHost PRDBTS01","HostName":"SendHost","HostType":1,"RunningServer":"PRDBTS01","Logon":"CONTOSO\\svc-bts","ConfigurationState":1,"IsDisabled":false,"ServiceState":4}"#;
         let rows = parse_host_instances(one).unwrap();
         assert_eq!(
             rows,
             [HostInstance {
                 name: "Microsoft BizTalk Server SendHost PRDBTS01".into(),
                 host_name: "SendHost".into(),
+                host_type: HostType::InProcess,
                 running_server: "PRDBTS01".into(),
+                logon: Some("CONTOSO\\svc-bts".into()),
                 configuration_state: ConfigurationState::Installed,
                 is_disabled: false,
                 service_state: ServiceState::Running,
@@ -468,11 +501,12 @@ mod tests {
         assert!(!rows[0].is_standby());
         let many = format!(
             "[{one},{}]",
-            r#"{"Name":"Microsoft BizTalk Server SendHost DRBTS01","HostName":"SendHost","RunningServer":"DRBTS01","ConfigurationState":3,"IsDisabled":true,"ServiceState":1}"#
+            r#"{"Name":"Microsoft BizTalk Server SendHost DRBTS01","HostName":"SendHost","HostType":1,"RunningServer":"DRBTS01","Logon":null,"ConfigurationState":3,"IsDisabled":true,"ServiceState":1}"#
         );
         let rows = parse_host_instances(&many).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].configuration_state, ConfigurationState::UninstallFailed);
+        assert_eq!((rows[0].account(), rows[1].account()), (Some("CONTOSO\\svc-bts"), None));
         assert!(rows[1].configuration_state.is_failed());
         assert!(!ConfigurationState::NotInstalled.is_failed());
         assert!(parse_host_instances("").unwrap().is_empty());
@@ -480,13 +514,30 @@ mod tests {
 
     #[test]
     fn a_standby_instance_is_installed_disabled_and_stopped() {
-        let row = r#"{"Name":"x","HostName":"SendHost","RunningServer":"DRBTS01","ConfigurationState":1,"IsDisabled":true,"ServiceState":1}"#;
+        let row = r#"{"Name":"x","HostName":"SendHost","HostType":1,"RunningServer":"DRBTS01","Logon":"a","ConfigurationState":1,"IsDisabled":true,"ServiceState":1}"#;
         assert!(parse_host_instances(row).unwrap()[0].is_standby());
+        let unknown = row.replace(r#""ServiceState":1"#, r#""ServiceState":8"#);
+        assert!(
+            !parse_host_instances(&unknown).unwrap()[0].is_standby(),
+            "an in-process host's state counts"
+        );
+    }
+
+    #[test]
+    fn an_isolated_instance_is_standby_whatever_its_service_state() {
+        // An isolated host has no Windows service: WMI reports 8 (Unknown), the console "Status
+        // Unavailable".
+        let row = r#"{"Name":"x","HostName":"BizTalkServerIsolatedHost","HostType":2,"RunningServer":"DRBTS01","Logon":"a","ConfigurationState":1,"IsDisabled":true,"ServiceState":8}"#;
+        let rows = parse_host_instances(row).unwrap();
+        assert_eq!(rows[0].host_type, HostType::Isolated);
+        assert!(rows[0].is_standby());
+        let enabled = row.replace(r#""IsDisabled":true"#, r#""IsDisabled":false"#);
+        assert!(!parse_host_instances(&enabled).unwrap()[0].is_standby(), "it must still be disabled");
     }
 
     #[test]
     fn unknown_enumeration_values_are_errors() {
-        let row = r#"{"Name":"x","HostName":"h","RunningServer":"s","ConfigurationState":9,"IsDisabled":true,"ServiceState":1}"#;
+        let row = r#"{"Name":"x","HostName":"h","HostType":1,"RunningServer":"s","Logon":"a","ConfigurationState":9,"IsDisabled":true,"ServiceState":1}"#;
         let err = parse_host_instances(row).unwrap_err();
         assert!(err.to_string().contains("unknown ConfigurationState 9"), "{err}");
     }

@@ -71,7 +71,7 @@ pub(crate) fn compensate(ctx: &Ctx, input: &Input) -> StepResult<Output> {
         .rev()
         .filter_map(|c| before.iter().find(|r| r.is(&c.host, &c.server)).cloned())
         .collect();
-    refuse_not_stopped(&mut session, &present)?;
+    refuse_not_stopped(&present)?;
     for row in &present {
         session.remove(row)?;
     }
@@ -95,6 +95,8 @@ pub(crate) fn compensate(ctx: &Ctx, input: &Input) -> StepResult<Output> {
                 host: c.host.clone(),
                 server: c.server.clone(),
                 production_servers: desired.map(|d| d.production_servers.clone()).unwrap_or_default(),
+                logon: desired.and_then(|d| d.logon.as_ref().ok().cloned()),
+                host_type: desired.map_or(HostType::InProcess, |d| d.host_type),
                 action,
                 configuration_state: None,
                 is_disabled: None,
@@ -122,17 +124,12 @@ pub(crate) fn compensate(ctx: &Ctx, input: &Input) -> StepResult<Output> {
 
 /// Refuses, before anything is removed, when a recorded instance of an in-process host is not
 /// stopped: retryable while it is stopping, an operator's decision otherwise.
-fn refuse_not_stopped(session: &mut Session<'_, '_>, present: &[HostInstance]) -> Result<(), StepError> {
-    let active: Vec<&HostInstance> =
-        present.iter().filter(|r| r.service_state != ServiceState::Stopped).collect();
-    if active.is_empty() {
-        return Ok(());
-    }
-    let hosts = session.host_settings()?;
-    let isolated = |row: &HostInstance| {
-        hosts.iter().any(|h| h.name.eq_ignore_ascii_case(&row.host_name) && h.host_type == HostType::Isolated)
-    };
-    let active: Vec<&HostInstance> = active.into_iter().filter(|r| !isolated(r)).collect();
+fn refuse_not_stopped(present: &[HostInstance]) -> Result<(), StepError> {
+    // An isolated host's instance has no service and no state to wait for (8, Unknown).
+    let active: Vec<&HostInstance> = present
+        .iter()
+        .filter(|r| r.host_type == HostType::InProcess && r.service_state != ServiceState::Stopped)
+        .collect();
     if active.is_empty() {
         return Ok(());
     }

@@ -5,9 +5,23 @@
 //! recovery site") and when a production server has no DR mapping.
 //!
 //! Runs on any server joined to the group (the step's target): it reads `MSBTS_HostInstance`,
-//! creates what is missing with the creation script of `lab/PROTOCOL.md` (the password goes in
-//! the script's standard input as a secret reference, filled in by the host, never on its command
-//! line) and reads again to verify. An existing instance in
+//! creates what is missing with the creation script of `lab/PROTOCOL.md` and reads again to
+//! verify.
+//!
+//! **Logons.** Each DR instance runs under the account the production instances of its host run
+//! under (`MSBTS_HostInstance.Logon`): `Install` wants an account of the host's Windows group,
+//! and hosts commonly run under different accounts (an isolated host's group is not an
+//! in-process host's). The password is a secret named per host: the one `password_secrets` maps
+//! the host to, else `bts-host-<host in lower case>` (`bts-host-sendhost`); the workflow grants
+//! each. It goes in the creation script's standard input as a secret reference, filled in by the
+//! host, never on its command line. A host whose production instances run under several
+//! accounts stops the step: one secret cannot hold two passwords.
+//!
+//! **Isolated hosts** have no Windows service (their receive locations run in IIS) and WMI
+//! cannot tell their state (8, Unknown): an isolated DR instance is verified installed and
+//! disabled, and repair mode never looks for its service.
+//!
+//! An existing instance in
 //! a failed configuration state stops the step for an operator: repairing it means uninstalling
 //! and unmapping, which `apply` does not do. Scripts and rows come from
 //! `biztalk_common::wmi`.
@@ -35,24 +49,24 @@ mod plan;
 
 use biztalk_common::powershell;
 use biztalk_common::sc::{self, ScFailure};
-use biztalk_common::wmi::{
-    self, ConfigurationState, CreateFailure, HostInstance, HostSetting, HostType, ServiceState,
-};
+use std::collections::BTreeMap;
+
+use biztalk_common::wmi::{self, ConfigurationState, CreateFailure, HostInstance, HostType, ServiceState};
 use drover_sdk::excerpt;
 use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Desired, Plan};
 
-/// The secret holding the host instances' password, unless the input names another (which the
-/// workflow must then grant).
-pub const DEFAULT_PASSWORD_SECRET: &str = "bts-host-password";
+/// The prefix of a host's password secret when `password_secrets` does not name one:
+/// `bts-host-<host in lower case>`.
+pub const PASSWORD_SECRET_PREFIX: &str = "bts-host-";
 
 /// The plugin.
 #[derive(Default)]
 pub struct CreateHostInstances;
 
-/// Input: the server mapping, optionally the production instances, and the logon.
+/// Input: the server mapping, optionally the production instances, and the password secrets.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
@@ -63,8 +77,11 @@ pub struct Input {
     /// that is not a DR server of the mapping.
     #[serde(default)]
     pub production_instances: Option<Vec<InstanceRef>>,
-    /// The account the new instances run as.
-    pub logon: Logon,
+    /// Host -> the secret holding the password of the account its instances run as (the account
+    /// is the production instances'). A host not listed uses `bts-host-<host in lower case>`.
+    /// Several hosts under one account may share a secret. The workflow grants each secret.
+    #[serde(default)]
+    pub password_secrets: BTreeMap<String, String>,
     /// Every DR runtime server, when known (`{{ inventory.groups['dr-runtime'] }}`): a DR site
     /// with a different number of servers than production is allowed, and each DR server no
     /// production server maps to is named in a warning.
@@ -98,21 +115,21 @@ pub struct InstanceRef {
     pub server: String,
 }
 
-/// The logon of the new host instances.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Logon {
-    /// `DOMAIN\user`.
-    pub account: String,
-    /// The secret holding its password (default `bts-host-password`); the plugin never sees the
-    /// value, which goes to the creation script through its standard input, never on its command
-    /// line, and may hold any character.
-    #[serde(default = "default_password_secret")]
-    pub password_secret: String,
+impl Input {
+    /// The secret holding the password of `host`'s account: as `password_secrets` maps it (host
+    /// names compared case-insensitively), else `bts-host-<host in lower case>`.
+    pub fn password_secret(&self, host: &str) -> String {
+        self.password_secrets
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))
+            .map_or_else(|| format!("{PASSWORD_SECRET_PREFIX}{}", host.to_lowercase()), |(_, s)| s.clone())
+    }
 }
 
-fn default_password_secret() -> String {
-    DEFAULT_PASSWORD_SECRET.into()
+/// Whether `name` can name a secret (letters, digits, `-`, `_`, `.`), as a workflow's grants
+/// require.
+fn is_secret_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Output: the DR instances wanted, and what the operator should read.
@@ -140,6 +157,11 @@ pub struct InstanceReport {
     pub server: String,
     /// The production servers whose instance of the host it stands in for.
     pub production_servers: Vec<String>,
+    /// The account it runs as (the production instances'), when known.
+    pub logon: Option<String>,
+    /// In-process or isolated (no Windows service).
+    #[schemars(with = "HostTypeName")]
+    pub host_type: HostType,
     /// What this call did about it.
     pub action: Action,
     /// As last read (absent for an instance check mode would create).
@@ -184,6 +206,15 @@ enum ConfigurationStateName {
     UninstallFailed,
     UpdateFailed,
     NotInstalled,
+}
+
+/// Schema of `MSBTS_HostInstance.HostType`.
+#[derive(JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
+#[expect(dead_code, reason = "a schema only: its variants are never constructed")]
+enum HostTypeName {
+    InProcess,
+    Isolated,
 }
 
 /// Schema of `MSBTS_HostInstance.ServiceState`.
@@ -258,15 +289,6 @@ impl<'c, 'h> Session<'c, 'h> {
         ))
     }
 
-    /// The hosts of the group and their types.
-    fn host_settings(&mut self) -> Result<Vec<HostSetting>, StepError> {
-        let ran = self.powershell(wmi::HOST_SETTINGS, "hosts of the group".into())?;
-        if !ran.success() {
-            return Err(self.query_failure(&ran));
-        }
-        wmi::parse_host_settings(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))
-    }
-
     /// Whether the Windows service of the instance of `host` exists on `server`
     /// (`sc.exe query BTSSvc$<host>`: 1060 means it does not).
     fn service_exists(&mut self, host: &str, server: &str) -> Result<bool, StepError> {
@@ -294,16 +316,10 @@ impl<'c, 'h> Session<'c, 'h> {
             })
             .map(|(i, _)| i)
             .collect();
-        if installed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let hosts = self.host_settings()?;
         let mut missing = Vec::new();
         for i in installed {
             let desired = &plan.desired[i];
-            let isolated = hosts
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(&desired.host) && h.host_type == HostType::Isolated);
+            let isolated = desired.host_type == HostType::Isolated;
             if !isolated && !self.service_exists(&desired.host, &desired.server)? {
                 missing.push(i);
             }
@@ -315,10 +331,13 @@ impl<'c, 'h> Session<'c, 'h> {
     /// given; also what installs again an instance whose service is missing). "Already exists"
     /// is not an error: a previous attempt may have created it, and verification has the last
     /// word.
-    fn create(&mut self, desired: &Desired, logon: &Logon, disabled: bool) -> Result<(), StepError> {
-        let script = wmi::install_host_instance(&desired.host, &desired.server, &logon.account, disabled);
-        let password = wmi::password_stdin(&logon.password_secret);
+    fn create(&mut self, desired: &Desired, input: &Input, disabled: bool) -> Result<(), StepError> {
         let name = wmi::host_instance_name(&desired.host, &desired.server);
+        let account =
+            desired.logon.as_ref().map_err(|why| StepError::needs_operator(format!("{name}: {why}")))?;
+        let secret = input.password_secret(&desired.host);
+        let script = wmi::install_host_instance(&desired.host, &desired.server, account, disabled);
+        let password = wmi::password_stdin(&secret);
         let verb = if desired.existing.is_some() { "install again" } else { "create" };
         let ran = self.powershell_with_stdin(&script, Some(password), format!("{verb} {name}"))?;
         if ran.success() {
@@ -335,14 +354,16 @@ impl<'c, 'h> Session<'c, 'h> {
                 "{} is not a member of the group; join it (join-group) before creating {name}",
                 desired.server
             )),
-            CreateFailure::EmptyPassword => {
-                StepError::permanent(format!("the password secret {} is empty", logon.password_secret))
-            }
+            CreateFailure::EmptyPassword => StepError::permanent(format!(
+                "the password secret {secret} of host {} ({account}) is empty",
+                desired.host
+            )),
             CreateFailure::NotJoined => {
                 StepError::permanent(format!("{} is not joined to a BizTalk group", self.target))
             }
-            CreateFailure::Other(text) => StepError::permanent(format!(
-                "creating {name} on {} failed with exit code {:?}: {}",
+            CreateFailure::Other(text) => StepError::needs_operator(format!(
+                "creating {name} as {account} (the logon of the production instances of {}, password from secret {secret}) on {} failed with exit code {:?}; Install needs an account of the host's Windows group and its password: {}",
+                desired.host,
                 self.target,
                 ran.output.exit_code,
                 excerpt(&text, 5)
@@ -412,7 +433,9 @@ fn verify_repaired(
                 row.configuration_state, row.is_disabled
             )));
         }
-        if !session.service_exists(&desired.host, &desired.server)? {
+        if desired.host_type == HostType::InProcess
+            && !session.service_exists(&desired.host, &desired.server)?
+        {
             return Err(StepError::permanent(format!(
                 "the service BTSSvc${} still does not exist on {} after installing {name}",
                 desired.host, desired.server
@@ -453,6 +476,13 @@ fn report(desired: &Desired, action: Action, row: Option<&HostInstance>) -> Inst
         host: desired.host.clone(),
         server: desired.server.clone(),
         production_servers: desired.production_servers.clone(),
+        logon: desired
+            .logon
+            .as_ref()
+            .ok()
+            .cloned()
+            .or_else(|| row.and_then(|r| r.account().map(str::to_string))),
+        host_type: desired.host_type,
         action,
         configuration_state: row.map(|r| r.configuration_state),
         is_disabled: row.map(|r| r.is_disabled),
@@ -485,9 +515,47 @@ fn summarize(plan: &Plan, created: usize, repaired: Option<usize>, check: bool) 
     summary
 }
 
+/// Refuses secret names a workflow could not grant: a `password_secrets` value, or a host name
+/// that makes none by the convention (it must then be mapped).
 fn validate(input: &Input) -> Result<(), StepError> {
-    if input.logon.account.trim().is_empty() {
-        return Err(StepError::permanent("logon.account is empty"));
+    for (host, secret) in &input.password_secrets {
+        if !is_secret_name(secret) {
+            return Err(StepError::permanent(format!(
+                "password_secrets: {secret:?} (host {host}) is not a secret name (letters, digits, - _ .)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything runs, to create or install again an instance whose host has no one
+/// production logon to copy.
+fn refuse_unknown_logons<'d>(instances: impl IntoIterator<Item = &'d Desired>) -> Result<(), StepError> {
+    let problems: Vec<String> =
+        instances.into_iter().filter_map(|d| d.logon.as_ref().err()).cloned().collect::<Vec<_>>();
+    let mut distinct: Vec<String> = Vec::new();
+    for problem in problems {
+        if !distinct.contains(&problem) {
+            distinct.push(problem);
+        }
+    }
+    if distinct.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::needs_operator(distinct.join("; ")))
+}
+
+/// Refuses a plan that would create or install again an instance whose password secret cannot
+/// be named, before anything runs.
+fn check_secrets(plan: &Plan, input: &Input) -> Result<(), StepError> {
+    for desired in &plan.desired {
+        let secret = input.password_secret(&desired.host);
+        if !is_secret_name(&secret) {
+            return Err(StepError::permanent(format!(
+                "host {} makes no secret name by the convention ({secret:?}): map it in password_secrets",
+                desired.host
+            )));
+        }
     }
     Ok(())
 }
@@ -503,7 +571,6 @@ impl Plugin for CreateHostInstances {
             )
             .program(powershell::PROGRAM)
             .program(sc::PROGRAM)
-            .secret(DEFAULT_PASSWORD_SECRET)
             .compensable()
     }
 
@@ -512,7 +579,15 @@ impl Plugin for CreateHostInstances {
         let mut session = Session::new(ctx)?;
         let plan = Plan::new(&input, &session.host_instances()?);
         refuse_broken(&plan)?;
+        check_secrets(&plan, &input)?;
         let broken = if input.repair { session.missing_services(&plan)? } else { Vec::new() };
+        refuse_unknown_logons(
+            plan.desired
+                .iter()
+                .enumerate()
+                .filter(|(i, d)| d.existing.is_none() || broken.contains(i))
+                .map(|(_, d)| d),
+        )?;
         let instances: Vec<InstanceReport> = plan
             .desired
             .iter()
@@ -536,14 +611,16 @@ impl Plugin for CreateHostInstances {
         let before = session.host_instances()?;
         let plan = Plan::new(&input, &before);
         refuse_broken(&plan)?;
+        check_secrets(&plan, &input)?;
         for warning in &plan.warnings {
             ctx.warn(warning);
         }
         let broken = if input.repair { session.missing_services(&plan)? } else { Vec::new() };
         let missing: Vec<&Desired> = plan.desired.iter().filter(|d| d.existing.is_none()).collect();
+        refuse_unknown_logons(missing.iter().copied().chain(broken.iter().map(|&i| &plan.desired[i])))?;
         for desired in &missing {
             compensation::record(ctx, desired)?;
-            session.create(desired, &input.logon, disabled_for(desired, &before, input.repair))?;
+            session.create(desired, &input, disabled_for(desired, &before, input.repair))?;
         }
         let repairs: Vec<(&Desired, bool)> =
             broken.iter().map(|&i| &plan.desired[i]).map(|d| (d, disabled_for(d, &before, true))).collect();
@@ -553,7 +630,7 @@ impl Plugin for CreateHostInstances {
                 wmi::host_instance_name(&desired.host, &desired.server),
                 desired.server
             ));
-            session.create(desired, &input.logon, *disabled)?;
+            session.create(desired, &input, *disabled)?;
         }
         let rows =
             if missing.is_empty() && repairs.is_empty() { Vec::new() } else { session.host_instances()? };

@@ -1,10 +1,16 @@
 //! What the mapping calls for: the DR instances wanted (host, DR server, the production servers
-//! they stand in for, and the existing row if any), and the warnings for the operator. Pure:
-//! it reads the input and the rows of `MSBTS_HostInstance`, and runs nothing.
+//! they stand in for, the host's type and logon account, and the existing row if any), and the
+//! warnings for the operator. Pure: it reads the input and the rows of `MSBTS_HostInstance`, and
+//! runs nothing.
+//!
+//! A DR instance runs as the production instances of its host do (`MSBTS_HostInstance.Logon`):
+//! `Install` wants an account of the host's Windows group, and isolated hosts usually have their
+//! own group and account. The password is one secret per host, so a host whose production
+//! instances run under several accounts is reported, not guessed.
 //!
 //! Server and host names are compared case-insensitively, as Windows and BizTalk do.
 
-use biztalk_common::wmi::{ConfigurationState, HostInstance};
+use biztalk_common::wmi::{ConfigurationState, HostInstance, HostType};
 
 use crate::{Input, ServerPair};
 
@@ -17,6 +23,11 @@ pub(crate) struct Desired {
     pub server: String,
     /// The production servers whose instance of the host it stands in for.
     pub production_servers: Vec<String>,
+    /// The host's type, as the production rows (or the existing row) say; in-process when no row
+    /// says.
+    pub host_type: HostType,
+    /// The account the production instances of the host run as, or why there is none.
+    pub logon: Result<String, String>,
     /// The instance as `MSBTS_HostInstance` shows it, if it exists.
     pub existing: Option<HostInstance>,
 }
@@ -80,6 +91,13 @@ fn dr_servers<'m>(mapping: &'m [ServerPair], server: &str) -> Vec<&'m str> {
 /// Every (host, DR server) the mapping calls for, deduplicated.
 fn desired(mapping: &[ServerPair], production: &[Instance], rows: &[HostInstance]) -> Vec<Desired> {
     let mut wanted: Vec<Desired> = Vec::new();
+    let of_host = |host: &str| -> Vec<&HostInstance> {
+        production
+            .iter()
+            .filter(|(h, _)| same(h, host))
+            .filter_map(|(h, s)| rows.iter().find(|r| r.is(h, s)))
+            .collect()
+    };
     for (host, server) in production {
         for dr in dr_servers(mapping, server) {
             match wanted.iter_mut().find(|d| same(&d.host, host) && same(&d.server, dr)) {
@@ -87,16 +105,50 @@ fn desired(mapping: &[ServerPair], production: &[Instance], rows: &[HostInstance
                     d.production_servers.push(server.clone())
                 }
                 Some(_) => {}
-                None => wanted.push(Desired {
-                    host: host.clone(),
-                    server: dr.to_string(),
-                    production_servers: vec![server.clone()],
-                    existing: rows.iter().find(|r| r.is(host, dr)).cloned(),
-                }),
+                None => {
+                    let existing = rows.iter().find(|r| r.is(host, dr)).cloned();
+                    let production_rows = of_host(host);
+                    let host_type = production_rows
+                        .first()
+                        .copied()
+                        .or(existing.as_ref())
+                        .map_or(HostType::InProcess, |r| r.host_type);
+                    wanted.push(Desired {
+                        host: host.clone(),
+                        server: dr.to_string(),
+                        production_servers: vec![server.clone()],
+                        host_type,
+                        logon: logon_of(host, &production_rows),
+                        existing,
+                    })
+                }
             }
         }
     }
     wanted
+}
+
+/// The one account the production instances of `host` run as; an error naming them when they
+/// have none or several (one secret per host holds one password).
+fn logon_of(host: &str, production_rows: &[&HostInstance]) -> Result<String, String> {
+    let accounts = distinct(production_rows.iter().filter_map(|r| r.account()));
+    match accounts.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Err(format!(
+            "no production instance of host {host} has a logon account in MSBTS_HostInstance to copy"
+        )),
+        several => {
+            let runs: Vec<String> = production_rows
+                .iter()
+                .filter_map(|r| r.account().map(|a| format!("{a} on {}", r.running_server)))
+                .collect();
+            Err(format!(
+                "the production instances of host {host} run under {} accounts ({}); its DR instances take one account, whose password is one secret: make production agree, or list the production instances to copy in production_instances",
+                several.len(),
+                runs.join(", ")
+            ))
+        }
+    }
 }
 
 /// Distinct values in first-seen order, compared case-insensitively.
@@ -147,8 +199,11 @@ fn count_on(server: &str, instances: &[Instance]) -> usize {
     distinct(instances.iter().filter(|(_, s)| same(s, server)).map(|(h, _)| h.as_str())).len()
 }
 
-/// One warning per DR server that will carry more host instances than its busiest production
-/// counterpart (seed B7). Counts include instances the DR server carries already.
+/// One warning per DR server that takes over more than one production server did (seed B7):
+/// it stands in for several production servers that run host instances (N:1 consolidation: its
+/// instances do the work of all of theirs, even when it carries as many hosts as each of them),
+/// or it will carry more host instances than its busiest production counterpart. Counts include
+/// instances the DR server carries already.
 fn overload_warnings(
     mapping: &[ServerPair],
     production: &[Instance],
@@ -168,10 +223,19 @@ fn overload_warnings(
         let carried = count_on(dr, &after);
         let counterparts =
             distinct(mapping.iter().filter(|m| same(&m.dr, dr)).map(|m| m.production.as_str()));
-        let counts: Vec<(&str, usize)> = counterparts.iter().map(|p| (*p, count_on(p, production))).collect();
+        let counts: Vec<(&str, usize)> =
+            counterparts.iter().map(|p| (*p, count_on(p, production))).filter(|(_, n)| *n > 0).collect();
+        let listed: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
         let busiest = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-        if carried > busiest {
-            let listed: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+        if counts.len() > 1 {
+            let total: usize = counts.iter().map(|(_, n)| n).sum();
+            warnings.push(format!(
+                "{dr} takes over {} production servers ({}): the work of {total} production host instances on {carried}; \
+                 check it can take the load (seed B7: avoid overloading the DR servers)",
+                counts.len(),
+                listed.join(", ")
+            ));
+        } else if carried > busiest {
             warnings.push(format!(
                 "{dr} will carry {carried} host instances, more than its production counterpart ({}); \
                  check it can take the load (seed B7: avoid overloading the DR servers)",

@@ -20,7 +20,9 @@ pub(crate) fn row(host: &str, server: &str, configuration: u8, disabled: bool, s
     json!({
         "Name": format!("Microsoft BizTalk Server {host} {server}"),
         "HostName": host,
+        "HostType": 1,
         "RunningServer": server,
+        "Logon": ACCOUNT,
         "ConfigurationState": configuration,
         "IsDisabled": disabled,
         "ServiceState": service,
@@ -56,15 +58,6 @@ pub(crate) fn answer(rows: &[Value]) -> ExecOutput {
     }
 }
 
-/// The answer to `MSBTS_HostSetting`: the lab's three hosts, those in `isolated` isolated.
-pub(crate) fn hosts_answer(isolated: &[&str]) -> ExecOutput {
-    let rows: Vec<Value> = ["ReceiveHost", "SendHost", "ProcessingHost"]
-        .iter()
-        .map(|h| json!({ "Name": h, "HostType": if isolated.contains(h) { 2 } else { 1 } }))
-        .collect();
-    answer(&rows)
-}
-
 pub(crate) fn failing(stderr: &str) -> ExecOutput {
     ExecOutput { exit_code: Some(1), stderr: stderr.as_bytes().to_vec(), ..Default::default() }
 }
@@ -93,7 +86,7 @@ pub(crate) fn create(host: &FakeHost, host_name: &str, server: &str, output: Exe
 
 pub(crate) fn input(mapping: &[(&str, &str)]) -> Value {
     let mapping: Vec<Value> = mapping.iter().map(|(p, d)| json!({"production": p, "dr": d})).collect();
-    json!({ "mapping": mapping, "logon": { "account": ACCOUNT, "password_secret": "bts-host-password" } })
+    json!({ "mapping": mapping })
 }
 
 pub(crate) fn one_to_one() -> Value {
@@ -136,12 +129,14 @@ fn creates_the_missing_instances_installed_and_disabled() {
     assert!(host.exec_calls().iter().all(|c| c.program == "powershell.exe" && c.target == TARGET));
     assert_eq!(
         host.exec_calls()[1].args[3],
-        r#"$password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'ReceiveHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ReceiveHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
+        r#"$ErrorActionPreference = 'Stop'; $password = [IO.StreamReader]::new([Console]::OpenStandardInput(), [Text.Encoding]::UTF8).ReadToEnd(); $sh = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_ServerHost").CreateInstance(); $sh.ServerName = 'DRBTS01'; $sh.HostName = 'ReceiveHost'; $sh.Map(); $hi = ([WMICLASS]"root\MicrosoftBizTalkServer:MSBTS_HostInstance").CreateInstance(); $hi.Name = 'Microsoft BizTalk Server ReceiveHost DRBTS01'; $hi.IsDisabled = $true; $hi.Install('CONTOSO\svc-bts', $password, $true, $false)"#
     );
     // The password goes in the script's standard input, as a reference the host fills in; no
     // command line carries it.
-    for call in &host.exec_calls()[1..5] {
-        assert_eq!(call.stdin.as_deref(), Some(&b"@@secret:bts-host-password@@"[..]));
+    // One secret per host: bts-host-<host in lower case>.
+    for (call, (h, _)) in host.exec_calls()[1..5].iter().zip(NEW) {
+        let reference = format!("@@secret:bts-host-{}@@", h.to_lowercase());
+        assert_eq!(call.stdin.as_deref(), Some(reference.as_bytes()));
     }
     assert!(host.command_lines().iter().all(|line| !line.contains("@@secret:")));
     assert_eq!(outcome.output["created"], 4);
@@ -150,6 +145,7 @@ fn creates_the_missing_instances_installed_and_disabled() {
         outcome.output["instances"][1],
         json!({
             "host": "SendHost", "server": "DRBTS01", "production_servers": ["PRDBTS01"], "action": "created",
+            "logon": ACCOUNT, "host_type": "in-process",
             "configuration_state": "installed", "is_disabled": true, "service_state": "stopped"
         })
     );
@@ -190,7 +186,55 @@ fn check_of_the_post_state_says_nothing_would_change() {
 }
 
 #[test]
+fn warns_when_production_servers_running_the_same_hosts_are_consolidated_on_one_dr_server() {
+    // The common N:1 case: both production servers run SendHost and ReceiveHost; DRBTS01 carries
+    // as many hosts as each of them, but does the work of both.
+    let host = host();
+    let prod = vec![
+        live("ReceiveHost", "PRDBTS01"),
+        live("SendHost", "PRDBTS01"),
+        live("ReceiveHost", "PRDBTS02"),
+        live("SendHost", "PRDBTS02"),
+    ];
+    query(&host, &prod);
+    create(&host, "ReceiveHost", "DRBTS01", ExecOutput::exited(0, ""));
+    create(&host, "SendHost", "DRBTS01", ExecOutput::exited(0, ""));
+    let mut after = prod.clone();
+    after.extend([standby("ReceiveHost", "DRBTS01"), standby("SendHost", "DRBTS01")]);
+    query(&host, &after);
+
+    let two_on_one = input(&[("PRDBTS01", "DRBTS01"), ("PRDBTS02", "DRBTS01")]);
+    let outcome = host.call::<CreateHostInstances>(Mode::Apply, two_on_one).unwrap();
+
+    let warning = "DRBTS01 takes over 2 production servers (PRDBTS01: 2, PRDBTS02: 2): the work of 4 production host instances on 2; check it can take the load (seed B7: avoid overloading the DR servers)";
+    assert_eq!(outcome.output["warnings"], json!([warning]));
+    assert_eq!(outcome.output["created"], 2);
+}
+
+#[test]
 fn warns_when_a_dr_server_carries_more_than_its_production_counterpart() {
+    // 1:1, but DRBTS01 already carries a host PRDBTS01 does not run.
+    let host = host();
+    let prod = vec![live("ReceiveHost", "PRDBTS01"), live("SendHost", "PRDBTS01")];
+    let extra = standby("ProcessingHost", "DRBTS01");
+    let mut before = prod.clone();
+    before.push(extra.clone());
+    query(&host, &before);
+    create(&host, "ReceiveHost", "DRBTS01", ExecOutput::exited(0, ""));
+    create(&host, "SendHost", "DRBTS01", ExecOutput::exited(0, ""));
+    let mut after = before.clone();
+    after.extend([standby("ReceiveHost", "DRBTS01"), standby("SendHost", "DRBTS01")]);
+    query(&host, &after);
+    let mut one = input(&[("PRDBTS01", "DRBTS01")]);
+    one["production_instances"] =
+        json!([{"host": "ReceiveHost", "server": "PRDBTS01"}, {"host": "SendHost", "server": "PRDBTS01"}]);
+    let outcome = host.call::<CreateHostInstances>(Mode::Apply, one).unwrap();
+    let warning = "DRBTS01 will carry 3 host instances, more than its production counterpart (PRDBTS01: 2); check it can take the load (seed B7: avoid overloading the DR servers)";
+    assert_eq!(outcome.output["warnings"], json!([warning]));
+}
+
+#[test]
+fn warns_when_production_servers_running_different_hosts_are_consolidated() {
     let host = host();
     query(&host, &production());
     for (h, s) in [("ReceiveHost", "DRBTS01"), ("SendHost", "DRBTS01"), ("ProcessingHost", "DRBTS01")] {
@@ -207,7 +251,7 @@ fn warns_when_a_dr_server_carries_more_than_its_production_counterpart() {
     let two_on_one = input(&[("PRDBTS01", "DRBTS01"), ("PRDBTS02", "DRBTS01")]);
     let outcome = host.call::<CreateHostInstances>(Mode::Apply, two_on_one).unwrap();
 
-    let warning = "DRBTS01 will carry 3 host instances, more than its production counterpart (PRDBTS01: 2, PRDBTS02: 2); check it can take the load (seed B7: avoid overloading the DR servers)";
+    let warning = "DRBTS01 takes over 2 production servers (PRDBTS01: 2, PRDBTS02: 2): the work of 4 production host instances on 3; check it can take the load (seed B7: avoid overloading the DR servers)";
     assert_eq!(outcome.output["warnings"], json!([warning]));
     assert!(outcome.summary.ends_with(&format!("; 1 warning(s): {warning}")), "{}", outcome.summary);
     assert_eq!(outcome.output["instances"][1]["production_servers"], json!(["PRDBTS01", "PRDBTS02"]));
@@ -267,9 +311,12 @@ fn an_existing_enabled_instance_is_a_warning() {
 #[test]
 fn given_production_instances_are_used_as_they_are() {
     let host = host();
-    query(&host, &[]);
+    let prod = [live("SendHost", "PRDBTS01"), live("ReceiveHost", "PRDBTS01")];
+    query(&host, &prod);
     create(&host, "SendHost", "DRBTS01", ExecOutput::exited(0, ""));
-    query(&host, &[standby("SendHost", "DRBTS01")]);
+    let mut after = prod.to_vec();
+    after.push(standby("SendHost", "DRBTS01"));
+    query(&host, &after);
     let mut given = input(&[("PRDBTS01", "DRBTS01")]);
     given["production_instances"] = json!([{ "host": "SendHost", "server": "PRDBTS01" }]);
     let outcome = host.call::<CreateHostInstances>(Mode::Apply, given).unwrap();
@@ -279,22 +326,98 @@ fn given_production_instances_are_used_as_they_are() {
 }
 
 #[test]
-fn the_password_secret_defaults_and_can_be_renamed() {
+fn the_password_secret_is_named_per_host_and_can_be_mapped() {
     let host = host();
-    query(&host, &[live("SendHost", "PRDBTS01")]);
-    let script = wmi::create_host_instance("SendHost", "DRBTS01", ACCOUNT);
-    powershell(&host, &script, ExecOutput::exited(0, ""));
-    query(&host, &[live("SendHost", "PRDBTS01"), standby("SendHost", "DRBTS01")]);
-    let mut renamed = input(&[("PRDBTS01", "DRBTS01")]);
-    renamed["logon"] = json!({ "account": ACCOUNT, "password_secret": "other-pass" });
-    host.call::<CreateHostInstances>(Mode::Apply, renamed).unwrap();
+    query(&host, &[live("SendHost", "PRDBTS01"), live("ReceiveHost", "PRDBTS01")]);
+    create(&host, "SendHost", "DRBTS01", ExecOutput::exited(0, ""));
+    create(&host, "ReceiveHost", "DRBTS01", ExecOutput::exited(0, ""));
+    query(
+        &host,
+        &[
+            live("SendHost", "PRDBTS01"),
+            live("ReceiveHost", "PRDBTS01"),
+            standby("SendHost", "DRBTS01"),
+            standby("ReceiveHost", "DRBTS01"),
+        ],
+    );
+    let mut mapped = input(&[("PRDBTS01", "DRBTS01")]);
+    mapped["password_secrets"] = json!({ "receivehost": "svc-bts-password" });
+    host.call::<CreateHostInstances>(Mode::Apply, mapped).unwrap();
     assert!(host.unused_scripts().is_empty());
-    assert_eq!(host.exec_calls()[1].stdin.as_deref(), Some(&b"@@secret:other-pass@@"[..]));
+    let calls = host.exec_calls();
+    assert_eq!(calls[1].stdin.as_deref(), Some(&b"@@secret:bts-host-sendhost@@"[..]), "the convention");
+    assert_eq!(calls[2].stdin.as_deref(), Some(&b"@@secret:svc-bts-password@@"[..]), "as mapped");
 
-    let mut defaulted = input(&[]);
-    defaulted["logon"] = json!({ "account": ACCOUNT });
-    let plugin_input: Input = serde_json::from_value(defaulted).unwrap();
-    assert_eq!(plugin_input.logon.password_secret, "bts-host-password");
+    let plugin_input: Input = serde_json::from_value(input(&[])).unwrap();
+    assert_eq!(
+        plugin_input.password_secret("BizTalkServerIsolatedHost"),
+        "bts-host-biztalkserverisolatedhost"
+    );
+    let old = json!({ "mapping": [], "logon": { "account": ACCOUNT } });
+    assert!(serde_json::from_value::<Input>(old).is_err(), "one logon for every host is gone");
+}
+
+#[test]
+fn each_host_runs_as_its_production_instances_do() {
+    // The isolated host runs under its own account (the Windows group of isolated hosts), the
+    // in-process ones under another: each DR instance is installed with its host's.
+    let host = host();
+    let isolated = "BizTalkServerIsolatedHost";
+    let ihost = "CONTOSO\\svc-bts-ihost";
+    let mut prod = live(isolated, "PRDBTS01");
+    prod["HostType"] = json!(2);
+    prod["Logon"] = json!(ihost);
+    prod["ServiceState"] = json!(8);
+    query(&host, &[live("SendHost", "PRDBTS01"), prod.clone()]);
+    create(&host, "SendHost", "DRBTS01", ExecOutput::exited(0, ""));
+    powershell(&host, &wmi::create_host_instance(isolated, "DRBTS01", ihost), ExecOutput::exited(0, ""));
+    let mut dr = standby(isolated, "DRBTS01");
+    dr["HostType"] = json!(2);
+    dr["Logon"] = json!(ihost);
+    dr["ServiceState"] = json!(8);
+    query(&host, &[live("SendHost", "PRDBTS01"), prod, standby("SendHost", "DRBTS01"), dr]);
+
+    let outcome = host.call::<CreateHostInstances>(Mode::Apply, input(&[("PRDBTS01", "DRBTS01")])).unwrap();
+
+    assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+    let calls = host.exec_calls();
+    assert!(calls[1].args[3].ends_with("$hi.Install('CONTOSO\\svc-bts', $password, $true, $false)"));
+    assert!(calls[2].args[3].ends_with("$hi.Install('CONTOSO\\svc-bts-ihost', $password, $true, $false)"));
+    assert_eq!(calls[2].stdin.as_deref(), Some(&b"@@secret:bts-host-biztalkserverisolatedhost@@"[..]));
+    // Verified although WMI cannot tell the isolated instance's state (8, Unknown).
+    assert_eq!(outcome.output["created"], 2);
+    assert_eq!(outcome.output["instances"][1]["host_type"], "isolated");
+    assert_eq!(outcome.output["instances"][1]["logon"], ihost);
+    assert_eq!(outcome.output["instances"][1]["service_state"], "unknown");
+    assert_eq!(outcome.output["warnings"], json!([]), "an isolated standby instance is no warning");
+}
+
+#[test]
+fn a_host_under_several_production_accounts_needs_an_operator_before_anything_runs() {
+    let host = host();
+    let mut other = live("SendHost", "PRDBTS02");
+    other["Logon"] = json!("CONTOSO\\svc-bts-2");
+    query(&host, &[live("SendHost", "PRDBTS01"), other]);
+    let err = host.call::<CreateHostInstances>(Mode::Apply, one_to_one()).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(
+        err.message().contains(
+            "the production instances of host SendHost run under 2 accounts (CONTOSO\\svc-bts on PRDBTS01, CONTOSO\\svc-bts-2 on PRDBTS02)"
+        ),
+        "{err}"
+    );
+    assert_eq!(host.exec_calls().len(), 1, "only the query ran");
+}
+
+#[test]
+fn a_host_without_a_production_logon_needs_an_operator() {
+    let host = host();
+    let mut bare = live("SendHost", "PRDBTS01");
+    bare["Logon"] = Value::Null;
+    query(&host, &[bare]);
+    let err = host.call::<CreateHostInstances>(Mode::Check, input(&[("PRDBTS01", "DRBTS01")])).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().contains("no production instance of host SendHost has a logon account"), "{err}");
 }
 
 #[test]
@@ -338,7 +461,7 @@ fn creation_failures_are_classified() {
         ),
         (
             "Exception calling \"Install\" : \"The password is empty.\"",
-            "the password secret bts-host-password is empty",
+            "the password secret bts-host-receivehost of host ReceiveHost (CONTOSO\\svc-bts) is empty",
         ),
     ];
     for (stderr, message) in cases {
@@ -392,20 +515,36 @@ fn a_creation_that_leaves_no_instance_is_permanent() {
 }
 
 #[test]
-fn an_empty_account_is_refused_before_anything_runs() {
+fn a_secret_name_a_workflow_cannot_grant_is_refused_before_anything_runs() {
     let host = host();
     let mut bad = one_to_one();
-    bad["logon"]["account"] = json!(" ");
+    bad["password_secrets"] = json!({ "SendHost": "not a name" });
     let err = host.call::<CreateHostInstances>(Mode::Apply, bad).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)));
+    assert!(err.message().contains("\"not a name\" (host SendHost) is not a secret name"), "{err}");
     assert!(host.exec_calls().is_empty());
+}
+
+#[test]
+fn an_unrecognized_install_failure_needs_an_operator_naming_the_account() {
+    let host = host();
+    query(&host, &[live("ReceiveHost", "PRDBTS01")]);
+    create(&host, "ReceiveHost", "DRBTS01", failing("Exception calling \"Install\" : \"something new\""));
+    let err = host.call::<CreateHostInstances>(Mode::Apply, input(&[("PRDBTS01", "DRBTS01")])).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().contains("as CONTOSO\\svc-bts (the logon of the production instances of ReceiveHost, password from secret bts-host-receivehost)"), "{err}");
+    assert!(err.message().contains("something new"), "the raw text: {err}");
 }
 
 #[test]
 fn describes_itself_as_idempotent() {
     let describe = <CreateHostInstances as Plugin>::describe();
     assert_eq!(describe.name(), "create-host-instances");
-    assert_eq!(describe.version(), "1.2.0", "1.1: repair mode; 1.2: compensation");
+    assert_eq!(
+        describe.version(),
+        "2.0.0",
+        "1.1: repair mode; 1.2: compensation; 2.0: logons copied from production, a secret per host"
+    );
     assert_eq!(describe.effect(), Effect::Idempotent);
 }
 
@@ -459,10 +598,6 @@ mod repair {
         powershell(host, wmi::HOST_INSTANCES, answer(rows));
     }
 
-    fn hosts(host: &FakeHost, isolated: &[&str]) {
-        powershell(host, wmi::HOST_SETTINGS, hosts_answer(isolated));
-    }
-
     /// `sc.exe query BTSSvc$<host>` on the replaced server: present (stopped) or 1060.
     fn service(host: &FakeHost, host_name: &str, present: bool) {
         let name = format!("BTSSvc${host_name}");
@@ -511,7 +646,6 @@ mod repair {
     fn instances_whose_service_is_missing_are_installed_again_keeping_is_disabled() {
         let host = host();
         query(&host, &rows());
-        hosts(&host, &[]);
         service(&host, "SendHost", false);
         service(&host, "ProcessingHost", false);
         install(&host, "SendHost", false);
@@ -525,16 +659,20 @@ mod repair {
         assert!(outcome.changed);
         let sc_queries = ["sc.exe query BTSSvc$SendHost", "sc.exe query BTSSvc$ProcessingHost"];
         let lines = host.command_lines();
-        assert_eq!(lines.len(), 9, "{lines:#?}");
-        assert_eq!(lines[2..4], sc_queries);
-        assert_eq!(lines[7..9], sc_queries, "verified: the services exist now");
+        assert_eq!(lines.len(), 8, "{lines:#?}");
+        assert_eq!(lines[1..3], sc_queries);
+        assert_eq!(lines[6..8], sc_queries, "verified: the services exist now");
         let calls = host.exec_calls();
         assert_eq!(calls[0].args, argv(wmi::HOST_INSTANCES));
-        assert_eq!(calls[1].args, argv(wmi::HOST_SETTINGS));
-        assert_eq!(calls[6].args, argv(wmi::HOST_INSTANCES));
-        assert_eq!(calls[4].args, argv(&install_script("SendHost", false)));
-        assert_eq!(calls[5].args, argv(&install_script("ProcessingHost", false)));
-        assert!(calls[4].args[3].contains("$hi.IsDisabled = $false;"), "the row's IsDisabled is kept");
+        assert_eq!(calls[5].args, argv(wmi::HOST_INSTANCES));
+        assert_eq!(calls[3].args, argv(&install_script("SendHost", false)));
+        assert_eq!(calls[4].args, argv(&install_script("ProcessingHost", false)));
+        assert!(calls[3].args[3].contains("$hi.IsDisabled = $false;"), "the row's IsDisabled is kept");
+        assert_eq!(
+            calls[3].stdin.as_deref(),
+            Some(&b"@@secret:bts-host-sendhost@@"[..]),
+            "the host's secret"
+        );
         assert!(calls.iter().all(|c| c.target == REPLACED));
         assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
         assert_eq!(outcome.output["repaired"], 2);
@@ -543,7 +681,8 @@ mod repair {
         assert_eq!(
             outcome.output["instances"][0],
             json!({
-                "host": "SendHost", "server": "PRDBTS02", "production_servers": ["PRDBTS02"], "action": "repaired",
+                "host": "SendHost", "server": "PRDBTS02", "production_servers": ["PRDBTS02"],
+                "logon": ACCOUNT, "host_type": "in-process", "action": "repaired",
                 "configuration_state": "installed", "is_disabled": false, "service_state": "stopped"
             })
         );
@@ -558,14 +697,13 @@ mod repair {
     fn a_second_run_changes_nothing() {
         let host = host();
         query(&host, &rows());
-        hosts(&host, &[]);
         service(&host, "SendHost", true);
         service(&host, "ProcessingHost", true);
         let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
         assert!(!outcome.changed);
         assert_eq!(outcome.output["repaired"], 0);
         assert!(outcome.output["instances"].as_array().unwrap().iter().all(|i| i["action"] == "present"));
-        assert_eq!(host.exec_calls().len(), 4, "only queries");
+        assert_eq!(host.exec_calls().len(), 3, "only queries");
         assert!(host.unused_scripts().is_empty());
     }
 
@@ -575,7 +713,6 @@ mod repair {
         let mut rows = rows();
         rows[3] = row("ProcessingHost", REPLACED, 1, true, 1);
         query(&host, &rows);
-        hosts(&host, &[]);
         service(&host, "SendHost", true);
         service(&host, "ProcessingHost", false);
         install(&host, "ProcessingHost", true);
@@ -593,7 +730,6 @@ mod repair {
     fn check_says_what_would_be_installed_again_and_installs_nothing() {
         let host = host();
         query(&host, &rows());
-        hosts(&host, &[]);
         service(&host, "SendHost", false);
         service(&host, "ProcessingHost", true);
         let outcome = host.call::<CreateHostInstances>(Mode::Check, input()).unwrap();
@@ -605,14 +741,16 @@ mod repair {
             "{}",
             outcome.summary
         );
-        assert_eq!(host.exec_calls().len(), 4);
+        assert_eq!(host.exec_calls().len(), 3);
     }
 
     #[test]
     fn isolated_hosts_have_no_service_to_look_for() {
         let host = host();
-        query(&host, &rows());
-        hosts(&host, &["ProcessingHost"]);
+        let mut rows = rows();
+        rows[3]["HostType"] = json!(2);
+        rows[3]["ServiceState"] = json!(8);
+        query(&host, &rows);
         service(&host, "SendHost", true);
         let outcome = host.call::<CreateHostInstances>(Mode::Apply, input()).unwrap();
         assert!(!outcome.changed);
@@ -624,7 +762,6 @@ mod repair {
     fn a_service_query_that_fails_otherwise_is_permanent() {
         let host = host();
         query(&host, &rows());
-        hosts(&host, &[]);
         host.script_exec(
             REPLACED,
             "sc.exe",
@@ -644,7 +781,6 @@ mod repair {
     fn a_service_still_missing_after_the_installation_is_permanent() {
         let host = host();
         query(&host, &rows());
-        hosts(&host, &[]);
         service(&host, "SendHost", false);
         service(&host, "ProcessingHost", true);
         install(&host, "SendHost", false);

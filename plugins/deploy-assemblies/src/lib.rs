@@ -1,7 +1,10 @@
 //! `deploy-assemblies`: pre-stages application binaries on the step's target [§3 S7]: for each
-//! package, asks `gacutil /l` whether its assemblies are in the GAC at the expected version and
+//! package, reads the GAC's folders (a PowerShell script: `gacutil` is an SDK tool, absent from
+//! servers) to learn whether its assemblies are there at the expected version, culture and
 //! public key token, installs the package with `msiexec /i <msi> /qn TARGETDIR=<dir>` only if
-//! one is missing, then asks again.
+//! one is missing, then reads the GAC again. Loose assembly files (`files`) are installed the
+//! same way with `System.EnterpriseServices.Internal.Publish.GacInstall` from PowerShell, which
+//! reports nothing: only the second reading of the GAC says whether it worked.
 //!
 //! A package may also name an application to import with `BTSTask ImportApp`. That writes into
 //! the group's management database, which for a DR server joined to the production group is
@@ -12,6 +15,7 @@
 //! Commands and formats come from `biztalk_common::gac`.
 
 use biztalk_common::gac::{self, AssemblyName, MsiExit};
+use biztalk_common::powershell;
 use drover_sdk::excerpt;
 use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,12 +27,27 @@ const IMPORTED: &str = "imported-apps";
 #[derive(Default)]
 pub struct DeployAssemblies;
 
-/// Input: the packages to have installed.
+/// Input: the packages and loose assembly files to have installed.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
     /// In installation order (a package others depend on first).
+    #[serde(default)]
     pub packages: Vec<Package>,
+    /// Loose assembly files to put in the GAC, after the packages.
+    #[serde(default)]
+    pub files: Vec<AssemblyFile>,
+}
+
+/// A strong-named assembly file on the target, installed into the GAC with
+/// `Publish.GacInstall`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssemblyFile {
+    /// The `.dll` on the target, e.g. `C:\Staging\Contoso.Common.dll`.
+    pub path: String,
+    /// The assembly the file holds: how to tell it is installed.
+    pub assembly: Assembly,
 }
 
 /// One application package.
@@ -79,11 +98,13 @@ impl Assembly {
     }
 }
 
-/// Output: one entry per package.
+/// Output: one entry per package and per loose file.
 #[derive(Serialize, JsonSchema)]
 pub struct Output {
     /// In input order.
     pub packages: Vec<PackageReport>,
+    /// In input order.
+    pub files: Vec<FileReport>,
     /// What the operator should read (a restart msiexec asked for, …).
     pub warnings: Vec<String>,
 }
@@ -101,6 +122,17 @@ pub struct PackageReport {
     pub assemblies: Vec<AssemblyReport>,
 }
 
+/// One loose assembly file.
+#[derive(Serialize, JsonSchema)]
+pub struct FileReport {
+    /// The file.
+    pub path: String,
+    /// This call ran `GacInstall` (in check mode: apply would).
+    pub installed: bool,
+    /// Its assembly.
+    pub assembly: AssemblyReport,
+}
+
 /// One expected assembly.
 #[derive(Serialize, JsonSchema)]
 pub struct AssemblyReport {
@@ -110,7 +142,7 @@ pub struct AssemblyReport {
     pub present_before: bool,
     /// In the GAC after this call (in check mode: now).
     pub present: bool,
-    /// What `gacutil /l` listed under the name before this call.
+    /// What the GAC held under the name before this call.
     pub found_before: Vec<String>,
 }
 
@@ -141,18 +173,72 @@ impl<'c, 'h> Session<'c, 'h> {
         Ok(ran)
     }
 
-    /// What the GAC holds under `name`.
+    /// What the GAC holds under `name`, read from its folders. A failed script is permanent;
+    /// an answer that is not a list of GAC files needs an operator (with what it printed).
     fn gac(&mut self, name: &str) -> Result<Vec<AssemblyName>, StepError> {
-        let ran = self.run(gac::GACUTIL, gac::list(name), format!("GAC entries of {name}"))?;
-        if !ran.success() {
-            return Err(self.failure(&ran, "listing the GAC"));
+        let ran = self.run(powershell::PROGRAM, gac::probe_args(name), format!("GAC entries of {name}"))?;
+        if !ran.success() || !ran.stderr().trim().is_empty() {
+            return Err(self.failure(&ran, &format!("reading the GAC for {name}")));
         }
-        gac::parse_list(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))
+        gac::parse_probe(&ran.stdout()).map_err(|e| {
+            StepError::needs_operator(format!(
+                "reading the GAC for {name} on {}: {e}; it printed: {}",
+                self.target,
+                excerpt(&ran.stdout(), 5)
+            ))
+        })
     }
 
-    /// For each expected assembly, what the GAC lists under its name.
+    /// For each expected assembly, what the GAC holds under its name.
     fn probe(&mut self, package: &Package) -> Result<Vec<Vec<AssemblyName>>, StepError> {
         package.assemblies.iter().map(|a| self.gac(&a.name)).collect()
+    }
+
+    /// Installs a loose file with `Publish.GacInstall`; it prints nothing when it worked.
+    fn gac_install(&mut self, file: &AssemblyFile) -> Result<(), StepError> {
+        let ran = self.run(
+            powershell::PROGRAM,
+            gac::install_args(&file.path),
+            format!("GacInstall {}", file.path),
+        )?;
+        if ran.success() && ran.stderr().trim().is_empty() {
+            Ok(())
+        } else {
+            Err(self.failure(&ran, &format!("installing {} into the GAC", file.path)))
+        }
+    }
+
+    /// Check mode: what apply would do to `file`.
+    fn predict_file(&mut self, file: &AssemblyFile) -> Result<FileReport, StepError> {
+        let before = self.gac(&file.assembly.name)?;
+        let assembly = report(&file.assembly, &before, None);
+        Ok(FileReport { path: file.path.clone(), installed: !assembly.present_before, assembly })
+    }
+
+    /// Apply: installs `file` if its assembly is missing, then reads the GAC again.
+    fn deploy_file(&mut self, file: &AssemblyFile) -> Result<FileReport, StepError> {
+        let before = self.gac(&file.assembly.name)?;
+        let missing = !file.assembly.found_in(&before);
+        let mut after = None;
+        if missing {
+            self.gac_install(file)?;
+            let listed = self.gac(&file.assembly.name)?;
+            if !file.assembly.found_in(&listed) {
+                return Err(StepError::permanent(format!(
+                    "after GacInstall of {} on {}, the GAC still lacks {} (GacInstall reports nothing; \
+                     the server's Application event log says why)",
+                    file.path,
+                    self.target,
+                    file.assembly.display()
+                )));
+            }
+            after = Some(listed);
+        }
+        Ok(FileReport {
+            path: file.path.clone(),
+            installed: missing,
+            assembly: report(&file.assembly, &before, after.as_deref()),
+        })
     }
 
     /// Installs the package.
@@ -296,48 +382,68 @@ fn reports(
         .enumerate()
         .map(|(i, a)| {
             let listed_before = before.get(i).map(Vec::as_slice).unwrap_or_default();
-            let present_before = a.found_in(listed_before);
-            let present = match after.and_then(|lists| lists.get(i)) {
-                Some(listed_after) => a.found_in(listed_after),
-                None => present_before,
-            };
-            AssemblyReport {
-                assembly: a.display(),
-                present_before,
-                present,
-                found_before: listed_before.iter().map(ToString::to_string).collect(),
-            }
+            report(a, listed_before, after.and_then(|lists| lists.get(i)).map(Vec::as_slice))
         })
         .collect()
 }
 
-/// A package without assemblies cannot be probed; refuse it before running anything.
+/// The report of `assembly` from what the GAC held before and (if it was installed) after.
+fn report(assembly: &Assembly, before: &[AssemblyName], after: Option<&[AssemblyName]>) -> AssemblyReport {
+    let present_before = assembly.found_in(before);
+    AssemblyReport {
+        assembly: assembly.display(),
+        present_before,
+        present: after.map_or(present_before, |listed| assembly.found_in(listed)),
+        found_before: before.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Refuses, before running anything: a package without assemblies (it cannot be probed), and an
+/// assembly name the GAC script cannot carry as it is (letters, digits, `.`, `-`, `_`).
 fn validate(input: &Input) -> Result<(), StepError> {
-    match input.packages.iter().find(|p| p.assemblies.is_empty()) {
-        Some(p) => Err(StepError::permanent(format!(
+    if let Some(p) = input.packages.iter().find(|p| p.assemblies.is_empty()) {
+        return Err(StepError::permanent(format!(
             "package {} lists no assemblies, so there is no way to tell whether it is installed",
             p.msi
+        )));
+    }
+    let names =
+        input.packages.iter().flat_map(|p| &p.assemblies).chain(input.files.iter().map(|f| &f.assembly));
+    match names.map(|a| &a.name).find(|n| !gac::is_simple_name(n)) {
+        Some(name) => Err(StepError::permanent(format!(
+            "assembly name {name:?} is not a simple name (letters, digits, `.`, `-`, `_`)"
         ))),
         None => Ok(()),
     }
 }
 
 /// A one-line summary.
-fn summarize(target: &str, packages: &[PackageReport], check: bool) -> String {
+fn summarize(target: &str, packages: &[PackageReport], files: &[FileReport], check: bool) -> String {
     let installs = packages.iter().filter(|p| p.installed).count();
     let imports = packages.iter().filter(|p| p.imported_app.is_some()).count();
     let (install, import) = if check { ("would install", "would import") } else { ("installed", "imported") };
     let mut summary = format!("{install} {installs} of {} packages on {target}", packages.len());
+    if !files.is_empty() {
+        let gac_installs = files.iter().filter(|f| f.installed).count();
+        summary
+            .push_str(&format!("; {install} {gac_installs} of {} assembly files into the GAC", files.len()));
+    }
     if imports > 0 {
         summary.push_str(&format!("; {import} {imports} application(s) into the group"));
     }
     summary
 }
 
-fn outcome(session: Session, packages: Vec<PackageReport>, check: bool) -> Outcome<Output> {
-    let changed = packages.iter().any(|p| p.installed || p.imported_app.is_some());
-    let summary = summarize(&session.target, &packages, check);
-    let output = Output { packages, warnings: session.warnings };
+fn outcome(
+    session: Session,
+    packages: Vec<PackageReport>,
+    files: Vec<FileReport>,
+    check: bool,
+) -> Outcome<Output> {
+    let changed =
+        packages.iter().any(|p| p.installed || p.imported_app.is_some()) || files.iter().any(|f| f.installed);
+    let summary = summarize(&session.target, &packages, &files, check);
+    let output = Output { packages, files, warnings: session.warnings };
     Outcome { changed, summary, output, evidence: session.evidence }
 }
 
@@ -347,8 +453,10 @@ impl Plugin for DeployAssemblies {
 
     fn describe() -> Describe {
         Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Idempotent)
-            .description("installs application packages until their assemblies are in the GAC")
-            .program(gac::GACUTIL)
+            .description(
+                "installs application packages and assembly files until their assemblies are in the GAC",
+            )
+            .program(powershell::PROGRAM)
             .program(gac::MSIEXEC)
             .program(gac::BTSTASK)
     }
@@ -357,17 +465,19 @@ impl Plugin for DeployAssemblies {
         validate(&input)?;
         let mut session = Session::new(ctx)?;
         let packages = input.packages.iter().map(|p| session.predict(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok(outcome(session, packages, true))
+        let files = input.files.iter().map(|f| session.predict_file(f)).collect::<Result<Vec<_>, _>>()?;
+        Ok(outcome(session, packages, files, true))
     }
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         validate(&input)?;
         let mut session = Session::new(ctx)?;
         let packages = input.packages.iter().map(|p| session.deploy(p)).collect::<Result<Vec<_>, _>>()?;
+        let files = input.files.iter().map(|f| session.deploy_file(f)).collect::<Result<Vec<_>, _>>()?;
         for warning in &session.warnings {
             ctx.warn(warning);
         }
-        Ok(outcome(session, packages, false))
+        Ok(outcome(session, packages, files, false))
     }
 }
 

@@ -18,21 +18,34 @@ fn host() -> FakeHost {
         .with_context(Context { target: Some(TARGET.into()), ..Context::for_test(Mode::Apply) })
 }
 
-/// `gacutil /l` output listing `name` at `versions`.
+/// What the GAC probe prints for `name` at `versions` (`lab/PROTOCOL.md`): one file a line.
 fn listing(name: &str, versions: &[&str]) -> ExecOutput {
-    let mut out = "Microsoft (R) .NET Global Assembly Cache Utility.  Version 4.0.30319.0\nCopyright (c) Microsoft Corporation.  All rights reserved.\n\nThe Global Assembly Cache contains the following assemblies:\n".to_string();
-    for version in versions {
-        out.push_str(&format!(
-            "  {name}, Version={version}, Culture=neutral, PublicKeyToken={TOKEN}, processorArchitecture=MSIL\n"
-        ));
-    }
-    out.push_str(&format!("\nNumber of items = {}\n", versions.len()));
+    let out: String = versions
+        .iter()
+        .map(|v| {
+            format!(
+                "C:\\Windows\\Microsoft.NET\\assembly\\GAC_MSIL\\{name}\\v4.0_{v}__{TOKEN}\\{name}.dll\r\n"
+            )
+        })
+        .collect();
     ExecOutput::exited(0, out)
+}
+
+/// The probe's argv words after `powershell.exe`.
+fn probe_argv(name: &str) -> Vec<String> {
+    gac::probe_args(name)
+}
+
+/// Scripts the probe's answer for `name`.
+fn probe(host: &FakeHost, name: &str, output: ExecOutput) {
+    let argv = probe_argv(name);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    host.script_exec(TARGET, "powershell.exe", &args, output);
 }
 
 fn gac_answers(host: &FakeHost, versions: &[&str]) {
     for name in NAMES {
-        host.script_exec(TARGET, "gacutil", &["/l", name], listing(name, versions));
+        probe(host, name, listing(name, versions));
     }
 }
 
@@ -47,8 +60,20 @@ fn input(import_app: Option<&str>) -> Value {
     json!({ "packages": [ { "msi": MSI, "target_dir": DIR, "assemblies": assemblies, "import_app": import_app } ] })
 }
 
+/// The command line of `powershell.exe <args>` as the evidence shows it.
+fn powershell_line(args: Vec<String>) -> String {
+    let request = ExecRequest {
+        target: TARGET.into(),
+        program: "powershell.exe".into(),
+        args,
+        stdin: None,
+        timeout_ms: None,
+    };
+    request.command_line()
+}
+
 fn gac_lines() -> Vec<String> {
-    NAMES.iter().map(|n| format!("gacutil /l {n}")).collect()
+    NAMES.iter().map(|n| powershell_line(gac::probe_args(n))).collect()
 }
 
 #[test]
@@ -181,8 +206,8 @@ fn an_assembly_still_missing_after_the_install_is_permanent() {
     let host = host();
     gac_answers(&host, &[]);
     msiexec(&host, 0);
-    host.script_exec(TARGET, "gacutil", &["/l", NAMES[0]], listing(NAMES[0], &["1.0.0.0"]));
-    host.script_exec(TARGET, "gacutil", &["/l", NAMES[1]], listing(NAMES[1], &[]));
+    probe(&host, NAMES[0], listing(NAMES[0], &["1.0.0.0"]));
+    probe(&host, NAMES[1], listing(NAMES[1], &[]));
     let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(err.message().contains("the GAC still lacks Contoso.Orders.Maps, Version=1.0.0.0"), "{err}");
@@ -231,10 +256,12 @@ fn a_failed_import_is_permanent_and_not_recorded() {
 #[test]
 fn an_unreachable_target_is_retryable() {
     let host = host();
+    let argv = probe_argv(NAMES[0]);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     host.script_exec_error(
         TARGET,
-        "gacutil",
-        &["/l", NAMES[0]],
+        "powershell.exe",
+        &args,
         HostError::new(HostErrorKind::Retryable, "DRBTS01 did not answer"),
     );
     let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
@@ -242,21 +269,100 @@ fn an_unreachable_target_is_retryable() {
 }
 
 #[test]
-fn a_missing_gacutil_is_permanent() {
+fn a_failed_probe_is_permanent_with_what_powershell_said() {
     let host = host();
-    host.script_exec(
-        TARGET,
-        "gacutil",
-        &["/l", NAMES[0]],
-        ExecOutput {
-            exit_code: Some(9009),
-            stderr: b"drover-lab: unsupported command: gacutil".to_vec(),
-            ..Default::default()
-        },
+    let denied = "Get-ChildItem : Access to the path 'C:\\Windows\\Microsoft.NET\\assembly\\GAC_MSIL\\Contoso.Orders.Schemas' is denied.\r\n";
+    probe(
+        &host,
+        NAMES[0],
+        ExecOutput { exit_code: Some(1), stderr: denied.as_bytes().to_vec(), ..Default::default() },
     );
     let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
-    assert!(err.message().contains("exit code 9009"), "{err}");
+    assert!(
+        err.message().starts_with("reading the GAC for Contoso.Orders.Schemas on DRBTS01 failed"),
+        "{err}"
+    );
+    assert!(err.message().contains("is denied."), "{err}");
+}
+
+#[test]
+fn an_answer_that_is_not_a_list_of_gac_files_needs_an_operator() {
+    let host = host();
+    probe(&host, NAMES[0], ExecOutput::exited(0, "True\r\n"));
+    let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().contains("`True` is not a GAC file path; it printed: True"), "{err}");
+}
+
+const DLL: &str = "C:\\Staging\\Contoso.Common.dll";
+
+fn file_input() -> Value {
+    json!({ "files": [ { "path": DLL, "assembly": { "name": "Contoso.Common", "version": "2.0.0.0", "public_key_token": TOKEN } } ] })
+}
+
+fn gac_install(host: &FakeHost, output: ExecOutput) {
+    let argv = gac::install_args(DLL);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    host.script_exec(TARGET, "powershell.exe", &args, output);
+}
+
+#[test]
+fn a_loose_file_is_installed_with_gacinstall_then_verified() {
+    let host = host();
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &[]));
+    gac_install(&host, ExecOutput::exited(0, ""));
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &["2.0.0.0"]));
+    let outcome = host.call::<DeployAssemblies>(Mode::Apply, file_input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(
+        outcome.output["files"][0],
+        json!({"path": DLL, "installed": true, "assembly": {"assembly": "Contoso.Common, Version=2.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35", "present_before": false, "present": true, "found_before": []}})
+    );
+    assert_eq!(host.command_lines()[1], powershell_line(gac::install_args(DLL)));
+    assert_eq!(
+        outcome.summary,
+        "installed 0 of 0 packages on DRBTS01; installed 1 of 1 assembly files into the GAC"
+    );
+    assert!(host.unused_scripts().is_empty());
+
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &["2.0.0.0"]));
+    let again = host.call::<DeployAssemblies>(Mode::Apply, file_input()).unwrap();
+    assert!(!again.changed);
+    assert_eq!(host.command_lines().len(), 4, "no second GacInstall");
+}
+
+#[test]
+fn gacinstall_that_installed_nothing_is_permanent() {
+    let host = host();
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &["1.0.0.0"]));
+    gac_install(&host, ExecOutput::exited(0, ""));
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &["1.0.0.0"]));
+    let err = host.call::<DeployAssemblies>(Mode::Apply, file_input()).unwrap_err();
+    assert!(matches!(err, StepError::Permanent(_)), "{err}");
+    assert!(
+        err.message().starts_with("after GacInstall of C:\\Staging\\Contoso.Common.dll on DRBTS01, the GAC still lacks Contoso.Common, Version=2.0.0.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_of_a_loose_file_only_reads_the_gac() {
+    let host = host();
+    probe(&host, "Contoso.Common", listing("Contoso.Common", &[]));
+    let outcome = host.call::<DeployAssemblies>(Mode::Check, file_input()).unwrap();
+    assert!(outcome.changed);
+    assert_eq!(host.command_lines().len(), 1);
+    assert_eq!(outcome.output["files"][0]["installed"], true);
+}
+
+#[test]
+fn a_name_the_script_cannot_carry_is_refused_before_anything_runs() {
+    let host = host();
+    let bad = json!({ "files": [ { "path": DLL, "assembly": { "name": "Contoso'; Remove-Item C:\\", "version": "1.0.0.0", "public_key_token": TOKEN } } ] });
+    let err = host.call::<DeployAssemblies>(Mode::Apply, bad).unwrap_err();
+    assert!(err.message().contains("is not a simple name"), "{err}");
+    assert!(host.exec_calls().is_empty());
 }
 
 #[test]

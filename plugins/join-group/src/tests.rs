@@ -19,14 +19,20 @@ const LOG: &str = r"C:\Drover\join-DRBTS02.log";
 const UNJOIN_LOG: &str = r"C:\Drover\unjoin-DRBTS02.log";
 const ENTSSO_PASSWORD: &str = "Ent&S5o<pass>";
 
-const SUCCESS_LOG: &str = "[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO
-[2026-11-22 10:15:01] Info  ConfigHelper: Validating feature SSO
-[2026-11-22 10:15:02] Info  ConfigHelper: Configuring feature SSO
-[2026-11-22 10:15:04] Info  ConfigHelper: Feature SSO configured successfully
-[2026-11-22 10:15:04] Info  ConfigHelper: Building feature XML for WMI
-[2026-11-22 10:15:05] Info  ConfigHelper: Feature WMI configured successfully
-[2026-11-22 10:15:05] Info  ConfigHelper: Feature Runtime configured successfully
-[2026-11-22 10:15:06] Info  ConfigHelper: Feature RulesEngine configured successfully
+/// A successful join's log, in the form of the 2018 capture (`lab/PROTOCOL.md`).
+const SUCCESS_LOG: &str =
+    "[2026-11-22 10:15:01:0000 Info Configuration Framework]Building feature XML for: SSOServer,Engine
+[2026-11-22 10:15:01:0000 Info Configuration Framework]Validating feature: SSOServer,Engine
+[2026-11-22 10:15:02:0000 Info Configuration Framework]Configuring feature: SSOServer,Engine
+[2026-11-22 10:15:04:0000 Info Configuration Framework]Configuring feature: WMI
+[2026-11-22 10:15:05:0000 Info Configuration Framework]Configuring feature: Engine,BTSCfg
+[2026-11-22 10:15:06:0000 Info Configuration Framework]Configuring feature: RulesEngine
+";
+
+/// The 2006 capture's SQL failure, word for word.
+const UNREACHABLE_LOG: &str = "[10:15:05 Error ConfigHelper] [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.
+[10:15:05 Error ConfigHelper] SQL error: 08001 Native error code: 17
+[10:15:05 Error ConfigHelper] c:\\depotsetupv2\\private\\common\\configwizard\\confighelper\\sqlhelper.cpp(1176): FAILED hr = 80004005
 ";
 
 fn recorder() -> Recorder {
@@ -68,13 +74,13 @@ fn joins_a_server_that_is_not_joined() {
     assert!(outcome.changed);
     assert_eq!(outcome.summary, "joined DRBTS02 to the group on PRDSQL01/BizTalkMgmtDb");
     assert_eq!(outcome.output["joined_to"], "PRDSQL01/BizTalkMgmtDb");
-    assert_eq!(outcome.output["features"], json!(["SSO", "WMI", "Runtime", "RulesEngine"]));
-    assert!(
-        outcome.output["log_excerpt"]
-            .as_str()
-            .unwrap()
-            .starts_with("[2026-11-22 10:15:01] Info  ConfigHelper")
+    assert_eq!(
+        outcome.output["features"],
+        json!(["SSOServer,Engine", "WMI", "Engine,BTSCfg", "RulesEngine"])
     );
+    assert!(outcome.output["log_excerpt"].as_str().unwrap().starts_with(
+        "[2026-11-22 10:15:01:0000 Info Configuration Framework]Building feature XML for: SSOServer,Engine"
+    ));
     assert_eq!(
         rec.ops(),
         [
@@ -163,7 +169,7 @@ fn an_already_joined_server_is_left_alone() {
     assert_eq!(outcome.evidence[0].command.as_deref(), Some(&REG_SERVER["exec ".len()..]));
     assert_eq!(
         outcome.evidence[0].excerpt,
-        "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    prdsql01"
+        "HKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    prdsql01"
     );
 }
 
@@ -185,49 +191,83 @@ fn a_server_of_another_group_is_a_permanent_error() {
 fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
     let rec = recorder();
     rec.not_joined();
-    rec.configuration(
-        1,
-        Some("[2026-11-22 10:15:01] Info  ConfigHelper: Building feature XML for SSO\n[2026-11-22 10:15:05] Error ConfigHelper: Cannot connect to SQL Server PRDSQL01: Login timeout expired.\n"),
-    );
+    rec.configuration(1, Some(UNREACHABLE_LOG));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
         err,
         StepError::retryable(
-            "configuration of DRBTS02 failed: Cannot connect to SQL Server PRDSQL01: Login timeout expired."
+            "configuration of DRBTS02 failed: the group's SQL Server did not answer: [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.\nSQL error: 08001 Native error code: 17\nc:\\depotsetupv2\\private\\common\\configwizard\\confighelper\\sqlhelper.cpp(1176): FAILED hr = 80004005"
         )
     );
     rec.assert_removed_last(XML);
 }
 
 #[test]
-fn other_configuration_errors_are_permanent_and_the_file_is_removed() {
+fn a_refused_logon_is_permanent() {
     let rec = recorder();
     rec.not_joined();
     rec.configuration(
         1,
-        Some("[2026-11-22 10:15:05] Error ConfigHelper: The password of ENTSSO is empty.\n"),
+        Some("[10:15:05 Error ConfigHelper] Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n[10:15:05 Error ConfigHelper] SQL error: 28000 Native error code: 18456\n"),
     );
+    let StepError::Permanent(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(
+        message.starts_with("configuration of DRBTS02 failed: SQL Server refused the logon"),
+        "{message}"
+    );
+    assert!(message.ends_with("SQL error: 28000 Native error code: 18456"), "{message}");
+}
+
+/// Errors Drover has no source for (the lab's own wording) need an operator, with the raw log.
+#[test]
+fn an_error_drover_does_not_know_needs_an_operator_with_the_log() {
+    let rec = recorder();
+    rec.not_joined();
+    let log = "[10:15:05 Error ConfigHelper] The password of ENTSSO is empty.\n";
+    rec.configuration(1, Some(log));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
         err,
-        StepError::permanent("configuration of DRBTS02 failed: The password of ENTSSO is empty.")
+        StepError::needs_operator(
+            "Configuration.exe on DRBTS02 answered in a way Drover does not recognise (it failed with exit code 1 and errors Drover does not know); read its output, then retry or skip the step by hand\nexit code: 1\nlog C:\\Drover\\join-DRBTS02.log:\n  [10:15:05 Error ConfigHelper] The password of ENTSSO is empty.\nstdout: (empty)\nstderr: (empty)"
+        )
     );
     rec.assert_removed_last(XML);
 }
 
 #[test]
-fn a_failed_exit_without_log_is_permanent() {
+fn a_failed_exit_without_log_needs_an_operator() {
     let rec = recorder();
     rec.not_joined();
     rec.configuration(1, None);
-    let err = rec.call(Mode::Apply, input()).unwrap_err();
-    assert_eq!(
-        err,
-        StepError::permanent(
-            "Configuration.exe failed on DRBTS02 with exit code 1 and no error in the log (no log)"
-        )
-    );
+    let StepError::NeedsOperator(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(message.contains("(it failed with exit code 1 and no Error line in its log)"), "{message}");
+    assert!(message.contains("log C:\\Drover\\join-DRBTS02.log: (empty)"), "{message}");
     assert_eq!(rec.host.file(SERVER, XML), None);
+}
+
+/// A log in a form Drover does not read (another version's, a localised one) is never a
+/// success, even with exit code 0 and the registry agreeing.
+#[test]
+fn a_success_in_words_drover_does_not_know_needs_an_operator() {
+    for log in [
+        "[2026-11-22 10:15:01] Info  ConfigHelper: Feature SSO configured successfully\n",
+        "Konfiguration abgeschlossen.\n",
+        "[10:15:01 Error ConfigHelper] something odd\n",
+    ] {
+        let rec = recorder();
+        rec.not_joined();
+        rec.configuration(0, Some(log));
+        let StepError::NeedsOperator(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+        assert!(
+            message.starts_with(
+                "Configuration.exe on DRBTS02 answered in a way Drover does not recognise (it exited 0 "
+            ),
+            "{message}"
+        );
+        assert!(message.contains(log.trim_end()), "the raw log is in the message: {message}");
+        assert!(!rec.ops().contains(&REG_NAME.to_string()), "not verified as a success: {:?}", rec.ops());
+    }
 }
 
 #[test]
@@ -270,13 +310,16 @@ fn a_configuration_error_names_a_failed_removal_too() {
     let rec = recorder();
     rec.fail_xml_removal.set(true);
     rec.not_joined();
-    rec.configuration(1, Some("[2026-11-22 10:15:05] Error ConfigHelper: The computer name DRBIZTALKSERVER02 is longer than 15 characters.\n"));
+    rec.configuration(1, Some(UNREACHABLE_LOG));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
-    assert_eq!(
-        err,
-        StepError::permanent(
-            r"configuration of DRBTS02 failed: The computer name DRBIZTALKSERVER02 is longer than 15 characters.; also, C:\Drover\join-DRBTS02.xml (it holds passwords) could not be removed: DRBTS02 did not answer"
-        )
+    let StepError::Retryable(message) = err else { panic!("{err:?}") };
+    assert!(
+        message.starts_with("configuration of DRBTS02 failed: the group's SQL Server did not answer"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(r"; also, C:\Drover\join-DRBTS02.xml (it holds passwords) could not be removed: DRBTS02 did not answer"),
+        "{message}"
     );
 }
 
@@ -364,7 +407,7 @@ fn compensate_leaves_unjoined_and_foreign_servers_alone() {
 fn compensate_fails_when_the_server_stays_joined() {
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
-    rec.unconfiguration(UNJOIN_LOG, None);
+    rec.unconfiguration(UNJOIN_LOG, Some(UNCONFIGURATION_LOG));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     let err = rec.call(Mode::Compensate, input()).unwrap_err();
     assert_eq!(

@@ -6,23 +6,24 @@
 //! What it does, with the command lines of `lab/PROTOCOL.md`:
 //!
 //! 1. Probes the membership: `reg query "HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration"
-//!    /v MgmtDBServer` (and `MgmtDBName`). Joined to the expected group: nothing to do. Joined
-//!    to another group: a permanent error; it never unconfigures a server on its own.
+//!    /v MgmtDBServer /reg:32` (and `MgmtDBName`), in the 32-bit registry view where the 32-bit
+//!    BizTalk tools write it. Joined to the expected group: nothing to do. Joined to another
+//!    group: a permanent error; it never unconfigures a server on its own.
 //! 2. Writes the saved configuration XML to `<work_dir>\restore-<server>.xml`: rendered from the
 //!    group, accounts and features (the export of a joined server: SSO and group answered
 //!    `Join`, the computer named on the root element), or the operator's saved file given as
 //!    text. Passwords are XML secret references (`@@secret:NAME:xml@@`) the host fills in,
 //!    XML-escaped, on the way, so the plugin never holds one.
 //! 3. Runs `C:\Windows\SysWOW64\cscript.exe //nologo <RestoreConfig.vbe> <xml>`: the 32-bit script
-//!    host, as the script requires on 64-bit Windows (§2.5). Success is exit code 0 and
-//!    `RestoreConfig completed successfully.`.
+//!    host, as the script requires on 64-bit Windows (§2.5). Success is what Microsoft documents:
+//!    exit code 0 without displaying anything.
 //! 4. **Always** removes the written XML afterwards, failure or not: it holds passwords. A
 //!    leftover from an interrupted attempt is removed by the next apply.
 //! 5. Verifies the membership with the registry probe again.
 //!
-//! A SQL Server that did not answer is retryable; any other failure (Enterprise Edition, a file
-//! saved on another computer, the 64-bit script host, an empty password) is permanent, with the
-//! script's message. `check` only probes. `compensate` runs `Configuration.exe /U /L
+//! The script's failure messages are not public, so any other answer (a failure, text on stdout
+//! or stderr) needs an operator, with the raw output in the message: Drover does not guess
+//! whether retrying helps. `check` only probes. `compensate` runs `Configuration.exe /U /L
 //! <work_dir>\unrestore-<server>.log` on a server joined to the expected group and verifies that
 //! `MgmtDBServer` is gone; it is dangerous (§4.1) and belongs behind an approval.
 //!
@@ -34,10 +35,11 @@
 //! `password_secret`s (by default `entsso-password` and `rules-engine-password`), or those the
 //! saved file references.
 
-use biztalk_common::config_xml::{self, ConfigLog};
+use biztalk_common::config_xml;
 pub use biztalk_common::configure::CONFIGURATION_EXE;
 use biztalk_common::configure::{
-    self, apply_joined, check_joined, check_secret_name, run_then_remove, verify_joined, with_evidence,
+    self, apply_joined, check_joined, check_secret_name, judge_configuration, run_then_remove, verify_joined,
+    with_evidence,
 };
 use biztalk_common::group::default_work_dir;
 pub use biztalk_common::group::{
@@ -45,6 +47,7 @@ pub use biztalk_common::group::{
 };
 use biztalk_common::reg;
 use biztalk_common::restore_config;
+use biztalk_common::unrecognized;
 use drover_sdk::prelude::*;
 use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
@@ -337,21 +340,22 @@ fn write_and_run(
     evidence.push(item);
     match restore_config::outcome(ran.output.exit_code, &ran.stdout(), &ran.stderr()) {
         Ok(()) => Ok(ran.stdout()),
-        Err(failure) => {
-            let message = format!("RestoreConfig.vbe failed on {target}: {failure}");
-            Err(if failure.is_retryable() {
-                StepError::retryable(message)
-            } else {
-                StepError::permanent(message)
-            })
-        }
+        Err(unknown) => Err(unrecognized::needs_operator(
+            "RestoreConfig.vbe",
+            target,
+            &unknown.why,
+            ran.output.exit_code,
+            &[("stdout", &ran.stdout()), ("stderr", &ran.stderr())],
+        )),
     }
 }
 
 /// Unconfigures the server (`Configuration.exe /U`) and checks that it left the group.
 fn unconfigure(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidence>) -> StepResult<Output> {
     let paths = Paths::new(&input.work_dir, target);
-    let judge = |ran: &Executed, log_text: &str| judge_unconfigure(target, ran, log_text);
+    let judge = |ran: &Executed, log_text: &str| {
+        judge_configuration(target, "unconfiguration", ran, &paths.unconfigure_log, log_text)
+    };
     let log_text = biztalk_common::configure::unconfigure(
         ctx,
         target,
@@ -367,18 +371,6 @@ fn unconfigure(ctx: &Ctx, target: &str, input: &Input, mut evidence: Vec<Evidenc
     };
     let summary = format!("unconfigured {target}; it left the group on {}", input.group.name());
     Ok(with_evidence(Outcome::changed(output, summary), evidence))
-}
-
-/// `Configuration.exe /U` failed if its log has an `Error` or it exited non-zero.
-fn judge_unconfigure(target: &str, ran: &Executed, log_text: &str) -> Result<(), StepError> {
-    if let Some(error) = ConfigLog::parse(log_text).first_error() {
-        return Err(StepError::permanent(format!("unconfiguration of {target} failed: {}", error.message)));
-    }
-    if ran.success() {
-        return Ok(());
-    }
-    let code = ran.output.exit_code.map_or("killed".to_string(), |c| format!("exit code {c}"));
-    Err(StepError::permanent(format!("Configuration.exe /U failed on {target} with {code}")))
 }
 
 #[cfg(test)]

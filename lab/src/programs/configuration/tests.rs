@@ -22,8 +22,23 @@ fn join(lab: &mut Lab, server: &str, xml: &str) -> (i32, String) {
     (out.code, exec(lab, server, &["cat", LOG]).stdout_text())
 }
 
+/// The log of a refused join: one ConfigHelper `Error` line, or for SQL Server not answering or
+/// refusing the logon the three lines of the public capture's SQL failure.
 fn error_log(message: &str) -> String {
-    format!("[2026-11-22 10:15:01] Error ConfigHelper: {message}\n")
+    let sql = |first: &str, state: &str, native: u32| {
+        format!(
+            "[10:15:01 Error ConfigHelper] {first}\n[10:15:01 Error ConfigHelper] SQL error: {state} Native error code: {native}\n[10:15:01 Error ConfigHelper] c:\\depotsetupv2\\private\\common\\configwizard\\confighelper\\sqlhelper.cpp(1176): FAILED hr = 80004005\n"
+        )
+    };
+    match message.strip_prefix("Cannot connect to SQL Server PRDSQL01: ") {
+        Some(why) if why.starts_with("Login failed for user") => sql(why, "28000", 18456),
+        Some(_) => sql(
+            "[DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.",
+            "08001",
+            17,
+        ),
+        None => format!("[10:15:01 Error ConfigHelper] {message}\n"),
+    }
 }
 
 #[test]
@@ -32,14 +47,13 @@ fn a_dr_server_joins() {
     let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
     assert_eq!(code, 0, "{log}");
     let mut expected = String::new();
-    for feature in ["SSO", "WMI", "Runtime", "RulesEngine", "BAMTools"] {
+    for feature in ["SSOServer,Engine", "WMI", "Engine,BTSCfg", "RulesEngine", "BAMTools"] {
         for line in [
-            format!("Building feature XML for {feature}"),
-            format!("Validating feature {feature}"),
-            format!("Configuring feature {feature}"),
-            format!("Feature {feature} configured successfully"),
+            format!("Building feature XML for: {feature}"),
+            format!("Validating feature: {feature}"),
+            format!("Configuring feature: {feature}"),
         ] {
-            expected.push_str(&format!("[2026-11-22 10:15:01] Info  ConfigHelper: {line}\n"));
+            expected.push_str(&format!("[2026-11-22 10:15:01:0000 Info Configuration Framework]{line}\n"));
         }
     }
     assert_eq!(log, expected);
@@ -56,13 +70,15 @@ fn a_dr_server_joins() {
     assert_eq!(rules.password_sha256, Some(password_sha256("bre-P@ss")));
     assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02", "DRBTS01"]);
     assert_eq!(lab.group.master_secret_server.as_deref(), Some("PRDSSO01"));
-    assert_eq!(lab.group.host_instances.len(), 4, "HOST and ISOHOST answered No");
+    assert_eq!(lab.group.host_instances.len(), 5, "HOST and ISOHOST answered No");
 
     // Again: every feature is skipped.
     let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
     assert_eq!(code, 0);
     assert_eq!(
-        log.lines().map(|l| l.split_once("ConfigHelper: ").map(|(_, m)| m).unwrap_or(l)).collect::<Vec<_>>(),
+        log.lines()
+            .map(|l| l.split_once("Configuration Framework]").map(|(_, m)| m).unwrap_or(l))
+            .collect::<Vec<_>>(),
         [
             "Feature SSO is already configured; skipped",
             "Feature WMI is already configured; skipped",
@@ -225,7 +241,7 @@ fn a_missing_or_broken_file_fails() {
     let (code, log) = join(&mut lab, "DRBTS01", "<Configuration><Feature></Configuration>");
     assert_eq!(code, 1);
     assert!(
-        log.contains("Error ConfigHelper: The configuration file C:\\Drover\\join.xml is not valid: "),
+        log.contains("Error ConfigHelper] The configuration file C:\\Drover\\join.xml is not valid: "),
         "{log}"
     );
 }
@@ -258,16 +274,18 @@ fn unconfigure_leaves_the_group() {
     assert_eq!(out.code, 0);
     let log = exec(&mut lab, "PRDBTS02", &["cat", LOG]).stdout_text();
     assert!(
-        log.starts_with("[2026-11-22 10:15:01] Info  ConfigHelper: Unconfiguring feature RulesEngine\n"),
+        log.starts_with(
+            "[2026-11-22 10:15:01:0000 Info Configuration Framework]Unconfiguring feature: RulesEngine\n"
+        ),
         "{log}"
     );
-    assert!(log.ends_with("Info  ConfigHelper: Feature SSO unconfigured successfully\n"), "{log}");
+    assert!(log.ends_with("Info Configuration Framework]Unconfiguring feature: SSOServer,Engine\n"), "{log}");
     let server = &lab.servers["PRDBTS02"];
     assert!(server.reg_value(ADMIN_KEY, "MgmtDBServer").is_none());
     assert!(server.service("BTSSvc$SendHost").is_none() && server.service("BTSSvc$ProcessingHost").is_none());
     assert!(!lab.is_member("PRDBTS02"));
     assert!(lab.group.host_instances.iter().all(|i| i.server != "PRDBTS02"));
-    assert_eq!(lab.group.host_instances.len(), 2);
+    assert_eq!(lab.group.host_instances.len(), 3, "PRDBTS01's, its isolated host's included");
     assert_eq!(lab.unjoins, ["PRDBTS02"]);
     assert!(lab.uninstalls.is_empty(), "removed with the server, not uninstalled one by one");
     // Unconfiguring a server that is not joined changes nothing and is not listed.
@@ -298,12 +316,12 @@ fn a_replaced_server_joins_again_once() {
     crate::replace::replace(&mut lab, "PRDBTS02", None).expect("replaced");
     let (code, log) = join(&mut lab, "PRDBTS02", JOIN_XML);
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains("Info  ConfigHelper: Feature WMI configured successfully"), "{log}");
+    assert!(log.contains("Info Configuration Framework]Configuring feature: WMI"), "{log}");
     let server = &lab.servers["PRDBTS02"];
     assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBServer"), Some(&RegValue::Sz("PRDSQL01".into())));
     assert_eq!(lab.group.members, ["PRDBTS01", "PRDBTS02"], "still listed once");
     assert_eq!(lab.joins, ["PRDBTS02"]);
-    assert_eq!(lab.group.host_instances.len(), 4, "its rows stay");
+    assert_eq!(lab.group.host_instances.len(), 5, "its rows stay");
     assert!(server.service("BTSSvc$SendHost").is_none(), "a join re-creates no host-instance service");
 
     let (code, _) = join(&mut lab, "PRDBTS02", JOIN_XML);

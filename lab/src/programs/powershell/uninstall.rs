@@ -252,6 +252,6 @@ mod tests {
         assert_eq!(ps(&mut lab, "PRDBTS01", &renamed).code, 9009);
         let forced = remove_host_instance_script("DRBTS01", "SendHost").replace("Unmap()", "ForceUnmap()");
         assert_eq!(ps(&mut lab, "PRDBTS01", &forced).code, 9009);
-        assert_eq!(lab.group.host_instances.len(), 5);
+        assert_eq!(lab.group.host_instances.len(), 6);
     }
 }
