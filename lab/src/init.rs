@@ -323,7 +323,7 @@ fn staged_package() -> Vec<u8> {
     bytes
 }
 
-/// The domain groups of §5 row 14, with their members.
+/// The domain groups of docs/biztalk.md, "Prerequisites", with their members.
 fn domain_groups() -> BTreeMap<String, Vec<String>> {
     [
         ("SSO Administrators", &["bts-admin", "svc-sso"][..]),

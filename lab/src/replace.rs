@@ -1,6 +1,6 @@
 //! `drover-lab replace` (`lab/PROTOCOL.md`, "State and commands of the lab itself"): a BizTalk
 //! runtime server that failed beyond repair is rebuilt as a new computer with the same name
-//! (`shared/domain/biztalk-dr.md` §3 R1, seed A1: "the BizTalk Server databases are intact").
+//! (`docs/biztalk.md`, "Server replacement"; seed A1: "the BizTalk Server databases are intact").
 //!
 //! The server's local state becomes that of a fresh, unconfigured runtime server
 //! ([`crate::init::unconfigured_runtime`]); the group, which lives in the intact databases, does

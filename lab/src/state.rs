@@ -52,7 +52,7 @@ pub struct Lab {
 
 /// The BizTalk Server edition: Enterprise (and Developer) servers join a group with the
 /// Configuration tool; a Standard Edition server cannot join one and restores its saved
-/// configuration with `RestoreConfig.vbe` instead (`shared/domain/biztalk-dr.md` §3 R4).
+/// configuration with `RestoreConfig.vbe` instead (`docs/biztalk.md`, "By edition").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Edition {

@@ -1,5 +1,5 @@
 //! BizTalk's `Configuration.exe` in silent mode (`lab/PROTOCOL.md`, "Silent configuration"):
-//! `/S <xml> /L <log>` joins the server to the group from a configuration XML (§4.2), `/U /L
+//! `/S <xml> /L <log>` joins the server to the group from a configuration XML (docs/biztalk.md, "The configuration XML"), `/U /L
 //! <log>` unconfigures it; `/noprogressbar` may appear anywhere.
 //!
 //! A join validates first, in the documented order, and stops at the first failure (then the log

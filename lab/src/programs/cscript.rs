@@ -1,9 +1,9 @@
 //! `cscript.exe //nologo <path>\RestoreConfig.vbe <saved configuration xml>` (`lab/PROTOCOL.md`,
 //! "Standard Edition: `RestoreConfig.vbe`"): restores the group membership of a rebuilt Standard
-//! Edition server from the saved configuration file of the failed one (§3 R4). The only script
+//! Edition server from the saved configuration file of the failed one (docs/biztalk.md, "By edition"). The only script
 //! the lab runs; any other is an unsupported command.
 //!
-//! It must run under the 32-bit script host (§2.5, bitness): `C:\Windows\SysWOW64\cscript.exe`.
+//! It must run under the 32-bit script host (docs/biztalk.md, "Registry", the two views): `C:\Windows\SysWOW64\cscript.exe`.
 //! Any other `cscript` is the 64-bit one, in which the script's COM objects cannot be created.
 //! The checks run in the documented order and stop at the first failure; then the configuration
 //! is applied exactly as `Configuration.exe` applies a join ([`super::configuration`]). Success

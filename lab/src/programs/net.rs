@@ -1,5 +1,5 @@
 //! `net group "<name>" /domain` (`lab/PROTOCOL.md`, "Prerequisite probes that are not
-//! PowerShell"): whether a domain group of §5 row 14 exists, with its members (one per line,
+//! PowerShell"): whether a domain group of docs/biztalk.md, "Prerequisites" exists, with its members (one per line,
 //! without the domain). No other `net` command is emulated.
 
 use super::{Ctx, Output};

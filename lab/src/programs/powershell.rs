@@ -250,7 +250,7 @@ fn json<T: Serialize>(rows: &[T]) -> Output {
 
 /// The WMI host-instance creation script, the password read from standard input. An instance
 /// that exists, installed, whose Windows service is missing on its server (the server was
-/// rebuilt, §3 R6) is installed again: its service is created and the row takes the script's
+/// rebuilt, docs/biztalk.md, "Host instances of a replaced server") is installed again: its service is created and the row takes the script's
 /// `IsDisabled` and logon.
 fn create_host_instance(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     let captures = CREATE_HOST_INSTANCE.captures(script)?;

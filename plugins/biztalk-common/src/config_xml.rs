@@ -1,6 +1,6 @@
-//! BizTalk's silent configuration (`Configuration.exe /S <xml> /L <log>`, §4): the configuration
-//! XML that joins a DR runtime server to the production group (§4.2, "Join template for DR
-//! runtime servers"). The tool's log is read by [`crate::config_log`].
+//! BizTalk's silent configuration (`Configuration.exe /S <xml> /L <log>`, docs/biztalk.md, "Configuration.exe"): the configuration
+//! XML that joins a DR runtime server to the production group (docs/biztalk.md, "The
+//! configuration XML"). The tool's log is read by [`crate::config_log`].
 //!
 //! The renderer never sees a password: every `Password` of an `NTService` is an XML secret
 //! reference (`@@secret:NAME:xml@@`, [`drover_sdk::secret_ref_xml`]) to the account's secret,
@@ -60,7 +60,7 @@ impl ServiceAccount {
     }
 }
 
-/// What the join template needs (§4.2, "Join template for DR runtime servers").
+/// What the join template needs (docs/biztalk.md, "The configuration XML").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinSettings {
     /// Production SSO database (`SSO_DB_ID`).
@@ -105,8 +105,8 @@ pub fn render_sso_only(settings: &JoinSettings) -> String {
 pub const COMPUTER_NAME_ATTRIBUTE: &str = "ComputerName";
 
 /// Renders the saved configuration of runtime server `computer_name` in the group of
-/// `settings`, as `RestoreConfig.vbe` reads it (§3 R4): what the failed server's export holds for
-/// a server joined to the group (SSO and group answered `Join`, §4.2), the computer named on the
+/// `settings`, as `RestoreConfig.vbe` reads it (docs/biztalk.md, "By edition"): what the failed server's export holds for
+/// a server joined to the group (SSO and group answered `Join`, docs/biztalk.md, "The configuration XML"), the computer named on the
 /// root element. Standard Edition requires it to be the name of the computer it is restored on.
 pub fn render_saved(computer_name: &str, settings: &JoinSettings) -> String {
     render(&[(COMPUTER_NAME_ATTRIBUTE, computer_name)], settings)

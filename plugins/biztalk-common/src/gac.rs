@@ -63,7 +63,7 @@ pub fn install_args(path: &str) -> Vec<String> {
 }
 
 /// `msiexec /i <msi> /qn TARGETDIR=<dir>`: the only switches BizTalk application packages
-/// support [§6]. The directory is one argv word, spaces and all.
+/// support [docs/biztalk.md, "Applications and the GAC"]. The directory is one argv word, spaces and all.
 pub fn msiexec_install(msi: &str, target_dir: &str) -> Vec<String> {
     vec!["/i".into(), msi.into(), "/qn".into(), format!("TARGETDIR={target_dir}")]
 }
@@ -72,7 +72,7 @@ pub fn msiexec_install(msi: &str, target_dir: &str) -> Vec<String> {
 ///
 /// ImportApp writes the application into the group's management database. On a DR server
 /// joined to the production group that is the production database, so DR preparation must not
-/// run it [§3 S7].
+/// run it [docs/biztalk.md, "Applications and the GAC"].
 pub fn import_app(msi: &str, app: &str) -> Vec<String> {
     vec![
         "ImportApp".into(),

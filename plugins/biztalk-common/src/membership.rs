@@ -1,4 +1,4 @@
-//! A server's BizTalk group membership as the registry tells it (§2.4; DSC's "is configured"
+//! A server's BizTalk group membership as the registry tells it (docs/biztalk.md, "Registry"; DSC's "is configured"
 //! test): `MgmtDBServer` and `MgmtDBName` under [`crate::reg::BIZTALK_ADMINISTRATION`]. The
 //! plugins that join or restore a server probe it before and after; this module only types the
 //! answer.

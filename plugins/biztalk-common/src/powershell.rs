@@ -15,19 +15,19 @@ use serde_json::Value;
 /// The program, as granted to a step and sent to the target.
 pub const PROGRAM: &str = "powershell.exe";
 
-/// `Win32_OperatingSystem`: caption, version and build number [§5 row 1]. Rows: [`OperatingSystem`].
+/// `Win32_OperatingSystem`: caption, version and build number [docs/biztalk.md, "Prerequisites"]. Rows: [`OperatingSystem`].
 pub const OPERATING_SYSTEM: &str = "Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber | ConvertTo-Json -Compress";
 
-/// `Win32_ComputerSystem`: name, memory, logical processors [§5 rows 2-3]. Rows: [`ComputerSystem`].
+/// `Win32_ComputerSystem`: name, memory, logical processors [docs/biztalk.md, "Prerequisites"]. Rows: [`ComputerSystem`].
 pub const COMPUTER_SYSTEM: &str = "Get-CimInstance Win32_ComputerSystem | Select-Object Name, TotalPhysicalMemory, NumberOfLogicalProcessors | ConvertTo-Json -Compress";
 
-/// Volume `C:`: file system and free space [§5 row 2]. Rows: [`Volume`].
+/// Volume `C:`: file system and free space [docs/biztalk.md, "Prerequisites"]. Rows: [`Volume`].
 pub const VOLUME_C: &str = "Get-Volume -DriveLetter C | Select-Object DriveLetter, FileSystemType, SizeRemaining | ConvertTo-Json -Compress";
 
-/// MSDTC network settings [§5 row 8]. Rows: [`DtcNetworkSetting`].
+/// MSDTC network settings [docs/biztalk.md, "Prerequisites"]. Rows: [`DtcNetworkSetting`].
 pub const DTC_NETWORK_SETTING: &str = "Get-DtcNetworkSetting -DtcName Local | Select-Object InboundTransactionsEnabled, OutboundTransactionsEnabled, RemoteClientAccessEnabled, AuthenticationLevel | ConvertTo-Json -Compress";
 
-/// File version of `BTSNTSvc.exe` in BizTalk's install folder [§5 row 16]: one line of plain
+/// File version of `BTSNTSvc.exe` in BizTalk's install folder [docs/biztalk.md, "Prerequisites"]: one line of plain
 /// text (not JSON), such as `3.13.717.0`.
 pub const BIZTALK_FILE_VERSION: &str =
     r#"(Get-Item "$env:BTSINSTALLPATH\BTSNTSvc.exe").VersionInfo.FileVersion"#;

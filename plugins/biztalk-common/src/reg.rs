@@ -16,7 +16,7 @@ use std::fmt;
 /// The program, as granted to a step and sent to the target.
 pub const PROGRAM: &str = "reg";
 
-/// BizTalk group membership of a server [§2.4]: [`MGMT_DB_SERVER`] and [`MGMT_DB_NAME`], present
+/// BizTalk group membership of a server [docs/biztalk.md, "Registry"]: [`MGMT_DB_SERVER`] and [`MGMT_DB_NAME`], present
 /// once the server is joined. Written by 32-bit programs (`Configuration.exe`, RestoreConfig.vbe
 /// under the 32-bit script host, "so that it can update the 32-bit registry"): read it in the
 /// 32-bit view ([`query_args_32`]).
@@ -45,7 +45,7 @@ pub const INSTALLED_VERSION: &str = "InstalledVersion";
 
 /// Machine environment variables: [`BTSINSTALLPATH`] (REG_SZ).
 pub const SESSION_ENVIRONMENT: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
-/// BizTalk's install folder, with a trailing backslash; set by a successful setup [§2.4].
+/// BizTalk's install folder, with a trailing backslash; set by a successful setup [docs/biztalk.md, "Registry"].
 pub const BTSINSTALLPATH: &str = "BTSINSTALLPATH";
 
 /// What `reg` prints on stderr when the key or the value does not exist.

@@ -1,5 +1,5 @@
-//! `RestoreConfig.vbe`, Standard Edition's way back into its group (§3 R4): the command line that
-//! runs it under the 32-bit script host (§2.5, bitness) and a reading of what it answers: the
+//! `RestoreConfig.vbe`, Standard Edition's way back into its group (docs/biztalk.md, "By edition"): the command line that
+//! runs it under the 32-bit script host (docs/biztalk.md, "Registry", the two views) and a reading of what it answers: the
 //! documented silence, or an answer an operator has to read (`lab/PROTOCOL.md`, "Standard
 //! Edition: `RestoreConfig.vbe`"). The saved configuration it reads
 //! is rendered by [`crate::config_xml::render_saved`].

@@ -41,7 +41,7 @@ pub enum ConfigurationState {
 
 impl ConfigurationState {
     /// A failed install, uninstall or update (2, 3, 4): the instance must be repaired (uninstall,
-    /// unmap, create again) before it can be used [§3 S5].
+    /// unmap, create again) before it can be used [docs/biztalk.md, "WMI"].
     pub fn is_failed(self) -> bool {
         matches!(
             self,
@@ -187,7 +187,7 @@ impl HostInstance {
         self.host_name.eq_ignore_ascii_case(host) && self.running_server.eq_ignore_ascii_case(server)
     }
 
-    /// Installed, disabled and stopped: what DR preparation wants of a DR instance [§3 S5]. An
+    /// Installed, disabled and stopped: what DR preparation wants of a DR instance [docs/biztalk.md, "WMI"]. An
     /// isolated host's instance has no Windows service and WMI cannot tell its state (the
     /// administration console shows "Status Unavailable"), so only installed and disabled count.
     pub fn is_standby(&self) -> bool {
@@ -261,7 +261,7 @@ pub const STOP_ON_ERROR: &str = "$ErrorActionPreference = 'Stop'";
 
 /// The script that creates the instance of `host` on `server`, installed and disabled, never
 /// started: maps the host to the server, then `Install(logon, password, GrantLogOnAsService,
-/// IsGmsaAccount = false)` [§3 S5]. It stops at its first failure ([`STOP_ON_ERROR`]).
+/// IsGmsaAccount = false)` [docs/biztalk.md, "WMI"]. It stops at its first failure ([`STOP_ON_ERROR`]).
 ///
 /// The password is not in the script: the script reads it from its standard input
 /// ([`READ_PASSWORD`]). Send [`password_stdin`] as the exec's stdin: a secret reference the host
@@ -273,7 +273,7 @@ pub fn create_host_instance(host: &str, server: &str, account: &str) -> String {
 
 /// The creation script with `IsDisabled` as given: [`create_host_instance`] for a DR instance
 /// (disabled), or the repair of an instance whose Windows service is missing on a rebuilt server
-/// (§3 R6), which keeps the `IsDisabled` its row has. On an installed instance whose service is
+/// (docs/biztalk.md, "Host instances of a replaced server"), which keeps the `IsDisabled` its row has. On an installed instance whose service is
 /// missing, `Install` creates the service again instead of failing with "already exists"
 /// (`lab/PROTOCOL.md`, "Repair").
 pub fn install_host_instance(host: &str, server: &str, account: &str, disabled: bool) -> String {

@@ -1,5 +1,5 @@
 //! `create-host-instances`: gives every production host instance a counterpart on its mapped DR
-//! server, installed and disabled and never started [§3 S5, seed B5]: same host, DR server in
+//! server, installed and disabled and never started [docs/biztalk.md, "DR site preparation"; seed B5]: same host, DR server in
 //! place of the production one. Warns (never fails) when a DR server would carry more instances
 //! than its production counterpart (seed B7: "avoid overloading the servers in the disaster
 //! recovery site") and when a production server has no DR mapping.
@@ -26,7 +26,7 @@
 //! and unmapping, which `apply` does not do. Scripts and rows come from
 //! `biztalk_common::wmi`.
 //!
-//! **Repair mode** (`repair = true`, seed A, §3 R6): a runtime server was rebuilt and joined the
+//! **Repair mode** (`repair = true`, seed A, docs/biztalk.md, "Host instances of a replaced server"): a runtime server was rebuilt and joined the
 //! group again; BizTalkMgmtDb still holds its host instances, but their Windows services do not
 //! exist on the new computer. The production instances are then those of the mapping's
 //! production servers, so a server mapped to itself (`{production = "PRDBTS02", dr =
@@ -87,7 +87,7 @@ pub struct Input {
     /// production server maps to is named in a warning.
     #[serde(default)]
     pub dr_servers: Option<Vec<String>>,
-    /// Repair mode for a rebuilt server (§3 R6): the production instances are those of the
+    /// Repair mode for a rebuilt server (docs/biztalk.md, "Host instances of a replaced server"): the production instances are those of the
     /// mapping's production servers (a server mapped to itself carries its own rows), installed
     /// instances whose Windows service is missing on their server are installed again with their
     /// `IsDisabled`, and no instance is expected to be disabled and stopped.

@@ -575,7 +575,7 @@ fn names_the_dr_servers_no_production_server_maps_to() {
     assert_eq!(outcome.output["created"], 0);
 }
 
-/// Repair mode (§3 R6): PRDBTS02 was rebuilt under its own name and joined again; the step runs
+/// Repair mode (docs/biztalk.md, "Host instances of a replaced server"): PRDBTS02 was rebuilt under its own name and joined again; the step runs
 /// on it.
 mod repair {
     use super::*;

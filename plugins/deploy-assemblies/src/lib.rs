@@ -1,4 +1,4 @@
-//! `deploy-assemblies`: pre-stages application binaries on the step's target [§3 S7]: for each
+//! `deploy-assemblies`: pre-stages application binaries on the step's target [docs/biztalk.md, "Applications and the GAC"]: for each
 //! package, reads the GAC's folders (a PowerShell script: `gacutil` is an SDK tool, absent from
 //! servers) to learn whether its assemblies are there at the expected version, culture and
 //! public key token, installs the package with `msiexec /i <msi> /qn TARGETDIR=<dir>` only if

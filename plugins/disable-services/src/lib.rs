@@ -1,5 +1,5 @@
 //! `disable-services`: sets the BizTalk Windows services of the step's target to *disabled* and
-//! stops them, so a DR server joined to the live production group processes nothing [§3 S6,
+//! stops them, so a DR server joined to the live production group processes nothing [docs/biztalk.md, "Windows services";
 //! seed B6]. Each service's original start mode is written to the step's durable state before
 //! it is changed, and `compensate` restores those modes (it never starts a service).
 //!

@@ -1,6 +1,6 @@
 //! `join-group`: joins the step's target, a DR BizTalk runtime server with the binaries
 //! installed, to the production BizTalk group by a silent configuration
-//! (`shared/domain/biztalk-dr.md` §3 S4, §4): SSO and group answered `Join`, no default hosts,
+//! (`docs/biztalk.md`, "DR site preparation" and "Configuration.exe"): SSO and group answered `Join`, no default hosts,
 //! the Rules Engine pointed at production.
 //!
 //! What it does, with the command lines of `lab/PROTOCOL.md`:
@@ -21,11 +21,11 @@
 //! Server not answering is retryable, a refused logon permanent, and anything Drover does not
 //! recognise needs an operator, with the log in the message. `check` only probes. `compensate` runs
 //! `Configuration.exe /U /L <work_dir>\unjoin-<server>.log` on a server joined to the expected
-//! group and verifies that `MgmtDBServer` is gone; it is dangerous (§4.1) and belongs behind an
+//! group and verifies that `MgmtDBServer` is gone; it is dangerous (docs/biztalk.md, "Configuration.exe") and belongs behind an
 //! approval.
 //!
 //! **Run it one server at a time per group** (in the workflow, `concurrency = 1` on this step):
-//! concurrent joins write to the same BizTalkMgmtDb and SSODB (§8.3).
+//! concurrent joins write to the same BizTalkMgmtDb and SSODB (docs/biztalk.md, "Configuration.exe").
 //!
 //! Grants: programs `C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe` and
 //! `reg`; secrets: the two `password_secret`s (by default `entsso-password` and
@@ -73,7 +73,7 @@ pub struct Input {
     pub group: Group,
     /// Service accounts and their password secrets.
     pub service_accounts: ServiceAccounts,
-    /// The `InstalledFeature` list: what setup installed on the server (§3 S2). Not used with
+    /// The `InstalledFeature` list: what setup installed on the server (docs/biztalk.md, "The configuration XML"). Not used with
     /// `exported_configuration`, whose file has its own.
     #[serde(default)]
     pub installed_features: Vec<String>,

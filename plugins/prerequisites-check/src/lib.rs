@@ -1,5 +1,5 @@
 //! `prerequisites-check`: a read-only step that checks the platform prerequisites of a BizTalk
-//! runtime server (`shared/domain/biztalk-dr.md` §3 S1 and the §5 matrix) on the step's target,
+//! runtime server (`docs/biztalk.md`, "Prerequisites") on the step's target,
 //! each with one command of `lab/PROTOCOL.md`:
 //!
 //! | id | what | command |
@@ -34,7 +34,7 @@ use crate::probes::{Finding, Probe};
 #[derive(Default)]
 pub struct PrerequisitesCheck;
 
-/// The domain groups of §5 row 14, checked when the input names none.
+/// The domain groups of docs/biztalk.md, "Prerequisites", checked when the input names none.
 pub const DEFAULT_DOMAIN_GROUPS: [&str; 8] = [
     "SSO Administrators",
     "SSO Affiliate Administrators",
@@ -77,7 +77,7 @@ pub struct Input {
     pub sql_server: String,
     /// File version of `BTSNTSvc.exe` the server must have: production's, e.g. `3.13.717.0`.
     pub expected_biztalk_version: String,
-    /// Domain groups that must exist; by default those of §5 row 14.
+    /// Domain groups that must exist; by default those of docs/biztalk.md, "Prerequisites".
     #[serde(default = "default_domain_groups")]
     pub domain_groups: Vec<String>,
     /// Checks whose failure only warns: ids such as `oledb` or `domain-group:BizTalk Application

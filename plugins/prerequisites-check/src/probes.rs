@@ -17,7 +17,7 @@ pub const SQLCMD: &str = "sqlcmd";
 /// `net`, as granted and sent.
 pub const NET: &str = "net";
 
-/// Supported Windows Server builds: 2016, 2019, 2022 [§5 row 1].
+/// Supported Windows Server builds: 2016, 2019, 2022 [docs/biztalk.md, "Prerequisites"].
 const SUPPORTED_BUILDS: [(&str, &str); 3] =
     [("14393", "Windows Server 2016"), ("17763", "Windows Server 2019"), ("20348", "Windows Server 2022")];
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -69,7 +69,7 @@ impl<'c, 'h> Probe<'c, 'h> {
         self.evidence
     }
 
-    /// Every probe, in PROTOCOL.md's order of the §5 matrix.
+    /// Every probe, in PROTOCOL.md's order of "Prerequisites" of docs/biztalk.md.
     pub fn all(&mut self, input: &Input) -> Result<Vec<Finding>, StepError> {
         let mut findings = vec![self.os()?];
         findings.extend(self.computer_system()?);

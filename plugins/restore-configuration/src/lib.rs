@@ -1,6 +1,6 @@
 //! `restore-configuration`: brings a rebuilt BizTalk Server **Standard Edition** runtime server
 //! back into its group from the saved configuration of the failed one, with `RestoreConfig.vbe`
-//! (`shared/domain/biztalk-dr.md` §3 R4, seed A4: Standard Edition "cannot join the computer to
+//! (`docs/biztalk.md`, "By edition"; seed A4: Standard Edition "cannot join the computer to
 //! a BizTalk group"; Enterprise and Developer use `join-group`).
 //!
 //! What it does, with the command lines of `lab/PROTOCOL.md`:
@@ -15,7 +15,7 @@
 //!    text. Passwords are XML secret references (`@@secret:NAME:xml@@`) the host fills in,
 //!    XML-escaped, on the way, so the plugin never holds one.
 //! 3. Runs `C:\Windows\SysWOW64\cscript.exe //nologo <RestoreConfig.vbe> <xml>`: the 32-bit script
-//!    host, as the script requires on 64-bit Windows (§2.5). Success is what Microsoft documents:
+//!    host, as the script requires on 64-bit Windows (docs/biztalk.md, "Registry", the two views). Success is what Microsoft documents:
 //!    exit code 0 without displaying anything.
 //! 4. **Always** removes the written XML afterwards, failure or not: it holds passwords. A
 //!    leftover from an interrupted attempt is removed by the next apply.
@@ -25,10 +25,10 @@
 //! or stderr) needs an operator, with the raw output in the message: Drover does not guess
 //! whether retrying helps. `check` only probes. `compensate` runs `Configuration.exe /U /L
 //! <work_dir>\unrestore-<server>.log` on a server joined to the expected group and verifies that
-//! `MgmtDBServer` is gone; it is dangerous (§4.1) and belongs behind an approval.
+//! `MgmtDBServer` is gone; it is dangerous (docs/biztalk.md, "Configuration.exe") and belongs behind an approval.
 //!
 //! The host instances of the server are not this plugin's business: the group still holds their
-//! rows, and `create-host-instances` with `repair = true` re-creates their services (§3 R6).
+//! rows, and `create-host-instances` with `repair = true` re-creates their services (docs/biztalk.md, "Host instances of a replaced server").
 //!
 //! Grants: programs `C:\Windows\SysWOW64\cscript.exe` and `reg` (and, for `compensate`,
 //! `C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe`); secrets: the two
