@@ -161,7 +161,11 @@ fn a_dr_server_joins_the_group_and_is_prepared() {
         reg.stdout,
         "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\\Administration\n    MgmtDBServer    REG_SZ    PRDSQL01\n\n"
     );
-    assert_eq!(lab.on("DRBTS01", &["reg", "query", admin, "/v", "MgmtDBServer"]).code, 1, "not in the 64-bit view");
+    assert_eq!(
+        lab.on("DRBTS01", &["reg", "query", admin, "/v", "MgmtDBServer"]).code,
+        1,
+        "not in the 64-bit view"
+    );
     let entsso = lab.on("DRBTS01", &["sc.exe", "query", "ENTSSO"]);
     assert!(entsso.stdout.contains("STATE              : 4  RUNNING\n"), "{entsso:?}");
 
