@@ -7,9 +7,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{BTS_HOST_PASSWORD, ISOLATED_HOST_PASSWORD, LabRun};
 use drover_tests::{lab_bin, stderr, stdout, workspace_root};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 const DR: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 const PRODUCTION: [&str; 3] = ["PRDBTS01", "PRDBTS02", "PRDSSO01"];
@@ -71,13 +72,18 @@ fn assert_prepared(lab: &Value, before: &Value) {
             );
             // Each runs as its host's production instances: the isolated host has its own
             // account, and no Windows service (its work runs in IIS).
-            if i["host"] == "BizTalkServerIsolatedHost" {
+            // The password is its host's secret (bts-host-<host>).
+            let password = if i["host"] == "BizTalkServerIsolatedHost" {
                 assert_eq!(i["account"], "CONTOSO\\svc-bts-ihost", "{i}");
                 assert!(service.is_none(), "an isolated host has no Windows service: {i}");
+                ISOLATED_HOST_PASSWORD
             } else {
                 assert_eq!(i["account"], "CONTOSO\\svc-bts", "{i}");
                 assert!(service.is_some(), "the Windows service of {i} exists");
-            }
+                BTS_HOST_PASSWORD
+            };
+            let sha = format!("{:x}", Sha256::digest(password.as_bytes()));
+            assert_eq!(i["password-sha256"], sha.as_str(), "the instance got its host's password: {i}");
             (i["host"].as_str().unwrap().to_string(), i["server"].as_str().unwrap().to_string())
         })
         .collect();
