@@ -87,6 +87,12 @@ pub fn btstask_succeeded(exit_code: Option<i32>, stdout: &str) -> bool {
     exit_code == Some(0) && stdout.lines().any(|l| l.trim().starts_with("Command succeeded"))
 }
 
+/// Whether a `BTSTask` run printed its documented failure summary, `Command failed with <n>
+/// errors, <m> warnings.`: a failure Drover reads, unlike output without either summary.
+pub fn btstask_failed(stdout: &str) -> bool {
+    stdout.lines().any(|l| l.trim().starts_with("Command failed with "))
+}
+
 /// What an `msiexec` exit code means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsiExit {

@@ -273,6 +273,12 @@ pub enum ScFailure {
     CannotAcceptControl,
     /// 1062: the service has not been started.
     NotStarted,
+    /// A non-zero exit without the `[SC] <Function> FAILED <code>:` line every documented
+    /// failure prints: an answer Drover does not recognise (`crate::unrecognized`).
+    Unrecognised {
+        /// The exit code.
+        exit_code: i32,
+    },
     /// Any other code, with the message `sc.exe` printed.
     Other {
         /// The Windows error code.
@@ -290,6 +296,7 @@ impl ScFailure {
             ScFailure::NotInstalled => 1060,
             ScFailure::CannotAcceptControl => 1061,
             ScFailure::NotStarted => 1062,
+            ScFailure::Unrecognised { exit_code } => *exit_code,
             ScFailure::Other { code, .. } => *code,
         }
     }
@@ -314,6 +321,9 @@ impl fmt::Display for ScFailure {
                 f.write_str("the service cannot accept control messages at this time (1061)")
             }
             ScFailure::NotStarted => f.write_str("the service has not been started (1062)"),
+            ScFailure::Unrecognised { exit_code } => {
+                write!(f, "sc.exe exited with {exit_code} without a FAILED line")
+            }
             ScFailure::Other { code, message } if message.is_empty() => {
                 write!(f, "sc.exe failed with {code}")
             }
@@ -329,7 +339,7 @@ pub fn failure(exit_code: Option<i32>, stdout: &str) -> Option<ScFailure> {
     match (failed_line, exit_code) {
         (None, Some(0)) => None,
         (Some(code), _) => Some(ScFailure::from_code(code, explanation(stdout))),
-        (None, Some(code)) => Some(ScFailure::from_code(code, explanation(stdout))),
+        (None, Some(code)) => Some(ScFailure::Unrecognised { exit_code: code }),
         (None, None) => Some(ScFailure::Other { code: -1, message: "sc.exe was killed".into() }),
     }
 }
@@ -507,6 +517,9 @@ SERVICE_NAME: BTSSvc$SendHost
         let other = failure(Some(5), "[SC] OpenService FAILED 5:\n\nAccess is denied.\n").unwrap();
         assert_eq!(other, ScFailure::Other { code: 5, message: "Access is denied.".into() });
         assert_eq!(other.to_string(), "sc.exe failed with 5: Access is denied.");
+        // A localised Windows: no `[SC] … FAILED <code>:` line to read.
+        let french = "[SC] OpenService ÉCHEC 1060 :\n\nLe service spécifié n'existe pas en tant que service installé.\n";
+        assert_eq!(failure(Some(1060), french), Some(ScFailure::Unrecognised { exit_code: 1060 }));
     }
 
     #[test]

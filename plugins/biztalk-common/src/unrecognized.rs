@@ -5,7 +5,7 @@
 //! carries the raw text, bounded, since a failed attempt has no evidence but its message and
 //! logs. Pure functions only.
 
-use drover_sdk::StepError;
+use drover_sdk::{Executed, StepError};
 
 /// At most this many lines of each raw text go into a message.
 pub const MAX_LINES: usize = 40;
@@ -33,6 +33,17 @@ pub fn needs_operator(
         message.push_str(&section(label, text));
     }
     StepError::needs_operator(message)
+}
+
+/// [`needs_operator`] for a program that ran: its exit code, stdout and stderr.
+pub fn program(what: &str, target: &str, why: &str, ran: &Executed) -> StepError {
+    needs_operator(
+        what,
+        target,
+        why,
+        ran.output.exit_code,
+        &[("stdout", &ran.stdout()), ("stderr", &ran.stderr())],
+    )
 }
 
 /// `label:` and the text indented by two spaces, bounded; `label: (empty)` when blank.

@@ -49,6 +49,7 @@ mod plan;
 
 use biztalk_common::powershell;
 use biztalk_common::sc::{self, ScFailure};
+use biztalk_common::unrecognized;
 use std::collections::BTreeMap;
 
 use biztalk_common::wmi::{self, ConfigurationState, CreateFailure, HostInstance, HostType, ServiceState};
@@ -271,7 +272,9 @@ impl<'c, 'h> Session<'c, 'h> {
         if !ran.success() {
             return Err(self.query_failure(&ran));
         }
-        wmi::parse_host_instances(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))
+        wmi::parse_host_instances(&ran.stdout()).map_err(|e| {
+            unrecognized::program("reading MSBTS_HostInstance", &self.target, &e.to_string(), &ran)
+        })
     }
 
     fn query_failure(&self, ran: &Executed) -> StepError {
@@ -281,12 +284,12 @@ impl<'c, 'h> Session<'c, 'h> {
                 self.target
             ));
         }
-        StepError::permanent(format!(
-            "reading MSBTS_HostInstance on {} failed with exit code {:?}: {}",
-            self.target,
-            ran.output.exit_code,
-            excerpt(&ran.stderr(), 5)
-        ))
+        unrecognized::program(
+            "reading MSBTS_HostInstance",
+            &self.target,
+            "it failed with an error Drover does not know",
+            ran,
+        )
     }
 
     /// Whether the Windows service of the instance of `host` exists on `server`
@@ -298,6 +301,12 @@ impl<'c, 'h> Session<'c, 'h> {
         match sc::failure(ran.output.exit_code, &ran.stdout()) {
             None => Ok(true),
             Some(ScFailure::NotInstalled) => Ok(false),
+            Some(failure @ ScFailure::Unrecognised { .. }) => Err(unrecognized::program(
+                &format!("sc.exe query {service}"),
+                server,
+                &failure.to_string(),
+                &ran,
+            )),
             Some(other) => {
                 Err(StepError::permanent(format!("querying service {service} on {server} failed: {other}")))
             }

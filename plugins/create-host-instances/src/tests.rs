@@ -434,6 +434,29 @@ fn an_unjoined_target_is_permanent() {
 }
 
 #[test]
+fn a_query_failure_drover_does_not_know_needs_an_operator_with_the_raw_text() {
+    let host = host();
+    powershell(&host, wmi::HOST_INSTANCES, failing("Get-CimInstance : Zugriff verweigert"));
+    let err = host.call::<CreateHostInstances>(Mode::Apply, one_to_one()).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(
+        err.message()
+            .starts_with("reading MSBTS_HostInstance on DRBTS01 answered in a way Drover does not recognise"),
+        "{err}"
+    );
+    assert!(err.message().contains("Zugriff verweigert"), "the raw text: {err}");
+}
+
+#[test]
+fn host_instances_that_are_not_json_need_an_operator() {
+    let host = host();
+    powershell(&host, wmi::HOST_INSTANCES, ExecOutput::exited(0, "WARNING: the provider is not loaded\n"));
+    let err = host.call::<CreateHostInstances>(Mode::Check, one_to_one()).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().contains("WARNING: the provider is not loaded"), "{err}");
+}
+
+#[test]
 fn an_unreachable_target_is_retryable() {
     let host = host();
     let args = argv(wmi::HOST_INSTANCES);

@@ -16,6 +16,7 @@
 
 use biztalk_common::gac::{self, AssemblyName, MsiExit};
 use biztalk_common::powershell;
+use biztalk_common::unrecognized;
 use drover_sdk::excerpt;
 use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -173,20 +174,16 @@ impl<'c, 'h> Session<'c, 'h> {
         Ok(ran)
     }
 
-    /// What the GAC holds under `name`, read from its folders. A failed script is permanent;
-    /// an answer that is not a list of GAC files needs an operator (with what it printed).
+    /// What the GAC holds under `name`, read from its folders. The probe prints GAC file paths
+    /// or nothing; a failure or anything else needs an operator, with what it printed.
     fn gac(&mut self, name: &str) -> Result<Vec<AssemblyName>, StepError> {
         let ran = self.run(powershell::PROGRAM, gac::probe_args(name), format!("GAC entries of {name}"))?;
+        let what = format!("the GAC probe for {name}");
         if !ran.success() || !ran.stderr().trim().is_empty() {
-            return Err(self.failure(&ran, &format!("reading the GAC for {name}")));
+            return Err(unrecognized::program(&what, &self.target, "it failed", &ran));
         }
-        gac::parse_probe(&ran.stdout()).map_err(|e| {
-            StepError::needs_operator(format!(
-                "reading the GAC for {name} on {}: {e}; it printed: {}",
-                self.target,
-                excerpt(&ran.stdout(), 5)
-            ))
-        })
+        gac::parse_probe(&ran.stdout())
+            .map_err(|e| unrecognized::program(&what, &self.target, &e.to_string(), &ran))
     }
 
     /// For each expected assembly, what the GAC holds under its name.
@@ -204,7 +201,9 @@ impl<'c, 'h> Session<'c, 'h> {
         if ran.success() && ran.stderr().trim().is_empty() {
             Ok(())
         } else {
-            Err(self.failure(&ran, &format!("installing {} into the GAC", file.path)))
+            // GacInstall reports nothing; a PowerShell error here is not one Drover knows.
+            let what = format!("GacInstall of {}", file.path);
+            Err(unrecognized::program(&what, &self.target, "it failed", &ran))
         }
     }
 
@@ -275,8 +274,16 @@ impl<'c, 'h> Session<'c, 'h> {
         let ran = self.run(gac::BTSTASK, gac::import_app(&package.msi, app), format!("import {app}"))?;
         if gac::btstask_succeeded(ran.output.exit_code, &ran.stdout()) {
             Ok(())
-        } else {
+        } else if gac::btstask_failed(&ran.stdout()) {
             Err(self.failure(&ran, &format!("importing application {app}")))
+        } else {
+            let what = format!("BTSTask ImportApp of {app}");
+            Err(unrecognized::program(
+                &what,
+                &self.target,
+                "no 'Command succeeded' or 'Command failed' line",
+                &ran,
+            ))
         }
     }
 

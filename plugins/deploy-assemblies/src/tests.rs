@@ -254,6 +254,18 @@ fn a_failed_import_is_permanent_and_not_recorded() {
 }
 
 #[test]
+fn an_import_without_either_summary_line_needs_an_operator_and_is_not_recorded() {
+    let host = host();
+    gac_answers(&host, &["1.0.0.0"]);
+    host.script_exec_any(TARGET, "BTSTask", ExecOutput::exited(0, "Befehl erfolgreich abgeschlossen.\n"));
+    let err = host.call::<DeployAssemblies>(Mode::Apply, input(Some("Contoso.Orders"))).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().starts_with("BTSTask ImportApp of Contoso.Orders on DRBTS01 answered"), "{err}");
+    assert!(err.message().contains("Befehl erfolgreich abgeschlossen."), "{err}");
+    assert!(host.state_get(IMPORTED).is_none());
+}
+
+#[test]
 fn an_unreachable_target_is_retryable() {
     let host = host();
     let argv = probe_argv(NAMES[0]);
@@ -269,7 +281,7 @@ fn an_unreachable_target_is_retryable() {
 }
 
 #[test]
-fn a_failed_probe_is_permanent_with_what_powershell_said() {
+fn a_failed_probe_needs_an_operator_with_what_powershell_said() {
     let host = host();
     let denied = "Get-ChildItem : Access to the path 'C:\\Windows\\Microsoft.NET\\assembly\\GAC_MSIL\\Contoso.Orders.Schemas' is denied.\r\n";
     probe(
@@ -278,9 +290,16 @@ fn a_failed_probe_is_permanent_with_what_powershell_said() {
         ExecOutput { exit_code: Some(1), stderr: denied.as_bytes().to_vec(), ..Default::default() },
     );
     let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
-    assert!(matches!(err, StepError::Permanent(_)), "{err}");
+    // The probe only reads folders every account can read: a failure is not one Drover knows.
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
     assert!(
-        err.message().starts_with("reading the GAC for Contoso.Orders.Schemas on DRBTS01 failed"),
+        err.message().starts_with(
+            "the GAC probe for Contoso.Orders.Schemas on DRBTS01 answered in a way Drover does not recognise"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.message().contains("exit code: 1\nstdout: (empty)\nstderr:\n  Get-ChildItem : Access"),
         "{err}"
     );
     assert!(err.message().contains("is denied."), "{err}");
@@ -292,7 +311,11 @@ fn an_answer_that_is_not_a_list_of_gac_files_needs_an_operator() {
     probe(&host, NAMES[0], ExecOutput::exited(0, "True\r\n"));
     let err = host.call::<DeployAssemblies>(Mode::Apply, input(None)).unwrap_err();
     assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
-    assert!(err.message().contains("`True` is not a GAC file path; it printed: True"), "{err}");
+    assert!(
+        err.message().contains("(unexpected answer from the GAC probe: `True` is not a GAC file path)"),
+        "{err}"
+    );
+    assert!(err.message().contains("stdout:\n  True"), "the raw answer: {err}");
 }
 
 const DLL: &str = "C:\\Staging\\Contoso.Common.dll";

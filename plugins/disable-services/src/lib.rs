@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use biztalk_common::sc::{self, ScFailure, ServiceConfig, ServiceState, ServiceStatus, StartMode};
+use biztalk_common::unrecognized;
 use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +113,11 @@ impl<'c, 'h> Session<'c, 'h> {
         Ok(Session { ctx, target: ctx.target()?.to_string(), evidence: Vec::new() })
     }
 
+    /// An `sc.exe` answer Drover does not recognise: needs an operator, with the raw text.
+    fn unrecognised(&self, what: &str, why: &dyn std::fmt::Display, ran: &Executed) -> StepError {
+        unrecognized::program(what, &self.target, &why.to_string(), ran)
+    }
+
     /// Runs `sc.exe <args>` and records it as evidence.
     fn sc(&mut self, args: Vec<String>, label: String) -> Result<Executed, StepError> {
         let ran = self.ctx.exec(&self.target, sc::PROGRAM).args(args).run()?;
@@ -123,13 +129,19 @@ impl<'c, 'h> Session<'c, 'h> {
     fn matching(&mut self, patterns: &[String]) -> Result<Vec<ServiceStatus>, StepError> {
         let label = format!("services on {}", self.target);
         let ran = self.sc(sc::query_all(), label)?;
-        if let Some(failure) = sc::failure(ran.output.exit_code, &ran.stdout()) {
-            return Err(StepError::permanent(format!(
-                "listing the services of {} failed: {failure}",
-                self.target
-            )));
+        match sc::failure(ran.output.exit_code, &ran.stdout()) {
+            None => {}
+            Some(failure @ ScFailure::Unrecognised { .. }) => {
+                return Err(self.unrecognised("sc.exe query", &failure, &ran));
+            }
+            Some(failure) => {
+                return Err(StepError::permanent(format!(
+                    "listing the services of {} failed: {failure}",
+                    self.target
+                )));
+            }
         }
-        let all = sc::parse_query(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))?;
+        let all = sc::parse_query(&ran.stdout()).map_err(|e| self.unrecognised("sc.exe query", &e, &ran))?;
         Ok(all.into_iter().filter(|s| patterns.iter().any(|p| sc::name_matches(p, &s.name))).collect())
     }
 
@@ -137,8 +149,13 @@ impl<'c, 'h> Session<'c, 'h> {
     fn config(&mut self, name: &str) -> Result<Option<ServiceConfig>, StepError> {
         let ran = self.sc(sc::qc(name), format!("configuration of {name}"))?;
         match sc::failure(ran.output.exit_code, &ran.stdout()) {
-            None => sc::parse_qc(&ran.stdout()).map(Some).map_err(|e| StepError::permanent(e.to_string())),
+            None => sc::parse_qc(&ran.stdout())
+                .map(Some)
+                .map_err(|e| self.unrecognised(&format!("sc.exe qc {name}"), &e, &ran)),
             Some(ScFailure::NotInstalled) => Ok(None),
+            Some(failure @ ScFailure::Unrecognised { .. }) => {
+                Err(self.unrecognised(&format!("sc.exe qc {name}"), &failure, &ran))
+            }
             Some(failure) => Err(StepError::permanent(format!(
                 "reading the configuration of {name} on {} failed: {failure}",
                 self.target
@@ -171,6 +188,9 @@ impl<'c, 'h> Session<'c, 'h> {
                 "service {name} disappeared from {} while its start mode was being set",
                 self.target
             ))),
+            Some(failure @ ScFailure::Unrecognised { .. }) => {
+                Err(self.unrecognised(&format!("sc.exe config {name}"), &failure, &ran))
+            }
             Some(failure) => Err(StepError::permanent(format!(
                 "setting {name} on {} to {mode} failed: {failure}",
                 self.target
@@ -184,6 +204,9 @@ impl<'c, 'h> Session<'c, 'h> {
         match sc::failure(ran.output.exit_code, &ran.stdout()) {
             None => self.state(name),
             Some(ScFailure::NotStarted) => Ok(ServiceState::Stopped),
+            Some(failure @ ScFailure::Unrecognised { .. }) => {
+                Err(self.unrecognised(&format!("sc.exe stop {name}"), &failure, &ran))
+            }
             Some(ScFailure::CannotAcceptControl) => Err(StepError::retryable(format!(
                 "service {name} on {} will not stop: it cannot accept control messages at this time (1061)",
                 self.target
@@ -197,13 +220,20 @@ impl<'c, 'h> Session<'c, 'h> {
     /// The current state of `name`.
     fn state(&mut self, name: &str) -> Result<ServiceState, StepError> {
         let ran = self.sc(sc::query(name), format!("state of {name}"))?;
-        if let Some(failure) = sc::failure(ran.output.exit_code, &ran.stdout()) {
-            return Err(StepError::permanent(format!(
-                "querying {name} on {} failed: {failure}",
-                self.target
-            )));
+        let what = format!("sc.exe query {name}");
+        match sc::failure(ran.output.exit_code, &ran.stdout()) {
+            None => {}
+            Some(failure @ ScFailure::Unrecognised { .. }) => {
+                return Err(self.unrecognised(&what, &failure, &ran));
+            }
+            Some(failure) => {
+                return Err(StepError::permanent(format!(
+                    "querying {name} on {} failed: {failure}",
+                    self.target
+                )));
+            }
         }
-        let statuses = sc::parse_query(&ran.stdout()).map_err(|e| StepError::permanent(e.to_string()))?;
+        let statuses = sc::parse_query(&ran.stdout()).map_err(|e| self.unrecognised(&what, &e, &ran))?;
         statuses
             .into_iter()
             .next()
@@ -731,5 +761,43 @@ mod tests {
         let host = host();
         assert!(host.call::<DisableServices>(Mode::Apply, json!({"pattern": ["x"]})).is_err());
         assert!(host.command_lines().is_empty());
+    }
+    /// `sc.exe qc` on a French Windows: nothing Drover reads, so nothing is changed and an
+    /// operator gets the raw answer.
+    #[test]
+    fn a_service_configuration_in_words_drover_does_not_know_needs_an_operator() {
+        let host = host();
+        sc(&host, &["query", "state=", "all"], listing(&[("RuleEngineUpdateService", 4)]));
+        let french = "[SC] QueryServiceConfig réussi(e)\n\nNOM_SERVICE : RuleEngineUpdateService\n        TYPE_DÉMARRAGE : 2   AUTO_START\n";
+        sc(&host, &["qc", "RuleEngineUpdateService"], ExecOutput::exited(0, french));
+        let err = host.call::<DisableServices>(Mode::Apply, json!({})).unwrap_err();
+        let StepError::NeedsOperator(message) = err else { panic!("{err:?}") };
+        assert!(
+            message.starts_with(
+                "sc.exe qc RuleEngineUpdateService on DRBTS01 answered in a way Drover does not recognise"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("TYPE_DÉMARRAGE : 2   AUTO_START"), "the raw text: {message}");
+        assert!(!host.command_lines().iter().any(|c| c.contains("config")), "nothing changed");
+    }
+
+    /// A failing `sc.exe config` without the `[SC] … FAILED <code>:` line is not classified by
+    /// its exit code alone.
+    #[test]
+    fn a_failure_without_the_failed_line_needs_an_operator() {
+        let host = host();
+        sc(&host, &["query", "state=", "all"], listing(&[("RuleEngineUpdateService", 4)]));
+        sc(&host, &["qc", "RuleEngineUpdateService"], qc_output("RuleEngineUpdateService", "2   AUTO_START"));
+        sc(
+            &host,
+            &["config", "RuleEngineUpdateService", "start=", "disabled"],
+            ExecOutput::exited(5, "[SC] OpenService ÉCHEC 5 :\n\nAccès refusé.\n"),
+        );
+        let err = host.call::<DisableServices>(Mode::Apply, json!({})).unwrap_err();
+        let StepError::NeedsOperator(message) = err else { panic!("{err:?}") };
+        assert!(message.contains("sc.exe config RuleEngineUpdateService on DRBTS01"), "{message}");
+        assert!(message.contains("exit code: 5"), "{message}");
+        assert!(message.contains("Accès refusé."), "{message}");
     }
 }
