@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq or powershell-missing)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, not-local-admin, not-sysadmin, cu-level, installed-edition or dtc-blocked)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -68,8 +68,54 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             [name] => Ok(Fault::PowershellMissing { server: server(name)? }),
             _ => Err(FaultError::Usage("fault set powershell-missing <server>")),
         },
+        // Rights, CU level, edition and MSDTC before the join (E1)
+        "not-local-admin" => match args {
+            [name] => Ok(Fault::NotLocalAdmin { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set not-local-admin <server>")),
+        },
+        "not-sysadmin" => {
+            let name = match args {
+                [] => lab.group.mgmt_server.clone(),
+                [name] => server(name)?,
+                _ => return Err(FaultError::Usage("fault set not-sysadmin [<sql server>]")),
+            };
+            if lab.servers.get(&name).and_then(|s| s.sql.as_ref()).is_none() {
+                return Err(FaultError::NotSql(name));
+            }
+            Ok(Fault::NotSysadmin { server: name })
+        }
+        "cu-level" => match args {
+            [name, level] => Ok(Fault::CuLevel {
+                server: server(name)?,
+                level: level.parse().map_err(|_| FaultError::Usage("fault set cu-level <server> <0-99>"))?,
+            }),
+            _ => Err(FaultError::Usage("fault set cu-level <server> <0-99>")),
+        },
+        "installed-edition" => match args {
+            [name, edition] => {
+                Ok(Fault::InstalledEdition { server: server(name)?, edition: product_edition(edition)? })
+            }
+            _ => Err(FaultError::Usage(
+                "fault set installed-edition <server> <enterprise|standard|developer|branch>",
+            )),
+        },
+        "dtc-blocked" => match args {
+            [name] => Ok(Fault::DtcBlocked { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set dtc-blocked <server>")),
+        },
         other => Err(FaultError::Unknown(other.to_owned())),
     }
+}
+
+/// The `ProductEdition` of an edition named on the command line, in any case.
+fn product_edition(word: &str) -> Result<String, FaultError> {
+    ["Enterprise", "Standard", "Developer", "Branch"]
+        .into_iter()
+        .find(|e| e.eq_ignore_ascii_case(word))
+        .map(str::to_owned)
+        .ok_or(FaultError::Usage(
+            "fault set installed-edition <server> <enterprise|standard|developer|branch>",
+        ))
 }
 
 /// Sets a fault (once).
@@ -92,7 +138,13 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
             | "service-stuck"
             | "access-denied"
             | "missing-prereq"
-            | "powershell-missing",
+            | "powershell-missing"
+            // Rights, CU level, edition and MSDTC before the join (E1)
+            | "not-local-admin"
+            | "not-sysadmin"
+            | "cu-level"
+            | "installed-edition"
+            | "dtc-blocked",
             [],
         ) => lab.faults.retain(|f| f.kind() != what),
         (kind, args) => {
@@ -168,5 +220,42 @@ mod tests {
         set(&mut lab, fault);
         assert!(lab.powershell_missing("DRBTS02") && !lab.powershell_missing("DRBTS01"));
         assert_eq!(clear(&mut lab, "powershell-missing", &[]), Ok(1));
+    }
+
+    // Rights, CU level, edition and MSDTC before the join (E1)
+    #[test]
+    fn faults_before_the_join_name_their_server() {
+        let mut lab = fresh_lab();
+        let cases = [
+            ("not-local-admin", words(&["drbts01"]), "not-local-admin DRBTS01"),
+            ("not-sysadmin", words(&[]), "not-sysadmin PRDSQL01"),
+            ("cu-level", words(&["drbts02", "5"]), "cu-level DRBTS02 5"),
+            ("installed-edition", words(&["DRBTS03", "developer"]), "installed-edition DRBTS03 Developer"),
+            ("dtc-blocked", words(&["DRBTS01"]), "dtc-blocked DRBTS01"),
+        ];
+        for (kind, args, shown) in cases {
+            let fault = parse(&lab, kind, &args).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!((fault.kind(), fault.to_string()), (kind, shown.to_owned()));
+            set(&mut lab, fault);
+        }
+        assert!(lab.not_local_admin("DRBTS01") && !lab.not_local_admin("DRBTS02"));
+        assert!(lab.not_sysadmin("prdsql01"));
+        assert_eq!((lab.cu_level("DRBTS02"), lab.cu_level("PRDBTS01")), (5, crate::init::CU_LEVEL));
+        assert_eq!(
+            (lab.installed_edition("DRBTS03").as_str(), lab.installed_edition("DRBTS01").as_str()),
+            ("Developer", "Enterprise")
+        );
+        assert!(lab.dtc_blocked("drbts01"));
+        assert!(matches!(parse(&lab, "cu-level", &words(&["DRBTS02", "five"])), Err(FaultError::Usage(_))));
+        assert!(matches!(
+            parse(&lab, "installed-edition", &words(&["DRBTS02", "free"])),
+            Err(FaultError::Usage(_))
+        ));
+        assert_eq!(
+            parse(&lab, "not-sysadmin", &words(&["DRBTS01"])),
+            Err(FaultError::NotSql("DRBTS01".into()))
+        );
+        assert_eq!(clear(&mut lab, "cu-level", &[]), Ok(1));
+        assert_eq!(clear(&mut lab, "all", &[]), Ok(4));
     }
 }

@@ -22,6 +22,9 @@ pub const DOMAIN: &str = "CONTOSO";
 pub const BTS_INSTALL_PATH: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\";
 /// Production's BizTalk file version.
 pub const BIZTALK_FILE_VERSION: &str = "3.13.717.0";
+/// The last BizTalk Server 2020 cumulative update installed on every server of the lab (production
+/// and DR alike); the `cu-level` fault sets another one on a server.
+pub const CU_LEVEL: u32 = 6;
 /// Registry key of group membership, as stored: in the 32-bit view (`WOW6432Node`), where the
 /// 32-bit `Configuration.exe` and RestoreConfig.vbe write `SOFTWARE\Microsoft\BizTalk
 /// Server\3.0\Administration` ([`crate::programs::reg::in_32_bit_view`]).

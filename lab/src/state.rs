@@ -71,6 +71,14 @@ impl Edition {
             Edition::Standard => "standard",
         }
     }
+
+    /// The `ProductEdition` registry value of a server with this edition installed.
+    pub fn product_edition(self) -> &'static str {
+        match self {
+            Edition::Enterprise => "Enterprise",
+            Edition::Standard => "Standard",
+        }
+    }
 }
 
 impl FromStr for Edition {
@@ -529,6 +537,40 @@ pub enum Fault {
         /// The server.
         server: String,
     },
+    // Rights, CU level, edition and MSDTC before the join (E1)
+    /// The account Drover runs as is not a local administrator of the server: `whoami /groups`
+    /// lists no `BUILTIN\Administrators`.
+    NotLocalAdmin {
+        /// The server.
+        server: String,
+    },
+    /// The account Drover runs as is not in the SQL Server's `sysadmin` role:
+    /// `IS_SRVROLEMEMBER('sysadmin')` answers 0.
+    NotSysadmin {
+        /// The SQL server (`PRDSQL01` unless told).
+        server: String,
+    },
+    /// The server has BizTalk's cumulative updates up to `level` only (0: none) instead of the
+    /// lab's [`crate::init::CU_LEVEL`].
+    CuLevel {
+        /// The server.
+        server: String,
+        /// The last cumulative update installed.
+        level: u32,
+    },
+    /// BizTalk Server of another edition is installed on the server (its `ProductEdition`).
+    InstalledEdition {
+        /// The server.
+        server: String,
+        /// As BizTalk records it: `Enterprise`, `Standard`, `Developer` or `Branch`.
+        edition: String,
+    },
+    /// MSDTC between the server and other computers fails end to end (firewall, RPC, name
+    /// resolution), whatever its settings say: `Test-Dtc` fails.
+    DtcBlocked {
+        /// The server.
+        server: String,
+    },
 }
 
 impl Fault {
@@ -541,6 +583,12 @@ impl Fault {
             Fault::AccessDenied { .. } => "access-denied",
             Fault::MissingPrereq { .. } => "missing-prereq",
             Fault::PowershellMissing { .. } => "powershell-missing",
+            // Rights, CU level, edition and MSDTC before the join (E1)
+            Fault::NotLocalAdmin { .. } => "not-local-admin",
+            Fault::NotSysadmin { .. } => "not-sysadmin",
+            Fault::CuLevel { .. } => "cu-level",
+            Fault::InstalledEdition { .. } => "installed-edition",
+            Fault::DtcBlocked { .. } => "dtc-blocked",
         }
     }
 }
@@ -556,6 +604,12 @@ impl std::fmt::Display for Fault {
                 write!(f, "missing-prereq {server} {}", prereq.as_str())
             }
             Fault::PowershellMissing { server } => write!(f, "powershell-missing {server}"),
+            // Rights, CU level, edition and MSDTC before the join (E1)
+            Fault::NotLocalAdmin { server } => write!(f, "not-local-admin {server}"),
+            Fault::NotSysadmin { server } => write!(f, "not-sysadmin {server}"),
+            Fault::CuLevel { server, level } => write!(f, "cu-level {server} {level}"),
+            Fault::InstalledEdition { server, edition } => write!(f, "installed-edition {server} {edition}"),
+            Fault::DtcBlocked { server } => write!(f, "dtc-blocked {server}"),
         }
     }
 }
@@ -661,6 +715,52 @@ impl Lab {
         self.faults
             .iter()
             .any(|f| matches!(f, Fault::PowershellMissing { server: s } if s.eq_ignore_ascii_case(server)))
+    }
+
+    // Rights, CU level, edition and MSDTC before the join (E1)
+    /// Whether the `not-local-admin` fault takes the running account out of the server's
+    /// `BUILTIN\Administrators`.
+    pub fn not_local_admin(&self, server: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::NotLocalAdmin { server: s } if s.eq_ignore_ascii_case(server)))
+    }
+
+    /// Whether the `not-sysadmin` fault takes the running account out of the SQL server's
+    /// `sysadmin` role.
+    pub fn not_sysadmin(&self, sql: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::NotSysadmin { server: s } if s.eq_ignore_ascii_case(sql)))
+    }
+
+    /// The last BizTalk cumulative update installed on the server: the lab's
+    /// [`crate::init::CU_LEVEL`] unless a `cu-level` fault says otherwise.
+    pub fn cu_level(&self, server: &str) -> u32 {
+        let set = self.faults.iter().rev().find_map(|f| match f {
+            Fault::CuLevel { server: s, level } if s.eq_ignore_ascii_case(server) => Some(*level),
+            _ => None,
+        });
+        set.unwrap_or(crate::init::CU_LEVEL)
+    }
+
+    /// The BizTalk edition installed on the server, as its `ProductEdition` says: the group's
+    /// edition unless an `installed-edition` fault says otherwise.
+    pub fn installed_edition(&self, server: &str) -> String {
+        let set = self.faults.iter().rev().find_map(|f| match f {
+            Fault::InstalledEdition { server: s, edition } if s.eq_ignore_ascii_case(server) => {
+                Some(edition.clone())
+            }
+            _ => None,
+        });
+        set.unwrap_or_else(|| self.edition.product_edition().to_owned())
+    }
+
+    /// Whether the `dtc-blocked` fault stops MSDTC between the server and other computers.
+    pub fn dtc_blocked(&self, server: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::DtcBlocked { server: s } if s.eq_ignore_ascii_case(server)))
     }
 
     /// Whether the server is a member of the group (`MSBTS_Server`).

@@ -22,6 +22,7 @@ pub mod powershell;
 pub mod reg;
 pub mod sc;
 pub mod sqlcmd;
+pub mod whoami;
 
 use std::io::Read;
 use std::time::SystemTime;
@@ -139,7 +140,7 @@ pub fn program_name(word: &str) -> String {
 
 /// The programs a lab server has (as [`program_name`] gives them), the POSIX file calls of the
 /// command transport included.
-pub const PROGRAMS: [&str; 12] = [
+pub const PROGRAMS: [&str; 13] = [
     "cat",
     "sh",
     "rm",
@@ -152,6 +153,7 @@ pub const PROGRAMS: [&str; 12] = [
     "net",
     "msiexec",
     "btstask",
+    "whoami",
 ];
 
 /// Whether a lab server has the program `word` names (any path, case, `.exe` or not).
@@ -206,6 +208,7 @@ pub fn run_as(
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),
         "btstask" => apps::btstask(&mut ctx, args),
+        "whoami" => whoami::run(&ctx, args),
         _ => None,
     };
     output.unwrap_or_else(|| Output::unsupported(argv))

@@ -2,7 +2,7 @@
 //! queries"): the version and platform probes, the three `root/MicrosoftBizTalkServer` queries (only on a
 //! server joined to the group), the WMI script that creates a host instance, which reads the
 //! password from its standard input (never from its command line), and the one that removes it
-//! (`uninstall`). The BizTalk scripts read the management database as the session's user, so
+//! (`uninstall`), and the cumulative-update inventory and `Test-Dtc` (`prereq`). The BizTalk scripts read the management database as the session's user, so
 //! they fail without network credentials ([`super::hop`]). Each script is one argv word matched exactly; JSON answers are what
 //! `ConvertTo-Json -Compress` prints (an object for one row, an array for several, nothing for
 //! none) followed by PowerShell's newline.
@@ -10,6 +10,7 @@
 //! It does not interpret PowerShell: anything but these scripts is an unsupported command.
 
 pub mod gac;
+pub mod prereq;
 pub mod uninstall;
 
 use std::sync::LazyLock;
@@ -205,7 +206,8 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
         }
         _ => create_host_instance(ctx, script)
             .or_else(|| uninstall::remove_host_instance(ctx, script))
-            .or_else(|| gac::run(ctx, script)),
+            .or_else(|| gac::run(ctx, script))
+            .or_else(|| prereq::run(ctx, script)),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `reg query "<key>" /v <value> [/reg:32|/reg:64]` (`lab/PROTOCOL.md`, "Registry"): one value
 //! of the server's `HKLM` registry, printed as `reg.exe` does. The `missing-prereq` fault hides
-//! the .NET, VC++ and OLE DB keys of its server. Other `reg` operations are not emulated.
+//! the .NET, VC++ and OLE DB keys of its server. BizTalk's `ProductEdition` is the edition the
+//! lab gives the server (the group's, or the `installed-edition` fault's). Other `reg`
+//! operations are not emulated.
 //!
 //! The lab keeps keys as they are stored on a 64-bit server, both registry views in one tree: a
 //! 32-bit program's `SOFTWARE\<rest>` is `SOFTWARE\WOW6432Node\<rest>` ([`in_32_bit_view`]).
@@ -10,6 +12,12 @@
 use super::{Ctx, Output};
 use crate::init::{NDP_KEY, OLEDB_KEY, VC_X64_KEY, VC_X86_KEY};
 use crate::state::{Prereq, RegValue};
+
+/// BizTalk's product key as stored (32-bit view), where setup records `ProductEdition`.
+pub const PRODUCT_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0";
+/// The edition BizTalk setup installed (Microsoft Learn, "What Version of BizTalk Server Do I
+/// Have?"): `Enterprise`, `Standard`, `Developer` or `Branch`.
+pub const PRODUCT_EDITION: &str = "ProductEdition";
 
 const NOT_FOUND: &str = "ERROR: The system was unable to find the specified registry key or value.\n";
 
@@ -41,7 +49,8 @@ pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
     let key = if view_32 { in_32_bit_view(key) } else { key.to_owned() };
     let key = key.as_str();
     let hidden = prereq_of(key).is_some_and(|p| ctx.lab.prereq_missing(&ctx.server, p));
-    let found = if hidden { None } else { ctx.this().reg_value(key, value) };
+    let edition = product_edition(ctx, key, value);
+    let found = if hidden { None } else { edition.as_ref().or_else(|| ctx.this().reg_value(key, value)) };
     Some(match found {
         Some(data) => {
             let (kind, text) = match data {
@@ -52,6 +61,14 @@ pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
         }
         None => Output::stderr(1, NOT_FOUND),
     })
+}
+
+/// `ProductEdition` of a server with BizTalk installed: the edition the lab says it has
+/// ([`crate::state::Lab::installed_edition`]).
+fn product_edition(ctx: &Ctx<'_>, key: &str, value: &str) -> Option<RegValue> {
+    let installed = ctx.this().reg_value(crate::init::ENVIRONMENT_KEY, "BTSINSTALLPATH").is_some();
+    (installed && key.eq_ignore_ascii_case(PRODUCT_KEY) && value.eq_ignore_ascii_case(PRODUCT_EDITION))
+        .then(|| RegValue::Sz(ctx.lab.installed_edition(&ctx.server)))
 }
 
 /// The prerequisite a registry key stands for.
@@ -154,6 +171,29 @@ mod tests {
         lab.faults.push(Fault::MissingPrereq { server: "DRBTS02".into(), prereq: Prereq::Dotnet });
         assert_eq!(exec(&mut lab, "DRBTS02", &["reg", "query", NDP, "/v", "Release"]).code, 1);
         assert_eq!(exec(&mut lab, "DRBTS01", &["reg", "query", NDP, "/v", "Release"]).code, 0);
+    }
+
+    #[test]
+    fn the_product_edition_is_the_groups_unless_another_is_installed() {
+        let mut lab = fresh_lab();
+        let argv = [
+            "reg",
+            "query",
+            r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0",
+            "/v",
+            "ProductEdition",
+            "/reg:32",
+        ];
+        let out = exec(&mut lab, "DRBTS01", &argv);
+        assert_eq!(
+            out.stdout_text(),
+            "\nHKEY_LOCAL_MACHINE\\SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\3.0\n    ProductEdition    REG_SZ    Enterprise\n\n"
+        );
+        lab.faults.push(Fault::InstalledEdition { server: "DRBTS01".into(), edition: "Developer".into() });
+        assert!(exec(&mut lab, "DRBTS01", &argv).stdout_text().ends_with("REG_SZ    Developer\n\n"));
+        assert!(exec(&mut lab, "DRBTS02", &argv).stdout_text().ends_with("REG_SZ    Enterprise\n\n"));
+        lab.edition = crate::state::Edition::Standard;
+        assert!(exec(&mut lab, "DRBTS02", &argv).stdout_text().ends_with("REG_SZ    Standard\n\n"));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! `sqlcmd` with Windows authentication (`lab/PROTOCOL.md`, "Prerequisite probes that are not
-//! PowerShell"): the SQL reachability probe (`-d BizTalkMgmtDb -Q "select 1" -h -1`) and the
-//! login probe (`-Q "SET NOCOUNT ON; SELECT SUSER_SNAME()" -h -1 -W`, which answers the login
-//! SQL Server sees). They answer for any SQL server of the lab that is reachable (the
-//! `sql-unreachable` fault silences one) and only for a session with network credentials
-//! ([`super::hop`]); no other query runs.
+//! PowerShell"): the SQL reachability probe (`-d BizTalkMgmtDb -Q "select 1" -h -1`), the login
+//! probe (`-Q "SET NOCOUNT ON; SELECT SUSER_SNAME()" -h -1 -W`, which answers the login SQL Server
+//! sees) and the sysadmin probe (`-Q "SET NOCOUNT ON; SELECT IS_SRVROLEMEMBER('sysadmin')" -h -1
+//! -W`: `1`, or `0` under the `not-sysadmin` fault). They answer for any SQL server of the lab
+//! that is reachable (the `sql-unreachable` fault silences one) and only for a session with
+//! network credentials ([`super::hop`]); no other query runs.
 
 use super::hop::SqlRefused;
 use super::{Ctx, Output};
 
 /// The login probe's query.
 pub const LOGIN_QUERY: &str = "SET NOCOUNT ON; SELECT SUSER_SNAME()";
+
+/// The sysadmin probe's query: 1 when the session's login is in the `sysadmin` fixed server
+/// role, 0 when not (Microsoft Learn, "IS_SRVROLEMEMBER (Transact-SQL)").
+pub const SYSADMIN_QUERY: &str = "SET NOCOUNT ON; SELECT IS_SRVROLEMEMBER('sysadmin')";
 
 /// What sqlcmd prints before the driver's message when it cannot connect.
 const ERROR_PREFIX: &str = "Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : ";
@@ -23,6 +28,10 @@ pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
         }
         ["-S", server, "-E", "-Q", LOGIN_QUERY, "-h", "-1", "-W"] => {
             (*server, format!("{}\r\n", ctx.account))
+        }
+        ["-S", server, "-E", "-Q", SYSADMIN_QUERY, "-h", "-1", "-W"] => {
+            let member = if ctx.lab.not_sysadmin(server) { 0 } else { 1 };
+            (*server, format!("{member}\r\n"))
         }
         _ => return None,
     };
@@ -94,6 +103,18 @@ mod tests {
                 (1, String::new(), ANONYMOUS.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn the_sysadmin_probe_answers_1_unless_not_sysadmin() {
+        let mut lab = fresh_lab();
+        let argv = ["sqlcmd", "-S", "PRDSQL01", "-E", "-Q", SYSADMIN_QUERY, "-h", "-1", "-W"];
+        assert_eq!(exec(&mut lab, "DRBTS01", &argv).stdout_text(), "1\r\n");
+        lab.faults.push(Fault::NotSysadmin { server: "PRDSQL01".into() });
+        let out = exec(&mut lab, "DRBTS01", &argv);
+        assert_eq!((out.code, out.stdout_text()), (0, "0\r\n".to_owned()));
+        lab.faults.push(Fault::SqlUnreachable { server: "PRDSQL01".into() });
+        assert_eq!(exec(&mut lab, "DRBTS01", &argv).stderr_text(), TIMEOUT);
     }
 
     #[test]
