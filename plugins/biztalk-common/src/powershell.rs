@@ -32,6 +32,26 @@ pub const DTC_NETWORK_SETTING: &str = "Get-DtcNetworkSetting -DtcName Local | Se
 pub const BIZTALK_FILE_VERSION: &str =
     r#"(Get-Item "$env:BTSINSTALLPATH\BTSNTSvc.exe").VersionInfo.FileVersion"#;
 
+/// The BizTalk Server 2020 cumulative updates installed: the Uninstall entries of the 32-bit
+/// view named `Microsoft BizTalk Server 2020 Cumulative Update <N>…` (the inventory of
+/// sandroasp's `Check-what-BTS2020-CU-are-installed.ps1`) [docs/biztalk.md, "Prerequisites"].
+/// Rows: [`UninstallEntry`], none on a server without any.
+pub const BIZTALK_CUMULATIVE_UPDATES: &str = r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall\*' | Where-Object { $_.DisplayName -like 'Microsoft BizTalk Server 2020 Cumulative Update*' } | Select-Object DisplayName | ConvertTo-Json -Compress";
+
+/// What the display name of a BizTalk Server 2020 cumulative update starts with, before its number.
+pub const CUMULATIVE_UPDATE_PREFIX: &str = "Microsoft BizTalk Server 2020 Cumulative Update ";
+
+/// `Test-Dtc` from the target to `remote` (MsDtc module): whether the two computers can take part
+/// in a network transaction (firewall rules, MSDTC security settings, ping, a propagated
+/// transaction) [docs/biztalk.md, "Prerequisites"]. Prints nothing useful on success; fails with
+/// a terminating error (exit 1) otherwise.
+pub fn test_dtc(remote: &str) -> String {
+    format!(
+        r#"Test-Dtc -LocalComputerName "$env:COMPUTERNAME" -RemoteComputerName {}"#,
+        single_quoted(remote)
+    )
+}
+
 /// The arguments (after [`PROGRAM`]) that run `script`.
 pub fn args(script: &str) -> Vec<String> {
     vec!["-NoProfile".into(), "-NonInteractive".into(), "-Command".into(), script.into()]
@@ -98,6 +118,24 @@ impl Volume {
             Value::String(name) => name.clone(),
             other => other.to_string(),
         }
+    }
+}
+
+/// A row of [`BIZTALK_CUMULATIVE_UPDATES`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UninstallEntry {
+    /// Such as `Microsoft BizTalk Server 2020 Cumulative Update 6`; absent on some entries.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+impl UninstallEntry {
+    /// The number of the BizTalk Server 2020 cumulative update this entry installs, if it is one.
+    pub fn cumulative_update(&self) -> Option<u32> {
+        let rest = self.display_name.as_deref()?.strip_prefix(CUMULATIVE_UPDATE_PREFIX)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
     }
 }
 
@@ -173,6 +211,20 @@ mod tests {
                 "-Command",
                 "Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, BuildNumber | ConvertTo-Json -Compress"
             ]
+        );
+    }
+
+    #[test]
+    fn cumulative_updates_are_read_from_their_display_names() {
+        let entries: Vec<UninstallEntry> = rows(
+            r#"[{"DisplayName":"Microsoft BizTalk Server 2020 Cumulative Update 1"},{"DisplayName":"Microsoft BizTalk Server 2020 Cumulative Update 12 - KB5000000"},{"DisplayName":null}]"#,
+        )
+        .unwrap();
+        let numbers: Vec<Option<u32>> = entries.iter().map(UninstallEntry::cumulative_update).collect();
+        assert_eq!(numbers, [Some(1), Some(12), None]);
+        assert_eq!(
+            test_dtc("O'SQL"),
+            r#"Test-Dtc -LocalComputerName "$env:COMPUTERNAME" -RemoteComputerName 'O''SQL'"#
         );
     }
 

@@ -26,6 +26,13 @@ pub const MGMT_DB_SERVER: &str = "MgmtDBServer";
 /// Name of the group's management database (REG_SZ).
 pub const MGMT_DB_NAME: &str = "MgmtDBName";
 
+/// BizTalk's product key [docs/biztalk.md, "Prerequisites"]: [`PRODUCT_EDITION`]. Written by
+/// BizTalk's 32-bit setup: read it in the 32-bit view ([`query_args_32`]).
+pub const BIZTALK_PRODUCT: &str = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0";
+/// The edition installed (REG_SZ): `Enterprise`, `Standard`, `Developer` or `Branch` (Microsoft
+/// Learn, "What Version of BizTalk Server Do I Have?").
+pub const PRODUCT_EDITION: &str = "ProductEdition";
+
 /// .NET Framework 4.x: [`RELEASE`] (REG_DWORD).
 pub const NET_FRAMEWORK_FULL: &str = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
 /// The .NET Framework release number; 461808 is 4.7.2.

@@ -15,13 +15,20 @@
 //! | `sql` | `sql_server` answers on BizTalkMgmtDb with Windows authentication | `sqlcmd` |
 //! | `domain-group:<name>` | each domain group exists | `net group "<name>" /domain` |
 //! | `biztalk-install-path`, `biztalk-version` | BizTalk installed, `BTSNTSvc.exe` at the expected file version | `reg query`, PowerShell |
+//! | `local-admin` | the account Drover runs as is a local administrator, enabled (`S-1-5-32-544`) | `whoami /groups /fo csv` |
+//! | `sql-sysadmin` | that account is `sysadmin` on `sql_server` | `sqlcmd … IS_SRVROLEMEMBER('sysadmin')` |
+//! | `msdtc-end-to-end` | a transaction propagates between the server and `sql_server` | `Test-Dtc` |
+//! | `cu-level` | the BizTalk Server 2020 cumulative update of `reference_server` (only with one) | PowerShell (Uninstall entries), on both |
+//! | `edition` | the BizTalk edition of `reference_server` (only with one) | `reg query … ProductEdition /reg:32`, on both |
 //!
 //! Every check runs even when an earlier one fails, so the report lists every problem at once.
-//! A failed mandatory check fails the step (permanently, naming every failure); a check named in
+//! A failed mandatory check fails the step (permanently, naming every failure and what to do
+//! about it); a check named in
 //! `optional` (by id, or by family such as `domain-group`) only warns. A target that cannot be
 //! reached is a retryable error. `check` runs the same probes as `apply`: both are read-only.
 //!
-//! Grants: programs `powershell.exe`, `reg`, `sqlcmd`, `net`; no secrets.
+//! Grants: programs `powershell.exe`, `reg`, `sqlcmd`, `net`, `whoami`; the reference server as
+//! a target when `reference_server` is set; no secrets.
 
 mod probes;
 
@@ -47,7 +54,7 @@ pub const DEFAULT_DOMAIN_GROUPS: [&str; 8] = [
 ];
 
 /// Check ids other than the per-group `domain-group:<name>` ones.
-pub const CHECK_IDS: [&str; 14] = [
+pub const CHECK_IDS: [&str; 19] = [
     "os-build",
     "memory",
     "computer-name",
@@ -62,6 +69,11 @@ pub const CHECK_IDS: [&str; 14] = [
     "biztalk-install-path",
     "biztalk-version",
     "domain-group",
+    "local-admin",
+    "sql-sysadmin",
+    "msdtc-end-to-end",
+    "cu-level",
+    "edition",
 ];
 
 fn default_domain_groups() -> Vec<String> {
@@ -84,6 +96,11 @@ pub struct Input {
     /// Users`, or a family such as `domain-group` for all of them.
     #[serde(default)]
     pub optional: Vec<String>,
+    /// A production server of the group, e.g. `PRDBTS01`, whose BizTalk cumulative update and
+    /// edition the server must have (checks `cu-level` and `edition`; grant it as a target of
+    /// the step). Without it neither is compared.
+    #[serde(default)]
+    pub reference_server: Option<String>,
 }
 
 /// How a check came out.
@@ -111,6 +128,9 @@ pub struct Check {
     pub actual: String,
     /// False when named in `optional`.
     pub mandatory: bool,
+    /// What to do about it, when not met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
 }
 
 /// Output: every check, and how many failed or warned.
@@ -137,6 +157,7 @@ impl Plugin for PrerequisitesCheck {
             .program(biztalk_common::reg::PROGRAM)
             .program(probes::SQLCMD)
             .program(probes::NET)
+            .program(probes::WHOAMI)
     }
 
     fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
@@ -205,7 +226,14 @@ fn grade(finding: Finding, optional: &[String]) -> Check {
         (false, false) => Status::Warn,
         (false, true) => Status::Fail,
     };
-    Check { id: finding.id, status, expected: finding.expected, actual: finding.actual, mandatory }
+    Check {
+        id: finding.id,
+        status,
+        expected: finding.expected,
+        actual: finding.actual,
+        mandatory,
+        remedy: finding.remedy,
+    }
 }
 
 fn summarise(checks: Vec<Check>) -> Output {
@@ -214,13 +242,17 @@ fn summarise(checks: Vec<Check>) -> Output {
     Output { checks, failed, warnings }
 }
 
-/// `N mandatory prerequisites not met on T: id (expected …, found …); …`, naming every failure.
+/// `N mandatory prerequisites not met on T: id (expected …, found …[; what to do]); …`, naming
+/// every failure.
 fn failure_message(target: &str, output: &Output) -> String {
     let failures: Vec<String> = output
         .checks
         .iter()
         .filter(|c| c.status == Status::Fail)
-        .map(|c| format!("{} (expected {}, found {})", c.id, c.expected, c.actual))
+        .map(|c| match &c.remedy {
+            Some(remedy) => format!("{} (expected {}, found {}; {remedy})", c.id, c.expected, c.actual),
+            None => format!("{} (expected {}, found {})", c.id, c.expected, c.actual),
+        })
         .collect();
     let noun = if failures.len() == 1 { "prerequisite" } else { "prerequisites" };
     format!("{} mandatory {noun} not met on {target}: {}", failures.len(), failures.join("; "))

@@ -3,7 +3,13 @@
 //! unreadable makes its checks unmet with the reason as the actual value; only a host error (a
 //! target that cannot be reached, an ungranted program) stops the probes.
 //!
-//! Grading (mandatory or optional) is the caller's business, not this module's.
+//! Grading (mandatory or optional) is the caller's business, not this module's. The checks a
+//! join needs beyond the platform (rights, cumulative update, edition, MSDTC end to end) are in
+//! [`readiness`].
+
+mod readiness;
+
+pub use readiness::WHOAMI;
 
 use biztalk_common::powershell::{self, ComputerSystem, DtcNetworkSetting, OperatingSystem, Volume};
 use biztalk_common::reg::{self, RegAnswer};
@@ -39,11 +45,21 @@ pub struct Finding {
     pub expected: String,
     /// What the server has, or why it could not be read.
     pub actual: String,
+    /// What an administrator does about it, when the check is not met.
+    pub remedy: Option<String>,
 }
 
 impl Finding {
     fn new(id: &str, met: bool, expected: impl Into<String>, actual: impl Into<String>) -> Self {
-        Finding { id: id.into(), met, expected: expected.into(), actual: actual.into() }
+        Finding { id: id.into(), met, expected: expected.into(), actual: actual.into(), remedy: None }
+    }
+
+    /// The finding, with what to do when it is not met.
+    fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        if !self.met {
+            self.remedy = Some(remedy.into());
+        }
+        self
     }
 
     fn unreadable(id: &str, expected: impl Into<String>, why: &str) -> Self {
@@ -84,13 +100,32 @@ impl<'c, 'h> Probe<'c, 'h> {
             findings.push(self.domain_group(group)?);
         }
         findings.extend(self.biztalk(&input.expected_biztalk_version)?);
+        findings.push(self.local_admin()?);
+        findings.push(self.sql_sysadmin(&input.sql_server)?);
+        findings.push(self.msdtc_end_to_end(&input.sql_server)?);
+        if let Some(reference) = &input.reference_server {
+            findings.push(self.cumulative_update(reference)?);
+            findings.push(self.edition(reference)?);
+        }
         Ok(findings)
     }
 
     /// Runs `program args` on the target and records its evidence; host errors propagate
     /// (retryable ones stay retryable).
     fn run(&mut self, label: &str, program: &str, args: Vec<String>) -> Result<Executed, StepError> {
-        let ran = self.ctx.exec(&self.target, program).args(args).run()?;
+        let target = self.target.clone();
+        self.run_on(&target, label, program, args)
+    }
+
+    /// [`Probe::run`] on another host (a production server the target is compared with).
+    fn run_on(
+        &mut self,
+        host: &str,
+        label: &str,
+        program: &str,
+        args: Vec<String>,
+    ) -> Result<Executed, StepError> {
+        let ran = self.ctx.exec(host, program).args(args).run()?;
         let mut evidence = ran.evidence(label);
         if evidence.excerpt.is_empty() {
             evidence.excerpt = excerpt(&ran.stderr(), 20);

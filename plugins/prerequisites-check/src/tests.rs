@@ -118,7 +118,79 @@ fn healthy_server() -> Vec<Answer> {
         ),
     ));
     answers.push(("powershell.exe", ps(p::BIZTALK_FILE_VERSION), ExecOutput::exited(0, "3.13.717.0\r\n")));
+    answers.push(("whoami", whoami_args(), ExecOutput::exited(0, whoami_groups(true))));
+    answers.push(("sqlcmd", sysadmin_args(), ExecOutput::exited(0, "1\r\n")));
+    answers.push(("powershell.exe", ps(&p::test_dtc("PRDSQL01")), ExecOutput::exited(0, "")));
     answers
+}
+
+fn whoami_args() -> Vec<String> {
+    ["/groups", "/fo", "csv"].map(String::from).to_vec()
+}
+
+/// `whoami /groups /fo csv` of the lab, with or without `BUILTIN\Administrators`.
+fn whoami_groups(admin: bool) -> String {
+    let mut out = String::from(
+        "\"Group Name\",\"Type\",\"SID\",\"Attributes\"\r\n\"Everyone\",\"Well-known group\",\"S-1-1-0\",\"Mandatory group, Enabled by default, Enabled group\"\r\n",
+    );
+    if admin {
+        out.push_str("\"BUILTIN\\Administrators\",\"Alias\",\"S-1-5-32-544\",\"Mandatory group, Enabled by default, Enabled group, Group owner\"\r\n");
+    }
+    out.push_str("\"BUILTIN\\Users\",\"Alias\",\"S-1-5-32-545\",\"Mandatory group, Enabled by default, Enabled group\"\r\n");
+    out
+}
+
+fn sysadmin_args() -> Vec<String> {
+    ["-S", "PRDSQL01", "-E", "-Q", "SET NOCOUNT ON; SELECT IS_SRVROLEMEMBER('sysadmin')", "-h", "-1", "-W"]
+        .map(String::from)
+        .to_vec()
+}
+
+const REFERENCE: &str = "PRDBTS01";
+
+/// The answers of the CU inventory for `level`, as `ConvertTo-Json -Compress` prints them.
+fn cu_answer(level: u32) -> ExecOutput {
+    let rows: Vec<String> = (1..=level)
+        .map(|n| format!("{{\"DisplayName\":\"Microsoft BizTalk Server 2020 Cumulative Update {n}\"}}"))
+        .collect();
+    let text = match rows.len() {
+        0 => String::new(),
+        1 => format!("{}\n", rows[0]),
+        _ => format!("[{}]\n", rows.join(",")),
+    };
+    ExecOutput::exited(0, text)
+}
+
+fn edition_answer(edition: &str) -> ExecOutput {
+    let key = r"HKEY_LOCAL_MACHINE\SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0";
+    ExecOutput::exited(0, format!("\n{key}\n    ProductEdition    REG_SZ    {edition}\n\n"))
+}
+
+fn edition_args() -> Vec<String> {
+    biztalk_common::reg::query_args_32(
+        biztalk_common::reg::BIZTALK_PRODUCT,
+        biztalk_common::reg::PRODUCT_EDITION,
+    )
+}
+
+/// A host on which the target is at `cu` and `edition`, and the reference at CU 6, Enterprise.
+fn host_with_reference(answers: &[Answer], cu: u32, edition: &str) -> FakeHost {
+    use biztalk_common::powershell as p;
+    let host = host_with(answers).with_target(REFERENCE);
+    let script = ps(p::BIZTALK_CUMULATIVE_UPDATES);
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    let reg = edition_args();
+    let reg: Vec<&str> = reg.iter().map(String::as_str).collect();
+    host.script_exec(REFERENCE, "powershell.exe", &script, cu_answer(6));
+    host.script_exec(REFERENCE, "reg", &reg, edition_answer("Enterprise"));
+    host.script_exec(SERVER, "powershell.exe", &script, cu_answer(cu));
+    host.script_exec(SERVER, "reg", &reg, edition_answer(edition));
+    host
+}
+
+fn with_reference(mut input: Value) -> Value {
+    input["reference_server"] = json!(REFERENCE);
+    input
 }
 
 /// Replaces the answer to `program args`.
@@ -156,7 +228,7 @@ fn a_healthy_server_passes_every_check() {
     assert_eq!(outcome.output["failed"], 0);
     assert_eq!(outcome.output["warnings"], 0);
     let checks = outcome.output["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 13 + DEFAULT_DOMAIN_GROUPS.len());
+    assert_eq!(checks.len(), 16 + DEFAULT_DOMAIN_GROUPS.len());
     assert!(checks.iter().all(|c| c["status"] == "pass" && c["mandatory"] == true), "{checks:#?}");
     assert_eq!(
         check(&outcome.output, "dotnet"),
@@ -193,8 +265,16 @@ fn sends_exactly_the_protocol_command_lines() {
     assert!(lines.contains(&"net group \"BizTalk Isolated Host Users\" /domain".to_string()));
     let calls = host.exec_calls();
     assert!(calls.iter().all(|c| c.target == SERVER));
-    let last = calls.last().unwrap();
-    assert_eq!(last.args[3], "(Get-Item \"$env:BTSINSTALLPATH\\BTSNTSvc.exe\").VersionInfo.FileVersion");
+    let tail: Vec<&str> = lines[lines.len() - 4..].iter().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            r#"powershell.exe -NoProfile -NonInteractive -Command "(Get-Item \"$env:BTSINSTALLPATH\BTSNTSvc.exe\").VersionInfo.FileVersion""#,
+            "whoami /groups /fo csv",
+            r#"sqlcmd -S PRDSQL01 -E -Q "SET NOCOUNT ON; SELECT IS_SRVROLEMEMBER('sysadmin')" -h -1 -W"#,
+            r#"powershell.exe -NoProfile -NonInteractive -Command "Test-Dtc -LocalComputerName \"$env:COMPUTERNAME\" -RemoteComputerName 'PRDSQL01'""#,
+        ]
+    );
 }
 
 #[test]
@@ -417,8 +497,8 @@ fn check_mode_probes_the_same_way_and_changes_nothing() {
     input["domain_groups"] = json!(["SSO Administrators"]);
     let outcome = host.call::<PrerequisitesCheck>(Mode::Check, input).unwrap();
     assert!(!outcome.changed);
-    assert_eq!(outcome.output["checks"].as_array().unwrap().len(), 14);
-    assert_eq!(outcome.summary, "all 14 prerequisites met on DRBTS01");
+    assert_eq!(outcome.output["checks"].as_array().unwrap().len(), 17);
+    assert_eq!(outcome.summary, "all 17 prerequisites met on DRBTS01");
 }
 
 #[test]
@@ -442,4 +522,92 @@ fn describes_itself_as_read_only_with_its_programs() {
     assert_eq!(d.name(), "prerequisites-check");
     assert_eq!(d.version(), "1.0.0");
     assert_eq!(d.effect(), Effect::ReadOnly);
+}
+
+#[test]
+fn an_account_that_is_not_a_local_administrator_fails_saying_so() {
+    let mut answers = healthy_server();
+    answer(&mut answers, "whoami", &whoami_args(), ExecOutput::exited(0, whoami_groups(false)));
+    let err = host_with(&answers).call::<PrerequisitesCheck>(Mode::Apply, input()).unwrap_err();
+    assert_eq!(
+        err,
+        StepError::permanent(
+            "1 mandatory prerequisite not met on DRBTS01: local-admin (expected the account Drover runs as in \
+             BUILTIN\\Administrators (S-1-5-32-544), enabled, found not a member; make the account Drover runs as a \
+             local administrator of DRBTS01: Configuration.exe and the WMI host-instance Install need one)"
+        )
+    );
+}
+
+#[test]
+fn an_account_that_is_not_sysadmin_fails_naming_the_sql_server() {
+    let mut answers = healthy_server();
+    answer(&mut answers, "sqlcmd", &sysadmin_args(), ExecOutput::exited(0, "0\r\n"));
+    let message = host_with(&answers)
+        .call::<PrerequisitesCheck>(Mode::Apply, input())
+        .unwrap_err()
+        .message()
+        .to_string();
+    assert_eq!(
+        message,
+        "1 mandatory prerequisite not met on DRBTS01: sql-sysadmin (expected the account Drover runs as in the \
+         sysadmin role of PRDSQL01, found not sysadmin; grant the account Drover runs as the sysadmin role on \
+         PRDSQL01 (joining writes the group's and SSO's databases))"
+    );
+}
+
+#[test]
+fn msdtc_failing_end_to_end_fails_pointing_at_microsofts_troubleshooting() {
+    use biztalk_common::powershell as p;
+    let mut answers = healthy_server();
+    let error = "Test-Dtc : DTC security settings and firewall settings should be fixed in order to complete the transactions propagation test.\n";
+    answer(&mut answers, "powershell.exe", &ps(&p::test_dtc("PRDSQL01")), failed(1, error));
+    let message = host_with(&answers)
+        .call::<PrerequisitesCheck>(Mode::Apply, input())
+        .unwrap_err()
+        .message()
+        .to_string();
+    assert!(message.starts_with("1 mandatory prerequisite not met on DRBTS01: msdtc-end-to-end (expected Test-Dtc propagates a transaction to PRDSQL01, found Test-Dtc : DTC security settings"), "{message}");
+    assert!(message.contains("MSDTC between DRBTS01 and PRDSQL01 fails end to end"), "{message}");
+    assert!(message.contains("\"Troubleshooting Problems with MSDTC\" (https://learn.microsoft.com/biztalk/core/troubleshooting-problems-with-msdtc)"), "{message}");
+}
+
+#[test]
+fn with_a_reference_server_the_cu_level_and_edition_are_compared() {
+    let host = host_with_reference(&healthy_server(), 6, "Enterprise");
+    let outcome = host.call::<PrerequisitesCheck>(Mode::Apply, with_reference(input())).unwrap();
+    assert_eq!(check(&outcome.output, "cu-level")["expected"], "CU 6, as on PRDBTS01");
+    assert_eq!(check(&outcome.output, "cu-level")["actual"], "CU 6");
+    assert_eq!(check(&outcome.output, "edition")["actual"], "Enterprise Edition");
+    assert!(host.exec_calls().iter().any(|c| c.target == REFERENCE));
+    assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+}
+
+#[test]
+fn a_server_behind_productions_cumulative_update_fails_naming_both_levels() {
+    let host = host_with_reference(&healthy_server(), 5, "Enterprise");
+    let err = host.call::<PrerequisitesCheck>(Mode::Apply, with_reference(input())).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "1 mandatory prerequisite not met on DRBTS01: cu-level (expected CU 6, as on PRDBTS01, found CU 5; install \
+         BizTalk Server 2020 Cumulative Update 6 on DRBTS01 before it joins: every server of a group runs the same CU)"
+    );
+    let host = host_with_reference(&healthy_server(), 0, "Enterprise");
+    let err = host.call::<PrerequisitesCheck>(Mode::Apply, with_reference(input())).unwrap_err();
+    assert!(err.message().contains("found no cumulative update (RTM)"), "{err}");
+}
+
+#[test]
+fn another_edition_fails_naming_both() {
+    let host = host_with_reference(&healthy_server(), 6, "Developer");
+    let err = host.call::<PrerequisitesCheck>(Mode::Apply, with_reference(input())).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "1 mandatory prerequisite not met on DRBTS01: edition (expected Enterprise Edition, as on PRDBTS01, found \
+         Developer Edition; Developer Edition is for development and test, not production: install BizTalk Server \
+         2020 Enterprise Edition on DRBTS01 before it joins)"
+    );
+    let host = host_with_reference(&healthy_server(), 6, "Standard");
+    let err = host.call::<PrerequisitesCheck>(Mode::Apply, with_reference(input())).unwrap_err();
+    assert!(err.message().contains("Standard Edition cannot join a BizTalk group"), "{err}");
 }
