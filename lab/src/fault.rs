@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, not-local-admin, not-sysadmin, cu-level, installed-edition or dtc-blocked)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition or dtc-blocked)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -67,6 +67,23 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
         "powershell-missing" => match args {
             [name] => Ok(Fault::PowershellMissing { server: server(name)? }),
             _ => Err(FaultError::Usage("fault set powershell-missing <server>")),
+        },
+        // Configuration failures (E2)
+        "sso-stopped" => match args {
+            [] => lab.group.master_secret_server.clone().map(|server| Fault::SsoStopped { server }).ok_or(
+                FaultError::Usage("fault set sso-stopped <server> (the group has no master secret server)"),
+            ),
+            [name] => Ok(Fault::SsoStopped { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set sso-stopped [<server>]")),
+        },
+        "master-secret-unavailable" => match args {
+            [] => Ok(Fault::MasterSecretUnavailable { server: None }),
+            [name] => Ok(Fault::MasterSecretUnavailable { server: Some(server(name)?) }),
+            _ => Err(FaultError::Usage("fault set master-secret-unavailable [<joining server>]")),
+        },
+        "join-fails-after-sso" => match args {
+            [name] => Ok(Fault::JoinFailsAfterSso { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set join-fails-after-sso <server>")),
         },
         // Rights, CU level, edition and MSDTC before the join (E1)
         "not-local-admin" => match args {
@@ -139,6 +156,10 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
             | "access-denied"
             | "missing-prereq"
             | "powershell-missing"
+            // Configuration failures (E2)
+            | "sso-stopped"
+            | "master-secret-unavailable"
+            | "join-fails-after-sso"
             // Rights, CU level, edition and MSDTC before the join (E1)
             | "not-local-admin"
             | "not-sysadmin"
@@ -220,6 +241,31 @@ mod tests {
         set(&mut lab, fault);
         assert!(lab.powershell_missing("DRBTS02") && !lab.powershell_missing("DRBTS01"));
         assert_eq!(clear(&mut lab, "powershell-missing", &[]), Ok(1));
+    }
+
+    // Configuration failures (E2)
+    #[test]
+    fn configuration_faults_name_their_servers() {
+        let mut lab = fresh_lab();
+        let stopped = parse(&lab, "sso-stopped", &[]).expect("the master secret server by default");
+        assert_eq!(stopped, Fault::SsoStopped { server: "PRDSSO01".into() });
+        set(&mut lab, stopped);
+        assert!(lab.sso_stopped("prdsso01") && !lab.sso_stopped("DRBTS01"));
+        let one = parse(&lab, "master-secret-unavailable", &words(&["drsso01"])).expect("one server");
+        assert_eq!(one.to_string(), "master-secret-unavailable DRSSO01");
+        set(&mut lab, one);
+        assert!(lab.master_secret_unavailable("DRSSO01") && !lab.master_secret_unavailable("DRBTS01"));
+        let every = parse(&lab, "master-secret-unavailable", &[]).expect("every server");
+        set(&mut lab, every);
+        assert!(lab.master_secret_unavailable("DRBTS01"));
+        let partial = parse(&lab, "join-fails-after-sso", &words(&["drbts01"])).expect("partial");
+        assert_eq!(partial.to_string(), "join-fails-after-sso DRBTS01");
+        set(&mut lab, partial);
+        assert!(lab.join_fails_after_sso("DRBTS01") && !lab.join_fails_after_sso("DRBTS02"));
+        assert!(matches!(parse(&lab, "join-fails-after-sso", &[]), Err(FaultError::Usage(_))));
+        assert_eq!(clear(&mut lab, "master-secret-unavailable", &[]), Ok(2));
+        assert_eq!(clear(&mut lab, "sso-stopped", &words(&["PRDSSO01"])), Ok(1));
+        assert_eq!(clear(&mut lab, "join-fails-after-sso", &[]), Ok(1));
     }
 
     // Rights, CU level, edition and MSDTC before the join (E1)

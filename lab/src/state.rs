@@ -537,6 +537,26 @@ pub enum Fault {
         /// The server.
         server: String,
     },
+    // Configuration failures (E2)
+    /// The Enterprise SSO service (ENTSSO) of the server is stopped: `sc query ENTSSO` says so,
+    /// and on the master secret server no joining server's SSO feature can reach it.
+    SsoStopped {
+        /// The server (the master secret server unless told).
+        server: String,
+    },
+    /// The master secret cannot be retrieved from the master secret server (its ENTSSO runs but
+    /// loads no secret, ENTSSO events 10520/10521): by the joins of `server`, or by every join.
+    MasterSecretUnavailable {
+        /// The joining server it holds for; every server when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+    },
+    /// Configuration.exe on the server configures Enterprise SSO, then fails on the group
+    /// feature: the server is left half-configured.
+    JoinFailsAfterSso {
+        /// The server.
+        server: String,
+    },
     // Rights, CU level, edition and MSDTC before the join (E1)
     /// The account Drover runs as is not a local administrator of the server: `whoami /groups`
     /// lists no `BUILTIN\Administrators`.
@@ -583,6 +603,10 @@ impl Fault {
             Fault::AccessDenied { .. } => "access-denied",
             Fault::MissingPrereq { .. } => "missing-prereq",
             Fault::PowershellMissing { .. } => "powershell-missing",
+            // Configuration failures (E2)
+            Fault::SsoStopped { .. } => "sso-stopped",
+            Fault::MasterSecretUnavailable { .. } => "master-secret-unavailable",
+            Fault::JoinFailsAfterSso { .. } => "join-fails-after-sso",
             // Rights, CU level, edition and MSDTC before the join (E1)
             Fault::NotLocalAdmin { .. } => "not-local-admin",
             Fault::NotSysadmin { .. } => "not-sysadmin",
@@ -604,6 +628,13 @@ impl std::fmt::Display for Fault {
                 write!(f, "missing-prereq {server} {}", prereq.as_str())
             }
             Fault::PowershellMissing { server } => write!(f, "powershell-missing {server}"),
+            // Configuration failures (E2)
+            Fault::SsoStopped { server } => write!(f, "sso-stopped {server}"),
+            Fault::MasterSecretUnavailable { server: Some(server) } => {
+                write!(f, "master-secret-unavailable {server}")
+            }
+            Fault::MasterSecretUnavailable { server: None } => f.write_str("master-secret-unavailable"),
+            Fault::JoinFailsAfterSso { server } => write!(f, "join-fails-after-sso {server}"),
             // Rights, CU level, edition and MSDTC before the join (E1)
             Fault::NotLocalAdmin { server } => write!(f, "not-local-admin {server}"),
             Fault::NotSysadmin { server } => write!(f, "not-sysadmin {server}"),
@@ -715,6 +746,30 @@ impl Lab {
         self.faults
             .iter()
             .any(|f| matches!(f, Fault::PowershellMissing { server: s } if s.eq_ignore_ascii_case(server)))
+    }
+
+    // Configuration failures (E2)
+    /// Whether the `sso-stopped` fault stops the ENTSSO service of `server`.
+    pub fn sso_stopped(&self, server: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::SsoStopped { server: s } if s.eq_ignore_ascii_case(server)))
+    }
+
+    /// Whether the `master-secret-unavailable` fault keeps the master secret from `server`'s join.
+    pub fn master_secret_unavailable(&self, server: &str) -> bool {
+        self.faults.iter().any(|f| match f {
+            Fault::MasterSecretUnavailable { server: None } => true,
+            Fault::MasterSecretUnavailable { server: Some(s) } => s.eq_ignore_ascii_case(server),
+            _ => false,
+        })
+    }
+
+    /// Whether the `join-fails-after-sso` fault fails `server`'s group feature after its SSO.
+    pub fn join_fails_after_sso(&self, server: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::JoinFailsAfterSso { server: s } if s.eq_ignore_ascii_case(server)))
     }
 
     // Rights, CU level, edition and MSDTC before the join (E1)

@@ -154,6 +154,12 @@ impl Log {
         self.lines.push(format!("[{} {level} ConfigHelper] {message}", self.helper_stamp));
     }
 
+    /// An Enterprise SSO line, `[<time> <Level> SSOServerCfg] <message>` (the component of the
+    /// 2018 capture's SSO lines).
+    fn sso(&mut self, level: &str, message: &str) {
+        self.lines.push(format!("[{} {level} SSOServerCfg] {message}", self.helper_stamp));
+    }
+
     /// A Configuration Framework `Info` line.
     fn info(&mut self, message: &str) {
         self.lines.push(format!("[{} Info Configuration Framework]{message}", self.framework_stamp));
@@ -217,20 +223,79 @@ pub(crate) struct Plan {
     create_secret_server: bool,
     /// Already joined to this group: every feature is skipped.
     already_joined: bool,
+    /// The `join-fails-after-sso` fault: the group feature fails once SSO is configured.
+    fail_after_sso: bool,
 }
 
-/// `/S`: validates, then configures; the exit code.
+/// `/S`: validates, checks that the SSO feature reaches the master secret, then configures; the
+/// exit code.
 fn configure(ctx: &mut Ctx<'_>, xml_path: &str, log: &mut Log) -> i32 {
     match validate(ctx, xml_path) {
         Ok(plan) => {
-            apply(ctx, plan, log);
-            0
+            if !reaches_master_secret(ctx, &plan, log) {
+                return 1;
+            }
+            if apply(ctx, plan, log) { 0 } else { 1 }
         }
         Err(message) => {
             log.line("Error", &message);
             1
         }
     }
+}
+
+/// ENTSSO's answer when the master secret server's SSO service does not run (`ENTSSO_E_NO_SSO_SERVER`,
+/// 0xC0002A0F, Microsoft Learn "Single Sign-On: Event 10767"), in the form ssoconfig and
+/// ssomanage print it with the RPC error of an interface nobody registered.
+pub fn no_sso_server(server: &str) -> String {
+    format!(
+        "0xC0002A0F : Could not contact the SSO server '{server}'. Check that SSO is configured and that the SSO \
+         service is running on that server. (RPC: 0x800706D9: There are no more endpoints available from the endpoint mapper.)"
+    )
+}
+
+/// ENTSSO's warning when it cannot get the master secrets (event 10532,
+/// `SSO_WARN_LOST_SECRET_SERVER`) with the master secret server's error (event 10521).
+pub fn lost_secret_server(server: &str) -> String {
+    format!(
+        "Failed to retrieve master secrets. Verify that the master secret server name is correct and that it is \
+         available. Secret Server Name: {server} Error Code: 0xC0002919, Could not load secrets from the registry \
+         of the master secret server."
+    )
+}
+
+/// ENTSSO's error when it has no master secret to encrypt with (`ENTSSO_E_NO_SECRET`, 0xC0002A1F,
+/// Microsoft Learn "Single Sign-On: Event 10783").
+pub const NO_SECRET: &str = "0xC0002A1F : Cannot perform encryption or decryption because the secret is not \
+     available from the master secret server. See the event log for related errors.";
+
+/// What the group feature says when the `join-fails-after-sso` fault stops it (invented: no
+/// public capture of a group feature failing after SSO was found).
+pub const GROUP_FEATURE_FAILED: &str =
+    "Failed to configure feature WMI: the BizTalk Server group could not be joined.";
+
+/// Whether a join of the SSO system reaches the master secret: not when the master secret
+/// server's ENTSSO is stopped (`sso-stopped`) or the secret cannot be retrieved
+/// (`master-secret-unavailable`). Then the SSO feature's errors are logged and nothing is
+/// configured. A server already in the group, or whose SSO is configured, joins nothing.
+fn reaches_master_secret(ctx: &Ctx<'_>, plan: &Plan, log: &mut Log) -> bool {
+    let joins_sso =
+        plan.features.iter().any(|(f, e)| *f == Feature::Sso && e.answer("IsSecretServer") == Some("Join"));
+    let sso_configured = ctx.this().configured_features.iter().any(|f| f == Feature::Sso.xml_name());
+    if !joins_sso || plan.already_joined || sso_configured {
+        return true;
+    }
+    let Some(secret_server) = ctx.lab.group.master_secret_server.clone() else { return true };
+    if ctx.lab.sso_stopped(&secret_server) {
+        log.sso("Error", &no_sso_server(&secret_server));
+        return false;
+    }
+    if ctx.lab.master_secret_unavailable(&ctx.server) {
+        log.sso("Warning", &lost_secret_server(&secret_server));
+        log.sso("Error", NO_SECRET);
+        return false;
+    }
+    true
 }
 
 /// Which tool reads the configuration file.
@@ -355,7 +420,8 @@ pub(crate) fn validate_root(ctx: &Ctx<'_>, root: &Element, tool: Tool) -> Result
     if tool == Tool::Configuration && lab.edition == Edition::Standard && joins_group && !already_joined {
         return Err(STANDARD_CANNOT_JOIN.to_owned());
     }
-    Ok(Plan { features, create_secret_server, already_joined })
+    let fail_after_sso = tool == Tool::Configuration && lab.join_fails_after_sso(&ctx.server);
+    Ok(Plan { features, create_secret_server, already_joined, fail_after_sso })
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -405,8 +471,9 @@ fn logon_of(service: Option<&Element>) -> Option<Logon> {
 
 /// Configures the validated features. On a server not yet in the group, a feature already
 /// configured on it is skipped, and one whose component setup did not install is skipped with a
-/// warning (the rest go on).
-pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
+/// warning (the rest go on). False when the group feature failed after SSO was configured
+/// (`join-fails-after-sso`): what came before stays configured.
+pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) -> bool {
     for (feature, element) in &plan.features {
         let name = feature.label();
         let this = ctx.this();
@@ -424,6 +491,11 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
         log.info(&format!("Building feature XML for: {xml_name}"));
         log.info(&format!("Validating feature: {xml_name}"));
         log.info(&format!("Configuring feature: {xml_name}"));
+        let sso_done = this.configured_features.iter().any(|f| f == Feature::Sso.xml_name());
+        if *feature == Feature::Wmi && plan.fail_after_sso && sso_done {
+            log.line("Error", GROUP_FEATURE_FAILED);
+            return false;
+        }
         match feature {
             Feature::Sso => configure_sso(ctx, element, plan.create_secret_server),
             Feature::Wmi => configure_group(ctx, element),
@@ -433,6 +505,7 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, plan: Plan, log: &mut Log) {
         }
         ctx.this_mut().configured_features.push(feature.xml_name().to_owned());
     }
+    true
 }
 
 /// Adds or replaces a service of this server, keeping what `change` does not touch.

@@ -55,7 +55,7 @@ pub fn status_block(name: &str, state: ServiceState) -> String {
 
 fn query(ctx: &Ctx<'_>, name: &str) -> Output {
     match ctx.this().service(name) {
-        Some(service) => Output::ok(status_block(&service.name, service.state)),
+        Some(service) => Output::ok(status_block(&service.name, shown_state(ctx, service))),
         None => Output::stdout(1060, format!("[SC] EnumQueryServicesStatus:OpenService {NO_SUCH_SERVICE}")),
     }
 }
@@ -63,7 +63,16 @@ fn query(ctx: &Ctx<'_>, name: &str) -> Output {
 fn query_all(ctx: &Ctx<'_>) -> Output {
     let mut services: Vec<&Service> = ctx.this().services.iter().collect();
     services.sort_by_key(|s| s.name.to_lowercase());
-    Output::ok(services.iter().map(|s| status_block(&s.name, s.state)).collect::<String>())
+    Output::ok(services.iter().map(|s| status_block(&s.name, shown_state(ctx, s))).collect::<String>())
+}
+
+/// The service's state, or stopped for ENTSSO while the `sso-stopped` fault holds this server.
+fn shown_state(ctx: &Ctx<'_>, service: &Service) -> ServiceState {
+    if service.name.eq_ignore_ascii_case("ENTSSO") && ctx.lab.sso_stopped(&ctx.server) {
+        ServiceState::Stopped
+    } else {
+        service.state
+    }
 }
 
 fn no_such_service() -> Output {

@@ -1,7 +1,7 @@
 //! `Configuration.exe` against the fresh lab, with the join XML of `lab/tests/data/join.xml`.
 
 use super::super::testing::{exec, exec_with_input, exec_without_credentials};
-use crate::init::{ADMIN_KEY, fresh_lab};
+use crate::init::{ADMIN_KEY, ENTSSO_SQL_KEY, fresh_lab};
 use crate::state::{Fault, Lab, RegValue, ServiceState, StartType, password_sha256};
 
 const JOIN_XML: &str = include_str!("../../../tests/data/join.xml");
@@ -346,4 +346,73 @@ fn standard_edition_cannot_join_a_group() {
     assert!(lab.joins.is_empty());
     // A configured server of a Standard Edition group is already joined: nothing to refuse.
     assert_eq!(join(&mut lab, "PRDBTS01", JOIN_XML).0, 0);
+}
+
+// Configuration failures (E2)
+#[test]
+fn a_stopped_sso_service_on_the_master_secret_server_fails_the_join_before_anything_is_configured() {
+    let mut lab = fresh_lab();
+    lab.faults.push(Fault::SsoStopped { server: "PRDSSO01".into() });
+    let before = lab.servers["DRBTS01"].clone();
+    let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
+    assert_eq!(code, 1);
+    assert_eq!(
+        log,
+        "[10:15:01 Error SSOServerCfg] 0xC0002A0F : Could not contact the SSO server 'PRDSSO01'. Check that SSO is configured and that the SSO service is running on that server. (RPC: 0x800706D9: There are no more endpoints available from the endpoint mapper.)\n"
+    );
+    let mut after = lab.servers["DRBTS01"].clone();
+    after.files.clear();
+    let mut expected = before;
+    expected.files.clear();
+    assert_eq!(after, expected, "nothing was configured");
+    let query = exec(&mut lab, "PRDSSO01", &["sc.exe", "query", "ENTSSO"]).stdout_text();
+    assert!(query.contains("1  STOPPED"), "sc query shows the service stopped: {query}");
+    lab.faults.clear();
+    let query = exec(&mut lab, "PRDSSO01", &["sc.exe", "query", "ENTSSO"]).stdout_text();
+    assert!(query.contains("4  RUNNING"), "{query}");
+    assert_eq!(join(&mut lab, "DRBTS01", JOIN_XML).0, 0, "cleared, the join goes through");
+}
+
+#[test]
+fn a_master_secret_out_of_reach_fails_the_join_of_that_server_only() {
+    let mut lab = fresh_lab();
+    lab.faults.push(Fault::MasterSecretUnavailable { server: Some("DRBTS02".into()) });
+    let (code, log) = join(&mut lab, "DRBTS02", JOIN_XML);
+    assert_eq!(code, 1);
+    assert_eq!(
+        log,
+        "[10:15:01 Warning SSOServerCfg] Failed to retrieve master secrets. Verify that the master secret server name is correct and that it is available. Secret Server Name: PRDSSO01 Error Code: 0xC0002919, Could not load secrets from the registry of the master secret server.\n\
+         [10:15:01 Error SSOServerCfg] 0xC0002A1F : Cannot perform encryption or decryption because the secret is not available from the master secret server. See the event log for related errors.\n"
+    );
+    assert!(lab.servers["DRBTS02"].configured_features.is_empty());
+    assert_eq!(join(&mut lab, "DRBTS01", JOIN_XML).0, 0, "another server is not held");
+}
+
+#[test]
+fn a_group_feature_failing_after_sso_leaves_a_half_configured_server_that_unconfigure_cleans() {
+    let mut lab = fresh_lab();
+    lab.faults.push(Fault::JoinFailsAfterSso { server: "DRBTS01".into() });
+    let (code, log) = join(&mut lab, "DRBTS01", JOIN_XML);
+    assert_eq!(code, 1);
+    assert!(log.contains("Configuring feature: SSOServer,Engine\n"), "{log}");
+    assert!(
+        log.ends_with(
+            "[10:15:01 Error ConfigHelper] Failed to configure feature WMI: the BizTalk Server group could not be joined.\n"
+        ),
+        "{log}"
+    );
+    let server = &lab.servers["DRBTS01"];
+    assert_eq!(server.configured_features, ["SSOServer,Engine"]);
+    assert_eq!(server.reg_value(ENTSSO_SQL_KEY, "Server"), Some(&RegValue::Sz("PRDSQL01".into())));
+    assert_eq!(server.reg_value(ADMIN_KEY, "MgmtDBServer"), None, "not in the group");
+    assert!(!lab.group.members.iter().any(|m| m == "DRBTS01") && lab.joins.is_empty());
+
+    // Unconfigured, the server is clean again; with the fault gone it joins.
+    lab.faults.clear();
+    assert_eq!(exec(&mut lab, "DRBTS01", &[EXE, "/U", "/L", LOG]).code, 0);
+    let server = &lab.servers["DRBTS01"];
+    assert!(server.configured_features.is_empty());
+    assert_eq!(server.reg_value(ENTSSO_SQL_KEY, "Server"), None);
+    assert_eq!(join(&mut lab, "DRBTS01", JOIN_XML).0, 0);
+    assert_eq!(lab.joins, ["DRBTS01"]);
 }
