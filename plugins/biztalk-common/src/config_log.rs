@@ -11,7 +11,11 @@
 //! Native error code: <n>`, then the failing `HRESULT`.
 //!
 //! The verdict rests on what a source backs: the exit code (0 is success, as dsccommunity's
-//! configuration resource judges it), `Error` lines, and the SQLSTATE class of a SQL error.
+//! configuration resource judges it), `Error` lines, the SQLSTATE class of a SQL error, and
+//! Enterprise SSO's error codes (`docs/biztalk.md`, "Enterprise SSO and the master secret"):
+//! `0xC0002A0F` (`ENTSSO_E_NO_SSO_SERVER`, the master secret server's SSO service does not
+//! answer) and `0xC0002A1F` (`ENTSSO_E_NO_SECRET`, no master secret to encrypt with), read by
+//! their code, which no translation changes.
 //! Anything else — a failure whose errors say nothing Drover knows, a success with errors, no
 //! readable log — is [`Verdict::Unrecognized`], for an operator, never a success. Pure
 //! functions only.
@@ -105,6 +109,28 @@ impl LogLine {
     }
 }
 
+/// `ENTSSO_E_NO_SSO_SERVER`: "Could not contact the SSO server '%1'…".
+pub const NO_SSO_SERVER: &str = "0xC0002A0F";
+/// `ENTSSO_E_NO_SECRET`: "Cannot perform encryption or decryption because the secret is not
+/// available from the master secret server…".
+pub const NO_SECRET: &str = "0xC0002A1F";
+
+impl LogLine {
+    /// The server of an `ENTSSO_E_NO_SSO_SERVER` error: `0xC0002A0F : Could not contact the SSO
+    /// server '<server>'. …`.
+    pub fn unreachable_sso_server(&self) -> Option<String> {
+        let rest = self.message.split_once(NO_SSO_SERVER)?.1;
+        let quoted = rest.split_once('\'')?.1.split_once('\'')?.0;
+        Some(quoted.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// The master secret server ENTSSO's event 10532 names: `… Secret Server Name: <server> …`.
+    pub fn secret_server(&self) -> Option<String> {
+        let rest = self.message.split_once("Secret Server Name:")?.1;
+        rest.split_whitespace().next().map(ToString::to_string)
+    }
+}
+
 /// A SQL error as ConfigHelper reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
@@ -194,6 +220,22 @@ pub enum Verdict {
     /// SQL Server refused the logon (28000, 18456): the account or the second hop needs fixing.
     /// The error lines.
     LoginRefused(String),
+    /// The Enterprise SSO service of the master secret server did not answer (`0xC0002A0F`):
+    /// start it, then retry.
+    SsoServerUnreachable {
+        /// The server ENTSSO named (`Could not contact the SSO server '<server>'`).
+        server: String,
+        /// The error lines.
+        errors: String,
+    },
+    /// The master secret could not be retrieved (`0xC0002A1F`): it must be restored on the
+    /// master secret server.
+    MasterSecretUnavailable {
+        /// The master secret server, when the log names it (`Secret Server Name: <server>`).
+        server: Option<String>,
+        /// The error lines.
+        errors: String,
+    },
     /// Anything else: an operator has to read the log. Why, in a few words.
     Unrecognized(String),
 }
@@ -205,6 +247,8 @@ impl fmt::Display for Verdict {
             Verdict::SqlUnreachable(text) | Verdict::LoginRefused(text) | Verdict::Unrecognized(text) => {
                 f.write_str(text)
             }
+            Verdict::SsoServerUnreachable { errors, .. }
+            | Verdict::MasterSecretUnavailable { errors, .. } => f.write_str(errors),
         }
     }
 }
@@ -226,6 +270,11 @@ pub fn judge(exit_code: Option<i32>, log_text: &str) -> Verdict {
                 Verdict::SqlUnreachable(log.error_text())
             } else if sql.iter().any(SqlError::is_login_refused) {
                 Verdict::LoginRefused(log.error_text())
+            } else if let Some(server) = log.errors().find_map(LogLine::unreachable_sso_server) {
+                Verdict::SsoServerUnreachable { server, errors: log.error_text() }
+            } else if log.errors().any(|l| l.message.contains(NO_SECRET)) {
+                let server = log.lines.iter().find_map(LogLine::secret_server);
+                Verdict::MasterSecretUnavailable { server, errors: log.error_text() }
             } else if has_errors {
                 Verdict::Unrecognized(format!(
                     "it failed with exit code {code} and errors Drover does not know"
@@ -327,6 +376,42 @@ mod tests {
         for (code, log, why) in cases {
             assert_eq!(judge(code, log), Verdict::Unrecognized(why.into()), "{code:?} {log}");
         }
+    }
+
+    /// What the lab writes when the master secret server's ENTSSO is stopped (`lab/PROTOCOL.md`).
+    const SSO_STOPPED_LOG: &str = "[10:15:01 Error SSOServerCfg] 0xC0002A0F : Could not contact the SSO server 'PRDSSO01'. Check that SSO is configured and that the SSO service is running on that server. (RPC: 0x800706D9: There are no more endpoints available from the endpoint mapper.)\n";
+
+    /// What the lab writes when the master secret cannot be retrieved.
+    const NO_SECRET_LOG: &str = "[10:15:01 Warning SSOServerCfg] Failed to retrieve master secrets. Verify that the master secret server name is correct and that it is available. Secret Server Name: PRDSSO01 Error Code: 0xC0002919, Could not load secrets from the registry of the master secret server.
+[10:15:01 Error SSOServerCfg] 0xC0002A1F : Cannot perform encryption or decryption because the secret is not available from the master secret server. See the event log for related errors.
+";
+
+    #[test]
+    fn enterprise_sso_failures_are_told_by_their_codes() {
+        let Verdict::SsoServerUnreachable { server, errors } = judge(Some(1), SSO_STOPPED_LOG) else {
+            panic!("{:?}", judge(Some(1), SSO_STOPPED_LOG))
+        };
+        assert_eq!(server, "PRDSSO01");
+        assert!(errors.starts_with("0xC0002A0F : Could not contact the SSO server 'PRDSSO01'."), "{errors}");
+        let Verdict::MasterSecretUnavailable { server, errors } = judge(Some(1), NO_SECRET_LOG) else {
+            panic!("{:?}", judge(Some(1), NO_SECRET_LOG))
+        };
+        assert_eq!(server.as_deref(), Some("PRDSSO01"));
+        assert!(errors.starts_with("0xC0002A1F : Cannot perform encryption or decryption"), "{errors}");
+        assert!(!errors.contains("Failed to retrieve"), "only the Error lines: {errors}");
+        // Without event 10532's line the server is not known; a success with the code is not one.
+        let bare = NO_SECRET_LOG.lines().nth(1).unwrap();
+        assert_eq!(
+            judge(Some(1), bare),
+            Verdict::MasterSecretUnavailable {
+                server: None,
+                errors: bare.split_once("] ").unwrap().1.to_string()
+            }
+        );
+        assert!(matches!(judge(Some(0), SSO_STOPPED_LOG), Verdict::Unrecognized(_)));
+        // The SQL Server not answering wins: it is the cause of everything after it.
+        let both = format!("{UNREACHABLE_LOG}{SSO_STOPPED_LOG}");
+        assert!(matches!(judge(Some(1), &both), Verdict::SqlUnreachable(_)));
     }
 
     #[test]

@@ -103,8 +103,10 @@ pub fn verify_joined(
 
 /// Judges a run of `Configuration.exe` on `target` (`what`: `configuration` or `unconfiguration`)
 /// from its exit code and the log at `log_path` ([`config_log::judge`]): the group's SQL Server
-/// not answering is retryable, a refused logon permanent, and anything else needs an operator,
-/// with the log and the program's output in the message.
+/// not answering is retryable, a refused logon permanent, the master secret server's Enterprise
+/// SSO service not answering retryable (it may be restarting or failing over; if not, starting it
+/// is the fix), the master secret out of reach permanent (someone must restore it), and anything
+/// else needs an operator, with the log and the program's output in the message.
 pub fn judge_configuration(
     target: &str,
     what: &str,
@@ -121,6 +123,24 @@ pub fn judge_configuration(
             "{what} of {target} failed: SQL Server refused the logon (the account's rights, or a \
              session without network credentials): {errors}"
         ))),
+        Verdict::SsoServerUnreachable { server, errors } => Err(StepError::retryable(format!(
+            "{what} of {target} failed: the Enterprise SSO service (ENTSSO) on the master secret server \
+             {server} is not running or does not answer, so {target} cannot join the SSO system; start \
+             ENTSSO on {server} (net start ENTSSO, or bring its cluster resource online) and check that \
+             {target} reaches it over RPC (TCP 135 and the dynamic RPC ports), then retry: {errors}"
+        ))),
+        Verdict::MasterSecretUnavailable { server, errors } => {
+            let server = server.map_or_else(
+                || "the master secret server".to_string(),
+                |s| format!("the master secret server {s}"),
+            );
+            Err(StepError::permanent(format!(
+                "{what} of {target} failed: the Enterprise SSO master secret cannot be retrieved from {server} \
+                 (ENTSSO events 10520/10521 in its Application log: it holds no secret it can load); restore \
+                 the secret there from its backup (ssoconfig -restoreSecret <backup file>, with the backup's \
+                 password) or give ENTSSO back the account the secret was made under, then retry: {errors}"
+            )))
+        }
         Verdict::Unrecognized(why) => Err(unrecognized::needs_operator(
             "Configuration.exe",
             target,

@@ -17,8 +17,15 @@
 //!    it holds passwords. A leftover from an interrupted attempt is removed by the next apply.
 //! 4. Verifies the membership with the registry probe again.
 //!
+//! A server in no group whose Enterprise SSO is configured (`reg query
+//! "HKLM\SOFTWARE\Microsoft\ENTSSO\SQL" /v Server`) was left half-configured by an earlier
+//! configuration: the join stops before step 2, permanently, naming the fix ([`partial`]); a
+//! configuration that fails and leaves the server so is told the same way.
+//!
 //! The run is judged by its exit code and log (`biztalk_common::config_log`): the group's SQL
-//! Server not answering is retryable, a refused logon permanent, and anything Drover does not
+//! Server not answering is retryable, a refused logon permanent, the master secret server's
+//! Enterprise SSO service not answering (`0xC0002A0F`) retryable, the master secret out of reach
+//! (`0xC0002A1F`) permanent, each naming the server and the fix, and anything Drover does not
 //! recognise needs an operator, with the log in the message. `check` only probes. `compensate` runs
 //! `Configuration.exe /U /L <work_dir>\unjoin-<server>.log` on a server joined to the expected
 //! group and verifies that `MgmtDBServer` is gone; it is dangerous (docs/biztalk.md, "Configuration.exe") and belongs behind an
@@ -56,6 +63,7 @@ use drover_sdk::{Executed, excerpt};
 use serde::{Deserialize, Serialize};
 
 pub mod exported;
+pub mod partial;
 pub mod sso;
 
 use exported::ExportedConfiguration;
@@ -146,7 +154,11 @@ impl Plugin for JoinGroup {
         let mut evidence = Vec::new();
         let paths = Paths::new(&input.work_dir, target);
         let output = Output::joined(&input.group);
-        let outcome = if expect_group(ctx, target, &input.group, &mut evidence)? {
+        let joined = expect_group(ctx, target, &input.group, &mut evidence)?;
+        if !joined {
+            partial::refuse_partial(ctx, target, &input, &mut evidence)?;
+        }
+        let outcome = if joined {
             check_joined(ctx, target, &input.group, &paths.xml, output)?
         } else if let Some(export) = &input.exported_configuration {
             let prepared = exported::prepare(ctx, target, &input, export)?;
@@ -267,6 +279,7 @@ fn join(
     paths: &Paths,
     mut evidence: Vec<Evidence>,
 ) -> StepResult<Output> {
+    partial::refuse_partial(ctx, target, input, &mut evidence)?;
     let prepared = match &input.exported_configuration {
         Some(export) => Some(exported::prepare(ctx, target, input, export)?),
         None => None,
@@ -275,9 +288,11 @@ fn join(
         Some(p) => p.xml.clone(),
         None => config_xml::render_join(&join_settings(input)),
     };
-    let log_text = run_then_remove(ctx, target, &paths.xml, "joined", || {
+    let ran = run_then_remove(ctx, target, &paths.xml, "joined", || {
         write_and_configure(ctx, target, input, paths, &xml, &mut evidence)
-    })?;
+    });
+    let log_text =
+        ran.map_err(|failure| partial::after_failure(ctx, target, input, failure, &mut evidence))?;
     evidence.push(Evidence::note("removed the rendered configuration", &paths.xml));
     let features = ConfigLog::parse(&log_text).configured_features();
     verify_joined(ctx, target, &input.group, "Configuration.exe", &mut evidence)?;

@@ -67,7 +67,7 @@ pub struct Readiness {
 }
 
 /// The SSO membership of `target`: joined to `server/db`, or not.
-fn probe(ctx: &Ctx, target: &str, evidence: &mut Vec<Evidence>) -> Result<Membership, StepError> {
+pub(crate) fn probe(ctx: &Ctx, target: &str, evidence: &mut Vec<Evidence>) -> Result<Membership, StepError> {
     let mut answer = |value: &str| -> Result<RegAnswer, StepError> {
         let ran = ctx.exec(target, reg::PROGRAM).args(reg::query_args(ENTSSO_SQL_KEY, value)).run()?;
         evidence.push(ran.evidence(format!("registry ENTSSO {value}")));
@@ -304,4 +304,4 @@ fn output(input: &Input, features: Vec<String>, log_excerpt: String, ready: Read
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

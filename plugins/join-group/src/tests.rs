@@ -43,9 +43,22 @@ fn recorder() -> Recorder {
 trait Scripts {
     /// Scripts the join's Configuration.exe run: exit code and the log it writes.
     fn configuration(&self, exit: i32, log: Option<&str>);
+    /// Scripts the ENTSSO probe: in the SSO system on `PRDSQL01/SSODB`, or in none.
+    fn sso(&self, joined: bool);
+    /// Scripts the probes of a server in no group and no SSO system.
+    fn fresh(&self);
 }
 
 impl Scripts for Recorder {
+    fn fresh(&self) {
+        self.not_joined();
+        self.sso(false);
+    }
+
+    fn sso(&self, joined: bool) {
+        sso::tests::sso_probe_on(self, SERVER, joined);
+    }
+
     fn configuration(&self, exit: i32, log: Option<&str>) {
         let args = ["/S", XML, "/L", LOG];
         match log {
@@ -62,12 +75,25 @@ impl Scripts for Recorder {
     }
 }
 
+/// The recorded op of the ENTSSO probe (`Server`; `Database` when it is there).
+const SSO_SERVER: &str = r"exec reg query HKLM\SOFTWARE\Microsoft\ENTSSO\SQL /v Server";
+const SSO_DB: &str = r"exec reg query HKLM\SOFTWARE\Microsoft\ENTSSO\SQL /v Database";
+
+/// Asserts that the rendered file was removed, and only the ENTSSO probe of a failed run came
+/// after.
+#[track_caller]
+fn assert_removed_then_probed(rec: &Recorder) {
+    let ops = rec.ops();
+    assert_eq!(ops[ops.len() - 2..], [format!("remove {XML}"), SSO_SERVER.to_string()], "{ops:?}");
+    assert_eq!(rec.host.file(SERVER, XML), None, "{XML} must be gone");
+}
+
 const CONFIGURE: &str = r#"exec C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe /S C:\Drover\join-DRBTS02.xml /L C:\Drover\join-DRBTS02.log"#;
 
 #[test]
 fn joins_a_server_that_is_not_joined() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     let outcome = rec.call(Mode::Apply, input()).unwrap();
@@ -85,6 +111,7 @@ fn joins_a_server_that_is_not_joined() {
         rec.ops(),
         [
             REG_SERVER,
+            SSO_SERVER,
             &format!("remove {LOG}"),
             &format!("write {XML}"),
             CONFIGURE,
@@ -101,6 +128,7 @@ fn joins_a_server_that_is_not_joined() {
         labels,
         [
             "registry MgmtDBServer",
+            "registry ENTSSO Server",
             r"rendered configuration C:\Drover\join-DRBTS02.xml",
             "Configuration.exe",
             r"configuration log C:\Drover\join-DRBTS02.log",
@@ -114,7 +142,7 @@ fn joins_a_server_that_is_not_joined() {
 #[test]
 fn renders_the_join_template_with_secret_references() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
     rec.call(Mode::Apply, input()).unwrap();
@@ -190,7 +218,7 @@ fn a_server_of_another_group_is_a_permanent_error() {
 #[test]
 fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(1, Some(UNREACHABLE_LOG));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
@@ -199,13 +227,13 @@ fn an_unreachable_sql_server_is_retryable_and_the_file_is_removed() {
             "configuration of DRBTS02 failed: the group's SQL Server did not answer: [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.\nSQL error: 08001 Native error code: 17\nc:\\depotsetupv2\\private\\common\\configwizard\\confighelper\\sqlhelper.cpp(1176): FAILED hr = 80004005"
         )
     );
-    rec.assert_removed_last(XML);
+    assert_removed_then_probed(&rec);
 }
 
 #[test]
 fn a_refused_logon_is_permanent() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(
         1,
         Some("[10:15:05 Error ConfigHelper] Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.\n[10:15:05 Error ConfigHelper] SQL error: 28000 Native error code: 18456\n"),
@@ -222,7 +250,7 @@ fn a_refused_logon_is_permanent() {
 #[test]
 fn an_error_drover_does_not_know_needs_an_operator_with_the_log() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     let log = "[10:15:05 Error ConfigHelper] The password of ENTSSO is empty.\n";
     rec.configuration(1, Some(log));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
@@ -232,13 +260,13 @@ fn an_error_drover_does_not_know_needs_an_operator_with_the_log() {
             "Configuration.exe on DRBTS02 answered in a way Drover does not recognise (it failed with exit code 1 and errors Drover does not know); read its output, then retry or skip the step by hand\nexit code: 1\nlog C:\\Drover\\join-DRBTS02.log:\n  [10:15:05 Error ConfigHelper] The password of ENTSSO is empty.\nstdout: (empty)\nstderr: (empty)"
         )
     );
-    rec.assert_removed_last(XML);
+    assert_removed_then_probed(&rec);
 }
 
 #[test]
 fn a_failed_exit_without_log_needs_an_operator() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(1, None);
     let StepError::NeedsOperator(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
     assert!(message.contains("(it failed with exit code 1 and no Error line in its log)"), "{message}");
@@ -256,7 +284,7 @@ fn a_success_in_words_drover_does_not_know_needs_an_operator() {
         "[10:15:01 Error ConfigHelper] something odd\n",
     ] {
         let rec = recorder();
-        rec.not_joined();
+        rec.fresh();
         rec.configuration(0, Some(log));
         let StepError::NeedsOperator(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
         assert!(
@@ -273,7 +301,7 @@ fn a_success_in_words_drover_does_not_know_needs_an_operator() {
 #[test]
 fn a_lost_connection_during_configuration_still_removes_the_file() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.host.script_exec_error(
         SERVER,
         CONFIGURATION_EXE,
@@ -282,14 +310,14 @@ fn a_lost_connection_during_configuration_still_removes_the_file() {
     );
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(err, StepError::retryable("connection to DRBTS02 lost"));
-    rec.assert_removed_last(XML);
+    assert_removed_then_probed(&rec);
 }
 
 #[test]
 fn a_file_that_cannot_be_removed_fails_the_step() {
     let rec = recorder();
     rec.fail_xml_removal.set(true);
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(0, Some(SUCCESS_LOG));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     assert_eq!(
@@ -309,7 +337,7 @@ fn a_file_that_cannot_be_removed_fails_the_step() {
 fn a_configuration_error_names_a_failed_removal_too() {
     let rec = recorder();
     rec.fail_xml_removal.set(true);
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(1, Some(UNREACHABLE_LOG));
     let err = rec.call(Mode::Apply, input()).unwrap_err();
     let StepError::Retryable(message) = err else { panic!("{err:?}") };
@@ -326,7 +354,7 @@ fn a_configuration_error_names_a_failed_removal_too() {
 #[test]
 fn a_success_the_registry_does_not_confirm_is_permanent() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     rec.configuration(0, Some(SUCCESS_LOG));
     rec.not_joined();
     let err = rec.call(Mode::Apply, input()).unwrap_err();
@@ -341,11 +369,11 @@ fn a_success_the_registry_does_not_confirm_is_permanent() {
 #[test]
 fn check_only_probes() {
     let rec = recorder();
-    rec.not_joined();
+    rec.fresh();
     let outcome = rec.call(Mode::Check, input()).unwrap();
     assert!(outcome.changed);
     assert_eq!(outcome.summary, "would join DRBTS02 to the group on PRDSQL01/BizTalkMgmtDb");
-    assert_eq!(rec.ops(), [REG_SERVER]);
+    assert_eq!(rec.ops(), [REG_SERVER, SSO_SERVER]);
 
     let rec = recorder();
     rec.joined("PRDSQL01", "BizTalkMgmtDb");
@@ -453,4 +481,100 @@ fn describes_itself_as_reversible_and_compensable() {
     assert_eq!(d.name(), "join-group");
     assert_eq!(d.version(), "1.0.0");
     assert_eq!(d.effect(), Effect::Reversible);
+}
+
+/// What the lab's Configuration.exe writes when the master secret server's ENTSSO is stopped.
+const SSO_STOPPED_LOG: &str = "[10:15:01 Error SSOServerCfg] 0xC0002A0F : Could not contact the SSO server 'PRDSSO01'. Check that SSO is configured and that the SSO service is running on that server. (RPC: 0x800706D9: There are no more endpoints available from the endpoint mapper.)\n";
+
+/// What it writes when the master secret cannot be retrieved.
+const NO_SECRET_LOG: &str = "[10:15:01 Warning SSOServerCfg] Failed to retrieve master secrets. Verify that the master secret server name is correct and that it is available. Secret Server Name: PRDSSO01 Error Code: 0xC0002919, Could not load secrets from the registry of the master secret server.
+[10:15:01 Error SSOServerCfg] 0xC0002A1F : Cannot perform encryption or decryption because the secret is not available from the master secret server. See the event log for related errors.
+";
+
+/// What it writes when the group feature fails after SSO was configured.
+const STOPPED_AFTER_SSO_LOG: &str =
+    "[2026-11-22 10:15:01:0000 Info Configuration Framework]Configuring feature: SSOServer,Engine
+[2026-11-22 10:15:01:0000 Info Configuration Framework]Configuring feature: WMI
+[10:15:01 Error ConfigHelper] Failed to configure feature WMI: the BizTalk Server group could not be joined.
+";
+
+#[test]
+fn a_stopped_sso_service_on_the_master_secret_server_is_retryable_and_says_where_to_start_it() {
+    let rec = recorder();
+    rec.fresh();
+    rec.configuration(1, Some(SSO_STOPPED_LOG));
+    rec.sso(false);
+    let StepError::Retryable(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(
+        message.starts_with(
+            "configuration of DRBTS02 failed: the Enterprise SSO service (ENTSSO) on the master secret server \
+             PRDSSO01 is not running or does not answer, so DRBTS02 cannot join the SSO system; start ENTSSO on \
+             PRDSSO01"
+        ),
+        "{message}"
+    );
+    assert!(message.ends_with("0xC0002A0F : Could not contact the SSO server 'PRDSSO01'. Check that SSO is configured and that the SSO service is running on that server. (RPC: 0x800706D9: There are no more endpoints available from the endpoint mapper.)"), "{message}");
+    assert_removed_then_probed(&rec);
+    assert!(rec.host.unused_scripts().is_empty(), "{:?}", rec.host.unused_scripts());
+}
+
+#[test]
+fn a_master_secret_out_of_reach_is_permanent_and_names_the_restore() {
+    let rec = recorder();
+    rec.fresh();
+    rec.configuration(1, Some(NO_SECRET_LOG));
+    rec.sso(false);
+    let StepError::Permanent(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(
+        message.starts_with(
+            "configuration of DRBTS02 failed: the Enterprise SSO master secret cannot be retrieved from the master \
+             secret server PRDSSO01 (ENTSSO events 10520/10521"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("ssoconfig -restoreSecret <backup file>"), "{message}");
+    assert!(message.ends_with("See the event log for related errors."), "{message}");
+}
+
+#[test]
+fn a_half_configured_server_is_refused_before_configuration_exe_runs() {
+    for mode in [Mode::Check, Mode::Apply] {
+        let rec = recorder();
+        rec.not_joined();
+        rec.sso(true);
+        let err = rec.call(mode, input()).unwrap_err();
+        let StepError::Permanent(message) = err else { panic!("{err:?}") };
+        assert_eq!(
+            message,
+            "DRBTS02 is half-configured by an earlier configuration: Enterprise SSO is configured on it (SSO system \
+             PRDSQL01/SSODB) but it is in no BizTalk group (no MgmtDBServer in the 32-bit registry view), not the \
+             group on PRDSQL01/BizTalkMgmtDb; unconfigure it on DRBTS02 (Configuration.exe /U /L <log>, or \
+             Unconfigure Features in the BizTalk Server Configuration tool) and retry this step to join it again, or \
+             finish the configuration in the Configuration tool, after which this step finds it joined; Drover does \
+             not run Configuration.exe over it again"
+        );
+        assert_eq!(rec.ops(), [REG_SERVER, SSO_SERVER, SSO_DB], "nothing written, nothing run");
+    }
+}
+
+#[test]
+fn a_configuration_that_stops_after_sso_is_told_as_a_half_configured_server() {
+    let rec = recorder();
+    rec.fresh();
+    rec.configuration(1, Some(STOPPED_AFTER_SSO_LOG));
+    rec.sso(true);
+    let StepError::Permanent(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(message.starts_with("DRBTS02 is half-configured by an earlier configuration"), "{message}");
+    assert!(
+        message.contains(
+            "; it stopped after configuring Enterprise SSO: Configuration.exe on DRBTS02 answered in a way Drover \
+             does not recognise"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("the BizTalk Server group could not be joined."),
+        "the log is quoted: {message}"
+    );
+    assert_eq!(rec.host.file(SERVER, XML), None);
 }

@@ -32,8 +32,14 @@ fn input() -> Value {
     input
 }
 
-/// Scripts the ENTSSO membership probe: in the SSO system on `PRDSQL01/SSODB`, or in none.
+/// Scripts the ENTSSO membership probe of [`SERVER`].
 fn sso_probe(rec: &Recorder, joined: bool) {
+    sso_probe_on(rec, SERVER, joined);
+}
+
+/// Scripts the ENTSSO membership probe of `server`: in the SSO system on `PRDSQL01/SSODB`, or in
+/// none.
+pub(crate) fn sso_probe_on(rec: &Recorder, server: &str, joined: bool) {
     let answer = |value: &str, data: &str| {
         ExecOutput::exited(
             0,
@@ -46,7 +52,7 @@ fn sso_probe(rec: &Recorder, joined: bool) {
     let run = |value: &str, output: ExecOutput| {
         let args = args(value);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        rec.host.script_exec(SERVER, reg::PROGRAM, &args, output);
+        rec.host.script_exec(server, reg::PROGRAM, &args, output);
     };
     if joined {
         run("Server", answer("Server", "PRDSQL01"));
@@ -99,4 +105,31 @@ fn a_joined_server_loses_the_leftover_of_an_interrupted_attempt_and_nothing_else
     assert!(!outcome.changed, "{}", outcome.summary);
     assert_eq!(rec.host.file(SERVER, XML), None, "the leftover is gone");
     assert!(!rec.ops().iter().any(|op| op.contains("Configuration.exe")), "{:?}", rec.ops());
+}
+
+#[test]
+fn a_master_secret_out_of_reach_stops_the_dr_sso_server_naming_the_restore() {
+    let rec = recorder();
+    sso_probe(&rec, false);
+    let log = "[10:15:01 Warning SSOServerCfg] Failed to retrieve master secrets. Verify that the master secret server name is correct and that it is available. Secret Server Name: PRDSSO01 Error Code: 0xC0002919, Could not load secrets from the registry of the master secret server.
+[10:15:01 Error SSOServerCfg] 0xC0002A1F : Cannot perform encryption or decryption because the secret is not available from the master secret server. See the event log for related errors.
+";
+    rec.host.script_exec_writing(
+        SERVER,
+        CONFIGURATION_EXE,
+        &["/S", XML, "/L", LOG],
+        ExecOutput::exited(1, ""),
+        LOG,
+        log,
+    );
+    let StepError::Permanent(message) = rec.call(Mode::Apply, input()).unwrap_err() else { panic!() };
+    assert!(
+        message.starts_with(
+            "configuration of DRSSO01 failed: the Enterprise SSO master secret cannot be retrieved from the master secret server PRDSSO01"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("ssoconfig -restoreSecret"), "{message}");
+    assert_eq!(rec.host.file(SERVER, XML), None, "the rendered configuration is removed");
+    assert_eq!(rec.host.file(SERVER, BACKUP), None, "nothing staged before the join");
 }
