@@ -86,6 +86,15 @@ fn cu_name(level: u32) -> String {
     if level == 0 { "no cumulative update (RTM)".to_string() } else { format!("CU {level}") }
 }
 
+/// The unmet check `id` when the reference server's `what` could not be read.
+fn reference_unreadable(id: &str, what: &str, reference: &str, why: &str) -> Finding {
+    Finding::unreadable(
+        id,
+        format!("the {what} of {reference}"),
+        &format!("{reference}'s could not be read: {why}"),
+    )
+}
+
 impl Probe<'_, '_> {
     pub(super) fn local_admin(&mut self) -> Result<Finding, StepError> {
         let id = "local-admin";
@@ -167,14 +176,7 @@ impl Probe<'_, '_> {
         let target = self.target.clone();
         let production = match self.cu_level(reference)? {
             Ok(level) => level,
-            Err(why) => {
-                let expected = format!("the cumulative update of {reference}");
-                return Ok(Finding::unreadable(
-                    id,
-                    expected,
-                    &format!("{reference}'s could not be read: {why}"),
-                ));
-            }
+            Err(why) => return Ok(reference_unreadable(id, "cumulative update", reference, &why)),
         };
         let expected = format!("{}, as on {reference}", cu_name(production));
         Ok(match self.cu_level(&target)? {
@@ -209,14 +211,7 @@ impl Probe<'_, '_> {
         let target = self.target.clone();
         let production = match self.product_edition(reference)? {
             Ok(edition) => edition,
-            Err(why) => {
-                let expected = format!("the edition of {reference}");
-                return Ok(Finding::unreadable(
-                    id,
-                    expected,
-                    &format!("{reference}'s could not be read: {why}"),
-                ));
-            }
+            Err(why) => return Ok(reference_unreadable(id, "edition", reference, &why)),
         };
         let expected = format!("{production} Edition, as on {reference}");
         Ok(match self.product_edition(&target)? {
