@@ -160,8 +160,15 @@ fn query(ctx: &Ctx, target: &str, value: &str, evidence: &mut Vec<Evidence>) -> 
         item.excerpt = excerpt(&ran.stderr(), 5);
     }
     evidence.push(item);
-    reg::parse_query(ran.output.exit_code, &ran.stdout(), &ran.stderr(), value)
-        .map_err(|e| StepError::permanent(format!("cannot read {value} on {target}: {e}")))
+    // Found, or reg's documented "unable to find"; any other answer is for an operator.
+    reg::parse_query(ran.output.exit_code, &ran.stdout(), &ran.stderr(), value).map_err(|e| {
+        unrecognized::program(
+            &format!("reg query \"{}\" /v {value} /reg:32", reg::BIZTALK_ADMINISTRATION),
+            target,
+            &e.to_string(),
+            &ran,
+        )
+    })
 }
 
 /// Whether the file at `path` is still on the target. Its contents (passwords filled in by the

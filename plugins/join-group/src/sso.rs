@@ -71,8 +71,14 @@ pub(crate) fn probe(ctx: &Ctx, target: &str, evidence: &mut Vec<Evidence>) -> Re
     let mut answer = |value: &str| -> Result<RegAnswer, StepError> {
         let ran = ctx.exec(target, reg::PROGRAM).args(reg::query_args(ENTSSO_SQL_KEY, value)).run()?;
         evidence.push(ran.evidence(format!("registry ENTSSO {value}")));
-        reg::parse_query(ran.output.exit_code, &ran.stdout(), &ran.stderr(), value)
-            .map_err(|e| StepError::permanent(format!("cannot read ENTSSO {value} on {target}: {e}")))
+        reg::parse_query(ran.output.exit_code, &ran.stdout(), &ran.stderr(), value).map_err(|e| {
+            biztalk_common::unrecognized::program(
+                &format!("reg query {ENTSSO_SQL_KEY} /v {value}"),
+                target,
+                &e.to_string(),
+                &ran,
+            )
+        })
     };
     let server = answer("Server")?;
     if server == RegAnswer::Missing {

@@ -578,3 +578,22 @@ fn a_configuration_that_stops_after_sso_is_told_as_a_half_configured_server() {
     );
     assert_eq!(rec.host.file(SERVER, XML), None);
 }
+
+#[test]
+fn a_registry_answer_drover_does_not_know_needs_an_operator() {
+    let rec = recorder();
+    let args =
+        biztalk_common::reg::query_args_32(biztalk_common::reg::BIZTALK_ADMINISTRATION, "MgmtDBServer");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let denied = ExecOutput {
+        exit_code: Some(1),
+        stderr: "FEHLER: Zugriff verweigert\n".into(),
+        ..Default::default()
+    };
+    rec.host.script_exec(SERVER, "reg", &args, denied);
+    let err = rec.call(Mode::Apply, input()).unwrap_err();
+    assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
+    assert!(err.message().contains("on DRBTS02 answered in a way Drover does not recognise"), "{err}");
+    assert!(err.message().contains("FEHLER: Zugriff verweigert"), "the raw text: {err}");
+    assert!(!rec.ops().iter().any(|op| op.contains("Configuration.exe")), "nothing ran: {:?}", rec.ops());
+}
