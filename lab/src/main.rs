@@ -103,7 +103,10 @@ enum Command {
 enum FaultAction {
     /// `sql-unreachable [<sql server>]`, `join-sql-unreachable [<sql server>]`,
     /// `service-stuck <server> <service>`, `access-denied <server> <service>` or
-    /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>` or `powershell-missing <server>`.
+    /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>` or `powershell-missing <server>`;
+    /// before the join: `not-local-admin <server>`, `not-sysadmin [<sql server>]`, `cu-level
+    /// <server> <n>`, `installed-edition <server> <enterprise|standard|developer|branch>`,
+    /// `dtc-blocked <server>`.
     Set {
         /// The fault.
         fault: String,

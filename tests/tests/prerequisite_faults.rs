@@ -4,7 +4,8 @@
 //! between a server and SQL Server. For each, a lab fault, the real `dr-site-preparation` run
 //! against the lab, and what an administrator reads: the run exits 1, the prerequisites instance
 //! of the faulted server has failed with a `why` that names the problem, the server and what to
-//! do, and no server joined the group.
+//! do, and no server joined the group. The server replacement stops the same way before it joins
+//! the rebuilt server again.
 
 use drover_tests::lab::LabRun;
 use drover_tests::{stderr, stdout};
@@ -19,14 +20,17 @@ fn instances(status: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// Sets `fault`, runs the DR site preparation and checks that it stopped at the prerequisites of
-/// every server of `servers` with a `why` holding every part of `says`, before any join.
-fn stops_before_the_join(fault: &[&str], servers: &[&str], says: &[&str]) {
-    let lab = LabRun::new("dr-site-preparation.toml", &[]);
-    let joins_before = lab.group().joins;
-    lab.fault(fault);
-    let out = lab.run(&[]);
-    assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(&out), stderr(&out));
+/// Checks that the newest run of `lab` failed (exit 1) at the prerequisites of every server of
+/// `servers`, with a `why` holding every part of `says` and the server's name, and that no join
+/// ran and nobody joined the group since `joins_before`.
+fn assert_stopped_before_the_join(
+    lab: &LabRun,
+    out: &std::process::Output,
+    joins_before: &[String],
+    servers: &[&str],
+    says: &[&str],
+) {
+    assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(out), stderr(out));
     let status = lab.sandbox.status(&lab.sandbox.last_run());
     let all = instances(&status);
     for server in servers {
@@ -38,10 +42,22 @@ fn stops_before_the_join(fault: &[&str], servers: &[&str], says: &[&str]) {
             assert!(why.contains(part), "the status of {key} says {part:?}: {why}");
         }
     }
-    let joined: Vec<&Value> =
-        all.iter().filter(|i| i["key"].as_str().unwrap().starts_with("join[") && i["state"] == "succeeded").collect();
+    let joined: Vec<&Value> = all
+        .iter()
+        .filter(|i| i["key"].as_str().unwrap().starts_with("join") && i["state"] == "succeeded")
+        .collect();
     assert!(joined.is_empty(), "no join ran: {joined:#?}");
     assert_eq!(lab.group().joins, joins_before, "nobody joined the group");
+}
+
+/// Sets `fault`, runs the DR site preparation and checks that it stopped at the prerequisites of
+/// every server of `servers` with a `why` holding every part of `says`, before any join.
+fn stops_before_the_join(fault: &[&str], servers: &[&str], says: &[&str]) {
+    let lab = LabRun::new("dr-site-preparation.toml", &[]);
+    let joins_before = lab.group().joins;
+    lab.fault(fault);
+    let out = lab.run(&[]);
+    assert_stopped_before_the_join(&lab, &out, &joins_before, servers, says);
 }
 
 #[test]
@@ -103,4 +119,30 @@ fn msdtc_failing_between_a_server_and_sql_server_stops_before_the_join() {
             "Troubleshooting Problems with MSDTC",
         ],
     );
+}
+
+#[test]
+fn the_server_replacement_stops_before_joining_the_rebuilt_server_under_each_fault() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["not-local-admin", "PRDBTS02"],
+            "local-admin (expected the account Drover runs as in BUILTIN\\Administrators",
+        ),
+        (
+            &["not-sysadmin"],
+            "sql-sysadmin (expected the account Drover runs as in the sysadmin role of PRDSQL01",
+        ),
+        (&["cu-level", "PRDBTS02", "4"], "cu-level (expected CU 6, as on PRDBTS01, found CU 4"),
+        (&["installed-edition", "PRDBTS02", "standard"], "Standard Edition cannot join a BizTalk group"),
+        (&["dtc-blocked", "PRDBTS02"], "MSDTC between PRDBTS02 and PRDSQL01 fails end to end"),
+    ];
+    for (fault, says) in cases {
+        let lab = LabRun::new("server-replacement.toml", &[]);
+        let out = lab.lab(&["replace", "PRDBTS02"]);
+        assert!(out.status.success(), "drover-lab replace: {}", stderr(&out));
+        let joins_before = lab.group().joins;
+        lab.fault(fault);
+        let out = lab.run(&[]);
+        assert_stopped_before_the_join(&lab, &out, &joins_before, &["PRDBTS02"], &[says]);
+    }
 }
