@@ -116,6 +116,22 @@ impl LabRun {
         Command::new(lab_bin()).args(&full).output().expect("run drover-lab")
     }
 
+    /// Every step instance of the newest run, from `drover status --json`.
+    pub fn last_instances(&self) -> Vec<Value> {
+        instances(&self.sandbox.status(&self.sandbox.last_run()))
+    }
+
+    /// The step instance `key` (such as `join[DRBTS01]`) of the newest run; the test fails naming
+    /// the instances there are when it has none.
+    pub fn last_instance(&self, key: &str) -> Value {
+        let all = self.last_instances();
+        let keys: Vec<&Value> = all.iter().map(|i| &i["key"]).collect();
+        all.iter()
+            .find(|i| i["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no instance {key} among {keys:?}"))
+    }
+
     /// The lab's state (`drover-lab show --json`).
     pub fn state(&self) -> Value {
         let out = self.lab(&["show", "--json"]);
@@ -253,6 +269,16 @@ done
 unset IFS
 exec "$@"
 "#;
+
+/// Every step instance of a `drover status --json` answer, step by step.
+pub fn instances(status: &Value) -> Vec<Value> {
+    status["steps"]
+        .as_array()
+        .expect("status has steps")
+        .iter()
+        .flat_map(|s| s["instances"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
 
 /// `(key, verdict)` of every entry of a plan.
 pub fn verdicts(plan: &Value) -> Vec<(String, String)> {

@@ -7,22 +7,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover_tests::lab::{BTS_HOST_PASSWORD, ISOLATED_HOST_PASSWORD, LabRun};
+use drover_tests::lab::{BTS_HOST_PASSWORD, ISOLATED_HOST_PASSWORD, LabRun, instances};
 use drover_tests::{lab_bin, stderr, stdout, workspace_root};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const DR: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 const PRODUCTION: [&str; 3] = ["PRDBTS01", "PRDBTS02", "PRDSSO01"];
-
-fn instances(status: &Value) -> Vec<Value> {
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
-        .collect()
-}
 
 fn service<'a>(lab: &'a Value, server: &str, name: &str) -> Option<&'a Value> {
     lab["servers"][server]["services"].as_array().unwrap().iter().find(|s| s["name"] == name)

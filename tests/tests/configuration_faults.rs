@@ -24,25 +24,9 @@ const ADMINISTRATION: &str = "SOFTWARE\\WOW6432Node\\Microsoft\\BizTalk Server\\
 const ENTSSO_SQL: &str = "SOFTWARE\\Microsoft\\ENTSSO\\SQL";
 const CONFIGURATION_EXE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Configuration.exe";
 
-/// Every step instance of the newest run.
-fn instances(lab: &LabRun) -> Vec<Value> {
-    let status = lab.sandbox.status(&lab.sandbox.last_run());
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
-        .collect()
-}
-
 /// The state and `why` of the step instance `key` of the newest run.
 fn instance(lab: &LabRun, key: &str) -> (String, String) {
-    let all = instances(lab);
-    let found = all.iter().find(|i| i["key"] == key).cloned().unwrap_or_else(|| {
-        let seen: Vec<String> =
-            all.iter().map(|i| format!("{} {} {}", i["key"], i["state"], i["why"])).collect();
-        panic!("no {key} among {seen:#?}")
-    });
+    let found = lab.last_instance(key);
     (found["state"].as_str().unwrap().to_string(), found["why"].as_str().unwrap_or_default().to_string())
 }
 
@@ -60,7 +44,7 @@ fn run_fails_at(lab: &LabRun, params: &[&str], key: &str) -> String {
 /// The operator retries every failed instance of the newest run, then resumes it: exit code.
 fn retry_and_resume(lab: &LabRun) -> Option<i32> {
     let run = lab.sandbox.last_run();
-    for failed in instances(lab).iter().filter(|i| i["state"] == "failed") {
+    for failed in lab.last_instances().iter().filter(|i| i["state"] == "failed") {
         let key = failed["key"].as_str().unwrap();
         let out =
             lab.drover(&["retry", &run, key, "--comment", "fixed by the administrator"]).output().unwrap();

@@ -14,18 +14,6 @@ const DR_SSO: &str = "DRSSO01";
 const BACKUP: &str = r"C:\Program Files\Common Files\Enterprise Single Sign-On\SSOSecret.bak";
 const ENTSSO_SQL: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
 
-/// The step instance `key` of the newest run.
-fn instance(lab: &LabRun, key: &str) -> Value {
-    let status = lab.sandbox.status(&lab.sandbox.last_run());
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
-        .find(|i| i["key"] == key)
-        .unwrap_or_else(|| panic!("no instance {key}: {status:#}"))
-}
-
 fn file<'a>(state: &'a Value, server: &str, path: &str) -> &'a Value {
     &state["servers"][server]["files"][path.to_lowercase()]["contents"]
 }
@@ -61,7 +49,7 @@ fn the_dr_sso_server_joins_the_sso_system_only_and_holds_the_secret_backup() {
         after["servers"]["PRDSSO01"], before["servers"]["PRDSSO01"],
         "production's SSO server untouched"
     );
-    let step = instance(&lab, "sso-server[DRSSO01]");
+    let step = lab.last_instance("sso-server[DRSSO01]");
     assert_eq!(step["state"], "succeeded", "{step:#}");
     let ready = &step["output"]["secret_backup"];
     assert_eq!(ready["staged_at"], BACKUP, "{step:#}");
@@ -71,7 +59,7 @@ fn the_dr_sso_server_joins_the_sso_system_only_and_holds_the_secret_backup() {
     // Again: nothing to do, nothing changes.
     let out = lab.run(&[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let again = instance(&lab, "sso-server[DRSSO01]");
+    let again = lab.last_instance("sso-server[DRSSO01]");
     assert_eq!(again["state"], "succeeded");
     let run = lab.sandbox.last_run();
     let events = stdout(&lab.sandbox.run(&["events", &run, "--ndjson"]));
@@ -91,7 +79,7 @@ fn without_the_master_secret_backup_the_dr_sso_server_is_not_called_ready() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = lab.run(&[]);
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    let step = instance(&lab, "sso-server[DRSSO01]");
+    let step = lab.last_instance("sso-server[DRSSO01]");
     assert_eq!(step["state"], "failed", "{step:#}");
     let why = step["why"].as_str().unwrap();
     assert!(why.contains(&format!("no master secret backup at PRDSSO01:{BACKUP}")), "{why}");

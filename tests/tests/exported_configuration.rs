@@ -32,12 +32,8 @@ fn replaced_lab(replace_args: &[&str]) -> LabRun {
 
 /// The step instances of the newest run in `state`: (key, why).
 fn instances_in(lab: &LabRun, state: &str) -> Vec<(String, String)> {
-    let status = lab.sandbox.status(&lab.sandbox.last_run());
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
+    lab.last_instances()
+        .into_iter()
         .filter(|i| i["state"] == state)
         .map(|i| (i["key"].as_str().unwrap().to_owned(), i["why"].as_str().unwrap_or_default().to_owned()))
         .collect()

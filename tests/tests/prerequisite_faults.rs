@@ -7,18 +7,9 @@
 //! do, and no server joined the group. The server replacement stops the same way before it joins
 //! the rebuilt server again.
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{LabRun, instances};
 use drover_tests::{stderr, stdout};
 use serde_json::Value;
-
-fn instances(status: &Value) -> Vec<Value> {
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
-        .collect()
-}
 
 /// Checks that the newest run of `lab` failed (exit 1) at the prerequisites of every server of
 /// `servers`, with a `why` holding every part of `says` and the server's name, and that no join

@@ -222,18 +222,6 @@ fn standard_edition_restores_the_saved_configuration() {
     );
 }
 
-/// The instance of `key` in the status of the run's last run.
-fn instance(lab: &LabRun, key: &str) -> Value {
-    let status = lab.sandbox.status(&lab.sandbox.last_run());
-    status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["instances"].as_array().unwrap().clone())
-        .find(|i| i["key"] == key)
-        .unwrap_or_else(|| panic!("no instance {key}: {status:#}"))
-}
-
 /// The wrong edition's tool answers in words no public source backs (the lab's own): the plugins
 /// do not guess a class for them. The run stops for an operator (exit 4), the status shows the
 /// tool's raw answer, and nothing was configured.
@@ -243,7 +231,7 @@ fn an_answer_drover_does_not_recognise_waits_for_an_operator_with_the_raw_text()
     let lab = replaced_lab("enterprise");
     let out = lab.run(&["edition=standard"]);
     assert_eq!(out.status.code(), Some(4), "waiting for an operator: {}{}", stdout(&out), stderr(&out));
-    let restore = instance(&lab, "restore-configuration[PRDBTS02]");
+    let restore = lab.last_instance("restore-configuration[PRDBTS02]");
     assert_eq!(restore["state"], "needs-operator", "{restore:#}");
     let why = restore["why"].as_str().unwrap();
     assert!(
@@ -262,7 +250,7 @@ fn an_answer_drover_does_not_recognise_waits_for_an_operator_with_the_raw_text()
     let lab = replaced_lab("standard");
     let out = lab.run(&[]);
     assert_eq!(out.status.code(), Some(4), "waiting for an operator: {}{}", stdout(&out), stderr(&out));
-    let join = instance(&lab, "join[PRDBTS02]");
+    let join = lab.last_instance("join[PRDBTS02]");
     assert_eq!(join["state"], "needs-operator", "{join:#}");
     let why = join["why"].as_str().unwrap();
     assert!(
