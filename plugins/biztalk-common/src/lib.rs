@@ -10,14 +10,20 @@
 pub mod config_log;
 pub mod config_xml;
 pub mod configure;
+// Failover, BizTalk side (issue 18, L2)
+pub mod dbrefs;
 pub mod exported_config;
 pub mod gac;
 pub mod group;
 pub mod membership;
 pub mod powershell;
+// Failover, BizTalk side (issue 18, L2)
+pub mod processing;
 pub mod reg;
 pub mod restore_config;
 pub mod sc;
+// Failover, BizTalk side (issue 18, L2)
+pub mod sso_secret;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod unrecognized;
