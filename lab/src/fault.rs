@@ -120,6 +120,15 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             [name] => Ok(Fault::DtcBlocked { server: server(name)? }),
             _ => Err(FaultError::Usage("fault set dtc-blocked <server>")),
         },
+        // Failover, BizTalk side (issue 18, L2)
+        "msoledbsql-provider" => match args {
+            [name] => Ok(Fault::MsoledbsqlProvider { server: server(name)? }),
+            _ => Err(FaultError::Usage("fault set msoledbsql-provider <server>")),
+        },
+        "dead-production-wmi" => match args {
+            [] => Ok(Fault::DeadProductionWmi),
+            _ => Err(FaultError::Usage("fault set dead-production-wmi")),
+        },
         other => Err(FaultError::Unknown(other.to_owned())),
     }
 }
@@ -168,6 +177,8 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
             | "dtc-blocked",
             [],
         ) => lab.faults.retain(|f| f.kind() != what),
+        // Failover, BizTalk side (issue 18, L2)
+        ("msoledbsql-provider" | "dead-production-wmi", []) => lab.faults.retain(|f| f.kind() != what),
         (kind, args) => {
             let fault = parse(lab, kind, args)?;
             lab.faults.retain(|f| *f != fault);
@@ -266,6 +277,24 @@ mod tests {
         assert_eq!(clear(&mut lab, "master-secret-unavailable", &[]), Ok(2));
         assert_eq!(clear(&mut lab, "sso-stopped", &words(&["PRDSSO01"])), Ok(1));
         assert_eq!(clear(&mut lab, "join-fails-after-sso", &[]), Ok(1));
+    }
+
+    // Failover, BizTalk side (issue 18, L2)
+    #[test]
+    fn failover_faults_name_their_servers() {
+        let mut lab = fresh_lab();
+        let provider = parse(&lab, "msoledbsql-provider", &words(&["drbts01"])).expect("provider");
+        assert_eq!(provider.to_string(), "msoledbsql-provider DRBTS01");
+        set(&mut lab, provider);
+        assert!(lab.msoledbsql_provider("DRBTS01") && !lab.msoledbsql_provider("DRBTS02"));
+        let dead = parse(&lab, "dead-production-wmi", &[]).expect("dead");
+        assert_eq!(dead.to_string(), "dead-production-wmi");
+        set(&mut lab, dead);
+        assert!(lab.wmi_unreachable("prdbts01") && !lab.wmi_unreachable("DRBTS01"));
+        assert!(matches!(parse(&lab, "dead-production-wmi", &words(&["X"])), Err(FaultError::Usage(_))));
+        assert!(matches!(parse(&lab, "msoledbsql-provider", &[]), Err(FaultError::Usage(_))));
+        assert_eq!(clear(&mut lab, "dead-production-wmi", &[]), Ok(1));
+        assert_eq!(clear(&mut lab, "msoledbsql-provider", &words(&["DRBTS01"])), Ok(1));
     }
 
     // Rights, CU level, edition and MSDTC before the join (E1)

@@ -160,6 +160,8 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
             }])
             .collect(),
         applications: Vec::new(),
+        // Failover, BizTalk side (issue 18, L2)
+        activation: crate::activation::fresh("PRDSQL01", "PRDSSO01"),
     };
     Lab {
         domain: DOMAIN.into(),

@@ -7,6 +7,8 @@
 //! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it; [`export`]:
 //!   the configuration files exported from the production runtime servers;
 //! - [`programs`]: the emulated Windows tools, one module each;
+//! - [`activation`]: the BizTalk side of failover activation (database locations, receive
+//!   locations, the SSO master secret's holders);
 //! - [`fault`]: fault injection; [`replace`]: a failed runtime server rebuilt with the same
 //!   name; [`show`]: the readable state;
 //! - [`windows`]: the servers as Windows servers behind a real sshd (`drover-lab windows-shell`,
@@ -16,6 +18,8 @@
 //! Invariant: the lab never runs anything on the machine it runs on; every program is emulated
 //! against the state, and a command line it does not know fails with 9009.
 
+// Failover, BizTalk side (issue 18, L2)
+pub mod activation;
 pub mod export;
 pub mod fault;
 pub mod init;

@@ -422,6 +422,11 @@ pub struct Group {
     /// Applications imported with `BTSTask ImportApp`.
     #[serde(default)]
     pub applications: Vec<Application>,
+    // Failover, BizTalk side (issue 18, L2)
+    /// The other databases' locations, the SSO server name, receive locations and the master
+    /// secret's holders ([`crate::activation`]).
+    #[serde(default)]
+    pub activation: crate::activation::Activation,
 }
 
 /// A host.
@@ -591,6 +596,17 @@ pub enum Fault {
         /// The server.
         server: String,
     },
+    // Failover, BizTalk side (issue 18, L2)
+    /// `UpdateDatabase.vbs` on the server still opens its connection with `SQLOLEDB`: against SQL
+    /// Server 2016 and later it fails with "Invalid connection string attribute".
+    MsoledbsqlProvider {
+        /// The server that runs the script.
+        server: String,
+    },
+    /// The production site is gone: WMI calls that must reach a production server (a host
+    /// instance's `Start()`, `Stop()`, `Put()`, its `ServiceState`) fail as with an unreachable
+    /// computer.
+    DeadProductionWmi,
 }
 
 impl Fault {
@@ -613,6 +629,9 @@ impl Fault {
             Fault::CuLevel { .. } => "cu-level",
             Fault::InstalledEdition { .. } => "installed-edition",
             Fault::DtcBlocked { .. } => "dtc-blocked",
+            // Failover, BizTalk side (issue 18, L2)
+            Fault::MsoledbsqlProvider { .. } => "msoledbsql-provider",
+            Fault::DeadProductionWmi => "dead-production-wmi",
         }
     }
 }
@@ -641,6 +660,9 @@ impl std::fmt::Display for Fault {
             Fault::CuLevel { server, level } => write!(f, "cu-level {server} {level}"),
             Fault::InstalledEdition { server, edition } => write!(f, "installed-edition {server} {edition}"),
             Fault::DtcBlocked { server } => write!(f, "dtc-blocked {server}"),
+            // Failover, BizTalk side (issue 18, L2)
+            Fault::MsoledbsqlProvider { server } => write!(f, "msoledbsql-provider {server}"),
+            Fault::DeadProductionWmi => f.write_str("dead-production-wmi"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `cscript.exe //nologo <path>\RestoreConfig.vbe <saved configuration xml>` (`lab/PROTOCOL.md`,
 //! "Standard Edition: `RestoreConfig.vbe`"): restores the group membership of a rebuilt Standard
-//! Edition server from the saved configuration file of the failed one (docs/biztalk.md, "By edition"). The only script
-//! the lab runs; any other is an unsupported command.
+//! Edition server from the saved configuration file of the failed one (docs/biztalk.md, "By edition"). With
+//! `UpdateDatabase.vbs` and `UpdateRegistry.vbs` ([`super::dbrefs`]), the only scripts the lab
+//! runs; any other is an unsupported command.
 //!
 //! It must run under the 32-bit script host (docs/biztalk.md, "Registry", the two views): `C:\Windows\SysWOW64\cscript.exe`.
 //! Any other `cscript` is the 64-bit one, in which the script's COM objects cannot be created.
@@ -24,6 +25,10 @@ pub const COMPUTER_NAME_ATTRIBUTE: &str = "ComputerName";
 
 /// `cscript.exe <args…>`, `program` as the caller named it.
 pub fn run(ctx: &mut Ctx<'_>, program: &str, args: &[String]) -> Option<Output> {
+    // Failover, BizTalk side (issue 18, L2): UpdateDatabase.vbs and UpdateRegistry.vbs.
+    if let Some(output) = super::dbrefs::run(ctx, program, args) {
+        return Some(output);
+    }
     let [nologo, script, xml_path] = args else { return None };
     let file_name = script.rsplit(['\\', '/']).next().unwrap_or(script);
     if nologo != "//nologo" || !file_name.eq_ignore_ascii_case(RESTORE_CONFIG) {

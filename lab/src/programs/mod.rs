@@ -15,6 +15,8 @@
 pub mod apps;
 pub mod configuration;
 pub mod cscript;
+// Failover, BizTalk side (issue 18, L2)
+pub mod dbrefs;
 pub mod files;
 pub mod hop;
 pub mod net;
@@ -22,6 +24,8 @@ pub mod powershell;
 pub mod reg;
 pub mod sc;
 pub mod sqlcmd;
+// Failover, BizTalk side (issue 18, L2)
+pub mod sso;
 pub mod whoami;
 
 use std::io::Read;
@@ -140,7 +144,7 @@ pub fn program_name(word: &str) -> String {
 
 /// The programs a lab server has (as [`program_name`] gives them), the POSIX file calls of the
 /// command transport included.
-pub const PROGRAMS: [&str; 13] = [
+pub const PROGRAMS: [&str; 15] = [
     "cat",
     "sh",
     "rm",
@@ -154,6 +158,9 @@ pub const PROGRAMS: [&str; 13] = [
     "msiexec",
     "btstask",
     "whoami",
+    // Failover, BizTalk side (issue 18, L2)
+    "ssomanage",
+    "ssoconfig",
 ];
 
 /// Whether a lab server has the program `word` names (any path, case, `.exe` or not).
@@ -209,6 +216,9 @@ pub fn run_as(
         "msiexec" => apps::msiexec(&mut ctx, args),
         "btstask" => apps::btstask(&mut ctx, args),
         "whoami" => whoami::run(&ctx, args),
+        // Failover, BizTalk side (issue 18, L2)
+        "ssomanage" => sso::ssomanage(&mut ctx, args),
+        "ssoconfig" => sso::ssoconfig(&mut ctx, args),
         _ => None,
     };
     output.unwrap_or_else(|| Output::unsupported(argv))

@@ -11,6 +11,8 @@
 
 pub mod gac;
 pub mod prereq;
+// Failover, BizTalk side (issue 18, L2)
+pub mod processing;
 pub mod uninstall;
 
 use std::sync::LazyLock;
@@ -194,7 +196,9 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
                         logon: &i.account,
                         configuration_state: i.configuration_state,
                         is_disabled: i.is_disabled,
-                        service_state: if host_type == 2 {
+                        // Failover, BizTalk side (issue 18, L2): a production server that is
+                        // gone (`dead-production-wmi`) cannot tell its instance's state.
+                        service_state: if host_type == 2 || ctx.lab.wmi_unreachable(&i.server) {
                             SERVICE_STATE_UNKNOWN
                         } else {
                             i.service_state.code()
@@ -207,7 +211,9 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
         _ => create_host_instance(ctx, script)
             .or_else(|| uninstall::remove_host_instance(ctx, script))
             .or_else(|| gac::run(ctx, script))
-            .or_else(|| prereq::run(ctx, script)),
+            .or_else(|| prereq::run(ctx, script))
+            // Failover, BizTalk side (issue 18, L2)
+            .or_else(|| processing::run(ctx, script)),
     }
 }
 
