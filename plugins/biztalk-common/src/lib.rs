@@ -15,6 +15,7 @@ pub mod dbrefs;
 pub mod exported_config;
 pub mod gac;
 pub mod group;
+pub mod logshipping;
 pub mod membership;
 pub mod powershell;
 // Failover, BizTalk side (issue 18, L2)
