@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition or dtc-blocked)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition, dtc-blocked, logshipping-lag, logshipping-gap or restore-to-mark-fails)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -24,6 +24,10 @@ pub enum FaultError {
     /// Not a prerequisite the fault can take away.
     #[error("{0}")]
     Prereq(String),
+    // Log shipping (issue 18, L1)
+    /// The server is not a DR SQL instance restoring the source's log backups.
+    #[error("{0} is not a log-shipping destination of this lab")]
+    NotDestination(String),
 }
 
 /// Parses `<fault> [args…]` for `fault set`.
@@ -120,6 +124,24 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             [name] => Ok(Fault::DtcBlocked { server: server(name)? }),
             _ => Err(FaultError::Usage("fault set dtc-blocked <server>")),
         },
+        // Log shipping (issue 18, L1)
+        "logshipping-lag" => match args {
+            [name, sets] => Ok(Fault::LogShippingLag {
+                server: destination(lab, name)?,
+                sets: sets.parse().ok().filter(|n| *n > 0).ok_or(FaultError::Usage(
+                    "fault set logshipping-lag <dr sql server> <sets, 1 or more>",
+                ))?,
+            }),
+            _ => Err(FaultError::Usage("fault set logshipping-lag <dr sql server> <sets, 1 or more>")),
+        },
+        "logshipping-gap" => match args {
+            [name] => Ok(Fault::LogShippingGap { server: destination(lab, name)? }),
+            _ => Err(FaultError::Usage("fault set logshipping-gap <dr sql server>")),
+        },
+        "restore-to-mark-fails" => match args {
+            [name] => Ok(Fault::RestoreToMarkFails { server: destination(lab, name)? }),
+            _ => Err(FaultError::Usage("fault set restore-to-mark-fails <dr sql server>")),
+        },
         // Failover, BizTalk side (issue 18, L2)
         "msoledbsql-provider" => match args {
             [name] => Ok(Fault::MsoledbsqlProvider { server: server(name)? }),
@@ -131,6 +153,13 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
         },
         other => Err(FaultError::Unknown(other.to_owned())),
     }
+}
+
+// Log shipping (issue 18, L1)
+/// The canonical name of a DR SQL instance that restores the source's log backups.
+fn destination(lab: &Lab, name: &str) -> Result<String, FaultError> {
+    let server = lab.server_name(name).ok_or_else(|| FaultError::NoServer(name.to_owned()))?;
+    lab.destination_name(&server).ok_or(FaultError::NotDestination(server))
 }
 
 /// The `ProductEdition` of an edition named on the command line, in any case.
@@ -147,6 +176,8 @@ fn product_edition(word: &str) -> Result<String, FaultError> {
 /// Sets a fault (once).
 pub fn set(lab: &mut Lab, fault: Fault) {
     if !lab.faults.contains(&fault) {
+        // Log shipping (issue 18, L1): a lag or a gap changes the destination when set.
+        crate::logshipping::on_fault_set(lab, &fault);
         lab.faults.push(fault);
     }
 }
@@ -174,7 +205,11 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
             | "not-sysadmin"
             | "cu-level"
             | "installed-edition"
-            | "dtc-blocked",
+            | "dtc-blocked"
+            // Log shipping (issue 18, L1)
+            | "logshipping-lag"
+            | "logshipping-gap"
+            | "restore-to-mark-fails",
             [],
         ) => lab.faults.retain(|f| f.kind() != what),
         // Failover, BizTalk side (issue 18, L2)
@@ -184,6 +219,8 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
             lab.faults.retain(|f| *f != fault);
         }
     }
+    // Log shipping (issue 18, L1): a cleared gap's file is back.
+    crate::logshipping::on_faults_cleared(lab);
     Ok(before - lab.faults.len())
 }
 
@@ -277,6 +314,34 @@ mod tests {
         assert_eq!(clear(&mut lab, "master-secret-unavailable", &[]), Ok(2));
         assert_eq!(clear(&mut lab, "sso-stopped", &words(&["PRDSSO01"])), Ok(1));
         assert_eq!(clear(&mut lab, "join-fails-after-sso", &[]), Ok(1));
+    }
+
+    // Log shipping (issue 18, L1)
+    #[test]
+    fn log_shipping_faults_name_a_destination() {
+        let mut lab = fresh_lab();
+        let lag = parse(&lab, "logshipping-lag", &words(&["drsql01", "2"])).expect("lag");
+        assert_eq!(lag.to_string(), "logshipping-lag DRSQL01 2");
+        set(&mut lab, lag);
+        assert_eq!(lab.log_shipping.destinations["DRSQL01"].last_restored, Some(2), "two sets back");
+        let gap = parse(&lab, "logshipping-gap", &words(&["DRSQL01"])).expect("gap");
+        set(&mut lab, gap);
+        assert_eq!(lab.log_shipping.destinations["DRSQL01"].missing_set, Some(3));
+        let fails = parse(&lab, "restore-to-mark-fails", &words(&["DRSQL01"])).expect("fails");
+        assert_eq!(fails.to_string(), "restore-to-mark-fails DRSQL01");
+        set(&mut lab, fails);
+        assert_eq!(
+            parse(&lab, "logshipping-gap", &words(&["PRDSQL01"])),
+            Err(FaultError::NotDestination("PRDSQL01".into()))
+        );
+        assert!(matches!(
+            parse(&lab, "logshipping-lag", &words(&["DRSQL01", "0"])),
+            Err(FaultError::Usage(_))
+        ));
+        assert!(matches!(parse(&lab, "logshipping-lag", &words(&["DRSQL01"])), Err(FaultError::Usage(_))));
+        assert_eq!(clear(&mut lab, "logshipping-gap", &[]), Ok(1));
+        assert_eq!(lab.log_shipping.destinations["DRSQL01"].missing_set, None, "the file is back");
+        assert_eq!(clear(&mut lab, "all", &[]), Ok(2));
     }
 
     // Failover, BizTalk side (issue 18, L2)

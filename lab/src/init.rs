@@ -120,7 +120,9 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
     }
     servers.insert(EXPORTS_SERVER.to_owned(), prod_sql);
     let mut dr_sql = windows_server(Site::Dr, Role::Sql);
-    dr_sql.sql = Some(SqlInstance { databases: Vec::new(), reachable: true });
+    // Log shipping (issue 18, L1): the log-shipped databases, RESTORING (crate::logshipping).
+    let shipped = crate::logshipping::SHIPPED_DATABASES.map(String::from).to_vec();
+    dr_sql.sql = Some(SqlInstance { databases: shipped, reachable: true });
     servers.insert("DRSQL01".to_owned(), dr_sql);
 
     let group = Group {
@@ -173,6 +175,8 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
         joins: Vec::new(),
         unjoins: Vec::new(),
         uninstalls: Vec::new(),
+        // Log shipping (issue 18, L1)
+        log_shipping: crate::logshipping::fresh("PRDSQL01", &["DRSQL01"]),
     }
 }
 

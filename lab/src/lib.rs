@@ -7,6 +7,8 @@
 //! - [`init`]: the fresh lab; [`inventory`]: the Drover inventory that reaches it; [`export`]:
 //!   the configuration files exported from the production runtime servers;
 //! - [`programs`]: the emulated Windows tools, one module each;
+//! - [`logshipping`]: BizTalk log shipping from the production SQL Server to the DR SQL
+//!   instances (backup history, restore state, the SQL Server Agent jobs, the disaster);
 //! - [`activation`]: the BizTalk side of failover activation (database locations, receive
 //!   locations, the SSO master secret's holders);
 //! - [`fault`]: fault injection; [`replace`]: a failed runtime server rebuilt with the same
@@ -24,6 +26,8 @@ pub mod export;
 pub mod fault;
 pub mod init;
 pub mod inventory;
+// Log shipping (issue 18, L1)
+pub mod logshipping;
 pub mod programs;
 pub mod replace;
 pub mod show;

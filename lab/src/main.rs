@@ -1,5 +1,6 @@
 //! The `drover-lab` binary: parses the command line and hands each command to the library
-//! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `replace`, `show`, `fault`) failed;
+//! (`lab/PROTOCOL.md`). Exit codes: 0 success; 1 a lab command (`init`, `replace`, `show`, `fault`,
+//! `backup`, `disaster`) failed;
 //! 2 a usage error; for `exec`, the emulated program's Windows exit code folded into 8 bits
 //! ([`drover_lab::unix_status`]: 9009 arrives as 49), or 125 when the lab itself failed (state
 //! unreadable or unwritable, command log unwritable); `windows-shell` exits as `exec` does.
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use drover_lab::state::{Edition, StateFile};
-use drover_lab::{env, fault, init, inventory, programs, replace, show, unix_status, windows};
+use drover_lab::{env, fault, init, inventory, logshipping, programs, replace, show, unix_status, windows};
 
 /// A simulated BizTalk Server group and its Windows servers, for Drover rehearsals and tests.
 #[derive(Debug, Parser)]
@@ -84,6 +85,22 @@ enum Command {
         #[arg(last = true)]
         argv: Vec<String>,
     },
+    // Log shipping (issue 18, L1)
+    /// Time passes for log shipping: the production SQL Server's Backup BizTalk Server job runs
+    /// once (a full set first after sp_ForceFullBackup, then a marked log set), then each DR SQL
+    /// instance's enabled Get Backup History and Restore Databases jobs run as scheduled.
+    Backup {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// The disaster: every production server (its SQL Server and BizTalk servers) stops
+    /// answering from now on; the lab records the time.
+    Disaster {
+        /// The lab's state file.
+        #[arg(long)]
+        state: PathBuf,
+    },
     /// Plays Windows OpenSSH (cmd.exe, Windows PowerShell 5.1) on a server of the lab: sshd's
     /// ForceCommand. Reads the command from SSH_ORIGINAL_COMMAND and the logon kind from the file
     /// SSH_USER_AUTH names (sshd's ExposeAuthInfo yes); see lab/PROTOCOL.md, "Windows over SSH".
@@ -106,7 +123,8 @@ enum FaultAction {
     /// `missing-prereq <server> <dotnet|vcredist|oledb|msdtc>` or `powershell-missing <server>`;
     /// before the join: `not-local-admin <server>`, `not-sysadmin [<sql server>]`, `cu-level
     /// <server> <n>`, `installed-edition <server> <enterprise|standard|developer|branch>`,
-    /// `dtc-blocked <server>`.
+    /// `dtc-blocked <server>`; log shipping: `logshipping-lag <dr sql server> <sets>`,
+    /// `logshipping-gap <dr sql server>`, `restore-to-mark-fails <dr sql server>`.
     Set {
         /// The fault.
         fault: String,
@@ -166,6 +184,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 FaultAction::Clear { fault, args } => fault::clear(lab, fault, args).map(drop),
             })??;
+            Ok(ExitCode::SUCCESS)
+        }
+        // Log shipping (issue 18, L1)
+        Command::Backup { state } => {
+            let now = now()?;
+            StateFile::new(state).update(|lab| logshipping::backup(lab, now))??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Disaster { state } => {
+            let now = now()?;
+            StateFile::new(state).update(|lab| logshipping::disaster(lab, now))??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Exec { state, server, argv } => {

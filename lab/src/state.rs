@@ -48,6 +48,10 @@ pub struct Lab {
     /// [`Lab::unjoins`], lets tests check what compensation undid and in which order.
     #[serde(default)]
     pub uninstalls: Vec<String>,
+    // Log shipping (issue 18, L1)
+    /// BizTalk log shipping from the production SQL Server to the DR SQL instances.
+    #[serde(default)]
+    pub log_shipping: crate::logshipping::LogShipping,
 }
 
 /// The BizTalk Server edition: Enterprise (and Developer) servers join a group with the
@@ -596,6 +600,26 @@ pub enum Fault {
         /// The server.
         server: String,
     },
+    // Log shipping (issue 18, L1)
+    /// The DR SQL instance is `sets` backup sets behind: its scheduled Restore Databases runs
+    /// are held; a run started by hand catches it up.
+    LogShippingLag {
+        /// The DR SQL instance.
+        server: String,
+        /// How many sets behind.
+        sets: u32,
+    },
+    /// A log set's backup file is missing for the DR SQL instance: Restore Databases and
+    /// Restore To Mark fail with SQL Server's log-chain error 4305 until a full set follows.
+    LogShippingGap {
+        /// The DR SQL instance.
+        server: String,
+    },
+    /// Restore To Mark fails on the DR SQL instance (the last log's file cannot be opened).
+    RestoreToMarkFails {
+        /// The DR SQL instance.
+        server: String,
+    },
     // Failover, BizTalk side (issue 18, L2)
     /// `UpdateDatabase.vbs` on the server still opens its connection with `SQLOLEDB`: against SQL
     /// Server 2016 and later it fails with "Invalid connection string attribute".
@@ -632,6 +656,10 @@ impl Fault {
             // Failover, BizTalk side (issue 18, L2)
             Fault::MsoledbsqlProvider { .. } => "msoledbsql-provider",
             Fault::DeadProductionWmi => "dead-production-wmi",
+            // Log shipping (issue 18, L1)
+            Fault::LogShippingLag { .. } => "logshipping-lag",
+            Fault::LogShippingGap { .. } => "logshipping-gap",
+            Fault::RestoreToMarkFails { .. } => "restore-to-mark-fails",
         }
     }
 }
@@ -663,6 +691,10 @@ impl std::fmt::Display for Fault {
             // Failover, BizTalk side (issue 18, L2)
             Fault::MsoledbsqlProvider { server } => write!(f, "msoledbsql-provider {server}"),
             Fault::DeadProductionWmi => f.write_str("dead-production-wmi"),
+            // Log shipping (issue 18, L1)
+            Fault::LogShippingLag { server, sets } => write!(f, "logshipping-lag {server} {sets}"),
+            Fault::LogShippingGap { server } => write!(f, "logshipping-gap {server}"),
+            Fault::RestoreToMarkFails { server } => write!(f, "restore-to-mark-fails {server}"),
         }
     }
 }

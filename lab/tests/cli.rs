@@ -436,3 +436,60 @@ fn init_records_the_edition() {
     assert_eq!(out.code, 0);
     assert_eq!(StateFile::new(&state).read().expect("state").edition, drover_lab::state::Edition::Enterprise);
 }
+
+// Log shipping (issue 18, L1)
+/// `sqlcmd … -Q <query>` as the failover plugin sends it (lab/PROTOCOL.md, "DR SQL and log
+/// shipping").
+fn sql<'a>(server: &'a str, query: &'a str) -> Vec<&'a str> {
+    vec!["sqlcmd", "-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q", query]
+}
+
+const LAST_RESTORED: &str = "SET NOCOUNT ON; SELECT TOP 1 h.BackupSetId, h.MarkName FROM master.dbo.bts_LogShippingHistory h JOIN master.dbo.bts_LogShippingLastRestoreSet l ON l.BackupSetId = h.BackupSetId ORDER BY h.BackupSetId DESC";
+const SOURCE_SET: &str = "SET NOCOUNT ON; SELECT TOP 1 BackupSetId, MarkName, CONVERT(varchar(23), BackupDateTime, 126) FROM BizTalkMgmtDb.dbo.adm_BackupHistory WHERE BackupType = 'lg' AND SetComplete = 1 ORDER BY BackupSetId DESC";
+const STATES: &str =
+    "SET NOCOUNT ON; SELECT name, state_desc FROM sys.databases WHERE database_id > 4 ORDER BY name";
+
+#[test]
+fn log_shipping_catches_up_recovers_at_the_mark_and_is_reseeded() {
+    let lab = Lab::new();
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", LAST_RESTORED)).stdout, "4|BTS_2026_11_22_09_45_01_000\r\n");
+    assert_eq!(lab.lab(&["fault", "set", "logshipping-lag", "DRSQL01", "2"]).code, 0);
+    assert_eq!(lab.lab(&["backup"]).code, 0);
+    assert_eq!(
+        lab.on("DRBTS01", &sql("PRDSQL01", SOURCE_SET)).stdout,
+        "6|BTS_2026_11_22_10_15_01_000|2026-11-22T10:15:01\r\n"
+    );
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", LAST_RESTORED)).stdout, "2|BTS_2026_11_22_09_15_01_000\r\n");
+    let start = "EXEC msdb.dbo.sp_start_job @job_name = N'BTS Log Shipping - Restore Databases'";
+    let out = lab.on("DRBTS01", &sql("DRSQL01", start));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Job 'BTS Log Shipping - Restore Databases' started successfully.\r\n")
+    );
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", LAST_RESTORED)).stdout, "5|BTS_2026_11_22_10_00_01_000\r\n");
+
+    assert_eq!(lab.lab(&["disaster"]).code, 0);
+    let down = lab.on("PRDBTS01", &["sc.exe", "query", "ENTSSO"]);
+    assert_eq!(
+        (unix_status(down.code), down.stderr.as_str()),
+        (255, "drover-lab: PRDBTS01 does not answer: it went down with production at 2026-11-22T10:15:01Z\n")
+    );
+    assert_eq!(lab.on("DRBTS01", &sql("PRDSQL01", SOURCE_SET)).code, 1);
+    assert_eq!(lab.lab(&["backup"]).code, 1, "no backup once the source is down");
+    for update in ["Get Backup History", "Restore Databases"] {
+        let query =
+            format!("EXEC msdb.dbo.sp_update_job @job_name = N'BTS Log Shipping - {update}', @enabled = 0");
+        assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", &query)).code, 0);
+    }
+    let start = "EXEC msdb.dbo.sp_start_job @job_name = N'BTS Log Shipping - Restore To Mark'";
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", start)).code, 0);
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", LAST_RESTORED)).stdout, "6|BTS_2026_11_22_10_15_01_000\r\n");
+    assert!(lab.on("DRBTS01", &sql("DRSQL01", STATES)).stdout.contains("BizTalkMsgBoxDb|ONLINE\r\n"));
+    let state = StateFile::new(&lab.state).read().expect("state");
+    assert_eq!(state.log_shipping.disaster.map(|d| d.at), Some("2026-11-22T10:15:01Z".to_owned()));
+
+    let clean = "EXEC master.dbo.sp_LogShippingClean N'PRDSQL01'";
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", clean)).code, 0);
+    assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", STATES)).stdout, "");
+    assert_eq!(lab.lab(&["fault", "set", "logshipping-gap", "PRDSQL01"]).code, 1, "not a destination");
+}

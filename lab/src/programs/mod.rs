@@ -23,6 +23,8 @@ pub mod net;
 pub mod powershell;
 pub mod reg;
 pub mod sc;
+// Log shipping (issue 18, L1)
+pub mod sql_logshipping;
 pub mod sqlcmd;
 // Failover, BizTalk side (issue 18, L2)
 pub mod sso;
@@ -35,6 +37,11 @@ use crate::state::{Lab, Server};
 
 /// The exit code of an unsupported command or an unknown server (cmd.exe's "not recognized").
 pub const UNSUPPORTED: i32 = 9009;
+
+// Log shipping (issue 18, L1)
+/// The exit code of a command sent to a server that went down (`drover-lab disaster`): ssh's
+/// own exit code when it cannot reach the host.
+pub const DOWN: i32 = 255;
 
 /// What a program printed and its exit code (a Windows code: it may exceed 255).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -196,6 +203,16 @@ pub fn run_as(
     let Some(server) = lab.server_name(server) else {
         return Output::stderr(UNSUPPORTED, format!("drover-lab: no server {server} in this lab\n"));
     };
+    // Log shipping (issue 18, L1): a production server down since the disaster answers nothing.
+    if let Some(disaster) = lab.log_shipping.disaster.as_ref().filter(|_| lab.server_down(&server)) {
+        return Output::stderr(
+            DOWN,
+            format!(
+                "drover-lab: {server} does not answer: it went down with production at {}\n",
+                disaster.at
+            ),
+        );
+    }
     let Some((program, args)) = argv.split_first() else { return Output::unsupported(argv) };
     if !is_known(program) || (program_name(program) == "powershell" && lab.powershell_missing(&server)) {
         return not_recognized(program);
@@ -211,7 +228,8 @@ pub fn run_as(
         "sc" => sc::run(&mut ctx, args),
         "configuration" => configuration::run(&mut ctx, args),
         "cscript" => cscript::run(&mut ctx, program, args),
-        "sqlcmd" => sqlcmd::run(&ctx, args),
+        // Log shipping (issue 18, L1): the failover's queries, then the probes.
+        "sqlcmd" => sql_logshipping::run(&mut ctx, args).or_else(|| sqlcmd::run(&ctx, args)),
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),
         "btstask" => apps::btstask(&mut ctx, args),

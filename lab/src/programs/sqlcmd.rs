@@ -37,10 +37,18 @@ pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
     };
     Some(match ctx.connect_sql(server) {
         Ok(()) => Output::ok(answer),
-        // sqlcmd ends the driver's message with a period of its own: `..` after a login failure.
-        Err(refused @ SqlRefused::AnonymousLogon) => Output::stderr(1, format!("{ERROR_PREFIX}{refused}.\n")),
-        Err(refused @ SqlRefused::Unreachable) => Output::stderr(1, format!("{ERROR_PREFIX}{refused}\n")),
+        Err(why) => refused(why),
     })
+}
+
+/// What sqlcmd answers when it cannot connect (also for the log-shipping queries,
+/// [`super::sql_logshipping`]).
+pub(super) fn refused(why: SqlRefused) -> Output {
+    match why {
+        // sqlcmd ends the driver's message with a period of its own: `..` after a login failure.
+        SqlRefused::AnonymousLogon => Output::stderr(1, format!("{ERROR_PREFIX}{why}.\n")),
+        SqlRefused::Unreachable => Output::stderr(1, format!("{ERROR_PREFIX}{why}\n")),
+    }
 }
 
 #[cfg(test)]
