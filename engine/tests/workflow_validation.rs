@@ -1198,3 +1198,97 @@ fn the_schema_accepts_the_valid_workflow_as_json() {
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[test]
+fn report_keys_are_checked_where_they_are_written() {
+    let text = format!(
+        "{HEAD}[report]
+manual = [\"BAM\", \"  \", \"two\\nlines\"]
+rpo = \"steps.declares.output.rpo\"
+[[steps]]
+id = \"declare\"
+plugin = \"prerequisites-check@^1\"
+phase = \"\"
+[[steps]]
+id = \"each\"
+plugin = \"prerequisites-check@^1\"
+for-each = [\"a\", \"b\"]
+phase = \"Restore\\u001b[2J\"
+"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            p(4, 18, "`report.manual[1]` is empty"),
+            p(
+                4,
+                24,
+                "`report.manual[2]` holds a control character (a line break, tab or escape): write one line"
+            ),
+            p(5, 7, "`report.rpo` names step `declares`, which is not a step: did you mean `declare`?"),
+            p(9, 9, "step `declare`: `phase` is empty"),
+            p(
+                14,
+                9,
+                "step `each`: `phase` holds a control character (a line break, tab or escape): write one line"
+            ),
+        ]
+    );
+    for (rpo, message) in [
+        (
+            "declare.output",
+            "`report.rpo` `declare.output` is not `steps.<id>.output`, with optional `.<key>`s after it (`steps.declare.output.rpo`)",
+        ),
+        (
+            "steps.declare.outputs.rpo",
+            "`report.rpo` `steps.declare.outputs.rpo` is not `steps.<id>.output`, with optional `.<key>`s after it (`steps.declare.output.rpo`)",
+        ),
+        (
+            "steps.declare.output..rpo",
+            "`report.rpo` `steps.declare.output..rpo` has an empty name between two dots",
+        ),
+        (
+            "steps.each.output",
+            "`report.rpo` names step `each`, which fans out: name a step with one instance, whose output holds the data-loss window",
+        ),
+    ] {
+        let text = format!(
+            "{HEAD}[report]\nrpo = \"{rpo}\"\n[[steps]]\nid = \"declare\"\nplugin = \"prerequisites-check@^1\"\n\
+             [[steps]]\nid = \"each\"\nplugin = \"prerequisites-check@^1\"\nfor-each = [\"a\"]\n"
+        );
+        assert_eq!(problems(&text), vec![p(4, 7, message)], "{rpo}");
+    }
+}
+
+#[test]
+fn phases_a_manual_list_and_an_rpo_output_reach_the_pinned_workflow_and_nothing_else_changes() {
+    let text = format!(
+        "{HEAD}[report]
+manual = [\"Redirect clients: DNS and aliases\", \"BAM\"]
+rpo = \"steps.declare_loss.output.rpo\"
+[[steps]]
+id = \"declare-loss\"
+plugin = \"prerequisites-check@^1\"
+phase = \"Declare the disaster\"
+[[steps]]
+id = \"go\"
+approval = {{ prompt = \"Fail over?\" }}
+needs = [\"declare-loss\"]
+phase = \"Declare the disaster\"
+"
+    );
+    let w = check_as("wf.toml", &text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(w.report.manual, ["Redirect clients: DNS and aliases", "BAM"]);
+    let rpo = w.report.rpo.as_ref().expect("rpo");
+    assert_eq!((rpo.step.as_str(), rpo.path.as_slice()), ("declare-loss", ["rpo".to_string()].as_slice()));
+    assert_eq!(rpo.to_string(), "steps.declare_loss.output.rpo");
+    assert!(w.steps.iter().all(|s| s.phase.as_deref() == Some("Declare the disaster")));
+    let back: Workflow = serde_json::from_str(&serde_json::to_string(&w).expect("pins")).expect("reads back");
+    assert_eq!(back, w);
+
+    // A workflow without them pins exactly as before they existed (same definition digest).
+    let plain =
+        serde_json::to_value(check_as("wf.toml", VALID).unwrap_or_else(|d| panic!("{d}"))).expect("pins");
+    assert!(plain.get("report").is_none(), "{plain:#}");
+    assert!(plain["steps"].as_array().expect("steps").iter().all(|s| s.get("phase").is_none()));
+}

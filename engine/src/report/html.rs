@@ -45,11 +45,9 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
     row(out, "started by", esc(&r.started_by))?;
     row(out, "started", format_time(r.started_at))?;
     row(out, "ended", r.finished_at.map_or("not yet".into(), format_time))?;
-    if let Some(total) = r.duration_ms() {
-        row(out, "total duration (RTO)", format!("<strong>{}</strong>", format_duration(total)))?;
-    }
     row(out, "inventory sha256", format!("<code>{}</code>", esc(&r.inventory_digest)))?;
     writeln!(out, "</table>")?;
+    objectives(out, r)?;
 
     writeln!(out, "<h2>Params</h2>")?;
     match r.params.as_object().filter(|p| !p.is_empty()) {
@@ -150,6 +148,111 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
     writeln!(out, "</body></html>")
+}
+
+/// The data-loss window, the elapsed times, the phases, the approvals and what stays manual.
+fn objectives(out: &mut String, r: &Report) -> std::fmt::Result {
+    let o = &r.objectives;
+    let row =
+        |out: &mut String, k: &str, v: String| writeln!(out, "<tr><td class=\"k\">{k}</td><td>{v}</td></tr>");
+    writeln!(out, "<h2>Recovery objectives</h2>\n<table>")?;
+    let loss = &o.data_loss;
+    let window = match (loss.window_ms(), &loss.not_measured) {
+        (Some(window), _) => format!("<strong>{}</strong>", format_duration(window)),
+        (None, why) => {
+            format!("<span class=\"muted\">not measured: {}</span>", esc(why.as_deref().unwrap_or("")))
+        }
+    };
+    row(out, "data-loss window (RPO)", window)?;
+    if let Some(point) = loss.recovery_point {
+        row(out, "recovery point", format_time(point))?;
+    }
+    if let Some(failure) = loss.failure_time {
+        row(out, "failure time", format_time(failure))?;
+    }
+    if let Some(source) = &loss.source {
+        row(out, "measured by", format!("<code>{}</code>", esc(source)))?;
+    }
+    let t = &o.timing;
+    let to = if t.ended { "run ended" } else { "last event, the run has not ended" };
+    row(
+        out,
+        "elapsed (RTO as measured)",
+        format!(
+            "<strong>{}</strong> (run created to {to}, {})",
+            format_duration(t.elapsed_ms),
+            format_time(t.until)
+        ),
+    )?;
+    row(out, "waiting at approval gates", format_duration(t.at_gates_ms))?;
+    row(out, "elapsed without gate waits", format_duration(t.working_ms()))?;
+    writeln!(out, "</table>")?;
+
+    if !o.phases.is_empty() {
+        writeln!(out, "<h3>Phases</h3>")?;
+        writeln!(
+            out,
+            "<table><tr><th>phase</th><th>steps</th><th>started</th><th>ended</th><th>elapsed</th><th>at gates</th></tr>"
+        )?;
+        for p in &o.phases {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+                esc(&p.name),
+                esc(&p.states),
+                p.started_at.map(format_time).unwrap_or_default(),
+                p.finished_at.map_or_else(|| "not finished".into(), format_time),
+                p.elapsed_ms().map(format_duration).unwrap_or_default(),
+                format_duration(p.at_gates_ms),
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+
+    if !o.gates.is_empty() {
+        writeln!(out, "<h3>Approvals</h3>")?;
+        writeln!(
+            out,
+            "<table><tr><th>gate</th><th>question</th><th>waiting since</th><th>decision</th><th>by</th><th>at</th><th>waited</th><th>comment</th></tr>"
+        )?;
+        for g in &o.gates {
+            writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td></tr>",
+                esc(&g.key),
+                esc(&g.prompt),
+                g.waiting_since.map(format_time).unwrap_or_default(),
+                esc(&g.decision),
+                esc(g.by.as_deref().unwrap_or("")),
+                g.at.map(format_time).unwrap_or_default(),
+                g.waited_ms.map(format_duration).unwrap_or_default(),
+                esc(g.comment.as_deref().unwrap_or("")),
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+
+    writeln!(out, "<h3>Still to do by hand</h3>")?;
+    if o.manual.is_empty() {
+        return writeln!(
+            out,
+            "<p class=\"muted\">Nothing: the workflow lists no manual work and every step succeeded.</p>"
+        );
+    }
+    writeln!(out, "<ul>")?;
+    for m in &o.manual {
+        match (&m.step_key, &m.state) {
+            (Some(key), Some(state)) => writeln!(
+                out,
+                "<li><code>{}</code> <span class=\"{1}\">{1}</span>: {2}</li>",
+                esc(key),
+                esc(state),
+                esc(&m.what)
+            )?,
+            _ => writeln!(out, "<li>{}</li>", esc(&m.what))?,
+        }
+    }
+    writeln!(out, "</ul>")
 }
 
 /// The state a step shows in the DAG: the worst of its instances, as `drover status` shows it

@@ -1,4 +1,5 @@
-//! The report as Markdown: a summary, the pinned inputs, a table of steps, operator actions,
+//! The report as Markdown: a summary, the recovery objectives (data-loss window, elapsed times,
+//! phases, approvals, what stays manual), the pinned inputs, a table of steps, operator actions,
 //! then the evidence and errors of every step instance.
 
 use std::fmt::Write as _;
@@ -26,13 +27,11 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
         Some(end) => writeln!(out, "| ended | {} |", format_time(end))?,
         None => writeln!(out, "| ended | not yet |")?,
     }
-    if let Some(total) = r.duration_ms() {
-        writeln!(out, "| total duration (RTO) | {} |", format_duration(total))?;
-    }
     let counts = tally(&r.steps);
     writeln!(out, "| steps | {counts} |")?;
     writeln!(out, "| inventory sha256 | `{}` |", r.inventory_digest)?;
     writeln!(out)?;
+    write_objectives(out, r)?;
 
     writeln!(out, "## Params\n")?;
     match r.params.as_object().filter(|p| !p.is_empty()) {
@@ -124,6 +123,98 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// The data-loss window, the elapsed times, the phases, the approvals and what stays manual.
+fn write_objectives(out: &mut String, r: &Report) -> std::fmt::Result {
+    let o = &r.objectives;
+    writeln!(out, "## Recovery objectives\n")?;
+    writeln!(out, "| | |\n|---|---|")?;
+    let loss = &o.data_loss;
+    match (loss.window_ms(), &loss.not_measured) {
+        (Some(window), _) => writeln!(out, "| data-loss window (RPO) | **{}** |", format_duration(window))?,
+        (None, why) => writeln!(
+            out,
+            "| data-loss window (RPO) | not measured: {} |",
+            cell(why.as_deref().unwrap_or(""))
+        )?,
+    }
+    if let Some(point) = loss.recovery_point {
+        writeln!(out, "| recovery point | {} |", format_time(point))?;
+    }
+    if let Some(failure) = loss.failure_time {
+        writeln!(out, "| failure time | {} |", format_time(failure))?;
+    }
+    if let Some(source) = &loss.source {
+        writeln!(out, "| measured by | `{}` |", cell(source))?;
+    }
+    let t = &o.timing;
+    let to = if t.ended { "run ended" } else { "last event, the run has not ended" };
+    writeln!(
+        out,
+        "| elapsed (RTO as measured) | **{}** (run created to {to}, {}) |",
+        format_duration(t.elapsed_ms),
+        format_time(t.until)
+    )?;
+    writeln!(out, "| waiting at approval gates | {} |", format_duration(t.at_gates_ms))?;
+    writeln!(out, "| elapsed without gate waits | {} |", format_duration(t.working_ms()))?;
+    writeln!(out)?;
+
+    if !o.phases.is_empty() {
+        writeln!(out, "### Phases\n")?;
+        writeln!(out, "| phase | steps | started | ended | elapsed | at gates |\n|---|---|---|---|---|---|")?;
+        for p in &o.phases {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&p.name),
+                cell(&p.states),
+                p.started_at.map(format_time).unwrap_or_default(),
+                p.finished_at.map_or_else(|| "not finished".into(), format_time),
+                p.elapsed_ms().map(format_duration).unwrap_or_default(),
+                format_duration(p.at_gates_ms),
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    if !o.gates.is_empty() {
+        writeln!(out, "### Approvals\n")?;
+        writeln!(
+            out,
+            "| gate | question | waiting since | decision | by | at | waited | comment |\n|---|---|---|---|---|---|---|---|"
+        )?;
+        for g in &o.gates {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&g.key),
+                cell(&g.prompt),
+                g.waiting_since.map(format_time).unwrap_or_default(),
+                cell(&g.decision),
+                cell(g.by.as_deref().unwrap_or("")),
+                g.at.map(format_time).unwrap_or_default(),
+                g.waited_ms.map(format_duration).unwrap_or_default(),
+                cell(g.comment.as_deref().unwrap_or("")),
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    writeln!(out, "### Still to do by hand\n")?;
+    if o.manual.is_empty() {
+        writeln!(out, "Nothing: the workflow lists no manual work and every step succeeded.\n")?;
+        return Ok(());
+    }
+    for m in &o.manual {
+        match (&m.step_key, &m.state) {
+            (Some(key), Some(state)) => {
+                writeln!(out, "- `{}` {}: {}", key.replace('`', "'"), state, m.what.replace('\n', " "))?
+            }
+            _ => writeln!(out, "- {}", m.what)?,
+        }
+    }
+    writeln!(out)
 }
 
 fn write_evidence(out: &mut String, item: &Value) -> std::fmt::Result {

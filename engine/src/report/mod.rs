@@ -1,7 +1,9 @@
 //! The recovery report: what an auditor reads after a run. [`Report::build`] gathers it from the
 //! journal alone (the run's pinned definition, params, inventory digest and plugins, its step
 //! instances, attempts and events), so a report can be made at any time, by any process, and
-//! says only what was recorded. [`markdown`] renders it.
+//! says only what was recorded. [`objectives`] adds what a failover is judged by (the data-loss
+//! window, elapsed times by phase with gate waits apart, approvals, what stays manual).
+//! [`markdown`] and [`html`] render it.
 //!
 //! Invariant: everything in a report comes from the journal, which holds redacted text only; the
 //! report adds no value of its own that a secret could hide in.
@@ -11,6 +13,7 @@
 
 mod html;
 mod markdown;
+pub mod objectives;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +25,7 @@ use crate::store::{AttemptRecord, EventRecord, RunRecord, StepRecord, Store, Sto
 
 pub use html::html;
 pub use markdown::markdown;
+pub use objectives::Objectives;
 
 /// A rendered report with the control characters of plugin and target text (escape sequences)
 /// made visible: a report shows them, it never carries them to a terminal or a viewer.
@@ -63,6 +67,8 @@ pub struct Report {
     pub operator_actions: Vec<OperatorAction>,
     /// The workflow's steps in order, each with the ids it needs (for the DAG).
     pub graph: Vec<(String, Vec<String>)>,
+    /// The data-loss window, elapsed times, approvals and what stays manual.
+    pub objectives: Objectives,
 }
 
 /// A plugin as the run pinned it.
@@ -185,6 +191,8 @@ fn assemble(
             error: a.error,
         });
     }
+    let outputs: BTreeMap<String, Value> =
+        steps.iter().filter_map(|s| Some((s.key.clone(), s.output.clone()?))).collect();
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     let mut operator_actions = Vec::new();
     for e in &events {
@@ -232,6 +240,8 @@ fn assemble(
         })
         .collect();
     step_reports.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+    let step_reports: Vec<StepReport> = step_reports.into_iter().map(|(_, s)| s).collect();
+    let objectives = objectives::build(&run, wf.as_ref(), &step_reports, &outputs, &events);
     let plugins = run
         .plugins
         .steps
@@ -255,9 +265,10 @@ fn assemble(
         params: run.params,
         inventory_digest: run.inventory_digest,
         plugins,
-        steps: step_reports.into_iter().map(|(_, s)| s).collect(),
+        steps: step_reports,
         operator_actions,
         graph,
+        objectives,
     }
 }
 

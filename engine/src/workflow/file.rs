@@ -48,9 +48,31 @@ pub struct Document {
     /// that ends failed, whichever step failed.
     #[schemars(with = "Option<OnFailure>")]
     pub on_failure: Option<Spanned<OnFailure>>,
+    /// What the recovery report says beyond the journal's steps: what stays manual, and where
+    /// the data-loss window is measured.
+    pub report: Option<ReportFile>,
     /// The steps; their order in the file only breaks ties between steps ready at once.
     #[serde(default)]
     pub steps: Vec<StepFile>,
+}
+
+/// What the recovery report adds to a run's steps.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Report")]
+pub struct ReportFile {
+    /// What stays for a person after the run, one line each (`Redirect clients: DNS and
+    /// aliases`); the report lists them, then every step instance skipped or left needing an
+    /// operator.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub manual: Vec<Spanned<String>>,
+    /// Where the data-loss window is measured: `steps.<id>.output` and optional `.<key>`s, naming
+    /// an object with `recovery_point` (the last transaction restored) and `failure_time`, each an
+    /// RFC 3339 time (`2026-12-07T09:14:00Z`, `2026-12-07T10:14:00+01:00`); the step must not fan
+    /// out.
+    #[schemars(with = "Option<String>")]
+    pub rpo: Option<Spanned<String>>,
 }
 
 /// A run-time parameter.
@@ -117,6 +139,10 @@ pub struct StepFile {
     pub on_failure: Option<Spanned<OnFailure>>,
     /// What the step may do on targets; `*` grants all.
     pub grants: Option<GrantsFile>,
+    /// The recovery phase the step belongs to (`Restore databases`), for the report, which gives
+    /// each phase its start, end and elapsed time; the steps of a phase need not be consecutive.
+    #[schemars(with = "Option<String>")]
+    pub phase: Option<Spanned<String>>,
     /// The plugin's input: any table; its strings are templates (`{{ params.sql_server }}`).
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub with: Option<Spanned<FileValue>>,

@@ -10,7 +10,8 @@
 //! - [`validate`](mod@validate) ([`validate()`](fn@validate), [`load`]): file types to the
 //!   domain types of [`model`]: names and ids, `needs` as a DAG (`graph.rs`), plugins resolved
 //!   through the caller, durations and limits, template names ([`template`]) and constant inputs
-//!   against each plugin's input schema (`input.rs`).
+//!   against each plugin's input schema (`input.rs`), and the keys only the report reads
+//!   (`report_keys.rs`: step phases, `[report]`).
 //!
 //! JSON files go through `json.rs` into the same spanned document tree as TOML, so both formats
 //! share the deserializer, the unknown-key check and real line and column numbers.
@@ -29,14 +30,15 @@ mod json;
 pub mod model;
 pub mod parse;
 pub mod reference;
+mod report_keys;
 pub mod schema;
 pub mod template;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
 pub use model::{
-    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, ParamType, RetryPolicy, RunLimits,
-    Step, StepConcurrency, StepKind, Workflow,
+    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, ParamType, ReportSpec, RetryPolicy,
+    RpoSource, RunLimits, Step, StepConcurrency, StepKind, Workflow,
 };
 pub use parse::{WorkflowFile, parse};
 pub use schema::json_schema;

@@ -32,6 +32,11 @@ pub struct Workflow {
     /// before it existed, which read as [`OnFailure::Stop`].
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// What the recovery report adds: the manual work list and where the data-loss window is
+    /// measured. Left out of the pinned definition when empty, so definitions pinned before it
+    /// existed, and their digests, stay as they were.
+    #[serde(default, skip_serializing_if = "ReportSpec::is_empty")]
+    pub report: ReportSpec,
     /// The steps, in file order; [`Step::needs`] and [`Workflow::order`] index into it.
     pub steps: Vec<Step>,
     /// A topological order of step indices: every step comes after the steps it needs, and
@@ -58,6 +63,41 @@ impl Workflow {
             || failed
                 .into_iter()
                 .any(|i| self.steps.get(i).is_some_and(|s| s.on_failure == OnFailure::Compensate))
+    }
+}
+
+/// What the recovery report adds to a run's journal (the file's `[report]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReportSpec {
+    /// What stays for a person after the run, in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manual: Vec<String>,
+    /// Where the data-loss window is measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<RpoSource>,
+}
+
+impl ReportSpec {
+    /// Whether the file said nothing of the report.
+    pub fn is_empty(&self) -> bool {
+        self.manual.is_empty() && self.rpo.is_none()
+    }
+}
+
+/// The output of a step that holds the data-loss window: `recovery_point` and `failure_time`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpoSource {
+    /// The step's id; it does not fan out.
+    pub step: String,
+    /// Keys from its output to the object (empty: the output itself).
+    pub path: Vec<String>,
+}
+
+impl fmt::Display for RpoSource {
+    /// As written in the file: `steps.declare.output.rpo`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "steps.{}.output", self.step.replace('-', "_"))?;
+        self.path.iter().try_for_each(|key| write!(f, ".{key}"))
     }
 }
 
@@ -164,6 +204,9 @@ pub struct Step {
     pub on_failure: OnFailure,
     /// What the step may do on targets.
     pub grants: GrantsSpec,
+    /// The recovery phase it belongs to, for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 impl Step {

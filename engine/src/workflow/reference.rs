@@ -32,6 +32,7 @@ pub fn reference_markdown() -> String {
         }
     }
     out.push_str(COMPENSATION);
+    out.push_str(REPORT);
     out
 }
 
@@ -47,6 +48,35 @@ and listed as such. Compensations are journaled like forward work, so a run inte
 compensation resumes it and a finished compensation never runs again; one interrupted midway runs \
 again, so a compensation must be idempotent. `drover compensate <run>` asks for it by hand. A \
 workflow that says `compensate` where no step can be undone is refused.
+";
+
+/// What `phase` and `[report]` put in the recovery report.
+const REPORT: &str = "
+## The recovery report
+
+`drover report` measures a failover or a drill from the journal alone. Give steps a `phase` \
+(`phase = \"Restore databases\"`; the steps of a phase need not be consecutive) and the report \
+gives each phase its start (first attempt, or its gate's wait), end (last attempt's end, or its \
+gate's decision) and elapsed time, with the time its gates waited apart. The run's elapsed time \
+(the RTO as measured) runs from the run's creation to its end, or to its last event while it has \
+not ended, and the time during which an approval gate waited is shown apart from it. Every gate \
+is listed with its question, who approved (or skipped, or cancelled the run) and when, with the \
+comment given.
+
+```toml
+[report]
+manual = [\"Redirect clients: DNS and aliases\", \"BAM: update the references by hand\"]
+rpo = \"steps.declare.output.rpo\"
+```
+
+`manual` lines are listed under \"Still to do by hand\", followed by every step instance that was \
+skipped, failed, cancelled, waits or needs an operator, and, once the run has ended, every step it \
+never reached. `rpo` names the output of a step that does not fan out, and optional keys into it, \
+holding an object such as `{ \"recovery_point\": \"2026-12-07T09:14:00Z\", \"failure_time\": \
+\"2026-12-07T10:20:30+01:00\" }`: the last transaction restored and the moment production failed, \
+RFC 3339 times with a zone. The report shows both and the data-loss window between them, or says \
+why it was not measured (no `rpo`, the step did not succeed, a field missing or not a time). An \
+operator who measured it by hand can give the same object with `drover skip <run> <step> --output`.
 ";
 
 fn section(out: &mut String, name: &str, node: &Value) {

@@ -18,12 +18,12 @@ use toml::Spanned;
 use super::diagnostic::{Diagnostic, Diagnostics, Source};
 use super::file::{Document, FileValue, ForEachFile, StepFile};
 use super::model::{
-    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, RetryPolicy, RunLimits, Step,
-    StepConcurrency, StepKind, Workflow, instance_key,
+    ForEach, GrantsSpec, MAX_RETRY_DELAY, MAX_TIMEOUT, OnFailure, Param, ReportSpec, RetryPolicy, RunLimits,
+    Step, StepConcurrency, StepKind, Workflow, instance_key,
 };
 use super::parse::{WorkflowFile, edit_distance, parse_partial};
 use super::template::{self, ROOTS, SyntaxProblem, template_name};
-use super::{graph, input};
+use super::{graph, input, report_keys};
 use crate::plugin::{PluginInfo, PluginRef, check_name};
 
 /// What validation needs to know beyond the file.
@@ -205,6 +205,7 @@ impl Validator<'_> {
             })
             .collect();
         let on_failure = steps.on_failure;
+        let report = self.report(doc);
         let steps = built.into_iter().collect::<Option<Vec<Step>>>()?;
         Some(Workflow {
             name: doc.name.get_ref().clone(),
@@ -213,6 +214,7 @@ impl Validator<'_> {
             params,
             limits,
             on_failure,
+            report,
             steps,
             order: dag.order?,
         })
@@ -249,6 +251,16 @@ impl Validator<'_> {
             });
         }
         params
+    }
+
+    /// The `[report]` table ([`report_keys`]).
+    fn report(&mut self, doc: &Document) -> ReportSpec {
+        let mut problems = Vec::new();
+        let report = report_keys::report(doc, &mut problems);
+        for (span, message) in problems {
+            self.err(&span, message);
+        }
+        report
     }
 
     fn limits(&mut self, doc: &Document) -> RunLimits {
@@ -317,6 +329,11 @@ impl Validator<'_> {
         let retry = self.retry(s);
         let concurrency = self.concurrency(s);
         let grants = self.grants(s);
+        let mut problems = Vec::new();
+        let phase = report_keys::phase(s, &mut problems);
+        for (span, message) in problems {
+            self.err(&span, message);
+        }
         if is_approval {
             for (present, key) in
                 [(s.with.is_some(), "with"), (s.grants.is_some(), "grants"), (s.retry.is_some(), "retry")]
@@ -367,6 +384,7 @@ impl Validator<'_> {
             concurrency: concurrency?,
             on_failure: s.on_failure.as_ref().map_or(steps.on_failure, |o| *o.get_ref()),
             grants: grants?,
+            phase,
         })
     }
 
@@ -861,6 +879,11 @@ fn plugin_ref(text: &str) -> Result<PluginRef, String> {
 }
 
 /// The candidate closest to a misspelt name, if one is close enough to be meant.
+/// The step id closest to a wrong one, for a "did you mean" hint.
+pub(super) fn closest_id<'c>(wrong: &str, ids: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+    closest(wrong, ids)
+}
+
 fn closest<'c>(wrong: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
     let limit = if wrong.len() <= 4 { 1 } else { 2 };
     candidates

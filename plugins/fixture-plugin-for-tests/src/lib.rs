@@ -56,6 +56,9 @@ impl RawPlugin for Fixture {
         let input: Value = serde_json::from_str(input).map_err(|e| StepError::permanent(e.to_string()))?;
         match text(&input, "behave").as_str() {
             "ok" => ok(json!({ "mode": format!("{:?}", ctx.mode()), "attempt": ctx.context().attempt })),
+            // Returns the fields of `output` beside `ok` (a step output the report reads, such as
+            // a data-loss window).
+            "output" => ok(input.get("output").cloned().unwrap_or_default()),
             "log" => {
                 ctx.info(text(&input, "message"));
                 ctx.heartbeat(Some(0.5), "half way");

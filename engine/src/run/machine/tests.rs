@@ -133,6 +133,7 @@ impl Flow {
             concurrency: StepConcurrency::default(),
             on_failure: OnFailure::Stop,
             grants: GrantsSpec::default(),
+            phase: None,
         };
         self.steps.push((step, None, Vec::new()));
         self
@@ -277,6 +278,7 @@ impl Flow {
             params: Vec::new(),
             limits: self.limits,
             on_failure: self.on_failure,
+            report: Default::default(),
             steps,
             order,
         }
