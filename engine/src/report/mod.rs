@@ -150,11 +150,6 @@ impl Report {
         let events = store.events(run_id, 0)?;
         Ok(assemble(run, steps, attempts, events))
     }
-
-    /// Wall time from start to end (the RTO of a recovery), if the run ended.
-    pub fn duration_ms(&self) -> Option<i64> {
-        self.finished_at.map(|end| end - self.started_at)
-    }
 }
 
 fn assemble(
