@@ -131,13 +131,15 @@ impl Lab {
     }
 
     /// Whether WMI calls that reach `server` fail because the production site is gone: the
-    /// `dead-production-wmi` fault and `server` a production server.
+    /// `dead-production-wmi` fault and `server` a production server, or `server` down since
+    /// `drover-lab disaster`.
     pub fn wmi_unreachable(&self, server: &str) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::DeadProductionWmi))
+        let dead_production = self.faults.iter().any(|f| matches!(f, Fault::DeadProductionWmi))
             && self
                 .server_name(server)
                 .and_then(|name| self.servers.get(&name))
-                .is_some_and(|s| s.site == Site::Prod)
+                .is_some_and(|s| s.site == Site::Prod);
+        dead_production || self.server_down(server)
     }
 
     /// Whether `server` holds the master secret.
@@ -159,5 +161,13 @@ mod tests {
         assert!(lab.holds_secret("prdsso01") && !lab.holds_secret("DRSSO01"));
         assert_eq!(a.receive_locations.iter().filter(|r| !r.is_disabled).count(), 2);
         assert_eq!(a.secret_backup_password_sha256, password_sha256(SECRET_BACKUP_PASSWORD));
+    }
+
+    #[test]
+    fn production_servers_are_out_of_wmi_reach_after_the_disaster() {
+        let mut lab = crate::init::fresh_lab();
+        assert!(!lab.wmi_unreachable("PRDBTS01"));
+        crate::logshipping::disaster(&mut lab, std::time::SystemTime::UNIX_EPOCH).expect("declared");
+        assert!(lab.wmi_unreachable("PRDBTS01") && !lab.wmi_unreachable("DRBTS01"));
     }
 }

@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition, dtc-blocked, logshipping-lag, logshipping-gap or restore-to-mark-fails)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition, dtc-blocked, logshipping-lag, logshipping-gap, restore-to-mark-fails, msoledbsql-provider or dead-production-wmi)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.

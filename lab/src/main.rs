@@ -124,7 +124,8 @@ enum FaultAction {
     /// before the join: `not-local-admin <server>`, `not-sysadmin [<sql server>]`, `cu-level
     /// <server> <n>`, `installed-edition <server> <enterprise|standard|developer|branch>`,
     /// `dtc-blocked <server>`; log shipping: `logshipping-lag <dr sql server> <sets>`,
-    /// `logshipping-gap <dr sql server>`, `restore-to-mark-fails <dr sql server>`.
+    /// `logshipping-gap <dr sql server>`, `restore-to-mark-fails <dr sql server>`; failover,
+    /// BizTalk side: `msoledbsql-provider <server>`, `dead-production-wmi`.
     Set {
         /// The fault.
         fault: String,

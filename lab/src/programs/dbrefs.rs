@@ -179,6 +179,13 @@ fn update_database(ctx: &mut Ctx<'_>, moves: &Moves) -> Result<(), String> {
     if !ctx.lab.sql_reachable(&target.server) {
         return Err(format!("Microsoft OLE DB Provider for SQL Server: {NO_SQL_SERVER}"));
     }
+    // A log-shipped database not yet recovered by Restore To Mark (SQL Server's error 927).
+    if ctx.lab.database_state(&target.server, &target.name) == Some(crate::logshipping::DbState::Restoring) {
+        return Err(format!(
+            "Microsoft OLE DB Provider for SQL Server: Database '{}' cannot be opened. It is in the middle of a restore.",
+            target.name
+        ));
+    }
     if !ctx.lab.sql_has_database(&target.server, &target.name) {
         return Err(format!(
             "Microsoft OLE DB Provider for SQL Server: Cannot open database \"{}\" requested by the login. The login failed.",
@@ -259,9 +266,33 @@ mod tests {
         let dbs = ["BizTalkMgmtDb", "SSODB", "BizTalkMsgBoxDb", "BizTalkRuleEngineDb", "BizTalkDTADb"];
         lab.servers.get_mut("DRSQL01").and_then(|s| s.sql.as_mut()).expect("sql").databases =
             dbs.map(String::from).to_vec();
+        online(&mut lab);
         let argv = ["sh", "-c", r#"cat > "$1""#, "sh", XML];
         assert_eq!(exec_with_input(&mut lab, "DRBTS01", &argv, WHOLE_GROUP.as_bytes()).code, 0);
         lab
+    }
+
+    /// Every log-shipped database of DRSQL01 recovered, as Restore To Mark leaves them.
+    fn online(lab: &mut Lab) {
+        for (_, state) in lab.log_shipping.destinations.values_mut().flat_map(|d| d.databases.iter_mut()) {
+            *state = crate::logshipping::DbState::Online;
+        }
+    }
+
+    #[test]
+    fn a_database_still_restoring_cannot_be_opened() {
+        let mut lab = restored();
+        for (_, state) in lab.log_shipping.destinations.values_mut().flat_map(|d| d.databases.iter_mut()) {
+            *state = crate::logshipping::DbState::Restoring;
+        }
+        let out = run_script(&mut lab, "DRBTS01", UPDATE_DATABASE);
+        assert!(
+            out.stderr_text()
+                .contains("Database 'BizTalkMgmtDb' cannot be opened. It is in the middle of a restore."),
+            "{}",
+            out.stderr_text()
+        );
+        assert!(lab.group.activation.update_database_runs.is_empty());
     }
 
     fn run_script(lab: &mut Lab, on: &str, name: &str) -> Output {

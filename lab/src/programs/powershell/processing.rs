@@ -388,6 +388,26 @@ mod tests {
     use crate::init::{ENTSSO_SQL_KEY, SECRET_BACKUP, fresh_lab};
     use crate::state::{Fault, Lab};
 
+    /// The plugins' side of the protocol: their unit tests spell out the scripts they send.
+    const PLUGIN_PROCESSING: &str = include_str!("../../../../plugins/biztalk-common/src/processing.rs");
+    const PLUGIN_SSO: &str = include_str!("../../../../plugins/biztalk-common/src/sso_secret.rs");
+
+    #[test]
+    fn the_scripts_are_the_plugins_word_for_word() {
+        for constant in [GROUP_SETTING_SCRIPT, RECEIVE_LOCATIONS_SCRIPT] {
+            assert!(PLUGIN_PROCESSING.contains(&format!("\"{constant}\"")), "{constant}");
+        }
+        for rendered in [
+            render(SET_SSO_SERVER_TEMPLATE, &[("server", "DRSSO01")]),
+            render(DISABLE_RECEIVE_LOCATION_TEMPLATE, &[("name", "RL.Orders.File")]),
+            render(START_HOST_INSTANCE_TEMPLATE, &[("name", "Microsoft BizTalk Server ReceiveHost DRBTS01")]),
+        ] {
+            assert!(PLUGIN_PROCESSING.contains(&format!("r\"{rendered}\"")), "{rendered}");
+        }
+        let restore = render(RESTORE_SECRET_TEMPLATE, &[("file", r"C:\Drover\it's.bak")]);
+        assert!(PLUGIN_SSO.contains(&format!("r#\"{restore}\"#")), "{restore}");
+    }
+
     fn ps(lab: &mut Lab, on: &str, script: &str) -> Output {
         exec(lab, on, &["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script])
     }
