@@ -493,3 +493,138 @@ fn log_shipping_catches_up_recovers_at_the_mark_and_is_reseeded() {
     assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", STATES)).stdout, "");
     assert_eq!(lab.lab(&["fault", "set", "logshipping-gap", "PRDSQL01"]).code, 1, "not a destination");
 }
+
+// Failover, BizTalk side (issue 18, L2)
+/// lab/PROTOCOL.md, "Failover: database references, SSO and processing".
+mod failover_biztalk_side {
+    use drover_lab::activation::SECRET_BACKUP_PASSWORD;
+    use drover_lab::programs::powershell::create_host_instance_script;
+    use drover_lab::programs::powershell::processing::{
+        DISABLE_RECEIVE_LOCATION_TEMPLATE, GROUP_SETTING_SCRIPT, RECEIVE_LOCATIONS_SCRIPT,
+        SET_HOST_INSTANCE_DISABLED_TEMPLATE, SET_SSO_SERVER_TEMPLATE, START_HOST_INSTANCE_TEMPLATE, render,
+    };
+
+    use super::*;
+
+    const CSCRIPT_64: &str = r"C:\Windows\System32\cscript.exe";
+    const RESTORE: &str = r"C:\Program Files (x86)\Microsoft BizTalk Server\Bins32\Schema\Restore";
+    const SSO: &str = r"C:\Program Files\Common Files\Enterprise Single Sign-On";
+    const UPDATE_INFO: &str = "<UpdateConfiguration>\r\n  <MessageBoxDB oldDBName=\"BizTalkMsgBoxDb\" oldDBServer=\"PRDSQL01\" newDBName=\"BizTalkMsgBoxDb\" newDBServer=\"DRSQL01\" IsMaster=\"1\" />\r\n  <TrackingDB oldDBName=\"BizTalkDTADb\" oldDBServer=\"PRDSQL01\" newDBName=\"BizTalkDTADb\" newDBServer=\"DRSQL01\" />\r\n  <ManagementDB oldDBName=\"BizTalkMgmtDb\" oldDBServer=\"PRDSQL01\" newDBName=\"BizTalkMgmtDb\" newDBServer=\"DRSQL01\" />\r\n  <RuleEngineDB oldDBName=\"BizTalkRuleEngineDb\" oldDBServer=\"PRDSQL01\" newDBName=\"BizTalkRuleEngineDb\" newDBServer=\"DRSQL01\" />\r\n  <OtherDatabases>\r\n    <Database Name=\"SSO\" oldDBName=\"SSODB\" oldDBServer=\"PRDSQL01\" newDBName=\"SSODB\" newDBServer=\"DRSQL01\" />\r\n  </OtherDatabases>\r\n</UpdateConfiguration>\r\n";
+
+    fn write(lab: &Lab, server: &str, file: &str, bytes: &[u8]) {
+        let out = lab.on_with_input(server, &["sh", "-c", r#"cat > "$1""#, "sh", file], bytes);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    }
+
+    fn ok(ran: &Ran) {
+        assert_eq!((ran.code, ran.stderr.as_str()), (0, ""), "{ran:?}");
+    }
+
+    #[test]
+    fn a_restored_group_is_pointed_at_dr_its_secret_restored_and_processing_made_safe() {
+        let lab = Lab::new();
+        assert_eq!(lab.join("DRBTS01").0, 0);
+        let password = "pw-Send";
+        let create = create_host_instance_script("DRBTS01", "SendHost", r"CONTOSO\svc-bts", true);
+        ok(&lab.on_with_input("DRBTS01", &powershell(&create), password.as_bytes()));
+        // The backup of the master secret is kept off-site before the disaster (P2).
+        let state = StateFile::new(&lab.state).read().expect("state");
+        let backup =
+            state.servers["PRDSSO01"].file(drover_lab::init::SECRET_BACKUP).expect("backup").to_vec();
+        write(&lab, "DRSSO01", r"C:\Drover\SSOSecret.bak", &backup);
+
+        // The disaster, and the DR databases recovered at the mark (F3, L1's side).
+        assert_eq!(lab.lab(&["disaster"]).code, 0);
+        for update in ["Get Backup History", "Restore Databases"] {
+            let query = format!(
+                "EXEC msdb.dbo.sp_update_job @job_name = N'BTS Log Shipping - {update}', @enabled = 0"
+            );
+            ok(&lab.on("DRBTS01", &sql("DRSQL01", &query)));
+        }
+        let start = "EXEC msdb.dbo.sp_start_job @job_name = N'BTS Log Shipping - Restore To Mark'";
+        assert_eq!(lab.on("DRBTS01", &sql("DRSQL01", start)).code, 0);
+
+        // F6: UpdateDatabase.vbs once, under the 64-bit host. WMI still reads production's
+        // management database from the registry until F7.
+        let xml = format!(r"{RESTORE}\SampleUpdateInfo.xml");
+        write(&lab, "DRBTS01", &xml, UPDATE_INFO.as_bytes());
+        let update_database = format!(r"{RESTORE}\UpdateDatabase.vbs");
+        ok(&lab.on("DRBTS01", &[CSCRIPT_64, "//nologo", &update_database, &xml]));
+        let before_f7 = lab.on("DRBTS01", &powershell(GROUP_SETTING_SCRIPT));
+        assert_eq!(
+            before_f7.stderr,
+            "Get-CimInstance : [DBNETLIB][ConnectionOpen (Connect()).]SQL Server does not exist or access denied.\n"
+        );
+        // F7: UpdateRegistry.vbs on the DR server.
+        let update_registry = format!(r"{RESTORE}\UpdateRegistry.vbs");
+        ok(&lab.on("DRBTS01", &[CSCRIPT_64, "//nologo", &update_registry, &xml]));
+        let admin = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+        let reg = lab.on("DRBTS01", &["reg", "query", admin, "/v", "MgmtDBServer", "/reg:32"]);
+        assert!(reg.stdout.contains("    MgmtDBServer    REG_SZ    DRSQL01\n"), "{reg:?}");
+        let group = lab.on("DRBTS01", &powershell(GROUP_SETTING_SCRIPT));
+        assert_eq!(
+            group.stdout,
+            "{\"Name\":\"BizTalkGroup\",\"MgmtDbServerName\":\"DRSQL01\",\"MgmtDbName\":\"BizTalkMgmtDb\",\"SubscriptionDBServerName\":\"DRSQL01\",\"SubscriptionDBName\":\"BizTalkMsgBoxDb\",\"TrackingDBServerName\":\"DRSQL01\",\"TrackingDBName\":\"BizTalkDTADb\",\"RuleEngineDBServerName\":\"DRSQL01\",\"RuleEngineDBName\":\"BizTalkRuleEngineDb\",\"SSOServerName\":\"PRDSSO01\"}\n"
+        );
+        // A second UpdateDatabase.vbs changes nothing.
+        ok(&lab.on("DRBTS01", &[CSCRIPT_64, "//nologo", &update_database, &xml]));
+        let runs = StateFile::new(&lab.state).read().expect("state").group.activation.update_database_runs;
+        assert_eq!(runs.iter().map(|r| r.changed).collect::<Vec<_>>(), [5, 0]);
+
+        // F8: DRSSO01 pointed at the DR SSO database, promoted, restarted, the secret restored.
+        let ssoconfig = format!(r"{SSO}\ssoconfig.exe");
+        let ssomanage = format!(r"{SSO}\ssomanage.exe");
+        ok(&lab.on("DRSSO01", &[&ssoconfig, "-setDB", "DRSQL01", "SSODB"]));
+        ok(&lab.on("DRSSO01", &["sc.exe", "start", "ENTSSO"]));
+        let secret_file = r"C:\Drover\secret-server.xml";
+        let file = "<sso>\r\n  <globalInfo>\r\n    <secretServer>DRSSO01</secretServer>\r\n  </globalInfo>\r\n</sso>\r\n";
+        write(&lab, "DRSSO01", secret_file, file.as_bytes());
+        ok(&lab.on("DRSSO01", &[&ssomanage, "-updatedb", secret_file]));
+        ok(&lab.on("DRSSO01", &["sc.exe", "stop", "ENTSSO"]));
+        ok(&lab.on("DRSSO01", &["sc.exe", "start", "ENTSSO"]));
+        let restore = [ssoconfig.as_str(), "-restoreSecret", r"C:\Drover\SSOSecret.bak"];
+        assert_eq!(lab.on_with_input("DRSSO01", &restore, b"not it\r\n").code, 1);
+        let restored =
+            lab.on_with_input("DRSSO01", &restore, format!("{SECRET_BACKUP_PASSWORD}\r\n").as_bytes());
+        assert_eq!(
+            (restored.code, restored.stdout.as_str()),
+            (0, "The operation completed successfully.\r\n")
+        );
+        let shown = lab.on("DRSSO01", &[&ssomanage, "-displaydb"]);
+        assert!(shown.stdout.contains("\r\nSingle Sign-On Secret Server name: DRSSO01\r\n"), "{shown:?}");
+        ok(&lab.on("DRBTS01", &powershell(&render(SET_SSO_SERVER_TEMPLATE, &[("server", "DRSSO01")]))));
+        assert!(
+            lab.on("DRBTS01", &powershell(GROUP_SETTING_SCRIPT))
+                .stdout
+                .contains("\"SSOServerName\":\"DRSSO01\"")
+        );
+
+        // F10: production's enabled receive locations disabled before anything starts.
+        let locations = lab.on("DRBTS01", &powershell(RECEIVE_LOCATIONS_SCRIPT)).stdout;
+        assert_eq!(locations.matches("\"IsDisabled\":false").count(), 2, "{locations}");
+        for name in ["RL.Orders.File", "RL.Orders.Http"] {
+            let script = render(DISABLE_RECEIVE_LOCATION_TEMPLATE, &[("name", name)]);
+            ok(&lab.on("DRBTS01", &powershell(&script)));
+        }
+        let locations = lab.on("DRBTS01", &powershell(RECEIVE_LOCATIONS_SCRIPT)).stdout;
+        assert_eq!(locations.matches("\"IsDisabled\":true").count(), 3, "{locations}");
+
+        // F11: production's instances are out of reach; the DR instance is enabled, then started.
+        let prod = "Microsoft BizTalk Server SendHost PRDBTS02";
+        let out = lab.on("DRBTS01", &powershell(&render(START_HOST_INSTANCE_TEMPLATE, &[("name", prod)])));
+        assert_eq!(
+            out.stderr,
+            "Exception calling \"Start\" : \"The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)\"\n"
+        );
+        let dr = "Microsoft BizTalk Server SendHost DRBTS01";
+        let enable = render(SET_HOST_INSTANCE_DISABLED_TEMPLATE, &[("name", dr), ("disabled", "$false")]);
+        ok(&lab.on("DRBTS01", &powershell(&enable)));
+        ok(&lab.on("DRBTS01", &powershell(&render(START_HOST_INSTANCE_TEMPLATE, &[("name", dr)]))));
+        let rows = lab.on("DRBTS01", &powershell(HOST_INSTANCES)).stdout;
+        assert!(
+            rows.contains(&format!("{{\"Name\":\"{dr}\",\"HostName\":\"SendHost\",\"HostType\":1,\"RunningServer\":\"DRBTS01\",\"Logon\":\"CONTOSO\\\\svc-bts\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":4}}")),
+            "{rows}"
+        );
+        assert!(rows.contains("\"RunningServer\":\"PRDBTS02\",\"Logon\":\"CONTOSO\\\\svc-bts\",\"ConfigurationState\":1,\"IsDisabled\":false,\"ServiceState\":8}"), "{rows}");
+    }
+}
