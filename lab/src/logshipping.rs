@@ -42,6 +42,11 @@ pub const SOURCE_JOBS: [&str; 12] = [
     "Rules_Database_Cleanup_BizTalkRuleEngineDb",
     "TrackedMessages_Copy_BizTalkMsgBoxDb",
 ];
+/// The source's job that takes the backups.
+pub const BACKUP_JOB: &str = "Backup BizTalk Server (BizTalkMgmtDb)";
+/// Its steps (Microsoft Learn, "How to Configure the Backup BizTalk Server Job").
+pub const BACKUP_STEPS: [&str; 4] =
+    ["Set Compression Option", "BackupFull", "MarkAndBackupLog", "Clear Backup History"];
 /// The account the destinations' SQL Server Agent runs its steps as.
 pub const AGENT_ACCOUNT: &str = r"CONTOSO\svc-sqlagent";
 /// The Backup BizTalk Server job's log mark name (its default, `BTS`).
@@ -60,6 +65,9 @@ pub struct LogShipping {
     /// `adm_ForceFullBackup`: the next run of the Backup BizTalk Server job makes a full set.
     #[serde(default)]
     pub force_full: bool,
+    /// The source's SQL Server Agent: the BizTalk jobs.
+    #[serde(default)]
+    pub source_agent: Agent,
     /// The DR SQL instances restoring the source's backups, by server name.
     pub destinations: BTreeMap<String, Destination>,
     /// The disaster, once declared by `drover-lab disaster`.
@@ -109,6 +117,17 @@ pub struct Destination {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_set: Option<u64>,
     /// SQL Server Agent jobs: the three log-shipping jobs, and the source's once recreated.
+    pub jobs: Vec<AgentJob>,
+    /// The next `sysjobhistory.instance_id`.
+    #[serde(default)]
+    pub next_history_id: u64,
+}
+
+/// A SQL Server Agent and its jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Agent {
+    /// The jobs.
     pub jobs: Vec<AgentJob>,
     /// The next `sysjobhistory.instance_id`.
     #[serde(default)]
@@ -222,10 +241,17 @@ pub fn fresh(source: &str, destinations: &[&str]) -> LogShipping {
             .to_vec(),
         next_history_id: 1,
     };
+    let source_agent = Agent {
+        jobs: SOURCE_JOBS
+            .map(|name| AgentJob { name: name.into(), enabled: true, history: Vec::new() })
+            .to_vec(),
+        next_history_id: 1,
+    };
     LogShipping {
         source: source.to_owned(),
         history,
         force_full: false,
+        source_agent,
         destinations: destinations.iter().map(|d| ((*d).to_owned(), destination.clone())).collect(),
         disaster: None,
     }
@@ -305,28 +331,21 @@ impl Lab {
     }
 }
 
-/// `drover-lab backup`: the source's Backup BizTalk Server job runs once at `now` (a full set
-/// first when one was forced, then a marked log set), then every destination's enabled
-/// scheduled jobs run: Get Backup History, then Restore Databases (unless `logshipping-lag`
-/// holds it). Time passing, in the lab, is this.
+/// `drover-lab backup`: the source's Backup BizTalk Server job runs once at `now` if it is
+/// enabled (a full set first when one was forced, then a marked log set), then every
+/// destination's enabled scheduled jobs run: Get Backup History, then Restore Databases (unless
+/// `logshipping-lag` holds it). Time passing, in the lab, is this.
 pub fn backup(lab: &mut Lab, now: SystemTime) -> Result<(), LogShippingError> {
     let source = lab.log_shipping.source.clone();
     if !lab.sql_reachable(&source) {
         return Err(LogShippingError::SourceDown(source));
     }
-    let shipping = &mut lab.log_shipping;
-    let last = shipping.history.last().and_then(|s| humantime::parse_rfc3339_weak(&s.backed_up).ok());
-    let mut at = match last {
-        Some(last) if last >= now => last + Duration::from_secs(1),
-        _ => now,
-    };
-    let mut id = shipping.history.last().map_or(0, |s| s.id);
-    if std::mem::take(&mut shipping.force_full) {
-        id += 1;
-        shipping.history.push(backup_set(id, BackupKind::Full, at));
-        at += Duration::from_secs(1);
+    let agent = &lab.log_shipping.source_agent;
+    if agent.jobs.iter().find(|j| j.name == BACKUP_JOB).is_none_or(|j| j.enabled) {
+        run_job(lab, &source, BACKUP_JOB, Invoker::Schedule, now);
     }
-    shipping.history.push(backup_set(id + 1, BackupKind::Log, at));
+    let at = lab.log_shipping.history.last().and_then(|s| humantime::parse_rfc3339_weak(&s.backed_up).ok());
+    let at = at.map_or(now, |at| at.max(now));
     let destinations: Vec<String> = lab.log_shipping.destinations.keys().cloned().collect();
     for name in destinations {
         let enabled = |lab: &Lab, job: &str| {
@@ -339,6 +358,26 @@ pub fn backup(lab: &mut Lab, now: SystemTime) -> Result<(), LogShippingError> {
             run_job(lab, &name, RESTORE_DATABASES, Invoker::Schedule, at);
         }
     }
+    Ok(())
+}
+
+/// The source's Backup BizTalk Server job at `now`: a full set first when one was forced
+/// (unless started at its `MarkAndBackupLog` step), then a marked log set; a set is never older
+/// than the one before it (one second later, if the clock is not later).
+fn take_backup(lab: &mut Lab, now: SystemTime, log_only: bool) -> StepResult {
+    let shipping = &mut lab.log_shipping;
+    let last = shipping.history.last().and_then(|s| humantime::parse_rfc3339_weak(&s.backed_up).ok());
+    let mut at = match last {
+        Some(last) if last >= now => last + Duration::from_secs(1),
+        _ => now,
+    };
+    let mut id = shipping.history.last().map_or(0, |s| s.id);
+    if !log_only && std::mem::take(&mut shipping.force_full) {
+        id += 1;
+        shipping.history.push(backup_set(id, BackupKind::Full, at));
+        at += Duration::from_secs(1);
+    }
+    shipping.history.push(backup_set(id + 1, BackupKind::Log, at));
     Ok(())
 }
 
@@ -439,33 +478,86 @@ fn sync_databases(lab: &mut Lab, server: &str) {
 /// How a job step ended: success, or the SQL Server errors it met.
 type StepResult = Result<(), String>;
 
-/// Runs `job` on the destination `server` to its end at `now` (the lab's jobs finish at once)
-/// and records its history; `false` when the destination has no such job.
+/// Runs `job` on `server` (a destination or the source) to its end at `now` (the lab's jobs
+/// finish at once) and records its history; `false` when the server has no such job.
 pub fn run_job(lab: &mut Lab, server: &str, job: &str, invoker: Invoker<'_>, now: SystemTime) -> bool {
-    let Some(destination) = lab.log_shipping.destinations.get(server) else { return false };
-    let Some(job_name) =
-        destination.jobs.iter().find(|j| j.name.eq_ignore_ascii_case(job)).map(|j| j.name.clone())
+    run_job_from(lab, server, job, None, invoker, now)
+}
+
+/// [`run_job`], started at the step `step` (`sp_start_job @step_name`) when given.
+pub fn run_job_from(
+    lab: &mut Lab,
+    server: &str,
+    job: &str,
+    step: Option<&str>,
+    invoker: Invoker<'_>,
+    now: SystemTime,
+) -> bool {
+    let Some(jobs) = agent_jobs(lab, server) else { return false };
+    let Some(job_name) = jobs.iter().find(|j| j.name.eq_ignore_ascii_case(job)).map(|j| j.name.clone())
     else {
         return false;
     };
+    let is_destination = lab.log_shipping.destinations.contains_key(server);
     let result = match job_name.as_str() {
-        GET_BACKUP_HISTORY => get_backup_history(lab, server),
-        RESTORE_DATABASES => restore_databases(lab, server),
-        RESTORE_TO_MARK => restore_to_mark(lab, server),
-        // The recreated source jobs are not modelled: they succeed and change nothing.
+        GET_BACKUP_HISTORY if is_destination => get_backup_history(lab, server),
+        RESTORE_DATABASES if is_destination => restore_databases(lab, server),
+        RESTORE_TO_MARK if is_destination => restore_to_mark(lab, server),
+        BACKUP_JOB if !is_destination => {
+            take_backup(lab, now, step.is_some_and(|s| s.eq_ignore_ascii_case("MarkAndBackupLog")))
+        }
+        // The other BizTalk jobs are not modelled: they succeed and change nothing.
         _ => Ok(()),
     };
     sync_databases(lab, server);
-    record(lab, server, &job_name, invoker, now, result);
+    let last_step = job_steps(&job_name).last().copied().unwrap_or_default();
+    let last_step = (job_steps(&job_name).len(), last_step.to_owned());
+    record(lab, server, &job_name, last_step, invoker, now, result);
     true
 }
 
-/// Appends the step row and the outcome row of a run.
-fn record(lab: &mut Lab, server: &str, job: &str, invoker: Invoker<'_>, now: SystemTime, result: StepResult) {
-    let Some(destination) = lab.log_shipping.destinations.get_mut(server) else { return };
+/// The jobs of the SQL Server Agent of `server`: a destination's, or the source's.
+pub fn agent_jobs<'a>(lab: &'a Lab, server: &str) -> Option<&'a [AgentJob]> {
+    let shipping = &lab.log_shipping;
+    match shipping.destinations.get(server) {
+        Some(destination) => Some(&destination.jobs),
+        None if shipping.source.eq_ignore_ascii_case(server) => Some(&shipping.source_agent.jobs),
+        None => None,
+    }
+}
+
+/// The jobs and the next history id of the SQL Server Agent of `server`, to change.
+pub fn agent_mut<'a>(lab: &'a mut Lab, server: &str) -> Option<(&'a mut Vec<AgentJob>, &'a mut u64)> {
+    let shipping = &mut lab.log_shipping;
+    if shipping.destinations.contains_key(server) {
+        let destination = shipping.destinations.get_mut(server)?;
+        Some((&mut destination.jobs, &mut destination.next_history_id))
+    } else if shipping.source.eq_ignore_ascii_case(server) {
+        Some((&mut shipping.source_agent.jobs, &mut shipping.source_agent.next_history_id))
+    } else {
+        None
+    }
+}
+
+/// The steps of a job, in order: the Backup BizTalk Server job's four, one for the others.
+pub fn job_steps(job: &str) -> Vec<&str> {
+    if job == BACKUP_JOB { BACKUP_STEPS.to_vec() } else { vec![step_name(job)] }
+}
+
+/// Appends the step row and the outcome row of a run (`last_step`: the step's number and name).
+fn record(
+    lab: &mut Lab,
+    server: &str,
+    job: &str,
+    (step_id, step): (usize, String),
+    invoker: Invoker<'_>,
+    now: SystemTime,
+    result: StepResult,
+) {
+    let Some((jobs, next_history_id)) = agent_mut(lab, server) else { return };
     let (run_date, run_time) = run_date_time(now);
-    let first_id = destination.next_history_id.max(1);
-    destination.next_history_id = first_id + 2;
+    let first_id = (*next_history_id).max(1);
+    *next_history_id = first_id + 2;
     let (status, step_message, verdict) = match result {
         Ok(()) => (1, format!("Executed as user: {AGENT_ACCOUNT}. The step succeeded."), "succeeded"),
         Err(errors) => {
@@ -477,10 +569,10 @@ fn record(lab: &mut Lab, server: &str, job: &str, invoker: Invoker<'_>, now: Sys
         Invoker::Schedule => "Schedule 1 (Every minute)".to_owned(),
     };
     let outcome = format!(
-        "The job {verdict}.  The Job was invoked by {by}.  The last step to run was step 1 ({}).",
-        step_name(job)
+        "The job {verdict}.  The Job was invoked by {by}.  The last step to run was step {step_id} ({step})."
     );
-    let Some(agent_job) = destination.jobs.iter_mut().find(|j| j.name == job) else { return };
+    let Some(agent_job) = jobs.iter_mut().find(|j| j.name == job) else { return };
+    let step_id = u32::try_from(step_id).unwrap_or(1);
     let row = |instance_id, step_id, message| HistoryRow {
         instance_id,
         step_id,
@@ -489,7 +581,7 @@ fn record(lab: &mut Lab, server: &str, job: &str, invoker: Invoker<'_>, now: Sys
         run_time,
         message,
     };
-    agent_job.history.push(row(first_id, 1, step_message));
+    agent_job.history.push(row(first_id, step_id, step_message));
     agent_job.history.push(row(first_id + 1, 0, outcome));
 }
 

@@ -20,6 +20,8 @@ pub const SHIPPED_LOG_SET: &str = "SET NOCOUNT ON; SELECT TOP 1 BackupSetId, Mar
 pub const SOURCE_LOG_SET: &str = "SET NOCOUNT ON; SELECT TOP 1 BackupSetId, MarkName, CONVERT(varchar(23), BackupDateTime, 126) FROM BizTalkMgmtDb.dbo.adm_BackupHistory WHERE BackupType = 'lg' AND SetComplete = 1 ORDER BY BackupSetId DESC";
 /// The log-shipping jobs: name, enabled, running.
 pub const JOBS: &str = "SET NOCOUNT ON; SELECT j.name, j.enabled, CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a WHERE a.job_id = j.job_id AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s) AND a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL) THEN 1 ELSE 0 END FROM msdb.dbo.sysjobs j WHERE j.name LIKE 'BTS%Log Shipping%' ORDER BY j.name";
+/// Every SQL Server Agent job: name, enabled, running.
+pub const ALL_JOBS: &str = "SET NOCOUNT ON; SELECT j.name, j.enabled, CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a WHERE a.job_id = j.job_id AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s) AND a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL) THEN 1 ELSE 0 END FROM msdb.dbo.sysjobs j ORDER BY j.name";
 /// The user databases and their states.
 pub const DATABASE_STATES: &str =
     "SET NOCOUNT ON; SELECT name, state_desc FROM sys.databases WHERE database_id > 4 ORDER BY name";
@@ -27,6 +29,10 @@ pub const DATABASE_STATES: &str =
 pub const FORCE_FULL_BACKUP: &str = "EXEC BizTalkMgmtDb.dbo.sp_ForceFullBackup";
 /// `sp_start_job @job_name = N'<job>'`.
 const START_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_start_job @job_name = ", "");
+/// `sp_start_job @job_name = N'<job>', @step_name = N'<step>'`.
+const START_JOB_AT: (&str, &str) = ("EXEC msdb.dbo.sp_start_job @job_name = ", ", @step_name = ");
+/// `sp_stop_job @job_name = N'<job>'`.
+const STOP_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_stop_job @job_name = ", "");
 /// `sp_update_job @job_name = N'<job>', @enabled = 0|1`.
 const UPDATE_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_update_job @job_name = ", ", @enabled = ");
 /// The newest ten history rows of a job.
@@ -58,9 +64,11 @@ enum Request {
     ShippedLogSet,
     SourceLogSet,
     Jobs,
+    AllJobs,
     DatabaseStates,
     ForceFullBackup,
-    StartJob(String),
+    StartJob(String, Option<String>),
+    StopJob(String),
     UpdateJob(String, bool),
     JobHistory(String),
     Clean(String),
@@ -89,11 +97,16 @@ impl Request {
             SHIPPED_LOG_SET => Request::ShippedLogSet,
             SOURCE_LOG_SET => Request::SourceLogSet,
             JOBS => Request::Jobs,
+            ALL_JOBS => Request::AllJobs,
             DATABASE_STATES => Request::DatabaseStates,
             FORCE_FULL_BACKUP => Request::ForceFullBackup,
             _ => {
                 if let Some((job, "")) = between(query, START_JOB) {
-                    Request::StartJob(job)
+                    Request::StartJob(job, None)
+                } else if let Some((job, step)) = between(query, START_JOB_AT) {
+                    Request::StartJob(job, Some(unquote(step)?))
+                } else if let Some((job, "")) = between(query, STOP_JOB) {
+                    Request::StopJob(job)
                 } else if let Some((job, flag)) = between(query, UPDATE_JOB) {
                     match flag {
                         "0" => Request::UpdateJob(job, false),
@@ -117,13 +130,7 @@ impl Request {
         let shipping = &lab.log_shipping;
         let here = destination.as_ref().and_then(|d| shipping.destinations.get(d));
         match self {
-            Request::LastRestoredSet
-            | Request::ShippedLogSet
-            | Request::Jobs
-            | Request::JobHistory(_)
-            | Request::Clean(_)
-                if here.is_none() =>
-            {
+            Request::LastRestoredSet | Request::ShippedLogSet | Request::Clean(_) if here.is_none() => {
                 not_a_destination(server, &self)
             }
             Request::LastRestoredSet => {
@@ -159,12 +166,12 @@ impl Request {
                     format!("{}|{}|{}\r\n", s.id, s.mark, style_126(&s.backed_up))
                 }))
             }
-            Request::Jobs => {
-                let mut jobs: Vec<_> = here
-                    .expect("checked")
-                    .jobs
+            Request::Jobs | Request::AllJobs => {
+                let all = matches!(self, Request::AllJobs);
+                let jobs = logshipping::agent_jobs(lab, server).unwrap_or_default();
+                let mut jobs: Vec<_> = jobs
                     .iter()
-                    .filter(|j| j.name.starts_with("BTS") && j.name.contains("Log Shipping"))
+                    .filter(|j| all || (j.name.starts_with("BTS") && j.name.contains("Log Shipping")))
                     .collect();
                 jobs.sort_by_key(|j| j.name.to_lowercase());
                 // The lab's jobs finish as they start: none is ever running.
@@ -198,7 +205,8 @@ impl Request {
                 _ => no_database(server),
             },
             Request::JobHistory(job) => {
-                let found = here.expect("checked").jobs.iter().find(|j| j.name.eq_ignore_ascii_case(&job));
+                let jobs = logshipping::agent_jobs(lab, server).unwrap_or_default();
+                let found = jobs.iter().find(|j| j.name.eq_ignore_ascii_case(&job));
                 let rows =
                     found.map(|j| j.history.iter().rev().take(10).collect::<Vec<_>>()).unwrap_or_default();
                 Output::ok(
@@ -212,30 +220,42 @@ impl Request {
                         .collect::<String>(),
                 )
             }
-            Request::StartJob(job) | Request::UpdateJob(job, _)
-                if !here.is_some_and(|h| h.jobs.iter().any(|j| j.name.eq_ignore_ascii_case(&job))) =>
+            Request::StartJob(job, _) | Request::UpdateJob(job, _) | Request::StopJob(job)
+                if !logshipping::agent_jobs(lab, server)
+                    .is_some_and(|jobs| jobs.iter().any(|j| j.name.eq_ignore_ascii_case(&job))) =>
             {
-                sql_error(
-                    14262,
-                    server,
-                    Some("sp_verify_job_identifiers"),
-                    67,
-                    &format!("The specified @job_name ('{job}') does not exist."),
-                )
+                no_such("@job_name", &job, server)
             }
-            Request::StartJob(job) => {
-                let name = destination.expect("checked");
+            Request::StartJob(job, Some(step))
+                if !logshipping::job_steps(&canonical_job(lab, server, &job))
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&step)) =>
+            {
+                no_such("@step_name", &step, server)
+            }
+            Request::StartJob(job, step) => {
                 let account = ctx.account.clone();
-                logshipping::run_job(ctx.lab, &name, &job, Invoker::User(&account), ctx.now);
+                logshipping::run_job_from(
+                    ctx.lab,
+                    server,
+                    &job,
+                    step.as_deref(),
+                    Invoker::User(&account),
+                    ctx.now,
+                );
                 Output::ok(format!("Job '{job}' started successfully.\r\n"))
             }
+            Request::StopJob(job) => Output::stdout(
+                1,
+                format!(
+                    "Msg 22022, Level 16, State 1, Server {server}, Line 1\r\nSQLServerAgent Error: Request to stop job {} (from User {}) refused because the job is not currently running.\r\n",
+                    canonical_job(lab, server, &job),
+                    ctx.account
+                ),
+            ),
             Request::UpdateJob(job, enabled) => {
-                let name = destination.expect("checked");
-                if let Some(j) = lab
-                    .log_shipping
-                    .destinations
-                    .get_mut(&name)
-                    .and_then(|d| d.jobs.iter_mut().find(|j| j.name.eq_ignore_ascii_case(&job)))
+                if let Some((jobs, _)) = logshipping::agent_mut(lab, server)
+                    && let Some(j) = jobs.iter_mut().find(|j| j.name.eq_ignore_ascii_case(&job))
                 {
                     j.enabled = enabled;
                 }
@@ -259,6 +279,23 @@ impl Request {
     }
 }
 
+/// The job's name as the SQL Server Agent of `server` spells it.
+fn canonical_job(lab: &crate::state::Lab, server: &str, job: &str) -> String {
+    let jobs = logshipping::agent_jobs(lab, server).unwrap_or_default();
+    jobs.iter().find(|j| j.name.eq_ignore_ascii_case(job)).map_or_else(|| job.to_owned(), |j| j.name.clone())
+}
+
+/// Error 14262: no job (or step) of that name.
+fn no_such(parameter: &str, name: &str, server: &str) -> Output {
+    sql_error(
+        14262,
+        server,
+        Some("sp_verify_job_identifiers"),
+        67,
+        &format!("The specified {parameter} ('{name}') does not exist."),
+    )
+}
+
 /// SQL Server's style 126 of an RFC 3339 time: no zone, no milliseconds when they are 0.
 fn style_126(rfc3339: &str) -> String {
     let text = rfc3339.trim_end_matches('Z');
@@ -277,7 +314,6 @@ fn sql_error(number: u32, server: &str, procedure: Option<&str>, line: u32, mess
 /// A log-shipping table or job asked of an instance that does not restore the source's backups.
 fn not_a_destination(server: &str, request: &Request) -> Output {
     match request {
-        Request::JobHistory(_) => Output::ok(""),
         Request::Clean(_) => sql_error(
             2812,
             server,
@@ -285,7 +321,6 @@ fn not_a_destination(server: &str, request: &Request) -> Output {
             1,
             "Could not find stored procedure 'master.dbo.sp_LogShippingClean'.",
         ),
-        Request::Jobs => Output::ok(""),
         _ => sql_error(208, server, None, 1, "Invalid object name 'master.dbo.bts_LogShippingHistory'."),
     }
 }
@@ -335,12 +370,18 @@ mod tests {
 
     #[test]
     fn the_queries_are_the_plugins_word_for_word() {
-        for query in
-            [LAST_RESTORED_SET, SHIPPED_LOG_SET, SOURCE_LOG_SET, JOBS, DATABASE_STATES, FORCE_FULL_BACKUP]
-        {
+        for query in [
+            LAST_RESTORED_SET,
+            SHIPPED_LOG_SET,
+            SOURCE_LOG_SET,
+            JOBS,
+            ALL_JOBS,
+            DATABASE_STATES,
+            FORCE_FULL_BACKUP,
+        ] {
             assert!(PLUGIN.contains(&format!("\"{query}\"")), "{query}");
         }
-        for (prefix, suffix) in [START_JOB, UPDATE_JOB, JOB_HISTORY, CLEAN] {
+        for (prefix, suffix) in [START_JOB, START_JOB_AT, STOP_JOB, UPDATE_JOB, JOB_HISTORY, CLEAN] {
             assert!(PLUGIN.contains(prefix) && PLUGIN.contains(suffix), "{prefix}");
         }
         assert!(
@@ -422,6 +463,58 @@ mod tests {
         );
         let bad = format!("{}N'{RESTORE_DATABASES}'{}2", UPDATE_JOB.0, UPDATE_JOB.1);
         assert_eq!(sql(&mut lab, "DRSQL01", &bad).code, 9009, "only 0 or 1");
+    }
+
+    #[test]
+    fn the_sources_jobs_are_stopped_and_disabled_and_its_last_mark_taken() {
+        let mut lab = fresh_lab();
+        let jobs = sql(&mut lab, "PRDSQL01", ALL_JOBS).stdout_text();
+        assert_eq!(jobs.lines().count(), 12);
+        assert!(jobs.starts_with(
+            "Backup BizTalk Server (BizTalkMgmtDb)|1|0\r\nCleanupBTFExpiredEntriesJob_BizTalkMgmtDb|1|0\r\n"
+        ));
+        assert_eq!(sql(&mut lab, "PRDSQL01", JOBS).stdout_text(), "", "no log-shipping job at the source");
+        let backup = "Backup BizTalk Server (BizTalkMgmtDb)";
+        let stop = format!("{}N'{backup}'", STOP_JOB.0);
+        assert_eq!(
+            text(&sql(&mut lab, "PRDSQL01", &stop)),
+            (
+                1,
+                "Msg 22022, Level 16, State 1, Server PRDSQL01, Line 1\r\nSQLServerAgent Error: Request to stop job Backup BizTalk Server (BizTalkMgmtDb) (from User CONTOSO\\drover) refused because the job is not currently running.\r\n".into()
+            )
+        );
+        crate::logshipping::force_full_backup(&mut lab);
+        let last_mark = format!("{}N'{backup}'{}N'MarkAndBackupLog'", START_JOB_AT.0, START_JOB_AT.1);
+        assert_eq!(sql(&mut lab, "PRDSQL01", &last_mark).code, 0);
+        assert_eq!(
+            text(&sql(&mut lab, "PRDSQL01", SOURCE_LOG_SET)),
+            (0, "6|BTS_2026_11_22_10_15_01_000|2026-11-22T10:15:01\r\n".into()),
+            "a log set only, from that step"
+        );
+        assert_eq!(lab.log_shipping.history.len(), 6, "no full set from that step");
+        let history = format!("{}N'{backup}'{}", JOB_HISTORY.0, JOB_HISTORY.1);
+        assert!(
+            sql(&mut lab, "PRDSQL01", &history)
+                .stdout_text()
+                .contains("The last step to run was step 4 (Clear Backup History).")
+        );
+        let bad_step = format!("{}N'{backup}'{}N'Backup'", START_JOB_AT.0, START_JOB_AT.1);
+        assert_eq!(
+            text(&sql(&mut lab, "PRDSQL01", &bad_step)),
+            (
+                1,
+                "Msg 14262, Level 16, State 1, Server PRDSQL01, Procedure sp_verify_job_identifiers, Line 67\r\nThe specified @step_name ('Backup') does not exist.\r\n".into()
+            )
+        );
+        let disable = format!("{}N'{backup}'{}0", UPDATE_JOB.0, UPDATE_JOB.1);
+        assert_eq!(sql(&mut lab, "PRDSQL01", &disable).code, 0);
+        crate::logshipping::backup(&mut lab, super::super::testing::now()).expect("time passes");
+        assert_eq!(lab.log_shipping.history.len(), 6, "the disabled job took no backup");
+        assert_eq!(
+            lab.log_shipping.destinations["DRSQL01"].last_restored,
+            Some(5),
+            "the destination caught up"
+        );
     }
 
     #[test]

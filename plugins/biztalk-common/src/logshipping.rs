@@ -25,6 +25,14 @@ pub const RESTORE_DATABASES: &str = "BTS Log Shipping - Restore Databases";
 /// the source's SQL Server Agent jobs.
 pub const RESTORE_TO_MARK: &str = "BTS Log Shipping - Restore To Mark";
 
+/// The source's job that takes the backups (and, on a recovered destination, the restored copy
+/// of it that must be pointed at a new backup location and enabled).
+pub const BACKUP_JOB: &str = "Backup BizTalk Server (BizTalkMgmtDb)";
+
+/// The Backup BizTalk Server job's step that marks and backs up the logs: started on its own, it
+/// takes one more log set whose mark holds everything before it.
+pub const MARK_AND_BACKUP_LOG: &str = "MarkAndBackupLog";
+
 /// The column separator (`-s`).
 pub const SEPARATOR: char = '|';
 
@@ -47,6 +55,11 @@ pub const SOURCE_LOG_SET: &str = "SET NOCOUNT ON; SELECT TOP 1 BackupSetId, Mark
 /// `<name>|<enabled 0/1>|<running 0/1>` each, by name. Running: started and not stopped in the
 /// SQL Server Agent's current session. Read with [`parse_jobs`].
 pub const JOBS: &str = "SET NOCOUNT ON; SELECT j.name, j.enabled, CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a WHERE a.job_id = j.job_id AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s) AND a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL) THEN 1 ELSE 0 END FROM msdb.dbo.sysjobs j WHERE j.name LIKE 'BTS%Log Shipping%' ORDER BY j.name";
+
+/// Every SQL Server Agent job of an instance (on the source: the BizTalk jobs to stop and
+/// disable before a planned failover): one row `<name>|<enabled 0/1>|<running 0/1>` each, by
+/// name. Read with [`parse_jobs`].
+pub const ALL_JOBS: &str = "SET NOCOUNT ON; SELECT j.name, j.enabled, CASE WHEN EXISTS (SELECT 1 FROM msdb.dbo.sysjobactivity a WHERE a.job_id = j.job_id AND a.session_id = (SELECT MAX(s.session_id) FROM msdb.dbo.syssessions s) AND a.start_execution_date IS NOT NULL AND a.stop_execution_date IS NULL) THEN 1 ELSE 0 END FROM msdb.dbo.sysjobs j ORDER BY j.name";
 
 /// The user databases of an instance and their states: one row `<name>|<state_desc>` each, by
 /// name. Read with [`parse_database_states`].
@@ -71,6 +84,25 @@ fn literal(text: &str) -> String {
 /// Starts `job` at its first step; the answer is read with [`parse_start_job`].
 pub fn start_job(job: &str) -> String {
     format!("EXEC msdb.dbo.sp_start_job @job_name = {}", literal(job))
+}
+
+/// Starts `job` at its step `step`; answered as [`start_job`].
+pub fn start_job_at(job: &str, step: &str) -> String {
+    format!("EXEC msdb.dbo.sp_start_job @job_name = {}, @step_name = {}", literal(job), literal(step))
+}
+
+/// Stops `job`; SQL Server Agent refuses (error 22022) when it is not running, which
+/// [`not_running`] recognises.
+pub fn stop_job(job: &str) -> String {
+    format!("EXEC msdb.dbo.sp_stop_job @job_name = {}", literal(job))
+}
+
+/// Whether sqlcmd's answer to [`stop_job`] is SQL Server Agent's refusal to stop a job that is
+/// not running (nothing to stop).
+pub fn not_running(stdout: &str) -> bool {
+    sql_error(stdout).is_some_and(|e| {
+        e.number == 22022 && e.message.ends_with("because the job is not currently running.")
+    })
 }
 
 /// Enables or disables `job`; prints nothing.
@@ -481,6 +513,19 @@ mod tests {
             "EXEC msdb.dbo.sp_update_job @job_name = N'BTS Log Shipping - Get Backup History', @enabled = 0"
         );
         assert_eq!(log_shipping_clean("O'Hara"), "EXEC master.dbo.sp_LogShippingClean N'O''Hara'");
+        assert_eq!(
+            start_job_at(BACKUP_JOB, MARK_AND_BACKUP_LOG),
+            "EXEC msdb.dbo.sp_start_job @job_name = N'Backup BizTalk Server (BizTalkMgmtDb)', @step_name = N'MarkAndBackupLog'"
+        );
+        assert_eq!(
+            stop_job(BACKUP_JOB),
+            "EXEC msdb.dbo.sp_stop_job @job_name = N'Backup BizTalk Server (BizTalkMgmtDb)'"
+        );
+        let refused = "Msg 22022, Level 16, State 1, Server PRDSQL01, Line 1\r\nSQLServerAgent Error: Request to stop job Backup BizTalk Server (BizTalkMgmtDb) (from User CONTOSO\\drover) refused because the job is not currently running.\r\n";
+        assert!(not_running(refused));
+        assert!(!not_running(
+            "Msg 14262, Level 16, State 1, Server PRDSQL01, Line 1\r\nThe specified @job_name ('x') does not exist.\r\n"
+        ));
         assert!(
             job_history(RESTORE_TO_MARK).contains("WHERE j.name = N'BTS Log Shipping - Restore To Mark'")
         );
