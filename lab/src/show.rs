@@ -1,5 +1,6 @@
 //! `drover-lab show` (`lab/PROTOCOL.md`, "State and commands of the lab itself"): the state for a
-//! human (group, edition, members, master secret server, host instances, applications, faults, then each
+//! human (group, edition, members, master secret server, host instances, the failover's database
+//! locations, SSO server name, secret holders and receive locations, applications, faults, then each
 //! server's registry, services, GAC, products and files). `--json` prints the state file's model
 //! instead; this text is for reading, not for parsing.
 
@@ -38,6 +39,18 @@ pub fn render(lab: &Lab) -> String {
             i.account
         );
     }
+    // Failover, BizTalk side (issue 18, L2)
+    let a = &g.activation;
+    let _ = writeln!(out, "  MessageBox database  {}/{}", a.messagebox.server, a.messagebox.name);
+    let _ = writeln!(out, "  tracking database    {}/{}", a.tracking.server, a.tracking.name);
+    let _ = writeln!(out, "  Rules Engine db      {}/{}", a.rule_engine.server, a.rule_engine.name);
+    let _ = writeln!(out, "  SSO server name      {}", a.sso_server_name);
+    let _ = writeln!(out, "  secret held by       {}", list(a.secret_holders.iter()));
+    let locations = a
+        .receive_locations
+        .iter()
+        .map(|r| format!("{} ({})", r.name, if r.is_disabled { "disabled" } else { "enabled" }));
+    let _ = writeln!(out, "  receive locations    {}", list(locations));
     let apps = g.applications.iter().map(|a| format!("{} (from {})", a.name, a.package));
     let _ = writeln!(out, "  applications         {}", list(apps));
     let _ = writeln!(out, "faults                 {}", list(lab.faults.iter().map(|f| f.to_string())));
@@ -106,5 +119,8 @@ mod tests {
         assert!(text.contains("    ENTSSO  demand  Stopped  as LocalSystem\n"));
         assert!(text.contains(r"C:\Staging\Contoso.Orders.msi ("));
         assert!(text.contains("faults                 (none)\n"));
+        // Failover, BizTalk side (issue 18, L2)
+        assert!(text.contains("  SSO server name      PRDSSO01\n  secret held by       PRDSSO01\n"));
+        assert!(text.contains("  receive locations    RL.Orders.File (enabled), RL.Orders.Http (enabled), RL.Invoices.Sftp (disabled)\n"));
     }
 }
