@@ -249,6 +249,7 @@ phase = "Activate"
         "<td>Restore databases</td><td>2 succeeded, 1 skipped</td>",
         "<li>Redirect clients: DNS and aliases</li>",
         "<td>bridge call: go</td>",
+        "<title>waiting for approval: approved after ",
     ] {
         assert!(html.contains(text), "{text:?} in the HTML report");
     }

@@ -332,9 +332,20 @@ fn dag(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "</svg>")
 }
 
-/// One bar per step instance from its first attempt to its end, on the run's time axis.
+/// One bar per step instance from its first attempt (or its gate's wait) to its end, on the run's
+/// time axis; a gate's wait for an operator is drawn on its row.
 fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
-    let bars: Vec<&StepReport> = r.steps.iter().filter(|s| s.started_at.is_some()).collect();
+    let until = r.objectives.timing.until;
+    let waits: BTreeMap<&str, (i64, i64, &str)> = r
+        .objectives
+        .gates
+        .iter()
+        .filter_map(|g| {
+            Some((g.key.as_str(), (g.waiting_since?, g.at.unwrap_or(until), g.decision.as_str())))
+        })
+        .collect();
+    let bars: Vec<&StepReport> =
+        r.steps.iter().filter(|s| s.started_at.is_some() || waits.contains_key(s.key.as_str())).collect();
     if bars.is_empty() {
         return writeln!(out, "<p class=\"muted\">No step has started.</p>");
     }
@@ -364,7 +375,9 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
     )?;
     for (i, s) in bars.iter().take(shown).enumerate() {
         let y = 22 + i * ROW;
-        let from = x(s.started_at.unwrap_or(start));
+        let wait = waits.get(s.key.as_str());
+        let began = s.started_at.or(wait.map(|w| w.0));
+        let from = x(began.unwrap_or(start));
         let to = x(s.finished_at.unwrap_or(end)).max(from + 2.0);
         let label: String = if s.key.chars().count() > 32 {
             s.key.chars().take(31).chain(['…']).collect()
@@ -376,7 +389,7 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
             "<g><title>{0}: {1}, {2}</title><text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text><rect x=\"{from:.1}\" y=\"{y}\" width=\"{6:.1}\" height=\"14\" rx=\"3\" fill=\"{7}\" fill-opacity=\"0.35\"/></g>",
             esc(&s.key),
             esc(&s.state),
-            s.finished_at.zip(s.started_at).map(|(b, a)| format_duration(b - a)).unwrap_or_default(),
+            s.finished_at.zip(began).map(|(b, a)| format_duration(b - a)).unwrap_or_default(),
             LABEL - 8.0,
             y + 11,
             esc(&label),
@@ -397,8 +410,23 @@ fn timeline(out: &mut String, r: &Report) -> std::fmt::Result {
                 esc(&a.state)
             )?;
         }
+        if let Some(&(since, until, decision)) = wait {
+            let (from, to) = (x(since), x(until));
+            writeln!(
+                out,
+                "<rect x=\"{from:.1}\" y=\"{}\" width=\"{:.1}\" height=\"8\" fill=\"{}\"><title>waiting for approval: {} after {}</title></rect>",
+                y + 3,
+                (to - from).max(2.0),
+                color("waiting"),
+                esc(decision),
+                format_duration(until - since)
+            )?;
+        }
     }
     writeln!(out, "</svg>")?;
+    if !waits.is_empty() {
+        writeln!(out, "<p class=\"muted\">Amber marks an approval gate waiting for an operator.</p>")?;
+    }
     if r.steps.iter().any(|s| s.attempts.iter().any(|a| a.mode == "compensate")) {
         writeln!(
             out,

@@ -639,6 +639,77 @@ needs = ["restore"]
         );
     }
 
+    /// A report around `objectives`, the rest empty, for the renderers.
+    fn report(objectives: Objectives) -> crate::report::Report {
+        crate::report::Report {
+            run: "run_x".into(),
+            workflow: "w".into(),
+            version: "1.0.0".into(),
+            source_path: "w.toml".into(),
+            state: "cancelled".into(),
+            started_by: "ops".into(),
+            started_at: T0,
+            finished_at: Some(T0 + 10_000),
+            params: serde_json::json!({}),
+            inventory_digest: String::new(),
+            plugins: BTreeMap::new(),
+            steps: Vec::new(),
+            operator_actions: Vec::new(),
+            graph: Vec::new(),
+            objectives,
+        }
+    }
+
+    #[test]
+    fn a_gate_refused_by_cancelling_the_run_is_shown_with_who_and_why_in_both_formats() {
+        let wf = workflow();
+        let steps = vec![
+            step("declare", "succeeded", &[(100, 600)], "declared"),
+            step("go", "cancelled", &[], "cancelled by bob"),
+        ];
+        let events = vec![
+            event(600, Some("go"), "engine", Event::WaitingForApproval { reason: None }),
+            event(
+                9_000,
+                None,
+                "bob",
+                Event::CancelRequested { comment: Some("production | is <b>back</b>".into()) },
+            ),
+            event(10_000, None, "engine", Event::RunCancelled {}),
+        ];
+        let o =
+            build(&run(RunState::Cancelled, Some(T0 + 10_000)), Some(&wf), &steps, &BTreeMap::new(), &events);
+        let gate = &o.gates[0];
+        assert_eq!(
+            (gate.decision.as_str(), gate.by.as_deref(), gate.at, gate.waited_ms),
+            ("cancelled", Some("bob"), Some(T0 + 9_000), Some(8_400))
+        );
+        assert_eq!(o.timing.at_gates_ms, 8_400);
+        assert_eq!(
+            (o.phases[0].finished_at, o.phases[0].elapsed_ms()),
+            (None, None),
+            "the phase did not finish"
+        );
+
+        let r = report(o);
+        let md = crate::report::markdown(&r);
+        for line in [
+            "| data-loss window (RPO) | not measured: step `declare` has no output (it did not succeed) |\n",
+            "| Prepare | 1 succeeded, 1 cancelled | 2026-11-30T",
+            "| not finished |  | 8.4 s |\n",
+            "| cancelled | bob | ",
+            "| 8.4 s | production \\| is <b>back</b> |\n",
+            "- `go` cancelled: cancelled by bob\n",
+            "- `never` not reached: the run ended before this step began\n",
+        ] {
+            assert!(md.contains(line), "{line:?} in\n{md}");
+        }
+        let html = crate::report::html(&r);
+        assert!(html.contains("<td>production | is &lt;b&gt;back&lt;/b&gt;</td>"), "{html}");
+        assert!(html.contains("<span class=\"muted\">not measured: step `declare` has no output"), "{html}");
+        assert!(!md.chars().chain(html.chars()).any(|c| c.is_control() && c != '\n' && c != '\t'));
+    }
+
     fn outputs(value: Value) -> BTreeMap<String, Value> {
         BTreeMap::from([("declare".to_string(), value)])
     }
