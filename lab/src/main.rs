@@ -87,8 +87,9 @@ enum Command {
     },
     // Log shipping (issue 18, L1)
     /// Time passes for log shipping: the production SQL Server's Backup BizTalk Server job runs
-    /// once (a full set first after sp_ForceFullBackup, then a marked log set), then each DR SQL
-    /// instance's enabled Get Backup History and Restore Databases jobs run as scheduled.
+    /// once if enabled (a full set first after sp_ForceFullBackup, then a marked log set), then
+    /// each DR SQL instance's enabled Get Backup History and Restore Databases jobs run as
+    /// scheduled.
     Backup {
         /// The lab's state file.
         #[arg(long)]
