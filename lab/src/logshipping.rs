@@ -714,6 +714,53 @@ fn restore_to_mark(lab: &mut Lab, server: &str) -> StepResult {
     Ok(())
 }
 
+/// The readable lines of `drover-lab show` for log shipping.
+pub fn render(lab: &Lab) -> String {
+    use std::fmt::Write as _;
+    let shipping = &lab.log_shipping;
+    let mut out = String::new();
+    let set = |id: Option<u64>| {
+        id.and_then(|id| shipping.set(id))
+            .map_or_else(|| "(none)".to_owned(), |s| format!("{} {}", s.id, s.mark))
+    };
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "log shipping from      {}",
+        if shipping.source.is_empty() { "(none)" } else { &shipping.source }
+    );
+    let _ = writeln!(out, "  newest log set       {}", set(shipping.source_log_set().map(|s| s.id)));
+    let _ = writeln!(out, "  full backup forced   {}", if shipping.force_full { "yes" } else { "no" });
+    let jobs = |jobs: &[AgentJob]| {
+        jobs.iter()
+            .map(|j| format!("{} ({})", j.name, if j.enabled { "enabled" } else { "disabled" }))
+            .collect::<Vec<_>>()
+    };
+    let _ = writeln!(out, "  source jobs          {}", jobs(&shipping.source_agent.jobs).join(", "));
+    let disaster = shipping
+        .disaster
+        .as_ref()
+        .map_or_else(|| "(none)".to_owned(), |d| format!("{} ({})", d.at, d.servers.join(", ")));
+    let _ = writeln!(out, "  disaster             {disaster}");
+    for (name, d) in &shipping.destinations {
+        let _ = writeln!(out, "  to {name}");
+        let _ = writeln!(out, "    imported           {}", set(Some(d.imported)));
+        let _ = writeln!(out, "    last restored      {}", set(d.last_restored));
+        let _ = writeln!(out, "    recovered at mark  {}", d.recovered_mark.as_deref().unwrap_or("(none)"));
+        let dbs: Vec<String> = d.databases.iter().map(|(n, s)| format!("{n} {}", s.state_desc())).collect();
+        let _ = writeln!(
+            out,
+            "    databases          {}",
+            if dbs.is_empty() { "(none)".to_owned() } else { dbs.join(", ") }
+        );
+        if let Some(missing) = d.missing_set {
+            let _ = writeln!(out, "    missing log set    {missing}");
+        }
+        let _ = writeln!(out, "    jobs               {}", jobs(&d.jobs).join(", "));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,6 +769,23 @@ mod tests {
 
     fn dr(lab: &Lab) -> &Destination {
         &lab.log_shipping.destinations["DRSQL01"]
+    }
+
+    #[test]
+    fn show_tells_where_log_shipping_stands() {
+        let mut lab = fresh_lab();
+        let text = render(&lab);
+        assert!(
+            text.starts_with(
+                "log shipping from      PRDSQL01\n  newest log set       5 BTS_2026_11_22_10_00_01_000\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  to DRSQL01\n    imported           5 BTS_2026_11_22_10_00_01_000\n    last restored      4 BTS_2026_11_22_09_45_01_000\n"), "{text}");
+        disaster(&mut lab, now()).expect("disaster");
+        assert!(render(&lab).contains(
+            "  disaster             2026-11-22T10:15:01Z (PRDBTS01, PRDBTS02, PRDSQL01, PRDSSO01)\n"
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `drover-lab show` (`lab/PROTOCOL.md`, "State and commands of the lab itself"): the state for a
 //! human (group, edition, members, master secret server, host instances, the failover's database
-//! locations, SSO server name, secret holders and receive locations, applications, faults, then each
+//! locations, SSO server name, secret holders and receive locations, applications, faults, log
+//! shipping (the source's sets and jobs, each DR SQL instance's restore state), then each
 //! server's registry, services, GAC, products and files). `--json` prints the state file's model
 //! instead; this text is for reading, not for parsing.
 
@@ -54,6 +55,8 @@ pub fn render(lab: &Lab) -> String {
     let apps = g.applications.iter().map(|a| format!("{} (from {})", a.name, a.package));
     let _ = writeln!(out, "  applications         {}", list(apps));
     let _ = writeln!(out, "faults                 {}", list(lab.faults.iter().map(|f| f.to_string())));
+    // Log shipping (issue 18, L1)
+    out.push_str(&crate::logshipping::render(lab));
 
     for (name, s) in &lab.servers {
         let _ = writeln!(out, "\nserver {name} (site {}, role {})", s.site.as_str(), s.role.as_str());
