@@ -23,6 +23,8 @@ pub mod net;
 pub mod powershell;
 pub mod reg;
 pub mod sc;
+// Failover, database references (issue 18, P2)
+pub mod sql_group;
 // Log shipping (issue 18, L1)
 pub mod sql_logshipping;
 pub mod sqlcmd;
@@ -229,7 +231,10 @@ pub fn run_as(
         "configuration" => configuration::run(&mut ctx, args),
         "cscript" => cscript::run(&mut ctx, program, args),
         // Log shipping (issue 18, L1): the failover's queries, then the probes.
-        "sqlcmd" => sql_logshipping::run(&mut ctx, args).or_else(|| sqlcmd::run(&ctx, args)),
+        "sqlcmd" => sql_logshipping::run(&mut ctx, args)
+            // Failover, database references (issue 18, P2): the group's record.
+            .or_else(|| sql_group::run(&mut ctx, args))
+            .or_else(|| sqlcmd::run(&ctx, args)),
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),
         "btstask" => apps::btstask(&mut ctx, args),

@@ -326,7 +326,7 @@ fn not_a_destination(server: &str, request: &Request) -> Output {
 }
 
 /// Error 927: the database is being restored.
-fn in_restore(server: &str) -> Output {
+pub(super) fn in_restore(server: &str) -> Output {
     Output::stdout(
         1,
         format!(
@@ -336,7 +336,7 @@ fn in_restore(server: &str) -> Output {
 }
 
 /// Error 911: no such database here.
-fn no_database(server: &str) -> Output {
+pub(super) fn no_database(server: &str) -> Output {
     Output::stdout(
         1,
         format!(

@@ -15,6 +15,8 @@ pub mod dbrefs;
 pub mod exported_config;
 pub mod gac;
 pub mod group;
+// Failover, database references (issue 18, P2)
+pub mod group_record;
 pub mod logshipping;
 pub mod membership;
 pub mod powershell;
