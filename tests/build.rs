@@ -48,6 +48,9 @@ fn main() {
         ("CREATE_HOST_INSTANCES", "create_host_instances"),
         ("DISABLE_SERVICES", "disable_services"),
         ("DEPLOY_ASSEMBLIES", "deploy_assemblies"),
+        // Failover, database references and SSO (issue 18, P2)
+        ("BTS_DBREFS", "bts_dbrefs"),
+        ("SSO_SECRET", "sso_secret"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

@@ -39,6 +39,10 @@ pub mod wasm {
     ];
     /// `restore-configuration`: Standard Edition's RestoreConfig.vbe (seed A).
     pub const RESTORE_CONFIGURATION: &str = env!("DROVER_WASM_RESTORE_CONFIGURATION");
+    /// The failover's database references and SSO (issue 18, P2): bts-dbrefs (irreversible:
+    /// UpdateDatabase.vbs, UpdateRegistry.vbs) and sso-secret (idempotent: the DR master secret
+    /// server).
+    pub const FAILOVER_DBREFS: [&str; 2] = [env!("DROVER_WASM_BTS_DBREFS"), env!("DROVER_WASM_SSO_SECRET")];
 }
 
 /// The workspace root.
