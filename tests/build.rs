@@ -51,6 +51,11 @@ fn main() {
         // Failover, database references and SSO (issue 18, P2)
         ("BTS_DBREFS", "bts_dbrefs"),
         ("SSO_SECRET", "sso_secret"),
+        // Failover, SQL side (issue 18, P1)
+        ("LOGSHIPPING_MEASURE", "logshipping_measure"),
+        ("LOGSHIPPING_CATCH_UP", "logshipping_catch_up"),
+        ("LOGSHIPPING_RESTORE_TO_MARK", "logshipping_restore_to_mark"),
+        ("LOGSHIPPING_CLEAN", "logshipping_clean"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

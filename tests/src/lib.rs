@@ -43,6 +43,15 @@ pub mod wasm {
     /// UpdateDatabase.vbs, UpdateRegistry.vbs) and sso-secret (idempotent: the DR master secret
     /// server).
     pub const FAILOVER_DBREFS: [&str; 2] = [env!("DROVER_WASM_BTS_DBREFS"), env!("DROVER_WASM_SSO_SECRET")];
+    /// The failover's log-shipping plugins (issue 18, P1): logshipping-measure (read-only),
+    /// logshipping-catch-up (idempotent), logshipping-restore-to-mark and logshipping-clean
+    /// (irreversible).
+    pub const LOGSHIPPING: [&str; 4] = [
+        env!("DROVER_WASM_LOGSHIPPING_MEASURE"),
+        env!("DROVER_WASM_LOGSHIPPING_CATCH_UP"),
+        env!("DROVER_WASM_LOGSHIPPING_RESTORE_TO_MARK"),
+        env!("DROVER_WASM_LOGSHIPPING_CLEAN"),
+    ];
 }
 
 /// The workspace root.

@@ -250,8 +250,9 @@ fn recover(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<(), StepError> {
         return Ok(());
     }
     let errors: Vec<String> = run.errors().iter().map(u32::to_string).collect();
+    let gap = if run.errors().contains(&4305) { "the log chain has a gap: " } else { "" };
     Err(StepError::permanent(format!(
-        "'{}' failed on {instance} (SQL Server errors {}): {}; its databases stay RESTORING. Fix the cause, then retry the step",
+        "{gap}'{}' failed on {instance} (SQL Server errors {}): {}; its databases stay RESTORING. Fix the cause, then retry the step",
         job.name,
         if errors.is_empty() { "none given".to_owned() } else { errors.join(", ") },
         jobs::failure_text(&run)
