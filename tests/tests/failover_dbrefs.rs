@@ -116,6 +116,23 @@ fn changed_steps(lab: &LabRun) -> Vec<String> {
 fn the_group_registry_and_sso_move_to_dr_once_after_the_provider_fix_and_the_right_password() {
     let (lab, workflow) = failed_over_sql();
 
+    // Declared irreversible, so a plan and the plugin's info say so; the plan reads only (the
+    // read-only grants cover the step's checks) and changes nothing.
+    let info = lab.drover(&["--json", "plugin", "info", "bts-dbrefs"]).output().expect("plugin info");
+    let info: Value = serde_json::from_slice(&info.stdout).expect("plugin info JSON");
+    assert_eq!(info["info"]["effect"], "irreversible", "{info:#}");
+    let before = lab.state();
+    let plan = lab
+        .drover(&["--json", "plan", &workflow, "--inventory", &lab.inventory])
+        .env(PASSWORD_VAR, BACKUP_PASSWORD)
+        .output()
+        .expect("drover plan");
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    let verdicts = drover_tests::lab::verdicts(&plan);
+    assert_eq!(verdicts[0], ("update-database[DRBTS01]".to_string(), "would-change".to_string()), "{plan:#}");
+    assert_eq!(lab.state(), before, "the plan changed the lab");
+
     // UpdateDatabase.vbs still opens SQLOLEDB: stopped with Microsoft's fix, nothing moved.
     lab.fault(&["msoledbsql-provider", "DRBTS01"]);
     let out = run(&lab, &workflow, BACKUP_PASSWORD);
