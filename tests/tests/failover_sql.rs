@@ -8,6 +8,10 @@
 //! the instance and SQL Server's error; Restore To Mark failing stops with the job's message,
 //! leaves the databases RESTORING, and a retry after the fix recovers them.
 //!
+//! The drill (X2): with production still answering, the same steps recover DRSQL01, measure says
+//! production is alive, and `logshipping-clean` drops the recovered databases and forces a full
+//! backup at the source, so that the next backup reseeds DRSQL01 (its databases RESTORING again).
+//!
 //! The SQL side needs nothing of the DR-site preparation: a fresh lab already ships logs to
 //! DRSQL01 (`lab/PROTOCOL.md`, "DR SQL and log shipping").
 
@@ -59,6 +63,22 @@ needs = ["catch-up"]
 {grants}
 with = {{ destinations = ["DRSQL01"] }}
 "#
+    )
+}
+
+/// [`workflow`] and the drill's clean-up after Restore To Mark.
+fn drill_workflow() -> String {
+    format!(
+        r#"{}
+[[steps]]
+id = "clean"
+plugin = "logshipping-clean@^1"
+phase = "Clean up"
+needs = ["restore-to-mark"]
+grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {READS} }}
+with = {{ destinations = ["DRSQL01"], source = "PRDSQL01" }}
+"#,
+        workflow().replace(r#"name = "failover-sql""#, r#"name = "drill-sql""#)
     )
 }
 
@@ -222,4 +242,49 @@ fn restore_to_mark_failing_stops_with_the_jobs_message_and_a_retry_after_the_fix
     let dest = destination(&lab);
     assert!(databases(&dest).iter().all(|(_, state)| state == "ONLINE"), "{dest:#}");
     assert_eq!(dest["recovered-mark"], NEWEST_MARK);
+}
+
+#[test]
+fn the_drill_recovers_drsql01_then_cleans_it_and_log_shipping_reseeds_it() {
+    let mut lab = LabRun::new("dr-site-preparation.toml", &[]);
+    lab.sandbox.install(&wasm::LOGSHIPPING);
+    lab.workflow = lab.sandbox.write("drill-sql.toml", &drill_workflow());
+    let out = lab.run(&[&format!("failure-time={FAILED_AT}")]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let measured = lab.last_instance("measure");
+    assert_eq!(measured["output"]["production_alive"], true, "{measured:#}");
+    assert_eq!(measured["output"]["sets_behind_source"], 0);
+    assert!(measured["summary"].as_str().unwrap().contains("production's PRDSQL01 still answers"));
+    assert_eq!(lab.last_instance("restore-to-mark")["state"], "succeeded");
+
+    let clean = lab.last_instance("clean");
+    assert_eq!(clean["output"]["full_backup_forced"], true, "{clean:#}");
+    assert_eq!(clean["output"]["instances"][0]["dropped"].as_array().unwrap().len(), 5);
+    let state = lab.state();
+    assert_eq!(state["log-shipping"]["force-full"], true, "sp_ForceFullBackup at the source");
+    let dest = &state["log-shipping"]["destinations"][DR_SQL];
+    assert!(databases(dest).is_empty(), "dropped: {dest:#}");
+    assert_eq!(job(dest, "BTS Log Shipping - Get Backup History")["enabled"], true);
+    assert_eq!(job(dest, "BTS Log Shipping - Restore Databases")["enabled"], true);
+
+    // Time passes: the source's next backup is a full set, which DRSQL01 imports and restores.
+    let out = Command::new(lab_bin())
+        .args(["backup", "--state", &lab.state])
+        .env("DROVER_LAB_NOW", "2026-11-22T10:15:01Z")
+        .output()
+        .expect("run drover-lab backup");
+    assert!(out.status.success(), "drover-lab backup: {}", stderr(&out));
+    let state = lab.state();
+    let full = state["log-shipping"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["kind"] == "full")
+        .cloned();
+    let dest = &state["log-shipping"]["destinations"][DR_SQL];
+    assert_eq!(dest["last-restored"], full.expect("a new full set")["id"], "{dest:#}");
+    let dbs = databases(dest);
+    assert_eq!(dbs.len(), 5);
+    assert!(dbs.iter().all(|(_, state)| state == "RESTORING"), "reseeded: {dbs:?}");
 }
