@@ -76,7 +76,7 @@ impl Plugin for CatchUp {
             let summary = format!("would run Restore Databases on {}", output.caught_up.join(", "));
             Outcome::changed(output, summary)
         };
-        Ok(with(outcome, sql))
+        Ok(sql.attach(outcome))
     }
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
@@ -128,7 +128,7 @@ impl Plugin for CatchUp {
             );
             Outcome::changed(output, summary)
         };
-        Ok(with(outcome, sql))
+        Ok(sql.attach(outcome))
     }
 }
 
@@ -191,9 +191,4 @@ fn restore(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<(), StepError> {
         )));
     }
     Err(StepError::permanent(format!("'{}' failed on {instance}: {text}", job.name)))
-}
-
-fn with<T>(mut outcome: Outcome<T>, sql: Sql) -> Outcome<T> {
-    outcome.evidence.extend(sql.evidence);
-    outcome
 }

@@ -82,14 +82,7 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
     let mut sql = Sql::default();
     let mut output = Output::default();
     for instance in &instances.destinations {
-        let databases = sql.read(
-            ctx,
-            instance,
-            instance,
-            logshipping::DATABASE_STATES,
-            "database states",
-            logshipping::parse_database_states,
-        )?;
+        let databases = sql.databases(ctx, instance)?;
         let all = jobs::list(ctx, &mut sql, instance)?;
         let history = jobs::find(&all, instance, logshipping::GET_BACKUP_HISTORY)?;
         let restore = jobs::find(&all, instance, logshipping::RESTORE_DATABASES)?;
@@ -144,8 +137,7 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
     } else {
         "every DR SQL instance is shipping logs: nothing to clean".to_owned()
     };
-    let mut outcome =
+    let outcome =
         if changed { Outcome::changed(output, summary) } else { Outcome::unchanged(output, summary) };
-    outcome.evidence = sql.evidence;
-    Ok(outcome)
+    Ok(sql.attach(outcome))
 }

@@ -58,11 +58,9 @@ pub struct Instances {
 impl Instances {
     /// A permanent error unless there is at least one destination and no name is blank.
     pub fn validate(&self) -> Result<(), StepError> {
-        if self.destinations.is_empty() {
-            return Err(StepError::permanent("no DR SQL instance in `destinations`"));
-        }
-        if self.destinations.iter().chain([&self.source]).any(|name| name.trim().is_empty()) {
-            return Err(StepError::permanent("a SQL Server name in the input is empty"));
+        catch_up::validate(&self.destinations)?;
+        if self.source.trim().is_empty() {
+            return Err(StepError::permanent("the source SQL Server's name is empty"));
         }
         Ok(())
     }

@@ -190,9 +190,7 @@ fn measure(ctx: &Ctx, input: Input) -> StepResult<Output> {
         rpo,
         sets_behind_source,
     };
-    let mut outcome = Outcome::unchanged(output, summary);
-    outcome.evidence = sql.evidence;
-    Ok(outcome)
+    Ok(sql.attach(Outcome::unchanged(output, summary)))
 }
 
 fn source(ctx: &Ctx, sql: &mut Sql, instances: &Instances) -> Result<SourceOut, StepError> {

@@ -109,7 +109,7 @@ impl Plugin for RestoreToMark {
             );
             Outcome::changed(output, summary)
         };
-        Ok(with(outcome, sql))
+        Ok(sql.attach(outcome))
     }
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
@@ -149,20 +149,13 @@ impl Plugin for RestoreToMark {
                 format!("Restore To Mark recovered the databases of {} ONLINE", recovered.join(", "));
             Outcome::changed(output, summary)
         };
-        Ok(with(outcome, sql))
+        Ok(sql.attach(outcome))
     }
 }
 
 fn states(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<Vec<Database>, StepError> {
-    let rows = sql.read(
-        ctx,
-        instance,
-        instance,
-        logshipping::DATABASE_STATES,
-        "database states",
-        logshipping::parse_database_states,
-    )?;
-    Ok(rows
+    Ok(sql
+        .databases(ctx, instance)?
         .into_iter()
         .map(|(name, state)| {
             let state = match state {
@@ -284,9 +277,4 @@ fn earlier_attempt(
             job.name
         ))),
     }
-}
-
-fn with<T>(mut outcome: Outcome<T>, sql: Sql) -> Outcome<T> {
-    outcome.evidence.extend(sql.evidence);
-    outcome
 }

@@ -70,8 +70,8 @@ impl Sql {
         Ok((answer, ran))
     }
 
-    /// Runs `query` and wants rows: a SQL error or an unanswering instance fails permanently
-    /// (`doing` says what for), naming the instance.
+    /// Runs `query` and wants rows: a SQL Server error fails permanently, an instance that does
+    /// not answer is retryable; both name the instance and `label`.
     pub fn rows(
         &mut self,
         ctx: &Ctx,
@@ -112,6 +112,22 @@ impl Sql {
     /// `sp_ForceFullBackup`).
     pub fn exec(&mut self, ctx: &Ctx, instance: &str, statement: &str, label: &str) -> Result<(), StepError> {
         self.exec_via(ctx, instance, instance, statement, label)
+    }
+
+    /// The user databases of `instance` and their states.
+    pub fn databases(
+        &mut self,
+        ctx: &Ctx,
+        instance: &str,
+    ) -> Result<Vec<(String, logshipping::DatabaseState)>, StepError> {
+        let parse = logshipping::parse_database_states;
+        self.read(ctx, instance, instance, logshipping::DATABASE_STATES, "database states", parse)
+    }
+
+    /// `outcome` with every run as its evidence.
+    pub fn attach<T>(self, mut outcome: Outcome<T>) -> Outcome<T> {
+        outcome.evidence.extend(self.evidence);
+        outcome
     }
 
     /// [`Self::exec`] from the server `on`.
