@@ -1,6 +1,7 @@
 //! The failover's SQL side (issue 18, fidelity review §4.2 F0, F2, F3) against the lab: a small
 //! workflow, written here into the test sandbox (the real `dr-failover.toml` comes later), runs
-//! the log-shipping plugins after `drover-lab disaster` took production down: measure (F0:
+//! the log-shipping plugins after `drover-lab disaster` took production down (its plan first,
+//! through the read-only grants: only Restore To Mark would change anything): measure (F0:
 //! the sets on DRSQL01, production gone, the data-loss window the recovery report shows), catch up
 //! (F2) and Restore To Mark (F3: the two log-shipping jobs disabled, every BizTalk database
 //! ONLINE at the newest mark). A second run changes nothing. Under the lab's faults: a lagging
@@ -138,6 +139,13 @@ fn changed_steps(lab: &LabRun) -> Vec<String> {
 #[test]
 fn the_failover_recovers_drsql01_to_the_newest_mark_and_measures_the_data_loss_window() {
     let lab = failed_over_lab(&[]);
+    // The plan reads through the read-only grants and changes nothing (LabRun::plan checks).
+    let plan = lab.plan(&[&failure_param(&lab)], None);
+    let expected = [("measure", "no-change"), ("catch-up", "no-change"), ("restore-to-mark", "would-change")];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(drover_tests::lab::verdicts(&plan), expected, "{plan:#}");
+
     let out = lab.run(&[&failure_param(&lab)]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
