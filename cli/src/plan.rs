@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use drover_engine::display::visible;
 use drover_engine::plugin::registry::Registry;
-use drover_engine::plugin::{HostConfig, PluginHost};
+use drover_engine::plugin::{Effect, HostConfig, PluginHost};
 use drover_engine::run::plan::{self, Plan, PlanContext, Verdict};
 use drover_engine::run::{self};
 
@@ -89,7 +89,8 @@ pub async fn run(global: &Global, args: PlanArgs) -> Result<Exit, CliError> {
             Verdict::WouldWait => ("⏸", "would wait"),
             Verdict::CannotTell => ("?", "cannot tell"),
         };
-        println!("{mark} {}: {verdict}: {}", visible(&e.key), visible(&e.summary));
+        let effect = if e.effect == Some(Effect::Irreversible) { " (irreversible)" } else { "" };
+        println!("{mark} {}: {verdict}{effect}: {}", visible(&e.key), visible(&e.summary));
         for refusal in &e.refusals {
             println!("    refused: {}", visible(&refusal.to_string()));
         }
@@ -103,6 +104,15 @@ pub async fn run(global: &Global, args: PlanArgs) -> Result<Exit, CliError> {
         count(Verdict::WouldWait),
         count(Verdict::Skipped)
     );
+    let irreversible: Vec<String> = plan
+        .entries
+        .iter()
+        .filter(|e| e.effect == Some(Effect::Irreversible))
+        .map(|e| visible(&e.key).to_string())
+        .collect();
+    if !irreversible.is_empty() {
+        println!("irreversible, cannot be undone or repeated once started: {}", irreversible.join(", "));
+    }
     if let Some(path) = &args.save {
         println!(
             "saved to {}: `drover run … --plan {}` starts only if nothing drifted",

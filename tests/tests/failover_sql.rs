@@ -145,6 +145,29 @@ fn the_failover_recovers_drsql01_to_the_newest_mark_and_measures_the_data_loss_w
     let expected: Vec<(String, String)> =
         expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(drover_tests::lab::verdicts(&plan), expected, "{plan:#}");
+    // The plan names what cannot be undone, as each plugin declares it.
+    let effects: Vec<(&str, &str)> = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["key"].as_str().unwrap(), e["effect"].as_str().unwrap_or("none")))
+        .collect();
+    assert_eq!(
+        effects,
+        [("measure", "read-only"), ("catch-up", "idempotent"), ("restore-to-mark", "irreversible")],
+        "{plan:#}"
+    );
+    let param = failure_param(&lab);
+    let text = lab
+        .drover(&["plan", &lab.workflow, "--inventory", &lab.inventory, "--param", &param])
+        .output()
+        .expect("drover plan");
+    let text = stdout(&text);
+    assert!(text.contains("~ restore-to-mark: would change (irreversible): "), "{text}");
+    assert!(
+        text.contains("irreversible, cannot be undone or repeated once started: restore-to-mark\n"),
+        "{text}"
+    );
 
     let out = lab.run(&[&failure_param(&lab)]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::inventory::Inventory;
 use crate::plugin::registry::Registry;
-use crate::plugin::{CallEnv, Mode, NoObserver, PluginHost, StepCall, StepContext};
+use crate::plugin::{CallEnv, Effect, Mode, NoObserver, PluginHost, StepCall, StepContext};
 use crate::secrets::SecretSource;
 use crate::workflow::model::{Step, StepKind, Workflow};
 use crate::workflow::template;
@@ -63,6 +63,11 @@ pub struct PlanEntry {
     pub output: Option<Value>,
     /// Host calls the host refused during the check.
     pub refusals: Vec<String>,
+    /// What running it does, as its plugin declares it; absent for approval gates (and in plans
+    /// saved before it was recorded). An irreversible step is one an operator must see before
+    /// approving a run: it cannot be undone or repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
 }
 
 /// A plan: what a run of this workflow with these params on this inventory would do.
@@ -127,12 +132,18 @@ pub async fn plan(
             };
             Some(format!("runs after `{}`, {what}: it can be checked once that has run", wf.steps[*n].id))
         });
+        // The plugin's declared effect, for every instance whatever its verdict; a plugin that is
+        // not installed leaves it unknown here and fails the check below.
+        let effect = step
+            .plugin()
+            .and_then(|(reference, _)| ctx.registry.resolve(reference).ok())
+            .map(|i| i.info.effect);
         // Expanded as a run expands it: the same instances, keys and duplicate-key refusal.
         let items = items(step, inventory, &scope(None, None));
         let items = match items {
             Ok(items) => items,
             Err(message) => {
-                let entry = cannot_tell(step.id.clone(), None, message);
+                let entry = PlanEntry { effect, ..cannot_tell(step.id.clone(), None, message) };
                 by_step.entry(idx).or_default().push(entry.verdict);
                 entries.push(entry);
                 continue;
@@ -141,7 +152,7 @@ pub async fn plan(
         for (n, item) in items.iter().enumerate() {
             let (key, target) = instance_key(&step.id, item.as_ref(), n, inventory);
             let scope = scope(item.as_ref(), target.as_deref());
-            let entry = match (&unsettled_need, &step.kind) {
+            let mut entry = match (&unsettled_need, &step.kind) {
                 (Some(why), _) => cannot_tell(key, target, why.clone()),
                 (None, StepKind::Approval { prompt, .. }) => {
                     entry(key, target, Verdict::WouldWait, format!("approval: {prompt}"), None)
@@ -167,6 +178,7 @@ pub async fn plan(
                     }
                 }
             };
+            entry.effect = effect;
             by_step.entry(idx).or_default().push(entry.verdict);
             entries.push(entry);
         }
@@ -188,7 +200,7 @@ fn entry(
     summary: String,
     output: Option<Value>,
 ) -> PlanEntry {
-    PlanEntry { key, target, verdict, summary, output, refusals: Vec::new() }
+    PlanEntry { key, target, verdict, summary, output, refusals: Vec::new(), effect: None }
 }
 
 fn cannot_tell(key: String, target: Option<String>, why: String) -> PlanEntry {
