@@ -1,0 +1,203 @@
+//! `workflows/dr-failover.toml` end to end (issue 18): a lab prepared by
+//! `workflows/dr-site-preparation.toml`, production failed with `drover-lab disaster`, then the
+//! failover's plan (reads only, changes nothing, names Restore To Mark and UpdateDatabase.vbs as
+//! irreversible) and its run with both gates approved through the CLI as an operator does
+//! (`drover run` stops at a gate with exit code 4, the gate waits in `drover status`, `drover
+//! approve`, `drover resume`). Afterwards the DR SQL Server's databases are ONLINE at the newest
+//! mark, the group's record and every DR server's registry name the DR SQL Server, the DR SSO
+//! server holds the master secret and is the group's SSO server, and the recovery report states
+//! the data-loss window, the phases, who approved each gate and what stays manual. A second run
+//! changes nothing.
+
+use std::process::{Command, Output};
+
+use drover_tests::lab::LabRun;
+use drover_tests::{lab_bin, stderr, stdout, wasm, workspace_root};
+use serde_json::Value;
+
+const FAILED_AT: &str = "2026-11-22T10:07:30Z";
+const NEWEST_MARK: &str = "BTS_2026_11_22_10_00_01_000";
+/// The lab's backup password (`drover_lab::activation::SECRET_BACKUP_PASSWORD`).
+const BACKUP_PASSWORD: &str = "Contoso-SSO-Backup-2020!";
+const PASSWORD_VAR: &str = "DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD";
+const BTS_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0\Administration";
+const SSO_KEY: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
+const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
+const GATES: [&str; 2] = ["declare", "point-of-no-return"];
+
+/// A lab prepared by dr-site-preparation, production gone at [`FAILED_AT`], with the failover's
+/// plugins installed and `workflows/dr-failover.toml` as its workflow.
+fn failed_lab() -> LabRun {
+    let mut lab = LabRun::new("dr-site-preparation.toml", &[]);
+    let out = lab.run(&[]);
+    assert!(out.status.success(), "DR site preparation: {}{}", stdout(&out), stderr(&out));
+    lab.sandbox.install(&wasm::LOGSHIPPING);
+    lab.sandbox.install(&wasm::FAILOVER_DBREFS);
+    let out = Command::new(lab_bin())
+        .args(["disaster", "--state", &lab.state])
+        .env("DROVER_LAB_NOW", FAILED_AT)
+        .output()
+        .expect("run drover-lab disaster");
+    assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
+    lab.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
+    lab.env.push((PASSWORD_VAR.to_owned(), BACKUP_PASSWORD.to_owned()));
+    lab
+}
+
+fn failure_param() -> String {
+    format!("failure-time={FAILED_AT}")
+}
+
+/// Runs the failover to its end as an operator does: each time the run stops at a gate (exit
+/// code 4), the gate must be the one waiting in `drover status`, then it is approved and the run
+/// resumed. Returns the run's id and its last output.
+fn run_through_gates(lab: &LabRun) -> (String, Output) {
+    let mut out = lab.run(&[&failure_param()]);
+    let run = lab.sandbox.last_run();
+    for gate in GATES {
+        assert_eq!(out.status.code(), Some(4), "waits at {gate}: {}{}", stdout(&out), stderr(&out));
+        let waiting = lab.last_instance(gate);
+        assert_eq!(waiting["state"], "waiting", "{waiting:#}");
+        let approved =
+            lab.drover(&["approve", &run, gate, "--comment", &format!("bridge call: {gate}")]).output();
+        let approved = approved.expect("drover approve");
+        assert!(approved.status.success(), "{}", stderr(&approved));
+        out = lab.drover(&["--quiet", "resume", &run]).output().expect("drover resume");
+    }
+    (run, out)
+}
+
+fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value {
+    &state["servers"][server]["registry"][key][value]["data"]
+}
+
+/// The step instances of run `run` whose attempt reported a change.
+fn changed_steps(lab: &LabRun, run: &str) -> Vec<String> {
+    stdout(&lab.sandbox.run(&["events", run, "--ndjson"]))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "attempt-succeeded" && e["data"]["changed"] == true)
+        .map(|e| e["step_key"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_reports_its_objectives() {
+    let lab = failed_lab();
+
+    // The plan reads only (LabRun::plan fails the test if the lab's state changed) and names
+    // what cannot be undone.
+    let plan = lab.plan(&[&failure_param()], None);
+    let effect = |key: &str| {
+        let entry = plan["entries"].as_array().unwrap().iter().find(|e| e["key"] == key);
+        entry.unwrap_or_else(|| panic!("no plan entry {key}: {plan:#}"))["effect"].as_str().map(str::to_owned)
+    };
+    assert_eq!(effect("restore-to-mark").as_deref(), Some("irreversible"), "{plan:#}");
+    assert_eq!(effect("update-database[DRBTS01]").as_deref(), Some("irreversible"), "{plan:#}");
+    assert_eq!(effect("measure").as_deref(), Some("read-only"), "{plan:#}");
+    // Measure reads the DR SQL Server; the plan stops at the declare gate, as a run would.
+    let verdicts = drover_tests::lab::verdicts(&plan);
+    assert_eq!(verdicts[0], ("measure".to_owned(), "no-change".to_owned()), "{plan:#}");
+    assert_eq!(verdicts[1], ("declare".to_owned(), "would-wait".to_owned()), "{plan:#}");
+    assert!(verdicts.iter().all(|(_, v)| v != "would-change"), "{plan:#}");
+    let text = lab
+        .drover(&["plan", &lab.workflow, "--inventory", &lab.inventory, "--param", &failure_param()])
+        .output()
+        .expect("drover plan");
+    let text = stdout(&text);
+    let irreversible = text
+        .lines()
+        .find(|l| l.starts_with("irreversible, cannot be undone or repeated once started: "))
+        .unwrap_or_else(|| panic!("no list of irreversible steps in\n{text}"));
+    assert!(irreversible.contains("restore-to-mark"), "{irreversible}");
+    assert!(irreversible.contains("update-database[DRBTS01]"), "{irreversible}");
+
+    let (run, out) = run_through_gates(&lab);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // The DR SQL Server's databases recovered at the newest mark; the group, every DR server's
+    // registry and SSO point at the DR site.
+    let state = lab.state();
+    let dest = &state["log-shipping"]["destinations"]["DRSQL01"];
+    assert_eq!(dest["recovered-mark"], NEWEST_MARK, "{dest:#}");
+    let dbs = dest["databases"].as_object().expect("DRSQL01's databases");
+    assert!(dbs.values().all(|s| s == "ONLINE"), "{dbs:?}");
+    let group = &state["group"];
+    assert_eq!(group["mgmt-server"], "DRSQL01");
+    assert_eq!(group["sso-server"], "DRSQL01");
+    for db in ["messagebox", "tracking", "rule-engine"] {
+        assert_eq!(group["activation"][db]["server"], "DRSQL01", "{db}");
+    }
+    for server in DR_RUNTIME {
+        assert_eq!(reg(&state, server, BTS_KEY, "MgmtDBServer"), "DRSQL01", "{server}");
+        assert_eq!(reg(&state, server, SSO_KEY, "Server"), "DRSQL01", "{server}");
+    }
+    assert_eq!(group["master-secret-server"], "DRSSO01");
+    assert_eq!(group["activation"]["sso-server-name"], "DRSSO01");
+    assert!(group["activation"]["secret-holders"].to_string().contains("DRSSO01"));
+    let runs = &group["activation"]["update-database-runs"];
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    // Nothing BizTalk runs at DR: the host and rule engine services stay disabled and stopped.
+    for server in DR_RUNTIME {
+        let rules = lab.service(server, "RuleEngineUpdateService");
+        assert_eq!(rules, Some(("disabled".to_owned(), "stopped".to_owned())), "{server}");
+    }
+
+    // The recovery report: the data-loss window from the measure step, the phases, both gates.
+    let report = lab.drover(&["report", &run, "--json"]).output().expect("drover report --json");
+    assert!(report.status.success(), "{}", stderr(&report));
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let o = &report["objectives"];
+    assert_eq!(o["data_loss"]["source"], "steps.measure.output.rpo", "{o:#}");
+    let window =
+        o["data_loss"]["failure_time"].as_i64().unwrap() - o["data_loss"]["recovery_point"].as_i64().unwrap();
+    assert_eq!(window, (7 * 60 + 29) * 1000, "10:00:01 to 10:07:30: {o:#}");
+    let phases: Vec<&str> =
+        o["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["Declare", "Restore databases", "Database references", "SSO"]);
+    assert!(o["phases"].as_array().unwrap().iter().all(|p| p["done"] == true), "{o:#}");
+    let user = lab.sandbox.status(&run)["started_by"].as_str().unwrap().to_owned();
+    let gates: Vec<(&str, &str, &str)> = o["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (g["key"].as_str().unwrap(), g["decision"].as_str().unwrap(), g["by"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        gates,
+        [("declare", "approved", user.as_str()), ("point-of-no-return", "approved", user.as_str())]
+    );
+    let md = stdout(&lab.drover(&["report", &run]).output().expect("drover report"));
+    for line in [
+        "| data-loss window (RPO) | **7 min 29 s** |",
+        "- Restart WMI and RuleEngineUpdateService on every DR server (F9)\n",
+        "- Enable and start the DR host instances (F11)\n",
+    ] {
+        assert!(md.contains(line), "{line:?} in\n{md}");
+    }
+    // Only the failover's own work changed anything: preparation left the DR services stopped
+    // and DRSQL01 had restored every set but the newest, so nothing was caught up.
+    let mut changed = changed_steps(&lab, &run);
+    changed.sort();
+    let expected = [
+        "restore-to-mark",
+        "sso[DRSSO01]",
+        "update-database[DRBTS01]",
+        "update-registry[DRBTS01]",
+        "update-registry[DRBTS02]",
+        "update-registry[DRBTS03]",
+    ];
+    assert_eq!(changed, expected);
+
+    // Again: everything is in place, nothing changes, UpdateDatabase.vbs ran once.
+    let before = lab.state();
+    let (again, out) = run_through_gates(&lab);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_ne!(again, run);
+    assert_eq!(changed_steps(&lab, &again), Vec::<String>::new());
+    let after = lab.state();
+    assert_eq!(after["log-shipping"]["destinations"], before["log-shipping"]["destinations"]);
+    assert_eq!(after["group"], before["group"]);
+}
