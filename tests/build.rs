@@ -56,6 +56,9 @@ fn main() {
         ("LOGSHIPPING_CATCH_UP", "logshipping_catch_up"),
         ("LOGSHIPPING_RESTORE_TO_MARK", "logshipping_restore_to_mark"),
         ("LOGSHIPPING_CLEAN", "logshipping_clean"),
+        // Failover, processing (issue 18, P3)
+        ("BTS_RECEIVE_LOCATIONS", "bts_receive_locations"),
+        ("BTS_START_HOSTS", "bts_start_hosts"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

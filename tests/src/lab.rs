@@ -159,6 +159,45 @@ impl LabRun {
     pub fn service(&self, server: &str, name: &str) -> Option<(String, String)> {
         service_of(&self.state(), server, name)
     }
+
+    // Failover (issue 18, P3: shared by failover_dbrefs.rs and failover_processing.rs).
+
+    /// `drover-lab exec DRBTS01 -- sqlcmd -S <server> … -Q <query>`, the command line of
+    /// `biztalk_common::logshipping`; its stdout, the test failing if it fails.
+    pub fn sqlcmd(&self, server: &str, query: &str) -> String {
+        let out = self.lab(&[
+            "exec", "DRBTS01", "--", "sqlcmd", "-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q",
+            query,
+        ]);
+        assert!(out.status.success(), "sqlcmd {query}: {}{}", crate::stdout(&out), stderr(&out));
+        crate::stdout(&out)
+    }
+
+    /// After `drover-lab disaster`: the DR SQL Server's databases recovered ONLINE by its Restore
+    /// To Mark job (`sp_start_job`), as F3 does.
+    pub fn restore_to_mark(&self) {
+        let started = self.sqlcmd(
+            "DRSQL01",
+            "EXEC msdb.dbo.sp_start_job @job_name = N'BTS Log Shipping - Restore To Mark'",
+        );
+        assert!(started.contains("started successfully"), "{started}");
+        let states = self.sqlcmd(
+            "DRSQL01",
+            "SET NOCOUNT ON; SELECT name, state_desc FROM sys.databases WHERE database_id > 4 ORDER BY name",
+        );
+        assert!(states.contains("BizTalkMgmtDb|ONLINE") && states.contains("SSODB|ONLINE"), "{states}");
+    }
+
+    /// The step instances of the newest run whose attempt reported a change.
+    pub fn changed_steps(&self) -> Vec<String> {
+        let run = self.sandbox.last_run();
+        crate::stdout(&self.sandbox.run(&["events", &run, "--ndjson"]))
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("an event"))
+            .filter(|e| e["kind"] == "attempt-succeeded" && e["data"]["changed"] == true)
+            .map(|e| e["step_key"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
 }
 
 /// The BizTalk group of a lab state (`drover-lab show --json`), for assertions after a run or a

@@ -52,6 +52,10 @@ pub mod wasm {
         env!("DROVER_WASM_LOGSHIPPING_RESTORE_TO_MARK"),
         env!("DROVER_WASM_LOGSHIPPING_CLEAN"),
     ];
+    /// The failover's processing plugins (issue 18, P3): bts-receive-locations (reversible:
+    /// F10 disable, F12 enable) and bts-start-hosts (idempotent: F11).
+    pub const FAILOVER_PROCESSING: [&str; 2] =
+        [env!("DROVER_WASM_BTS_RECEIVE_LOCATIONS"), env!("DROVER_WASM_BTS_START_HOSTS")];
 }
 
 /// The workspace root.

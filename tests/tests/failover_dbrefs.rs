@@ -50,16 +50,6 @@ grants = { targets = ["DRBTS01"], programs = ["reg", "sc.exe", "powershell.exe",
 with = { sql_server = "DRSQL01", backup_file = 'C:\Program Files\Common Files\Enterprise Single Sign-On\SSOSecret.bak', group_server = "DRBTS01" }
 "#;
 
-/// `drover-lab exec <server> -- sqlcmd … -Q <query>`, as `biztalk_common::logshipping::sqlcmd`
-/// builds it.
-fn sqlcmd(lab: &LabRun, server: &str, query: &str) -> String {
-    let out = lab.lab(&[
-        "exec", "DRBTS01", "--", "sqlcmd", "-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q", query,
-    ]);
-    assert!(out.status.success(), "sqlcmd {query}: {}{}", stdout(&out), stderr(&out));
-    stdout(&out)
-}
-
 /// A prepared lab after the disaster, its DR databases recovered.
 fn failed_over_sql() -> (LabRun, String) {
     let lab = LabRun::new("dr-site-preparation.toml", &[]);
@@ -68,18 +58,7 @@ fn failed_over_sql() -> (LabRun, String) {
     lab.sandbox.install(&wasm::FAILOVER_DBREFS);
     let out = lab.lab(&["disaster"]);
     assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
-    let started = sqlcmd(
-        &lab,
-        "DRSQL01",
-        "EXEC msdb.dbo.sp_start_job @job_name = N'BTS Log Shipping - Restore To Mark'",
-    );
-    assert!(started.contains("started successfully"), "{started}");
-    let states = sqlcmd(
-        &lab,
-        "DRSQL01",
-        "SET NOCOUNT ON; SELECT name, state_desc FROM sys.databases WHERE database_id > 4 ORDER BY name",
-    );
-    assert!(states.contains("BizTalkMgmtDb|ONLINE") && states.contains("SSODB|ONLINE"), "{states}");
+    lab.restore_to_mark();
     let workflow = lab.sandbox.write("failover-dbrefs.toml", WORKFLOW);
     (lab, workflow)
 }
@@ -99,17 +78,6 @@ fn why(instance: &Value) -> String {
 
 fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value {
     &state["servers"][server]["registry"][key][value]["data"]
-}
-
-/// The step instances of the newest run whose attempt reported a change.
-fn changed_steps(lab: &LabRun) -> Vec<String> {
-    let run = lab.sandbox.last_run();
-    stdout(&lab.sandbox.run(&["events", &run, "--ndjson"]))
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "attempt-succeeded" && e["data"]["changed"] == true)
-        .map(|e| e["step_key"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 #[test]
@@ -178,7 +146,7 @@ fn the_group_registry_and_sso_move_to_dr_once_after_the_provider_fix_and_the_rig
     assert_eq!(group["master-secret-server"], "DRSSO01");
     assert_eq!(group["activation"]["sso-server-name"], "DRSSO01");
     assert!(group["activation"]["secret-holders"].to_string().contains("DRSSO01"));
-    assert_eq!(changed_steps(&lab), ["sso[DRSSO01]"], "only the SSO step had work left");
+    assert_eq!(lab.changed_steps(), ["sso[DRSSO01]"], "only the SSO step had work left");
     let sso = lab.last_instance("sso[DRSSO01]");
     assert_eq!(sso["output"]["secret_server"], "DRSSO01", "{sso:#}");
     let db = lab.last_instance("update-database[DRBTS01]");
@@ -197,7 +165,7 @@ fn the_group_registry_and_sso_move_to_dr_once_after_the_provider_fix_and_the_rig
     // Again: nothing changes, and UpdateDatabase.vbs reached the database once.
     let out = run(&lab, &workflow, BACKUP_PASSWORD);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(changed_steps(&lab), Vec::<String>::new());
+    assert_eq!(lab.changed_steps(), Vec::<String>::new());
     let runs = lab.state()["group"]["activation"]["update-database-runs"].clone();
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(runs[0]["server"], "DRBTS01");
