@@ -1,13 +1,15 @@
 //! `workflows/dr-failover.toml` end to end (issue 18): a lab prepared by
 //! `workflows/dr-site-preparation.toml`, production failed with `drover-lab disaster`, then the
-//! failover's plan (reads only, changes nothing, names Restore To Mark and UpdateDatabase.vbs as
-//! irreversible) and its run with both gates approved through the CLI as an operator does
-//! (`drover run` stops at a gate with exit code 4, the gate waits in `drover status`, `drover
-//! approve`, `drover resume`). Afterwards the DR SQL Server's databases are ONLINE at the newest
-//! mark, the group's record and every DR server's registry name the DR SQL Server, the DR SSO
-//! server holds the master secret and is the group's SSO server, and the recovery report states
-//! the data-loss window, the phases, who approved each gate and what stays manual. A second run
-//! changes nothing.
+//! failover's plan (reads only, changes nothing, stops at the declare gate as a run would, and
+//! names Restore To Mark and UpdateDatabase.vbs as irreversible) and its run with its three gates
+//! approved through the CLI as an operator does (`drover run` stops at a gate with exit code 4,
+//! the gate waits in `drover status`, `drover approve`, `drover resume`). Afterwards the DR SQL
+//! Server's databases are ONLINE at the newest mark, the group's record and every DR server's
+//! registry name the DR SQL Server, the DR SSO server holds the master secret and is the group's
+//! SSO server, the DR host instances run with the receive locations as production had them, and
+//! the recovery report states the data-loss window, the phases, who approved each gate and what
+//! stays manual. A second run changes nothing: F5 is skipped (it would stop the processing the
+//! first run started), UpdateDatabase.vbs ran once.
 
 use std::process::{Command, Output};
 
@@ -23,7 +25,7 @@ const PASSWORD_VAR: &str = "DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD";
 const BTS_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0\Administration";
 const SSO_KEY: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
 const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
-const GATES: [&str; 2] = ["declare", "point-of-no-return"];
+const GATES: [&str; 3] = ["declare", "point-of-no-return", "start-processing"];
 
 /// A lab prepared by dr-site-preparation, production gone at [`FAILED_AT`], with the failover's
 /// plugins installed and `workflows/dr-failover.toml` as its workflow.
@@ -33,6 +35,7 @@ fn failed_lab() -> LabRun {
     assert!(out.status.success(), "DR site preparation: {}{}", stdout(&out), stderr(&out));
     lab.sandbox.install(&wasm::LOGSHIPPING);
     lab.sandbox.install(&wasm::FAILOVER_DBREFS);
+    lab.sandbox.install(&wasm::FAILOVER_PROCESSING);
     let out = Command::new(lab_bin())
         .args(["disaster", "--state", &lab.state])
         .env("DROVER_LAB_NOW", FAILED_AT)
@@ -67,22 +70,27 @@ fn run_through_gates(lab: &LabRun) -> (String, Output) {
     (run, out)
 }
 
+/// `(name, disabled)` of every receive location the lab holds.
+fn receive_locations(state: &Value) -> Vec<(String, bool)> {
+    state["group"]["activation"]["receive-locations"]
+        .as_array()
+        .expect("receive locations in the lab's state")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or_default().to_owned(),
+                l["is-disabled"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value {
     &state["servers"][server]["registry"][key][value]["data"]
 }
 
-/// The step instances of run `run` whose attempt reported a change.
-fn changed_steps(lab: &LabRun, run: &str) -> Vec<String> {
-    stdout(&lab.sandbox.run(&["events", run, "--ndjson"]))
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "attempt-succeeded" && e["data"]["changed"] == true)
-        .map(|e| e["step_key"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 #[test]
-fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_reports_its_objectives() {
+fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_reports_its_objectives() {
     let lab = failed_lab();
 
     // The plan reads only (LabRun::plan fails the test if the lab's state changed) and names
@@ -112,6 +120,8 @@ fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_re
     assert!(irreversible.contains("restore-to-mark"), "{irreversible}");
     assert!(irreversible.contains("update-database[DRBTS01]"), "{irreversible}");
 
+    let locations_before = receive_locations(&lab.state());
+    assert!(locations_before.iter().any(|(_, disabled)| !disabled), "{locations_before:?}");
     let (run, out) = run_through_gates(&lab);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
@@ -143,7 +153,29 @@ fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_re
         assert_eq!(rules, Some(("disabled".to_owned(), "stopped".to_owned())), "{server}");
     }
 
-    // The recovery report: the data-loss window from the measure step, the phases, both gates.
+    // Processing at DR: the receive locations production had enabled were disabled before the
+    // host instances started, then enabled again; every in-process DR host instance runs.
+    let enabled: Vec<String> =
+        locations_before.iter().filter(|(_, disabled)| !disabled).map(|(n, _)| n.clone()).collect();
+    let safe = lab.last_instance("safe-processing[DRBTS01]");
+    assert_eq!(safe["output"]["disabled"], serde_json::json!(enabled), "{safe:#}");
+    assert_eq!(receive_locations(&state), locations_before);
+    let isolated: Vec<&str> = state["group"]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter(|h| h["host-type"] == 2)
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    let group = lab.group();
+    let dr: Vec<_> =
+        group.host_instances.iter().filter(|i| DR_RUNTIME.contains(&i.server.as_str())).collect();
+    assert!(!dr.is_empty(), "{group:?}");
+    for i in dr.iter().filter(|i| !isolated.contains(&i.host.as_str())) {
+        assert!(!i.is_disabled && i.service_state == "running", "{i:?}");
+    }
+
+    // The recovery report: the data-loss window from the measure step, the phases, every gate.
     let report = lab.drover(&["report", &run, "--json"]).output().expect("drover report --json");
     assert!(report.status.success(), "{}", stderr(&report));
     let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
@@ -154,7 +186,7 @@ fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_re
     assert_eq!(window, (7 * 60 + 29) * 1000, "10:00:01 to 10:07:30: {o:#}");
     let phases: Vec<&str> =
         o["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["Declare", "Restore databases", "Database references", "SSO"]);
+    assert_eq!(phases, ["Declare", "Restore databases", "Database references", "SSO", "Processing"]);
     assert!(o["phases"].as_array().unwrap().iter().all(|p| p["done"] == true), "{o:#}");
     let user = lab.sandbox.status(&run)["started_by"].as_str().unwrap().to_owned();
     let gates: Vec<(&str, &str, &str)> = o["gates"]
@@ -165,25 +197,26 @@ fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_re
             (g["key"].as_str().unwrap(), g["decision"].as_str().unwrap(), g["by"].as_str().unwrap_or(""))
         })
         .collect();
-    assert_eq!(
-        gates,
-        [("declare", "approved", user.as_str()), ("point-of-no-return", "approved", user.as_str())]
-    );
+    let expected: Vec<(&str, &str, &str)> = GATES.iter().map(|g| (*g, "approved", user.as_str())).collect();
+    assert_eq!(gates, expected);
     let md = stdout(&lab.drover(&["report", &run]).output().expect("drover report"));
     for line in [
         "| data-loss window (RPO) | **7 min 29 s** |",
         "- Restart WMI and RuleEngineUpdateService on every DR server (F9)\n",
-        "- Enable and start the DR host instances (F11)\n",
+        "- Apply the DR bindings and re-enter the passwords exports strip, at the start-processing gate (F10)\n",
     ] {
         assert!(md.contains(line), "{line:?} in\n{md}");
     }
     // Only the failover's own work changed anything: preparation left the DR services stopped
     // and DRSQL01 had restored every set but the newest, so nothing was caught up.
-    let mut changed = changed_steps(&lab, &run);
+    let mut changed = lab.changed_steps();
     changed.sort();
     let expected = [
+        "enable-processing[DRBTS01]",
         "restore-to-mark",
+        "safe-processing[DRBTS01]",
         "sso[DRSSO01]",
+        "start-hosts[DRBTS01]",
         "update-database[DRBTS01]",
         "update-registry[DRBTS01]",
         "update-registry[DRBTS02]",
@@ -196,8 +229,14 @@ fn the_failover_moves_the_group_to_the_dr_site_through_two_approved_gates_and_re
     let (again, out) = run_through_gates(&lab);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_ne!(again, run);
-    assert_eq!(changed_steps(&lab, &again), Vec::<String>::new());
+    assert_eq!(lab.changed_steps(), Vec::<String>::new());
     let after = lab.state();
     assert_eq!(after["log-shipping"]["destinations"], before["log-shipping"]["destinations"]);
     assert_eq!(after["group"], before["group"]);
+    assert_eq!(receive_locations(&after), locations_before);
+    // F5 runs only in the run that recovered the databases: here it would stop the DR host
+    // instances that now process on purpose.
+    let f5 = lab.last_instance("stop-dr-services[DRBTS01]");
+    assert_eq!(f5["state"], "skipped", "{f5:#}");
+    assert_eq!(after["servers"], before["servers"], "the second run changed a DR server");
 }
