@@ -270,6 +270,22 @@ impl LabGroup {
     }
 }
 
+/// `(name, disabled)` of every receive location the lab's group holds (`MSBTS_ReceiveLocation`),
+/// in the lab's order (issue 18, P3).
+pub fn receive_locations(state: &Value) -> Vec<(String, bool)> {
+    state["group"]["activation"]["receive-locations"]
+        .as_array()
+        .expect("receive locations in the lab's state")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or_default().to_owned(),
+                l["is-disabled"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// The service `name` of `server` in a lab state, as `(start type, state)`.
 pub fn service_of(state: &Value, server: &str, name: &str) -> Option<(String, String)> {
     let services = state["servers"][server]["services"].as_array()?;

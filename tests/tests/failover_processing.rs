@@ -8,7 +8,7 @@
 //! with the receive locations as production had them and host instances running on the DR
 //! servers only; a second run changes nothing.
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{LabRun, receive_locations};
 use drover_tests::{stderr, stdout, wasm};
 use serde_json::Value;
 
@@ -58,21 +58,6 @@ for-each = ["DRBTS01"]
 grants = { programs = ["powershell.exe"], read-only = ["powershell.exe -NoProfile -NonInteractive -Command Get-CimInstance*"] }
 with = { action = "enable", names = "{{ steps.disable_receive_locations.outputs.DRBTS01.disabled | join(',') }}" }
 "#;
-
-/// `(name, disabled)` of every receive location the lab holds.
-fn receive_locations(state: &Value) -> Vec<(String, bool)> {
-    state["group"]["activation"]["receive-locations"]
-        .as_array()
-        .expect("receive locations in the lab's state")
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap_or_default().to_owned(),
-                l["is-disabled"].as_bool().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 fn run(lab: &LabRun, workflow: &str) -> std::process::Output {
     lab.drover(&["--quiet", "run", workflow, "--inventory", &lab.inventory]).output().expect("drover run")
