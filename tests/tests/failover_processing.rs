@@ -10,7 +10,6 @@
 
 use drover_tests::lab::{LabRun, receive_locations};
 use drover_tests::{stderr, stdout, wasm};
-use serde_json::Value;
 
 const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 
