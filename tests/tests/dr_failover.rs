@@ -9,7 +9,8 @@
 //! SSO server, the DR host instances run with the receive locations as production had them, and
 //! the recovery report states the data-loss window, the phases, who approved each gate and what
 //! stays manual. A second run changes nothing: F5 is skipped (it would stop the processing the
-//! first run started), UpdateDatabase.vbs ran once.
+//! first run started), UpdateDatabase.vbs ran once. With production still answering, the measure
+//! step says so before the declare gate, and refusing there (`drover cancel`) changes nothing.
 
 use std::process::{Command, Output};
 
@@ -27,23 +28,29 @@ const SSO_KEY: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
 const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
 const GATES: [&str; 3] = ["declare", "point-of-no-return", "start-processing"];
 
-/// A lab prepared by dr-site-preparation, production gone at [`FAILED_AT`], with the failover's
-/// plugins installed and `workflows/dr-failover.toml` as its workflow.
-fn failed_lab() -> LabRun {
+/// A lab prepared by dr-site-preparation, production still running, with the failover's plugins
+/// installed and `workflows/dr-failover.toml` as its workflow.
+fn prepared_lab() -> LabRun {
     let mut lab = LabRun::new("dr-site-preparation.toml", &[]);
     let out = lab.run(&[]);
     assert!(out.status.success(), "DR site preparation: {}{}", stdout(&out), stderr(&out));
     lab.sandbox.install(&wasm::LOGSHIPPING);
     lab.sandbox.install(&wasm::FAILOVER_DBREFS);
     lab.sandbox.install(&wasm::FAILOVER_PROCESSING);
+    lab.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
+    lab.env.push((PASSWORD_VAR.to_owned(), BACKUP_PASSWORD.to_owned()));
+    lab
+}
+
+/// [`prepared_lab`], production gone at [`FAILED_AT`].
+fn failed_lab() -> LabRun {
+    let lab = prepared_lab();
     let out = Command::new(lab_bin())
         .args(["disaster", "--state", &lab.state])
         .env("DROVER_LAB_NOW", FAILED_AT)
         .output()
         .expect("run drover-lab disaster");
     assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
-    lab.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
-    lab.env.push((PASSWORD_VAR.to_owned(), BACKUP_PASSWORD.to_owned()));
     lab
 }
 
@@ -239,4 +246,34 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     let f5 = lab.last_instance("stop-dr-services[DRBTS01]");
     assert_eq!(f5["state"], "skipped", "{f5:#}");
     assert_eq!(after["servers"], before["servers"], "the second run changed a DR server");
+}
+
+/// Production still answers (no disaster): the measure step says so before the declare gate, and
+/// an operator who refuses a split brain cancels the run there; nothing at either site changed,
+/// and the report records the refusal with who and why.
+#[test]
+fn with_production_alive_the_declare_gate_shows_it_and_refusing_there_changes_nothing() {
+    let lab = prepared_lab();
+    let before = lab.state();
+
+    let out = lab.run(&[&failure_param()]);
+    assert_eq!(out.status.code(), Some(4), "waits at the declare gate: {}{}", stdout(&out), stderr(&out));
+    let run = lab.sandbox.last_run();
+    assert_eq!(lab.last_instance("declare")["state"], "waiting");
+    let measure = lab.last_instance("measure");
+    assert_eq!(measure["output"]["production_alive"], true, "{measure:#}");
+
+    let comment = "production answers: no split brain";
+    let out = lab.drover(&["cancel", &run, "--comment", comment]).output().expect("drover cancel");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lab.state(), before, "refusing at the declare gate changed the lab");
+    let report = lab.drover(&["report", &run, "--json"]).output().expect("drover report --json");
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let gate = &report["objectives"]["gates"][0];
+    assert_eq!(
+        (gate["key"].as_str(), gate["decision"].as_str()),
+        (Some("declare"), Some("cancelled")),
+        "{gate:#}"
+    );
+    assert_eq!(gate["comment"], comment, "{gate:#}");
 }
