@@ -24,7 +24,7 @@ description = "F6-F7 then F10-F12: WMI at DR, receive locations off, DR host ins
 id = "update-database"
 plugin = "bts-dbrefs@^1"
 for-each = ["DRBTS01"]
-grants = { programs = ["sqlcmd", 'C:\Windows\System32\cscript.exe'] }
+grants = { programs = ["sqlcmd", 'C:\Windows\System32\cscript.exe'], read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT?*"] }
 with = { action = "update-database", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
@@ -32,7 +32,7 @@ id = "update-registry"
 plugin = "bts-dbrefs@^1"
 needs = ["update-database"]
 for-each = "dr-runtime"
-grants = { programs = ["reg", 'C:\Windows\System32\cscript.exe'] }
+grants = { programs = ["reg", 'C:\Windows\System32\cscript.exe'], read-only = ["reg query **"] }
 with = { action = "update-registry", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
@@ -150,4 +150,21 @@ fn processing_starts_at_dr_with_the_receive_locations_off_then_restored_and_a_se
     assert_eq!(lab.changed_steps(), Vec::<String>::new());
     assert_eq!(receive_locations(&lab.state()), locations_before);
     assert_eq!(lab.group().host_instances, group.host_instances);
+
+    // A plan reads only, through the documented read-only grants: disable and start have nothing
+    // to do; enable cannot tell, since its names come from the disable step's output.
+    let settled = lab.state();
+    let plan =
+        lab.drover(&["--json", "plan", &workflow, "--inventory", &lab.inventory]).output().expect("plan");
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    let verdicts = drover_tests::lab::verdicts(&plan);
+    for (key, verdict) in [
+        ("disable-receive-locations[DRBTS01]", "no-change"),
+        ("start-hosts[DRBTS01]", "no-change"),
+        ("enable-receive-locations[DRBTS01]", "cannot-tell"),
+    ] {
+        assert!(verdicts.contains(&(key.to_owned(), verdict.to_owned())), "{key}: {plan:#}");
+    }
+    assert_eq!(lab.state(), settled, "the plan changed the lab");
 }
