@@ -14,7 +14,7 @@
 
 use std::process::{Command, Output};
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{LabRun, receive_locations};
 use drover_tests::{lab_bin, stderr, stdout, wasm, workspace_root};
 use serde_json::Value;
 
@@ -75,21 +75,6 @@ fn run_through_gates(lab: &LabRun) -> (String, Output) {
         out = lab.drover(&["--quiet", "resume", &run]).output().expect("drover resume");
     }
     (run, out)
-}
-
-/// `(name, disabled)` of every receive location the lab holds.
-fn receive_locations(state: &Value) -> Vec<(String, bool)> {
-    state["group"]["activation"]["receive-locations"]
-        .as_array()
-        .expect("receive locations in the lab's state")
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap_or_default().to_owned(),
-                l["is-disabled"].as_bool().unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value {
