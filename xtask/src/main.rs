@@ -38,6 +38,10 @@ enum Task {
     Test,
     /// The demo: build drover and the plugins, install them in a throwaway home, run them.
     Demo,
+    /// The demo, then the disaster: production fails (`drover-lab disaster`) and
+    /// `workflows/dr-failover.toml` activates the DR site, its three gates approved as an
+    /// operator would, and the report states the data-loss window and the phases.
+    DemoFailover,
     /// Run the benchmarks (release build): a table on stdout, every figure with the machine in
     /// target/bench/results.json.
     Bench,
@@ -79,7 +83,8 @@ fn main() -> anyhow::Result<()> {
         Task::BuildPlugins => build_plugins(&root).map(|_| ()),
         Task::Setup => setup(),
         Task::Test => test(&root),
-        Task::Demo => demo(&root),
+        Task::Demo => demo(&root, false),
+        Task::DemoFailover => demo(&root, true),
         Task::Bench => bench(&root),
         Task::Torture { seed, points, mode } => torture(&root, seed, points, &mode),
         Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
@@ -418,7 +423,16 @@ fn machine(root: &Path) -> serde_json::Value {
     })
 }
 
-fn demo(root: &Path) -> anyhow::Result<()> {
+/// The lab's password of the master secret's backup (`lab/src/activation.rs`).
+const DEMO_SECRET_BACKUP_PASSWORD: &str = "Contoso-SSO-Backup-2020!";
+
+/// When production fails in `demo-failover`: minutes after the lab's last log backup.
+const DEMO_FAILED_AT: &str = "2026-11-22T10:07:30Z";
+
+/// The failover's approval gates, in the order the run reaches them.
+const FAILOVER_GATES: [&str; 3] = ["declare", "point-of-no-return", "start-processing"];
+
+fn demo(root: &Path, failover: bool) -> anyhow::Result<()> {
     let wasm_dir = build_plugins(root)?;
     build_binaries(root, false)?;
     let drover = root.join("target/debug/drover");
@@ -437,6 +451,7 @@ fn demo(root: &Path) -> anyhow::Result<()> {
             .env("DROVER_SECRET_BTS_HOST_SENDHOST", "demo-Bts-Pa55")
             .env("DROVER_SECRET_BTS_HOST_PROCESSINGHOST", "demo-Bts-Pa55")
             .env("DROVER_SECRET_BTS_HOST_BIZTALKSERVERISOLATEDHOST", "demo-Ihost-Pa55")
+            .env("DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD", DEMO_SECRET_BACKUP_PASSWORD)
             .args(args);
         cmd
     };
@@ -461,7 +476,10 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     run(&mut drover_cmd(&["run", &path(&workflow)?, "--inventory", &path(&inventory)?]))?;
     let runs = drover_cmd(&["runs", "--json"]).output()?;
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
-    let run_id = runs[0]["run"].as_str().context("the run's id")?.to_string();
+    let mut run_id = runs[0]["run"].as_str().context("the run's id")?.to_string();
+    if failover {
+        run_id = demo_failover(root, &wasm_dir, &lab, &state, &inventory, &drover_cmd)?;
+    }
     println!("\n== the final status");
     run(&mut drover_cmd(&["status", &run_id]))?;
     println!("\n== the lab afterwards");
@@ -470,11 +488,82 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     run(&mut drover_cmd(&["report", &run_id, "--format", "html", "--output", &path(&report)?]))?;
     println!(
         "\nThe demo's home is {0}: the journal (drover.db), the lab state (lab.json), its inventory and\n\
-         the recovery report ({1}). Try `DROVER_HOME={0} {2} events {run_id}`, or run the workflow again:\n\
-         every step reports no change.",
+         the recovery report ({1}{3}). Try `DROVER_HOME={0} {2} events {run_id}`, or run the workflow\n\
+         again: every step reports no change.",
         home.display(),
         report.display(),
-        drover.display()
+        drover.display(),
+        if failover { ": its \"Recovery objectives\" give the data-loss window and each phase" } else { "" }
     );
+    Ok(())
+}
+
+/// The failover part of `demo-failover`, on the lab `demo` prepared: the disaster, the failover
+/// plugins installed, `workflows/dr-failover.toml` run and each gate approved then resumed, as
+/// an operator does. Returns the failover's run id.
+fn demo_failover(
+    root: &Path,
+    wasm_dir: &Path,
+    lab: &Path,
+    state: &Path,
+    inventory: &Path,
+    drover_cmd: &dyn Fn(&[&str]) -> Command,
+) -> anyhow::Result<String> {
+    let path = |p: &Path| p.to_str().map(str::to_string).context("a UTF-8 path");
+    println!("\n== the disaster: production's SQL Server and BizTalk servers stop answering");
+    // On the lab's clock: its backup history is dated 2026-11-22, its last log set at 10:00:01.
+    run(Command::new(lab)
+        .args(["disaster", "--state", &path(state)?])
+        .env("DROVER_LAB_NOW", DEMO_FAILED_AT))?;
+    let shown = Command::new(lab).args(["show", "--json", "--state", &path(state)?]).output()?;
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).context("drover-lab show --json")?;
+    let failed_at =
+        shown["log-shipping"]["disaster"]["at"].as_str().context("the disaster's time")?.to_string();
+    println!("\n== install the failover plugins");
+    let plugins: Vec<String> = [
+        "logshipping_measure",
+        "logshipping_catch_up",
+        "logshipping_restore_to_mark",
+        "bts_dbrefs",
+        "sso_secret",
+        "bts_receive_locations",
+        "bts_start_hosts",
+    ]
+    .iter()
+    .map(|name| path(&wasm_dir.join(format!("{name}.wasm"))))
+    .collect::<anyhow::Result<_>>()?;
+    let mut install = vec!["plugin", "install"];
+    install.extend(plugins.iter().map(String::as_str));
+    run(&mut drover_cmd(&install))?;
+    let workflow = root.join("workflows/dr-failover.toml");
+    let failure = format!("failure-time={failed_at}");
+    println!("\n== fail over to the DR site: {} (production failed at {failed_at})", workflow.display());
+    let mut waiting =
+        drover_cmd(&["run", &path(&workflow)?, "--inventory", &path(inventory)?, "--param", &failure]);
+    let last_run = || -> anyhow::Result<String> {
+        let runs = drover_cmd(&["runs", "--json"]).output()?;
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
+        Ok(runs[0]["run"].as_str().context("the run's id")?.to_string())
+    };
+    for gate in FAILOVER_GATES {
+        run_until_gate(&mut waiting)?;
+        let run_id = last_run()?;
+        println!("\n== the run waits at `{gate}`: an operator reads the status, then approves");
+        run(&mut drover_cmd(&["status", &run_id]))?;
+        let comment = format!("demo: {gate} approved");
+        run(&mut drover_cmd(&["approve", &run_id, gate, "--comment", &comment]))?;
+        waiting = drover_cmd(&["resume", &run_id]);
+    }
+    run(&mut waiting)?;
+    last_run()
+}
+
+/// Runs `cmd`, which must stop at an approval gate (exit code 4, "waiting for an operator").
+fn run_until_gate(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", shown(cmd));
+    let status = cmd.status().with_context(|| format!("cannot start {}", shown(cmd)))?;
+    if status.code() != Some(4) {
+        bail!("`{}` ended with {status}, not waiting at a gate (exit code 4)", shown(cmd));
+    }
     Ok(())
 }
