@@ -21,6 +21,9 @@ pub const PROGRAM: &str = "reg";
 /// under the 32-bit script host, "so that it can update the 32-bit registry"): read it in the
 /// 32-bit view ([`query_args_32`]).
 pub const BIZTALK_ADMINISTRATION: &str = r"HKLM\SOFTWARE\Microsoft\BizTalk Server\3.0\Administration";
+/// Where Enterprise SSO keeps the SQL Server and database of the SSO system it belongs to
+/// (values `Server` and `Database`, REG_SZ); the 64-bit SSO service writes it in the 64-bit view.
+pub const ENTSSO_SQL: &str = r"HKLM\SOFTWARE\Microsoft\ENTSSO\SQL";
 /// SQL Server holding the group's management database (REG_SZ).
 pub const MGMT_DB_SERVER: &str = "MgmtDBServer";
 /// Name of the group's management database (REG_SZ).

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Input, Output};
 
 /// Where Enterprise SSO keeps the database it belongs to (values `Server`, `Database`).
-pub const ENTSSO_SQL_KEY: &str = r"HKLM\SOFTWARE\Microsoft\ENTSSO\SQL";
+pub use biztalk_common::reg::ENTSSO_SQL as ENTSSO_SQL_KEY;
 
 /// The SSO server's part of the input.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

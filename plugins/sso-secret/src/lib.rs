@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 /// The secret holding the backup's password when the input names none.
 pub const DEFAULT_PASSWORD_SECRET: &str = "sso-secret-backup-password";
 /// Where Enterprise SSO keeps the database it belongs to (values `Server`, `Database`).
-pub const ENTSSO_SQL_KEY: &str = r"HKLM\SOFTWARE\Microsoft\ENTSSO\SQL";
+pub use biztalk_common::reg::ENTSSO_SQL as ENTSSO_SQL_KEY;
 
 /// The plugin.
 #[derive(Default)]
