@@ -1292,3 +1292,58 @@ phase = \"Declare the disaster\"
     assert!(plain.get("report").is_none(), "{plain:#}");
     assert!(plain["steps"].as_array().expect("steps").iter().all(|s| s.get("phase").is_none()));
 }
+
+#[test]
+fn approval_prompts_are_templates_checked_like_with() {
+    let text = format!(
+        "{HEAD}
+[params.dr-site]
+type = \"string\"
+
+[[steps]]
+id = \"measure\"
+plugin = \"prerequisites-check@^1\"
+
+[[steps]]
+id = \"other\"
+plugin = \"prerequisites-check@^1\"
+
+[[steps]]
+id = \"declare\"
+needs = [\"measure\"]
+approval = {{ prompt = \"To {{{{ params.dr_site }}}}? {{{{ steps.mesure.output.rpo }}}} {{{{ steps.other.output }}}}\" }}
+
+[[steps]]
+id = \"go\"
+needs = [\"declare\"]
+approval = {{ prompt = \"{{{{ params.dr_sit }}}} {{{{ item }}}} {{{{ steps.measure.output.rpo\" }}
+"
+    );
+    let err = check_as("wf.toml", &text).expect_err("the prompts name what the gates cannot see");
+    assert_eq!(
+        err.to_string(),
+        "wf.toml:18:23: step `declare` uses `steps.mesure`, which is not a step\n\
+         wf.toml:18:23: step `declare` uses `steps.other.output`, but `other` is not upstream of `declare`: add it to `needs`\n\
+         wf.toml:23:23: step `go`: the approval prompt is not a valid template: syntax error: unexpected end of input, expected end of variable block"
+    );
+    let text = text.replace(
+        "{{ params.dr_sit }} {{ item }} {{ steps.measure.output.rpo",
+        "{{ params.dr_sit }} {{ item }} {{ steps.measure.output.rpo }}",
+    );
+    assert_eq!(
+        problems(&text)[2..],
+        [
+            p(23, 23, "step `go` uses `item`, but it has no `for-each`"),
+            p(23, 23, "step `go` uses `params.dr_sit`, which is not a param: did you mean `params.dr_site`?"),
+        ]
+    );
+
+    // What a gate may read: params, the outputs of the steps it (transitively) needs, the scope.
+    let valid = text
+        .replace(" {{ steps.other.output }}", "")
+        .replace("steps.mesure", "steps.measure")
+        .replace("{{ params.dr_sit }} {{ item }} ", "{{ params.dr_site }} {{ run.id }} ");
+    let w = check_as("wf.toml", &valid).unwrap_or_else(|d| panic!("{d}"));
+    let StepKind::Approval { prompt, .. } = &w.steps[3].kind else { panic!("an approval") };
+    assert_eq!(prompt, "{{ params.dr_site }} {{ run.id }} {{ steps.measure.output.rpo }}", "kept as written");
+}

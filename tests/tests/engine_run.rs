@@ -225,3 +225,87 @@ with = { behave = "ok" }
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sandbox.status(&run)["steps"][0]["instances"][0]["output"]["approved_by"], "bob");
 }
+
+/// A gate whose prompt reads a param and the output of the step it needs.
+const DECLARE: &str = r#"
+name = "declare"
+version = "1.0.0"
+
+[params.dr-site]
+type = "string"
+default = "Lisbon"
+
+[[steps]]
+id = "measure"
+plugin = "noop@^1"
+with = { label = "7 min 29 s" }
+
+[[steps]]
+id = "declare"
+approval = { prompt = "Fail over to {{ params.dr_site }}? Data-loss window {{ steps.measure.output.label }}" }
+needs = ["measure"]
+"#;
+
+#[test]
+fn a_gate_shows_its_prompt_rendered_in_plan_run_status_approve_and_the_report() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::NOOP]);
+    let wf = sandbox.write("declare.toml", DECLARE);
+    let inv = sandbox.write("inventory.toml", EMPTY_INVENTORY);
+    let rendered = "Fail over to Lisbon? Data-loss window 7 min 29 s";
+
+    // A plan has no outputs: the prompt is shown as written, saying so.
+    let out = sandbox.run(&["plan", &wf, "--inventory", &inv]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let plan = stdout(&out);
+    assert!(
+        plan.contains(
+            "declare: would wait: approval: Fail over to {{ params.dr_site }}? Data-loss window \
+             {{ steps.measure.output.label }} (shown as written: the run renders it when it reaches the gate; \
+             now `steps.measure` is undefined)"
+        ),
+        "{plan}"
+    );
+    // Params alone are known: the plan renders the prompt.
+    let known = sandbox.write("known.toml", &DECLARE.replace("{{ steps.measure.output.label }}", "unknown"));
+    let out = sandbox.run(&["plan", &known, "--inventory", &inv, "--param", "dr-site=Porto"]);
+    assert!(
+        stdout(&out)
+            .contains("declare: would wait: approval: Fail over to Porto? Data-loss window unknown\n"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let out = sandbox.run(&["run", &wf, "--inventory", &inv, "--param", "dr-site=Lisbon"]);
+    assert_eq!(out.status.code(), Some(4), "waits: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("declare: approval: {rendered}")), "{}", stdout(&out));
+    let run = sandbox.last_run();
+    let status = stdout(&sandbox.run(&["status", &run]));
+    assert!(status.contains(&format!("approval: {rendered} — `drover approve {run} declare`")), "{status}");
+    let events = stdout(&sandbox.run(&["events", &run, "--ndjson"]));
+    assert!(events.contains(&format!("\"reason\":\"approval: {rendered}\"")), "{events}");
+
+    let out = sandbox.run(&["approve", &run, "declare"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).ends_with(&format!("the gate asked: {rendered}\n")), "{}", stdout(&out));
+    let out = sandbox.run(&["resume", &run]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = stdout(&sandbox.run(&["report", &run]));
+    assert!(report.contains(rendered), "{report}");
+    assert!(!report.contains("{{"), "the report shows the rendered prompt, not the template: {report}");
+}
+
+#[test]
+fn validate_refuses_a_prompt_naming_a_step_the_gate_does_not_need() {
+    let sandbox = Sandbox::new();
+    let wf = sandbox.write("declare.toml", &DECLARE.replace("steps.measure", "steps.measur"));
+    let out = sandbox.run(&["validate", &wf]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains(&format!("{wf}:16:23: step `declare` uses `steps.measur`, which is not a step")),
+        "{}",
+        stderr(&out)
+    );
+}

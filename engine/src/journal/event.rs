@@ -39,7 +39,8 @@ pub enum Event {
     },
     /// A step's needs finished and its instance waits at an approval gate.
     WaitingForApproval {
-        /// `approval: <the step's prompt>`.
+        /// `approval: <the step's prompt, rendered>`; a prompt that did not render is given as
+        /// written, followed by ` (the prompt did not render: <why>)`.
         reason: Option<String>,
     },
     /// A step's needs finished and its instance may start when the limits allow.

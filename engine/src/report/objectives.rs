@@ -70,7 +70,8 @@ impl PhaseReport {
 pub struct GateReport {
     /// The instance key.
     pub key: String,
-    /// The question it asked.
+    /// The question it asked: its prompt as rendered when the gate was reached (from the
+    /// journal), else as written.
     pub prompt: String,
     /// Who may approve it (anyone when empty).
     pub approvers: Vec<String>,
@@ -176,7 +177,12 @@ fn gates(wf: Option<&Workflow>, steps: &[StepReport], events: &[EventRecord], un
             continue;
         };
         let mine = events.iter().filter(|e| e.step_key.as_deref() == Some(s.key.as_str()));
-        let waiting_since = mine.clone().find(|e| e.kind == "waiting-for-approval").map(|e| e.at);
+        let waiting = mine.clone().find(|e| e.kind == "waiting-for-approval");
+        let waiting_since = waiting.map(|e| e.at);
+        // The prompt as the gate rendered it when it was reached, else as written.
+        let shown = waiting
+            .and_then(|e| e.data.get("reason")?.as_str()?.strip_prefix("approval: "))
+            .unwrap_or(prompt);
         let decided =
             mine.clone().rev().find(|e| matches!(e.kind.as_str(), "approved" | "skipped-by-operator"));
         let cancelled = (s.state == "cancelled")
@@ -197,7 +203,7 @@ fn gates(wf: Option<&Workflow>, steps: &[StepReport], events: &[EventRecord], un
         let waited_ms = waiting_since.map(|from| at.unwrap_or(until) - from);
         out.push(GateReport {
             key: s.key.clone(),
-            prompt: prompt.clone(),
+            prompt: shown.to_string(),
             approvers: approvers.clone(),
             waiting_since,
             decision,
@@ -565,7 +571,7 @@ needs = ["restore"]
                 600,
                 Some("go"),
                 "engine",
-                Event::WaitingForApproval { reason: Some("approval: Fail over?".into()) },
+                Event::WaitingForApproval { reason: Some("approval: Fail over? 6 min lost".into()) },
             ),
             event(6_600, Some("go"), "alice", Event::Approved { comment: Some("bridge call 14:02".into()) }),
             event(10_000, None, "engine", Event::RunFailed { failures: Vec::new() }),
@@ -595,6 +601,7 @@ needs = ["restore"]
         assert_eq!(restore.states, "1 failed, 1 skipped");
 
         let [gate] = o.gates.as_slice() else { panic!("one gate") };
+        assert_eq!(gate.prompt, "Fail over? 6 min lost", "the prompt as the gate rendered it");
         assert_eq!(
             (gate.decision.as_str(), gate.by.as_deref(), gate.at, gate.waited_ms, gate.comment.as_deref()),
             ("approved", Some("alice"), Some(T0 + 6_600), Some(6_000), Some("bridge call 14:02"))
@@ -629,6 +636,10 @@ needs = ["restore"]
             (false, T0 + 600, 600, 0)
         );
         assert_eq!((o.gates[0].decision.as_str(), o.gates[0].by.as_deref()), ("waiting", None));
+        assert_eq!(
+            o.gates[0].prompt, "Fail over?",
+            "no rendered prompt in the journal: the prompt as written"
+        );
         assert_eq!(
             o.data_loss.not_measured.as_deref(),
             Some("step `declare` has no output (it did not succeed)")

@@ -7,6 +7,10 @@
 //! outcome cannot be told) is not checked: its check would see the state before that change.
 //! A saved plan lets `drover run --plan` refuse to start when a fresh check disagrees with it
 //! (the targets drifted since the plan was approved).
+//!
+//! An approval gate's prompt is rendered over the params, the inventory and the gate's item and
+//! target; a prompt that reads a step's output (which a plan does not have) is shown as written,
+//! saying so.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -155,7 +159,15 @@ pub async fn plan(
             let mut entry = match (&unsettled_need, &step.kind) {
                 (Some(why), _) => cannot_tell(key, target, why.clone()),
                 (None, StepKind::Approval { prompt, .. }) => {
-                    entry(key, target, Verdict::WouldWait, format!("approval: {prompt}"), None)
+                    let summary = match template::render_text(prompt, &scope) {
+                        Ok(text) => format!("approval: {text}"),
+                        Err(e) => format!(
+                            "approval: {prompt} (shown as written: the run renders it when it reaches the gate; \
+                             now {})",
+                            e.message()
+                        ),
+                    };
+                    entry(key, target, Verdict::WouldWait, summary, None)
                 }
                 (None, StepKind::Plugin { .. }) => {
                     match step.when.as_deref().map(|expr| template::eval_when(expr, &scope)) {

@@ -153,7 +153,8 @@ pub struct StepFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(rename = "Approval")]
 pub struct ApprovalFile {
-    /// The question shown to the operator.
+    /// The question shown to the operator; a template (`{{ steps.measure.output.rpo }}`) rendered
+    /// when the gate is reached, over what `with` would see there.
     #[schemars(with = "String")]
     pub prompt: Spanned<String>,
     /// OS users who may approve (as `drover approve` sees them: `$USER`); anyone when absent.

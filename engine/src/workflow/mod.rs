@@ -42,5 +42,5 @@ pub use model::{
 };
 pub use parse::{WorkflowFile, parse};
 pub use schema::json_schema;
-pub use template::{Scope, StepOutput, TemplateError, eval_for_each_list, eval_when, render};
+pub use template::{Scope, StepOutput, TemplateError, eval_for_each_list, eval_when, render, render_text};
 pub use validate::{LoadError, ValidationContext, load, load_text, validate};

@@ -243,7 +243,8 @@ pub enum StepKind {
     },
     /// Waits for an operator to approve.
     Approval {
-        /// The question shown to the operator.
+        /// The question shown to the operator, as written: a template rendered when the gate
+        /// is reached.
         prompt: String,
         /// OS users who may approve; anyone when empty.
         #[serde(default)]

@@ -15,8 +15,8 @@ pub fn reference_markdown() -> String {
     let _ = writeln!(
         out,
         "A workflow is a TOML file (or JSON with the same shape, `docs/workflow.schema.json`). Keys are kebab-case. \
-         Strings in `with`, `when` and `for-each` lists are minijinja templates over `params`, `steps.<id>.output`, \
-         `item`, `target`, `inventory` and `run`.\n"
+         Strings in `with`, `when`, `for-each` lists and approval prompts are minijinja templates over `params`, \
+         `steps.<id>.output`, `item`, `target`, `inventory` and `run`.\n"
     );
     let _ = writeln!(
         out,
@@ -24,6 +24,16 @@ pub fn reference_markdown() -> String {
          either fails its step, saying which.\n",
         super::template::FUEL,
         super::template::MAX_RENDERED_BYTES / (1024 * 1024)
+    );
+    let _ = writeln!(
+        out,
+        "An approval's prompt is text: it is rendered when the gate is reached, over the params, the inventory, the \
+         gate's `item` and `target`, and the outputs of the steps it needs, directly or not (`validate` refuses any \
+         other step, as for `with`). `drover status`, the `waiting-for-approval` event and the report show the \
+         rendered text; `drover plan` renders what it can and shows a prompt that reads step outputs as written. \
+         A prompt that does not render at run time (a value missing from an output) does not fail its gate: the \
+         gate waits, showing the prompt as written and why it did not render, and can still be approved, skipped \
+         or cancelled.\n"
     );
     section(&mut out, "Top level", schema);
     if let Some(defs) = schema.get("$defs").and_then(Value::as_object) {

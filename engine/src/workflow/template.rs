@@ -1,8 +1,9 @@
-//! Templates in workflow files, through minijinja: rendering a step's `with` input, evaluating
-//! `when` and templated `for-each` items against a [`Scope`], and the static analysis the
-//! validator uses (which variables a template names). One [`minijinja::Environment`] with strict
-//! undefined behaviour serves both, so a name that passes validation is the name that renders,
-//! and a typo at run time is an error, never an empty string.
+//! Templates in workflow files, through minijinja: rendering a step's `with` input and an
+//! approval's prompt, evaluating `when` and templated `for-each` items against a [`Scope`], and
+//! the static analysis the validator uses (which variables a template names). One
+//! [`minijinja::Environment`] with strict undefined behaviour serves both, so a name that passes
+//! validation is the name that renders, and a typo at run time is an error, never an empty
+//! string.
 //!
 //! Names in templates are the file's kebab-case names with `-` as `_`: `params.sql_server`,
 //! `steps.join_group.output`.
@@ -118,6 +119,15 @@ pub enum TemplateError {
     },
 }
 
+impl TemplateError {
+    /// Why, without the template or expression.
+    pub fn message(&self) -> &str {
+        match self {
+            TemplateError::Render { message, .. } | TemplateError::Eval { message, .. } => message,
+        }
+    }
+}
+
 fn at(path: &str) -> String {
     if path.is_empty() { String::new() } else { format!(" at `{path}`") }
 }
@@ -193,6 +203,16 @@ pub fn eval_for_each_list(items: &[Value], scope: &Scope) -> Result<Vec<Value>, 
         .collect()
 }
 
+/// Renders a text template (an approval's prompt) to a string. Unlike [`render`], a text that is
+/// exactly one `{{ expr }}` is still text: a list or a table renders as minijinja prints it.
+pub fn render_text(text: &str, scope: &Scope) -> Result<String, TemplateError> {
+    if !is_template(text) {
+        return Ok(text.to_owned());
+    }
+    let (json, ctx) = scope.context();
+    render_template(text, &json, &ctx, "")
+}
+
 fn render_value(
     value: &Value,
     json: &Value,
@@ -243,6 +263,18 @@ fn render_string(s: &str, json: &Value, ctx: &minijinja::Value, path: &str) -> R
         }
         return serde_json::to_value(&value).map_err(|e| fail(format!("the value is not plain data: {e}")));
     }
+    render_template(s, json, ctx, path).map(Value::String)
+}
+
+/// Renders `s` as a string template, whatever it holds.
+fn render_template(
+    s: &str,
+    json: &Value,
+    ctx: &minijinja::Value,
+    path: &str,
+) -> Result<String, TemplateError> {
+    let fail =
+        |message: String| TemplateError::Render { path: path.to_owned(), template: s.to_owned(), message };
     let template = env().template_from_str(s).map_err(|e| fail(describe(&e)))?;
     let mut out = Capped { text: Vec::new(), over: false };
     let rendered = template.render_captured_to(ctx.clone(), &mut out);
@@ -250,7 +282,7 @@ fn render_string(s: &str, json: &Value, ctx: &minijinja::Value, path: &str) -> R
         return Err(fail(format!("the template renders to more than {MAX_RENDERED_BYTES} bytes")));
     }
     rendered.map_err(|e| fail(explain(&e, &template.undeclared_variables(true), json)))?;
-    String::from_utf8(out.text).map(Value::String).map_err(|e| fail(e.to_string()))
+    String::from_utf8(out.text).map_err(|e| fail(e.to_string()))
 }
 
 /// A render's output, refused past [`MAX_RENDERED_BYTES`].
@@ -411,6 +443,20 @@ mod tests {
         assert!(err.to_string().ends_with("`item` is undefined"), "{err}");
         let err = render(&json!({ "a": "{{ 1 + }}" }), &scope()).unwrap_err();
         assert!(err.to_string().contains("syntax error"), "{err}");
+    }
+
+    #[test]
+    fn text_templates_render_to_strings() {
+        let s = scope();
+        let prompt = "Fail over {{ params.sql_server }}? Check: {{ steps.check.output.count }}";
+        assert_eq!(render_text(prompt, &s).unwrap(), "Fail over SQLPROD01? Check: 2");
+        assert_eq!(render_text("{{ params.port }}", &s).unwrap(), "1433");
+        assert_eq!(render_text("no {braces} here", &s).unwrap(), "no {braces} here");
+        let err = render_text("Go {{ steps.measure.output.rpo }}?", &s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot render \"Go {{ steps.measure.output.rpo }}?\": `steps.measure` is undefined"
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Stage 2: file types to the validated [`Workflow`]. Checks names, ids and versions, resolves
 //! `needs` into a DAG (duplicates, unknown steps and cycles reported), resolves plugins through
-//! the caller's registry, parses durations and limits, checks every template against the names
-//! it may use (declared params, upstream steps, `item` only when fanning out), checks each
-//! step's constant input against its plugin's input schema, and gives each step its `on-failure`
-//! (its own, else the top-level one), refusing `compensate` where no step can be undone. Every
-//! problem is reported, each at its position; the result is built only when there are none.
+//! the caller's registry, parses durations and limits, checks every template (`with`, `when`,
+//! `for-each` items, approval prompts) against the names it may use (declared params, upstream
+//! steps, `item` only when fanning out), checks each step's constant input against its plugin's
+//! input schema, and gives each step its `on-failure` (its own, else the top-level one), refusing
+//! `compensate` where no step can be undone. Every problem is reported, each at its position; the
+//! result is built only when there are none.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
@@ -355,6 +356,18 @@ impl Validator<'_> {
             }
             let mut path = String::from("with");
             self.templates_in_site(with, &mut path, Site::Instance, s, upstream, steps);
+        }
+        if let Some(approval) = &s.approval {
+            let prompt = &approval.get_ref().prompt;
+            match template::template_variables(prompt.get_ref()) {
+                Ok(names) => self.names(&names, &prompt.span(), Site::Instance, s, upstream, steps),
+                Err(SyntaxProblem(m)) => {
+                    self.err(
+                        &prompt.span(),
+                        format!("step `{id}`: the approval prompt is not a valid template: {m}"),
+                    );
+                }
+            }
         }
         if let Some(StepKind::Plugin { reference, info }) = &kind {
             let fallback = s.plugin.as_ref().map_or_else(|| s.id.span(), |p| p.span());

@@ -79,7 +79,10 @@ impl Machine {
                         StepState::Skipped,
                         Some(format!("when `{}` is false", when.as_deref().unwrap_or(""))),
                     ),
-                    (Ok(true), Some(prompt)) => (StepState::Waiting, Some(format!("approval: {prompt}"))),
+                    (Ok(true), Some(prompt)) => (
+                        StepState::Waiting,
+                        Some(self.approval_reason(prompt, item.as_ref(), target.as_deref())),
+                    ),
                     (Ok(true), None) => (StepState::Ready, None),
                 };
                 let record = self.new_instance(idx, key.clone(), item, target, state, reason.clone());
@@ -95,6 +98,20 @@ impl Machine {
                     self.fail_policy(idx);
                 }
             }
+        }
+    }
+
+    /// The waiting reason of an approval instance: `approval: ` and its prompt rendered over the
+    /// instance's scope. A prompt that does not render (a value missing from an output) is shown
+    /// as written with the reason: the gate still waits, so the operator can still approve it,
+    /// skip it or cancel the run.
+    fn approval_reason(&self, prompt: &str, item: Option<&Value>, target: Option<&str>) -> String {
+        if !template::is_template(prompt) {
+            return format!("approval: {prompt}");
+        }
+        match template::render_text(prompt, &self.scope(item, target)) {
+            Ok(text) => format!("approval: {text}"),
+            Err(e) => format!("approval: {prompt} (the prompt did not render: {})", e.message()),
         }
     }
 

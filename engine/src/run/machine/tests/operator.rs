@@ -59,6 +59,65 @@ fn only_a_named_approver_may_approve() {
 }
 
 #[test]
+fn a_prompt_is_rendered_when_the_gate_is_reached_with_params_and_upstream_outputs() {
+    let mut h = flow()
+        .params(json!({ "dr-site": "Lisbon" }))
+        .plugin("measure", Effect::ReadOnly)
+        .approval(
+            "declare",
+            "Fail over to {{ params.dr_site }}? Data-loss window {{ steps.measure.output.rpo.window }}",
+            &[],
+        )
+        .needs(&["measure"])
+        .start();
+    assert_eq!(h.starts(), ["measure"]);
+    h.finish("measure", succeeded_with(false, json!({ "rpo": { "window": "7 min 29 s" } })));
+    h.turn();
+    let shown = "approval: Fail over to Lisbon? Data-loss window 7 min 29 s";
+    assert_eq!(h.state("declare"), StepState::Waiting);
+    assert_eq!(h.reason("declare"), shown);
+    assert_eq!(h.event("waiting-for-approval").data, json!({ "reason": shown }));
+    assert_eq!(h.why("declare"), format!("{shown} — `drover approve {RUN} declare`"));
+    assert_eq!(h.settle(), Some(RunOutcome::Waiting { waiting: pairs(&[("declare", shown)]) }));
+
+    // A driver taking the run over shows what the gate rendered, not the template.
+    h.crash_and_resume();
+    assert_eq!(h.reason("declare"), shown);
+}
+
+#[test]
+fn a_fanned_out_gate_renders_its_item_in_each_prompt() {
+    let mut h = flow()
+        .group("dr", &["DRBTS01", "DRBTS02"])
+        .approval("gate", "Start {{ item }}?", &[])
+        .over_group("dr")
+        .start();
+    h.turn();
+    assert_eq!(h.reason("gate[DRBTS01]"), "approval: Start DRBTS01?");
+    assert_eq!(h.reason("gate[DRBTS02]"), "approval: Start DRBTS02?");
+}
+
+#[test]
+fn a_prompt_that_does_not_render_still_waits_showing_the_template_and_why() {
+    let mut h = flow()
+        .plugin("measure", Effect::ReadOnly)
+        .approval("declare", "Window {{ steps.measure.output.rpo.window }}?", &[])
+        .needs(&["measure"])
+        .start();
+    h.starts();
+    h.finish("measure", succeeded_with(false, json!({ "production_alive": false })));
+    h.turn();
+    assert_eq!(h.state("declare"), StepState::Waiting, "a render error does not hide the gate");
+    let shown = "approval: Window {{ steps.measure.output.rpo.window }}? \
+                 (the prompt did not render: `steps.measure.output.rpo` is undefined)";
+    assert_eq!(h.reason("declare"), shown);
+    assert_eq!(h.event("waiting-for-approval").data, json!({ "reason": shown }));
+    h.request("approve", Some("declare"), "alice", json!({}));
+    assert_eq!(h.state("declare"), StepState::Succeeded, "the operator can still pass it");
+    assert_eq!(h.settle(), Some(RunOutcome::Succeeded));
+}
+
+#[test]
 fn approving_a_plugin_step_or_an_unknown_instance_is_rejected() {
     let mut h = flow().plugin("s", Effect::Idempotent).start();
     h.turn();
