@@ -105,7 +105,7 @@ impl Machine {
     /// instance's scope. A prompt that does not render (a value missing from an output) is shown
     /// as written with the reason: the gate still waits, so the operator can still approve it,
     /// skip it or cancel the run.
-    fn approval_reason(&self, prompt: &str, item: Option<&Value>, target: Option<&str>) -> String {
+    pub(super) fn approval_reason(&self, prompt: &str, item: Option<&Value>, target: Option<&str>) -> String {
         if !template::is_template(prompt) {
             return format!("approval: {prompt}");
         }

@@ -30,7 +30,7 @@ use crate::inventory::Inventory;
 use crate::journal::{Actor, Event, Request, RunId};
 use crate::plugin::{Mode, StepCall, StepContext};
 use crate::store::{Change, RequestRecord, RunRecord, RunState, StepRecord, StepState};
-use crate::workflow::model::{OnFailure, Workflow};
+use crate::workflow::model::{OnFailure, StepKind, Workflow};
 use crate::workflow::template;
 
 use super::clock::Clock;
@@ -310,7 +310,10 @@ impl Machine {
             };
             super::operator::apply(&self.wf, &mut copies, request, now).map(|applied| {
                 for key in &applied.changed_keys {
-                    if let Some(record) = copies.remove(key) {
+                    if let Some(mut record) = copies.remove(key) {
+                        if matches!(command, Some(Request::Retry { .. })) {
+                            self.retried_gate_asks_again(&mut record);
+                        }
                         self.index(record);
                     }
                 }
@@ -580,6 +583,20 @@ impl Machine {
     }
 
     /// The template scope for an instance: params, upstream outputs, item, target.
+    /// An approval gate a retry made wait again asks its prompt again, rendered anew, with the
+    /// retry's reason after it.
+    fn retried_gate_asks_again(&self, record: &mut StepRecord) {
+        let StepKind::Approval { prompt, .. } = &self.wf.steps[record.step_index].kind else { return };
+        if record.state != StepState::Waiting {
+            return;
+        }
+        let asks = self.approval_reason(prompt, record.item.as_ref(), record.target.as_deref());
+        record.reason = Some(match record.reason.take() {
+            Some(retried) => format!("{asks} ({retried})"),
+            None => asks,
+        });
+    }
+
     fn scope(&self, item: Option<&Value>, target: Option<&str>) -> template::Scope {
         let mut steps = BTreeMap::new();
         for (idx, step) in self.wf.steps.iter().enumerate() {

@@ -118,6 +118,20 @@ fn a_prompt_that_does_not_render_still_waits_showing_the_template_and_why() {
 }
 
 #[test]
+fn a_retried_gate_asks_its_prompt_again() {
+    let mut h = flow()
+        .params(json!({ "site": "Lisbon" }))
+        .approval("gate", "Fail over to {{ params.site }}?", &[])
+        .when("params.missing")
+        .start();
+    h.turn();
+    assert_eq!(h.state("gate"), StepState::Failed);
+    h.request("retry", Some("gate"), "alice", json!({}));
+    assert_eq!(h.state("gate"), StepState::Waiting);
+    assert_eq!(h.reason("gate"), "approval: Fail over to Lisbon? (retry requested by alice)");
+}
+
+#[test]
 fn approving_a_plugin_step_or_an_unknown_instance_is_rejected() {
     let mut h = flow().plugin("s", Effect::Idempotent).start();
     h.turn();
