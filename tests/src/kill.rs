@@ -97,3 +97,50 @@ impl KillPoint {
         true
     }
 }
+
+/// The live processes whose environment holds `DROVER_ATTEMPT=<prefix>…` (the engine marks every
+/// target command with its attempt, and what it starts inherits the marker), with their command
+/// lines.
+pub fn marked_processes(prefix: &str) -> Vec<(u32, String)> {
+    let wanted = format!("DROVER_ATTEMPT={prefix}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if environ.split(|&b| b == 0).any(|e| e.starts_with(wanted.as_bytes())) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// Whether process `pid` is gone (or a zombie: it ran its last instruction).
+pub fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `pid (comm) S …`: the state follows the last `)`.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// After a driver was killed: SIGKILLs what its target commands left running (every live process
+/// marked with an attempt of run `run`), as a crash of the whole machine would, and waits until
+/// they are gone, so the lab is not changed behind the next driver's or the operator's back.
+/// Returns how many there were.
+pub fn kill_leftovers(run: &str) -> usize {
+    let left = marked_processes(&format!("{run}/"));
+    for (pid, _) in &left {
+        // One already gone by now makes `kill` fail: nothing to do then.
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let waiting = Instant::now();
+    while !left.iter().all(|(pid, _)| dead(*pid)) {
+        assert!(waiting.elapsed() < STUCK, "leftover processes survive SIGKILL: {left:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    left.len()
+}

@@ -188,6 +188,50 @@ impl LabRun {
         assert!(states.contains("BizTalkMgmtDb|ONLINE") && states.contains("SSODB|ONLINE"), "{states}");
     }
 
+    /// A lab prepared by `workflows/dr-site-preparation.toml` (production still running), with the
+    /// failover's plugins installed, `workflows/dr-failover.toml` as its workflow and the master
+    /// secret backup's password ([`SSO_BACKUP_PASSWORD`]) for its SSO step (issue 18).
+    pub fn prepared_for_failover() -> LabRun {
+        let lab = LabRun::new("dr-site-preparation.toml", &[]);
+        let out = lab.run(&[]);
+        assert!(out.status.success(), "DR site preparation: {}{}", crate::stdout(&out), stderr(&out));
+        lab.into_failover()
+    }
+
+    /// This lab with the failover's plugins installed, `workflows/dr-failover.toml` as its
+    /// workflow and the master secret backup's password ([`SSO_BACKUP_PASSWORD`]).
+    pub fn into_failover(mut self) -> LabRun {
+        self.sandbox.install(&wasm::LOGSHIPPING);
+        self.sandbox.install(&wasm::FAILOVER_DBREFS);
+        self.sandbox.install(&wasm::FAILOVER_PROCESSING);
+        self.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
+        let (name, value) = SSO_BACKUP_PASSWORD;
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The lab's state file as it is now, to start another lab from with [`LabRun::set_state`].
+    pub fn state_file(&self) -> Vec<u8> {
+        std::fs::read(&self.state).expect("the lab's state file")
+    }
+
+    /// Replaces the lab's state with `file` ([`LabRun::state_file`] of another lab, such as one
+    /// that `dr-site-preparation` prepared): runs start from there without running what led there
+    /// again. Call it while nothing runs against the lab.
+    pub fn set_state(&self, file: &[u8]) {
+        std::fs::write(&self.state, file).expect("write the lab's state file");
+    }
+
+    /// `drover-lab disaster` with the lab's clock at `at` (RFC 3339): production is gone.
+    pub fn disaster(&self, at: &str) {
+        let out = Command::new(lab_bin())
+            .args(["disaster", "--state", &self.state])
+            .env("DROVER_LAB_NOW", at)
+            .output()
+            .expect("run drover-lab disaster");
+        assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
+    }
+
     /// The step instances of the newest run whose attempt reported a change.
     pub fn changed_steps(&self) -> Vec<String> {
         let run = self.sandbox.last_run();
@@ -270,6 +314,23 @@ impl LabGroup {
     }
 }
 
+/// Every run of `UpdateDatabase.vbs` that reached the group's database, in order, each with the
+/// server it ran on and how many locations it changed (`server`, `changed`), from a lab state
+/// (issue 18: it must run once per group).
+pub fn update_database_runs(state: &Value) -> Vec<Value> {
+    state["group"]["activation"]["update-database-runs"].as_array().cloned().unwrap_or_default()
+}
+
+/// How many times the SQL Server Agent job `job` of the DR SQL instance `server` ran, from a lab
+/// state: its job outcomes (history rows of step 0), such as Restore To Mark's (issue 18: an
+/// irreversible job that must run once).
+pub fn job_runs(state: &Value, server: &str, job: &str) -> usize {
+    let jobs = state["log-shipping"]["destinations"][server]["jobs"].as_array();
+    let job = jobs.and_then(|jobs| jobs.iter().find(|j| j["name"] == job));
+    let history = job.and_then(|j| j["history"].as_array());
+    history.map_or(0, |rows| rows.iter().filter(|r| r["step-id"] == 0).count())
+}
+
 /// `(name, disabled)` of every receive location the lab's group holds (`MSBTS_ReceiveLocation`),
 /// in the lab's order (issue 18, P3).
 pub fn receive_locations(state: &Value) -> Vec<(String, bool)> {
@@ -306,6 +367,11 @@ pub const SECRETS: [(&str, &str); 6] = [
     ("DROVER_SECRET_BTS_HOST_PROCESSINGHOST", BTS_HOST_PASSWORD),
     ("DROVER_SECRET_BTS_HOST_BIZTALKSERVERISOLATEDHOST", ISOLATED_HOST_PASSWORD),
 ];
+
+/// The secret `sso-secret-backup-password` of `workflows/dr-failover.toml`: environment variable
+/// and the lab's backup password (`drover_lab::activation::SECRET_BACKUP_PASSWORD`).
+pub const SSO_BACKUP_PASSWORD: (&str, &str) =
+    ("DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD", "Contoso-SSO-Backup-2020!");
 
 /// The password of `CONTOSO\svc-bts`, the in-process hosts' account, in [`SECRETS`].
 pub const BTS_HOST_PASSWORD: &str = "Bts-Pa55-4-DR";

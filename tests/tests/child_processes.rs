@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use drover_tests::kill::{dead, marked_processes};
 use drover_tests::lab::{LabRun, SECRETS};
 use drover_tests::{Sandbox, stderr, stdout, wasm};
 use serde_json::Value;
@@ -47,30 +48,6 @@ fn written_by_drover(sandbox: &Sandbox, run: &str) -> Vec<(String, String)> {
     }
     assert!(files > 0, "the journal {} was searched", db.display());
     seen
-}
-
-/// The live processes whose environment holds `DROVER_ATTEMPT=<prefix>…`.
-fn marked_processes(prefix: &str) -> Vec<(u32, String)> {
-    let wanted = format!("DROVER_ATTEMPT={prefix}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if environ.split(|&b| b == 0).any(|e| e.starts_with(wanted.as_bytes())) {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
-        }
-    }
-    found
-}
-
-/// Whether process `pid` is gone (or a zombie: it ran its last instruction).
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // `pid (comm) S …`: the state follows the last `)`.
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 #[test]

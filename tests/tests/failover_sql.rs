@@ -92,12 +92,7 @@ fn failed_over_lab(faults: &[&[&str]]) -> LabRun {
     for fault in faults {
         lab.fault(fault);
     }
-    let out = Command::new(lab_bin())
-        .args(["disaster", "--state", &lab.state])
-        .env("DROVER_LAB_NOW", FAILED_AT)
-        .output()
-        .expect("run drover-lab disaster");
-    assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
+    lab.disaster(FAILED_AT);
     lab
 }
 
