@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Fault, Lab, Site, password_sha256};
+use crate::state::{Fault, Group, Lab, Site, password_sha256};
 
 /// The password of the master secret's backup in the fresh lab (the lab's own; the backup file is
 /// `crate::init::SECRET_BACKUP` on PRDSSO01).
@@ -142,9 +142,34 @@ impl Lab {
         dead_production || self.server_down(server)
     }
 
-    /// Whether `server` holds the master secret.
+    /// Whether `server` holds the master secret. A server's registry holds it, whichever copy of
+    /// the SSO database it restored it for, so the holders are kept on production's record only.
     pub fn holds_secret(&self, server: &str) -> bool {
         self.group.activation.secret_holders.iter().any(|s| s.eq_ignore_ascii_case(server))
+    }
+
+    /// The group's record a connection to the SQL Server `sql` reads: the copy Restore To Mark
+    /// recovered there (a DR SQL Server after the failover or a drill), else production's.
+    pub fn group_on(&self, sql: &str) -> &Group {
+        let recovered = self.destination_name(sql).and_then(|d| self.log_shipping.destinations.get(&d));
+        recovered.and_then(|d| d.group.as_deref()).unwrap_or(&self.group)
+    }
+
+    /// [`Lab::group_on`], to change.
+    pub fn group_on_mut(&mut self, sql: &str) -> &mut Group {
+        let name = self.destination_name(sql);
+        let destination = name.and_then(|d| self.log_shipping.destinations.get_mut(&d));
+        match destination.and_then(|d| d.group.as_deref_mut()) {
+            Some(recovered) => recovered,
+            None => &mut self.group,
+        }
+    }
+
+    /// Every copy of the group's record, production's first: what is a server's own (a service's
+    /// state) reads the same in each.
+    pub fn groups_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+        let recovered = self.log_shipping.destinations.values_mut().filter_map(|d| d.group.as_deref_mut());
+        std::iter::once(&mut self.group).chain(recovered)
     }
 }
 

@@ -121,6 +121,12 @@ pub struct Destination {
     /// The next `sysjobhistory.instance_id`.
     #[serde(default)]
     pub next_history_id: u64,
+    /// The BizTalk group's record as Restore To Mark recovered it here: a copy of production's
+    /// at the mark, which the DR site's scripts and WMI calls then change (through
+    /// [`Lab::group_on`]); dropped with the databases by `sp_LogShippingClean`. Production's own
+    /// record stays [`Lab::group`], so a drill leaves it untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Box<crate::state::Group>>,
 }
 
 /// A SQL Server Agent and its jobs.
@@ -240,6 +246,7 @@ pub fn fresh(source: &str, destinations: &[&str]) -> LogShipping {
             .map(|name| AgentJob { name: name.into(), enabled: true, history: Vec::new() })
             .to_vec(),
         next_history_id: 1,
+        group: None,
     };
     let source_agent = Agent {
         jobs: SOURCE_JOBS
@@ -457,19 +464,16 @@ pub fn clean(lab: &mut Lab, server: &str, source_id: &str) -> bool {
     destination.databases.clear();
     destination.last_restored = None;
     destination.recovered_mark = None;
+    destination.group = None;
     sync_databases(lab, server);
     true
 }
 
-/// Keeps the instance's database list ([`crate::state::SqlInstance::databases`]) equal to what
-/// log shipping restored there.
+/// Keeps a destination's database list ([`crate::state::SqlInstance::databases`]) equal to what
+/// log shipping restored there; the source's are its own.
 fn sync_databases(lab: &mut Lab, server: &str) {
-    let names: Vec<String> = lab
-        .log_shipping
-        .destinations
-        .get(server)
-        .map(|d| d.databases.keys().cloned().collect())
-        .unwrap_or_default();
+    let Some(destination) = lab.log_shipping.destinations.get(server) else { return };
+    let names: Vec<String> = destination.databases.keys().cloned().collect();
     if let Some(sql) = lab.servers.get_mut(server).and_then(|s| s.sql.as_mut()) {
         sql.databases = names;
     }
@@ -700,9 +704,11 @@ fn restore_to_mark(lab: &mut Lab, server: &str) -> StepResult {
         return Err(NOTHING_TO_ROLL_FORWARD.to_owned());
     };
     restore_chain(lab, server, target.id)?;
+    let recovered = Box::new(lab.group.clone());
     let Some(destination) = lab.log_shipping.destinations.get_mut(server) else { return Ok(()) };
     destination.last_restored = Some(target.id);
     destination.recovered_mark = Some(target.mark);
+    destination.group = Some(recovered);
     for state in destination.databases.values_mut() {
         *state = DbState::Online;
     }
@@ -873,8 +879,15 @@ mod tests {
     fn clean_and_a_forced_full_backup_reseed_the_destination() {
         let mut lab = fresh_lab();
         run_job(&mut lab, "DRSQL01", RESTORE_TO_MARK, Invoker::User("CONTOSO\\drover"), now());
+        // A drill: production's record stays as it is, the recovered copy is DR's to change.
+        let production = lab.group.clone();
+        assert_eq!(dr(&lab).group.as_deref(), Some(&production), "a copy at the mark");
+        lab.group_on_mut("drsql01").mgmt_server = "DRSQL01".into();
+        assert_eq!((lab.group_on("PRDSQL01"), &lab.group), (&production, &production));
+        assert_eq!(lab.group_on("DRSQL01").mgmt_server, "DRSQL01");
         assert!(!clean(&mut lab, "DRSQL01", "ELSEWHERE"));
         assert!(clean(&mut lab, "DRSQL01", "prdsql01"));
+        assert_eq!((dr(&lab).group.as_ref(), lab.group_on("DRSQL01")), (None, &production), "dropped");
         assert_eq!(lab.database_state("DRSQL01", "SSODB"), None);
         assert_eq!(lab.servers["DRSQL01"].sql.as_ref().map(|s| s.databases.len()), Some(0));
         force_full_backup(&mut lab);
@@ -885,6 +898,8 @@ mod tests {
             "the new full set, its log waits"
         );
         assert_eq!(lab.database_state("DRSQL01", "SSODB"), Some(DbState::Restoring));
+        let source = lab.servers["PRDSQL01"].sql.as_ref().map(|s| s.databases.len());
+        assert_eq!(source, Some(5), "the source's backup job keeps its databases");
     }
 
     #[test]

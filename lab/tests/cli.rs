@@ -568,7 +568,10 @@ mod failover_biztalk_side {
         );
         // A second UpdateDatabase.vbs changes nothing.
         ok(&lab.on("DRBTS01", &[CSCRIPT_64, "//nologo", &update_database, &xml]));
-        let runs = StateFile::new(&lab.state).read().expect("state").group.activation.update_database_runs;
+        let state = StateFile::new(&lab.state).read().expect("state");
+        let recovered = state.log_shipping.destinations["DRSQL01"].group.as_deref().expect("recovered");
+        let runs = recovered.activation.update_database_runs.clone();
+        assert!(state.group.activation.update_database_runs.is_empty(), "production's record untouched");
         assert_eq!(runs.iter().map(|r| r.changed).collect::<Vec<_>>(), [5, 0]);
 
         // F8: DRSSO01 pointed at the DR SSO database, promoted, restarted, the secret restored.

@@ -276,7 +276,7 @@ pub struct LabHostInstance {
 }
 
 impl LabGroup {
-    /// Reads the group out of a lab state.
+    /// Reads the group out of a lab state: [`current_group`]'s record.
     pub fn of(state: &Value) -> LabGroup {
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
@@ -284,7 +284,7 @@ impl LabGroup {
                 .unwrap_or_default()
         };
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let group = &state["group"];
+        let group = current_group(state);
         let host_instances = group["host-instances"]
             .as_array()
             .map(|rows| {
@@ -318,7 +318,7 @@ impl LabGroup {
 /// server it ran on and how many locations it changed (`server`, `changed`), from a lab state
 /// (issue 18: it must run once per group).
 pub fn update_database_runs(state: &Value) -> Vec<Value> {
-    state["group"]["activation"]["update-database-runs"].as_array().cloned().unwrap_or_default()
+    current_group(state)["activation"]["update-database-runs"].as_array().cloned().unwrap_or_default()
 }
 
 /// How many times the SQL Server Agent job `job` of the DR SQL instance `server` ran, from a lab
@@ -331,10 +331,19 @@ pub fn job_runs(state: &Value, server: &str, job: &str) -> usize {
     history.map_or(0, |rows| rows.iter().filter(|r| r["step-id"] == 0).count())
 }
 
+/// The group's record the DR site works on in a lab state: the copy Restore To Mark recovered on
+/// a DR SQL Server (`log-shipping.destinations.<server>.group`, after a failover and during a
+/// drill) when there is one, else production's (`group`), which a drill leaves untouched.
+pub fn current_group(state: &Value) -> &Value {
+    let destinations = state["log-shipping"]["destinations"].as_object();
+    let recovered = destinations.and_then(|d| d.values().find(|d| d["group"].is_object()));
+    recovered.map_or(&state["group"], |d| &d["group"])
+}
+
 /// `(name, disabled)` of every receive location the lab's group holds (`MSBTS_ReceiveLocation`),
 /// in the lab's order (issue 18, P3).
 pub fn receive_locations(state: &Value) -> Vec<(String, bool)> {
-    state["group"]["activation"]["receive-locations"]
+    current_group(state)["activation"]["receive-locations"]
         .as_array()
         .expect("receive locations in the lab's state")
         .iter()

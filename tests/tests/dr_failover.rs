@@ -14,7 +14,7 @@
 
 use std::process::{Command, Output};
 
-use drover_tests::lab::{LabRun, receive_locations};
+use drover_tests::lab::{self, LabRun, receive_locations};
 use drover_tests::{lab_bin, stderr, stdout, wasm, workspace_root};
 use serde_json::Value;
 
@@ -62,12 +62,24 @@ fn failure_param() -> String {
 /// code 4), the gate must be the one waiting in `drover status`, then it is approved and the run
 /// resumed. Returns the run's id and its last output.
 fn run_through_gates(lab: &LabRun) -> (String, Output) {
-    let mut out = lab.run(&[&failure_param()]);
+    run_through(lab, &[&failure_param()], &GATES, |_| {})
+}
+
+/// [`run_through_gates`] with `params` and `gates`, calling `at_gate` with each gate's name
+/// while it waits.
+fn run_through(
+    lab: &LabRun,
+    params: &[&str],
+    gates: &[&str],
+    mut at_gate: impl FnMut(&str),
+) -> (String, Output) {
+    let mut out = lab.run(params);
     let run = lab.sandbox.last_run();
-    for gate in GATES {
+    for &gate in gates {
         assert_eq!(out.status.code(), Some(4), "waits at {gate}: {}{}", stdout(&out), stderr(&out));
         let waiting = lab.last_instance(gate);
         assert_eq!(waiting["state"], "waiting", "{waiting:#}");
+        at_gate(gate);
         let approved =
             lab.drover(&["approve", &run, gate, "--comment", &format!("bridge call: {gate}")]).output();
         let approved = approved.expect("drover approve");
@@ -124,7 +136,10 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     assert_eq!(dest["recovered-mark"], NEWEST_MARK, "{dest:#}");
     let dbs = dest["databases"].as_object().expect("DRSQL01's databases");
     assert!(dbs.values().all(|s| s == "ONLINE"), "{dbs:?}");
-    let group = &state["group"];
+    // The DR site works on the copy Restore To Mark recovered; production's record is as the
+    // disaster left it.
+    let group = lab::current_group(&state);
+    assert_eq!(state["group"]["mgmt-server"], "PRDSQL01");
     assert_eq!(group["mgmt-server"], "DRSQL01");
     assert_eq!(group["sso-server"], "DRSQL01");
     for db in ["messagebox", "tracking", "rule-engine"] {
@@ -136,7 +151,8 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     }
     assert_eq!(group["master-secret-server"], "DRSSO01");
     assert_eq!(group["activation"]["sso-server-name"], "DRSSO01");
-    assert!(group["activation"]["secret-holders"].to_string().contains("DRSSO01"));
+    // Holding the secret is DRSSO01's registry's, kept on production's record.
+    assert!(state["group"]["activation"]["secret-holders"].to_string().contains("DRSSO01"));
     let runs = &group["activation"]["update-database-runs"];
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     // Nothing BizTalk runs at DR: the host and rule engine services stay disabled and stopped.
@@ -233,20 +249,36 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     assert_eq!(after["servers"], before["servers"], "the second run changed a DR server");
 }
 
-/// Production still answers (no disaster): the measure step says so before the declare gate, and
-/// an operator who refuses a split brain cancels the run there; nothing at either site changed,
-/// and the report records the refusal with who and why.
+/// Production still answers (no disaster): a failover is refused as a split brain before the
+/// declare gate, naming what to do; once the operator says production was quiesced by hand, the
+/// declare gate asks, showing the measurement, and an operator who cancels there changes nothing
+/// at either site; the report records the refusal with who and why.
 #[test]
-fn with_production_alive_the_declare_gate_shows_it_and_refusing_there_changes_nothing() {
+fn with_production_alive_a_failover_is_refused_as_a_split_brain_unless_quiesced() {
     let lab = prepared_lab();
     let before = lab.state();
 
     let out = lab.run(&[&failure_param()]);
+    assert!(!out.status.success(), "refused: {}{}", stdout(&out), stderr(&out));
+    let measure = lab.last_instance("measure");
+    let why = measure["why"].as_str().unwrap_or_default();
+    assert_eq!(measure["state"], "failed", "{measure:#}");
+    assert!(why.contains("production's PRDSQL01 still answers") && why.contains("split brain"), "{why}");
+    assert!(why.contains("source-quiesced=true"), "{why}");
+    assert!(lab.last_instances().iter().all(|i| i["key"] != "declare" || i["state"] == "skipped"));
+    assert_eq!(lab.state(), before, "a refused failover changed the lab");
+
+    let out = lab.run(&[&failure_param(), "source-quiesced=true"]);
     assert_eq!(out.status.code(), Some(4), "waits at the declare gate: {}{}", stdout(&out), stderr(&out));
     let run = lab.sandbox.last_run();
-    assert_eq!(lab.last_instance("declare")["state"], "waiting");
-    let measure = lab.last_instance("measure");
-    assert_eq!(measure["output"]["production_alive"], true, "{measure:#}");
+    let declare = lab.last_instance("declare");
+    assert_eq!(declare["state"], "waiting");
+    let asked = declare["why"].as_str().unwrap_or_default();
+    assert!(asked.contains("Declare the disaster and fail over to the DR site?"), "{asked}");
+    assert!(
+        asked.contains("Recovery point: log set") && asked.contains("Production's PRDSQL01 answers"),
+        "{asked}"
+    );
 
     let comment = "production answers: no split brain";
     let out = lab.drover(&["cancel", &run, "--comment", comment]).output().expect("drover cancel");
@@ -261,4 +293,183 @@ fn with_production_alive_the_declare_gate_shows_it_and_refusing_there_changes_no
         "{gate:#}"
     );
     assert_eq!(gate["comment"], comment, "{gate:#}");
+}
+
+/// What a drill may leave different in the lab: the history it records (backup sets and the
+/// destinations' view of them, SQL Server Agent job history), the files the scripts read
+/// (`SampleUpdateInfo.xml`, the secret-server file), which stay where they were written as on a
+/// real server, and DRSSO01 among the servers holding the master secret: it restored production's
+/// secret (whose backup and password preparation staged there anyway), and Enterprise SSO has no
+/// command to forget it. Everything else must be as before.
+fn less_history(state: &Value) -> Value {
+    let mut state = state.clone();
+    let holders = &mut state["group"]["activation"]["secret-holders"];
+    holders.as_array_mut().expect("secret holders").retain(|s| s != "DRSSO01");
+    let shipping = &mut state["log-shipping"];
+    for key in ["history", "force-full"] {
+        shipping.as_object_mut().expect("log shipping").remove(key);
+    }
+    let strip = |agent: &mut Value| {
+        let agent = agent.as_object_mut().expect("an agent");
+        for key in ["next-history-id", "imported", "last-restored"] {
+            agent.remove(key);
+        }
+        for job in agent.get_mut("jobs").and_then(Value::as_array_mut).into_iter().flatten() {
+            job.as_object_mut().expect("a job").remove("history");
+        }
+    };
+    strip(&mut shipping["source-agent"]);
+    shipping["destinations"].as_object_mut().expect("destinations").values_mut().for_each(strip);
+    for server in state["servers"].as_object_mut().expect("servers").values_mut() {
+        if let Some(files) = server["files"].as_object_mut() {
+            files.retain(|path, _| {
+                !path.ends_with("sampleupdateinfo.xml") && !path.ends_with("secret-server.xml")
+            });
+        }
+    }
+    state
+}
+
+/// Every leaf of `value` by its path (`servers.DRSQL01.sql.databases[0]`).
+fn flatten(value: &Value) -> std::collections::BTreeMap<String, Value> {
+    fn walk(path: String, value: &Value, out: &mut std::collections::BTreeMap<String, Value>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| walk(format!("{path}.{k}"), v, out)),
+            Value::Array(items) => {
+                items.iter().enumerate().for_each(|(n, v)| walk(format!("{path}[{n}]"), v, out))
+            }
+            leaf => {
+                out.insert(path, leaf.clone());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(String::new(), value, &mut out);
+    out
+}
+
+/// Production's record of the group, less what is not the record's but a server's: the state of
+/// each host instance's service (the drill starts the DR ones; every copy shows the service as it
+/// is) and which servers hold the master secret (DRSSO01's registry, once it restored it).
+fn production_record(state: &Value) -> Value {
+    let mut group = state["group"].clone();
+    group["activation"].as_object_mut().expect("activation").remove("secret-holders");
+    for i in group["host-instances"].as_array_mut().expect("host instances") {
+        i.as_object_mut().expect("a host instance").remove("service-state");
+    }
+    group
+}
+
+/// A drill on a prepared lab, production running: the same activation on the DR SQL Server's
+/// recovered copy of the group (four gates, the declare gate stating the drill's cost), production
+/// never touched; then the clean-up prepares the DR site again, and once the next backups re-seed
+/// DRSQL01 the lab is what it was, less the recorded history.
+#[test]
+fn a_drill_rehearses_the_failover_on_the_dr_copy_then_leaves_the_lab_as_it_was() {
+    let lab = prepared_lab();
+    let before = lab.state();
+    let gates = ["declare", "point-of-no-return", "start-processing", "drill-end"];
+    let (run, out) = run_through(&lab, &["mode=drill", &failure_param()], &gates, |gate| match gate {
+        "declare" => {
+            let asked = lab.last_instance("declare")["why"].as_str().unwrap_or_default().to_owned();
+            assert!(asked.contains("Start the drill"), "{asked}");
+            assert!(
+                asked.contains("Drill cost:") && asked.contains("a window without DR protection"),
+                "{asked}"
+            );
+        }
+        "drill-end" => {
+            // Activated at DR, on the copy: production's record and servers are as they were.
+            let state = lab.state();
+            let copy = lab::current_group(&state);
+            assert_eq!(
+                (copy["mgmt-server"].as_str(), copy["sso-server"].as_str()),
+                (Some("DRSQL01"), Some("DRSQL01"))
+            );
+            assert_eq!(copy["master-secret-server"], "DRSSO01");
+            assert_eq!(
+                production_record(&state),
+                production_record(&before),
+                "production's record changed during the drill"
+            );
+            for (name, server) in before["servers"].as_object().expect("servers") {
+                if server["site"] == "prod" {
+                    assert_eq!(&state["servers"][name], server, "{name} changed during the drill");
+                }
+            }
+            assert!(
+                receive_locations(&state).iter().all(|(_, disabled)| *disabled),
+                "kept disabled in a drill"
+            );
+            let dr = lab.group();
+            let at_dr: Vec<_> = dr
+                .host_instances
+                .iter()
+                .filter(|i| DR_RUNTIME.contains(&i.server.as_str()) && i.host != "BizTalkServerIsolatedHost")
+                .collect();
+            assert!(
+                !at_dr.is_empty() && at_dr.iter().all(|i| i.service_state == "running" && !i.is_disabled),
+                "{dr:?}"
+            );
+            for server in DR_RUNTIME {
+                assert_eq!(reg(&state, server, BTS_KEY, "MgmtDBServer"), "DRSQL01", "{server}");
+            }
+        }
+        _ => {}
+    });
+    assert!(out.status.success(), "the drill ends: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(lab.last_instance("enable-processing[DRBTS01]")["state"], "skipped");
+    let clean = lab.last_instance("drill-clean");
+    assert_eq!(clean["output"]["full_backup_forced"], true, "{clean:#}");
+    assert_eq!(
+        clean["output"]["instances"][0]["deleted_jobs"].as_array().map(Vec::len),
+        Some(12),
+        "{clean:#}"
+    );
+    let state = lab.state();
+    assert!(state["log-shipping"]["destinations"]["DRSQL01"]["group"].is_null(), "the copy is dropped");
+    assert_eq!(state["log-shipping"]["force-full"], true, "sp_ForceFullBackup at the source");
+
+    // Time passes: the source's next backup is a full set, which DRSQL01 restores.
+    let out = Command::new(lab_bin())
+        .args(["backup", "--state", &lab.state])
+        .env("DROVER_LAB_NOW", "2026-11-22T10:30:01Z")
+        .output()
+        .expect("run drover-lab backup");
+    assert!(out.status.success(), "drover-lab backup: {}", stderr(&out));
+    let after = lab.state();
+    let dbs = after["log-shipping"]["destinations"]["DRSQL01"]["databases"].as_object().expect("re-seeded");
+    assert!(dbs.len() == 5 && dbs.values().all(|s| s == "RESTORING"), "{dbs:?}");
+    let (left, right) = (less_history(&before), less_history(&after));
+    let (left, right) = (flatten(&left), flatten(&right));
+    let diff: Vec<String> = left
+        .iter()
+        .filter(|(path, value)| right.get(*path) != Some(value))
+        .map(|(path, value)| {
+            format!(
+                "{path}: before {value}, after {}",
+                right.get(path).map_or("nothing".into(), ToString::to_string)
+            )
+        })
+        .chain(
+            right
+                .iter()
+                .filter(|(path, _)| !left.contains_key(*path))
+                .map(|(path, value)| format!("{path}: before nothing, after {value}")),
+        )
+        .collect();
+    assert!(diff.is_empty(), "the drill left the lab different:\n{}", diff.join("\n"));
+
+    // The report measures the drill: its phases, four approvals and the data-loss window.
+    let report = lab.drover(&["report", &run, "--json"]).output().expect("drover report --json");
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let gates_reported = report["objectives"]["gates"].as_array().map(Vec::len);
+    assert_eq!(gates_reported, Some(4), "{:#}", report["objectives"]);
+    let phases: Vec<&str> = report["objectives"]["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(phases.contains(&"Drill clean-up"), "{phases:?}");
 }

@@ -185,6 +185,10 @@ fn gates(wf: Option<&Workflow>, steps: &[StepReport], events: &[EventRecord], un
             .unwrap_or(prompt);
         let decided =
             mine.clone().rev().find(|e| matches!(e.kind.as_str(), "approved" | "skipped-by-operator"));
+        // A gate the run skipped without asking (its `when` false, a need failed) asked nobody.
+        if waiting.is_none() && decided.is_none() && s.state == "skipped" {
+            continue;
+        }
         let cancelled = (s.state == "cancelled")
             .then(|| events.iter().rev().find(|e| e.kind == "cancel-requested"))
             .flatten();
@@ -216,6 +220,8 @@ fn gates(wf: Option<&Workflow>, steps: &[StepReport], events: &[EventRecord], un
     out
 }
 
+/// The phases the workflow names, in order; one whose every step instance was skipped is left
+/// out (it did not happen), one not reached yet is kept.
 fn phases(
     wf: Option<&Workflow>,
     steps: &[StepReport],
@@ -233,11 +239,17 @@ fn phases(
     }
     names
         .into_iter()
-        .map(|name| {
+        .filter_map(|name| {
             let ids: BTreeSet<&str> =
                 wf.steps.iter().filter(|s| s.phase.as_deref() == Some(name)).map(|s| s.id.as_str()).collect();
             let instances: Vec<&StepReport> =
                 steps.iter().filter(|s| ids.contains(s.step.as_str())).collect();
+            // A phase the run skipped whole (a drill's clean-up in a failover) did not happen.
+            if ids.iter().all(|id| instances.iter().any(|s| s.step == *id))
+                && instances.iter().all(|s| s.state == "skipped")
+            {
+                return None;
+            }
             let mut spans: Vec<(i64, i64)> = Vec::new();
             let mut gates: Vec<(i64, i64)> = Vec::new();
             for s in &instances {
@@ -257,7 +269,7 @@ fn phases(
                 (Some(from), Some(to)) => union_ms(gates.into_iter(), from, to),
                 _ => 0,
             };
-            PhaseReport {
+            Some(PhaseReport {
                 name: name.to_string(),
                 steps: instances.iter().map(|s| s.key.clone()).collect(),
                 started_at,
@@ -265,7 +277,7 @@ fn phases(
                 done,
                 at_gates_ms,
                 states: tally(&instances),
-            }
+            })
         })
         .collect()
 }

@@ -192,7 +192,7 @@ fn update_database(ctx: &mut Ctx<'_>, moves: &Moves) -> Result<(), String> {
             target.name
         ));
     }
-    let group = &mut ctx.lab.group;
+    let group = ctx.lab.group_on_mut(&target.server);
     let mut management = DbLocation::new(&group.mgmt_server, &group.mgmt_db);
     let mut sso = DbLocation::new(&group.sso_server, &group.sso_db);
     let a = &mut group.activation;
@@ -209,11 +209,8 @@ fn update_database(ctx: &mut Ctx<'_>, moves: &Moves) -> Result<(), String> {
     (group.mgmt_server, group.mgmt_db) = (management.server, management.name);
     (group.sso_server, group.sso_db) = (sso.server, sso.name);
     let server = ctx.server.clone();
-    ctx.lab
-        .group
-        .activation
-        .update_database_runs
-        .push(UpdateDatabaseRun { server, changed: u32::try_from(changed).unwrap_or(u32::MAX) });
+    let changed = u32::try_from(changed).unwrap_or(u32::MAX);
+    group.activation.update_database_runs.push(UpdateDatabaseRun { server, changed });
     Ok(())
 }
 

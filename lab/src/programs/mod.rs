@@ -136,6 +136,17 @@ impl Ctx<'_> {
         self.lab.servers.get(&self.server).expect("the dispatcher checked that the server exists")
     }
 
+    /// The group's record BizTalk's WMI provider reads on this server: the one in the management
+    /// database its registry names (`MgmtDBServer`), production's or a recovered copy
+    /// ([`crate::state::Lab::group_on`]).
+    pub fn wmi_group(&self) -> &crate::state::Group {
+        let mgmt = match self.this().reg_value(crate::init::ADMIN_KEY, "MgmtDBServer") {
+            Some(crate::state::RegValue::Sz(s)) => s.as_str(),
+            _ => "",
+        };
+        self.lab.group_on(mgmt)
+    }
+
     /// The server the program runs on, to change.
     pub fn this_mut(&mut self) -> &mut Server {
         self.lab.servers.get_mut(&self.server).expect("the dispatcher checked that the server exists")

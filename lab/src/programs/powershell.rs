@@ -167,13 +167,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
             Some(Output::stderr(1, format!("Get-CimInstance : {ANONYMOUS_LOGIN_FAILED}\n")))
         }
         SERVERS_SCRIPT => {
-            let rows: Vec<_> = ctx.lab.group.members.iter().map(|name| BtsServer { name }).collect();
+            let rows: Vec<_> = ctx.wmi_group().members.iter().map(|name| BtsServer { name }).collect();
             Some(json(&rows))
         }
         HOSTS_SCRIPT => {
             let rows: Vec<_> = ctx
-                .lab
-                .group
+                .wmi_group()
                 .hosts
                 .iter()
                 .map(|h| HostSetting { name: &h.name, host_type: h.host_type })
@@ -181,13 +180,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
             Some(json(&rows))
         }
         HOST_INSTANCES_SCRIPT => {
-            let rows: Vec<_> = ctx
-                .lab
-                .group
+            let group = ctx.wmi_group();
+            let rows: Vec<_> = group
                 .host_instances
                 .iter()
                 .map(|i| {
-                    let host_type = host_type_of(&ctx.lab.group.hosts, &i.host);
+                    let host_type = host_type_of(&group.hosts, &i.host);
                     HostInstanceRow {
                         name: &i.name,
                         host_name: &i.host,

@@ -191,13 +191,14 @@ fn start(ctx: &mut Ctx<'_>, name: &str) -> Output {
     Output::ok(status_block(&name, ServiceState::StartPending))
 }
 
-/// Sets a service's state, and the `ServiceState` of the host instance it runs.
+/// Sets a service's state, and the `ServiceState` of the host instance it runs in every copy of
+/// the group's record.
 pub fn set_state(ctx: &mut Ctx<'_>, name: &str, state: ServiceState) {
     if let Some(service) = ctx.this_mut().service_mut(name) {
         service.state = state;
     }
     let server = ctx.server.clone();
-    for instance in &mut ctx.lab.group.host_instances {
+    for instance in ctx.lab.groups_mut().flat_map(|g| g.host_instances.iter_mut()) {
         if instance.server.eq_ignore_ascii_case(&server)
             && HostInstance::service_name(&instance.host).eq_ignore_ascii_case(name)
         {

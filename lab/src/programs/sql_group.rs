@@ -34,7 +34,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
     };
     Some(match state {
         Some(DbState::Online) => {
-            let a = &lab.group.activation;
+            let a = &lab.group_on(&server).activation;
             Output::ok(format!(
                 "{}|{}|{}|{}\r\n",
                 a.messagebox.server, a.messagebox.name, a.tracking.server, a.tracking.name

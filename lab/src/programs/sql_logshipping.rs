@@ -35,6 +35,8 @@ const START_JOB_AT: (&str, &str) = ("EXEC msdb.dbo.sp_start_job @job_name = ", "
 const STOP_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_stop_job @job_name = ", "");
 /// `sp_update_job @job_name = N'<job>', @enabled = 0|1`.
 const UPDATE_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_update_job @job_name = ", ", @enabled = ");
+/// `sp_delete_job @job_name = N'<job>'`.
+const DELETE_JOB: (&str, &str) = ("EXEC msdb.dbo.sp_delete_job @job_name = ", "");
 /// The newest ten history rows of a job.
 const JOB_HISTORY: (&str, &str) = (
     "SET NOCOUNT ON; SELECT TOP 10 h.instance_id, h.step_id, h.run_status, h.run_date, h.run_time, h.message FROM msdb.dbo.sysjobhistory h JOIN msdb.dbo.sysjobs j ON j.job_id = h.job_id WHERE j.name = ",
@@ -70,6 +72,7 @@ enum Request {
     StartJob(String, Option<String>),
     StopJob(String),
     UpdateJob(String, bool),
+    DeleteJob(String),
     JobHistory(String),
     Clean(String),
 }
@@ -113,6 +116,8 @@ impl Request {
                         "1" => Request::UpdateJob(job, true),
                         _ => return None,
                     }
+                } else if let Some((job, "")) = between(query, DELETE_JOB) {
+                    Request::DeleteJob(job)
                 } else if let Some((job, "")) = between(query, JOB_HISTORY) {
                     Request::JobHistory(job)
                 } else if let Some((source, "")) = between(query, CLEAN) {
@@ -220,7 +225,10 @@ impl Request {
                         .collect::<String>(),
                 )
             }
-            Request::StartJob(job, _) | Request::UpdateJob(job, _) | Request::StopJob(job)
+            Request::StartJob(job, _)
+            | Request::UpdateJob(job, _)
+            | Request::StopJob(job)
+            | Request::DeleteJob(job)
                 if !logshipping::agent_jobs(lab, server)
                     .is_some_and(|jobs| jobs.iter().any(|j| j.name.eq_ignore_ascii_case(&job))) =>
             {
@@ -258,6 +266,12 @@ impl Request {
                     && let Some(j) = jobs.iter_mut().find(|j| j.name.eq_ignore_ascii_case(&job))
                 {
                     j.enabled = enabled;
+                }
+                Output::ok("")
+            }
+            Request::DeleteJob(job) => {
+                if let Some((jobs, _)) = logshipping::agent_mut(lab, server) {
+                    jobs.retain(|j| !j.name.eq_ignore_ascii_case(&job));
                 }
                 Output::ok("")
             }
@@ -381,7 +395,9 @@ mod tests {
         ] {
             assert!(PLUGIN.contains(&format!("\"{query}\"")), "{query}");
         }
-        for (prefix, suffix) in [START_JOB, START_JOB_AT, STOP_JOB, UPDATE_JOB, JOB_HISTORY, CLEAN] {
+        for (prefix, suffix) in
+            [START_JOB, START_JOB_AT, STOP_JOB, UPDATE_JOB, DELETE_JOB, JOB_HISTORY, CLEAN]
+        {
             assert!(PLUGIN.contains(prefix) && PLUGIN.contains(suffix), "{prefix}");
         }
         assert!(

@@ -5,8 +5,9 @@
 //! password is the first line of standard input (docs/biztalk.md, "Failover activation", F8).
 //!
 //! Both tools talk to the SSO service of the server they run on, which talks to the SSO database
-//! its registry names (`HKLM\SOFTWARE\Microsoft\ENTSSO\SQL`). The lab keeps one SSO database
-//! record, the group's: the secret server is [`crate::state::Group::master_secret_server`].
+//! its registry names (`HKLM\SOFTWARE\Microsoft\ENTSSO\SQL`): production's record of the group,
+//! or the copy Restore To Mark recovered on a DR SQL Server ([`crate::state::Lab::group_on`]);
+//! the secret server is that record's [`crate::state::Group::master_secret_server`].
 //! [`restore_secret`] is shared with the PowerShell route (`ISSOConfigSS.RestoreSecret`).
 
 use super::configuration::no_sso_server;
@@ -89,7 +90,7 @@ fn connect(ctx: &Ctx<'_>) -> Result<(String, String), String> {
 /// `ssomanage -displaydb`: the database and its global information, by Microsoft's labels.
 fn display_db(ctx: &Ctx<'_>) -> Result<String, String> {
     let (server, db) = connect(ctx)?;
-    let secret = ctx.lab.group.master_secret_server.clone().unwrap_or_default();
+    let secret = ctx.lab.group_on(&server).master_secret_server.clone().unwrap_or_default();
     let domain = &ctx.lab.domain;
     Ok(format!(
         "{USING_THIS_COMPUTER}\r\n\r\nSQL Server: {server}\r\nSingle Sign-On database: {db}\r\n\
@@ -103,7 +104,7 @@ fn display_db(ctx: &Ctx<'_>) -> Result<String, String> {
 /// secret server is kept by the lab; the administrators element is refused away from the master
 /// secret server, as Microsoft warns.
 fn update_db(ctx: &mut Ctx<'_>, file: &str) -> Result<String, String> {
-    connect(ctx)?;
+    let (sql, _) = connect(ctx)?;
     let text = ctx.this().file(file).ok_or_else(|| format!("ERROR: The file {file} does not exist."))?;
     let root = xml::parse(&String::from_utf8_lossy(text))
         .map_err(|e| format!("ERROR: The file {file} is not valid XML: {e}."))?;
@@ -111,8 +112,12 @@ fn update_db(ctx: &mut Ctx<'_>, file: &str) -> Result<String, String> {
     let Some(info) = info else {
         return Err(format!("ERROR: The file {file} has no <sso><globalInfo> element."));
     };
-    let on_master =
-        ctx.lab.group.master_secret_server.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&ctx.server));
+    let on_master = ctx
+        .lab
+        .group_on(&sql)
+        .master_secret_server
+        .as_deref()
+        .is_some_and(|m| m.eq_ignore_ascii_case(&ctx.server));
     if info.child("ssoAdminAccount").is_some() && !on_master {
         return Err("ERROR: The SSO administrator accounts can only be changed on the master secret server."
             .to_owned());
@@ -120,7 +125,7 @@ fn update_db(ctx: &mut Ctx<'_>, file: &str) -> Result<String, String> {
     let secret_server = info.child_text("secretServer");
     if !secret_server.is_empty() {
         let name = ctx.lab.server_name(secret_server).unwrap_or_else(|| secret_server.to_owned());
-        ctx.lab.group.master_secret_server = Some(name);
+        ctx.lab.group_on_mut(&sql).master_secret_server = Some(name);
     }
     Ok(format!("{USING_THIS_COMPUTER}\r\n\r\n{COMPLETED}\r\n"))
 }
@@ -140,9 +145,10 @@ fn set_db(ctx: &mut Ctx<'_>, server: &str, db: &str) -> Result<String, String> {
 /// the master secret server, its SSO service running, the file a backup, and the password the
 /// backup's (checked against the lab's record). The server then holds the secret.
 pub fn restore_secret(ctx: &mut Ctx<'_>, file: &str, password: &str) -> Result<(), String> {
-    connect(ctx)?;
+    let (sql, _) = connect(ctx)?;
+    let group = ctx.lab.group_on(&sql);
     let on_master =
-        ctx.lab.group.master_secret_server.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&ctx.server));
+        group.master_secret_server.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&ctx.server));
     if !on_master {
         return Err(format!("ERROR: {} is not the master secret server.", ctx.server));
     }
@@ -150,7 +156,7 @@ pub fn restore_secret(ctx: &mut Ctx<'_>, file: &str, password: &str) -> Result<(
     if !bytes.starts_with(BACKUP_MAGIC) {
         return Err(format!("ERROR: The file {file} is not a master secret backup."));
     }
-    if password_sha256(password) != ctx.lab.group.activation.secret_backup_password_sha256 {
+    if password_sha256(password) != ctx.lab.group_on(&sql).activation.secret_backup_password_sha256 {
         return Err("ERROR: The password of the backup file is not correct.".to_owned());
     }
     if !ctx.lab.holds_secret(&ctx.server) {

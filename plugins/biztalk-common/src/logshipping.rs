@@ -110,6 +110,11 @@ pub fn update_job(job: &str, enabled: bool) -> String {
     format!("EXEC msdb.dbo.sp_update_job @job_name = {}, @enabled = {}", literal(job), u8::from(enabled))
 }
 
+/// Deletes `job` and its history (`sp_delete_job`); prints nothing.
+pub fn delete_job(job: &str) -> String {
+    format!("EXEC msdb.dbo.sp_delete_job @job_name = {}", literal(job))
+}
+
 /// The newest ten history rows of `job`, newest first: `<instance_id>|<step_id>|<run_status>|
 /// <run_date>|<run_time>|<message>`. Read with [`parse_last_run`].
 pub fn job_history(job: &str) -> String {

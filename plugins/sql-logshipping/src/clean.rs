@@ -2,9 +2,13 @@
 //! DR SQL instances, returns them to log shipping ("Cleaning the Destination Environment"): on
 //! each instance with a recovered (not `RESTORING`) database, Restore Databases disabled, then
 //! `sp_LogShippingClean '<source id>'` (drops the log-shipped databases and forgets the last
-//! restored set); `sp_ForceFullBackup` at the source, so that its next backup is a full set; then
-//! Get Backup History and Restore Databases enabled on every instance, whose next scheduled runs
-//! import and restore that full set: log shipping re-seeds.
+//! restored set), and the source's SQL Server Agent jobs that Restore To Mark recreated there
+//! deleted (`sp_delete_job`: the jobs of the instance that the source also has, less the log
+//! shipping jobs; without their databases they would fail on every schedule, and the next
+//! Restore To Mark creates them again; Microsoft's pages say nothing about them, so this is
+//! Drover's inference, docs/biztalk.md, "Drill mode"); `sp_ForceFullBackup` at the source, so that
+//! its next backup is a full set; then Get Backup History and Restore Databases enabled on every
+//! instance, whose next scheduled runs import and restore that full set: log shipping re-seeds.
 //!
 //! An instance whose databases are all `RESTORING` is shipping logs already and is left alone; one
 //! without databases was cleaned (by an interrupted attempt, say) and only gets the rest. The
@@ -45,6 +49,9 @@ pub struct Cleaned {
     pub dropped: Vec<String>,
     /// The log-shipping jobs enabled again (in `check`: would enable).
     pub enabled: Vec<String>,
+    /// The source's jobs Restore To Mark had recreated here, deleted (in `check`: would delete).
+    #[serde(default)]
+    pub deleted_jobs: Vec<String>,
 }
 
 /// Output.
@@ -81,6 +88,7 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
     let source_id = input.source_id.unwrap_or_else(|| instances.source.clone());
     let mut sql = Sql::default();
     let mut output = Output::default();
+    let source_jobs = jobs::list_all(ctx, &mut sql, instances.via(), &instances.source)?;
     for instance in &instances.destinations {
         let databases = sql.databases(ctx, instance)?;
         let all = jobs::list(ctx, &mut sql, instance)?;
@@ -88,7 +96,12 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
         let restore = jobs::find(&all, instance, logshipping::RESTORE_DATABASES)?;
         let shipping = !databases.is_empty()
             && databases.iter().all(|(_, state)| *state == logshipping::DatabaseState::Restoring);
-        let mut cleaned = Cleaned { instance: instance.clone(), dropped: Vec::new(), enabled: Vec::new() };
+        let mut cleaned = Cleaned {
+            instance: instance.clone(),
+            dropped: Vec::new(),
+            enabled: Vec::new(),
+            deleted_jobs: Vec::new(),
+        };
         if !shipping && !databases.is_empty() {
             cleaned.dropped = databases.iter().map(|(name, _)| name.clone()).collect();
             output.full_backup_forced = true;
@@ -98,6 +111,19 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
             }
         } else if databases.is_empty() {
             output.full_backup_forced = true;
+        }
+        if !shipping {
+            let here = jobs::list_all(ctx, &mut sql, instance, instance)?;
+            let recreated = here.iter().filter(|j| {
+                !all.iter().any(|ls| ls.name == j.name) && source_jobs.iter().any(|s| s.name == j.name)
+            });
+            for job in recreated {
+                if apply {
+                    let delete = logshipping::delete_job(&job.name);
+                    sql.exec(ctx, instance, &delete, &format!("delete {}", job.name))?;
+                }
+                cleaned.deleted_jobs.push(job.name.clone());
+            }
         }
         let restore_enabled = restore.enabled && cleaned.dropped.is_empty();
         for (job, enabled) in [(&history, history.enabled), (&restore, restore_enabled)] {
@@ -124,7 +150,8 @@ fn clean(ctx: &Ctx, input: Input, apply: bool) -> StepResult<Output> {
             }
         }
     }
-    let changed = output.full_backup_forced || output.instances.iter().any(|c| !c.enabled.is_empty());
+    let changed = output.full_backup_forced
+        || output.instances.iter().any(|c| !c.enabled.is_empty() || !c.deleted_jobs.is_empty());
     let verb = if apply { "" } else { "would " };
     let summary = if changed {
         let dropped: Vec<&str> =

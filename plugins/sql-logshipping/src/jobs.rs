@@ -14,6 +14,12 @@ pub fn list(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<Vec<JobState>, S
     sql.read(ctx, instance, instance, logshipping::JOBS, "log-shipping jobs", logshipping::parse_jobs)
 }
 
+/// Every SQL Server Agent job of `instance`, read through `via` (the instance itself, or a DR
+/// server for the source).
+pub fn list_all(ctx: &Ctx, sql: &mut Sql, via: &str, instance: &str) -> Result<Vec<JobState>, StepError> {
+    sql.read(ctx, via, instance, logshipping::ALL_JOBS, "SQL Server Agent jobs", logshipping::parse_jobs)
+}
+
 /// The installed job matching `wanted`'s documented name; a permanent error naming the jobs found
 /// when there is none.
 pub fn find(jobs: &[JobState], instance: &str, wanted: &str) -> Result<JobState, StepError> {

@@ -8,6 +8,13 @@
 //! gate; the plugin cannot see when production failed). When the source still answers, the output
 //! says production is alive and how many log sets it holds beyond what the DR site received.
 //!
+//! With `mode = "failover"` a source that still answers is refused (a split brain: two groups
+//! processing) unless the operator declares it quiesced (`source_quiesced`, F1 done); with
+//! `mode = "drill"` a source that does not answer is refused (production is lost: that is a
+//! failover, not a drill). Either way the refusal comes before the declare gate, so nobody is
+//! asked to approve what must not happen. `briefing` is the text for the declare gate: the
+//! recovery point, the data-loss window, production's state and, in a drill, what the drill costs.
+//!
 //! `check` and `apply` run the same reads and never report a change.
 
 use biztalk_common::logshipping::{self, BackupSet};
@@ -34,6 +41,28 @@ pub struct Input {
     /// declares it; empty or absent: the data-loss window is left unmeasured.
     #[serde(default)]
     pub failure_time: Option<String>,
+    /// What the measurement is for: `measure` (the default: refuses nothing), `failover` or
+    /// `drill`.
+    #[serde(default)]
+    pub mode: Purpose,
+    /// In a failover, the operator declares that the production that still answers was quiesced
+    /// (F1: receive locations disabled, host instances stopped, the BizTalk SQL Agent jobs
+    /// stopped and disabled after a last log backup, ENTSSO stopped).
+    #[serde(default)]
+    pub source_quiesced: bool,
+}
+
+/// What a measurement is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    /// Only measure.
+    #[default]
+    Measure,
+    /// A failover: production is lost, or quiesced by the operator.
+    Failover,
+    /// A drill: production keeps running.
+    Drill,
 }
 
 /// One DR SQL instance's sets.
@@ -89,6 +118,8 @@ pub struct Output {
     /// Log sets the source holds beyond the recovery set (when it answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sets_behind_source: Option<u64>,
+    /// The declare gate's text: recovery point, data-loss window, production, and a drill's cost.
+    pub briefing: String,
 }
 
 impl Plugin for Measure {
@@ -181,6 +212,8 @@ fn measure(ctx: &Ctx, input: Input) -> StepResult<Output> {
     if source.answers {
         summary.push_str(&format!("; production's {} still answers", source.instance));
     }
+    refuse(&input.mode, input.source_quiesced, &source)?;
+    let briefing = briefing(input.mode, &recovery_set, &rpo, &source, sets_behind_source);
     let output = Output {
         instances,
         production_alive: source.answers,
@@ -189,8 +222,67 @@ fn measure(ctx: &Ctx, input: Input) -> StepResult<Output> {
         recovery_set,
         rpo,
         sets_behind_source,
+        briefing,
     };
     Ok(sql.attach(Outcome::unchanged(output, summary)))
+}
+
+/// The split brain a failover must not cause, and a drill that would be a disaster.
+fn refuse(mode: &Purpose, quiesced: bool, source: &SourceOut) -> Result<(), StepError> {
+    let name = &source.instance;
+    match mode {
+        Purpose::Failover if source.answers && !quiesced => Err(StepError::permanent(format!(
+            "production's {name} still answers: failing over now would leave two BizTalk groups \
+             processing the same messages (split brain). Quiesce production first (F1: receive \
+             locations disabled, host instances stopped, a last log backup, the BizTalk SQL Agent \
+             jobs stopped and disabled, ENTSSO stopped) and declare it quiesced (`source_quiesced`, \
+             the dr-failover parameter `source-quiesced=true`), or rehearse with `mode = \"drill\"`"
+        ))),
+        Purpose::Drill if !source.answers => Err(StepError::permanent(format!(
+            "production's {name} does not answer ({}): a drill needs production running; if \
+             production is lost, this is a failover (`mode = \"failover\"`)",
+            source.error.as_deref().unwrap_or("no answer")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The declare gate's text.
+fn briefing(
+    mode: Purpose,
+    recovery_set: &Option<SetOut>,
+    rpo: &Option<Rpo>,
+    source: &SourceOut,
+    behind: Option<u64>,
+) -> String {
+    let point = rpo.as_ref().map_or("unknown", |r| r.recovery_point.as_str());
+    let mut text = match recovery_set {
+        Some(set) => format!("Recovery point: log set {} ({}), marked {point}.", set.id, set.mark),
+        None => "No log set to recover to.".to_owned(),
+    };
+    match rpo.as_ref().and_then(|r| r.failure_time.as_deref()) {
+        Some(failed) => {
+            text.push_str(&format!(" Data loss: everything after {point} up to the failure at {failed}."))
+        }
+        None => text.push_str(" Data-loss window: no failure time given."),
+    }
+    let name = &source.instance;
+    match (source.answers, behind) {
+        (true, Some(n)) => {
+            text.push_str(&format!(" Production's {name} answers, {n} log set(s) ahead of the DR site."))
+        }
+        (true, None) => text.push_str(&format!(" Production's {name} answers.")),
+        (false, _) => text.push_str(&format!(" Production's {name} does not answer.")),
+    }
+    if mode == Purpose::Drill {
+        text.push_str(&format!(
+            " Drill cost: Restore To Mark ends log shipping to the DR SQL Server; the clean-up drops \
+             its databases and forces a full backup at {name}, and until that full set is restored \
+             there (the next Backup BizTalk Server run, then Get Backup History and Restore \
+             Databases) the DR site holds nothing newer than {point}: a window without DR protection."
+        ));
+    }
+    text
 }
 
 fn source(ctx: &Ctx, sql: &mut Sql, instances: &Instances) -> Result<SourceOut, StepError> {

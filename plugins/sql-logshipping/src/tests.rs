@@ -132,6 +132,55 @@ fn measure_says_when_production_is_alive_and_refuses_a_time_without_a_zone() {
 }
 
 #[test]
+fn a_failover_refuses_a_live_production_unless_quiesced_and_a_drill_states_its_cost() {
+    let call = |extra: Value| {
+        let host = host();
+        sets(&host, SET_4, SET_5);
+        let alive = "6|BTS_2026_11_22_10_15_01_000|2026-11-22T10:15:01\r\n";
+        sql(&host, DR, SOURCE, logshipping::SOURCE_LOG_SET, 0, alive, "");
+        let mut input =
+            json!({"destinations": [DR], "source": SOURCE, "failure_time": "2026-11-22T10:07:30Z"});
+        input.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        host.call::<Measure>(Mode::Check, input)
+    };
+    let (kind, why) = message(call(json!({"mode": "failover"})).unwrap_err());
+    assert_eq!(kind, "permanent");
+    assert!(why.contains("production's PRDSQL01 still answers") && why.contains("split brain"), "{why}");
+    assert!(why.contains("source-quiesced=true") && why.contains("drill"), "{why}");
+
+    let quiesced = call(json!({"mode": "failover", "source_quiesced": true})).expect("declared quiesced");
+    assert!(!quiesced.output["briefing"].as_str().unwrap_or_default().contains("Drill cost"));
+    let drill = call(json!({"mode": "drill"})).expect("a drill with production alive");
+    let briefing = drill.output["briefing"].as_str().unwrap_or_default().to_owned();
+    assert!(briefing.starts_with("Recovery point: log set 5 (BTS_2026_11_22_10_00_01_000), marked 2026-11-22T10:00:01.000Z. Data loss: everything after 2026-11-22T10:00:01.000Z up to the failure at 2026-11-22T10:07:30Z. Production's PRDSQL01 answers, 1 log set(s) ahead of the DR site."), "{briefing}");
+    assert!(
+        briefing.contains("Drill cost:") && briefing.contains("a window without DR protection"),
+        "{briefing}"
+    );
+
+    // Production gone: a drill is refused, a failover goes on.
+    let lost_host = || {
+        let host = host();
+        sets(&host, SET_4, SET_5);
+        sql(&host, DR, SOURCE, logshipping::SOURCE_LOG_SET, 1, "", LOGIN_TIMEOUT);
+        host
+    };
+    let input = json!({"destinations": [DR], "source": SOURCE, "mode": "drill"});
+    let (kind, why) = message(lost_host().call::<Measure>(Mode::Check, input).unwrap_err());
+    assert_eq!(kind, "permanent");
+    assert!(why.contains("does not answer") && why.contains("this is a failover"), "{why}");
+    let input = json!({"destinations": [DR], "source": SOURCE, "mode": "failover"});
+    let host = lost_host();
+    let lost = host.call::<Measure>(Mode::Check, input).expect("a failover");
+    assert!(
+        lost.output["briefing"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Production's PRDSQL01 does not answer.")
+    );
+}
+
+#[test]
 fn catch_up_runs_restore_databases_where_an_instance_lags() {
     let host = host();
     sets(&host, "2|BTS_2026_11_22_09_15_01_000\r\n", SET_5);
@@ -269,8 +318,18 @@ fn an_answer_drover_does_not_know_needs_an_operator_with_the_raw_text() {
 fn clean_drops_a_recovered_destination_forces_a_full_backup_and_reenables_the_jobs() {
     let host = host();
     let disabled = "BTS Log Shipping - Get Backup History|0|0\r\nBTS Log Shipping - Restore Databases|0|0\r\nBTS Log Shipping - Restore To Mark|1|0\r\n";
+    let source_jobs =
+        "Backup BizTalk Server (BizTalkMgmtDb)|1|0\r\nTrackedMessages_Copy_BizTalkMsgBoxDb|1|0\r\n";
+    sql(&host, DR, SOURCE, logshipping::ALL_JOBS, 0, source_jobs, "");
     ok(&host, logshipping::DATABASE_STATES, ONLINE);
     ok(&host, logshipping::JOBS, disabled);
+    // Restore To Mark recreated the source's two jobs; the DBA's own job stays.
+    let here = format!(
+        "{disabled}Backup BizTalk Server (BizTalkMgmtDb)|1|0\r\nDBA - Index maintenance|1|0\r\nTrackedMessages_Copy_BizTalkMsgBoxDb|1|0\r\n"
+    );
+    ok(&host, logshipping::ALL_JOBS, &here);
+    ok(&host, &logshipping::delete_job("Backup BizTalk Server (BizTalkMgmtDb)"), "");
+    ok(&host, &logshipping::delete_job("TrackedMessages_Copy_BizTalkMsgBoxDb"), "");
     ok(&host, &logshipping::log_shipping_clean(SOURCE), "");
     sql(&host, DR, SOURCE, logshipping::FORCE_FULL_BACKUP, 0, "", "");
     ok(&host, &logshipping::update_job(GET_BACKUP_HISTORY, true), "");
@@ -280,10 +339,15 @@ fn clean_drops_a_recovered_destination_forces_a_full_backup_and_reenables_the_jo
     assert!(outcome.changed);
     assert_eq!(outcome.output["full_backup_forced"], true);
     assert_eq!(outcome.output["instances"][0]["dropped"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        outcome.output["instances"][0]["deleted_jobs"],
+        json!(["Backup BizTalk Server (BizTalkMgmtDb)", "TrackedMessages_Copy_BizTalkMsgBoxDb"])
+    );
     assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
 
     // Shipping logs again: nothing to do.
     let host = self::host();
+    sql(&host, DR, SOURCE, logshipping::ALL_JOBS, 0, source_jobs, "");
     ok(&host, logshipping::DATABASE_STATES, RESTORING);
     ok(&host, logshipping::JOBS, JOBS);
     let outcome = host

@@ -24,6 +24,12 @@
 //! 4. Verifies with `ssomanage -displaydb` (the DR SQL Server, this secret server) and
 //!    `MSBTS_GroupSetting` (`SSOServerName`).
 //!
+//! With `action = "return"` (a drill's clean-up, X2) it undoes step 1 only: this server's SSO
+//! service is pointed back at `sql_server` (production's SQL Server) with `ssoconfig -setDB` and
+//! restarted, unless it names it already. Production's SSO database, whose master secret server
+//! the drill never changed, is what it then talks to; the copy it was promoted in is dropped by
+//! the log-shipping clean-up.
+//!
 //! A wrong password fails permanently, naming the backup file and the secret to check; a backup
 //! that is missing fails permanently, naming where DR site preparation stages it. Answers Drover
 //! does not know stop for an operator with the raw text (`biztalk_common::unrecognized`).
@@ -58,22 +64,40 @@ pub struct SsoSecret;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
-    /// The DR SQL Server holding the restored SSO database (`DRSQL01`).
+    /// `promote` (the default: the failover's F8) or `return` (a drill's clean-up).
+    #[serde(default)]
+    pub action: Action,
+    /// The DR SQL Server holding the restored SSO database (`DRSQL01`); with `return`,
+    /// production's SQL Server, whose SSO database this server goes back to.
     pub sql_server: String,
     /// The SSO database.
     #[serde(default = "default_sso_database")]
     pub sso_database: String,
-    /// The master secret's backup on this server, as DR site preparation staged it.
+    /// The master secret's backup on this server, as DR site preparation staged it (`promote`).
+    #[serde(default)]
     pub backup_file: String,
     /// The secret holding the backup's password.
     #[serde(default = "default_password_secret")]
     pub password_secret: String,
     /// A DR runtime server whose registry names the DR management database already
-    /// (`UpdateRegistry.vbs` ran there): `MSBTS_GroupSetting` is read and set through it.
+    /// (`UpdateRegistry.vbs` ran there): `MSBTS_GroupSetting` is read and set through it
+    /// (`promote`).
+    #[serde(default)]
     pub group_server: String,
     /// A folder on this server for the secret-server file.
     #[serde(default = "default_work_dir")]
     pub work_dir: String,
+}
+
+/// What the call does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Promote this server to master secret server of the restored SSO database.
+    #[default]
+    Promote,
+    /// Point this server's SSO service back at production's SSO database (drill clean-up).
+    Return,
 }
 
 fn default_sso_database() -> String {
@@ -158,6 +182,14 @@ impl<'c, 'h> Session<'c, 'h> {
                 input.password_secret
             )));
         }
+        if input.action == Action::Promote {
+            for (name, value) in [("backup_file", &input.backup_file), ("group_server", &input.group_server)]
+            {
+                if value.trim().is_empty() {
+                    return Err(StepError::permanent(format!("{name} is required to promote")));
+                }
+            }
+        }
         let target = ctx.target()?.to_string();
         let output = Output { server: target.clone(), ..Output::default() };
         Ok(Session { ctx, input, target, evidence: Vec::new(), output })
@@ -167,6 +199,9 @@ impl<'c, 'h> Session<'c, 'h> {
         let sql = &self.input.sql_server;
         let current = self.sso_sql_server()?;
         self.output.sso_sql_server_before = current.clone();
+        if self.input.action == Action::Return {
+            return self.go_back(apply, &current);
+        }
         let mut changed = false;
         if !current.eq_ignore_ascii_case(sql) {
             self.act("set-db");
@@ -216,6 +251,28 @@ impl<'c, 'h> Session<'c, 'h> {
         }
         self.verify()?;
         Ok(self.finish(true, true))
+    }
+
+    /// `return`: this server's SSO service back on `sql_server`'s database, restarted.
+    fn go_back(mut self, apply: bool, current: &str) -> StepResult<Output> {
+        let sql = self.input.sql_server.clone();
+        if current.eq_ignore_ascii_case(&sql) {
+            self.output.sql_server = Some(current.to_owned());
+            let summary =
+                format!("{}'s SSO service uses {sql}'s SSO database already; nothing to do", self.target);
+            return Ok(Outcome { changed: false, summary, output: self.output, evidence: self.evidence });
+        }
+        self.act("set-db");
+        self.act("restart-entsso");
+        if apply {
+            self.set_db()?;
+            self.restart_entsso()?;
+            self.output.sql_server = Some(self.sso_sql_server()?);
+        }
+        let verb = if apply { "" } else { "would " };
+        let summary =
+            format!("{verb}point {}'s SSO service back at {sql}'s SSO database and restart it", self.target);
+        Ok(Outcome { changed: true, summary, output: self.output, evidence: self.evidence })
     }
 
     fn act(&mut self, action: &str) {

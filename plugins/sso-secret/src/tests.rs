@@ -248,3 +248,33 @@ fn describes_itself_as_idempotent() {
     assert_eq!(describe.name(), "sso-secret");
     assert_eq!(describe.effect(), Effect::Idempotent);
 }
+
+#[test]
+fn return_points_the_sso_service_back_at_production_once() {
+    let host = host();
+    sso_sql(&host, "DRSQL01");
+    host.script_exec(
+        SSO,
+        &format!(r"{DIR}\ssoconfig.exe"),
+        &["-setDB", "PRDSQL01", "SSODB"],
+        ExecOutput::exited(0, "The operation completed successfully.\r\n"),
+    );
+    restart(&host);
+    sso_sql(&host, "PRDSQL01");
+    let back = json!({ "action": "return", "sql_server": "PRDSQL01" });
+    let outcome = host.call::<SsoSecret>(Mode::Apply, back.clone()).unwrap();
+    assert!(outcome.changed, "{}", outcome.summary);
+    assert_eq!(outcome.output["actions"], json!(["set-db", "restart-entsso"]));
+    assert_eq!(outcome.output["sql_server"], "PRDSQL01");
+    assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+
+    let host = self::host();
+    sso_sql(&host, "PRDSQL01");
+    let outcome = host.call::<SsoSecret>(Mode::Apply, back).unwrap();
+    assert!(!outcome.changed, "{}", outcome.summary);
+    assert_eq!(host.exec_calls().len(), 1, "reads only");
+
+    let host = self::host();
+    let err = host.call::<SsoSecret>(Mode::Apply, json!({ "sql_server": "DRSQL01" })).unwrap_err();
+    assert!(err.message().contains("backup_file is required to promote"), "{}", err.message());
+}

@@ -5,7 +5,9 @@
 //! `Put()`, and `ISSOConfigSS.RestoreSecret` with the password on standard input.
 //!
 //! The WMI scripts work on a server joined and configured locally, with network credentials, whose
-//! registry names a management database that answers (the provider reads the group from there).
+//! registry names a management database that answers (the provider reads the group from there:
+//! production's record, or the copy Restore To Mark recovered on a DR SQL Server,
+//! [`crate::state::Lab::group_on`]).
 //! Under `dead-production-wmi` a call that must reach a production server fails as with an
 //! unreachable computer (Windows error 1722). Every script is matched word for word.
 
@@ -76,8 +78,8 @@ pub fn run(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     if script == GROUP_SETTING_SCRIPT || script == RECEIVE_LOCATIONS_SCRIPT {
         return Some(match provider(ctx, "Get-CimInstance", "root/MicrosoftBizTalkServer") {
             Err(e) => e,
-            Ok(()) if script == GROUP_SETTING_SCRIPT => group_setting(ctx),
-            Ok(()) => receive_locations(ctx),
+            Ok(mgmt) if script == GROUP_SETTING_SCRIPT => group_setting(ctx, &mgmt),
+            Ok(mgmt) => receive_locations(ctx, &mgmt),
         });
     }
     if let Some(c) = RESTORE_SECRET.captures(script) {
@@ -99,10 +101,11 @@ pub fn run(ctx: &mut Ctx<'_>, script: &str) -> Option<Output> {
     } else {
         return None;
     };
-    if let Err(e) = provider(ctx, "Get-WmiObject", r"root\MicrosoftBizTalkServer") {
-        return Some(e);
-    }
-    Some(match call.apply(ctx) {
+    let mgmt = match provider(ctx, "Get-WmiObject", r"root\MicrosoftBizTalkServer") {
+        Ok(mgmt) => mgmt,
+        Err(e) => return Some(e),
+    };
+    Some(match call.apply(ctx, &mgmt) {
         Ok(()) => Output::ok(""),
         Err(message) if message == NULL_VALUED || message == NO_PROPERTY => {
             Output::stderr(1, format!("{message}\n"))
@@ -139,19 +142,21 @@ impl Call {
         }
     }
 
-    fn apply(&self, ctx: &mut Ctx<'_>) -> Result<(), String> {
+    /// Applies the call to the group's record the management database `mgmt` holds.
+    fn apply(&self, ctx: &mut Ctx<'_>, mgmt: &str) -> Result<(), String> {
         match self {
-            Call::SetSsoServer(server) => set_sso_server(ctx, server),
-            Call::ReceiveLocation(name, disabled) => set_receive_location(ctx, name, *disabled),
-            Call::Start(name) => start(ctx, name),
-            Call::Stop(name) => stop(ctx, name),
-            Call::SetDisabled(name, disabled) => set_disabled(ctx, name, *disabled),
+            Call::SetSsoServer(server) => set_sso_server(ctx, mgmt, server),
+            Call::ReceiveLocation(name, disabled) => set_receive_location(ctx, mgmt, name, *disabled),
+            Call::Start(name) => start(ctx, mgmt, name),
+            Call::Stop(name) => stop(ctx, mgmt, name),
+            Call::SetDisabled(name, disabled) => set_disabled(ctx, mgmt, name, *disabled),
         }
     }
 }
 
-/// Whether BizTalk's WMI provider answers on this server: `cmdlet`'s error otherwise.
-fn provider(ctx: &Ctx<'_>, cmdlet: &str, namespace: &str) -> Result<(), Output> {
+/// Whether BizTalk's WMI provider answers on this server: the SQL Server of the management
+/// database it reads the group from (its registry's), `cmdlet`'s error otherwise.
+fn provider(ctx: &Ctx<'_>, cmdlet: &str, namespace: &str) -> Result<String, Output> {
     let fail = |message: String| Err(Output::stderr(1, format!("{cmdlet} : {message}\n")));
     if !ctx.lab.is_configured(&ctx.server) {
         return fail(format!("Invalid namespace \"{namespace}\""));
@@ -166,7 +171,7 @@ fn provider(ctx: &Ctx<'_>, cmdlet: &str, namespace: &str) -> Result<(), Output> 
     if !ctx.lab.sql_reachable(&mgmt) {
         return fail(NO_SQL_SERVER.to_owned());
     }
-    Ok(())
+    Ok(mgmt)
 }
 
 /// A row of [`GROUP_SETTING_SCRIPT`].
@@ -192,8 +197,8 @@ struct GroupSettingRow<'a> {
     sso_server_name: &'a str,
 }
 
-fn group_setting(ctx: &Ctx<'_>) -> Output {
-    let g = &ctx.lab.group;
+fn group_setting(ctx: &Ctx<'_>, mgmt: &str) -> Output {
+    let g = ctx.lab.group_on(mgmt);
     let a = &g.activation;
     json(&[GroupSettingRow {
         name: &g.name,
@@ -220,10 +225,10 @@ struct ReceiveLocationRow<'a> {
     is_disabled: bool,
 }
 
-fn receive_locations(ctx: &Ctx<'_>) -> Output {
+fn receive_locations(ctx: &Ctx<'_>, mgmt: &str) -> Output {
     let rows: Vec<_> = ctx
         .lab
-        .group
+        .group_on(mgmt)
         .activation
         .receive_locations
         .iter()
@@ -238,25 +243,25 @@ fn receive_locations(ctx: &Ctx<'_>) -> Output {
     json(&rows)
 }
 
-fn set_sso_server(ctx: &mut Ctx<'_>, server: &str) -> Result<(), String> {
+fn set_sso_server(ctx: &mut Ctx<'_>, mgmt: &str, server: &str) -> Result<(), String> {
     // MSBTS_GroupSetting.SSOServerName: "Maximum length for this property is 80 characters."
     if server.chars().count() > 80 {
         return Err("The value of SSOServerName is longer than 80 characters.".to_owned());
     }
-    ctx.lab.group.activation.sso_server_name = server.to_owned();
+    ctx.lab.group_on_mut(mgmt).activation.sso_server_name = server.to_owned();
     Ok(())
 }
 
-fn set_receive_location(ctx: &mut Ctx<'_>, name: &str, disabled: bool) -> Result<(), String> {
-    let rl = ctx.lab.group.activation.receive_locations.iter_mut().find(|r| r.name == name);
+fn set_receive_location(ctx: &mut Ctx<'_>, mgmt: &str, name: &str, disabled: bool) -> Result<(), String> {
+    let rl = ctx.lab.group_on_mut(mgmt).activation.receive_locations.iter_mut().find(|r| r.name == name);
     let rl = rl.ok_or_else(|| NULL_VALUED.to_owned())?;
     rl.is_disabled = disabled;
     Ok(())
 }
 
 /// The index of the host instance called `name`, or PowerShell's error for nothing found.
-fn instance(ctx: &Ctx<'_>, name: &str, missing: &str) -> Result<usize, String> {
-    let at = ctx.lab.group.host_instances.iter().position(|i| i.name.eq_ignore_ascii_case(name));
+fn instance(ctx: &Ctx<'_>, mgmt: &str, name: &str, missing: &str) -> Result<usize, String> {
+    let at = ctx.lab.group_on(mgmt).host_instances.iter().position(|i| i.name.eq_ignore_ascii_case(name));
     at.ok_or_else(|| missing.to_owned())
 }
 
@@ -268,13 +273,14 @@ const CANNOT_ACCEPT_CONTROL: &str = "The service cannot accept control messages 
 
 /// The instance's server and service, checked for the call: the server answers, the instance is
 /// an installed in-process one, the service exists and may be changed.
-fn service_of(ctx: &Ctx<'_>, at: usize) -> Result<(String, String), String> {
-    let i = &ctx.lab.group.host_instances[at];
+fn service_of(ctx: &Ctx<'_>, mgmt: &str, at: usize) -> Result<(String, String), String> {
+    let group = ctx.lab.group_on(mgmt);
+    let i = &group.host_instances[at];
     if ctx.lab.wmi_unreachable(&i.server) {
         return Err(RPC_UNAVAILABLE.to_owned());
     }
     let host_type =
-        ctx.lab.group.hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&i.host)).map_or(1, |h| h.host_type);
+        group.hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&i.host)).map_or(1, |h| h.host_type);
     if host_type == 2 {
         return Err(format!(
             "The host instance '{}' belongs to an isolated host and cannot be started or stopped.",
@@ -294,10 +300,10 @@ fn service_of(ctx: &Ctx<'_>, at: usize) -> Result<(String, String), String> {
     Ok((i.server.clone(), service))
 }
 
-fn start(ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
-    let at = instance(ctx, name, NULL_VALUED)?;
-    let (server, service) = service_of(ctx, at)?;
-    let i = &ctx.lab.group.host_instances[at];
+fn start(ctx: &mut Ctx<'_>, mgmt: &str, name: &str) -> Result<(), String> {
+    let at = instance(ctx, mgmt, name, NULL_VALUED)?;
+    let (server, service) = service_of(ctx, mgmt, at)?;
+    let i = &ctx.lab.group_on(mgmt).host_instances[at];
     if i.is_disabled {
         return Err(format!("The host instance '{}' is disabled.", i.name));
     }
@@ -320,14 +326,27 @@ fn start(ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
     if let Some(svc) = s.service_mut(&service) {
         svc.state = ServiceState::Running;
     }
-    ctx.lab.group.host_instances[at].service_state = ServiceState::Running;
+    ctx.lab.group_on_mut(mgmt).host_instances[at].service_state = ServiceState::Running;
+    sync_service_state(ctx, mgmt, at);
     Ok(())
 }
 
-fn stop(ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
-    let at = instance(ctx, name, NULL_VALUED)?;
-    let (server, service) = service_of(ctx, at)?;
-    if ctx.lab.group.host_instances[at].service_state == ServiceState::Stopped {
+/// The service state of the instance at `at` of `mgmt`'s record, the same in every copy: it is
+/// the server's service, whichever database WMI read the instance from.
+fn sync_service_state(ctx: &mut Ctx<'_>, mgmt: &str, at: usize) {
+    let i = &ctx.lab.group_on(mgmt).host_instances[at];
+    let (name, state) = (i.name.clone(), i.service_state);
+    for group in ctx.lab.groups_mut() {
+        for i in group.host_instances.iter_mut().filter(|i| i.name.eq_ignore_ascii_case(&name)) {
+            i.service_state = state;
+        }
+    }
+}
+
+fn stop(ctx: &mut Ctx<'_>, mgmt: &str, name: &str) -> Result<(), String> {
+    let at = instance(ctx, mgmt, name, NULL_VALUED)?;
+    let (server, service) = service_of(ctx, mgmt, at)?;
+    if ctx.lab.group_on(mgmt).host_instances[at].service_state == ServiceState::Stopped {
         return Ok(());
     }
     if ctx.lab.service_stuck(&server, &service) {
@@ -336,31 +355,28 @@ fn stop(ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
     if let Some(svc) = ctx.lab.servers.get_mut(&server).and_then(|s| s.service_mut(&service)) {
         svc.state = ServiceState::Stopped;
     }
-    ctx.lab.group.host_instances[at].service_state = ServiceState::Stopped;
+    ctx.lab.group_on_mut(mgmt).host_instances[at].service_state = ServiceState::Stopped;
+    sync_service_state(ctx, mgmt, at);
     Ok(())
 }
 
-fn set_disabled(ctx: &mut Ctx<'_>, name: &str, disabled: bool) -> Result<(), String> {
-    let at = instance(ctx, name, NO_PROPERTY)?;
-    let i = &ctx.lab.group.host_instances[at];
+fn set_disabled(ctx: &mut Ctx<'_>, mgmt: &str, name: &str, disabled: bool) -> Result<(), String> {
+    let at = instance(ctx, mgmt, name, NO_PROPERTY)?;
+    let group = ctx.lab.group_on(mgmt);
+    let i = &group.host_instances[at];
     if ctx.lab.wmi_unreachable(&i.server) {
         return Err(RPC_UNAVAILABLE.to_owned());
     }
     // "IsDisabled can only be set when the host instance is in a stopped state."
-    let in_process = ctx
-        .lab
-        .group
-        .hosts
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(&i.host))
-        .is_none_or(|h| h.host_type == 1);
+    let in_process =
+        group.hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&i.host)).is_none_or(|h| h.host_type == 1);
     if in_process && i.service_state != ServiceState::Stopped {
         return Err(format!(
             "The host instance '{}' must be stopped before IsDisabled can be changed.",
             i.name
         ));
     }
-    ctx.lab.group.host_instances[at].is_disabled = disabled;
+    ctx.lab.group_on_mut(mgmt).host_instances[at].is_disabled = disabled;
     Ok(())
 }
 
