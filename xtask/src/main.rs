@@ -42,6 +42,10 @@ enum Task {
     /// `workflows/dr-failover.toml` activates the DR site, its three gates approved as an
     /// operator would, and the report states the data-loss window and the phases.
     DemoFailover,
+    /// The demo, then a drill while production keeps running: `workflows/dr-failover.toml` with
+    /// `mode=drill` activates the DR site on its recovered copy, its four gates approved, cleans
+    /// up, and the next backup re-seeds the DR SQL Server; production is never touched.
+    DemoDrill,
     /// Run the benchmarks (release build): a table on stdout, every figure with the machine in
     /// target/bench/results.json.
     Bench,
@@ -83,8 +87,9 @@ fn main() -> anyhow::Result<()> {
         Task::BuildPlugins => build_plugins(&root).map(|_| ()),
         Task::Setup => setup(),
         Task::Test => test(&root),
-        Task::Demo => demo(&root, false),
-        Task::DemoFailover => demo(&root, true),
+        Task::Demo => demo(&root, None),
+        Task::DemoFailover => demo(&root, Some(Activation::Failover)),
+        Task::DemoDrill => demo(&root, Some(Activation::Drill)),
         Task::Bench => bench(&root),
         Task::Torture { seed, points, mode } => torture(&root, seed, points, &mode),
         Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
@@ -432,7 +437,23 @@ const DEMO_FAILED_AT: &str = "2026-11-22T10:07:30Z";
 /// The failover's approval gates, in the order the run reaches them.
 const FAILOVER_GATES: [&str; 3] = ["declare", "point-of-no-return", "start-processing"];
 
-fn demo(root: &Path, failover: bool) -> anyhow::Result<()> {
+/// A drill's: the failover's, then the one before the clean-up.
+const DRILL_GATES: [&str; 4] = ["declare", "point-of-no-return", "start-processing", "drill-end"];
+
+/// When the drill's clean-up is followed by the source's next backup, which re-seeds the DR SQL
+/// Server: after the lab's history and the drill.
+const DEMO_RESEED_AT: &str = "2026-11-22T10:30:01Z";
+
+/// What a demo goes on to after preparing the DR site.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    /// Production fails; the DR site takes over.
+    Failover,
+    /// Production keeps running; the DR site is activated on its copy, then prepared again.
+    Drill,
+}
+
+fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
     let wasm_dir = build_plugins(root)?;
     build_binaries(root, false)?;
     let drover = root.join("target/debug/drover");
@@ -477,8 +498,8 @@ fn demo(root: &Path, failover: bool) -> anyhow::Result<()> {
     let runs = drover_cmd(&["runs", "--json"]).output()?;
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
     let mut run_id = runs[0]["run"].as_str().context("the run's id")?.to_string();
-    if failover {
-        run_id = demo_failover(root, &wasm_dir, &lab, &state, &inventory, &drover_cmd)?;
+    if let Some(activation) = activation {
+        run_id = demo_failover(root, &wasm_dir, &lab, &state, &inventory, activation, &drover_cmd)?;
     }
     println!("\n== the final status");
     run(&mut drover_cmd(&["status", &run_id]))?;
@@ -488,37 +509,52 @@ fn demo(root: &Path, failover: bool) -> anyhow::Result<()> {
     run(&mut drover_cmd(&["report", &run_id, "--format", "html", "--output", &path(&report)?]))?;
     println!(
         "\nThe demo's home is {0}: the journal (drover.db), the lab state (lab.json), its inventory and\n\
-         the recovery report ({1}{3}). Try `DROVER_HOME={0} {2} events {run_id}`, or run the workflow\n\
+         the recovery report ({1}{3}). Try `DROVER_HOME={0} {2} events {run_id}`, or run {4}\n\
          again: every step reports no change.",
         home.display(),
         report.display(),
         drover.display(),
-        if failover { ": its \"Recovery objectives\" give the data-loss window and each phase" } else { "" }
+        if activation.is_some() {
+            ": its \"Recovery objectives\" give the data-loss window and each phase"
+        } else {
+            ""
+        },
+        match activation {
+            Some(Activation::Drill) => "dr-site-preparation (the drill left the DR site prepared)",
+            _ => "the workflow",
+        }
     );
     Ok(())
 }
 
-/// The failover part of `demo-failover`, on the lab `demo` prepared: the disaster, the failover
-/// plugins installed, `workflows/dr-failover.toml` run and each gate approved then resumed, as
-/// an operator does. Returns the failover's run id.
+/// The activation part of `demo-failover` and `demo-drill`, on the lab `demo` prepared: the
+/// disaster (a failover) or not (a drill), the failover plugins installed,
+/// `workflows/dr-failover.toml` run and each gate approved then resumed, as an operator does; after
+/// a drill, the source's next backup re-seeds the DR SQL Server. Returns the run's id.
 fn demo_failover(
     root: &Path,
     wasm_dir: &Path,
     lab: &Path,
     state: &Path,
     inventory: &Path,
+    activation: Activation,
     drover_cmd: &dyn Fn(&[&str]) -> Command,
 ) -> anyhow::Result<String> {
     let path = |p: &Path| p.to_str().map(str::to_string).context("a UTF-8 path");
-    println!("\n== the disaster: production's SQL Server and BizTalk servers stop answering");
-    // On the lab's clock: its backup history is dated 2026-11-22, its last log set at 10:00:01.
-    run(Command::new(lab)
-        .args(["disaster", "--state", &path(state)?])
-        .env("DROVER_LAB_NOW", DEMO_FAILED_AT))?;
-    let shown = Command::new(lab).args(["show", "--json", "--state", &path(state)?]).output()?;
-    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).context("drover-lab show --json")?;
-    let failed_at =
-        shown["log-shipping"]["disaster"]["at"].as_str().context("the disaster's time")?.to_string();
+    let failed_at = if activation == Activation::Failover {
+        println!("\n== the disaster: production's SQL Server and BizTalk servers stop answering");
+        // On the lab's clock: its backup history is dated 2026-11-22, its last log set at 10:00:01.
+        run(Command::new(lab)
+            .args(["disaster", "--state", &path(state)?])
+            .env("DROVER_LAB_NOW", DEMO_FAILED_AT))?;
+        let shown = Command::new(lab).args(["show", "--json", "--state", &path(state)?]).output()?;
+        let shown: serde_json::Value =
+            serde_json::from_slice(&shown.stdout).context("drover-lab show --json")?;
+        shown["log-shipping"]["disaster"]["at"].as_str().context("the disaster's time")?.to_string()
+    } else {
+        println!("\n== a drill: production keeps running; the failure is rehearsed as of {DEMO_FAILED_AT}");
+        DEMO_FAILED_AT.to_owned()
+    };
     println!("\n== install the failover plugins");
     let plugins: Vec<String> = [
         "logshipping_measure",
@@ -528,6 +564,7 @@ fn demo_failover(
         "sso_secret",
         "bts_receive_locations",
         "bts_start_hosts",
+        "logshipping_clean",
     ]
     .iter()
     .map(|name| path(&wasm_dir.join(format!("{name}.wasm"))))
@@ -537,15 +574,35 @@ fn demo_failover(
     run(&mut drover_cmd(&install))?;
     let workflow = root.join("workflows/dr-failover.toml");
     let failure = format!("failure-time={failed_at}");
-    println!("\n== fail over to the DR site: {} (production failed at {failed_at})", workflow.display());
-    let mut waiting =
-        drover_cmd(&["run", &path(&workflow)?, "--inventory", &path(inventory)?, "--param", &failure]);
+    let (mode, gates) = match activation {
+        Activation::Failover => {
+            println!(
+                "\n== fail over to the DR site: {} (production failed at {failed_at})",
+                workflow.display()
+            );
+            ("mode=failover", &FAILOVER_GATES[..])
+        }
+        Activation::Drill => {
+            println!("\n== drill the failover: {} with mode=drill", workflow.display());
+            ("mode=drill", &DRILL_GATES[..])
+        }
+    };
+    let mut waiting = drover_cmd(&[
+        "run",
+        &path(&workflow)?,
+        "--inventory",
+        &path(inventory)?,
+        "--param",
+        &failure,
+        "--param",
+        mode,
+    ]);
     let last_run = || -> anyhow::Result<String> {
         let runs = drover_cmd(&["runs", "--json"]).output()?;
         let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
         Ok(runs[0]["run"].as_str().context("the run's id")?.to_string())
     };
-    for gate in FAILOVER_GATES {
+    for &gate in gates {
         run_until_gate(&mut waiting)?;
         let run_id = last_run()?;
         println!("\n== the run waits at `{gate}`: an operator reads the status, then approves");
@@ -555,6 +612,14 @@ fn demo_failover(
         waiting = drover_cmd(&["resume", &run_id]);
     }
     run(&mut waiting)?;
+    if activation == Activation::Drill {
+        println!(
+            "\n== time passes: production's next backup is a full set, which re-seeds the DR SQL Server"
+        );
+        run(Command::new(lab)
+            .args(["backup", "--state", &path(state)?])
+            .env("DROVER_LAB_NOW", DEMO_RESEED_AT))?;
+    }
     last_run()
 }
 
