@@ -11,8 +11,8 @@
 //! counted instead).
 //!
 //! Kill points come from the journal's progress (`drover_tests::kill`): once a process made one or
-//! two step instances succeed, or started an attempt of an irreversible step (counted as two, so
-//! kills land inside Restore To Mark and UpdateDatabase.vbs too), then within 150 ms. The seed is
+//! two step instances succeed, or started the first attempt of Restore To Mark or UpdateDatabase.vbs
+//! (counted as two, so kills land inside them too), then within 150 ms. The seed is
 //! printed; `DROVER_TORTURE_SEED` replays it and `DROVER_TORTURE_POINTS` sets how many kills (6).
 
 use std::process::{Child, Stdio};
@@ -114,7 +114,11 @@ struct Driven {
 /// resumed.
 fn drive(lab: &LabRun, run: Option<&str>, mut kills: Option<(&mut Rng, usize)>) -> Driven {
     let db = lab.sandbox.db_path();
-    let irreversible_starts = format!("kind = 'attempt-started' AND step_key IN ('{}')", ONCE.join("', '"));
+    // First attempts only: a retry counted too would draw the next kill into it again and again.
+    let irreversible_starts = format!(
+        "kind = 'attempt-started' AND json_extract(data, '$.attempt') = 1 AND step_key IN ('{}')",
+        ONCE.join("', '")
+    );
     let progress = || kill::instances_succeeded(&db) + 2 * kill::events(&db, &irreversible_starts);
     let mut driven = Driven { run: run.unwrap_or_default().to_owned(), operator: Vec::new(), kills: 0 };
     for _ in 0..MAX_PROCESSES {
