@@ -107,7 +107,8 @@ pub async fn run(global: &Global, args: PlanArgs) -> Result<Exit, CliError> {
     let irreversible: Vec<String> = plan
         .entries
         .iter()
-        .filter(|e| e.effect == Some(Effect::Irreversible))
+        // A step the plan skips (its `when` false with these params) will not run.
+        .filter(|e| e.effect == Some(Effect::Irreversible) && e.verdict != Verdict::Skipped)
         .map(|e| visible(&e.key).to_string())
         .collect();
     if !irreversible.is_empty() {

@@ -123,6 +123,9 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
         .unwrap_or_else(|| panic!("no list of irreversible steps in\n{text}"));
     assert!(irreversible.contains("restore-to-mark"), "{irreversible}");
     assert!(irreversible.contains("update-database[DRBTS01]"), "{irreversible}");
+    // A drill's clean-up is no part of a failover: skipped, so not listed.
+    assert_eq!(verdicts.iter().find(|(k, _)| k == "drill-clean").map(|(_, v)| v.as_str()), Some("skipped"));
+    assert!(!irreversible.contains("drill-clean"), "{irreversible}");
 
     let locations_before = receive_locations(&lab.state());
     assert!(locations_before.iter().any(|(_, disabled)| !disabled), "{locations_before:?}");
@@ -368,6 +371,34 @@ fn production_record(state: &Value) -> Value {
 fn a_drill_rehearses_the_failover_on_the_dr_copy_then_leaves_the_lab_as_it_was() {
     let lab = prepared_lab();
     let before = lab.state();
+    // The drill's plan on the healthy lab reads only (LabRun::plan checks the lab is unchanged),
+    // stops at the declare gate and names the drill's irreversible steps, its clean-up's too.
+    let plan = lab.plan(&["mode=drill", &failure_param()], None);
+    let verdicts = drover_tests::lab::verdicts(&plan);
+    assert_eq!(verdicts[0], ("measure".to_owned(), "no-change".to_owned()), "{plan:#}");
+    assert!(verdicts.iter().all(|(_, v)| v != "would-change"), "{plan:#}");
+    assert_eq!(
+        verdicts.iter().find(|(k, _)| k == "enable-processing[DRBTS01]").map(|(_, v)| v.as_str()),
+        Some("skipped")
+    );
+    let text = lab
+        .drover(&[
+            "plan",
+            &lab.workflow,
+            "--inventory",
+            &lab.inventory,
+            "--param",
+            "mode=drill",
+            "--param",
+            &failure_param(),
+        ])
+        .output()
+        .expect("drover plan");
+    let text = stdout(&text);
+    let irreversible = text.lines().find(|l| l.starts_with("irreversible, ")).unwrap_or_default();
+    for step in ["restore-to-mark", "update-database[DRBTS01]", "drill-clean"] {
+        assert!(irreversible.contains(step), "{step} in {text}");
+    }
     let gates = ["declare", "point-of-no-return", "start-processing", "drill-end"];
     let (run, out) = run_through(&lab, &["mode=drill", &failure_param()], &gates, |gate| match gate {
         "declare" => {

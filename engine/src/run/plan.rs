@@ -156,7 +156,20 @@ pub async fn plan(
         for (n, item) in items.iter().enumerate() {
             let (key, target) = instance_key(&step.id, item.as_ref(), n, inventory);
             let scope = scope(item.as_ref(), target.as_deref());
+            // A `when` that is false on what the plan knows (the params, the inventory) skips the
+            // step however its needs end: a drill's steps in a failover's plan.
+            let skipped = step
+                .when
+                .as_deref()
+                .is_some_and(|expr| matches!(template::eval_when(expr, &scope), Ok(false)));
             let mut entry = match (&unsettled_need, &step.kind) {
+                _ if skipped => entry(
+                    key,
+                    target,
+                    Verdict::Skipped,
+                    format!("when `{}` is false", step.when.as_deref().unwrap_or_default()),
+                    None,
+                ),
                 (Some(why), _) => cannot_tell(key, target, why.clone()),
                 (None, StepKind::Approval { prompt, .. }) => {
                     let summary = match template::render_text(prompt, &scope) {
