@@ -15,14 +15,11 @@
 use std::process::{Command, Output};
 
 use drover_tests::lab::{self, LabRun, receive_locations};
-use drover_tests::{lab_bin, stderr, stdout, wasm, workspace_root};
+use drover_tests::{lab_bin, stderr, stdout};
 use serde_json::Value;
 
 const FAILED_AT: &str = "2026-11-22T10:07:30Z";
 const NEWEST_MARK: &str = "BTS_2026_11_22_10_00_01_000";
-/// The lab's backup password (`drover_lab::activation::SECRET_BACKUP_PASSWORD`).
-const BACKUP_PASSWORD: &str = "Contoso-SSO-Backup-2020!";
-const PASSWORD_VAR: &str = "DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD";
 const BTS_KEY: &str = r"SOFTWARE\WOW6432Node\Microsoft\BizTalk Server\3.0\Administration";
 const SSO_KEY: &str = r"SOFTWARE\Microsoft\ENTSSO\SQL";
 const DR_RUNTIME: [&str; 3] = ["DRBTS01", "DRBTS02", "DRBTS03"];
@@ -31,26 +28,13 @@ const GATES: [&str; 3] = ["declare", "point-of-no-return", "start-processing"];
 /// A lab prepared by dr-site-preparation, production still running, with the failover's plugins
 /// installed and `workflows/dr-failover.toml` as its workflow.
 fn prepared_lab() -> LabRun {
-    let mut lab = LabRun::new("dr-site-preparation.toml", &[]);
-    let out = lab.run(&[]);
-    assert!(out.status.success(), "DR site preparation: {}{}", stdout(&out), stderr(&out));
-    lab.sandbox.install(&wasm::LOGSHIPPING);
-    lab.sandbox.install(&wasm::FAILOVER_DBREFS);
-    lab.sandbox.install(&wasm::FAILOVER_PROCESSING);
-    lab.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
-    lab.env.push((PASSWORD_VAR.to_owned(), BACKUP_PASSWORD.to_owned()));
-    lab
+    LabRun::prepared_for_failover()
 }
 
 /// [`prepared_lab`], production gone at [`FAILED_AT`].
 fn failed_lab() -> LabRun {
     let lab = prepared_lab();
-    let out = Command::new(lab_bin())
-        .args(["disaster", "--state", &lab.state])
-        .env("DROVER_LAB_NOW", FAILED_AT)
-        .output()
-        .expect("run drover-lab disaster");
-    assert!(out.status.success(), "drover-lab disaster: {}", stderr(&out));
+    lab.disaster(FAILED_AT);
     lab
 }
 
