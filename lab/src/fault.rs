@@ -9,7 +9,7 @@ use crate::state::{Fault, Lab, Prereq};
 pub enum FaultError {
     /// Not a fault the lab knows.
     #[error(
-        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition, dtc-blocked, logshipping-lag, logshipping-gap, restore-to-mark-fails, msoledbsql-provider or dead-production-wmi)"
+        "unknown fault `{0}` (use sql-unreachable, join-sql-unreachable, service-stuck, access-denied, missing-prereq, powershell-missing, sso-stopped, master-secret-unavailable, join-fails-after-sso, not-local-admin, not-sysadmin, cu-level, installed-edition, dtc-blocked, logshipping-lag, logshipping-gap, restore-to-mark-fails, msoledbsql-provider, dead-production-wmi or wmi-caches-group)"
     )]
     Unknown(String),
     /// Wrong arguments for the fault.
@@ -151,6 +151,11 @@ pub fn parse(lab: &Lab, kind: &str, args: &[String]) -> Result<Fault, FaultError
             [] => Ok(Fault::DeadProductionWmi),
             _ => Err(FaultError::Usage("fault set dead-production-wmi")),
         },
+        // Failover, WMI restart (issue 18, F9)
+        "wmi-caches-group" => match args {
+            [] => Ok(Fault::WmiCachesGroup),
+            _ => Err(FaultError::Usage("fault set wmi-caches-group")),
+        },
         other => Err(FaultError::Unknown(other.to_owned())),
     }
 }
@@ -214,6 +219,8 @@ pub fn clear(lab: &mut Lab, what: &str, args: &[String]) -> Result<usize, FaultE
         ) => lab.faults.retain(|f| f.kind() != what),
         // Failover, BizTalk side (issue 18, L2)
         ("msoledbsql-provider" | "dead-production-wmi", []) => lab.faults.retain(|f| f.kind() != what),
+        // Failover, WMI restart (issue 18, F9)
+        ("wmi-caches-group", []) => lab.faults.retain(|f| f.kind() != what),
         (kind, args) => {
             let fault = parse(lab, kind, args)?;
             lab.faults.retain(|f| *f != fault);

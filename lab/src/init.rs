@@ -251,6 +251,7 @@ fn windows_server(site: Site, role: Role) -> Server {
             _ => Vec::new(),
         },
         configured_features: Vec::new(),
+        wmi_mgmt_cache: None,
     };
     server.set_reg_value(NDP_KEY, "Release", RegValue::Dword(528049));
     server.set_reg_value(VC_X64_KEY, "Installed", RegValue::Dword(1));

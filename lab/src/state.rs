@@ -178,6 +178,13 @@ pub struct Server {
     /// (`SSOServer,Engine`, `WMI`, `BAMTools`…), in the order configured.
     #[serde(default)]
     pub configured_features: Vec<String>,
+    // Failover, WMI restart (issue 18, F9)
+    /// Under the `wmi-caches-group` fault: the management database's SQL Server BizTalk's WMI
+    /// provider read when winmgmt last started, kept when `UpdateRegistry.vbs` re-points the
+    /// registry and dropped when winmgmt restarts ([`crate::programs::powershell`]'s
+    /// `Restart-Service`). `None`: the provider reads what the registry names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wmi_mgmt_cache: Option<String>,
 }
 
 /// Facts the prerequisite probes read.
@@ -631,6 +638,11 @@ pub enum Fault {
     /// instance's `Start()`, `Stop()`, `Put()`, its `ServiceState`) fail as with an unreachable
     /// computer.
     DeadProductionWmi,
+    // Failover, WMI restart (issue 18, F9)
+    /// BizTalk's WMI provider keeps the management database it read when winmgmt started: after
+    /// `UpdateRegistry.vbs`, `MSBTS_*` calls on that server reach the old database until winmgmt
+    /// restarts ([`Server::wmi_mgmt_cache`]). Off by default.
+    WmiCachesGroup,
 }
 
 impl Fault {
@@ -656,6 +668,8 @@ impl Fault {
             // Failover, BizTalk side (issue 18, L2)
             Fault::MsoledbsqlProvider { .. } => "msoledbsql-provider",
             Fault::DeadProductionWmi => "dead-production-wmi",
+            // Failover, WMI restart (issue 18, F9)
+            Fault::WmiCachesGroup => "wmi-caches-group",
             // Log shipping (issue 18, L1)
             Fault::LogShippingLag { .. } => "logshipping-lag",
             Fault::LogShippingGap { .. } => "logshipping-gap",
@@ -691,6 +705,8 @@ impl std::fmt::Display for Fault {
             // Failover, BizTalk side (issue 18, L2)
             Fault::MsoledbsqlProvider { server } => write!(f, "msoledbsql-provider {server}"),
             Fault::DeadProductionWmi => f.write_str("dead-production-wmi"),
+            // Failover, WMI restart (issue 18, F9)
+            Fault::WmiCachesGroup => f.write_str("wmi-caches-group"),
             // Log shipping (issue 18, L1)
             Fault::LogShippingLag { server, sets } => write!(f, "logshipping-lag {server} {sets}"),
             Fault::LogShippingGap { server } => write!(f, "logshipping-gap {server}"),
@@ -870,6 +886,13 @@ impl Lab {
         self.faults
             .iter()
             .any(|f| matches!(f, Fault::DtcBlocked { server: s } if s.eq_ignore_ascii_case(server)))
+    }
+
+    // Failover, WMI restart (issue 18, F9)
+    /// Whether the `wmi-caches-group` fault makes BizTalk's WMI provider keep the management
+    /// database it read when winmgmt started.
+    pub fn wmi_caches_group(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::WmiCachesGroup))
     }
 
     /// Whether the server is a member of the group (`MSBTS_Server`).

@@ -217,7 +217,12 @@ fn update_database(ctx: &mut Ctx<'_>, moves: &Moves) -> Result<(), String> {
 /// The registry script: this server's management database values (32-bit view) and ENTSSO SQL
 /// values, each rewritten when it is the old location.
 fn update_registry(ctx: &mut Ctx<'_>, moves: &Moves) {
+    // Failover, WMI restart (issue 18, F9): winmgmt keeps what it read when it started.
+    let read_by_wmi = ctx.lab.wmi_caches_group().then(|| ctx.wmi_mgmt_server());
     let this = ctx.this_mut();
+    if this.wmi_mgmt_cache.is_none() {
+        this.wmi_mgmt_cache = read_by_wmi.filter(|server| !server.is_empty());
+    }
     for (key, server_value, db_value, moved) in [
         (ADMIN_KEY, "MgmtDBServer", "MgmtDBName", &moves.management),
         (ENTSSO_SQL_KEY, "Server", "Database", &moves.sso),
@@ -342,6 +347,21 @@ mod tests {
         assert_eq!(exec_with_input(&mut lab, "DRBTS02", &argv, WHOLE_GROUP.as_bytes()).code, 0);
         assert_eq!(run_script(&mut lab, "DRBTS02", UPDATE_REGISTRY).code, 0);
         assert!(reg(&lab, "DRBTS02", ADMIN_KEY, "MgmtDBServer").is_none());
+    }
+
+    // Failover, WMI restart (issue 18, F9)
+    #[test]
+    fn under_wmi_caches_group_winmgmt_keeps_what_it_read_before_update_registry() {
+        let mut lab = restored();
+        assert_eq!(run_script(&mut lab, "DRBTS01", UPDATE_REGISTRY).code, 0);
+        assert_eq!(lab.servers["DRBTS01"].wmi_mgmt_cache, None, "off by default");
+        let mut lab = restored();
+        lab.faults.push(Fault::WmiCachesGroup);
+        assert_eq!(run_script(&mut lab, "DRBTS01", UPDATE_REGISTRY).code, 0);
+        assert_eq!(reg(&lab, "DRBTS01", ADMIN_KEY, "MgmtDBServer").as_deref(), Some("DRSQL01"));
+        assert_eq!(lab.servers["DRBTS01"].wmi_mgmt_cache.as_deref(), Some("PRDSQL01"));
+        assert_eq!(run_script(&mut lab, "DRBTS01", UPDATE_REGISTRY).code, 0);
+        assert_eq!(lab.servers["DRBTS01"].wmi_mgmt_cache.as_deref(), Some("PRDSQL01"), "still what it read");
     }
 
     #[test]

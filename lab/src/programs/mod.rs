@@ -140,11 +140,24 @@ impl Ctx<'_> {
     /// database its registry names (`MgmtDBServer`), production's or a recovered copy
     /// ([`crate::state::Lab::group_on`]).
     pub fn wmi_group(&self) -> &crate::state::Group {
-        let mgmt = match self.this().reg_value(crate::init::ADMIN_KEY, "MgmtDBServer") {
-            Some(crate::state::RegValue::Sz(s)) => s.as_str(),
-            _ => "",
-        };
-        self.lab.group_on(mgmt)
+        self.lab.group_on(&self.wmi_mgmt_server())
+    }
+
+    /// The SQL Server of the management database BizTalk's WMI provider reads on this server:
+    /// what its registry names (`MgmtDBServer`; empty when none), or under the
+    /// `wmi-caches-group` fault what winmgmt read when it last started, if the registry changed
+    /// since ([`Server::wmi_mgmt_cache`]).
+    pub fn wmi_mgmt_server(&self) -> String {
+        let this = self.this();
+        if self.lab.wmi_caches_group()
+            && let Some(cached) = &this.wmi_mgmt_cache
+        {
+            return cached.clone();
+        }
+        match this.reg_value(crate::init::ADMIN_KEY, "MgmtDBServer") {
+            Some(crate::state::RegValue::Sz(s)) => s.clone(),
+            _ => String::new(),
+        }
     }
 
     /// The server the program runs on, to change.

@@ -13,6 +13,8 @@ pub mod gac;
 pub mod prereq;
 // Failover, BizTalk side (issue 18, L2)
 pub mod processing;
+// Failover, WMI restart (issue 18, F9)
+pub mod services;
 pub mod uninstall;
 
 use std::sync::LazyLock;
@@ -211,7 +213,9 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
             .or_else(|| gac::run(ctx, script))
             .or_else(|| prereq::run(ctx, script))
             // Failover, BizTalk side (issue 18, L2)
-            .or_else(|| processing::run(ctx, script)),
+            .or_else(|| processing::run(ctx, script))
+            // Failover, WMI restart (issue 18, F9)
+            .or_else(|| services::run(ctx, script)),
     }
 }
 

@@ -24,6 +24,8 @@ pub mod powershell;
 pub mod processing;
 pub mod reg;
 pub mod restore_config;
+// Failover, WMI restart (issue 18, F9)
+pub mod restart;
 pub mod sc;
 // Failover, BizTalk side (issue 18, L2)
 pub mod sso_secret;

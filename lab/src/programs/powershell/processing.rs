@@ -20,8 +20,7 @@ use super::super::dbrefs::NO_SQL_SERVER;
 use super::super::hop::ANONYMOUS_LOGIN_FAILED;
 use super::super::{Ctx, Output};
 use super::{json, read_password, template_regex};
-use crate::init::ADMIN_KEY;
-use crate::state::{RegValue, ServiceState, StartType};
+use crate::state::{ServiceState, StartType};
 
 /// `MSBTS_GroupSetting`: the group's name, its databases and its SSO server.
 pub const GROUP_SETTING_SCRIPT: &str = "Get-CimInstance -Namespace root/MicrosoftBizTalkServer -ClassName MSBTS_GroupSetting | Select-Object Name, MgmtDbServerName, MgmtDbName, SubscriptionDBServerName, SubscriptionDBName, TrackingDBServerName, TrackingDBName, RuleEngineDBServerName, RuleEngineDBName, SSOServerName | ConvertTo-Json -Compress";
@@ -164,10 +163,8 @@ fn provider(ctx: &Ctx<'_>, cmdlet: &str, namespace: &str) -> Result<String, Outp
     if ctx.second_hop().is_err() {
         return fail(ANONYMOUS_LOGIN_FAILED.to_owned());
     }
-    let mgmt = match ctx.this().reg_value(ADMIN_KEY, "MgmtDBServer") {
-        Some(RegValue::Sz(s)) => s.clone(),
-        _ => String::new(),
-    };
+    // Failover, WMI restart (issue 18, F9): under `wmi-caches-group`, what winmgmt read.
+    let mgmt = ctx.wmi_mgmt_server();
     if !ctx.lab.sql_reachable(&mgmt) {
         return fail(NO_SQL_SERVER.to_owned());
     }
@@ -401,7 +398,7 @@ mod tests {
     use super::super::super::testing::{exec, exec_with_input, exec_without_credentials};
     use super::*;
     use crate::activation::SECRET_BACKUP_PASSWORD;
-    use crate::init::{ENTSSO_SQL_KEY, SECRET_BACKUP, fresh_lab};
+    use crate::init::{ADMIN_KEY, ENTSSO_SQL_KEY, SECRET_BACKUP, fresh_lab};
     use crate::state::{Fault, Lab};
 
     /// The plugins' side of the protocol: their unit tests spell out the scripts they send.
