@@ -7,6 +7,8 @@
 //! types they share. Feature `testing` adds `testing`, test support for those plugins (this
 //! crate's own tests use its fixtures too).
 
+// Failover, re-protect (issue 18, F14)
+pub mod backup_job;
 pub mod config_log;
 pub mod config_xml;
 pub mod configure;

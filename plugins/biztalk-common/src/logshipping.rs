@@ -77,7 +77,7 @@ pub fn sqlcmd(instance: &str, query: &str) -> Vec<String> {
 }
 
 /// `job` as a Transact-SQL Unicode literal.
-fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     format!("N'{}'", text.replace('\'', "''"))
 }
 
@@ -149,7 +149,7 @@ impl fmt::Display for Unreadable {
 impl std::error::Error for Unreadable {}
 
 /// The rows of an answer, split into at most `columns` fields (the last keeps any `|`).
-fn rows(stdout: &str, columns: usize) -> impl Iterator<Item = Vec<&str>> {
+pub(crate) fn rows(stdout: &str, columns: usize) -> impl Iterator<Item = Vec<&str>> {
     stdout
         .lines()
         .map(|line| line.trim_end_matches('\r'))

@@ -1,5 +1,5 @@
 //! BizTalk log shipping at failover (fidelity review §4.2; docs/biztalk.md, "Failover
-//! activation"; `lab/PROTOCOL.md`, "DR SQL and log shipping"): the logic of four plugins, one per
+//! activation"; `lab/PROTOCOL.md`, "DR SQL and log shipping"): the logic of five plugins, one per
 //! effect class, since a plugin declares one effect class and the engine acts on it when an
 //! attempt is interrupted (docs/plugin-authoring.md):
 //!
@@ -9,9 +9,10 @@
 //! | `logshipping-catch-up` | F2: Restore Databases on every instance behind | idempotent | [`catch_up::CatchUp`] |
 //! | `logshipping-restore-to-mark` | F3: the two jobs disabled, Restore To Mark, databases ONLINE | irreversible | [`restore_to_mark::RestoreToMark`] |
 //! | `logshipping-clean` | drill X2: `sp_LogShippingClean`, `sp_ForceFullBackup`, reseed | irreversible | [`clean::Clean`] |
+//! | `logshipping-reprotect` | F14: the recovered instance's backup job at a new location, a full backup forced, the BizTalk jobs enabled | idempotent | [`reprotect::Reprotect`] |
 //!
 //! Each plugin crate is a thin `cdylib` that exports one of these types; the types, their tests
-//! against the fake host and the shared `sqlcmd` runner ([`sql`]) live here so the four stay one
+//! against the fake host and the shared `sqlcmd` runner ([`sql`]) live here so the five stay one
 //! piece of code. Every command line comes from `biztalk_common::logshipping`.
 //!
 //! Every step runs without a target of its own: it acts on the DR SQL instances named in its
@@ -34,9 +35,12 @@ pub mod catch_up;
 pub mod clean;
 pub mod jobs;
 pub mod measure;
+pub mod reprotect;
 pub mod restore_to_mark;
 pub mod sql;
 
+#[cfg(test)]
+mod reprotect_tests;
 #[cfg(test)]
 mod tests;
 
