@@ -49,7 +49,8 @@ fn main() {
         ("DISABLE_SERVICES", "disable_services"),
         ("DEPLOY_ASSEMBLIES", "deploy_assemblies"),
         // Failover, database references and SSO (issue 18, P2)
-        ("BTS_DBREFS", "bts_dbrefs"),
+        ("BTS_UPDATE_DATABASE", "bts_update_database"),
+        ("BTS_UPDATE_REGISTRY", "bts_update_registry"),
         ("SSO_SECRET", "sso_secret"),
         // Failover, SQL side (issue 18, P1)
         ("LOGSHIPPING_MEASURE", "logshipping_measure"),

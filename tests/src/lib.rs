@@ -39,10 +39,14 @@ pub mod wasm {
     ];
     /// `restore-configuration`: Standard Edition's RestoreConfig.vbe (seed A).
     pub const RESTORE_CONFIGURATION: &str = env!("DROVER_WASM_RESTORE_CONFIGURATION");
-    /// The failover's database references and SSO (issue 18, P2): bts-dbrefs (irreversible:
-    /// UpdateDatabase.vbs, UpdateRegistry.vbs) and sso-secret (idempotent: the DR master secret
-    /// server).
-    pub const FAILOVER_DBREFS: [&str; 2] = [env!("DROVER_WASM_BTS_DBREFS"), env!("DROVER_WASM_SSO_SECRET")];
+    /// The failover's database references and SSO (issue 18, P2): bts-update-database
+    /// (irreversible: UpdateDatabase.vbs), bts-update-registry (idempotent: UpdateRegistry.vbs)
+    /// and sso-secret (idempotent: the DR master secret server).
+    pub const FAILOVER_DBREFS: [&str; 3] = [
+        env!("DROVER_WASM_BTS_UPDATE_DATABASE"),
+        env!("DROVER_WASM_BTS_UPDATE_REGISTRY"),
+        env!("DROVER_WASM_SSO_SECRET"),
+    ];
     /// The failover's log-shipping plugins (issue 18, P1): logshipping-measure (read-only),
     /// logshipping-catch-up (idempotent), logshipping-restore-to-mark and logshipping-clean
     /// (irreversible).

@@ -3,7 +3,7 @@
 //! `workflows/dr-site-preparation.toml`, production failed with `drover-lab disaster`, the DR SQL
 //! Server's databases recovered ONLINE with the Restore To Mark job (`sp_start_job` through
 //! `drover-lab exec DRSQL01 -- sqlcmd …`, the command line of `biztalk_common::logshipping`), then
-//! a small workflow written here: `bts-dbrefs` update-database on DRBTS01, update-registry on
+//! a small workflow written here: `bts-update-database` on DRBTS01, `bts-update-registry` on
 //! every DR runtime server, `sso-secret` on DRSSO01. Under `msoledbsql-provider` the first step
 //! stops with Microsoft's fix; with a wrong backup password the SSO step stops naming the backup;
 //! then the group's record, the registry and SSO point at DR, and a further run changes nothing:
@@ -28,18 +28,18 @@ description = "F6-F8: the group's databases, the DR servers' registry and the DR
 
 [[steps]]
 id = "update-database"
-plugin = "bts-dbrefs@^1"
+plugin = "bts-update-database@^1"
 for-each = ["DRBTS01"]
 grants = { programs = ["sqlcmd", 'C:\Windows\System32\cscript.exe'], read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT?*"] }
-with = { action = "update-database", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
+with = { old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
 id = "update-registry"
-plugin = "bts-dbrefs@^1"
+plugin = "bts-update-registry@^1"
 needs = ["update-database"]
 for-each = "dr-runtime"
 grants = { programs = ["reg", 'C:\Windows\System32\cscript.exe'], read-only = ["reg query **"] }
-with = { action = "update-registry", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
+with = { old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
 id = "sso"
@@ -84,11 +84,14 @@ fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value 
 fn the_group_registry_and_sso_move_to_dr_once_after_the_provider_fix_and_the_right_password() {
     let (lab, workflow) = failed_over_sql();
 
-    // Declared irreversible, so a plan and the plugin's info say so; the plan reads only (the
-    // read-only grants cover the step's checks) and changes nothing.
-    let info = lab.drover(&["--json", "plugin", "info", "bts-dbrefs"]).output().expect("plugin info");
-    let info: Value = serde_json::from_slice(&info.stdout).expect("plugin info JSON");
-    assert_eq!(info["info"]["effect"], "irreversible", "{info:#}");
+    // UpdateDatabase.vbs is declared irreversible, UpdateRegistry.vbs idempotent, so a plan and
+    // the plugins' info say so; the plan reads only (the read-only grants cover the step's
+    // checks) and changes nothing.
+    for (plugin, effect) in [("bts-update-database", "irreversible"), ("bts-update-registry", "idempotent")] {
+        let info = lab.drover(&["--json", "plugin", "info", plugin]).output().expect("plugin info");
+        let info: Value = serde_json::from_slice(&info.stdout).expect("plugin info JSON");
+        assert_eq!(info["info"]["effect"], effect, "{info:#}");
+    }
     let before = lab.state();
     let plan = lab
         .drover(&["--json", "plan", &workflow, "--inventory", &lab.inventory])

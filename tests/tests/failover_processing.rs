@@ -2,7 +2,8 @@
 //! end to end: a lab prepared by `workflows/dr-site-preparation.toml`, production failed with
 //! `drover-lab disaster`, the DR SQL Server's databases recovered with the Restore To Mark job,
 //! then a small workflow written here: the group's record and each DR runtime server's registry
-//! pointed at DR (`bts-dbrefs`, so that WMI reads the group at DR), every enabled receive
+//! pointed at DR (`bts-update-database`, `bts-update-registry`, so that WMI reads the group at
+//! DR), every enabled receive
 //! location disabled (`bts-receive-locations`), the DR host instances enabled and started
 //! (`bts-start-hosts`), and the locations the disable step recorded enabled again. With ENTSSO
 //! unable to start on DRBTS02 the host step stops naming it and the locations stay disabled;
@@ -22,18 +23,18 @@ description = "F6-F7 then F10-F12: WMI at DR, receive locations off, DR host ins
 
 [[steps]]
 id = "update-database"
-plugin = "bts-dbrefs@^1"
+plugin = "bts-update-database@^1"
 for-each = ["DRBTS01"]
 grants = { programs = ["sqlcmd", 'C:\Windows\System32\cscript.exe'], read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT?*"] }
-with = { action = "update-database", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
+with = { old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
 id = "update-registry"
-plugin = "bts-dbrefs@^1"
+plugin = "bts-update-registry@^1"
 needs = ["update-database"]
 for-each = "dr-runtime"
 grants = { programs = ["reg", 'C:\Windows\System32\cscript.exe'], read-only = ["reg query **"] }
-with = { action = "update-registry", old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
+with = { old_sql_server = "PRDSQL01", new_sql_server = "DRSQL01" }
 
 [[steps]]
 id = "disable-receive-locations"

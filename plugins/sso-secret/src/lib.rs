@@ -410,7 +410,7 @@ impl<'c, 'h> Session<'c, 'h> {
         if !ran.success() {
             if ran.stderr().contains("SQL Server does not exist or access denied") {
                 return Err(StepError::permanent(format!(
-                    "{server} cannot reach the group's management database through WMI: run UpdateRegistry.vbs there first (bts-dbrefs, update-registry)"
+                    "{server} cannot reach the group's management database through WMI: run UpdateRegistry.vbs there first (bts-update-registry)"
                 )));
             }
             return Err(unrecognized::program(

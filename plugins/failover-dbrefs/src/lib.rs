@@ -1,9 +1,11 @@
-//! `bts-dbrefs`: after the DR SQL Server's copies of the BizTalk databases are recovered
-//! (`ONLINE`), points the group at them (docs/biztalk.md, "Failover activation: the BizTalk
-//! side", F6 and F7; `lab/PROTOCOL.md`, "Failover: database references, SSO and processing").
-//! One plugin, two actions (`action` in the input):
+//! The library of two plugins that, after the DR SQL Server's copies of the BizTalk databases are
+//! recovered (`ONLINE`), point the group at them (docs/biztalk.md, "Failover activation: the
+//! BizTalk side", F6 and F7; `lab/PROTOCOL.md`, "Failover: database references, SSO and
+//! processing"). Each plugin crate (`bts-update-database`, `bts-update-registry`) only exports its
+//! type; the logic and tests are here, shared:
 //!
-//! - **`update-database`** (F6, **once per group**, on one DR runtime server):
+//! - **[`UpdateDatabase`]** (`bts-update-database`, F6, **once per group**, on one DR runtime
+//!   server, **irreversible**):
 //!   `UpdateDatabase.vbs` rewrites the locations stored in the group's databases. Its effect on
 //!   the group cannot be undone by running anything, and what a second run does is not
 //!   documented, so before it runs the step reads the group's record in the DR copy of
@@ -16,7 +18,8 @@
 //!   permanent: recover it first (Restore To Mark). Afterwards the record is read again and must
 //!   name the new server. The documented provider error of SQL Server 2016 and later ("Invalid
 //!   connection string attribute") fails permanently with Microsoft's fix.
-//! - **`update-registry`** (F7, on **every** DR runtime server, idempotent): `UpdateRegistry.vbs`
+//! - **[`UpdateRegistry`]** (`bts-update-registry`, F7, on **every** DR runtime server,
+//!   **idempotent**; also a drill's clean-up, with the servers swapped): `UpdateRegistry.vbs`
 //!   rewrites the server's registry. It first reads `MgmtDBServer` in the 32-bit registry view
 //!   (where BizTalk keeps it); already the new server: no change. The old server: it runs, then
 //!   `MgmtDBServer` must name the new server. Missing: the server is not joined (permanent);
@@ -30,13 +33,13 @@
 //! every server); the output carries the hash, so the report shows they match. Scripts run
 //! under the 64-bit script host.
 //!
-//! **Effect class: irreversible**, declared for the whole plugin because of `update-database`
-//! (a plan shows it; after a crash in the middle of an attempt the engine stops for an operator
-//! rather than run it again). `update-registry` is idempotent on its own; after such a stop, the
-//! operator can resume it safely.
+//! Two plugins because a plugin declares one effect class: UpdateDatabase.vbs cannot be undone or
+//! safely repeated (a plan names it; after a crash in the middle of an attempt the engine stops
+//! for an operator rather than run it again), UpdateRegistry.vbs only rewrites values that still
+//! name the old server, so an interrupted attempt simply runs again.
 //!
 //! `check` only reads (`sqlcmd` `SELECT`, `reg query`) and says what `apply` would do. Grants a
-//! workflow needs: programs `sqlcmd` (update-database), `reg` (update-registry) and
+//! workflow needs: programs `sqlcmd` (bts-update-database), `reg` (bts-update-registry) and
 //! `C:\Windows\System32\cscript.exe`, file access to the target (`uses_targets`); read-only
 //! patterns for `drover plan`: `sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT?*` and
 //! `reg query **`.
@@ -50,9 +53,13 @@ use drover_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The plugin.
+/// `bts-update-database`: UpdateDatabase.vbs, once per group (irreversible).
 #[derive(Default)]
-pub struct BtsDbrefs;
+pub struct UpdateDatabase;
+
+/// `bts-update-registry`: UpdateRegistry.vbs on one server (idempotent).
+#[derive(Default)]
+pub struct UpdateRegistry;
 
 /// Which script to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -64,12 +71,10 @@ pub enum Action {
     UpdateRegistry,
 }
 
-/// Input: the action and the SQL Servers the databases move between.
+/// Input: the SQL Servers the databases move between.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
-    /// Which script.
-    pub action: Action,
     /// The SQL Server the group's databases were on (production's, `PRDSQL01`).
     pub old_sql_server: String,
     /// The SQL Server they are on now (the DR instance, `DRSQL01`).
@@ -96,31 +101,51 @@ pub struct Output {
     pub after: String,
 }
 
-impl Plugin for BtsDbrefs {
+impl Plugin for UpdateDatabase {
     type Input = Input;
     type Output = Output;
 
     fn describe() -> Describe {
-        Describe::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Effect::Irreversible)
+        Describe::new("bts-update-database", env!("CARGO_PKG_VERSION"), Effect::Irreversible)
             .description(
-                "points the restored group's databases (UpdateDatabase.vbs, once per group) or a DR runtime server's registry (UpdateRegistry.vbs) at the DR SQL Server",
+                "points the restored group's databases at the DR SQL Server: UpdateDatabase.vbs, once per group",
             )
             .program(dbrefs::CSCRIPT_64)
             .program("sqlcmd")
+            .uses_targets()
+    }
+
+    fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        Session::new(ctx, Action::UpdateDatabase, &input)?.run(false)
+    }
+
+    fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
+        Session::new(ctx, Action::UpdateDatabase, &input)?.run(true)
+    }
+}
+
+impl Plugin for UpdateRegistry {
+    type Input = Input;
+    type Output = Output;
+
+    fn describe() -> Describe {
+        Describe::new("bts-update-registry", env!("CARGO_PKG_VERSION"), Effect::Idempotent)
+            .description(
+                "points a DR runtime server's registry at the DR SQL Server (or back, after a drill): UpdateRegistry.vbs",
+            )
+            .program(dbrefs::CSCRIPT_64)
             .program(reg::PROGRAM)
             .uses_targets()
     }
 
     fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
-        Session::new(ctx, &input)?.run(false)
+        Session::new(ctx, Action::UpdateRegistry, &input)?.run(false)
     }
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
-        Session::new(ctx, &input)?.run(true)
+        Session::new(ctx, Action::UpdateRegistry, &input)?.run(true)
     }
 }
-
-drover_sdk::export_plugin!(BtsDbrefs);
 
 /// Where the target stands before the script.
 enum Found {
@@ -133,6 +158,7 @@ enum Found {
 /// One call: the target, the input and the evidence gathered so far.
 struct Session<'c, 'h> {
     ctx: &'c Ctx<'h>,
+    action: Action,
     input: &'c Input,
     target: String,
     xml: String,
@@ -140,7 +166,7 @@ struct Session<'c, 'h> {
 }
 
 impl<'c, 'h> Session<'c, 'h> {
-    fn new(ctx: &'c Ctx<'h>, input: &'c Input) -> Result<Self, StepError> {
+    fn new(ctx: &'c Ctx<'h>, action: Action, input: &'c Input) -> Result<Self, StepError> {
         if input.old_sql_server.trim().is_empty() || input.new_sql_server.trim().is_empty() {
             return Err(StepError::permanent("old_sql_server and new_sql_server must both be named"));
         }
@@ -151,11 +177,11 @@ impl<'c, 'h> Session<'c, 'h> {
             )));
         }
         let xml = UpdateInfo::whole_group(&input.old_sql_server, &input.new_sql_server).render();
-        Ok(Session { ctx, input, target: ctx.target()?.to_string(), xml, evidence: Vec::new() })
+        Ok(Session { ctx, action, input, target: ctx.target()?.to_string(), xml, evidence: Vec::new() })
     }
 
     fn script(&self) -> &'static str {
-        match self.input.action {
+        match self.action {
             Action::UpdateDatabase => dbrefs::UPDATE_DATABASE,
             Action::UpdateRegistry => dbrefs::UPDATE_REGISTRY,
         }
@@ -170,7 +196,7 @@ impl<'c, 'h> Session<'c, 'h> {
             Found::Pending(s) => (s, true),
         };
         let mut output = Output {
-            action: self.input.action,
+            action: self.action,
             server: self.target.clone(),
             update_info: path.clone(),
             update_info_sha256: sha.clone(),
@@ -219,14 +245,14 @@ impl<'c, 'h> Session<'c, 'h> {
 
     /// What the action changes, for messages.
     fn what(&self) -> String {
-        match self.input.action {
+        match self.action {
             Action::UpdateDatabase => "the group's record".into(),
             Action::UpdateRegistry => format!("{}'s registry", self.target),
         }
     }
 
     fn read(&mut self) -> Result<Found, StepError> {
-        match self.input.action {
+        match self.action {
             Action::UpdateDatabase => self.read_group(),
             Action::UpdateRegistry => self.read_registry(),
         }
@@ -329,7 +355,7 @@ impl<'c, 'h> Session<'c, 'h> {
 
     /// Runs the script under the 64-bit host and judges its exit.
     fn run_script(&mut self, path: &str) -> Result<(), StepError> {
-        let argv = match self.input.action {
+        let argv = match self.action {
             Action::UpdateDatabase => dbrefs::update_database_argv(path),
             Action::UpdateRegistry => dbrefs::update_registry_argv(path),
         };

@@ -1,4 +1,4 @@
-//! `bts-dbrefs` against the fake host answering with `lab/PROTOCOL.md`'s exact outputs.
+//! `bts-update-database` and `bts-update-registry` against the fake host answering with `lab/PROTOCOL.md`'s exact outputs.
 
 use super::*;
 use drover_sdk::testing::FakeHost;
@@ -16,8 +16,8 @@ fn host() -> FakeHost {
         .with_context(Context { target: Some(DR.into()), ..Context::for_test(Mode::Apply) })
 }
 
-fn input(action: &str) -> Value {
-    json!({ "action": action, "old_sql_server": "PRDSQL01", "new_sql_server": "DRSQL01" })
+fn input() -> Value {
+    json!({ "old_sql_server": "PRDSQL01", "new_sql_server": "DRSQL01" })
 }
 
 fn xml_path() -> String {
@@ -66,7 +66,7 @@ fn update_database_runs_once_with_the_rendered_file_and_verifies_the_record() {
     script(&host, "UpdateDatabase.vbs", ExecOutput::exited(0, ""));
     group(&host, row("DRSQL01"));
 
-    let outcome = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap();
+    let outcome = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap();
 
     assert!(outcome.changed);
     let written = host.file(DR, &xml_path()).expect("the file is on the server");
@@ -90,7 +90,7 @@ fn update_database_runs_once_with_the_rendered_file_and_verifies_the_record() {
 fn update_database_already_run_changes_nothing_and_writes_nothing() {
     let host = host();
     group(&host, row("DRSQL01"));
-    let outcome = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap();
+    let outcome = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap();
     assert!(!outcome.changed);
     assert_eq!(outcome.output["ran"], false);
     assert!(outcome.summary.contains("UpdateDatabase.vbs not run again"), "{}", outcome.summary);
@@ -102,7 +102,7 @@ fn update_database_already_run_changes_nothing_and_writes_nothing() {
 fn check_reads_only_and_says_it_would_run() {
     let host = host();
     group(&host, row("PRDSQL01"));
-    let outcome = host.call::<BtsDbrefs>(Mode::Check, input("update-database")).unwrap();
+    let outcome = host.call::<UpdateDatabase>(Mode::Check, input()).unwrap();
     assert!(outcome.changed);
     assert_eq!(
         outcome.summary,
@@ -115,7 +115,7 @@ fn check_reads_only_and_says_it_would_run() {
 fn a_record_moved_in_part_stops_for_an_operator() {
     let host = host();
     group(&host, ExecOutput::exited(0, "DRSQL01|BizTalkMsgBoxDb|PRDSQL01|BizTalkDTADb\r\n"));
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap_err();
+    let err = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
     assert!(err.message().contains("cannot tell whether to run it"), "{err}");
     assert_eq!(host.exec_calls().len(), 1, "nothing ran");
@@ -125,7 +125,7 @@ fn a_record_moved_in_part_stops_for_an_operator() {
 fn an_unknown_answer_stops_for_an_operator_with_the_raw_text() {
     let host = host();
     group(&host, failed("Sqlcmd: Error: Microsoft ODBC Driver 17 for SQL Server : something new."));
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap_err();
+    let err = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::NeedsOperator(_)), "{err}");
     assert!(err.message().contains("cannot tell whether UpdateDatabase.vbs already ran"), "{err}");
     assert!(err.message().contains("something new"), "{err}");
@@ -141,7 +141,7 @@ fn databases_still_restoring_are_permanent() {
             "Msg 927, Level 14, State 2, Server DRSQL01, Line 1\r\nDatabase 'BizTalkMgmtDb' cannot be opened. It is in the middle of a restore.\r\n",
         ),
     );
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap_err();
+    let err = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(err.message().contains("Restore To Mark"), "{err}");
 }
@@ -157,7 +157,7 @@ fn the_provider_error_is_permanent_with_microsofts_fix() {
             r"{RESTORE}\UpdateDatabase.vbs(1, 1) Microsoft OLE DB Provider for SQL Server: Invalid connection string attribute"
         )),
     );
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap_err();
+    let err = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(err.message().contains(r#"change conn.Provider = "SQLOLEDB" to "MSOLEDBSQL""#), "{err}");
     assert!(err.message().contains(r"Restore\UpdateDatabase.vbs"), "{err}");
@@ -169,7 +169,7 @@ fn a_script_that_leaves_the_record_unchanged_is_permanent() {
     group(&host, row("PRDSQL01"));
     script(&host, "UpdateDatabase.vbs", ExecOutput::exited(0, ""));
     group(&host, row("PRDSQL01"));
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-database")).unwrap_err();
+    let err = host.call::<UpdateDatabase>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(err.message().contains("exited 0 but the group's record still points at PRDSQL01"), "{err}");
 }
@@ -180,7 +180,7 @@ fn update_registry_runs_when_mgmt_db_server_is_production_and_verifies() {
     mgmt_db_server(&host, "PRDSQL01");
     script(&host, "UpdateRegistry.vbs", ExecOutput::exited(0, ""));
     mgmt_db_server(&host, "DRSQL01");
-    let outcome = host.call::<BtsDbrefs>(Mode::Apply, input("update-registry")).unwrap();
+    let outcome = host.call::<UpdateRegistry>(Mode::Apply, input()).unwrap();
     assert!(outcome.changed);
     assert_eq!(outcome.output["before"], "MgmtDBServer = PRDSQL01");
     assert_eq!(outcome.output["after"], "MgmtDBServer = DRSQL01");
@@ -197,7 +197,7 @@ fn update_registry_runs_when_mgmt_db_server_is_production_and_verifies() {
 fn update_registry_already_done_changes_nothing() {
     let host = host();
     mgmt_db_server(&host, "drsql01");
-    let outcome = host.call::<BtsDbrefs>(Mode::Apply, input("update-registry")).unwrap();
+    let outcome = host.call::<UpdateRegistry>(Mode::Apply, input()).unwrap();
     assert!(!outcome.changed);
     assert_eq!(host.exec_calls().len(), 1);
 }
@@ -206,7 +206,7 @@ fn update_registry_already_done_changes_nothing() {
 fn update_registry_on_a_server_of_another_group_or_none_is_permanent() {
     let host = host();
     mgmt_db_server(&host, "OTHERSQL");
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-registry")).unwrap_err();
+    let err = host.call::<UpdateRegistry>(Mode::Apply, input()).unwrap_err();
     assert!(err.message().contains("names OTHERSQL, neither PRDSQL01 nor DRSQL01"), "{err}");
     let host = super::tests::host();
     host.script_exec(
@@ -215,7 +215,7 @@ fn update_registry_on_a_server_of_another_group_or_none_is_permanent() {
         &["query", KEY, "/v", "MgmtDBServer", "/reg:32"],
         failed("ERROR: The system was unable to find the specified registry key or value.\r\n"),
     );
-    let err = host.call::<BtsDbrefs>(Mode::Apply, input("update-registry")).unwrap_err();
+    let err = host.call::<UpdateRegistry>(Mode::Apply, input()).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(err.message().contains("not joined"), "{err}");
 }
@@ -223,16 +223,17 @@ fn update_registry_on_a_server_of_another_group_or_none_is_permanent() {
 #[test]
 fn the_same_server_twice_is_refused() {
     let host = host();
-    let mut same = input("update-registry");
+    let mut same = input();
     same["new_sql_server"] = json!("prdsql01");
-    let err = host.call::<BtsDbrefs>(Mode::Apply, same).unwrap_err();
+    let err = host.call::<UpdateRegistry>(Mode::Apply, same).unwrap_err();
     assert!(matches!(err, StepError::Permanent(_)), "{err}");
     assert!(host.exec_calls().is_empty());
 }
 
 #[test]
-fn describes_itself_as_irreversible() {
-    let describe = <BtsDbrefs as Plugin>::describe();
-    assert_eq!(describe.name(), "bts-dbrefs");
-    assert_eq!(describe.effect(), Effect::Irreversible);
+fn update_database_is_irreversible_and_update_registry_idempotent() {
+    let database = <UpdateDatabase as Plugin>::describe();
+    assert_eq!((database.name(), database.effect()), ("bts-update-database", Effect::Irreversible));
+    let registry = <UpdateRegistry as Plugin>::describe();
+    assert_eq!((registry.name(), registry.effect()), ("bts-update-registry", Effect::Idempotent));
 }
