@@ -22,6 +22,8 @@
 
 // Failover, BizTalk side (issue 18, L2)
 pub mod activation;
+// Failover, re-protect (issue 18, F14)
+pub mod backup_job;
 pub mod export;
 pub mod fault;
 pub mod init;

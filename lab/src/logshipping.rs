@@ -87,6 +87,10 @@ pub struct BackupSet {
     pub mark: String,
     /// `BackupDateTime`, RFC 3339 UTC.
     pub backed_up: String,
+    /// Where the set's files went: kept for a recovered destination's own sets (F14), not for
+    /// the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// `BackupType`.
@@ -127,6 +131,13 @@ pub struct Destination {
     /// record stays [`Lab::group`], so a drill leaves it untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Box<crate::state::Group>>,
+    /// Once recovered, the sets its own Backup BizTalk Server job took (its `adm_BackupHistory`
+    /// after the recovered mark; [`crate::backup_job::run_recovered`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupSet>,
+    /// Once recovered, `sp_ForceFullBackup` ran here: its job's next run makes a full set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_full: bool,
 }
 
 /// A SQL Server Agent and its jobs.
@@ -171,6 +182,10 @@ pub struct AgentJob {
     /// `sysjobhistory`, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryRow>,
+    /// `sysjobsteps`: kept for the Backup BizTalk Server job only (the others' one step is
+    /// named after the job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::backup_job::JobStep>,
 }
 
 /// A `sysjobhistory` row.
@@ -243,14 +258,25 @@ pub fn fresh(source: &str, destinations: &[&str]) -> LogShipping {
         recovered_mark: None,
         missing_set: None,
         jobs: [GET_BACKUP_HISTORY, RESTORE_DATABASES, RESTORE_TO_MARK]
-            .map(|name| AgentJob { name: name.into(), enabled: true, history: Vec::new() })
+            .map(|name| AgentJob { name: name.into(), enabled: true, history: Vec::new(), steps: Vec::new() })
             .to_vec(),
         next_history_id: 1,
         group: None,
+        backups: Vec::new(),
+        force_full: false,
     };
     let source_agent = Agent {
         jobs: SOURCE_JOBS
-            .map(|name| AgentJob { name: name.into(), enabled: true, history: Vec::new() })
+            .map(|name| AgentJob {
+                name: name.into(),
+                enabled: true,
+                history: Vec::new(),
+                steps: if name == BACKUP_JOB {
+                    crate::backup_job::default_steps(BACKUP_PATH)
+                } else {
+                    Vec::new()
+                },
+            })
             .to_vec(),
         next_history_id: 1,
     };
@@ -266,7 +292,13 @@ pub fn fresh(source: &str, destinations: &[&str]) -> LogShipping {
 
 /// A backup set taken at `at`.
 fn backup_set(id: u64, kind: BackupKind, at: SystemTime) -> BackupSet {
-    BackupSet { id, kind, mark: mark_name(at), backed_up: humantime::format_rfc3339_millis(at).to_string() }
+    BackupSet {
+        id,
+        kind,
+        mark: mark_name(at),
+        backed_up: humantime::format_rfc3339_millis(at).to_string(),
+        location: None,
+    }
 }
 
 /// `BTS_<yyyy>_<MM>_<dd>_<HH>_<mm>_<ss>_<fff>` for `at`.
@@ -338,14 +370,29 @@ impl Lab {
     }
 }
 
-/// `drover-lab backup`: the source's Backup BizTalk Server job runs once at `now` if it is
+/// `drover-lab backup`: every recovered destination's enabled Backup BizTalk Server job runs
+/// ([`crate::backup_job::run_recovered`]); the source's runs once at `now` if it is
 /// enabled (a full set first when one was forced, then a marked log set), then every
 /// destination's enabled scheduled jobs run: Get Backup History, then Restore Databases (unless
 /// `logshipping-lag` holds it). Time passing, in the lab, is this.
 pub fn backup(lab: &mut Lab, now: SystemTime) -> Result<(), LogShippingError> {
     let source = lab.log_shipping.source.clone();
+    // A recovered destination's own Backup BizTalk Server job runs too, source or not (F14).
+    let recovered: Vec<String> = lab
+        .log_shipping
+        .destinations
+        .iter()
+        .filter(|(name, d)| {
+            crate::backup_job::recovered(lab, name)
+                && d.jobs.iter().any(|j| j.name == BACKUP_JOB && j.enabled)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in &recovered {
+        run_job(lab, name, BACKUP_JOB, Invoker::Schedule, now);
+    }
     if !lab.sql_reachable(&source) {
-        return Err(LogShippingError::SourceDown(source));
+        return if recovered.is_empty() { Err(LogShippingError::SourceDown(source)) } else { Ok(()) };
     }
     let agent = &lab.log_shipping.source_agent;
     if agent.jobs.iter().find(|j| j.name == BACKUP_JOB).is_none_or(|j| j.enabled) {
@@ -509,6 +556,10 @@ pub fn run_job_from(
         RESTORE_TO_MARK if is_destination => restore_to_mark(lab, server),
         BACKUP_JOB if !is_destination => {
             take_backup(lab, now, step.is_some_and(|s| s.eq_ignore_ascii_case("MarkAndBackupLog")))
+        }
+        // Recreated by Restore To Mark: the recovered databases back themselves up (F14).
+        BACKUP_JOB if crate::backup_job::recovered(lab, server) => {
+            crate::backup_job::run_recovered(lab, server, now)
         }
         // The other BizTalk jobs are not modelled: they succeed and change nothing.
         _ => Ok(()),
@@ -683,7 +734,8 @@ fn restore_chain(lab: &mut Lab, server: &str, target: u64) -> StepResult {
 }
 
 /// Restore To Mark: restores what is left up to the newest imported log set, that one to its
-/// mark, recovers the databases and recreates the source's jobs (disabled ones stay disabled).
+/// mark, recovers the databases and recreates the source's jobs as the source has them (disabled
+/// ones stay disabled, the backup job keeps its steps and their backup location).
 fn restore_to_mark(lab: &mut Lab, server: &str) -> StepResult {
     if lab.restore_to_mark_fails(server) {
         let shipping = &lab.log_shipping;
@@ -705,6 +757,8 @@ fn restore_to_mark(lab: &mut Lab, server: &str) -> StepResult {
     };
     restore_chain(lab, server, target.id)?;
     let recovered = Box::new(lab.group.clone());
+    // As the source's msdb defines them: enabled or not, with their steps.
+    let source_jobs = lab.log_shipping.source_agent.jobs.clone();
     let Some(destination) = lab.log_shipping.destinations.get_mut(server) else { return Ok(()) };
     destination.last_restored = Some(target.id);
     destination.recovered_mark = Some(target.mark);
@@ -712,9 +766,9 @@ fn restore_to_mark(lab: &mut Lab, server: &str) -> StepResult {
     for state in destination.databases.values_mut() {
         *state = DbState::Online;
     }
-    for name in SOURCE_JOBS {
-        if !destination.jobs.iter().any(|j| j.name == name) {
-            destination.jobs.push(AgentJob { name: name.into(), enabled: true, history: Vec::new() });
+    for job in &source_jobs {
+        if !destination.jobs.iter().any(|j| j.name == job.name) {
+            destination.jobs.push(AgentJob { history: Vec::new(), ..job.clone() });
         }
     }
     Ok(())
@@ -763,6 +817,16 @@ pub fn render(lab: &Lab) -> String {
             let _ = writeln!(out, "    missing log set    {missing}");
         }
         let _ = writeln!(out, "    jobs               {}", jobs(&d.jobs).join(", "));
+        if let Some(newest) = d.backups.last() {
+            let _ = writeln!(
+                out,
+                "    own backups        {} (newest {} {} to {})",
+                d.backups.len(),
+                newest.id,
+                newest.mark,
+                newest.location.as_deref().unwrap_or("?")
+            );
+        }
     }
     out
 }

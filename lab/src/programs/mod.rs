@@ -23,6 +23,8 @@ pub mod net;
 pub mod powershell;
 pub mod reg;
 pub mod sc;
+// Failover, re-protect (issue 18, F14)
+pub mod sql_backup_job;
 // Failover, database references (issue 18, P2)
 pub mod sql_group;
 // Log shipping (issue 18, L1)
@@ -256,6 +258,8 @@ pub fn run_as(
         "cscript" => cscript::run(&mut ctx, program, args),
         // Log shipping (issue 18, L1): the failover's queries, then the probes.
         "sqlcmd" => sql_logshipping::run(&mut ctx, args)
+            // Failover, re-protect (issue 18, F14): the backup job's steps.
+            .or_else(|| sql_backup_job::run(&mut ctx, args))
             // Failover, database references (issue 18, P2): the group's record.
             .or_else(|| sql_group::run(&mut ctx, args))
             .or_else(|| sqlcmd::run(&ctx, args)),

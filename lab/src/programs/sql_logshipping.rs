@@ -204,8 +204,15 @@ impl Request {
                     logshipping::force_full_backup(lab);
                     Output::ok("")
                 }
-                // A recovered destination is the new source; the lab keeps no history for it.
-                Some(here) if here.databases.get("BizTalkMgmtDb") == Some(&DbState::Online) => Output::ok(""),
+                // A recovered destination is the new production: its own job's next run (F14).
+                Some(here) if here.databases.get("BizTalkMgmtDb") == Some(&DbState::Online) => {
+                    if let Some(here) =
+                        destination.as_ref().and_then(|d| lab.log_shipping.destinations.get_mut(d))
+                    {
+                        here.force_full = true;
+                    }
+                    Output::ok("")
+                }
                 Some(here) if here.databases.contains_key("BizTalkMgmtDb") => in_restore(server),
                 _ => no_database(server),
             },
