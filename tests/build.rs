@@ -60,6 +60,8 @@ fn main() {
         // Failover, processing (issue 18, P3)
         ("BTS_RECEIVE_LOCATIONS", "bts_receive_locations"),
         ("BTS_START_HOSTS", "bts_start_hosts"),
+        // Failover, WMI and the rule engine restarted (issue 18, F9)
+        ("RESTART_SERVICES", "restart_services"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

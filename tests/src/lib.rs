@@ -60,6 +60,9 @@ pub mod wasm {
     /// F10 disable, F12 enable) and bts-start-hosts (idempotent: F11).
     pub const FAILOVER_PROCESSING: [&str; 2] =
         [env!("DROVER_WASM_BTS_RECEIVE_LOCATIONS"), env!("DROVER_WASM_BTS_START_HOSTS")];
+    /// The failover's F9 (issue 18): restart-services (idempotent: winmgmt and the rule engine
+    /// update service restarted on a DR runtime server).
+    pub const RESTART_SERVICES: &str = env!("DROVER_WASM_RESTART_SERVICES");
 }
 
 /// The workspace root.
