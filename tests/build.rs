@@ -57,11 +57,15 @@ fn main() {
         ("LOGSHIPPING_CATCH_UP", "logshipping_catch_up"),
         ("LOGSHIPPING_RESTORE_TO_MARK", "logshipping_restore_to_mark"),
         ("LOGSHIPPING_CLEAN", "logshipping_clean"),
+        // Failover, re-protect (issue 18, F14)
+        ("LOGSHIPPING_REPROTECT", "logshipping_reprotect"),
         // Failover, processing (issue 18, P3)
         ("BTS_RECEIVE_LOCATIONS", "bts_receive_locations"),
         ("BTS_START_HOSTS", "bts_start_hosts"),
         // Failover, WMI and the rule engine restarted (issue 18, F9)
         ("RESTART_SERVICES", "restart_services"),
+        // Failover, quiescing a production that still runs (issue 18, F1)
+        ("BTS_QUIESCE_SOURCE", "bts_quiesce_source"),
     ] {
         println!("cargo:rustc-env=DROVER_WASM_{var}={}", artifact(&target_dir, file).display());
     }

@@ -56,6 +56,10 @@ pub mod wasm {
         env!("DROVER_WASM_LOGSHIPPING_RESTORE_TO_MARK"),
         env!("DROVER_WASM_LOGSHIPPING_CLEAN"),
     ];
+    /// The failover's re-protect (issue 18, F14): logshipping-reprotect (idempotent: the
+    /// recovered SQL Server's backup job at a new location, a full backup forced, the BizTalk
+    /// jobs enabled).
+    pub const LOGSHIPPING_REPROTECT: &str = env!("DROVER_WASM_LOGSHIPPING_REPROTECT");
     /// The failover's processing plugins (issue 18, P3): bts-receive-locations (reversible:
     /// F10 disable, F12 enable) and bts-start-hosts (idempotent: F11).
     pub const FAILOVER_PROCESSING: [&str; 2] =
@@ -63,6 +67,9 @@ pub mod wasm {
     /// The failover's F9 (issue 18): restart-services (idempotent: winmgmt and the rule engine
     /// update service restarted on a DR runtime server).
     pub const RESTART_SERVICES: &str = env!("DROVER_WASM_RESTART_SERVICES");
+    /// The failover's quiescing of a production that still runs (issue 18, F1):
+    /// bts-quiesce-source (idempotent).
+    pub const FAILOVER_QUIESCE: &str = env!("DROVER_WASM_BTS_QUIESCE_SOURCE");
 }
 
 /// The workspace root.
