@@ -4,6 +4,7 @@
 //! of [`crate::logshipping::agent_jobs`]. The rest of the re-protection (`sp_update_job`,
 //! `sp_ForceFullBackup`, a job's history) is [`super::sql_logshipping`]'s.
 
+use super::sql_logshipping::no_such;
 use super::sqlcmd::refused;
 use super::{Ctx, Output};
 use crate::logshipping;
@@ -78,16 +79,6 @@ impl Request {
             },
         }
     }
-}
-
-/// Error 14262: no job (or step) of that name or id.
-fn no_such(parameter: &str, name: &str, server: &str) -> Output {
-    Output::stdout(
-        1,
-        format!(
-            "Msg 14262, Level 16, State 1, Server {server}, Procedure sp_verify_job_identifiers, Line 67\r\nThe specified {parameter} ('{name}') does not exist.\r\n"
-        ),
-    )
 }
 
 #[cfg(test)]

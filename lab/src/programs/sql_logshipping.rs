@@ -307,7 +307,7 @@ fn canonical_job(lab: &crate::state::Lab, server: &str, job: &str) -> String {
 }
 
 /// Error 14262: no job (or step) of that name.
-fn no_such(parameter: &str, name: &str, server: &str) -> Output {
+pub(super) fn no_such(parameter: &str, name: &str, server: &str) -> Output {
     sql_error(
         14262,
         server,
