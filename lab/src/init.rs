@@ -113,6 +113,8 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
             .map(String::from)
             .to_vec(),
         reachable: true,
+        // Logins (issue 18, F4)
+        logins: crate::logins::production(),
     });
     for name in PROD_RUNTIME {
         let text = export::exported_configuration(name, "PRDSQL01");
@@ -122,7 +124,7 @@ pub fn fresh_lab_of(edition: Edition) -> Lab {
     let mut dr_sql = windows_server(Site::Dr, Role::Sql);
     // Log shipping (issue 18, L1): the log-shipped databases, RESTORING (crate::logshipping).
     let shipped = crate::logshipping::SHIPPED_DATABASES.map(String::from).to_vec();
-    dr_sql.sql = Some(SqlInstance { databases: shipped, reachable: true });
+    dr_sql.sql = Some(SqlInstance { databases: shipped, reachable: true, logins: crate::logins::dr_site() });
     servers.insert("DRSQL01".to_owned(), dr_sql);
 
     let group = Group {

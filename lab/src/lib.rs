@@ -28,6 +28,8 @@ pub mod export;
 pub mod fault;
 pub mod init;
 pub mod inventory;
+// Logins on the DR SQL Server (issue 18, F4)
+pub mod logins;
 // Log shipping (issue 18, L1)
 pub mod logshipping;
 pub mod programs;

@@ -406,6 +406,9 @@ pub struct SqlInstance {
     pub databases: Vec<String>,
     /// Whether it answers at all (the `sql-unreachable` fault also makes it silent).
     pub reachable: bool,
+    /// Its server logins (issue 18, F4: [`crate::logins`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<crate::logins::Login>,
 }
 
 /// The BizTalk group.

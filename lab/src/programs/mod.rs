@@ -27,6 +27,8 @@ pub mod sc;
 pub mod sql_backup_job;
 // Failover, database references (issue 18, P2)
 pub mod sql_group;
+// Failover, logins on the DR SQL Server (issue 18, F4)
+pub mod sql_logins;
 // Log shipping (issue 18, L1)
 pub mod sql_logshipping;
 pub mod sqlcmd;
@@ -262,6 +264,8 @@ pub fn run_as(
             .or_else(|| sql_backup_job::run(&mut ctx, args))
             // Failover, database references (issue 18, P2): the group's record.
             .or_else(|| sql_group::run(&mut ctx, args))
+            // Failover, logins (issue 18, F4).
+            .or_else(|| sql_logins::run(&mut ctx, args))
             .or_else(|| sqlcmd::run(&ctx, args)),
         "net" => net::run(&ctx, args),
         "msiexec" => apps::msiexec(&mut ctx, args),

@@ -19,6 +19,8 @@ pub mod gac;
 pub mod group;
 // Failover, database references (issue 18, P2)
 pub mod group_record;
+// Failover, logins on the DR SQL Server (issue 18, F4)
+pub mod logins;
 pub mod logshipping;
 pub mod membership;
 pub mod powershell;
