@@ -7,6 +7,11 @@
 //! disabled, its host instances, ENTSSO and rule engine services stopped, its BizTalk SQL Agent
 //! jobs disabled, and the log set the quiesce step marked last is the one DRSQL01 recovers to; the
 //! step's output records what it stopped. A second run changes nothing, in the lab either.
+//!
+//! With a host instance production's account may not stop (`access-denied`), the step stops for
+//! an operator with Windows' answer after disabling the receive locations and stopping the
+//! others; no mark is taken while an instance runs and the jobs stay enabled. Retried once the
+//! rights are fixed, it finishes, its output naming what both attempts stopped.
 
 use drover_tests::lab::{self, LabRun};
 use drover_tests::{stderr, stdout, wasm};
@@ -149,4 +154,46 @@ fn a_running_production_is_quiesced_and_the_dr_site_recovers_to_the_mark_it_took
         again["summary"].as_str().is_some_and(|s| s.starts_with("production is quiesced already")),
         "{again:#}"
     );
+}
+
+#[test]
+fn a_host_instance_that_refuses_to_stop_holds_the_mark_back_and_a_retry_finishes_with_the_whole_record() {
+    let mut lab = LabRun::prepared_for_failover();
+    lab.sandbox.install(&[wasm::FAILOVER_QUIESCE]);
+    lab.workflow = lab.sandbox.write("failover-quiesce.toml", &workflow());
+    let history_before = lab.state()["log-shipping"]["history"].as_array().expect("history").len();
+
+    // The account may not stop ProcessingHost's service on PRDBTS02: the step stops for an
+    // operator with Windows' answer, after the receive locations and the other instances; no
+    // mark is taken while an instance still runs, no job is touched, nothing is restored at DR.
+    lab.fault(&["access-denied", "PRDBTS02", "BTSSvc$ProcessingHost"]);
+    let out = lab.run(&[]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let failed = lab.last_instance(QUIESCE);
+    let why = failed["why"].as_str().unwrap_or_default();
+    assert!(why.contains("ProcessingHost PRDBTS02") && why.contains("Access is denied."), "{failed:#}");
+    let state = lab.state();
+    assert!(production_locations(&state).iter().all(|(_, disabled)| *disabled));
+    assert_eq!(state["log-shipping"]["history"].as_array().expect("history").len(), history_before);
+    let source_jobs = state["log-shipping"]["source-agent"]["jobs"].as_array().expect("the source's jobs");
+    assert!(source_jobs.iter().all(|j| j["enabled"] == true), "{source_jobs:#?}");
+    assert_eq!(lab::job_runs(&state, "DRSQL01", "BTS Log Shipping - Restore To Mark"), 0);
+
+    // The operator fixes the rights and retries: the step finishes, its output naming what the
+    // first attempt stopped as well, and DRSQL01 recovers to the mark taken after it.
+    let out = lab.lab(&["fault", "clear", "access-denied"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = lab.sandbox.last_run();
+    let out = lab.drover(&["--quiet", "retry", &run, QUIESCE]).output().expect("drover retry");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = lab.drover(&["--quiet", "resume", &run]).output().expect("drover resume");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let output = lab.last_instance(QUIESCE)["output"].clone();
+    assert_eq!(strings(&output["receive_locations_disabled"]), ["RL.Orders.File", "RL.Orders.Http"]);
+    assert_eq!(output["host_instances_stopped"].as_array().map(Vec::len), Some(4), "{output:#}");
+    let state = lab.state();
+    let newest = state["log-shipping"]["history"].as_array().and_then(|h| h.last().cloned()).expect("a set");
+    assert_eq!(state["log-shipping"]["history"].as_array().map(Vec::len), Some(history_before + 1));
+    assert_eq!(output["last_mark"]["mark"], newest["mark"]);
+    assert_eq!(state["log-shipping"]["destinations"]["DRSQL01"]["recovered-mark"], newest["mark"]);
 }
