@@ -66,6 +66,8 @@ fn main() {
         ("BTS_START_HOSTS", "bts_start_hosts"),
         // Failover, WMI and the rule engine restarted (issue 18, F9)
         ("RESTART_SERVICES", "restart_services"),
+        // Failover, logins on the DR SQL Server (issue 18, F4)
+        ("SQL_LOGINS", "sql_logins"),
         // Failover, quiescing a production that still runs (issue 18, F1)
         ("BTS_QUIESCE_SOURCE", "bts_quiesce_source"),
     ] {

@@ -71,6 +71,9 @@ pub mod wasm {
     /// The failover's F9 (issue 18): restart-services (idempotent: winmgmt and the rule engine
     /// update service restarted on a DR runtime server).
     pub const RESTART_SERVICES: &str = env!("DROVER_WASM_RESTART_SERVICES");
+    /// The failover's F4 (issue 18): sql-logins (idempotent: the missing Windows logins of the
+    /// recovered databases' users created on the DR SQL Server, the orphans reported).
+    pub const SQL_LOGINS: &str = env!("DROVER_WASM_SQL_LOGINS");
     /// The failover's quiescing of a production that still runs (issue 18, F1):
     /// bts-quiesce-source (idempotent).
     pub const FAILOVER_QUIESCE: &str = env!("DROVER_WASM_BTS_QUIESCE_SOURCE");
