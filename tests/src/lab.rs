@@ -204,6 +204,7 @@ impl LabRun {
         self.sandbox.install(&wasm::LOGSHIPPING);
         self.sandbox.install(&wasm::FAILOVER_DBREFS);
         self.sandbox.install(&wasm::FAILOVER_PROCESSING);
+        self.sandbox.install(&[wasm::RESTART_SERVICES]);
         self.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
         let (name, value) = SSO_BACKUP_PASSWORD;
         self.env.push((name.to_owned(), value.to_owned()));

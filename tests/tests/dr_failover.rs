@@ -80,6 +80,9 @@ fn reg<'a>(state: &'a Value, server: &str, key: &str, value: &str) -> &'a Value 
 #[test]
 fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_reports_its_objectives() {
     let lab = failed_lab();
+    // BizTalk's WMI provider keeps reading the database it read before UpdateRegistry.vbs until
+    // WMI restarts (F9).
+    lab.fault(&["wmi-caches-group"]);
 
     // The plan reads only (LabRun::plan fails the test if the lab's state changed) and names
     // what cannot be undone.
@@ -142,10 +145,16 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     assert!(state["group"]["activation"]["secret-holders"].to_string().contains("DRSSO01"));
     let runs = &group["activation"]["update-database-runs"];
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
-    // Nothing BizTalk runs at DR: the host and rule engine services stay disabled and stopped.
+    // F9: the rule engine update service runs again at DR, its start mode set back; WMI, which
+    // kept reading production's database (wmi-caches-group), was restarted before SSO used it.
     for server in DR_RUNTIME {
         let rules = lab.service(server, "RuleEngineUpdateService");
-        assert_eq!(rules, Some(("disabled".to_owned(), "stopped".to_owned())), "{server}");
+        assert_eq!(rules, Some(("auto".to_owned(), "running".to_owned())), "{server}");
+        assert!(
+            state["servers"][server]["wmi-mgmt-cache"].is_null(),
+            "{server}: {:#}",
+            state["servers"][server]
+        );
     }
 
     // Processing at DR: the receive locations production had enabled were disabled before the
@@ -197,7 +206,7 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     let md = stdout(&lab.drover(&["report", &run]).output().expect("drover report"));
     for line in [
         "| data-loss window (RPO) | **7 min 29 s** |",
-        "- Restart WMI and RuleEngineUpdateService on every DR server (F9)\n",
+        "- Redirect clients: DNS and aliases (F13)\n",
         "- Apply the DR bindings and re-enter the passwords exports strip, at the start-processing gate (F10)\n",
     ] {
         assert!(md.contains(line), "{line:?} in\n{md}");
@@ -208,6 +217,9 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     changed.sort();
     let expected = [
         "enable-processing[DRBTS01]",
+        "restart-services[DRBTS01]",
+        "restart-services[DRBTS02]",
+        "restart-services[DRBTS03]",
         "restore-to-mark",
         "safe-processing[DRBTS01]",
         "sso[DRSSO01]",
@@ -354,6 +366,7 @@ fn production_record(state: &Value) -> Value {
 #[test]
 fn a_drill_rehearses_the_failover_on_the_dr_copy_then_leaves_the_lab_as_it_was() {
     let lab = prepared_lab();
+    lab.fault(&["wmi-caches-group"]);
     let before = lab.state();
     // The drill's plan on the healthy lab reads only (LabRun::plan checks the lab is unchanged),
     // stops at the declare gate and names the drill's irreversible steps, its clean-up's too.

@@ -562,6 +562,7 @@ fn demo_failover(
         "logshipping_restore_to_mark",
         "bts_update_database",
         "bts_update_registry",
+        "restart_services",
         "sso_secret",
         "bts_receive_locations",
         "bts_start_hosts",
