@@ -59,8 +59,6 @@ fn main() {
         ("LOGSHIPPING_CLEAN", "logshipping_clean"),
         // Failover, re-protect (issue 18, F14)
         ("LOGSHIPPING_REPROTECT", "logshipping_reprotect"),
-        // Failover, re-protect (issue 18, F14)
-        ("LOGSHIPPING_REPROTECT", "logshipping_reprotect"),
         // Failover, processing (issue 18, P3)
         ("BTS_RECEIVE_LOCATIONS", "bts_receive_locations"),
         ("BTS_START_HOSTS", "bts_start_hosts"),

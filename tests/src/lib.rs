@@ -60,10 +60,6 @@ pub mod wasm {
     /// recovered SQL Server's backup job at a new location, a full backup forced, the BizTalk
     /// jobs enabled).
     pub const LOGSHIPPING_REPROTECT: &str = env!("DROVER_WASM_LOGSHIPPING_REPROTECT");
-    /// The failover's re-protect (issue 18, F14): logshipping-reprotect (idempotent: the
-    /// recovered SQL Server's backup job at a new location, a full backup forced, the BizTalk
-    /// jobs enabled).
-    pub const LOGSHIPPING_REPROTECT: &str = env!("DROVER_WASM_LOGSHIPPING_REPROTECT");
     /// The failover's processing plugins (issue 18, P3): bts-receive-locations (reversible:
     /// F10 disable, F12 enable) and bts-start-hosts (idempotent: F11).
     pub const FAILOVER_PROCESSING: [&str; 2] =
