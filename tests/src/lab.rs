@@ -204,7 +204,12 @@ impl LabRun {
         self.sandbox.install(&wasm::LOGSHIPPING);
         self.sandbox.install(&wasm::FAILOVER_DBREFS);
         self.sandbox.install(&wasm::FAILOVER_PROCESSING);
-        self.sandbox.install(&[wasm::RESTART_SERVICES]);
+        self.sandbox.install(&[
+            wasm::RESTART_SERVICES,
+            wasm::SQL_LOGINS,
+            wasm::LOGSHIPPING_REPROTECT,
+            wasm::FAILOVER_QUIESCE,
+        ]);
         self.workflow = workspace_root().join("workflows").join("dr-failover.toml").display().to_string();
         let (name, value) = SSO_BACKUP_PASSWORD;
         self.env.push((name.to_owned(), value.to_owned()));

@@ -184,13 +184,16 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     assert!(report.status.success(), "{}", stderr(&report));
     let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
     let o = &report["objectives"];
-    assert_eq!(o["data_loss"]["source"], "steps.measure.output.rpo", "{o:#}");
+    assert_eq!(o["data_loss"]["source"], "steps.restore_to_mark.output.rpo", "{o:#}");
     let window =
         o["data_loss"]["failure_time"].as_i64().unwrap() - o["data_loss"]["recovery_point"].as_i64().unwrap();
     assert_eq!(window, (7 * 60 + 29) * 1000, "10:00:01 to 10:07:30: {o:#}");
     let phases: Vec<&str> =
         o["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["Declare", "Restore databases", "Database references", "SSO", "Processing"]);
+    assert_eq!(
+        phases,
+        ["Declare", "Restore databases", "Database references", "SSO", "Processing", "Re-protect"]
+    );
     assert!(o["phases"].as_array().unwrap().iter().all(|p| p["done"] == true), "{o:#}");
     let user = lab.sandbox.status(&run)["started_by"].as_str().unwrap().to_owned();
     let gates: Vec<(&str, &str, &str)> = o["gates"]
@@ -217,6 +220,8 @@ fn the_failover_moves_the_group_to_the_dr_site_through_three_approved_gates_and_
     changed.sort();
     let expected = [
         "enable-processing[DRBTS01]",
+        "logins",
+        "reprotect",
         "restart-services[DRBTS01]",
         "restart-services[DRBTS02]",
         "restart-services[DRBTS03]",
@@ -304,6 +309,9 @@ fn less_history(state: &Value) -> Value {
     let mut state = state.clone();
     let holders = &mut state["group"]["activation"]["secret-holders"];
     holders.as_array_mut().expect("secret holders").retain(|s| s != "DRSSO01");
+    // The Windows logins the drill created on DRSQL01 stay: server logins outlive the dropped
+    // databases, and a real failover needs them (the drill fixed the DR site).
+    state["servers"]["DRSQL01"]["sql"].as_object_mut().expect("DRSQL01's SQL Server").remove("logins");
     let shipping = &mut state["log-shipping"];
     for key in ["history", "force-full"] {
         shipping.as_object_mut().expect("log shipping").remove(key);
@@ -500,4 +508,66 @@ fn a_drill_rehearses_the_failover_on_the_dr_copy_then_leaves_the_lab_as_it_was()
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(phases.contains(&"Drill clean-up"), "{phases:?}");
+}
+
+/// Production still answers and the operator asks the run to quiesce it (`quiesce-source=true`):
+/// after the declare gate, production's receive locations are disabled, its host instances and
+/// services stopped, its BizTalk jobs disabled after a last marked log backup, which the DR site
+/// imports and recovers to; at DR the receive locations production had enabled are enabled again,
+/// and the report's data-loss window starts at that last mark, not at the one measured before.
+#[test]
+fn a_failover_of_a_live_production_quiesces_it_first_and_recovers_to_its_last_mark() {
+    let lab = prepared_lab();
+    let before = lab.state();
+    let locations_before = receive_locations(&before);
+    // The operator declares the failure at the moment of the decision (here: a fixed time after
+    // any mark the lab's clock can take).
+    let declared = "failure-time=2099-01-01T00:00:00Z";
+    let (run, out) = run_through(&lab, &["quiesce-source=true", declared], &GATES, |_| {});
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let quiesce = lab.last_instance("quiesce-source[PRDBTS01]");
+    assert_eq!(quiesce["output"]["mark_taken"], true, "{quiesce:#}");
+    let last_mark = quiesce["output"]["last_mark"]["mark"].as_str().expect("the last mark").to_owned();
+    let state = lab.state();
+    // Production answers, quiesced: nothing enabled, nothing running, its jobs off.
+    assert!(
+        state["group"]["activation"]["receive-locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["is-disabled"] == true)
+    );
+    let running: Vec<&Value> = state["group"]["host-instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            i["server"].as_str().is_some_and(|s| s.starts_with("PRD")) && i["service-state"] == "running"
+        })
+        .collect();
+    assert!(running.is_empty(), "{running:#?}");
+    let source_jobs = state["log-shipping"]["source-agent"]["jobs"].as_array().unwrap();
+    assert!(source_jobs.iter().all(|j| j["enabled"] == false), "{source_jobs:#?}");
+    // DR recovered to that mark, and processes as production did before the quiesce.
+    assert_eq!(state["log-shipping"]["destinations"]["DRSQL01"]["recovered-mark"], last_mark.as_str());
+    assert_eq!(receive_locations(&state), locations_before);
+    let enabled = lab.last_instance("enable-quiesced[DRBTS01]");
+    assert_eq!(enabled["state"], "succeeded", "{enabled:#}");
+
+    let report = lab.drover(&["report", &run, "--json"]).output().expect("drover report --json");
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let loss = &report["objectives"]["data_loss"];
+    let measured = lab.last_instance("measure")["output"]["rpo"]["recovery_point"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let recovered = lab.last_instance("restore-to-mark")["output"]["rpo"].clone();
+    assert_ne!(
+        recovered["recovery_point"].as_str(),
+        Some(measured.as_str()),
+        "the quiesce's mark is newer: {recovered:#}"
+    );
+    assert_eq!(loss["source"], "steps.restore_to_mark.output.rpo", "{loss:#}");
+    assert!(loss["recovery_point"].as_i64().is_some() && loss["not_measured"].is_null(), "{loss:#}");
 }

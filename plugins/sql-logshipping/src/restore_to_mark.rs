@@ -6,7 +6,11 @@
 //!
 //! Per instance, from what SQL Server shows (`sys.databases`):
 //!
-//! - every log-shipped database `ONLINE`: already recovered, no change;
+//! - every log-shipped database `ONLINE`: recovered before this step ran, no change (`already`);
+//!   or by an earlier attempt of this step instance, interrupted after it started the job (its
+//!   mark is in the step's state): no change by this attempt, but `already` is false, so that
+//!   the steps a workflow runs only after a recovery (`when = "not …already"`) still run in
+//!   this run;
 //! - every one `RESTORING`: the two jobs are disabled (when enabled), the newest outcome of
 //!   Restore To Mark in `sysjobhistory` is recorded in the step's state, the job is started and its
 //!   run read back. Failed: permanent, with the job's message and SQL Server's errors (the
@@ -36,6 +40,11 @@ pub struct RestoreToMark;
 pub struct Input {
     /// The DR SQL instances (log-shipping destinations), each a server of the inventory.
     pub destinations: Vec<String>,
+    /// When production failed, RFC 3339 with a zone, as the operator declared it: with it the
+    /// output's `rpo` is the data-loss window of the mark actually recovered to (after a quiesce,
+    /// a newer one than the declare gate measured).
+    #[serde(default)]
+    pub failure_time: Option<String>,
 }
 
 /// A database and its `state_desc`.
@@ -56,7 +65,9 @@ pub struct Recovered {
     pub databases: Vec<Database>,
     /// The log set whose mark it was recovered to (the newest imported).
     pub recovered_to: Option<SetOut>,
-    /// Recovered before this step ran.
+    /// Recovered before this step ran: not by an earlier attempt of this step instance (one
+    /// interrupted after starting the job), so a workflow can tell a run that recovered the
+    /// databases, and must finish the activation, from a later run over an activated site.
     pub already: bool,
 }
 
@@ -65,6 +76,10 @@ pub struct Recovered {
 pub struct Output {
     /// Each instance, in input order.
     pub instances: Vec<Recovered>,
+    /// The data-loss window for the recovery report (`[report] rpo`): the oldest mark the
+    /// instances were recovered to, against `failure_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<crate::measure::Rpo>,
 }
 
 impl Plugin for RestoreToMark {
@@ -81,6 +96,7 @@ impl Plugin for RestoreToMark {
 
     fn check(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         validate(&input.destinations)?;
+        let failure_time = failure_time(&input)?;
         let mut sql = Sql::default();
         let mut output = Output::default();
         let mut pending = Vec::new();
@@ -93,13 +109,10 @@ impl Plugin for RestoreToMark {
                 pending.push(instance.clone());
             }
             let recovered_to = newest_imported(ctx, &mut sql, instance)?;
-            output.instances.push(Recovered {
-                instance: instance.clone(),
-                databases,
-                recovered_to,
-                already: online,
-            });
+            let already = online && !started_here(ctx, instance);
+            output.instances.push(Recovered { instance: instance.clone(), databases, recovered_to, already });
         }
+        output.rpo = rpo(&output.instances, failure_time);
         let outcome = if pending.is_empty() {
             Outcome::unchanged(output, "every DR SQL instance is recovered already")
         } else {
@@ -114,13 +127,20 @@ impl Plugin for RestoreToMark {
 
     fn apply(&self, ctx: &Ctx, input: Input) -> StepResult<Output> {
         validate(&input.destinations)?;
+        let failure_time = failure_time(&input)?;
         let mut sql = Sql::default();
         let mut output = Output::default();
         let mut recovered = Vec::new();
+        let mut earlier = Vec::new();
         for instance in &input.destinations {
             let mut databases = states(ctx, &mut sql, instance)?;
-            let already = judge(instance, &databases)?;
-            if !already {
+            let online = judge(instance, &databases)?;
+            let already = online && !started_here(ctx, instance);
+            if online && !already {
+                // An earlier attempt of this step started the job and was interrupted: it ran.
+                earlier.push(instance.clone());
+            }
+            if !online {
                 recover(ctx, &mut sql, instance)?;
                 databases = states(ctx, &mut sql, instance)?;
                 let not_online: Vec<String> = databases
@@ -139,7 +159,14 @@ impl Plugin for RestoreToMark {
             let recovered_to = newest_imported(ctx, &mut sql, instance)?;
             output.instances.push(Recovered { instance: instance.clone(), databases, recovered_to, already });
         }
-        let outcome = if recovered.is_empty() {
+        output.rpo = rpo(&output.instances, failure_time);
+        let outcome = if recovered.is_empty() && !earlier.is_empty() {
+            let summary = format!(
+                "an earlier attempt of this step recovered the databases of {} ONLINE; Restore To Mark not run again",
+                earlier.join(", ")
+            );
+            Outcome::unchanged(output, summary)
+        } else if recovered.is_empty() {
             Outcome::unchanged(
                 output,
                 "every DR SQL instance was recovered already; Restore To Mark not run again",
@@ -151,6 +178,26 @@ impl Plugin for RestoreToMark {
         };
         Ok(sql.attach(outcome))
     }
+}
+
+/// The input's failure time, checked; `None` when absent or empty.
+fn failure_time(input: &Input) -> Result<Option<String>, StepError> {
+    let time = input.failure_time.clone().filter(|t| !t.trim().is_empty());
+    if let Some(t) = &time
+        && !crate::measure::is_rfc3339(t)
+    {
+        return Err(StepError::permanent(format!(
+            "failure_time `{t}` is not an RFC 3339 time with a zone (2026-11-22T10:07:00Z)"
+        )));
+    }
+    Ok(time)
+}
+
+/// The oldest mark recovered to, with a time, against the failure time.
+fn rpo(instances: &[Recovered], failure_time: Option<String>) -> Option<crate::measure::Rpo> {
+    let oldest = instances.iter().filter_map(|i| i.recovered_to.as_ref()).min_by_key(|s| s.id)?;
+    let recovery_point = oldest.marked_at.clone()?;
+    Some(crate::measure::Rpo { recovery_point, failure_time })
 }
 
 fn states(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<Vec<Database>, StepError> {
@@ -203,6 +250,12 @@ fn newest_imported(ctx: &Ctx, sql: &mut Sql, instance: &str) -> Result<Option<Se
 /// The step-state key holding the newest outcome of Restore To Mark before this step started it.
 fn checkpoint(instance: &str) -> String {
     format!("restore-to-mark-started:{instance}")
+}
+
+/// Whether an attempt of this step instance started (or was about to start) Restore To Mark on
+/// `instance`.
+fn started_here(ctx: &Ctx, instance: &str) -> bool {
+    ctx.state_get(&checkpoint(instance)).is_some()
 }
 
 /// Disables the two jobs, starts Restore To Mark and judges its run; or, after an earlier attempt

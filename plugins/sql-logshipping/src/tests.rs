@@ -181,6 +181,28 @@ fn a_failover_refuses_a_live_production_unless_quiesced_and_a_drill_states_its_c
 }
 
 #[test]
+fn restore_to_mark_finished_by_an_interrupted_attempt_is_this_steps_recovery_not_already() {
+    let host = host();
+    ok(&host, logshipping::DATABASE_STATES, RESTORING);
+    ok(&host, logshipping::JOBS, JOBS);
+    ok(&host, &logshipping::update_job(GET_BACKUP_HISTORY, false), "");
+    ok(&host, &logshipping::update_job(RESTORE_DATABASES, false), "");
+    ok(&host, &logshipping::job_history(RESTORE_TO_MARK), "");
+    start(&host, RESTORE_TO_MARK);
+    ok(&host, &logshipping::job_history(RESTORE_TO_MARK), "");
+    let (kind, _) = message(host.call::<RestoreToMark>(Mode::Apply, input()).unwrap_err());
+    assert_eq!(kind, "retryable", "started, no outcome yet");
+    // The job finished meanwhile: the next attempt of the same step finds the databases ONLINE.
+    ok(&host, logshipping::DATABASE_STATES, ONLINE);
+    ok(&host, logshipping::SHIPPED_LOG_SET, SET_5);
+    let outcome = host.call::<RestoreToMark>(Mode::Apply, input()).expect("recovered by this step");
+    assert!(!outcome.changed, "this attempt changed nothing: {}", outcome.summary);
+    assert!(outcome.summary.contains("an earlier attempt of this step recovered"), "{}", outcome.summary);
+    assert_eq!(outcome.output["instances"][0]["already"], false, "the steps after it must still run");
+    assert!(host.unused_scripts().is_empty(), "{:?}", host.unused_scripts());
+}
+
+#[test]
 fn catch_up_runs_restore_databases_where_an_instance_lags() {
     let host = host();
     sets(&host, "2|BTS_2026_11_22_09_15_01_000\r\n", SET_5);
@@ -253,9 +275,15 @@ fn restore_to_mark_disables_the_jobs_runs_once_and_checks_the_databases() {
     let host = self::host();
     ok(&host, logshipping::DATABASE_STATES, ONLINE);
     ok(&host, logshipping::SHIPPED_LOG_SET, SET_5);
-    let outcome = host.call::<RestoreToMark>(Mode::Apply, input()).expect("no change");
+    let with_time = json!({"destinations": [DR], "failure_time": "2026-11-22T10:07:30Z"});
+    let outcome = host.call::<RestoreToMark>(Mode::Apply, with_time).expect("no change");
     assert!(!outcome.changed);
     assert_eq!(outcome.output["instances"][0]["already"], true);
+    // The data-loss window of the mark recovered to, for the report.
+    assert_eq!(
+        outcome.output["rpo"],
+        json!({"recovery_point": "2026-11-22T10:00:01.000Z", "failure_time": "2026-11-22T10:07:30Z"})
+    );
     assert!(!host.command_lines().iter().any(|l| l.contains("sp_start_job")));
 }
 
