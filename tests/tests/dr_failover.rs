@@ -309,8 +309,8 @@ fn less_history(state: &Value) -> Value {
     let mut state = state.clone();
     let holders = &mut state["group"]["activation"]["secret-holders"];
     holders.as_array_mut().expect("secret holders").retain(|s| s != "DRSSO01");
-    // The Windows logins the drill created on DRSQL01 stay: server logins outlive the dropped
-    // databases, and a real failover needs them (the drill fixed the DR site).
+    // The Windows logins the drill created on DRSQL01 stay (the test checks they are the only
+    // difference): server logins outlive the dropped databases, and a real failover needs them.
     state["servers"]["DRSQL01"]["sql"].as_object_mut().expect("DRSQL01's SQL Server").remove("logins");
     let shipping = &mut state["log-shipping"];
     for key in ["history", "force-full"] {
@@ -474,6 +474,21 @@ fn a_drill_rehearses_the_failover_on_the_dr_copy_then_leaves_the_lab_as_it_was()
         .expect("run drover-lab backup");
     assert!(out.status.success(), "drover-lab backup: {}", stderr(&out));
     let after = lab.state();
+    // The only logins the drill left on DRSQL01 are the Windows logins its logins step created.
+    let names = |state: &Value| -> Vec<String> {
+        let logins = state["servers"]["DRSQL01"]["sql"]["logins"].as_array().cloned().unwrap_or_default();
+        let mut names: Vec<String> =
+            logins.iter().filter_map(|l| l["name"].as_str().map(str::to_owned)).collect();
+        names.sort();
+        names
+    };
+    let created = lab.last_instance("logins")["output"]["created"].clone();
+    let created: Vec<String> = serde_json::from_value(created).expect("the created logins");
+    assert!(!created.is_empty(), "the prepared DR SQL Server lacks some of production's logins");
+    let mut expected = names(&before);
+    expected.extend(created);
+    expected.sort();
+    assert_eq!(names(&after), expected);
     let dbs = after["log-shipping"]["destinations"]["DRSQL01"]["databases"].as_object().expect("re-seeded");
     assert!(dbs.len() == 5 && dbs.values().all(|s| s == "RESTORING"), "{dbs:?}");
     let (left, right) = (less_history(&before), less_history(&after));
