@@ -27,24 +27,9 @@ const MARK_AFTER: &str = "mark-after-set";
 /// Durable-state key: the last mark was taken by this step instance.
 const MARK_DONE: &str = "mark-taken";
 
-/// The BizTalk Server SQL Server Agent jobs, by the start of their names ("Database Structure
-/// and Jobs": the names end in the database they work on, as configured).
-pub const BIZTALK_JOB_PREFIXES: [&str; 9] = [
-    "Backup BizTalk Server",
-    "CleanupBTFExpiredEntriesJob_",
-    "DTA Purge and Archive",
-    "MessageBox_",
-    "Monitor BizTalk Server",
-    "Operations_OperateOnInstances_OnMaster_",
-    "PurgeSubscriptionsJob_",
-    "Rules_Database_Cleanup_",
-    "TrackedMessages_Copy_",
-];
-
-/// Whether `name` is one of BizTalk Server's SQL Server Agent jobs.
-pub fn is_biztalk_job(name: &str) -> bool {
-    BIZTALK_JOB_PREFIXES.iter().any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
-}
+/// Whether `name` is one of BizTalk Server's SQL Server Agent jobs (matched by the start of its
+/// name, as re-protect matches them).
+pub use biztalk_common::backup_job::is_biztalk_job;
 
 /// What the SQL side did (check mode: would do).
 #[derive(Debug, Default)]
