@@ -433,3 +433,31 @@ pub fn verdicts(plan: &Value) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// The grants of a failover's SQL steps on `DRSQL01`: `sqlcmd` there, its `SELECT`s read-only.
+pub const DR_SQL_GRANTS: &str = r#"grants = { targets = ["DRSQL01"], programs = ["sqlcmd"], read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*"] }"#;
+
+/// The failover's SQL side as `[[steps]]` TOML for a test's own workflow, on `DRSQL01`:
+/// `catch-up` (after `after`, when given) then `restore-to-mark`, both in the phase "Restore
+/// databases" (docs/biztalk.md, F2 and F3).
+pub fn sql_recovery_steps(after: Option<&str>) -> String {
+    let needs = after.map(|step| format!("needs = [\"{step}\"]\n")).unwrap_or_default();
+    format!(
+        r#"
+[[steps]]
+id = "catch-up"
+plugin = "logshipping-catch-up@^1"
+phase = "Restore databases"
+{needs}{DR_SQL_GRANTS}
+with = {{ destinations = ["DRSQL01"] }}
+
+[[steps]]
+id = "restore-to-mark"
+plugin = "logshipping-restore-to-mark@^1"
+phase = "Restore databases"
+needs = ["catch-up"]
+{DR_SQL_GRANTS}
+with = {{ destinations = ["DRSQL01"] }}
+"#
+    )
+}

@@ -6,13 +6,12 @@
 //! databases' users of those logins are orphaned: the step creates the Windows ones and reports
 //! the SQL Server login's users for a person (sp_help_revlogin). A second run changes nothing.
 
-use drover_tests::lab::{LabRun, verdicts};
+use drover_tests::lab::{self, LabRun, verdicts};
 use drover_tests::{stderr, stdout, wasm};
 use serde_json::{Value, json};
 
 const DR_SQL: &str = "DRSQL01";
 const FAILED_AT: &str = "2026-11-22T10:07:30Z";
-const READS: &str = r#"read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*"]"#;
 /// The logins the DR site was prepared without that the step creates.
 const CREATED: [&str; 4] = [
     r"CONTOSO\BizTalk Application Users",
@@ -22,7 +21,8 @@ const CREATED: [&str; 4] = [
 ];
 
 fn workflow() -> String {
-    let grants = format!(r#"grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {READS} }}"#);
+    let grants = lab::DR_SQL_GRANTS;
+    let recovery = lab::sql_recovery_steps(Some("measure"));
     format!(
         r#"name = "failover-logins"
 version = "1.0.0"
@@ -38,23 +38,7 @@ plugin = "logshipping-measure@^1"
 phase = "Declare"
 {grants}
 with = {{ destinations = ["DRSQL01"], source = "PRDSQL01", failure_time = "{{{{ params.failure_time }}}}" }}
-
-[[steps]]
-id = "catch-up"
-plugin = "logshipping-catch-up@^1"
-phase = "Restore databases"
-needs = ["measure"]
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-
-[[steps]]
-id = "restore-to-mark"
-plugin = "logshipping-restore-to-mark@^1"
-phase = "Restore databases"
-needs = ["catch-up"]
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-
+{recovery}
 [[steps]]
 id = "logins"
 plugin = "sql-logins@^1"

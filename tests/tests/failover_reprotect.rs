@@ -10,7 +10,7 @@
 
 use std::process::Command;
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{self, LabRun};
 use drover_tests::{lab_bin, stderr, stdout, wasm};
 use serde_json::{Value, json};
 
@@ -21,30 +21,15 @@ const OLD_PATH: &str = r"\\PRDSQL01\BizTalkBackup";
 const BACKUP_JOB: &str = "Backup BizTalk Server (BizTalkMgmtDb)";
 const DTA_PURGE: &str = "DTA Purge and Archive (BizTalkDTADb)";
 const MSG_CLEANUP: &str = "MessageBox_Message_Cleanup_BizTalkMsgBoxDb";
-const READS: &str = r#"read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*"]"#;
 
 fn workflow() -> String {
-    let grants = format!(r#"grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {READS} }}"#);
+    let grants = lab::DR_SQL_GRANTS;
+    let recovery = lab::sql_recovery_steps(None);
     format!(
         r#"name = "failover-reprotect"
 version = "1.0.0"
 description = "The failover's SQL side, then re-protect the new production"
-
-[[steps]]
-id = "catch-up"
-plugin = "logshipping-catch-up@^1"
-phase = "Restore databases"
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-
-[[steps]]
-id = "restore-to-mark"
-plugin = "logshipping-restore-to-mark@^1"
-phase = "Restore databases"
-needs = ["catch-up"]
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-
+{recovery}
 [[steps]]
 id = "reprotect"
 plugin = "logshipping-reprotect@^1"

@@ -18,7 +18,7 @@
 
 use std::process::Command;
 
-use drover_tests::lab::LabRun;
+use drover_tests::lab::{self, LabRun};
 use drover_tests::{lab_bin, stderr, stdout, wasm};
 use serde_json::Value;
 
@@ -28,7 +28,8 @@ const NEWEST_MARK: &str = "BTS_2026_11_22_10_00_01_000";
 const READS: &str = r#"read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*"]"#;
 
 fn workflow() -> String {
-    let grants = format!(r#"grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {READS} }}"#);
+    let grants = lab::DR_SQL_GRANTS;
+    let recovery = lab::sql_recovery_steps(Some("measure"));
     format!(
         r#"name = "failover-sql"
 version = "1.0.0"
@@ -47,23 +48,7 @@ plugin = "logshipping-measure@^1"
 phase = "Declare"
 {grants}
 with = {{ destinations = ["DRSQL01"], source = "PRDSQL01", failure_time = "{{{{ params.failure_time }}}}" }}
-
-[[steps]]
-id = "catch-up"
-plugin = "logshipping-catch-up@^1"
-phase = "Restore databases"
-needs = ["measure"]
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-
-[[steps]]
-id = "restore-to-mark"
-plugin = "logshipping-restore-to-mark@^1"
-phase = "Restore databases"
-needs = ["catch-up"]
-{grants}
-with = {{ destinations = ["DRSQL01"] }}
-"#
+{recovery}"#
     )
 }
 
