@@ -5,7 +5,7 @@
 //! `sp_ForceFullBackup`, a job's history) is [`super::sql_logshipping`]'s.
 
 use super::sql_logshipping::no_such;
-use super::sqlcmd::refused;
+use super::sqlcmd::{refused, server_and_query, unquote};
 use super::{Ctx, Output};
 use crate::logshipping;
 
@@ -20,27 +20,18 @@ const UPDATE_JOB_STEP: (&str, &str, &str) =
 
 /// `sqlcmd <args…>` when they are one of this module's command lines.
 pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ["-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q", query] = args.as_slice() else {
-        return None;
-    };
+    let (server, query) = server_and_query(args)?;
     let request = Request::of(query)?;
     if let Err(why) = ctx.connect_sql(server) {
         return Some(refused(why));
     }
-    let server = ctx.lab.server_name(server).unwrap_or_else(|| (*server).to_owned());
+    let server = ctx.lab.server_name(server).unwrap_or_else(|| server.to_owned());
     Some(request.answer(ctx, &server))
 }
 
 enum Request {
     Steps(String),
     Update(String, u32, String),
-}
-
-/// The text of a `N'…'` literal that is all of `text`.
-fn unquote(text: &str) -> Option<String> {
-    let inner = text.strip_prefix("N'")?.strip_suffix('\'')?;
-    (!inner.replace("''", "").contains('\'')).then(|| inner.replace("''", "'"))
 }
 
 impl Request {

@@ -7,7 +7,7 @@
 //! `CREATE LOGIN` is refused with 15025 when the login exists and 15401 when the domain does not
 //! know the name.
 
-use super::sqlcmd::refused;
+use super::sqlcmd::{refused, server_and_query};
 use super::{Ctx, Output};
 use crate::logins::{Kind, Login};
 use crate::logshipping::DbState;
@@ -24,15 +24,12 @@ const CREATE_WINDOWS_LOGIN: (&str, &str) = ("CREATE LOGIN ", " FROM WINDOWS");
 
 /// `sqlcmd <args…>` when they are one of this module's command lines.
 pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ["-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q", query] = args.as_slice() else {
-        return None;
-    };
+    let (server, query) = server_and_query(args)?;
     let request = Request::of(query)?;
     if let Err(why) = ctx.connect_sql(server) {
         return Some(refused(why));
     }
-    let server = ctx.lab.server_name(server).unwrap_or_else(|| (*server).to_owned());
+    let server = ctx.lab.server_name(server).unwrap_or_else(|| server.to_owned());
     Some(request.answer(ctx, &server))
 }
 

@@ -8,7 +8,7 @@
 //! <s>, Server <server>[, Procedure <p>], Line <n>` and the message, and `-b` makes the exit
 //! code 1.
 
-use super::sqlcmd::refused;
+use super::sqlcmd::{refused, server_and_query, unquote};
 use super::{Ctx, Output};
 use crate::logshipping::{self, DbState, Invoker};
 
@@ -47,11 +47,7 @@ const CLEAN: (&str, &str) = ("EXEC master.dbo.sp_LogShippingClean ", "");
 
 /// `sqlcmd <args…>` when they are one of this module's command lines.
 pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Option<Output> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ["-S", server, "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q", query] = args.as_slice() else {
-        return None;
-    };
-    let (server, query) = (*server, *query);
+    let (server, query) = server_and_query(args)?;
     let request = Request::of(query)?;
     if let Err(why) = ctx.connect_sql(server) {
         return Some(refused(why));
@@ -75,12 +71,6 @@ enum Request {
     DeleteJob(String),
     JobHistory(String),
     Clean(String),
-}
-
-/// The text of a `N'…'` literal that is all of `text`.
-fn unquote(text: &str) -> Option<String> {
-    let inner = text.strip_prefix("N'")?.strip_suffix('\'')?;
-    (!inner.replace("''", "").contains('\'')).then(|| inner.replace("''", "'"))
 }
 
 /// The literal between `prefix` and `suffix` of `query`, and what follows the suffix.

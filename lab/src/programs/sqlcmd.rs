@@ -41,6 +41,27 @@ pub fn run(ctx: &Ctx<'_>, args: &[String]) -> Option<Output> {
     })
 }
 
+/// The server and query of the command line the failover's plugins send
+/// (`biztalk_common::logshipping::sqlcmd`: `-S <server> -E -b -h -1 -W -s | -Q <query>`), read by
+/// [`super::sql_logshipping`], [`super::sql_backup_job`] and [`super::sql_logins`].
+pub(super) fn server_and_query(args: &[String]) -> Option<(&str, &str)> {
+    match args {
+        [s, server, e, b, h, one, w, sep, pipe, q, query]
+            if [s, e, b, h, one, w, sep, pipe, q].map(String::as_str)
+                == ["-S", "-E", "-b", "-h", "-1", "-W", "-s", "|", "-Q"] =>
+        {
+            Some((server.as_str(), query.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// The text of a `N'…'` literal that is all of `text` (quotes doubled inside it undone).
+pub(super) fn unquote(text: &str) -> Option<String> {
+    let inner = text.strip_prefix("N'")?.strip_suffix('\'')?;
+    (!inner.replace("''", "").contains('\'')).then(|| inner.replace("''", "'"))
+}
+
 /// What sqlcmd answers when it cannot connect (also for the log-shipping queries,
 /// [`super::sql_logshipping`]).
 pub(super) fn refused(why: SqlRefused) -> Output {
