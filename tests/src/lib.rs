@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 pub mod kill;
 pub mod lab;
+pub mod postgres;
 pub mod sshd;
 pub mod windows_lab;
 
