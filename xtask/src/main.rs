@@ -1,8 +1,8 @@
 //! Drover's automation, run as `cargo xtask <command>` from anywhere in the repository.
 //!
 //! Every command installs what it needs (the `wasm32-wasip2` target through rustup, the OpenSSH
-//! server through apt) or says exactly what is missing. Nothing here is needed at run time; it
-//! only drives cargo.
+//! and PostgreSQL servers through apt) or says exactly what is missing. Nothing here is needed at
+//! run time; it only drives cargo.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -16,6 +16,13 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The OpenSSH server the ssh transport tests start.
 const SSHD: &str = "/usr/sbin/sshd";
+
+/// Where Debian installs PostgreSQL's server, one folder per major version (`<version>/bin/initdb`).
+const POSTGRES_SERVER_ROOT: &str = "/usr/lib/postgresql";
+
+/// Debian's settings for the clusters its packages create; `create_main_cluster = false` there
+/// stops the package from creating and starting a system cluster on 127.0.0.1:5432.
+const CREATECLUSTER_CONF: &str = "/etc/postgresql-common/createcluster.conf";
 
 /// Drover's build, test and demo automation.
 #[derive(Parser)]
@@ -31,7 +38,8 @@ enum Task {
     /// target/plugins-wasm/wasm32-wasip2/release/.
     BuildPlugins,
     /// Install what the tests need and nothing else: the wasm32-wasip2 target, openssh-server,
-    /// and the local account of the Windows logon tests (`test` does this first).
+    /// PostgreSQL's server (no system cluster), and the local account of the Windows logon tests
+    /// (`test` does this first).
     Setup,
     /// Run the whole test suite: the workspace (unit, integration, end-to-end) and the plugins'
     /// native unit tests.
@@ -164,6 +172,68 @@ fn ensure_sshd() -> anyhow::Result<()> {
         .context("could not install openssh-server; run `apt-get install openssh-server` and try again")
 }
 
+/// Installs PostgreSQL's server through apt (Debian package `postgresql`) when no
+/// `/usr/lib/postgresql/<version>/bin/initdb` exists: the PostgreSQL journal's tests start their
+/// own throwaway cluster on a Unix socket (`tests/src/postgres.rs`). Before installing, it puts
+/// `create_main_cluster = false` in [`CREATECLUSTER_CONF`] (unless that file already sets it; the
+/// package keeps a file it finds) so the package neither creates nor starts a system cluster.
+fn ensure_postgres() -> anyhow::Result<()> {
+    if postgres_server_installed() {
+        return Ok(());
+    }
+    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!(
+            "PostgreSQL's server is missing and only root can install it: run `sudo mkdir -p /etc/postgresql-common && \
+             echo 'create_main_cluster = false' | sudo tee -a {CREATECLUSTER_CONF} && sudo apt-get install postgresql` \
+             (the first two commands keep the package from starting a system cluster) and try again"
+        );
+    }
+    // An existing file (postgresql-common installed alone) gets the line only when it does not
+    // set create_main_cluster itself.
+    let conf = Path::new(CREATECLUSTER_CONF);
+    let current = match std::fs::read_to_string(conf) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {CREATECLUSTER_CONF}")),
+    };
+    if !current.lines().any(|l| l.trim_start().starts_with("create_main_cluster")) {
+        std::fs::create_dir_all(conf.parent().expect("a folder"))
+            .context("cannot create /etc/postgresql-common")?;
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(
+            "# Added by `cargo xtask`: Drover's tests start their own PostgreSQL clusters, so the \
+             package\n# creates and starts no system cluster.\ncreate_main_cluster = false\n",
+        );
+        std::fs::write(conf, text).with_context(|| format!("cannot write {CREATECLUSTER_CONF}"))?;
+    }
+    eprintln!("installing postgresql through apt-get (the PostgreSQL journal tests need its server)");
+    run(Command::new("apt-get").arg("update"))
+        .and_then(|()| {
+            run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args([
+                "install",
+                "-y",
+                "postgresql",
+            ]))
+        })
+        .context("could not install postgresql; run `apt-get install postgresql` and try again")?;
+    if !postgres_server_installed() {
+        bail!("apt-get installed postgresql but there is no {POSTGRES_SERVER_ROOT}/<version>/bin/initdb");
+    }
+    Ok(())
+}
+
+/// Whether some major version of PostgreSQL's server is installed: `<version>/bin/initdb` under
+/// [`POSTGRES_SERVER_ROOT`].
+fn postgres_server_installed() -> bool {
+    std::fs::read_dir(POSTGRES_SERVER_ROOT)
+        .map(|entries| entries.flatten().any(|e| e.path().join("bin/initdb").is_file()))
+        .unwrap_or(false)
+}
+
 /// The local account the Windows-over-SSH tests log on to with a password, as an administrator
 /// logs on to a Windows server (`tests/src/windows_lab.rs`): sshd checks passwords against the
 /// system's accounts, so the tests need one whose password they know.
@@ -279,6 +349,7 @@ fn build_binaries(root: &Path, locked: bool) -> anyhow::Result<()> {
 fn setup() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     ensure_sshd()?;
+    ensure_postgres()?;
     ensure_windows_logon()
 }
 
