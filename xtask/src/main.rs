@@ -154,22 +154,32 @@ fn ensure_sshd() -> anyhow::Result<()> {
     if Path::new(SSHD).exists() {
         return Ok(());
     }
-    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !is_root()? {
         bail!(
             "{SSHD} is missing and only root can install it: install the Debian package openssh-server (`sudo apt-get install openssh-server`) and try again"
         );
     }
     eprintln!("installing openssh-server through apt-get (the ssh transport tests need {SSHD})");
+    apt_install("openssh-server")
+}
+
+/// `apt-get update`, then installs the Debian package `package` without questions.
+fn apt_install(package: &str) -> anyhow::Result<()> {
     run(Command::new("apt-get").arg("update"))
         .and_then(|()| {
-            run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args([
-                "install",
-                "-y",
-                "openssh-server",
-            ]))
+            run(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", package]))
         })
-        .context("could not install openssh-server; run `apt-get install openssh-server` and try again")
+        .with_context(|| {
+            format!("could not install {package}; run `apt-get install {package}` and try again")
+        })
+}
+
+/// Whether xtask runs as root, which installing packages and creating accounts needs.
+fn is_root() -> anyhow::Result<bool> {
+    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
+    Ok(String::from_utf8_lossy(&uid.stdout).trim() == "0")
 }
 
 /// Installs PostgreSQL's server through apt (Debian package `postgresql`) when no
@@ -181,8 +191,7 @@ fn ensure_postgres() -> anyhow::Result<()> {
     if postgres_server_installed() {
         return Ok(());
     }
-    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !is_root()? {
         bail!(
             "PostgreSQL's server is missing and only root can install it: run `sudo mkdir -p /etc/postgresql-common && \
              echo 'create_main_cluster = false' | sudo tee -a {CREATECLUSTER_CONF} && sudo apt-get install postgresql` \
@@ -211,15 +220,7 @@ fn ensure_postgres() -> anyhow::Result<()> {
         std::fs::write(conf, text).with_context(|| format!("cannot write {CREATECLUSTER_CONF}"))?;
     }
     eprintln!("installing postgresql through apt-get (the PostgreSQL journal tests need its server)");
-    run(Command::new("apt-get").arg("update"))
-        .and_then(|()| {
-            run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args([
-                "install",
-                "-y",
-                "postgresql",
-            ]))
-        })
-        .context("could not install postgresql; run `apt-get install postgresql` and try again")?;
+    apt_install("postgresql")?;
     if !postgres_server_installed() {
         bail!("apt-get installed postgresql but there is no {POSTGRES_SERVER_ROOT}/<version>/bin/initdb");
     }
@@ -249,8 +250,7 @@ fn ensure_windows_logon() -> anyhow::Result<()> {
     if exists && Path::new(WINDOWS_LOGON_PASSWORD).exists() && logon_home().is_some_and(|h| h.is_dir()) {
         return Ok(());
     }
-    let uid = Command::new("id").arg("-u").output().context("cannot run `id -u`")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !is_root()? {
         bail!(
             "the Windows logon tests need the local account {WINDOWS_LOGON_USER} with its password in \
              {WINDOWS_LOGON_PASSWORD}, and only root can create them: run `cargo xtask test` as root"
