@@ -34,8 +34,9 @@ pub struct Global {
     /// Directory of compiled plugin code [default: <home>/cache].
     #[arg(long, global = true, env = env::DROVER_CACHE_DIR, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// The run journal (an SQLite file) [default: <home>/drover.db].
-    #[arg(long, global = true, env = env::DROVER_DB, value_name = "FILE")]
+    /// The run journal: an SQLite file, or a shared PostgreSQL database given by URL
+    /// (`postgres://user@host/database`; see docs/operations.md) [default: <home>/drover.db].
+    #[arg(long, global = true, env = env::DROVER_DB, value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     /// How hard each journal commit tries to reach the disk: `full` survives power loss,
     /// `normal` survives a crash of drover and is faster.

@@ -1,7 +1,6 @@
 //! Building what run commands need from the global options: the journal, the plugin host, the
 //! registry, the clock, secrets and progress output.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::ValueEnum;
@@ -9,7 +8,7 @@ use drover_engine::plugin::registry::Registry;
 use drover_engine::plugin::{HostConfig, PluginHost};
 use drover_engine::run::{NoProgress, Progress, RunContext, SystemClock};
 use drover_engine::secrets::{EnvSecrets, FileSecrets, Layered, SecretSource};
-use drover_engine::store::{Durability, Store};
+use drover_engine::store::{Durability, Location, Store};
 
 use crate::{CliError, Global};
 
@@ -22,9 +21,12 @@ pub enum Synchronous {
     Normal,
 }
 
-/// The journal path in effect.
-pub fn db_path(global: &Global) -> PathBuf {
-    global.db.clone().unwrap_or_else(|| global.home().join("drover.db"))
+/// The journal in effect: `--db` (an SQLite file or a PostgreSQL URL), or `<home>/drover.db`.
+pub fn journal(global: &Global) -> Location {
+    match &global.db {
+        Some(db) => Location::parse(db.as_os_str()),
+        None => Location::Sqlite(global.home().join("drover.db")),
+    }
 }
 
 /// Opens the journal.
@@ -33,13 +35,13 @@ pub fn store(global: &Global) -> Result<Arc<Store>, CliError> {
         Synchronous::Full => Durability::Full,
         Synchronous::Normal => Durability::Normal,
     };
-    Ok(Arc::new(Store::open(&db_path(global), durability)?))
+    Ok(Arc::new(Store::open_at(&journal(global), durability)?))
 }
 
 /// Opens the journal for a command that only reads it: never created, migrated or written, and
 /// readable when it is read-only (an archived journal).
 pub fn read_store(global: &Global) -> Result<Store, CliError> {
-    Ok(Store::open_read_only(&db_path(global))?)
+    Ok(Store::open_at_read_only(&journal(global))?)
 }
 
 /// Secrets from `DROVER_SECRET_<NAME>` variables, then the secrets file if one is given.

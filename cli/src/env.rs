@@ -10,7 +10,7 @@ pub const DROVER_PLUGIN_DIR: &str = "DROVER_PLUGIN_DIR";
 pub const DROVER_CACHE_DIR: &str = "DROVER_CACHE_DIR";
 /// Where `drover plugin new` finds the SDK crate (a checkout's `sdk/` folder).
 pub const DROVER_SDK_PATH: &str = "DROVER_SDK_PATH";
-/// The run journal (SQLite file) [default: <home>/drover.db].
+/// The run journal: an SQLite file or a PostgreSQL URL [default: <home>/drover.db].
 pub const DROVER_DB: &str = "DROVER_DB";
 /// `full` (default) or `normal`: how hard each commit of the journal tries to reach the disk.
 pub const DROVER_SYNCHRONOUS: &str = "DROVER_SYNCHRONOUS";

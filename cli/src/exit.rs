@@ -20,7 +20,7 @@ pub enum Exit {
     Waiting = 4,
     /// 5: another process drives the run.
     Busy = 5,
-    /// 6: the run journal cannot be used (read-only, corrupt, newer schema, disk full).
+    /// 6: the run journal cannot be used (read-only, corrupt, newer schema, disk full, unreachable).
     Database = 6,
 }
 
@@ -51,7 +51,7 @@ impl Exit {
             Exit::Waiting => "the run waits for an operator",
             Exit::Busy => "another process drives the run",
             Exit::Database => {
-                "the journal cannot be used (read-only, corrupt, damaged, newer schema, disk full, locked)"
+                "the journal cannot be used (read-only, corrupt, damaged, newer schema, disk full, locked, unreachable)"
             }
         }
     }
@@ -83,6 +83,7 @@ pub fn store_exit(e: &StoreError) -> Exit {
         | StoreError::NewerSchema { .. }
         | StoreError::Full { .. }
         | StoreError::Locked { .. }
+        | StoreError::Unreachable { .. }
         | StoreError::Other { .. }
         | StoreError::WriterGone => Exit::Database,
     }
@@ -130,6 +131,7 @@ mod tests {
             StoreError::NewerSchema { path: path(), found: 9, supported: 1 },
             StoreError::Full { path: path() },
             StoreError::Other { path: path(), detail: "database is locked".into() },
+            StoreError::Unreachable { path: "postgres://drover:***@db/drover".into(), detail: "refused".into() },
             StoreError::WriterGone,
         ];
         for fault in faults {

@@ -22,7 +22,7 @@ pub fn run(global: &Global, _args: RunsArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     if runs.is_empty() {
-        println!("no runs in {}", context::db_path(global).display());
+        println!("no runs in {}", context::journal(global));
         return Ok(Exit::Success);
     }
     println!("{:32}  {:10}  {:24}  {:20}  STARTED BY", "RUN", "STATE", "WORKFLOW", "CREATED");

@@ -329,7 +329,7 @@ fn a_reader_of_a_journal_of_an_older_schema_reads_it_without_migrating_it() {
     let db = sandbox.db_path();
     // A journal as the first schema made it: the first migration only.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let first = include_str!("../../engine/src/store/migrations/0001_init.sql");
+    let first = include_str!("../../engine/src/store/sqlite/migrations/0001_init.sql");
     conn.execute_batch(&format!("{first}\nPRAGMA user_version = 1;")).unwrap();
     drop(conn);
     let before = std::fs::read(&db).unwrap();

@@ -181,7 +181,7 @@ impl Lease {
         let every = (ttl / 5).max(Duration::from_millis(10));
         let (user, host) = whoami();
         let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
-        let os_lock = os_lock(store.path(), run_id);
+        let os_lock = store.local_path().and_then(|journal| os_lock(journal, run_id));
         let me = LeaseRecord {
             holder: holder.clone(),
             host,

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Why the run journal could not be opened, read or written.
+/// Why the run journal could not be opened, read or written. `path` is the journal as people see
+/// it: an SQLite file, or a PostgreSQL URL with its password redacted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database file (or its folder) cannot be written.
@@ -41,7 +42,7 @@ pub enum StoreError {
     },
     /// Something outside drover changed the journal's files while drover used them: commits this
     /// process made are not all readable any more. Found by checking the write-ahead log against
-    /// SQLite's own index of it (see `store/wal.rs`); recorded in a `-damaged` file beside the
+    /// SQLite's own index of it (see `store/sqlite/wal.rs`); recorded in a `-damaged` file beside the
     /// journal, so every later command refuses it too.
     #[error(
         "the journal {path} was damaged by something outside drover ({detail}); drover stopped without copying the damaged log into the database: move the journal and its -wal, -shm and -damaged files aside for inspection and restore the journal from a backup, or remove only the -damaged file to go on with what SQLite can still read (the commits after the damage are lost; see docs/operations.md)"
@@ -88,6 +89,15 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
         /// What went wrong.
+        detail: String,
+    },
+    /// The PostgreSQL server does not answer (it is down, restarting, or out of reach), or the
+    /// connection broke while a commit was under way, so whether it committed is unknown.
+    #[error("the journal {path} cannot be reached: {detail}")]
+    Unreachable {
+        /// The journal's URL, without its password.
+        path: PathBuf,
+        /// What the client said.
         detail: String,
     },
     /// A record the caller asked for does not exist.

@@ -23,7 +23,7 @@
 //! header and its page-number arrays); unit tests check this reading against logs SQLite writes.
 //!
 //! What this does not see: damage to the database file itself (the `quick_check` of
-//! [`super::Store::verify`] sees some), to the `-shm` index, and damage after the last check.
+//! [`super::SqliteStore::verify`] sees some), to the `-shm` index, and damage after the last check.
 //!
 //! This module never writes the log, the index or the database. The one file it writes is the
 //! `-damaged` note that makes every later command refuse the journal.
@@ -347,7 +347,7 @@ thread_local! {
 }
 
 /// Asks the writer thread's guard to check the log after the current commit, checkpoint it and
-/// run `quick_check` ([`super::Store::verify`]). Called from a job, on the writer thread.
+/// run `quick_check` ([`super::SqliteStore::verify`]). Called from a job, on the writer thread.
 pub(super) fn request_check() {
     CHECK_NOW.with(|c| c.set(true));
 }

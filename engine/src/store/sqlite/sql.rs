@@ -1,10 +1,10 @@
-//! The SQL behind [`super::Store`]: turning [`Change`]s into statements and rows into records.
+//! The SQL behind [`super::SqliteStore`]: turning [`Change`]s into statements and rows into records.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::records::*;
+use crate::store::records::*;
 use crate::journal::{Actor, Request, RunId};
 use crate::plugin::{FailureClass, Mode};
 
@@ -447,161 +447,24 @@ pub(super) fn release_lease(conn: &Connection, run_id: RunId, holder: &str) -> r
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
+pub(super) fn put_plugin_component(
+    conn: &Connection,
+    sha256: &str,
+    name: &str,
+    version: &str,
+    bytes: &[u8],
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO plugin_components (sha256, name, version, bytes) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![sha256, name, version, bytes])?;
+    Ok(n == 1)
+}
 
-    use super::super::{Durability, Store, StoreError};
-    use super::*;
-    use crate::journal::{Event, PinnedPlugins};
-
-    const RUN: RunId = RunId::from_ulid(ulid::Ulid::from_parts(1, 1));
-
-    fn lease(holder: &str) -> LeaseRecord {
-        LeaseRecord {
-            holder: holder.into(),
-            host: "here".into(),
-            pid: 1,
-            user: "op".into(),
-            expires_at: 10_000,
-            boot_id: String::new(),
-        }
-    }
-
-    fn run() -> Change {
-        Change::InsertRun(Box::new(RunRecord {
-            id: RUN,
-            workflow: "w".into(),
-            workflow_version: "1.0.0".into(),
-            source_path: "w.toml".into(),
-            definition: json!({}),
-            params: json!({}),
-            inventory: json!({}),
-            inventory_digest: String::new(),
-            plugins: PinnedPlugins::new(),
-            state: RunState::Running,
-            started_by: "op".into(),
-            created_at: 0,
-            finished_at: None,
-        }))
-    }
-
-    fn step(state: StepState, output: Option<serde_json::Value>) -> Change {
-        Change::PutStep(Box::new(StepRecord {
-            run_id: RUN,
-            key: "s".into(),
-            step_index: 0,
-            item: None,
-            target: None,
-            state,
-            attempts: 1,
-            reason: None,
-            retry_at: None,
-            output,
-            changed: None,
-            summary: None,
-            evidence: None,
-            started_at: None,
-            finished_at: None,
-        }))
-    }
-
-    fn attempt(number: u32, state: AttemptState) -> Change {
-        Change::PutAttempt(AttemptRecord {
-            run_id: RUN,
-            step_key: "s".into(),
-            number,
-            mode: Mode::Apply,
-            state,
-            started_at: 0,
-            finished_at: None,
-            error: None,
-            error_class: None,
-        })
-    }
-
-    /// An event told apart by its `pid`.
-    fn event(pid: u32) -> Change {
-        Change::event(RUN, 0, None, Actor::Engine, &Event::Driving { pid })
-    }
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.db"), Durability::Normal).unwrap();
-        store.apply(vec![run()]).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn a_commit_fenced_by_a_lease_that_was_taken_over_writes_nothing() {
-        let (_dir, store) = store().await;
-        assert!(store.acquire_lease(RUN, lease("a"), 0, false).await.unwrap().is_ok());
-        let fence_a = Fence { run_id: RUN, holder: "a".into() };
-        store.apply_fenced(&fence_a, 20_000, vec![event(1)]).await.unwrap();
-        assert_eq!(store.lease(RUN).unwrap().unwrap().expires_at, 20_000, "the commit renewed the lease");
-        // b takes the lease over once a's expired.
-        assert!(store.acquire_lease(RUN, lease("b"), 30_000, false).await.unwrap().is_ok());
-        let stale =
-            store.apply_fenced(&fence_a, 40_000, vec![event(2), step(StepState::Running, None)]).await;
-        assert!(matches!(stale, Err(StoreError::Fenced { run_id }) if run_id == RUN), "{stale:?}");
-        let events: Vec<Event> = store.events(RUN, 0).unwrap().iter().map(|e| e.event().unwrap()).collect();
-        assert_eq!(events, [Event::Driving { pid: 1 }]);
-        assert!(store.steps(RUN).unwrap().is_empty());
-        assert_eq!(store.lease(RUN).unwrap().unwrap().holder, "b");
-    }
-
-    #[tokio::test]
-    async fn a_live_lease_is_held_and_one_whose_holder_held_the_os_lock_on_this_boot_is_not() {
-        let (_dir, store) = store().await;
-        let mut a = lease("a");
-        a.boot_id = "boot-1".into();
-        assert!(store.acquire_lease(RUN, a, 0, true).await.unwrap().is_ok());
-        let mut b = lease("b");
-        b.boot_id = "boot-1".into();
-        // Without the OS lock, a's unexpired lease holds, whatever its process id shows.
-        assert_eq!(store.acquire_lease(RUN, b.clone(), 1, false).await.unwrap().unwrap_err().holder, "a");
-        // From another boot the OS lock proves nothing.
-        let mut c = lease("c");
-        c.boot_id = "boot-2".into();
-        assert_eq!(store.acquire_lease(RUN, c, 1, true).await.unwrap().unwrap_err().holder, "a");
-        // On a's boot, holding the lock a held means a is dead.
-        assert!(store.acquire_lease(RUN, b, 1, true).await.unwrap().is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_succeeded_step_and_finished_attempts_are_never_overwritten() {
-        let (_dir, store) = store().await;
-        store.apply(vec![attempt(1, AttemptState::Running), step(StepState::Running, None)]).await.unwrap();
-        store
-            .apply(vec![
-                attempt(1, AttemptState::Succeeded),
-                step(StepState::Succeeded, Some(json!({"ok": true}))),
-            ])
-            .await
-            .unwrap();
-        for (changes, expected) in [
-            (vec![step(StepState::Running, None)], format!("step instance s of run {RUN} already succeeded")),
-            (vec![attempt(1, AttemptState::Running)], format!("attempt 1 of s in run {RUN} already exists")),
-            (vec![attempt(1, AttemptState::Failed)], format!("attempt 1 of s in run {RUN} is not running")),
-            (
-                vec![event(3), attempt(2, AttemptState::Failed)],
-                format!("attempt 2 of s in run {RUN} is not running"),
-            ),
-        ] {
-            let refused = store.apply(changes).await;
-            assert!(
-                matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(&expected)),
-                "{expected}: {refused:?}"
-            );
-        }
-        let steps = store.steps(RUN).unwrap();
-        assert_eq!(
-            (steps[0].state, steps[0].output.clone()),
-            (StepState::Succeeded, Some(json!({"ok": true})))
-        );
-        let attempts = store.attempts(RUN).unwrap();
-        assert_eq!(attempts.len(), 1);
-        assert_eq!(attempts[0].state, AttemptState::Succeeded);
-        assert!(store.events(RUN, 0).unwrap().is_empty(), "a refused commit wrote its event");
-    }
+pub(super) fn plugin_component(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT bytes FROM plugin_components WHERE sha256 = ?1")?
+        .query_row(params![sha256], |r| r.get(0))
+        .optional()
 }

@@ -28,6 +28,6 @@ pub(crate) const PRAGMAS: &[(&str, &str, &str)] = &[
     (
         "wal_autocheckpoint",
         "0",
-        "the writer checkpoints itself every 1000 frames, after checking the log (store/wal.rs): SQLite's own would copy a damaged log unchecked",
+        "the writer checkpoints itself every 1000 frames, after checking the log (store/sqlite/wal.rs): SQLite's own would copy a damaged log unchecked",
     ),
 ];
