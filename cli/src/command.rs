@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit::{self, Exit};
 use crate::{
     CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, plan, plugin,
-    report, resume, retry, run, runs, skip, status, validate,
+    report, resume, retry, run, runs, skip, status, validate, worker,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
@@ -87,6 +87,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Drive a run on after a crash, a stop or an operator command.
     Resume(resume::ResumeArgs),
+    /// Drive every run needing work from a shared journal, until stopped (SIGTERM, SIGINT).
+    Worker(worker::WorkerArgs),
     /// Show a run's steps: state, attempts, and why each unfinished step waits.
     Status(status::StatusArgs),
     /// List runs.
@@ -124,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plan(args) => plan::run(global, args).await,
         Command::Run(args) => run::run(global, args).await,
         Command::Resume(args) => resume::run(global, args).await,
+        Command::Worker(args) => worker::run(global, args).await,
         Command::Status(args) => status::run(global, args),
         Command::Runs(args) => runs::run(global, args),
         Command::Approve(args) => approve::run(global, args).await,

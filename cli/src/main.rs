@@ -26,6 +26,7 @@ mod runs;
 mod skip;
 mod status;
 mod validate;
+mod worker;
 mod workflow;
 
 use std::process::ExitCode;

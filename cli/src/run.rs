@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use clap::Args;
 use drover_engine::run::{self, NewRun};
 
-use crate::{CliError, Exit, Global, context, resume, workflow};
+use crate::{CliError, Exit, Global, context, output, resume, workflow};
 
 /// Arguments of `drover run`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "The run's definition, params, inventory and plugin digests are pinned in the journal when it \
-starts, so `drover resume` executes exactly what it began with, whatever happens to the files afterwards.
+starts, so `drover resume` executes exactly what it began with, whatever happens to the files afterwards. With \
+--detach the run is only recorded (its id printed), for `drover worker` processes to drive.
 
 Example:
   drover run workflows/dr-site-preparation.toml --inventory workflows/lab-inventory.toml --param sql-server=SQLPROD01"
@@ -29,6 +30,10 @@ pub struct RunArgs {
     /// Keep waiting while the run waits for an approval, instead of exiting with code 4.
     #[arg(long)]
     pub wait: bool,
+    /// Record the run and return at once, without driving it: prints its id; `drover worker`
+    /// processes sharing the journal drive it.
+    #[arg(long, conflicts_with = "wait")]
+    pub detach: bool,
     /// A plan saved by `drover plan --save`: check again first, and start only if every step
     /// would do what the plan says (the targets have not drifted).
     #[arg(long, value_name = "FILE")]
@@ -60,6 +65,16 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<Exit, CliError> {
     let ctx = context::run_context(global, args.wait)?;
     let source_path = args.workflow.canonicalize().unwrap_or(args.workflow.clone()).display().to_string();
     let run_id = run::start(&ctx, NewRun { workflow: wf, source_path, params, inventory }).await?;
+    if args.detach {
+        // Nothing is reported of a run whose journal does not hold what was committed.
+        ctx.store.verify().await?;
+        if global.json {
+            output::json(&serde_json::json!({ "run": run_id }))?;
+        } else {
+            println!("{run_id}");
+        }
+        return Ok(Exit::Success);
+    }
     if !global.quiet && !global.json {
         eprintln!("started {run_id}");
     }

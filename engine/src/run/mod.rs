@@ -1,6 +1,7 @@
 //! Running workflows durably: starting a run (pinning its definition, params, inventory and
 //! plugin digests), driving it ([`driver`]), resuming it after a crash, and the operator commands
-//! that move it on ([`operator`]).
+//! that move it on ([`operator`]); [`worker`] drives every run needing work from a shared
+//! journal.
 //!
 //! **Invariant:** an attempt's intent is committed before its plugin is called, and its outcome
 //! is committed before anything that depends on it starts.
@@ -20,6 +21,7 @@ pub mod operator;
 mod pin;
 pub mod plan;
 mod start;
+pub mod worker;
 
 use std::sync::Arc;
 

@@ -1,0 +1,162 @@
+//! Which runs need a worker, read from the journal through `Store`'s reads only (so it means the
+//! same on every backend):
+//! - running or compensating with no live lease: new (`run --detach`), or its driver died or
+//!   stopped renewing (the lease expired);
+//! - waiting, failed or ended with operator commands queued and not applied (a command queued
+//!   while a driver held the lease, or a `compensate`);
+//! - waiting with a retry timer due;
+//! - waiting with something a person did while nobody drove it (an approval, retry or skip
+//!   applied at once by `drover approve` …), which only the run machine can tell from a person's
+//!   gate still closed: the machine is asked whether driving would move the run, and a run it says
+//!   would only wait again is remembered by the states of its instances and left alone until they
+//!   change. So a run waiting only for a person is never driven in a loop.
+
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
+
+use crate::journal::RunId;
+use crate::store::{RunRecord, RunState, StepRecord, StepState, Store, StoreError};
+
+use super::super::RunOutcome;
+use super::super::clock::Clock;
+use super::super::machine::Machine;
+
+/// Why a run needs a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// No process ever drove it, or its driver released the lease without ending it.
+    Unleased,
+    /// Its driver stopped renewing its lease (dead, stopped, unreachable).
+    LeaseExpired {
+        /// The driver's process id.
+        pid: u32,
+        /// Its host.
+        host: String,
+    },
+    /// Operator commands are queued for it.
+    Requests(usize),
+    /// A retry timer is due.
+    RetryDue,
+    /// Someone moved it on while nobody drove it (an approval, a retry, a skip).
+    Moved,
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Need::Unleased => f.write_str("not driven"),
+            Need::LeaseExpired { pid, host } => write!(f, "lease of process {pid} on {host} expired"),
+            Need::Requests(n) => write!(f, "{n} operator command(s) queued"),
+            Need::RetryDue => f.write_str("a retry is due"),
+            Need::Moved => f.write_str("moved on by an operator"),
+        }
+    }
+}
+
+/// Finds runs that need a worker; remembers waiting runs that need nobody.
+#[derive(Default)]
+pub(super) struct Scanner {
+    /// Waiting runs the machine found would only wait again, by a digest of their instances.
+    quiet: HashMap<RunId, u64>,
+}
+
+impl Scanner {
+    /// The runs needing a worker, oldest first, except those `skip` names (being driven here,
+    /// or backing off after an error).
+    pub(super) fn scan(
+        &mut self,
+        store: &Store,
+        clock: &dyn Clock,
+        skip: impl Fn(RunId) -> bool,
+    ) -> Result<Vec<(RunRecord, Need)>, StoreError> {
+        let runs = store.runs()?;
+        self.quiet.retain(|id, _| runs.iter().any(|r| r.id == *id && r.state == RunState::Waiting));
+        let mut found = Vec::new();
+        // `runs` is newest first.
+        for run in runs.into_iter().rev().filter(|r| !skip(r.id)) {
+            if let Some(need) = self.need(store, clock, &run)? {
+                found.push((run, need));
+            }
+        }
+        Ok(found)
+    }
+
+    fn need(
+        &mut self,
+        store: &Store,
+        clock: &dyn Clock,
+        run: &RunRecord,
+    ) -> Result<Option<Need>, StoreError> {
+        let now = clock.now_ms();
+        if matches!(run.state, RunState::Running | RunState::Compensating) {
+            return Ok(match store.lease(run.id)? {
+                None => Some(Need::Unleased),
+                Some(lease) if lease.expires_at <= now => {
+                    Some(Need::LeaseExpired { pid: lease.pid, host: lease.host })
+                }
+                Some(_) => None,
+            });
+        }
+        let pending = store.pending_requests(run.id)?;
+        if !pending.is_empty() {
+            // A command queued for a live driver is that driver's to apply.
+            let live = store.lease(run.id)?.is_some_and(|l| l.expires_at > now);
+            return Ok((!live).then_some(Need::Requests(pending.len())));
+        }
+        if run.state != RunState::Waiting {
+            return Ok(None);
+        }
+        let instances = store.steps(run.id)?;
+        if instances.iter().any(|r| r.state == StepState::Waiting && r.retry_at.is_some_and(|at| at <= now)) {
+            return Ok(Some(Need::RetryDue));
+        }
+        let digest = digest(&instances);
+        if self.quiet.get(&run.id) == Some(&digest) {
+            return Ok(None);
+        }
+        if would_move(run, instances, clock) {
+            Ok(Some(Need::Moved))
+        } else {
+            self.quiet.insert(run.id, digest);
+            Ok(None)
+        }
+    }
+}
+
+/// A digest of where every instance of a run stands.
+fn digest(instances: &[StepRecord]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for r in instances {
+        (&r.key, r.state.as_str(), r.retry_at, r.attempts).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Whether driving the waiting `run` now would do more than wait again: the run machine, built
+/// as a driver builds it, fires its due timers, expands, and is asked whether that recorded
+/// anything (an instance, an attempt to start) and how it would settle. Nothing is written. A run the machine cannot read is driven, so that the
+/// driver reports why.
+fn would_move(run: &RunRecord, instances: Vec<StepRecord>, clock: &dyn Clock) -> bool {
+    struct Frozen(i64);
+    impl Clock for Frozen {
+        fn now_ms(&self) -> i64 {
+            self.0
+        }
+        fn jitter(&self, _jitter: f64) -> f64 {
+            1.0
+        }
+    }
+    let now = clock.now_ms();
+    let Ok(mut machine) = Machine::for_run(run, instances, std::sync::Arc::new(Frozen(now))) else {
+        return true;
+    };
+    // What building it recorded is not what driving would add.
+    machine.take_changes();
+    machine.fire_timers(now);
+    machine.expand();
+    // A new instance (the next gate, rendered) or an attempt to start is for a driver to record.
+    if !machine.starts().is_empty() || machine.has_changes() {
+        return true;
+    }
+    !matches!(machine.settle(false), Some(RunOutcome::Waiting { .. }))
+}
