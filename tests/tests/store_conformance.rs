@@ -470,7 +470,9 @@ async fn the_event_journal_is_append_only(backend: &Backend) {
 async fn plugin_components_are_stored_once_by_digest(backend: &Backend) {
     let store = backend.open();
     let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    assert!(!store.has_plugin_component("aa11").expect("has"));
     assert!(store.put_plugin_component("aa11", "noop", "1.0.0", bytes.clone()).await.expect("put"));
+    assert!(store.has_plugin_component("aa11").expect("has"));
     assert!(!store.put_plugin_component("aa11", "noop", "1.0.0", vec![1]).await.expect("put again"));
     assert_eq!(store.plugin_component("aa11").expect("read"), Some(bytes));
     assert_eq!(store.plugin_component("bb22").expect("read"), None);

@@ -18,7 +18,7 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::grants::Refusal;
 use crate::journal::{Event, RunId};
-use crate::plugin::{CallEnv, CallObserver, CallReport, Canceller, LoadedPlugin, TargetCallRecord};
+use crate::plugin::{CallEnv, CallObserver, CallReport, Canceller, LoadedPlugin, Sha256Digest, TargetCallRecord};
 use crate::store::RunRecord;
 use crate::target::{TargetSet, orphans};
 
@@ -358,12 +358,26 @@ async fn load_pinned(
         .registry
         .versions(name)?
         .into_iter()
-        .find(|i| i.info.version == pinned.version && i.sha256 == pinned.sha256)
-        .ok_or_else(|| {
-            RunError::Plugin(format!(
-                "run {} pinned plugin {name} {} (sha256 {}) for step {step_id}, and it is not installed any more: install that exact file again",
-                run.id, pinned.version, pinned.sha256
-            ))
-        })?;
-    Ok(ctx.registry.load(&ctx.host, &installed).await?)
+        .find(|i| i.info.version == pinned.version && i.sha256 == pinned.sha256);
+    if let Some(installed) = installed {
+        return Ok(ctx.registry.load(&ctx.host, &installed).await?);
+    }
+    // Not installed here (a worker on another machine): the copy the journal keeps.
+    let Some(bytes) = ctx.store.plugin_component(&pinned.sha256.to_string())? else {
+        return Err(RunError::Plugin(format!(
+            "run {} pinned plugin {name} {} (sha256 {}) for step {step_id}; it is not installed here and the journal holds no copy of it (runs started before schema version 3 kept none): install that exact file",
+            run.id, pinned.version, pinned.sha256
+        )));
+    };
+    let digest = Sha256Digest::of(&bytes);
+    if digest != pinned.sha256 {
+        return Err(RunError::Plugin(format!(
+            "run {} pinned plugin {name} {} (sha256 {}) for step {step_id}, but the journal's copy of it has sha256 {digest}: it was damaged, and was not loaded; install that exact file",
+            run.id, pinned.version, pinned.sha256
+        )));
+    }
+    tracing::info!(run = %run.id, plugin = %name, version = %pinned.version, "loading the plugin from the journal's copy");
+    ctx.host.load(&bytes).await.map_err(|e| {
+        RunError::Plugin(format!("plugin {name} {} from the journal's copy cannot be loaded: {e}", pinned.version))
+    })
 }

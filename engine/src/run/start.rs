@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::inventory::Inventory;
 use crate::journal::{Actor, Event, PinnedPlugin, PinnedPlugins, RunId};
+use crate::plugin::Sha256Digest;
+use crate::plugin::registry::Installed;
 use crate::store::{Change, RunRecord, RunState};
 use crate::workflow::model::{ParamType, Workflow};
 
@@ -72,6 +74,30 @@ pub fn resolve_params(workflow: &Workflow, overrides: &[(String, String)]) -> Re
     if problems.is_empty() { Ok(Value::Object(values)) } else { Err(RunError::Params(problems.join("\n"))) }
 }
 
+/// Stores the component of an installed plugin in the journal, content-addressed, unless the
+/// journal has it: before the run that pins it exists, so every process driving the run (a
+/// worker on a machine where it was never installed) can load the pinned bytes.
+async fn journal_component(ctx: &RunContext, installed: &Installed) -> Result<(), RunError> {
+    let digest = installed.sha256.to_string();
+    if ctx.store.has_plugin_component(&digest)? {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&installed.path).map_err(|e| {
+        RunError::Plugin(format!("cannot read plugin {} at {}: {e}", installed.info.name, installed.path.display()))
+    })?;
+    if Sha256Digest::of(&bytes) != installed.sha256 {
+        return Err(RunError::Plugin(format!(
+            "plugin {} {} at {} changed since it was installed (its sha256 is no longer {digest}): install it again",
+            installed.info.name,
+            installed.info.version,
+            installed.path.display()
+        )));
+    }
+    let version = installed.info.version.to_string();
+    ctx.store.put_plugin_component(&digest, &installed.info.name, &version, bytes).await?;
+    Ok(())
+}
+
 /// Creates the run in the journal and returns its id. Drive it with [`super::resume`].
 pub async fn start(ctx: &RunContext, new: NewRun) -> Result<RunId, RunError> {
     let run_id = RunId::generate();
@@ -94,6 +120,7 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<RunId, RunError> {
             step.id.clone(),
             PinnedPlugin { name: info.name.clone(), version: info.version.clone(), sha256: installed.sha256 },
         );
+        journal_component(ctx, installed).await?;
     }
     let inventory = serde_json::to_value(&new.inventory).map_err(|e| RunError::Params(e.to_string()))?;
     let definition = super::pin::pin(&new.workflow).map_err(|e| RunError::Params(e.to_string()))?;

@@ -183,6 +183,11 @@ impl Store {
         dispatch!(self, s => s.put_plugin_component(sha256, name, version, bytes).await)
     }
 
+    /// Whether a plugin component is stored under `sha256` (without reading its bytes).
+    pub fn has_plugin_component(&self, sha256: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.has_plugin_component(sha256))
+    }
+
     /// The bytes stored under `sha256`, as stored (unchecked).
     pub fn plugin_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self, s => s.plugin_component(sha256))

@@ -220,6 +220,11 @@ impl PgStore {
         self.write(move |tx| Ok(sql::put_plugin_component(tx, &sha256, &name, &version, &bytes)?)).await
     }
 
+    pub fn has_plugin_component(&self, sha256: &str) -> Result<bool, StoreError> {
+        let sha256 = sha256.to_string();
+        self.read(move |c| sql::has_plugin_component(c, &sha256))
+    }
+
     pub fn plugin_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let sha256 = sha256.to_string();
         self.read(move |c| sql::plugin_component(c, &sha256))

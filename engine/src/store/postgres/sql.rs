@@ -526,6 +526,11 @@ pub(super) fn put_plugin_component(
     Ok(n == 1)
 }
 
+pub(super) fn has_plugin_component(db: &mut impl Db, sha256: &str) -> Result<bool, ReadError> {
+    let rows = db.query("SELECT EXISTS (SELECT 1 FROM plugin_components WHERE sha256 = $1)", &[&sha256])?;
+    Ok(rows.first().is_some_and(|r| r.get(0)))
+}
+
 pub(super) fn plugin_component(db: &mut impl Db, sha256: &str) -> Result<Option<Vec<u8>>, ReadError> {
     let rows = db.query("SELECT bytes FROM plugin_components WHERE sha256 = $1", &[&sha256])?;
     Ok(rows.first().map(|r| r.get(0)))

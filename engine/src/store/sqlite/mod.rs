@@ -26,7 +26,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, RequestRecord, RunRecord, StepRecord, StoreError,
+    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, PluginComponentRecord, RequestRecord, RunCopy, RunRecord,
+    StepRecord, StoreError,
 };
 use crate::journal::RunId;
 
@@ -349,6 +350,21 @@ impl SqliteStore {
                     .map_err(|e| StoreError::from_sqlite(&path, e))
             })
             .await
+    }
+
+    /// Whether a plugin component is stored under `sha256`.
+    pub fn has_plugin_component(&self, sha256: &str) -> Result<bool, StoreError> {
+        self.read(|c| sql::has_plugin_component(c, sha256))
+    }
+
+    /// The plugin components stored, by digest, without their bytes.
+    pub fn plugin_components(&self) -> Result<Vec<PluginComponentRecord>, StoreError> {
+        self.read(sql::plugin_components)
+    }
+
+    /// Everything of a run but its lease, in one snapshot; `None` for a run it does not hold.
+    pub fn run_copy(&self, run_id: RunId) -> Result<Option<RunCopy>, StoreError> {
+        self.read(|c| sql::run_copy(c, run_id))
     }
 
     /// The bytes of the plugin component stored under `sha256`.

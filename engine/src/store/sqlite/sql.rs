@@ -224,6 +224,17 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
             conn.prepare_cached("UPDATE requests SET applied_at = ?2 WHERE seq = ?1")?
                 .execute(params![seq, at])?;
         }
+        Change::StoredEvent(e) => {
+            conn.prepare_cached("INSERT INTO events (run_id, at, step_key, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![e.run_id, e.at, e.step_key, e.kind, e.actor, e.data])?;
+        }
+        Change::StoredRequest(r) => {
+            conn.prepare_cached(
+                "INSERT INTO requests (run_id, kind, step_key, data, actor, at, applied_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![r.run_id, r.kind, r.step_key, r.data, r.actor, r.at, r.applied_at])?;
+        }
     }
     Ok(())
 }
@@ -463,8 +474,87 @@ pub(super) fn put_plugin_component(
     Ok(n == 1)
 }
 
+pub(super) fn has_plugin_component(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM plugin_components WHERE sha256 = ?1)")?
+        .query_row(params![sha256], |r| r.get(0))
+}
+
 pub(super) fn plugin_component(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT bytes FROM plugin_components WHERE sha256 = ?1")?
         .query_row(params![sha256], |r| r.get(0))
         .optional()
+}
+
+/// A run's events exactly as stored, in order.
+pub(super) fn stored_events(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, run_id, at, step_key, kind, actor, data FROM events WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    stmt.query_map(params![run_id], |row| {
+        Ok(StoredEvent {
+            seq: row.get(0)?,
+            run_id: row.get(1)?,
+            at: row.get(2)?,
+            step_key: row.get(3)?,
+            kind: row.get(4)?,
+            actor: row.get(5)?,
+            data: row.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// A run's operator commands exactly as stored, applied or not, in order.
+pub(super) fn stored_requests(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<StoredRequest>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, run_id, kind, step_key, data, actor, at, applied_at FROM requests WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    stmt.query_map(params![run_id], |row| {
+        Ok(StoredRequest {
+            seq: row.get(0)?,
+            run_id: row.get(1)?,
+            kind: row.get(2)?,
+            step_key: row.get(3)?,
+            data: row.get(4)?,
+            actor: row.get(5)?,
+            at: row.get(6)?,
+            applied_at: row.get(7)?,
+        })
+    })?
+    .collect()
+}
+
+/// A run's checkpoints, by step instance and key.
+pub(super) fn checkpoints(conn: &Connection, run_id: RunId) -> rusqlite::Result<Vec<CheckpointRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT step_key, key, value FROM checkpoints WHERE run_id = ?1 ORDER BY step_key, key",
+    )?;
+    stmt.query_map(params![run_id], |row| {
+        Ok(CheckpointRecord { step_key: row.get(0)?, key: row.get(1)?, value: row.get(2)? })
+    })?
+    .collect()
+}
+
+/// The plugin components stored, by digest, without their bytes.
+pub(super) fn plugin_components(conn: &Connection) -> rusqlite::Result<Vec<PluginComponentRecord>> {
+    let mut stmt = conn.prepare_cached("SELECT sha256, name, version FROM plugin_components ORDER BY sha256")?;
+    stmt.query_map([], |row| Ok(PluginComponentRecord { sha256: row.get(0)?, name: row.get(1)?, version: row.get(2)? }))?
+        .collect()
+}
+
+/// Everything of a run but its lease, in one read transaction (one snapshot of the journal).
+pub(super) fn run_copy(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<RunCopy>> {
+    let tx = conn.unchecked_transaction()?;
+    let Some(run) = run(&tx, run_id)? else { return Ok(None) };
+    let copy = RunCopy {
+        run,
+        steps: steps(&tx, run_id)?,
+        attempts: attempts(&tx, run_id)?,
+        events: stored_events(&tx, run_id)?,
+        checkpoints: checkpoints(&tx, run_id)?,
+        requests: stored_requests(&tx, run_id)?,
+        lease: lease(&tx, run_id)?,
+    };
+    tx.commit()?;
+    Ok(Some(copy))
 }
