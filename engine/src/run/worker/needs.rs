@@ -1,7 +1,9 @@
 //! Which runs need a worker, read from the journal through `Store`'s reads only (so it means the
 //! same on every backend):
 //! - running or compensating with no live lease: new (`run --detach`), or its driver died or
-//!   stopped renewing (the lease expired);
+//!   stopped renewing (the lease expired). A run with no lease at all is taken only once it was
+//!   seen so by two scans in a row: a foreground `drover run` takes its new run's lease right
+//!   after recording it, and keeps it;
 //! - waiting, failed or ended with operator commands queued and not applied (a command queued
 //!   while a driver held the lease, or a `compensate`);
 //! - waiting with a retry timer due;
@@ -11,7 +13,7 @@
 //!   would only wait again is remembered by the states of its instances and left alone until they
 //!   change. So a run waiting only for a person is never driven in a loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash as _, Hasher as _};
 
 use crate::journal::RunId;
@@ -58,6 +60,10 @@ impl std::fmt::Display for Need {
 pub(super) struct Scanner {
     /// Waiting runs the machine found would only wait again, by a digest of their instances.
     quiet: HashMap<RunId, u64>,
+    /// Runs with no lease at all in the last scan.
+    unleased: HashSet<RunId>,
+    /// Runs with no lease at all in this scan.
+    unleased_now: HashSet<RunId>,
 }
 
 impl Scanner {
@@ -72,12 +78,14 @@ impl Scanner {
         let runs = store.runs()?;
         self.quiet.retain(|id, _| runs.iter().any(|r| r.id == *id && r.state == RunState::Waiting));
         let mut found = Vec::new();
+        self.unleased_now.clear();
         // `runs` is newest first.
         for run in runs.into_iter().rev().filter(|r| !skip(r.id)) {
             if let Some(need) = self.need(store, clock, &run)? {
                 found.push((run, need));
             }
         }
+        std::mem::swap(&mut self.unleased, &mut self.unleased_now);
         Ok(found)
     }
 
@@ -90,7 +98,10 @@ impl Scanner {
         let now = clock.now_ms();
         if matches!(run.state, RunState::Running | RunState::Compensating) {
             return Ok(match store.lease(run.id)? {
-                None => Some(Need::Unleased),
+                None => {
+                    self.unleased_now.insert(run.id);
+                    self.unleased.contains(&run.id).then_some(Need::Unleased)
+                }
                 Some(lease) if lease.expires_at <= now => {
                     Some(Need::LeaseExpired { pid: lease.pid, host: lease.host })
                 }
@@ -159,4 +170,140 @@ fn would_move(run: &RunRecord, instances: Vec<StepRecord>, clock: &dyn Clock) ->
         return true;
     }
     !matches!(machine.settle(false), Some(RunOutcome::Waiting { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::{PinnedPlugins, Request};
+    use crate::store::{Change, LeaseRecord};
+
+    struct At(i64);
+    impl Clock for At {
+        fn now_ms(&self) -> i64 {
+            self.0
+        }
+        fn jitter(&self, _jitter: f64) -> f64 {
+            1.0
+        }
+    }
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn record(state: RunState, created_at: i64) -> RunRecord {
+        RunRecord {
+            id: RunId::generate(),
+            workflow: "w".into(),
+            workflow_version: "1.0.0".into(),
+            source_path: "w.toml".into(),
+            definition: json!({}),
+            params: json!({}),
+            inventory: json!({}),
+            inventory_digest: String::new(),
+            plugins: PinnedPlugins::new(),
+            state,
+            started_by: "alice".into(),
+            created_at,
+            finished_at: None,
+        }
+    }
+
+    fn store(dir: &Path) -> Store {
+        Store::open(&dir.join("j.db"), Default::default()).unwrap()
+    }
+
+    fn lease(expires_at: i64) -> LeaseRecord {
+        LeaseRecord {
+            holder: format!("h-{expires_at}"),
+            host: "elsewhere".into(),
+            pid: 4242,
+            user: "bob".into(),
+            expires_at,
+            boot_id: String::new(),
+        }
+    }
+
+    fn needs(scanner: &mut Scanner, store: &Store) -> Vec<(RunId, Need)> {
+        let found = scanner.scan(store, &At(NOW), |_| false).unwrap();
+        found.into_iter().map(|(run, need)| (run.id, need)).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_without_a_live_driver_need_a_worker_and_a_new_one_after_a_whole_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let (new, live, expired, done) = (
+            record(RunState::Running, NOW - 3),
+            record(RunState::Running, NOW - 2),
+            record(RunState::Compensating, NOW - 1),
+            record(RunState::Succeeded, NOW),
+        );
+        let ids = [new.id, live.id, expired.id, done.id];
+        store
+            .apply(
+                vec![new, live, expired, done].into_iter().map(|r| Change::InsertRun(Box::new(r))).collect(),
+            )
+            .await
+            .unwrap();
+        assert!(store.acquire_lease(ids[1], lease(NOW + 1000), NOW, false).await.unwrap().is_ok());
+        assert!(store.acquire_lease(ids[2], lease(NOW), NOW - 5000, false).await.unwrap().is_ok());
+        let mut scanner = Scanner::default();
+        let expired_need = Need::LeaseExpired { pid: 4242, host: "elsewhere".into() };
+        // The first scan sees the new run without a lease: its `drover run` may be about to take it.
+        assert_eq!(needs(&mut scanner, &store), [(ids[2], expired_need.clone())]);
+        // Still without a lease a scan later: nobody drives it. Oldest first.
+        assert_eq!(needs(&mut scanner, &store), [(ids[0], Need::Unleased), (ids[2], expired_need)]);
+        // What `skip` names is left out.
+        let found = scanner.scan(&store, &At(NOW), |id| id != ids[1]).unwrap();
+        assert!(found.is_empty(), "only the live run is looked at, and it has a driver");
+    }
+
+    #[tokio::test]
+    async fn queued_commands_and_due_retries_wake_a_waiting_run_and_a_failed_run_stays_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let (asked, retrying, failed) = (
+            record(RunState::Waiting, NOW - 3),
+            record(RunState::Waiting, NOW - 2),
+            record(RunState::Failed, NOW - 1),
+        );
+        let ids = [asked.id, retrying.id, failed.id];
+        let step = StepRecord {
+            run_id: ids[1],
+            key: "flaky".into(),
+            step_index: 0,
+            item: None,
+            target: None,
+            state: StepState::Waiting,
+            attempts: 1,
+            reason: Some("retry".into()),
+            retry_at: Some(NOW),
+            output: None,
+            changed: None,
+            summary: None,
+            evidence: None,
+            started_at: Some(NOW - 10),
+            finished_at: None,
+        };
+        let approve = Request::Approve { step: "gate".into(), comment: None };
+        store
+            .apply(vec![
+                Change::InsertRun(Box::new(asked)),
+                Change::InsertRun(Box::new(retrying)),
+                Change::InsertRun(Box::new(failed)),
+                Change::Request { run_id: ids[0], request: approve, actor: "carol".into(), at: NOW },
+                Change::PutStep(Box::new(step)),
+            ])
+            .await
+            .unwrap();
+        let mut scanner = Scanner::default();
+        assert_eq!(needs(&mut scanner, &store), [(ids[0], Need::Requests(1)), (ids[1], Need::RetryDue)]);
+        // A command queued for a live driver is that driver's.
+        assert!(store.acquire_lease(ids[0], lease(NOW + 1000), NOW, false).await.unwrap().is_ok());
+        assert_eq!(needs(&mut scanner, &store), [(ids[1], Need::RetryDue)]);
+    }
 }
