@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Exit};
 use crate::{
-    CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, plan, plugin,
-    report, resume, retry, run, runs, skip, status, validate, worker,
+    CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, journal,
+    plan, plugin, report, resume, retry, run, runs, skip, status, validate, worker,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
@@ -115,6 +115,9 @@ pub enum Command {
     /// Check an inventory's servers: reachable, logged on, shell, second hop.
     #[command(subcommand)]
     Inventory(inventory::InventoryCommand),
+    /// Work on the journal as a whole: copy it into another (SQLite to PostgreSQL, or back).
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
 }
 
 /// Runs the parsed command line.
@@ -139,5 +142,6 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Completions(args) => completions::run(args),
         Command::Plugin(command) => plugin::run(global, command).await,
         Command::Inventory(command) => inventory::run(global, command).await,
+        Command::Journal(command) => journal::run(global, command).await,
     }
 }

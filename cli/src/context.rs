@@ -29,13 +29,17 @@ pub fn journal(global: &Global) -> Location {
     }
 }
 
-/// Opens the journal.
-pub fn store(global: &Global) -> Result<Arc<Store>, CliError> {
-    let durability = match global.synchronous {
+/// How hard each commit tries to reach the disk (`--synchronous`).
+pub fn durability(global: &Global) -> Durability {
+    match global.synchronous {
         Synchronous::Full => Durability::Full,
         Synchronous::Normal => Durability::Normal,
-    };
-    Ok(Arc::new(Store::open_at(&journal(global), durability)?))
+    }
+}
+
+/// Opens the journal.
+pub fn store(global: &Global) -> Result<Arc<Store>, CliError> {
+    Ok(Arc::new(Store::open_at(&journal(global), durability(global))?))
 }
 
 /// Opens the journal for a command that only reads it: never created, migrated or written, and

@@ -8,6 +8,7 @@ use drover_engine::plugin::LoadError;
 use drover_engine::plugin::registry::RegistryError;
 use drover_engine::run::RunError;
 use drover_engine::store::StoreError;
+use drover_engine::store::copy::CopyError;
 
 use crate::exit::{Exit, store_exit};
 
@@ -50,6 +51,9 @@ pub enum CliError {
     /// Data could not be printed as JSON.
     #[error("cannot print JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// `drover journal copy` stopped.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
 }
 
 impl CliError {
@@ -70,7 +74,18 @@ impl CliError {
             CliError::Load(_) | CliError::PluginFile { .. } | CliError::Io { .. } | CliError::Json(_) => {
                 Exit::Failure
             }
+            CliError::Copy(e) => copy_exit(e),
         }
+    }
+}
+
+/// The exit code of every way a journal copy stops.
+fn copy_exit(e: &CopyError) -> Exit {
+    match e {
+        CopyError::Store(store) => store_exit(store),
+        CopyError::Driven(_) => Exit::Busy,
+        CopyError::Differs { .. } => Exit::Failure,
+        CopyError::DamagedComponent { .. } => Exit::Database,
     }
 }
 

@@ -14,6 +14,7 @@ mod events;
 mod exit;
 mod graph;
 mod inventory;
+mod journal;
 mod output;
 mod plan;
 mod plugin;

@@ -14,6 +14,7 @@
 //! **Invariant (fencing):** [`Store::apply_fenced`] checks the lease inside the transaction that
 //! writes, on both backends, so a process that lost its lease commits nothing.
 
+pub mod copy;
 mod error;
 mod location;
 mod postgres;
@@ -27,8 +28,9 @@ use crate::journal::RunId;
 pub use error::StoreError;
 pub use location::{Location, PgUrl, redact};
 pub use records::{
-    AttemptRecord, AttemptState, Change, EventRecord, Fence, LeaseRecord, RequestRecord, RunRecord, RunState,
-    StepRecord, StepState,
+    AttemptRecord, AttemptState, Change, CheckpointRecord, EventRecord, Fence, LeaseRecord,
+    PluginComponentRecord, RequestRecord, RunCopy, RunRecord, RunState, StepRecord, StepState, StoredEvent,
+    StoredRequest,
 };
 pub use sqlite::{Durability, SCHEMA_VERSION};
 
@@ -186,6 +188,19 @@ impl Store {
     /// Whether a plugin component is stored under `sha256` (without reading its bytes).
     pub fn has_plugin_component(&self, sha256: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.has_plugin_component(sha256))
+    }
+
+    /// The plugin components the journal holds, by digest, without their bytes.
+    pub fn plugin_components(&self) -> Result<Vec<PluginComponentRecord>, StoreError> {
+        dispatch!(self, s => s.plugin_components())
+    }
+
+    /// Everything the journal holds of a run, read in one snapshot: its row, step instances,
+    /// attempts, events and operator commands as stored, checkpoints, and its lease at that
+    /// moment; `None` for a run it does not hold. `drover journal copy` copies it whole
+    /// ([`copy`]) but for the lease.
+    pub fn run_copy(&self, run_id: RunId) -> Result<Option<RunCopy>, StoreError> {
+        dispatch!(self, s => s.run_copy(run_id))
     }
 
     /// The bytes stored under `sha256`, as stored (unchecked).

@@ -364,6 +364,13 @@ pub enum Change {
         /// ms since the epoch.
         at: i64,
     },
+    /// Appends an event exactly as another journal stored it (`drover journal copy`): its kind,
+    /// actor and data are written as they are, never read as an [`Event`], so a copy keeps what a
+    /// newer drover wrote. Its `seq` is ignored: the journal numbers it.
+    StoredEvent(StoredEvent),
+    /// Queues an operator command exactly as another journal stored it, applied (with its
+    /// `applied_at`) or not. Its `seq` is ignored: the journal numbers it.
+    StoredRequest(StoredRequest),
 }
 
 impl Change {
@@ -407,4 +414,87 @@ impl NewEvent {
     pub fn data(&self) -> &str {
         &self.data
     }
+}
+
+/// An event exactly as the journal holds it: kind, actor and data as text, unread (what
+/// `drover journal copy` moves; [`EventRecord`] is the typed view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its position in the journal it was read from.
+    pub seq: i64,
+    /// The run.
+    pub run_id: RunId,
+    /// ms since the epoch.
+    pub at: i64,
+    /// The step instance.
+    pub step_key: Option<String>,
+    /// Its kind, as stored.
+    pub kind: String,
+    /// Who, as stored.
+    pub actor: String,
+    /// Its data, the JSON text as stored.
+    pub data: String,
+}
+
+/// An operator command exactly as the journal holds it, applied or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// Its position in the journal it was read from.
+    pub seq: i64,
+    /// The run.
+    pub run_id: RunId,
+    /// The command's name, as stored.
+    pub kind: String,
+    /// The step it names.
+    pub step_key: Option<String>,
+    /// Its data, the JSON text as stored.
+    pub data: String,
+    /// OS user.
+    pub actor: String,
+    /// ms since the epoch.
+    pub at: i64,
+    /// When it was applied (ms since the epoch); none while it waits.
+    pub applied_at: Option<i64>,
+}
+
+/// A checkpoint value of a step instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// The step instance.
+    pub step_key: String,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// A plugin component the journal holds, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginComponentRecord {
+    /// Its sha256 (hex), under which it is stored.
+    pub sha256: String,
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+}
+
+/// Everything the journal holds of one run, read in one snapshot ([`super::Store::run_copy`]):
+/// what `drover journal copy` copies (all but the lease).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCopy {
+    /// The run.
+    pub run: RunRecord,
+    /// Its step instances.
+    pub steps: Vec<StepRecord>,
+    /// Its attempts.
+    pub attempts: Vec<AttemptRecord>,
+    /// Its events, in order, as stored.
+    pub events: Vec<StoredEvent>,
+    /// Its checkpoints, by step instance and key.
+    pub checkpoints: Vec<CheckpointRecord>,
+    /// Its operator commands, in order, applied or not.
+    pub requests: Vec<StoredRequest>,
+    /// Its lease at the moment of the snapshot (never copied).
+    pub lease: Option<LeaseRecord>,
 }

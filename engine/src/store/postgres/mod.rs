@@ -26,7 +26,8 @@ use conn::{Conn, Connector, JobError, Reader, Writer};
 use sql::{ApplyError, ReadError, Tx};
 
 use super::{
-    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, PgUrl, RequestRecord, RunRecord, StepRecord, StoreError,
+    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, PgUrl, PluginComponentRecord, RequestRecord,
+    RunCopy, RunRecord, StepRecord, StoreError,
 };
 use crate::journal::RunId;
 
@@ -223,6 +224,14 @@ impl PgStore {
     pub fn has_plugin_component(&self, sha256: &str) -> Result<bool, StoreError> {
         let sha256 = sha256.to_string();
         self.read(move |c| sql::has_plugin_component(c, &sha256))
+    }
+
+    pub fn plugin_components(&self) -> Result<Vec<PluginComponentRecord>, StoreError> {
+        self.read(sql::plugin_components)
+    }
+
+    pub fn run_copy(&self, run_id: RunId) -> Result<Option<RunCopy>, StoreError> {
+        self.read(move |c| sql::run_copy(c, run_id))
     }
 
     pub fn plugin_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {

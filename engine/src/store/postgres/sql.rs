@@ -244,6 +244,19 @@ fn apply_one(db: &mut impl Db, change: &Change) -> Result<(), ApplyError> {
         Change::RequestApplied { seq, at } => {
             db.execute("UPDATE requests SET applied_at = $2 WHERE seq = $1", &[seq, at])?;
         }
+        Change::StoredEvent(e) => {
+            db.execute(
+                "INSERT INTO events (run_id, at, step_key, kind, actor, data) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&e.run_id.to_string(), &e.at, &e.step_key, &e.kind, &e.actor, &e.data],
+            )?;
+        }
+        Change::StoredRequest(r) => {
+            db.execute(
+                "INSERT INTO requests (run_id, kind, step_key, data, actor, at, applied_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&r.run_id.to_string(), &r.kind, &r.step_key, &r.data, &r.actor, &r.at, &r.applied_at],
+            )?;
+        }
     }
     Ok(())
 }
@@ -534,6 +547,97 @@ pub(super) fn has_plugin_component(db: &mut impl Db, sha256: &str) -> Result<boo
 pub(super) fn plugin_component(db: &mut impl Db, sha256: &str) -> Result<Option<Vec<u8>>, ReadError> {
     let rows = db.query("SELECT bytes FROM plugin_components WHERE sha256 = $1", &[&sha256])?;
     Ok(rows.first().map(|r| r.get(0)))
+}
+
+/// A run's events exactly as stored, in order.
+pub(super) fn stored_events(db: &mut impl Db, run_id: RunId) -> Result<Vec<StoredEvent>, ReadError> {
+    let rows = db.query(
+        "SELECT seq, run_id, at, step_key, kind, actor, data FROM events WHERE run_id = $1 ORDER BY seq",
+        &[&run_id.to_string()],
+    )?;
+    let event = |row: &Row| -> Result<StoredEvent, Unreadable> {
+        Ok(StoredEvent {
+            seq: row.get(0),
+            run_id: run_id_col(row, 1)?,
+            at: row.get(2),
+            step_key: row.get(3),
+            kind: row.get(4),
+            actor: row.get(5),
+            data: row.get(6),
+        })
+    };
+    Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
+}
+
+/// A run's operator commands exactly as stored, applied or not, in order.
+pub(super) fn stored_requests(db: &mut impl Db, run_id: RunId) -> Result<Vec<StoredRequest>, ReadError> {
+    let rows = db.query(
+        "SELECT seq, run_id, kind, step_key, data, actor, at, applied_at FROM requests WHERE run_id = $1 ORDER BY seq",
+        &[&run_id.to_string()],
+    )?;
+    let request = |row: &Row| -> Result<StoredRequest, Unreadable> {
+        Ok(StoredRequest {
+            seq: row.get(0),
+            run_id: run_id_col(row, 1)?,
+            kind: row.get(2),
+            step_key: row.get(3),
+            data: row.get(4),
+            actor: row.get(5),
+            at: row.get(6),
+            applied_at: row.get(7),
+        })
+    };
+    Ok(rows.iter().map(request).collect::<Result<_, _>>()?)
+}
+
+/// A run's checkpoints, by step instance and key (in byte order, as SQLite sorts).
+pub(super) fn checkpoints(db: &mut impl Db, run_id: RunId) -> Result<Vec<CheckpointRecord>, ReadError> {
+    let rows = db.query(
+        "SELECT step_key, key, value FROM checkpoints WHERE run_id = $1 ORDER BY step_key COLLATE \"C\", key COLLATE \"C\"",
+        &[&run_id.to_string()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| CheckpointRecord { step_key: row.get(0), key: row.get(1), value: row.get(2) })
+        .collect())
+}
+
+/// The plugin components stored, by digest, without their bytes.
+pub(super) fn plugin_components(db: &mut impl Db) -> Result<Vec<PluginComponentRecord>, ReadError> {
+    let rows =
+        db.query("SELECT sha256, name, version FROM plugin_components ORDER BY sha256 COLLATE \"C\"", &[])?;
+    Ok(rows
+        .iter()
+        .map(|row| PluginComponentRecord { sha256: row.get(0), name: row.get(1), version: row.get(2) })
+        .collect())
+}
+
+/// Everything of a run and its lease, in one read-only transaction at `REPEATABLE READ` (one
+/// snapshot of the journal); rolled back if a read fails, so the connection stays usable.
+pub(super) fn run_copy(conn: &mut Conn, run_id: RunId) -> Result<Option<RunCopy>, ReadError> {
+    conn.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let read = (|| -> Result<Option<RunCopy>, ReadError> {
+        let Some(run) = run(conn, run_id)? else { return Ok(None) };
+        Ok(Some(RunCopy {
+            run,
+            steps: steps(conn, run_id)?,
+            attempts: attempts(conn, run_id)?,
+            events: stored_events(conn, run_id)?,
+            checkpoints: checkpoints(conn, run_id)?,
+            requests: stored_requests(conn, run_id)?,
+            lease: lease(conn, run_id)?,
+        }))
+    })();
+    match read {
+        Ok(copy) => {
+            conn.client.batch_execute("COMMIT")?;
+            Ok(copy)
+        }
+        Err(e) => {
+            let _ = conn.client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// The store error of a row this build cannot read.

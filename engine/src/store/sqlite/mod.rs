@@ -362,7 +362,7 @@ impl SqliteStore {
         self.read(sql::plugin_components)
     }
 
-    /// Everything of a run but its lease, in one snapshot; `None` for a run it does not hold.
+    /// Everything of a run and its lease, in one snapshot; `None` for a run it does not hold.
     pub fn run_copy(&self, run_id: RunId) -> Result<Option<RunCopy>, StoreError> {
         self.read(|c| sql::run_copy(c, run_id))
     }

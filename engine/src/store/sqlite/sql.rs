@@ -233,7 +233,15 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<(), ApplyError> {
                 "INSERT INTO requests (run_id, kind, step_key, data, actor, at, applied_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![r.run_id, r.kind, r.step_key, r.data, r.actor, r.at, r.applied_at])?;
+            .execute(params![
+                r.run_id,
+                r.kind,
+                r.step_key,
+                r.data,
+                r.actor,
+                r.at,
+                r.applied_at
+            ])?;
         }
     }
     Ok(())
@@ -537,12 +545,15 @@ pub(super) fn checkpoints(conn: &Connection, run_id: RunId) -> rusqlite::Result<
 
 /// The plugin components stored, by digest, without their bytes.
 pub(super) fn plugin_components(conn: &Connection) -> rusqlite::Result<Vec<PluginComponentRecord>> {
-    let mut stmt = conn.prepare_cached("SELECT sha256, name, version FROM plugin_components ORDER BY sha256")?;
-    stmt.query_map([], |row| Ok(PluginComponentRecord { sha256: row.get(0)?, name: row.get(1)?, version: row.get(2)? }))?
-        .collect()
+    let mut stmt =
+        conn.prepare_cached("SELECT sha256, name, version FROM plugin_components ORDER BY sha256")?;
+    stmt.query_map([], |row| {
+        Ok(PluginComponentRecord { sha256: row.get(0)?, name: row.get(1)?, version: row.get(2)? })
+    })?
+    .collect()
 }
 
-/// Everything of a run but its lease, in one read transaction (one snapshot of the journal).
+/// Everything of a run and its lease, in one read transaction (one snapshot of the journal).
 pub(super) fn run_copy(conn: &Connection, run_id: RunId) -> rusqlite::Result<Option<RunCopy>> {
     let tx = conn.unchecked_transaction()?;
     let Some(run) = run(&tx, run_id)? else { return Ok(None) };
