@@ -32,6 +32,13 @@ pub const PORT: u16 = 5432;
 const NOT_INSTALLED: &str = "PostgreSQL's server is not installed: run `cargo xtask test` (it installs the Debian \
      package postgresql) or `apt-get install postgresql`";
 
+/// Whether the server flushes its WAL to the disk ([`PgCluster::start_durable`]) or not.
+#[derive(Clone, Copy)]
+enum Flush {
+    Off,
+    On,
+}
+
 /// A running PostgreSQL server in a temporary directory, stopped and removed on drop.
 pub struct PgCluster {
     bin: PathBuf,
@@ -44,7 +51,20 @@ impl PgCluster {
     /// Creates a cluster with the newest installed server version, starts it listening only on a
     /// Unix socket in its temporary directory, waits until it accepts connections and creates
     /// the database [`DATABASE`]. Panics, saying how to install it, when the server is missing.
+    /// It runs with `fsync = off` to spare the machine (see [`PgCluster::start_durable`]).
     pub fn start() -> PgCluster {
+        PgCluster::start_with(Flush::Off)
+    }
+
+    /// [`PgCluster::start`], but committing as a production server does: `fsync = on`,
+    /// `synchronous_commit = on` and PostgreSQL's default `shared_buffers` (128MB), so a commit
+    /// returns once its WAL is on the disk. For benchmarks (`tests/benches/engine.rs`); its data
+    /// directory is in the temporary directory (`TMPDIR`) like every cluster's.
+    pub fn start_durable() -> PgCluster {
+        PgCluster::start_with(Flush::On)
+    }
+
+    fn start_with(flush: Flush) -> PgCluster {
         let bin = server_bin().unwrap_or_else(|| panic!("{NOT_INSTALLED}"));
         let as_system_user = effective_uid_is_root();
         let dir = tempfile::Builder::new().prefix("drover-pg-").tempdir().expect("temporary directory");
@@ -67,7 +87,7 @@ impl PgCluster {
             .output()
             .expect("run initdb");
         assert!(out.status.success(), "initdb failed: {}{}", stdout(&out), stderr(&out));
-        cluster.configure();
+        cluster.configure(flush);
         cluster.start_again();
         cluster.psql_in("postgres", &format!("CREATE DATABASE {DATABASE}"));
         cluster
@@ -75,20 +95,30 @@ impl PgCluster {
 
     /// Appends the harness's settings to `postgresql.conf`: they hold for every later start and
     /// restart without any command-line option.
-    fn configure(&self) {
+    fn configure(&self, flush: Flush) {
         let conf = self.data_dir().join("postgresql.conf");
         let mut text = fs::read_to_string(&conf).expect("read postgresql.conf");
         text.push_str(&format!(
             "\n# drover-tests (tests/src/postgres.rs)\n\
              listen_addresses = ''\n\
              unix_socket_directories = '{socket}'\n\
-             port = {PORT}\n\
-             # the machine never crashes under a test; a server crash (immediate stop) still\n\
-             # replays the WAL\n\
-             fsync = off\n\
-             shared_buffers = 16MB\n",
+             port = {PORT}\n",
             socket = self.socket_dir().display(),
         ));
+        text.push_str(match flush {
+            Flush::Off => {
+                "# the machine never crashes under a test; a server crash (immediate stop) still\n\
+                 # replays the WAL\n\
+                 fsync = off\n\
+                 shared_buffers = 16MB\n"
+            }
+            Flush::On => {
+                "# a benchmark's commits are durable, as in production\n\
+                 fsync = on\n\
+                 synchronous_commit = on\n\
+                 shared_buffers = 128MB\n"
+            }
+        });
         // Rewriting the file in place keeps its owner.
         fs::write(&conf, text).expect("write postgresql.conf");
     }

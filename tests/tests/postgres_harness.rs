@@ -80,6 +80,18 @@ fn create_database_gives_a_fresh_database_of_the_same_cluster() {
 }
 
 #[test]
+fn a_durable_cluster_flushes_its_wal_at_every_commit_and_a_test_cluster_does_not() {
+    let durable = PgCluster::start_durable();
+    assert_eq!(durable.psql("SHOW fsync"), "on");
+    assert_eq!(durable.psql("SHOW synchronous_commit"), "on");
+    assert_eq!(durable.psql("SHOW shared_buffers"), "128MB");
+    assert_eq!(durable.psql("SHOW listen_addresses"), "", "only its socket, like every cluster");
+    assert!(durable.socket_dir().starts_with(std::env::temp_dir()), "{}", durable.socket_dir().display());
+    let test = PgCluster::start();
+    assert_eq!(test.psql("SHOW fsync"), "off");
+}
+
+#[test]
 fn dropping_the_cluster_stops_its_server_and_removes_its_files() {
     let pg = PgCluster::start();
     let pid = pg.postmaster_pid().expect("a running postmaster");
