@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use drover_engine::journal::{Actor, Event, PinnedPlugin, PinnedPlugins, Request, RunId};
 use drover_engine::plugin::{FailureClass, Mode, Sha256Digest};
+use drover_engine::store::copy::differences;
 use drover_engine::store::{
-    AttemptRecord, AttemptState, Change, Durability, Fence, LeaseRecord, Location, PgUrl, RunRecord, RunState,
-    StepRecord, StepState, Store, StoreError,
+    AttemptRecord, AttemptState, Change, CheckpointRecord, Durability, Fence, LeaseRecord, Location, PgUrl,
+    PluginComponentRecord, RunRecord, RunState, StepRecord, StepState, Store, StoreError, StoredEvent,
+    StoredRequest,
 };
 use drover_tests::postgres::PgCluster;
 use serde_json::json;
@@ -49,6 +51,15 @@ impl Backend {
 
     fn open_read_only(&self) -> Result<Store, StoreError> {
         Store::open_at_read_only(&self.location())
+    }
+
+    /// A second, empty journal of the same backend (a copy's destination).
+    fn another(&self) -> Store {
+        let location = match self {
+            Backend::Sqlite { path, .. } => Location::Sqlite(path.with_file_name("another.db")),
+            Backend::Postgres { cluster, .. } => Location::parse(cluster.create_database("another").as_ref()),
+        };
+        Store::open_at(&location, Durability::Normal).expect("open another journal")
     }
 
     /// Sets the stored schema version to `version`, as a newer drover would have.
@@ -119,6 +130,8 @@ conformance!(
     opening_twice_and_opening_at_once_migrate_once,
     a_newer_schema_is_refused_by_every_command,
     a_reader_never_writes_and_finds_no_journal_where_none_is,
+    a_run_copy_holds_everything_as_stored_and_writes_it_whole_into_another_journal,
+    plugin_components_are_listed_by_digest_without_their_bytes,
 );
 
 const RUN: RunId = RunId::from_ulid(ulid_from(1));
@@ -515,6 +528,138 @@ async fn a_reader_never_writes_and_finds_no_journal_where_none_is(backend: &Back
     let refused = reader.acquire_lease(RUN, lease("r", 1), 0, false).await;
     assert!(matches!(refused, Err(StoreError::ReadOnly { .. })), "{refused:?}");
     assert!(pids(&store).is_empty());
+}
+
+/// An event as a newer drover could have stored it: a kind this build does not know, and data whose
+/// keys are not in the order this build would write them.
+fn newer_event() -> StoredEvent {
+    StoredEvent {
+        seq: 0,
+        run_id: RUN,
+        at: 12,
+        step_key: Some("a[DRBTS01]".into()),
+        kind: "paused-by-a-newer-drover".into(),
+        actor: "op".into(),
+        data: r#"{"z":1,"a":[2,{"y":null}],"é":"✓"}"#.into(),
+    }
+}
+
+fn stored_request(kind: &str, applied_at: Option<i64>) -> StoredRequest {
+    StoredRequest {
+        seq: 0,
+        run_id: RUN,
+        kind: kind.into(),
+        step_key: Some("gate".into()),
+        data: r#"{"comment":"as stored","step":"gate"}"#.into(),
+        actor: "op".into(),
+        at: 11,
+        applied_at,
+    }
+}
+
+async fn a_run_copy_holds_everything_as_stored_and_writes_it_whole_into_another_journal(backend: &Backend) {
+    let store = with_run(backend).await;
+    let mut failed = attempt("a[DRBTS01]", 1, AttemptState::Running);
+    let mut done = step("a[DRBTS01]", StepState::Succeeded);
+    done.output = Some(json!({"n": 1.5}));
+    store
+        .apply(vec![
+            Change::PutAttempt(failed.clone()),
+            Change::PutStep(Box::new(done)),
+            Change::PutStep(Box::new(step("b", StepState::Waiting))),
+            event(7),
+            Change::StoredEvent(newer_event()),
+            Change::SetCheckpoint { run_id: RUN, step_key: "b".into(), key: "k".into(), value: "v".into() },
+            Change::SetCheckpoint {
+                run_id: RUN,
+                step_key: "a[DRBTS01]".into(),
+                key: "é".into(),
+                value: "x".into(),
+            },
+            Change::Request {
+                run_id: RUN,
+                request: Request::Approve { step: "gate".into(), comment: None },
+                actor: "op0".into(),
+                at: 10,
+            },
+            Change::StoredRequest(stored_request("approve", Some(13))),
+            Change::StoredRequest(stored_request("pause", None)),
+        ])
+        .await
+        .expect("commit");
+    failed.state = AttemptState::Failed;
+    failed.finished_at = Some(15);
+    failed.error = Some("boom".into());
+    failed.error_class = Some(FailureClass::Retryable);
+    store
+        .apply(vec![
+            Change::PutAttempt(failed),
+            Change::PutAttempt(attempt("a[DRBTS01]", 2, AttemptState::Running)),
+        ])
+        .await
+        .expect("attempts");
+    assert!(store.acquire_lease(RUN, lease("driver", i64::MAX), 0, false).await.expect("lease").is_ok());
+
+    // Read in one snapshot, by a reader too (a copy from an archive or a standby).
+    let copy = store.run_copy(RUN).expect("read").expect("the run");
+    assert_eq!(backend.open_read_only().expect("a reader").run_copy(RUN).expect("read"), Some(copy.clone()));
+    assert_eq!(copy.run, store.run(RUN).expect("run"));
+    assert_eq!(copy.steps, store.steps(RUN).expect("steps"));
+    assert_eq!(copy.attempts, store.attempts(RUN).expect("attempts"));
+    assert_eq!(copy.lease.as_ref().map(|l| l.holder.as_str()), Some("driver"));
+    let kinds: Vec<&str> = copy.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["driving", "paused-by-a-newer-drover"]);
+    assert_eq!(copy.events[1], StoredEvent { seq: copy.events[1].seq, ..newer_event() }, "stored as written");
+    assert!(copy.events[0].seq < copy.events[1].seq);
+    let checkpoints = [("a[DRBTS01]", "é", "x"), ("b", "k", "v")].map(|(s, k, v)| CheckpointRecord {
+        step_key: s.into(),
+        key: k.into(),
+        value: v.into(),
+    });
+    assert_eq!(copy.checkpoints, checkpoints);
+    let requests: Vec<(&str, Option<i64>)> =
+        copy.requests.iter().map(|r| (r.kind.as_str(), r.applied_at)).collect();
+    assert_eq!(requests, [("approve", None), ("approve", Some(13)), ("pause", None)]);
+    assert_eq!(
+        copy.requests[1],
+        StoredRequest { seq: copy.requests[1].seq, ..stored_request("approve", Some(13)) }
+    );
+    // An applied command is no longer pending; one this build cannot read still is.
+    let pending: Vec<String> =
+        store.pending_requests(RUN).expect("pending").iter().map(|p| p.kind().to_string()).collect();
+    assert_eq!(pending, ["approve", "pause"]);
+    assert_eq!(store.run_copy(RunId::from_ulid(ulid_from(9))).expect("read"), None);
+
+    // Written into another journal in one commit: the same run, its events and commands in order
+    // under that journal's numbers, and no lease.
+    let other = backend.another();
+    let commits = other.commits();
+    other.apply(copy.clone().into_changes()).await.expect("write the copy");
+    assert_eq!(other.commits(), commits + 1);
+    let written = other.run_copy(RUN).expect("read").expect("the run");
+    assert_eq!(differences(&copy, &written), Vec::<&str>::new());
+    assert_eq!(written.lease, None);
+    assert_eq!(written.events[1].data, newer_event().data);
+    assert!(other.events(RUN, 0).expect("events")[1].event().is_err(), "a kind this build does not know");
+    // Written twice, the run is refused whole.
+    assert!(other.apply(copy.clone().into_changes()).await.is_err());
+    assert_eq!(other.run_copy(RUN).expect("read"), Some(written.clone()));
+    // A changed copy differs, and says where.
+    let mut changed = written;
+    changed.events.pop();
+    changed.requests[0].applied_at = Some(99);
+    assert_eq!(differences(&copy, &changed), ["events", "operator commands"]);
+}
+
+async fn plugin_components_are_listed_by_digest_without_their_bytes(backend: &Backend) {
+    let store = backend.open();
+    assert_eq!(store.plugin_components().expect("list"), []);
+    store.put_plugin_component("bb22", "noop", "1.0.0", vec![1; 1000]).await.expect("put");
+    store.put_plugin_component("aa11", "fixture", "2.0.0", vec![2; 10]).await.expect("put");
+    let listed = store.plugin_components().expect("list");
+    let expected = [("aa11", "fixture", "2.0.0"), ("bb22", "noop", "1.0.0")]
+        .map(|(d, n, v)| PluginComponentRecord { sha256: d.into(), name: n.into(), version: v.into() });
+    assert_eq!(listed, expected);
 }
 
 // PostgreSQL's own faults.
