@@ -816,17 +816,16 @@ fn main() {
         if wanted("w5") && sqlite {
             w5(&bench, report, &empty_inventory, w2_per_step);
         }
-    }
-
-    for report in &reports {
+        // Each journal's table as soon as it is measured.
         match report.backend {
             Backend::Sqlite => println!("SQLite journal ({}):\n", dir.display()),
             Backend::Postgres => println!(
-                "\nPostgreSQL journal (a cluster of its own in {}, fsync on):\n",
+                "PostgreSQL journal (a cluster of its own in {}, fsync on):\n",
                 bench.journals.cluster().map_or_else(String::new, |c| c.data_dir().display().to_string())
             ),
         }
         report.print();
+        println!();
     }
     let out = std::env::var_os("DROVER_BENCH_OUT")
         .map_or_else(|| drover_tests::workspace_root().join("target/bench"), PathBuf::from);
@@ -842,5 +841,5 @@ fn main() {
         serde_json::to_string_pretty(&json!({"directory": dir, "postgres": postgres, "figures": figures}))
             .expect("json");
     std::fs::write(&file, text).expect("write json");
-    println!("\nJSON: {}", file.display());
+    println!("JSON: {}", file.display());
 }
