@@ -143,20 +143,25 @@ fn digest(instances: &[StepRecord]) -> u64 {
     hasher.finish()
 }
 
+/// A clock stopped at one time, with no jitter: the machine asked by [`would_move`] sees one
+/// instant.
+struct Frozen(i64);
+
+impl Clock for Frozen {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+
+    fn jitter(&self, _jitter: f64) -> f64 {
+        1.0
+    }
+}
+
 /// Whether driving the waiting `run` now would do more than wait again: the run machine, built
 /// as a driver builds it, fires its due timers, expands, and is asked whether that recorded
-/// anything (an instance, an attempt to start) and how it would settle. Nothing is written. A run the machine cannot read is driven, so that the
-/// driver reports why.
+/// anything (an instance, an attempt to start) and how it would settle. Nothing is written. A
+/// run the machine cannot read is driven, so that the driver reports why.
 fn would_move(run: &RunRecord, instances: Vec<StepRecord>, clock: &dyn Clock) -> bool {
-    struct Frozen(i64);
-    impl Clock for Frozen {
-        fn now_ms(&self) -> i64 {
-            self.0
-        }
-        fn jitter(&self, _jitter: f64) -> f64 {
-            1.0
-        }
-    }
     let now = clock.now_ms();
     let Ok(mut machine) = Machine::for_run(run, instances, std::sync::Arc::new(Frozen(now))) else {
         return true;
@@ -181,16 +186,6 @@ mod tests {
     use super::*;
     use crate::journal::{PinnedPlugins, Request};
     use crate::store::{Change, LeaseRecord};
-
-    struct At(i64);
-    impl Clock for At {
-        fn now_ms(&self) -> i64 {
-            self.0
-        }
-        fn jitter(&self, _jitter: f64) -> f64 {
-            1.0
-        }
-    }
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -228,7 +223,7 @@ mod tests {
     }
 
     fn needs(scanner: &mut Scanner, store: &Store) -> Vec<(RunId, Need)> {
-        let found = scanner.scan(store, &At(NOW), |_| false).unwrap();
+        let found = scanner.scan(store, &Frozen(NOW), |_| false).unwrap();
         found.into_iter().map(|(run, need)| (run.id, need)).collect()
     }
 
@@ -258,7 +253,7 @@ mod tests {
         // Still without a lease a scan later: nobody drives it. Oldest first.
         assert_eq!(needs(&mut scanner, &store), [(ids[0], Need::Unleased), (ids[2], expired_need)]);
         // What `skip` names is left out.
-        let found = scanner.scan(&store, &At(NOW), |id| id != ids[1]).unwrap();
+        let found = scanner.scan(&store, &Frozen(NOW), |id| id != ids[1]).unwrap();
         assert!(found.is_empty(), "only the live run is looked at, and it has a driver");
     }
 
@@ -305,5 +300,35 @@ mod tests {
         // A command queued for a live driver is that driver's.
         assert!(store.acquire_lease(ids[0], lease(NOW + 1000), NOW, false).await.unwrap().is_ok());
         assert_eq!(needs(&mut scanner, &store), [(ids[1], Need::RetryDue)]);
+    }
+
+    /// Two gates in a row: the run waits at the first; nothing but a person moves it on, and once
+    /// the first is approved with nobody driving (as `drover approve` applies it), the second
+    /// gate is for a driver to record.
+    #[test]
+    fn a_run_waiting_at_a_gate_would_only_wait_again_until_someone_approves_it() {
+        use crate::workflow::validate::{ValidationContext, load_text};
+        let resolve = |r: &crate::plugin::PluginRef| Err(format!("no plugin {r}"));
+        let text = "name = \"g\"\nversion = \"1.0.0\"\n\
+                    [[steps]]\nid = \"first\"\napproval = { prompt = \"one?\" }\n\
+                    [[steps]]\nid = \"second\"\napproval = { prompt = \"two?\" }\nneeds = [\"first\"]\n";
+        let wf = load_text(Path::new("g.toml"), text, &ValidationContext { groups: None, plugins: &resolve })
+            .expect("a valid workflow");
+        let mut run = record(RunState::Running, NOW);
+        run.definition = super::super::super::pin::pin(&wf).unwrap();
+        // What a driver leaves: the first gate waiting.
+        let mut driver = Machine::for_run(&run, Vec::new(), std::sync::Arc::new(Frozen(NOW))).unwrap();
+        driver.begin(1);
+        driver.expand();
+        assert!(driver.starts().is_empty());
+        assert!(matches!(driver.settle(false), Some(RunOutcome::Waiting { .. })));
+        run.state = RunState::Waiting;
+        let waiting: Vec<StepRecord> = driver.instances().values().cloned().collect();
+        assert_eq!(waiting.len(), 1, "{waiting:?}");
+
+        assert!(!would_move(&run, waiting.clone(), &Frozen(NOW + 60_000)), "only a person moves it on");
+        let mut approved = waiting;
+        approved[0].state = StepState::Succeeded;
+        assert!(would_move(&run, approved, &Frozen(NOW + 60_000)), "the second gate is a driver's to record");
     }
 }
