@@ -48,8 +48,13 @@ pub fn events(db: &Path, condition: &str) -> i64 {
     count(db, &format!("SELECT count(*) FROM events WHERE {condition}"))
 }
 
-/// The count `sql` selects from the journal `db`; 0 while the journal does not exist yet.
+/// The count `sql` selects from the journal `db` (an SQLite file, or a PostgreSQL URL, read
+/// with psql); 0 while the journal does not exist yet.
 fn count(db: &Path, sql: &str) -> i64 {
+    let url = db.to_string_lossy();
+    if url.starts_with("postgres://") {
+        return pg_count(&url, sql);
+    }
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
         .unwrap_or(0)
@@ -143,4 +148,26 @@ pub fn kill_leftovers(run: &str) -> usize {
         std::thread::sleep(Duration::from_millis(5));
     }
     left.len()
+}
+
+/// One connection per journal URL: progress is polled every few milliseconds. A static, never
+/// dropped: the client cannot be dropped once the thread's runtime context is gone.
+static CLIENTS: std::sync::Mutex<Option<std::collections::HashMap<String, postgres::Client>>> =
+    std::sync::Mutex::new(None);
+
+/// [`count`] on a PostgreSQL journal; 0 while its tables do not exist yet (SQLSTATE 42P01).
+fn pg_count(url: &str, sql: &str) -> i64 {
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let clients = clients.get_or_insert_with(Default::default);
+    if !clients.contains_key(url) {
+        let client = postgres::Client::connect(url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach the journal {url}: {e}"));
+        clients.insert(url.to_string(), client);
+    }
+    let client = clients.get_mut(url).expect("just inserted");
+    match client.query_one(sql, &[]) {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+        Err(e) => panic!("cannot count ({sql}) in {url}: {e}"),
+    }
 }

@@ -11,6 +11,7 @@ pub mod lab;
 pub mod postgres;
 pub mod sshd;
 pub mod windows_lab;
+pub mod workers;
 
 /// Plugin components built from `plugins/` for these tests.
 pub mod wasm {
@@ -134,11 +135,30 @@ fn build_binaries() {
 }
 
 /// A throwaway Drover home: plugin directory, cache and (later) databases live in it.
+///
+/// With `DROVER_TEST_JOURNAL=postgres` in the environment, [`Sandbox::new`] gives the home a
+/// PostgreSQL journal instead of its SQLite file: a cluster of its own
+/// ([`postgres::PgCluster`]), stopped when the sandbox drops. `cargo xtask test` runs the
+/// durability tests a second time so (`JOURNAL_TESTS` in xtask); tests that read the SQLite file
+/// directly are not among them.
 pub struct Sandbox {
     /// The temporary directory; removed on drop.
     pub home: tempfile::TempDir,
-    /// The journal, when not the home's `drover.db` (passed as `DROVER_DB`).
+    /// The journal, when not the home's `drover.db` (passed as `DROVER_DB`): a file, or a
+    /// PostgreSQL URL.
     pub db: Option<PathBuf>,
+    /// The PostgreSQL cluster holding the journal, under `DROVER_TEST_JOURNAL=postgres`.
+    _cluster: Option<postgres::PgCluster>,
+}
+
+/// Which journal [`Sandbox::new`] gives a home: `DROVER_TEST_JOURNAL`, `sqlite` (the default) or
+/// `postgres`.
+pub fn test_journal() -> &'static str {
+    match std::env::var("DROVER_TEST_JOURNAL").as_deref() {
+        Err(_) | Ok("" | "sqlite") => "sqlite",
+        Ok("postgres") => "postgres",
+        Ok(other) => panic!("DROVER_TEST_JOURNAL={other}: expected sqlite or postgres"),
+    }
 }
 
 /// A run held inside its one step until the test releases it: see [`Sandbox::start_held_run`].
@@ -160,15 +180,24 @@ impl Default for Sandbox {
 impl Sandbox {
     /// A fresh, empty home.
     pub fn new() -> Self {
-        Sandbox { home: tempfile::tempdir().expect("create a temporary directory"), db: None }
+        let home = tempfile::tempdir().expect("create a temporary directory");
+        if test_journal() == "postgres" {
+            let cluster = postgres::PgCluster::start();
+            return Sandbox { home, db: Some(cluster.url().into()), _cluster: Some(cluster) };
+        }
+        Sandbox { home, db: None, _cluster: None }
     }
 
     /// A fresh home whose journal is `db`.
     pub fn with_db(db: PathBuf) -> Self {
-        Sandbox { db: Some(db), ..Sandbox::new() }
+        Sandbox {
+            home: tempfile::tempdir().expect("create a temporary directory"),
+            db: Some(db),
+            _cluster: None,
+        }
     }
 
-    /// The journal's path.
+    /// The journal's path (or PostgreSQL URL).
     pub fn db_path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(|| self.path().join("drover.db"))
     }

@@ -257,7 +257,12 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
             Change::PutStep(Box::new(done.clone())),
             Change::PutStep(Box::new(waiting.clone())),
             event(7),
-            Change::SetCheckpoint { run_id: RUN, step_key: "a[DRBTS01]".into(), key: "k".into(), value: "v1".into() },
+            Change::SetCheckpoint {
+                run_id: RUN,
+                step_key: "a[DRBTS01]".into(),
+                key: "k".into(),
+                value: "v1".into(),
+            },
             Change::SetRunState { run_id: RUN, state: RunState::Waiting, finished_at: Some(30) },
         ])
         .await
@@ -269,8 +274,18 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
     store.apply(vec![Change::PutAttempt(failed.clone())]).await.expect("end the attempt");
     store
         .apply(vec![
-            Change::SetCheckpoint { run_id: RUN, step_key: "a[DRBTS01]".into(), key: "k".into(), value: "v2".into() },
-            Change::SetCheckpoint { run_id: RUN, step_key: "a[DRBTS01]".into(), key: "é".into(), value: "xyz".into() },
+            Change::SetCheckpoint {
+                run_id: RUN,
+                step_key: "a[DRBTS01]".into(),
+                key: "k".into(),
+                value: "v2".into(),
+            },
+            Change::SetCheckpoint {
+                run_id: RUN,
+                step_key: "a[DRBTS01]".into(),
+                key: "é".into(),
+                value: "xyz".into(),
+            },
         ])
         .await
         .expect("checkpoints");
@@ -282,7 +297,10 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
         assert_eq!(reader.attempts(RUN).expect("attempts"), [failed.clone()]);
         let events = reader.events(RUN, 0).expect("events");
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].event().expect("known"), events[0].actor.as_str()), (Event::Driving { pid: 7 }, "engine"));
+        assert_eq!(
+            (events[0].event().expect("known"), events[0].actor.as_str()),
+            (Event::Driving { pid: 7 }, "engine")
+        );
         assert!(reader.events(RUN, events[0].seq).expect("events after").is_empty());
         assert_eq!(reader.checkpoint(RUN, "a[DRBTS01]", "k").expect("checkpoint").as_deref(), Some("v2"));
         assert_eq!(reader.checkpoint(RUN, "a[DRBTS01]", "none").expect("checkpoint"), None);
@@ -312,14 +330,22 @@ async fn a_commit_fenced_by_a_lease_that_was_taken_over_writes_nothing(backend: 
     assert!(store.acquire_lease(RUN, lease("a", 10_000), 0, false).await.expect("acquire").is_ok());
     let fence_a = Fence { run_id: RUN, holder: "a".into() };
     store.apply_fenced(&fence_a, 20_000, vec![event(1)]).await.expect("fenced commit");
-    assert_eq!(store.lease(RUN).expect("lease").expect("held").expires_at, 20_000, "the commit renewed the lease");
+    assert_eq!(
+        store.lease(RUN).expect("lease").expect("held").expires_at,
+        20_000,
+        "the commit renewed the lease"
+    );
     // A commit never shortens the lease.
     store.apply_fenced(&fence_a, 15_000, vec![]).await.expect("fenced commit");
     assert_eq!(store.lease(RUN).expect("lease").expect("held").expires_at, 20_000);
     // b takes the lease over once a's expired.
     assert!(store.acquire_lease(RUN, lease("b", 40_000), 30_000, false).await.expect("acquire").is_ok());
     let stale = store
-        .apply_fenced(&fence_a, 40_000, vec![event(2), Change::PutStep(Box::new(step("s", StepState::Running)))])
+        .apply_fenced(
+            &fence_a,
+            40_000,
+            vec![event(2), Change::PutStep(Box::new(step("s", StepState::Running)))],
+        )
         .await;
     assert!(matches!(stale, Err(StoreError::Fenced { run_id }) if run_id == RUN), "{stale:?}");
     assert_eq!(pids(&store), [1]);
@@ -406,7 +432,10 @@ async fn a_succeeded_step_and_finished_attempts_are_never_overwritten(backend: &
         (vec![event(3), att(2, AttemptState::Failed)], format!("attempt 2 of s in run {RUN} is not running")),
     ] {
         let refused = store.apply(changes).await;
-        assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(&expected)), "{expected}: {refused:?}");
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m.starts_with(&expected)),
+            "{expected}: {refused:?}"
+        );
     }
     // A succeeded instance may move on to compensation, and a compensated one never changes.
     store.apply(vec![put(StepState::Compensating)]).await.expect("compensating");
@@ -456,14 +485,22 @@ async fn operator_requests_queue_in_order_until_applied(backend: &Backend) {
     ];
     for (i, request) in requests.iter().enumerate() {
         store
-            .apply(vec![Change::Request { run_id: RUN, request: request.clone(), actor: format!("op{i}"), at: i as i64 }])
+            .apply(vec![Change::Request {
+                run_id: RUN,
+                request: request.clone(),
+                actor: format!("op{i}"),
+                at: i as i64,
+            }])
             .await
             .expect("queue");
     }
     let pending = store.pending_requests(RUN).expect("pending");
     let read: Vec<(Request, String)> =
         pending.iter().map(|p| (p.request.clone().expect("a known request"), p.actor.clone())).collect();
-    assert_eq!(read, requests.iter().cloned().zip(["op0", "op1", "op2"].map(String::from)).collect::<Vec<_>>());
+    assert_eq!(
+        read,
+        requests.iter().cloned().zip(["op0", "op1", "op2"].map(String::from)).collect::<Vec<_>>()
+    );
     assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
     store.apply(vec![Change::RequestApplied { seq: pending[0].seq, at: 9 }]).await.expect("applied");
     let left: Vec<i64> = store.pending_requests(RUN).expect("pending").iter().map(|p| p.seq).collect();
@@ -492,12 +529,19 @@ async fn plugin_components_are_stored_once_by_digest(backend: &Backend) {
 }
 
 async fn opening_twice_and_opening_at_once_migrate_once(backend: &Backend) {
-    drop(with_run(backend).await);
+    let first = with_run(backend).await;
+    // Every process finds the lease lock files of one journal in the same folder.
+    let dir = first.lease_lock_dir().expect("a folder of lease lock files");
+    drop(first);
+    assert_eq!(backend.open().lease_lock_dir(), Some(dir.clone()));
+    assert_eq!(backend.open_read_only().expect("a reader").lease_lock_dir(), Some(dir));
     let location = backend.location();
     let openers: Vec<_> = (0..6)
         .map(|_| {
             let location = location.clone();
-            std::thread::spawn(move || Store::open_at(&location, Durability::Normal).map(|s| s.runs().map(|r| r.len())))
+            std::thread::spawn(move || {
+                Store::open_at(&location, Durability::Normal).map(|s| s.runs().map(|r| r.len()))
+            })
         })
         .collect();
     for opener in openers {

@@ -353,12 +353,27 @@ fn setup() -> anyhow::Result<()> {
     ensure_windows_logon()
 }
 
+/// The end-to-end tests `cargo xtask test` runs a second time on a PostgreSQL journal
+/// (`DROVER_TEST_JOURNAL=postgres`, see `drover_tests::Sandbox`): SIGKILL and resume with an
+/// operator retrying an interrupted irreversible step (crash.rs), operator commands and what
+/// `status` shows of them (status.rs), and reports of runs with approvals, skips and failures and
+/// of the lab's failover drill (report.rs). The store's conformance suite runs on both backends in
+/// the first pass, and the PostgreSQL worker tests there too.
+const JOURNAL_TESTS: [&str; 3] = ["crash", "status", "report"];
+
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
     // The end-to-end tests drive the real binaries and build them on first use; building them
     // here first does it under --locked.
     build_binaries(root, true)?;
     run(Command::new("cargo").current_dir(root).args(["test", "--workspace", "--locked"]))?;
+    // The durability tests again, each home's journal in a PostgreSQL cluster of its own.
+    let mut again = Command::new("cargo");
+    again.current_dir(root).args(["test", "--locked", "-p", "drover-tests"]);
+    for test in JOURNAL_TESTS {
+        again.args(["--test", test]);
+    }
+    run(again.env("DROVER_TEST_JOURNAL", "postgres"))?;
     // The plugins' own unit tests run natively against the SDK's fake host.
     run(Command::new("cargo").current_dir(root.join("plugins")).args(["test", "--workspace", "--locked"]))
 }

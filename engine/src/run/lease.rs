@@ -2,7 +2,9 @@
 //! heartbeat and by every commit of the driver, released at the end.
 //!
 //! Two things decide whether a lease's holder is alive:
-//! - **An OS lock** (`flock`) on `<journal>-leases/<run id>.lock`, held by the driving process
+//! - **An OS lock** (`flock`) on `<run id>.lock` in the journal's folder of lock files
+//!   ([`Store::lease_lock_dir`]: `<journal>-leases/` beside an SQLite file, a folder named by the
+//!   journal's id in the temporary directory for PostgreSQL), held by the driving process
 //!   for as long as it drives. The kernel releases it when the holder dies, whatever PID
 //!   namespace or container the holder ran in, and a reused process id cannot hold it. A lease
 //!   row records the boot it was taken on (`boot_id`) only when its holder holds that lock; a
@@ -66,17 +68,16 @@ fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// The OS lock file of a run's lease: `<journal>-leases/<run id>.lock`, beside the journal as
-/// SQLite's own `-wal` and `-shm` files are (a run id is always a plain file name).
-fn lock_path(journal: &Path, run_id: RunId) -> Option<PathBuf> {
-    let name = journal.file_name()?.to_string_lossy().into_owned();
-    Some(journal.with_file_name(format!("{name}-leases")).join(format!("{run_id}.lock")))
+/// The OS lock file of a run's lease in the journal's folder of lock files
+/// ([`Store::lease_lock_dir`]; a run id is always a plain file name).
+fn lock_path(dir: &Path, run_id: RunId) -> PathBuf {
+    dir.join(format!("{run_id}.lock"))
 }
 
 /// Takes the OS lock of a run's lease without waiting: `Some` while held (until dropped), `None`
 /// when another live process holds it or it cannot be made (then only expiry tells).
-fn os_lock(journal: &Path, run_id: RunId) -> Option<File> {
-    let path = lock_path(journal, run_id)?;
+fn os_lock(dir: &Path, run_id: RunId) -> Option<File> {
+    let path = lock_path(dir, run_id);
     let made = path.parent().map_or(Ok(()), std::fs::create_dir_all);
     // Lock files are never removed: removing one while another process waits on it would let
     // two processes each lock a file of that name.
@@ -181,7 +182,7 @@ impl Lease {
         let every = (ttl / 5).max(Duration::from_millis(10));
         let (user, host) = whoami();
         let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
-        let os_lock = store.local_path().and_then(|journal| os_lock(journal, run_id));
+        let os_lock = store.lease_lock_dir().and_then(|dir| os_lock(&dir, run_id));
         let me = LeaseRecord {
             holder: holder.clone(),
             host,
@@ -276,19 +277,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lock_file_lies_beside_the_journal() {
-        let journal = Path::new("/var/lib/drover/drover.db");
+    fn an_sqlite_journals_lock_files_lie_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("drover.db"), Default::default()).unwrap();
         let run: RunId = "run_01kbs0pw9kx8vqa1jjzfb1f2fe".parse().unwrap();
         assert_eq!(
-            lock_path(journal, run).unwrap(),
-            Path::new("/var/lib/drover/drover.db-leases/run_01kbs0pw9kx8vqa1jjzfb1f2fe.lock")
+            lock_path(&store.lease_lock_dir().unwrap(), run),
+            dir.path().join("drover.db-leases/run_01kbs0pw9kx8vqa1jjzfb1f2fe.lock")
         );
     }
 
     #[test]
     fn the_os_lock_is_held_once_and_freed_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = dir.path().join("j.db");
+        let journal = dir.path().join("j.db-leases");
         let (one, two) = (RunId::generate(), RunId::generate());
         let first = os_lock(&journal, one).expect("a free lock is taken");
         assert!(os_lock(&journal, one).is_none(), "a held lock is refused");

@@ -78,7 +78,9 @@ impl Store {
     pub fn open_at(location: &Location, durability: Durability) -> Result<Store, StoreError> {
         match location {
             Location::Sqlite(path) => Store::open(path, durability),
-            Location::Postgres(url) => Ok(Store { backend: Backend::Postgres(postgres::PgStore::open(url)?) }),
+            Location::Postgres(url) => {
+                Ok(Store { backend: Backend::Postgres(postgres::PgStore::open(url)?) })
+            }
         }
     }
 
@@ -99,6 +101,21 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => Some(s.path()),
             Backend::Postgres(_) => None,
+        }
+    }
+
+    /// The folder of the OS lock files that tell, on this machine, whether a lease's holder lives
+    /// (`run/lease.rs`): `<journal>-leases` beside an SQLite file; for PostgreSQL a folder named by
+    /// the journal's id (made with its tables, the same however the URL is spelled) under
+    /// `drover-leases` in the temporary directory. `None` when the journal has no id (then only
+    /// expiry tells).
+    pub fn lease_lock_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let name = s.path().file_name()?.to_string_lossy().into_owned();
+                Some(s.path().with_file_name(format!("{name}-leases")))
+            }
+            Backend::Postgres(s) => Some(std::env::temp_dir().join("drover-leases").join(s.journal_id()?)),
         }
     }
 
@@ -163,7 +180,12 @@ impl Store {
     }
 
     /// Extends the lease; false if it is no longer ours.
-    pub async fn renew_lease(&self, run_id: RunId, holder: &str, expires_at: i64) -> Result<bool, StoreError> {
+    pub async fn renew_lease(
+        &self,
+        run_id: RunId,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.renew_lease(run_id, holder, expires_at).await)
     }
 

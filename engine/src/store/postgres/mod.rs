@@ -46,6 +46,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An open PostgreSQL journal.
 pub(super) struct PgStore {
     name: PathBuf,
+    /// The journal's id (`drover_journal`), when it has one.
+    journal_id: Option<String>,
     reader: Reader,
     writer: Writer,
 }
@@ -99,15 +101,15 @@ impl PgStore {
         let name = connector.name.clone();
         let mut first = connector.connect()?;
         let pg = |e: postgres::Error| classify(&name, &e);
-        let read_only: String =
-            first.client.query_one("SHOW transaction_read_only", &[]).map_err(pg)?.get(0);
+        let read_only: String = first.client.query_one("SHOW transaction_read_only", &[]).map_err(pg)?.get(0);
         if read_only == "on" {
             return Err(StoreError::ReadOnly { path: name });
         }
         migrate(&mut first, &name)?;
+        let journal_id = journal_id(&mut first).map_err(pg)?;
         let writer = Writer::start(first, connector.clone());
         let reader = Reader::start(connector.connect()?, connector);
-        Ok(PgStore { name, reader, writer })
+        Ok(PgStore { name, journal_id, reader, writer })
     }
 
     /// Opens the journal for a command that only reads: nothing is created or migrated, and the
@@ -138,8 +140,14 @@ impl PgStore {
             }
             Some(_) => {}
         }
+        let journal_id = journal_id(&mut conn).map_err(pg)?;
         let reader = Reader::start(conn, connector);
-        Ok(PgStore { writer: Writer::read_only(name.clone()), name, reader })
+        Ok(PgStore { writer: Writer::read_only(name.clone()), name, journal_id, reader })
+    }
+
+    /// The journal's id: letters and digits only, so it can name a folder.
+    pub fn journal_id(&self) -> Option<&str> {
+        self.journal_id.as_deref()
     }
 
     pub fn location(&self) -> std::path::Display<'_> {
@@ -178,7 +186,12 @@ impl PgStore {
         self.write(move |tx| sql::apply(tx, &changes).map_err(apply_error)).await
     }
 
-    pub async fn apply_fenced(&self, fence: &Fence, expires_at: i64, changes: Vec<Change>) -> Result<(), StoreError> {
+    pub async fn apply_fenced(
+        &self,
+        fence: &Fence,
+        expires_at: i64,
+        changes: Vec<Change>,
+    ) -> Result<(), StoreError> {
         let fence = fence.clone();
         self.write(move |tx| {
             if !sql::fence(tx, &fence, expires_at)? {
@@ -197,11 +210,18 @@ impl PgStore {
         os_locked: bool,
     ) -> Result<Result<(), LeaseRecord>, StoreError> {
         let name = self.name.clone();
-        self.write(move |tx| sql::acquire_lease(tx, run_id, &me, now, os_locked).map_err(|e| read_job_error(&name, e)))
-            .await
+        self.write(move |tx| {
+            sql::acquire_lease(tx, run_id, &me, now, os_locked).map_err(|e| read_job_error(&name, e))
+        })
+        .await
     }
 
-    pub async fn renew_lease(&self, run_id: RunId, holder: &str, expires_at: i64) -> Result<bool, StoreError> {
+    pub async fn renew_lease(
+        &self,
+        run_id: RunId,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
         let holder = holder.to_string();
         self.write(move |tx| Ok(sql::renew_lease(tx, run_id, &holder, expires_at)?)).await
     }
@@ -304,6 +324,14 @@ fn read_job_error(name: &std::path::Path, e: ReadError) -> JobError {
     }
 }
 
+/// The journal's id, if it has one made of letters and digits.
+fn journal_id(conn: &mut Conn) -> Result<Option<String>, postgres::Error> {
+    let row = conn.client.query_opt("SELECT id FROM drover_journal LIMIT 1", &[])?;
+    Ok(row
+        .map(|r| r.get::<_, String>(0))
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())))
+}
+
 /// The journal's schema version: `None` when the database has no Drover tables.
 fn schema_version(conn: &mut Conn) -> Result<Option<i64>, postgres::Error> {
     let exists: Option<String> =
@@ -323,10 +351,8 @@ fn migrate(conn: &mut Conn, name: &std::path::Path) -> Result<(), StoreError> {
     let mut tx = conn.client.transaction().map_err(pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(pg)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS drover_schema (version BIGINT NOT NULL)").map_err(pg)?;
-    let version: i64 = tx
-        .query_opt("SELECT version FROM drover_schema", &[])
-        .map_err(pg)?
-        .map_or(0, |r| r.get(0));
+    let version: i64 =
+        tx.query_opt("SELECT version FROM drover_schema", &[]).map_err(pg)?.map_or(0, |r| r.get(0));
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema { path: name.into(), found: version, supported: SCHEMA_VERSION });
     }
@@ -334,7 +360,8 @@ fn migrate(conn: &mut Conn, name: &std::path::Path) -> Result<(), StoreError> {
         return tx.commit().map_err(pg);
     }
     if version == 0 {
-        let foreign: Option<String> = tx.query_one("SELECT to_regclass('runs')::TEXT", &[]).map_err(pg)?.get(0);
+        let foreign: Option<String> =
+            tx.query_one("SELECT to_regclass('runs')::TEXT", &[]).map_err(pg)?.get(0);
         if foreign.is_some() {
             return Err(StoreError::Corrupt {
                 path: name.into(),

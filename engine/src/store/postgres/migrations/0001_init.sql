@@ -108,3 +108,8 @@ CREATE TABLE plugin_components (
     version TEXT NOT NULL,
     bytes   BYTEA NOT NULL
 );
+
+-- The journal's identity: the same for every process however its URL is spelled. Names the folder
+-- of the OS lock files that tell whether a lease's holder lives on this machine (run/lease.rs).
+CREATE TABLE drover_journal (id TEXT NOT NULL);
+INSERT INTO drover_journal (id) SELECT replace(gen_random_uuid()::TEXT, '-', '');
