@@ -131,7 +131,10 @@ mod tests {
             StoreError::NewerSchema { path: path(), found: 9, supported: 1 },
             StoreError::Full { path: path() },
             StoreError::Other { path: path(), detail: "database is locked".into() },
-            StoreError::Unreachable { path: "postgres://drover:***@db/drover".into(), detail: "refused".into() },
+            StoreError::Unreachable {
+                path: "postgres://drover:***@db/drover".into(),
+                detail: "refused".into(),
+            },
             StoreError::WriterGone,
         ];
         for fault in faults {

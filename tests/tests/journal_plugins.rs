@@ -42,7 +42,8 @@ fn started_elsewhere() -> (Sandbox, Sandbox, String, std::path::PathBuf) {
     first.install(&[wasm::FIXTURE]);
     let effects = first.path().join("effects.log");
     let wf = first.write("carried.toml", &WORKFLOW.replace("EFFECTS", &effects.display().to_string()));
-    let inv = first.write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
+    let inv =
+        first.write("inventory.toml", "[servers.here]\ntransport = \"local\"\n[groups]\nall = [\"here\"]\n");
     let out = first.run(&["run", &wf, "--inventory", &inv]);
     assert_eq!(out.status.code(), Some(4), "the run waits at its gate: {}", stderr(&out));
     let run = first.last_run();
@@ -79,7 +80,10 @@ fn a_damaged_copy_in_the_journal_is_never_loaded() {
     let out = second.run(&["resume", &run]);
     assert!(!out.status.success(), "resumed with a damaged copy: {}", stdout(&out));
     let error = stderr(&out);
-    assert!(error.contains("the journal's copy of it has sha256") && error.contains("was not loaded"), "{error}");
+    assert!(
+        error.contains("the journal's copy of it has sha256") && error.contains("was not loaded"),
+        "{error}"
+    );
     let ran = std::fs::read_to_string(&effects).expect("the effects file");
     assert_eq!(ran.lines().collect::<Vec<_>>(), ["first[here] 1"], "the second step ran");
     // The home where the plugin is installed still drives it with its own file.

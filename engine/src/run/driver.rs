@@ -18,7 +18,9 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::grants::Refusal;
 use crate::journal::{Event, RunId};
-use crate::plugin::{CallEnv, CallObserver, CallReport, Canceller, LoadedPlugin, Sha256Digest, TargetCallRecord};
+use crate::plugin::{
+    CallEnv, CallObserver, CallReport, Canceller, LoadedPlugin, Sha256Digest, TargetCallRecord,
+};
 use crate::store::RunRecord;
 use crate::target::{TargetSet, orphans};
 
@@ -378,6 +380,9 @@ async fn load_pinned(
     }
     tracing::info!(run = %run.id, plugin = %name, version = %pinned.version, "loading the plugin from the journal's copy");
     ctx.host.load(&bytes).await.map_err(|e| {
-        RunError::Plugin(format!("plugin {name} {} from the journal's copy cannot be loaded: {e}", pinned.version))
+        RunError::Plugin(format!(
+            "plugin {name} {} from the journal's copy cannot be loaded: {e}",
+            pinned.version
+        ))
     })
 }

@@ -83,7 +83,11 @@ async fn journal_component(ctx: &RunContext, installed: &Installed) -> Result<()
         return Ok(());
     }
     let bytes = std::fs::read(&installed.path).map_err(|e| {
-        RunError::Plugin(format!("cannot read plugin {} at {}: {e}", installed.info.name, installed.path.display()))
+        RunError::Plugin(format!(
+            "cannot read plugin {} at {}: {e}",
+            installed.info.name,
+            installed.path.display()
+        ))
     })?;
     if Sha256Digest::of(&bytes) != installed.sha256 {
         return Err(RunError::Plugin(format!(

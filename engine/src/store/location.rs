@@ -125,9 +125,15 @@ mod tests {
     #[test]
     fn passwords_are_redacted_wherever_the_url_carries_them() {
         let cases = [
-            ("postgres://drover:s3cret@db.example:5432/drover", "postgres://drover:***@db.example:5432/drover"),
+            (
+                "postgres://drover:s3cret@db.example:5432/drover",
+                "postgres://drover:***@db.example:5432/drover",
+            ),
             ("postgres://drover:p@ss@db/j", "postgres://drover:***@db/j"),
-            ("postgresql://u@h/d?password=s3cret&sslmode=disable", "postgresql://u@h/d?password=***&sslmode=disable"),
+            (
+                "postgresql://u@h/d?password=s3cret&sslmode=disable",
+                "postgresql://u@h/d?password=***&sslmode=disable",
+            ),
             ("postgres:///d?host=/run/pg&PASSWORD=x", "postgres:///d?host=/run/pg&PASSWORD=***"),
             ("postgres://h/d", "postgres://h/d"),
         ];

@@ -371,7 +371,9 @@ fn attempt(
                 Err(_) => savepoint.rollback(),
             };
             match (result, ended) {
-                (Err(JobError::Pg(e)), _) | (_, Err(e)) if is_connection_lost(&e) => return Attempt::Again(e),
+                (Err(JobError::Pg(e)), _) | (_, Err(e)) if is_connection_lost(&e) => {
+                    return Attempt::Again(e);
+                }
                 (Err(JobError::Pg(e)), _) => results.push(Err(connector.error(&e))),
                 (Err(JobError::Store(e)), _) => results.push(Err(e)),
                 (Ok(output), Ok(())) => results.push(Ok(output)),

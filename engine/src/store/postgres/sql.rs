@@ -100,7 +100,8 @@ pub(super) fn apply(db: &mut impl Db, changes: &[Change]) -> Result<(), ApplyErr
 fn apply_one(db: &mut impl Db, change: &Change) -> Result<(), ApplyError> {
     match change {
         Change::InsertRun(r) => {
-            let plugins = serde_json::to_string(&r.plugins).map_err(|e| ApplyError::Refused(e.to_string()))?;
+            let plugins =
+                serde_json::to_string(&r.plugins).map_err(|e| ApplyError::Refused(e.to_string()))?;
             db.execute(
                 "INSERT INTO runs (id, workflow, workflow_version, source_path, definition, params, inventory,
                  inventory_digest, plugins, state, started_by, created_at, finished_at)

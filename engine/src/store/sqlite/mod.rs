@@ -26,8 +26,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, PluginComponentRecord, RequestRecord, RunCopy, RunRecord,
-    StepRecord, StoreError,
+    AttemptRecord, Change, EventRecord, Fence, LeaseRecord, PluginComponentRecord, RequestRecord, RunCopy,
+    RunRecord, StepRecord, StoreError,
 };
 use crate::journal::RunId;
 

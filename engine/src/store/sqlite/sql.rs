@@ -4,9 +4,9 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use crate::store::records::*;
 use crate::journal::{Actor, Request, RunId};
 use crate::plugin::{FailureClass, Mode};
+use crate::store::records::*;
 
 impl ToSql for RunId {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
