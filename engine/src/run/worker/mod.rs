@@ -161,7 +161,7 @@ pub async fn work(
                 driven.retain(|_, r| *r != run);
                 match result {
                     // Another process took the lease first: it drives the run.
-                    Err(None) => {}
+                    Err(None) => scanner.held(run),
                     Ok(outcome) => {
                         backoffs.remove(&run);
                         log.event(&WorkerEvent::Finished { run, outcome: &outcome });

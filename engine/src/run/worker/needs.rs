@@ -3,7 +3,9 @@
 //! - running or compensating with no live lease: new (`run --detach`), or its driver died or
 //!   stopped renewing (the lease expired). A run with no lease at all is taken only once it was
 //!   seen so by two scans in a row: a foreground `drover run` takes its new run's lease right
-//!   after recording it, and keeps it;
+//!   after recording it, and keeps it. A lease not expired yet whose holder ran on this machine
+//!   (this boot) and is gone is taken over at once (its OS lock is free); a holder that only
+//!   looked gone (another PID namespace) is not suspected again once a drive found its lock held;
 //! - waiting, failed or ended with operator commands queued and not applied (a command queued
 //!   while a driver held the lease, or a `compensate`);
 //! - waiting with a retry timer due;
@@ -17,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash as _, Hasher as _};
 
 use crate::journal::RunId;
-use crate::store::{RunRecord, RunState, StepRecord, StepState, Store, StoreError};
+use crate::store::{LeaseRecord, RunRecord, RunState, StepRecord, StepState, Store, StoreError};
 
 use super::super::RunOutcome;
 use super::super::clock::Clock;
@@ -37,6 +39,12 @@ pub enum Need {
     },
     /// Operator commands are queued for it.
     Requests(usize),
+    /// Its lease has not expired, but its holder ran on this machine (this boot) and is gone:
+    /// the lease's OS lock is free, and the lease is taken over at once.
+    HolderGone {
+        /// The dead holder's process id.
+        pid: u32,
+    },
     /// A retry timer is due.
     RetryDue,
     /// Someone moved it on while nobody drove it (an approval, a retry, a skip).
@@ -48,6 +56,7 @@ impl std::fmt::Display for Need {
         match self {
             Need::Unleased => f.write_str("not driven"),
             Need::LeaseExpired { pid, host } => write!(f, "lease of process {pid} on {host} expired"),
+            Need::HolderGone { pid } => write!(f, "its driver, process {pid} of this machine, is gone"),
             Need::Requests(n) => write!(f, "{n} operator command(s) queued"),
             Need::RetryDue => f.write_str("a retry is due"),
             Need::Moved => f.write_str("moved on by an operator"),
@@ -64,6 +73,11 @@ pub(super) struct Scanner {
     unleased: HashSet<RunId>,
     /// Runs with no lease at all in this scan.
     unleased_now: HashSet<RunId>,
+    /// Lease holders of this machine that looked gone, by run, until a drive tells.
+    suspects: HashMap<RunId, String>,
+    /// Lease holders that looked gone but whose lease could not be taken (the lock was held:
+    /// a process of another PID namespace), by run: not suspected again.
+    live: HashMap<RunId, String>,
 }
 
 impl Scanner {
@@ -77,6 +91,8 @@ impl Scanner {
     ) -> Result<Vec<(RunRecord, Need)>, StoreError> {
         let runs = store.runs()?;
         self.quiet.retain(|id, _| runs.iter().any(|r| r.id == *id && r.state == RunState::Waiting));
+        let driven = |r: &RunRecord| matches!(r.state, RunState::Running | RunState::Compensating);
+        self.live.retain(|id, _| runs.iter().any(|r| r.id == *id && driven(r)));
         let mut found = Vec::new();
         self.unleased_now.clear();
         // `runs` is newest first.
@@ -87,6 +103,13 @@ impl Scanner {
         }
         std::mem::swap(&mut self.unleased, &mut self.unleased_now);
         Ok(found)
+    }
+
+    /// A drive of `run` found its lease held: a holder suspected gone is alive after all.
+    pub(super) fn held(&mut self, run: RunId) {
+        if let Some(holder) = self.suspects.remove(&run) {
+            self.live.insert(run, holder);
+        }
     }
 
     fn need(
@@ -104,6 +127,10 @@ impl Scanner {
                 }
                 Some(lease) if lease.expires_at <= now => {
                     Some(Need::LeaseExpired { pid: lease.pid, host: lease.host })
+                }
+                Some(lease) if self.live.get(&run.id) != Some(&lease.holder) && holder_gone(&lease) => {
+                    self.suspects.insert(run.id, lease.holder);
+                    Some(Need::HolderGone { pid: lease.pid })
                 }
                 Some(_) => None,
             });
@@ -131,6 +158,21 @@ impl Scanner {
             self.quiet.insert(run.id, digest);
             Ok(None)
         }
+    }
+}
+
+/// Whether the holder of a live `lease` ran on this machine, in this boot, and its process is
+/// gone (or a zombie). Only a hint: the lease's OS lock decides when the lease is taken (a
+/// holder in another PID namespace may look gone here and still hold it).
+fn holder_gone(lease: &LeaseRecord) -> bool {
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    if lease.boot_id.is_empty() || lease.boot_id != this_boot.trim() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{}/stat", lease.pid)) {
+        Err(_) => true,
+        // `pid (comm) S …`: the state follows the last `)`.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -185,7 +227,7 @@ mod tests {
 
     use super::*;
     use crate::journal::{PinnedPlugins, Request};
-    use crate::store::{Change, LeaseRecord};
+    use crate::store::Change;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -330,5 +372,29 @@ mod tests {
         let mut approved = waiting;
         approved[0].state = StepState::Succeeded;
         assert!(would_move(&run, approved, &Frozen(NOW + 60_000)), "the second gate is a driver's to record");
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_a_gone_holder_of_this_machine_is_taken_at_once_unless_its_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let (gone, alive) = (record(RunState::Running, NOW - 2), record(RunState::Running, NOW - 1));
+        let ids = [gone.id, alive.id];
+        store
+            .apply(vec![Change::InsertRun(Box::new(gone)), Change::InsertRun(Box::new(alive))])
+            .await
+            .unwrap();
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let here = |pid: u32| LeaseRecord { pid, boot_id: boot.clone(), ..lease(NOW + 60_000) };
+        assert!(store.acquire_lease(ids[0], here(dead_pid), NOW, false).await.unwrap().is_ok());
+        assert!(store.acquire_lease(ids[1], here(std::process::id()), NOW, false).await.unwrap().is_ok());
+        let mut scanner = Scanner::default();
+        assert_eq!(needs(&mut scanner, &store), [(ids[0], Need::HolderGone { pid: dead_pid })]);
+        // The drive found the lease held after all (the lock of a holder in another PID namespace).
+        scanner.held(ids[0]);
+        assert!(needs(&mut scanner, &store).is_empty());
     }
 }
