@@ -140,6 +140,32 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_copy_exits_5_for_a_driven_run_1_for_a_differing_destination_and_6_for_a_journal() {
+        let run_id: drover_engine::journal::RunId =
+            "run_01hzy2h6x3v8k9m4n5p6q7r8s9".parse().expect("a run id");
+        let holder = drover_engine::store::LeaseRecord {
+            holder: "h".into(),
+            host: "bts01".into(),
+            pid: 42,
+            user: "op".into(),
+            expires_at: 1,
+            boot_id: String::new(),
+        };
+        let cases = [
+            (CopyError::Driven(vec![(run_id, holder)]), Exit::Busy),
+            (
+                CopyError::Differs { destination: "d".into(), runs: vec![(run_id, vec!["events"])] },
+                Exit::Failure,
+            ),
+            (CopyError::Store(StoreError::ReadOnly { path: "/j.db".into() }), Exit::Database),
+        ];
+        for (error, exit) in cases {
+            let error = CliError::from(error);
+            assert_eq!(error.exit(), exit, "{error}");
+        }
+    }
+
+    #[test]
     fn a_plugin_file_error_names_the_file() {
         let error = CliError::PluginFile { path: "step.wasm".into(), source: LoadError::NotWasm };
         assert!(error.to_string().starts_with("step.wasm: not a WebAssembly component"), "{error}");

@@ -201,6 +201,17 @@ fn attempt(key: &str, number: u32, state: AttemptState) -> AttemptRecord {
     }
 }
 
+/// `running` ended as a retryable failure at 15 ms.
+fn failed_at_15(running: AttemptRecord) -> AttemptRecord {
+    AttemptRecord {
+        state: AttemptState::Failed,
+        finished_at: Some(15),
+        error: Some("boom".into()),
+        error_class: Some(FailureClass::Retryable),
+        ..running
+    }
+}
+
 fn lease(holder: &str, expires_at: i64) -> LeaseRecord {
     LeaseRecord {
         holder: holder.into(),
@@ -250,7 +261,7 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
     waiting.item = None;
     waiting.target = None;
     waiting.step_index = 0;
-    let mut failed = attempt("a[DRBTS01]", 1, AttemptState::Running);
+    let failed = attempt("a[DRBTS01]", 1, AttemptState::Running);
     store
         .apply(vec![
             Change::PutAttempt(failed.clone()),
@@ -267,10 +278,7 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
         ])
         .await
         .expect("commit");
-    failed.state = AttemptState::Failed;
-    failed.finished_at = Some(15);
-    failed.error = Some("boom".into());
-    failed.error_class = Some(FailureClass::Retryable);
+    let failed = failed_at_15(failed);
     store.apply(vec![Change::PutAttempt(failed.clone())]).await.expect("end the attempt");
     store
         .apply(vec![
@@ -294,7 +302,7 @@ async fn every_record_reads_back_as_it_was_written(backend: &Backend) {
     for reader in [store, backend.open(), backend.open_read_only().expect("a reader")] {
         // Steps in the order of their step, then key.
         assert_eq!(reader.steps(RUN).expect("steps"), [waiting.clone(), done.clone()]);
-        assert_eq!(reader.attempts(RUN).expect("attempts"), [failed.clone()]);
+        assert_eq!(reader.attempts(RUN).expect("attempts"), std::slice::from_ref(&failed));
         let events = reader.events(RUN, 0).expect("events");
         assert_eq!(events.len(), 1);
         assert_eq!(
@@ -603,7 +611,7 @@ fn stored_request(kind: &str, applied_at: Option<i64>) -> StoredRequest {
 
 async fn a_run_copy_holds_everything_as_stored_and_writes_it_whole_into_another_journal(backend: &Backend) {
     let store = with_run(backend).await;
-    let mut failed = attempt("a[DRBTS01]", 1, AttemptState::Running);
+    let failed = attempt("a[DRBTS01]", 1, AttemptState::Running);
     let mut done = step("a[DRBTS01]", StepState::Succeeded);
     done.output = Some(json!({"n": 1.5}));
     store
@@ -631,10 +639,7 @@ async fn a_run_copy_holds_everything_as_stored_and_writes_it_whole_into_another_
         ])
         .await
         .expect("commit");
-    failed.state = AttemptState::Failed;
-    failed.finished_at = Some(15);
-    failed.error = Some("boom".into());
-    failed.error_class = Some(FailureClass::Retryable);
+    let failed = failed_at_15(failed);
     store
         .apply(vec![
             Change::PutAttempt(failed),
