@@ -1,135 +1,30 @@
 //! `drover worker` through the real binary: runs recorded with `run --detach` are driven by
 //! worker processes sharing one journal; an approval given by another command while a worker
-//! runs lets it finish the run; three workers drive a 1,000-instance fan-out while two of them are
+//! runs lets it finish the run, and a foreground `drover run` keeps its own run; three workers drive a 1,000-instance fan-out while two of them are
 //! SIGKILLed holding its lease, and no finished step runs again; a worker limited to a site leaves
 //! a run on other servers to a worker without limits.
 //!
 //! Every wait is on something observable (the journal, a worker's log); the kill points come
 //! from the journal's progress and a seed (`DROVER_TORTURE_SEED` replays one).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 use drover_tests::kill::{self, Rng};
-use drover_tests::{Sandbox, stderr, stdout, wasm};
+use drover_tests::workers::{
+    Worker, assert_driven_once, detach, drivers, effect_step, effects, events, fan_workflow, fleet_inventory,
+    wait_until,
+};
+use drover_tests::{Sandbox, stderr, wasm};
 use serde_json::Value;
-
-/// A `drover worker` process whose stderr goes to a file; SIGKILLed when dropped.
-struct Worker {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Worker {
-    /// Starts `drover worker --poll 100ms args…` with a 2 s lease and its limit decisions logged.
-    fn start(sandbox: &Sandbox, name: &str, args: &[&str]) -> Worker {
-        let log = sandbox.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("create the worker's log");
-        let child = sandbox
-            .drover()
-            .env("DROVER_LEASE_TTL", "2s")
-            .env("DROVER_LOG", "warn,drover_engine::run::worker=debug")
-            .args(["worker", "--poll", "100ms"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn drover worker");
-        Worker { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Fails the test with the worker's log if it has exited.
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("poll the worker") {
-            panic!("worker {} exited ({status}): {}", self.pid(), self.log());
-        }
-    }
-
-    /// SIGKILLs it, as a crash would, and reaps it.
-    fn kill(&mut self) {
-        self.assert_alive();
-        self.child.kill().expect("kill the worker");
-        self.child.wait().expect("reap the worker");
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until `done()`, failing with `what` after ten minutes (a stuck test, not a slow one).
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(600), "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The run's state as the journal has it (`None` before the journal or the run exists).
 fn run_state(db: &Path, run: &str) -> Option<String> {
     rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row("SELECT state FROM runs WHERE id = ?1", [run], |r| r.get(0)))
         .ok()
-}
-
-/// `drover run --detach` of `workflow`: returns the run id it printed.
-fn detach(sandbox: &Sandbox, workflow: &str, inventory: &str) -> String {
-    let out = sandbox.run(&["run", "--detach", workflow, "--inventory", inventory]);
-    assert!(out.status.success(), "run --detach failed: {}", stderr(&out));
-    let run = stdout(&out).trim().to_string();
-    assert!(run.starts_with("run_"), "run --detach printed {run:?}");
-    run
-}
-
-/// The run's events, from `drover events --ndjson`.
-fn events(sandbox: &Sandbox, run: &str) -> Vec<Value> {
-    let out = sandbox.run(&["events", run, "--ndjson"]);
-    assert!(out.status.success(), "events failed: {}", stderr(&out));
-    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("an event")).collect()
-}
-
-/// The pids of the run's `driving` events, in order.
-fn drivers(sandbox: &Sandbox, run: &str) -> Vec<u32> {
-    events(sandbox, run)
-        .iter()
-        .filter(|e| e["kind"] == "driving")
-        .map(|e| e["data"]["pid"].as_u64().expect("a pid") as u32)
-        .collect()
-}
-
-/// The effects file's lines as step key → attempt numbers.
-fn effects(path: &Path) -> BTreeMap<String, Vec<u32>> {
-    let mut lines: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-        let (key, attempt) = line.rsplit_once(' ').expect("key attempt");
-        lines.entry(key.to_string()).or_default().push(attempt.parse().expect("attempt"));
-    }
-    lines
-}
-
-/// A step of the fixture's `effect` behaviour fanned out over `group`.
-fn effect_step(id: &str, group: &str, needs: Option<&str>, effects: &Path) -> String {
-    let needs = needs.map(|n| format!("needs = [\"{n}\"]\n")).unwrap_or_default();
-    format!(
-        "[[steps]]\nid = \"{id}\"\nplugin = \"fixture-plugin-for-tests\"\nfor-each = \"{group}\"\n{needs}\
-         grants = {{ programs = [\"sh\"] }}\nwith = {{ behave = \"effect\", file = \"{}\" }}\n\n",
-        effects.display()
-    )
 }
 
 const ONE_SERVER: &str = "[servers.here]\ntransport = \"local\"\n[groups]\none = [\"here\"]\n";
@@ -191,25 +86,31 @@ fn a_detached_run_is_driven_by_a_worker_and_an_approval_from_another_command_let
     // move it on.
     assert_eq!(drivers(&sandbox, &second), [worker.pid(), worker.pid()], "{}", worker.log());
     let ran = effects(&effects_path);
-    for key in ["work[here]", "before[here]", "after[here]"] {
+    assert_eq!(ran.get("work[here]"), Some(&vec![1]), "{ran:?}");
+    for key in ["before[here]", "after[here]"] {
         assert_eq!(ran.get(key), Some(&vec![1]), "{key} ran once: {ran:?}");
     }
+
+    // A foreground `drover run` keeps the run it records: the worker leaves it alone.
+    let foreground = sandbox
+        .drover()
+        .args(["run", &plain, "--inventory", &inv])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drover run");
+    let pid = foreground.id();
+    let out = foreground.wait_with_output().expect("wait for drover run");
+    assert!(out.status.success(), "drover run failed: {}", stderr(&out));
+    let third = sandbox.last_run();
+    assert_eq!(drivers(&sandbox, &third), [pid], "{}", worker.log());
+    worker.assert_alive();
+
     let log = worker.log();
+    assert!(!log.contains(&format!("took {third}")), "{log}");
     assert!(log.contains(&format!("took {first}")) && log.contains(&format!("{first} succeeded")), "{log}");
     assert!(log.contains(&format!("{second} waits for an operator: gate")), "{log}");
     assert!(log.contains(&format!("{second} succeeded")), "{log}");
-}
-
-/// 1,000 servers in a group `fleet`, and `here` in `one`.
-fn fleet_inventory() -> String {
-    let mut inv = String::new();
-    let servers: Vec<String> = (0..1000).map(|i| format!("s{i:04}")).collect();
-    for s in servers.iter().chain(std::iter::once(&"here".to_string())) {
-        let _ = writeln!(inv, "[servers.{s}]\ntransport = \"local\"\n");
-    }
-    let list = servers.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(inv, "[groups]\nfleet = [{list}]\none = [\"here\"]");
-    inv
 }
 
 #[test]
@@ -219,16 +120,8 @@ fn three_workers_drive_a_thousand_instance_fan_out_while_two_are_killed_and_noth
     sandbox.install(&[wasm::FIXTURE]);
     let db = sandbox.db_path();
     let effects_path = sandbox.path().join("effects.log");
-    let inv = sandbox.write("inventory.toml", &fleet_inventory());
-    let wf = sandbox.write(
-        "fan.toml",
-        &format!(
-            "name = \"fan\"\nversion = \"1.0.0\"\n\n[limits]\nconcurrency = 16\n\n{}{}{}",
-            effect_step("first", "one", None, &effects_path),
-            effect_step("fan", "fleet", Some("first"), &effects_path),
-            effect_step("last", "one", Some("fan"), &effects_path)
-        ),
-    );
+    let inv = sandbox.write("inventory.toml", &fleet_inventory(1000));
+    let wf = sandbox.write("fan.toml", &fan_workflow(&effects_path));
     let mut workers: Vec<Worker> =
         (0..3).map(|i| Worker::start(&sandbox, &format!("worker-{i}"), &[])).collect();
     let pids: BTreeSet<u32> = workers.iter().map(Worker::pid).collect();
@@ -267,42 +160,10 @@ fn three_workers_drive_a_thousand_instance_fan_out_while_two_are_killed_and_noth
         status["steps"].as_array().unwrap().iter().flat_map(|s| s["instances"].as_array().unwrap()).collect();
     assert_eq!(instances.len(), 1002);
     assert!(instances.iter().all(|i| i["state"] == "succeeded"), "every instance succeeded");
-    let journal = events(&sandbox, &run);
-    let of_kind = |kind: &str| -> BTreeSet<(String, u32)> {
-        journal
-            .iter()
-            .filter(|e| e["kind"] == kind)
-            .map(|e| {
-                (e["step_key"].as_str().unwrap().to_string(), e["data"]["attempt"].as_u64().unwrap() as u32)
-            })
-            .collect()
-    };
-    let started = of_kind("attempt-started");
-    let succeeded = of_kind("attempt-succeeded");
-    let interrupted = of_kind("attempt-interrupted");
-    assert_eq!(succeeded.len(), 1002, "one succeeded attempt per instance");
-    for (key, attempt) in &succeeded {
-        let later: Vec<_> = started.iter().filter(|(k, a)| k == key && a > attempt).collect();
-        assert!(later.is_empty(), "{key} succeeded in attempt {attempt}, then started {later:?}");
-    }
-
-    // The effects: once per instance, twice only where the earlier attempt was interrupted.
-    let ran = effects(&effects_path);
-    let mut repeated = 0;
-    for (key, attempt) in &succeeded {
-        let lines = ran.get(key).cloned().unwrap_or_default();
-        assert_eq!(lines.iter().filter(|&&a| a == *attempt).count(), 1, "{key}: {lines:?}");
-        for earlier in lines.iter().filter(|&&a| a != *attempt) {
-            assert!(
-                interrupted.contains(&(key.clone(), *earlier)),
-                "{key} ran in attempt {earlier}, which was not interrupted (succeeded in {attempt})"
-            );
-            repeated += 1;
-        }
-    }
+    let repeats = assert_driven_once(&events(&sandbox, &run), &effects(&effects_path), 1002);
     println!(
-        "kills at {first_at} and {second_at} instances succeeded; {} interrupted attempts, {repeated} effects repeated",
-        interrupted.len()
+        "kills at {first_at} and {second_at} instances succeeded; {} interrupted attempts, {} effects repeated",
+        repeats.interrupted, repeats.repeated
     );
 }
 
