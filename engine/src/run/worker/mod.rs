@@ -164,6 +164,9 @@ pub async fn work(
                     Err(None) => scanner.held(run),
                     Ok(outcome) => {
                         backoffs.remove(&run);
+                        if matches!(outcome, RunOutcome::Waiting { .. }) {
+                            scanner.waited(&ctx.store, run);
+                        }
                         log.event(&WorkerEvent::Finished { run, outcome: &outcome });
                     }
                     Err(Some(error)) => {

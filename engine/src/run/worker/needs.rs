@@ -105,6 +105,15 @@ impl Scanner {
         Ok(found)
     }
 
+    /// A drive of `run` ended with the run waiting for a person: it is not driven again until
+    /// its instances change (or a command is queued, or a retry is due), whatever the machine
+    /// says, so a run no drive can move on is never driven in a loop.
+    pub(super) fn waited(&mut self, store: &Store, run: RunId) {
+        if let Ok(instances) = store.steps(run) {
+            self.quiet.insert(run, digest(&instances));
+        }
+    }
+
     /// A drive of `run` found its lease held: a holder suspected gone is alive after all.
     pub(super) fn held(&mut self, run: RunId) {
         if let Some(holder) = self.suspects.remove(&run) {
@@ -396,5 +405,42 @@ mod tests {
         // The drive found the lease held after all (the lock of a holder in another PID namespace).
         scanner.held(ids[0]);
         assert!(needs(&mut scanner, &store).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_a_drive_left_waiting_is_not_driven_again_until_its_instances_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        // Its definition cannot be read: the machine would have it driven, to report why.
+        let run = record(RunState::Waiting, NOW);
+        let id = run.id;
+        let gate = StepRecord {
+            run_id: id,
+            key: "gate".into(),
+            step_index: 0,
+            item: None,
+            target: None,
+            state: StepState::Waiting,
+            attempts: 0,
+            reason: Some("approval: go?".into()),
+            retry_at: None,
+            output: None,
+            changed: None,
+            summary: None,
+            evidence: None,
+            started_at: None,
+            finished_at: None,
+        };
+        store
+            .apply(vec![Change::InsertRun(Box::new(run)), Change::PutStep(Box::new(gate.clone()))])
+            .await
+            .unwrap();
+        let mut scanner = Scanner::default();
+        assert_eq!(needs(&mut scanner, &store), [(id, Need::Moved)]);
+        scanner.waited(&store, id);
+        assert!(needs(&mut scanner, &store).is_empty(), "left alone after a drive that only waited");
+        let approved = StepRecord { state: StepState::Succeeded, finished_at: Some(NOW), ..gate };
+        store.apply(vec![Change::PutStep(Box::new(approved))]).await.unwrap();
+        assert_eq!(needs(&mut scanner, &store), [(id, Need::Moved)], "its instances changed");
     }
 }
