@@ -1,8 +1,9 @@
 //! `drover worker` through the real binary: runs recorded with `run --detach` are driven by
 //! worker processes sharing one journal; an approval given by another command while a worker
-//! runs lets it finish the run, and a foreground `drover run` keeps its own run; three workers drive a 1,000-instance fan-out while two of them are
-//! SIGKILLed holding its lease, and no finished step runs again; a worker limited to a site leaves
-//! a run on other servers to a worker without limits.
+//! runs lets it finish the run, and a foreground `drover run` keeps its own run; three workers
+//! drive a 1,000-instance fan-out while two of them are SIGKILLed holding its lease, and no
+//! finished step runs again; a worker limited to a site leaves a run on other servers to a worker
+//! without limits.
 //!
 //! Every wait is on something observable (the journal, a worker's log); the kill points come
 //! from the journal's progress and a seed (`DROVER_TORTURE_SEED` replays one).
