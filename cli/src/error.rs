@@ -83,7 +83,7 @@ impl CliError {
 fn copy_exit(e: &CopyError) -> Exit {
     match e {
         CopyError::Store(store) => store_exit(store),
-        CopyError::Driven(_) => Exit::Busy,
+        CopyError::Driven { .. } => Exit::Busy,
         CopyError::Differs { .. } => Exit::Failure,
         CopyError::DamagedComponent { .. } => Exit::Database,
     }
@@ -152,7 +152,7 @@ mod tests {
             boot_id: String::new(),
         };
         let cases = [
-            (CopyError::Driven(vec![(run_id, holder)]), Exit::Busy),
+            (CopyError::Driven { runs: vec![(run_id, holder)], copied: 0 }, Exit::Busy),
             (
                 CopyError::Differs { destination: "d".into(), runs: vec![(run_id, vec!["events"])] },
                 Exit::Failure,

@@ -85,14 +85,17 @@ async fn copy(global: &Global, args: CopyArgs) -> Result<Exit, CliError> {
             "plugin_components": outcome.plugin_components,
         }))?;
     } else {
+        let there = match outcome.skipped.len() {
+            0 => String::new(),
+            n => format!("; {} there already, skipped", count(n, "run")),
+        };
         println!(
-            "copied {} runs ({} events) and {} plugin components from {} to {}; {} runs were there already",
-            outcome.copied.len(),
-            outcome.events,
-            outcome.plugin_components,
+            "copied {} ({}) and {} from {} to {}{there}",
+            count(outcome.copied.len(), "run"),
+            count(outcome.events, "event"),
+            count(outcome.plugin_components, "plugin component"),
             source.location(),
             destination.location(),
-            outcome.skipped.len()
         );
     }
     Ok(Exit::Success)
@@ -106,4 +109,9 @@ fn same_journal(a: &Location, b: &Location) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// `1 run`, `2 runs`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }

@@ -124,7 +124,7 @@ fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishe
     assert!(progress.contains(&format!("run 2 of 2: {gated}: copying")), "{progress}");
     let summary = stdout(&out);
     assert!(summary.starts_with("copied 2 runs ("), "{summary}");
-    assert!(summary.contains("and 1 plugin components"), "the fixture's component: {summary}");
+    assert!(summary.contains(" events) and 1 plugin component from "), "the fixture's component: {summary}");
 
     for run in [&done, &gated] {
         let (status, events, report) = views(&sandbox, &sqlite, run);
@@ -180,6 +180,7 @@ fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishe
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let refusal = stderr(&out);
     assert!(refusal.contains(&format!("run {gated} (its run row, step instances")), "{refusal}");
+    assert!(refusal.contains("holds runs of the source in another state"), "{refusal}");
     assert!(refusal.contains("nothing was copied"), "{refusal}");
     assert!(!refusal.contains(&done.to_string()), "only the run that differs is named: {refusal}");
 
@@ -206,6 +207,7 @@ fn a_run_being_driven_stops_the_copy_before_it_creates_anything() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let refusal = stderr(&out);
     assert!(refusal.contains(&format!("run {run} is driven by process {pid} of ")), "{refusal}");
+    assert!(refusal.contains("nothing was copied"), "{refusal}");
     assert!(!destination.exists(), "a refused copy created {to}");
 
     // Once the driver finished, the copy goes ahead.

@@ -29,8 +29,13 @@ pub enum CopyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Runs of the source are being driven: their drivers would write what the copy misses.
-    #[error("{}", driven_message(.0))]
-    Driven(Vec<(RunId, LeaseRecord)>),
+    #[error("{}", driven_message(.runs, *.copied))]
+    Driven {
+        /// Each run, and its lease.
+        runs: Vec<(RunId, LeaseRecord)>,
+        /// How many runs this copy wrote before it stopped.
+        copied: usize,
+    },
     /// Runs the destination holds already differ from the source's.
     #[error("{}", differs_message(.destination, .runs))]
     Differs {
@@ -55,29 +60,29 @@ pub enum CopyError {
     },
 }
 
-fn driven_message(runs: &[(RunId, LeaseRecord)]) -> String {
+fn driven_message(runs: &[(RunId, LeaseRecord)], copied: usize) -> String {
     let lines: Vec<String> = runs
         .iter()
-        .map(|(run, l)| {
-            format!(
-                "run {run} is driven by process {} of {} on {} (lease {})",
-                l.pid, l.user, l.host, l.holder
-            )
-        })
+        .map(|(run, l)| format!("run {run} is driven by process {} of {} on {}", l.pid, l.user, l.host))
         .collect();
+    let done = match copied {
+        0 => "nothing was copied".to_string(),
+        n => format!("the {n} runs before it were copied whole"),
+    };
     format!(
-        "{}; a copy would miss what its driver writes next: stop its driver (`drover worker`, `drover run`, `drover resume`) \
-         or let it finish, then copy again (a driver that died leaves its lease to expire first)",
+        "{}; a copy would miss what its driver writes next, so {done}: stop the driver (`drover worker`, \
+         `drover run`, `drover resume`) or let it finish, then copy again (a driver that died leaves its lease \
+         to expire first)",
         lines.join("; ")
     )
 }
 
 fn differs_message(destination: &str, runs: &[(RunId, Vec<&'static str>)]) -> String {
     let lines: Vec<String> =
-        runs.iter().map(|(run, what)| format!("run {run} (its {})", what.join(", "))).collect();
+        runs.iter().map(|(run, what)| format!("run {run} (its {} differ)", what.join(", "))).collect();
     format!(
-        "{destination} already holds {} that differ from the source's: a run changed in one journal after it was copied; \
-         nothing was copied (a run is copied once, and then driven from one journal only)",
+        "{destination} holds runs of the source in another state: {}; a run changed in one journal after it was \
+         copied, so nothing was copied (a run is copied once, and then driven from one journal only)",
         lines.join("; ")
     )
 }
@@ -132,7 +137,7 @@ pub fn runs_to_copy(source: &Store, now: i64) -> Result<Vec<RunId>, CopyError> {
             driven.push((run_id, lease));
         }
     }
-    if driven.is_empty() { Ok(runs) } else { Err(CopyError::Driven(driven)) }
+    if driven.is_empty() { Ok(runs) } else { Err(CopyError::Driven { runs: driven, copied: 0 }) }
 }
 
 /// Copies `runs` (from [`runs_to_copy`]) and every plugin component from `source` into
@@ -170,7 +175,7 @@ pub async fn copy_runs(
         }
         let copy = source.run_copy(run_id)?.ok_or_else(|| gone(source, run_id))?;
         if let Some(lease) = copy.lease.clone().filter(|l| l.expires_at > now()) {
-            return Err(CopyError::Driven(vec![(run_id, lease)]));
+            return Err(CopyError::Driven { runs: vec![(run_id, lease)], copied: outcome.copied.len() });
         }
         progress(Progress::Copying { n, total, run_id, events: copy.events.len() });
         outcome.events += copy.events.len();
