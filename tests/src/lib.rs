@@ -202,6 +202,22 @@ impl Sandbox {
         self.db.clone().unwrap_or_else(|| self.path().join("drover.db"))
     }
 
+    /// Everything the journal holds, as text to search: the SQLite file's bytes, or a
+    /// PostgreSQL journal's data as `pg_dump --data-only` writes it.
+    pub fn journal_dump(&self) -> String {
+        let db = self.db_path();
+        let url = db.to_string_lossy();
+        if url.starts_with("postgres://") {
+            let out = Command::new("pg_dump")
+                .args(["--data-only", "--dbname", &url])
+                .output()
+                .expect("run pg_dump (Debian package postgresql-client)");
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        String::from_utf8_lossy(&std::fs::read(&db).expect("read the journal")).into_owned()
+    }
+
     /// The home directory.
     pub fn path(&self) -> &Path {
         self.home.path()

@@ -356,10 +356,12 @@ fn setup() -> anyhow::Result<()> {
 /// The end-to-end tests `cargo xtask test` runs a second time on a PostgreSQL journal
 /// (`DROVER_TEST_JOURNAL=postgres`, see `drover_tests::Sandbox`): SIGKILL and resume with an
 /// operator retrying an interrupted irreversible step (crash.rs), operator commands and what
-/// `status` shows of them (status.rs), and reports of runs with approvals, skips and failures and
-/// of the lab's failover drill (report.rs). The store's conformance suite runs on both backends in
-/// the first pass, and the PostgreSQL worker tests there too.
-const JOURNAL_TESTS: [&str; 3] = ["crash", "status", "report"];
+/// `status` shows of them (status.rs), reports of runs with approvals, skips and failures and of
+/// the lab's failover drill (report.rs), and the lab's workflows: DR-site preparation with its
+/// faults and a SIGKILL during a join (biztalk.rs), the failover and the drill through their
+/// approved gates (dr_failover.rs). The store's conformance suite runs on both backends in the
+/// first pass, and the PostgreSQL worker tests there too.
+const JOURNAL_TESTS: [&str; 5] = ["crash", "status", "report", "biztalk", "dr_failover"];
 
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
