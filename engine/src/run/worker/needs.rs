@@ -258,6 +258,27 @@ mod tests {
         }
     }
 
+    /// A waiting instance `key` of `run_id`, with no attempt and no timer.
+    fn waiting(run_id: RunId, key: &str) -> StepRecord {
+        StepRecord {
+            run_id,
+            key: key.into(),
+            step_index: 0,
+            item: None,
+            target: None,
+            state: StepState::Waiting,
+            attempts: 0,
+            reason: Some("waits".into()),
+            retry_at: None,
+            output: None,
+            changed: None,
+            summary: None,
+            evidence: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
     fn store(dir: &Path) -> Store {
         Store::open(&dir.join("j.db"), Default::default()).unwrap()
     }
@@ -318,23 +339,7 @@ mod tests {
             record(RunState::Failed, NOW - 1),
         );
         let ids = [asked.id, retrying.id, failed.id];
-        let step = StepRecord {
-            run_id: ids[1],
-            key: "flaky".into(),
-            step_index: 0,
-            item: None,
-            target: None,
-            state: StepState::Waiting,
-            attempts: 1,
-            reason: Some("retry".into()),
-            retry_at: Some(NOW),
-            output: None,
-            changed: None,
-            summary: None,
-            evidence: None,
-            started_at: Some(NOW - 10),
-            finished_at: None,
-        };
+        let step = StepRecord { attempts: 1, retry_at: Some(NOW), ..waiting(ids[1], "flaky") };
         let approve = Request::Approve { step: "gate".into(), comment: None };
         store
             .apply(vec![
@@ -414,23 +419,7 @@ mod tests {
         // Its definition cannot be read: the machine would have it driven, to report why.
         let run = record(RunState::Waiting, NOW);
         let id = run.id;
-        let gate = StepRecord {
-            run_id: id,
-            key: "gate".into(),
-            step_index: 0,
-            item: None,
-            target: None,
-            state: StepState::Waiting,
-            attempts: 0,
-            reason: Some("approval: go?".into()),
-            retry_at: None,
-            output: None,
-            changed: None,
-            summary: None,
-            evidence: None,
-            started_at: None,
-            finished_at: None,
-        };
+        let gate = waiting(id, "gate");
         store
             .apply(vec![Change::InsertRun(Box::new(run)), Change::PutStep(Box::new(gate.clone()))])
             .await
