@@ -752,6 +752,31 @@ async fn postgres_a_read_only_server_is_refused_for_writing() {
     assert!(Store::open_at_read_only(&location).expect("a reader").runs().expect("runs").is_empty());
 }
 
+/// The two-site URL of `docs/operations.md`: both sites' servers listed, with
+/// `target_session_attrs=read-write`, open the journal on the one that accepts writes, in either
+/// order; the other (a standby, here a server whose database is read-only) is passed over and
+/// gets nothing, not even Drover's tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_url_naming_both_sites_servers_opens_the_one_that_accepts_writes() {
+    let (standby, primary) = (PgCluster::start(), PgCluster::start());
+    standby.psql("ALTER DATABASE drover SET default_transaction_read_only = on");
+    let both = |first: &PgCluster, second: &PgCluster| {
+        format!(
+            // Sockets' folders as repeated `host`: a comma in one `host` value is part of a path.
+            "postgres:///drover?host={}&host={}&port=5432,5432&user=drover&target_session_attrs=read-write",
+            first.socket_dir().display(),
+            second.socket_dir().display()
+        )
+    };
+    for (n, url) in [both(&standby, &primary), both(&primary, &standby)].into_iter().enumerate() {
+        let store = Store::open_at(&Location::parse(url.as_ref()), Durability::Normal).expect("open");
+        let run = RunId::from_ulid(ulid_from(20 + n as u64));
+        store.apply(vec![Change::InsertRun(Box::new(run_record(run, 1)))]).await.expect("insert a run");
+    }
+    assert_eq!(primary.psql("SELECT count(*) FROM runs").trim(), "2");
+    assert_eq!(standby.psql("SELECT to_regclass('runs') IS NULL").trim(), "t");
+}
+
 /// The store outlives a server restart: reads and writes after it reconnect and succeed, and a
 /// lease taken before it is still held after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
