@@ -1,10 +1,11 @@
 //! `drover journal copy` through the real binary: runs made in an SQLite journal (one succeeded
 //! with checkpoints, one waiting at its second approval gate after the first was approved) are
-//! copied into a PostgreSQL journal, where `status --json`, `events --json` and `report` read the
-//! same as in the SQLite one (event numbers aside: they are positions in a whole journal), and the
-//! waiting run is approved and finished. The copy is run again and skips what it copied; once the
-//! run changed in PostgreSQL, a copy refuses it; a copy back to SQLite (an archive) reads the same
-//! as PostgreSQL. A run being driven stops a copy before it creates anything.
+//! copied into a PostgreSQL journal that holds the first already (as a copy stopped after it
+//! leaves it: it is skipped), where `status --json`, `events --json` and `report` read the same as
+//! in the SQLite one (event numbers aside: they are positions in a whole journal), and the waiting
+//! run is approved and finished. The copy is run again and skips what it copied; once the run
+//! changed in PostgreSQL, a copy refuses it; a copy back to SQLite (an archive) reads the same as
+//! PostgreSQL. A run being driven stops a copy before it creates anything.
 
 use std::process::Output;
 
@@ -110,6 +111,10 @@ fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishe
     let out = sandbox.run(&["--quiet", "run", &done_wf, "--inventory", &inv]);
     assert!(out.status.success(), "{}", stderr(&out));
     let done = sandbox.last_run();
+    // The destination then holds `done` whole, as a copy stopped after its first run leaves it.
+    let first = copy_json(&sandbox, &sqlite, &url);
+    assert_eq!(first["copied"], serde_json::json!([done]), "{first}");
+    assert_eq!(first["plugin_components"], 1, "the fixture's component: {first}");
     let out = sandbox.run(&["--quiet", "run", &gated_wf, "--inventory", &inv]);
     assert_eq!(out.status.code(), Some(4), "waits at the first gate: {}", stderr(&out));
     let gated = sandbox.last_run();
@@ -117,14 +122,18 @@ fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishe
     let out = sandbox.run(&["--quiet", "resume", &gated]);
     assert_eq!(out.status.code(), Some(4), "waits at the second gate: {}", stderr(&out));
 
-    // SQLite to PostgreSQL: progress on stderr, the summary on stdout.
+    // Copied again: `done` is skipped, `gated` copied. Progress on stderr, the summary on stdout.
     let out = ok(on(&sandbox, &sqlite, &["journal", "copy", "--to", &url]), "journal copy");
     let progress = stderr(&out);
-    assert!(progress.contains(&format!("run 1 of 2: {done}: copying")), "{progress}");
+    assert!(
+        progress.contains(&format!("run 1 of 2: {done}: in the destination already, skipped")),
+        "{progress}"
+    );
     assert!(progress.contains(&format!("run 2 of 2: {gated}: copying")), "{progress}");
     let summary = stdout(&out);
-    assert!(summary.starts_with("copied 2 runs ("), "{summary}");
-    assert!(summary.contains(" events) and 1 plugin component from "), "the fixture's component: {summary}");
+    assert!(summary.starts_with("copied 1 run ("), "{summary}");
+    assert!(summary.contains(" events) and 0 plugin components from "), "{summary}");
+    assert!(summary.ends_with("; 1 run there already, skipped\n"), "{summary}");
 
     for run in [&done, &gated] {
         let (status, events, report) = views(&sandbox, &sqlite, run);
