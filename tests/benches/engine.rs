@@ -528,17 +528,28 @@ fn w2(bench: &Bench, report: &mut Report, inventory: &Path) -> [[f64; 2]; 2] {
     let settings = report.backend.settings();
     let mut per_step = [[0.0; 2]; 2];
     for limit in [64, 8] {
-        let runs = settings.map(|setting| {
+        let mut commits = [Vec::new(), Vec::new()];
+        let runs = [0, 1].map(|i| {
             (0..5)
                 .map(|_| {
-                    let driven = bench.run_in_process("fan", &fan(1000, limit), setting);
+                    let driven = bench.run_in_process("fan", &fan(1000, limit), settings[i]);
                     assert_eq!(driven.outcome, RunOutcome::Succeeded);
+                    commits[i].push(driven.commits as f64);
                     driven.ms
                 })
                 .collect()
         });
         let what = format!("1 → 1,000 → 1 noop, run limit {limit}, median of 5");
         let medians = report.times("W2", &what, Mode::InProcess, runs, "≤ 500 ms");
+        // Group commit: how many of the run's writes shared each commit.
+        report.other(
+            "W2",
+            "… commits it took (median)",
+            Mode::InProcess,
+            commits.map(|c| (median(&c), format!("{:.0}", median(&c)))),
+            "commits",
+            "",
+        );
         if limit == 64 {
             per_step[0] = medians.map(|m| m / 1002.0);
             let runs = settings.map(|setting| {
