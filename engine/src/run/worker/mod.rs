@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::journal::RunId;
-use crate::store::StoreError;
+use crate::store::{RunRecord, StoreError};
 
 use super::{RunContext, RunError, RunOutcome};
 
@@ -121,6 +121,9 @@ fn backoff(base: Duration, failures: u32, max: Duration) -> Duration {
     base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(max)
 }
 
+/// A drive's run and how it ended.
+type Driven = (RunId, Result<RunOutcome, RunError>);
+
 /// Works until `stop` resolves, then returns how many runs it left being driven (see the
 /// module's doc for what becomes of them). `ctx.wait_for_operator` is ignored: a run waiting
 /// for a person is let go, and taken again once a person moved it.
@@ -130,109 +133,153 @@ pub async fn work(
     log: Arc<dyn WorkerLog>,
     stop: impl std::future::Future<Output = ()>,
 ) -> usize {
-    let ctx = RunContext { wait_for_operator: false, ..ctx };
-    let max_runs = options.max_runs.max(1);
-    let mut scanner = needs::Scanner::default();
-    let mut driving: JoinSet<(RunId, Result<RunOutcome, RunError>)> = JoinSet::new();
-    let mut driven: HashMap<tokio::task::Id, RunId> = HashMap::new();
-    let mut backoffs: HashMap<RunId, Backoff> = HashMap::new();
-    let mut journal_failures = 0u32;
+    let mut worker = Worker {
+        ctx: RunContext { wait_for_operator: false, ..ctx },
+        max_runs: options.max_runs.max(1),
+        options,
+        log,
+        scanner: needs::Scanner::default(),
+        driving: JoinSet::new(),
+        driven: HashMap::new(),
+        backoffs: HashMap::new(),
+        journal_failures: 0,
+    };
     let mut next_poll = Instant::now();
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => {
-                log.event(&WorkerEvent::Stopping { driving: driving.len() });
-                let left = driving.len();
-                driving.shutdown().await;
+                let left = worker.driving.len();
+                worker.log.event(&WorkerEvent::Stopping { driving: left });
+                worker.driving.shutdown().await;
                 return left;
             }
-            Some(joined) = driving.join_next_with_id(), if !driving.is_empty() => {
-                let (run, result) = match joined {
-                    Ok((_, (run, result))) => (run, result.map_err(|e| match e {
-                        RunError::LeaseHeld { .. } => None,
-                        e => Some(e.to_string()),
-                    })),
-                    Err(e) => match driven.get(&e.id()) {
-                        Some(&run) => (run, Err(Some(format!("driving stopped: {e}")))),
-                        None => continue,
-                    },
-                };
-                driven.retain(|_, r| *r != run);
-                match result {
-                    // Another process took the lease first: it drives the run.
-                    Err(None) => scanner.held(run),
-                    Ok(outcome) => {
-                        backoffs.remove(&run);
-                        if matches!(outcome, RunOutcome::Waiting { .. }) {
-                            scanner.waited(&ctx.store, run);
-                        }
-                        log.event(&WorkerEvent::Finished { run, outcome: &outcome });
-                    }
-                    Err(Some(error)) => {
-                        let entry = backoffs.entry(run).or_insert(Backoff { failures: 0, not_before: Instant::now() });
-                        entry.failures += 1;
-                        let retry_in = backoff(options.poll, entry.failures, MAX_RUN_BACKOFF);
-                        entry.not_before = Instant::now() + retry_in;
-                        log.event(&WorkerEvent::Failed { run, error: &error, retry_in });
-                    }
-                }
+            Some(joined) = worker.driving.join_next_with_id(), if !worker.driving.is_empty() => {
+                worker.finished(joined);
                 // A slot is free: look for work now.
                 next_poll = next_poll.min(Instant::now());
             }
             () = tokio::time::sleep_until(next_poll) => {
-                if driving.len() >= max_runs {
-                    next_poll = Instant::now() + options.poll;
-                    continue;
+                next_poll = Instant::now() + worker.poll();
+            }
+        }
+    }
+}
+
+/// A worker's state between polls.
+struct Worker {
+    ctx: RunContext,
+    options: WorkerOptions,
+    max_runs: usize,
+    log: Arc<dyn WorkerLog>,
+    scanner: needs::Scanner,
+    /// The drives under way, as tasks.
+    driving: JoinSet<Driven>,
+    /// The run of each drive under way.
+    driven: HashMap<tokio::task::Id, RunId>,
+    backoffs: HashMap<RunId, Backoff>,
+    /// Polls in a row the journal could not answer.
+    journal_failures: u32,
+}
+
+impl Worker {
+    /// Looks for runs needing work and takes what fits; returns how long until the next poll.
+    fn poll(&mut self) -> Duration {
+        if self.driving.len() >= self.max_runs {
+            return self.options.poll;
+        }
+        match self.find() {
+            Ok(taken) => {
+                if self.journal_failures > 0 {
+                    self.log.event(&WorkerEvent::JournalBack);
                 }
-                let now = Instant::now();
-                let busy: Vec<RunId> = driven.values().copied().collect();
-                let skip = |id: RunId| busy.contains(&id) || backoffs.get(&id).is_some_and(|b| b.not_before > now);
-                let found = scanner.scan(&ctx.store, ctx.clock.as_ref(), skip).and_then(|found| {
-                    let mut taken = Vec::new();
-                    for (run, need) in found {
-                        if driving.len() + taken.len() >= max_runs {
-                            break;
-                        }
-                        let instances = if options.limits.is_empty() { Vec::new() } else { ctx.store.steps(run.id)? };
-                        if options.limits.admits(&run, &instances) {
-                            taken.push((run, need));
-                        } else {
-                            tracing::debug!(run = %run.id, %need, "not taken: this worker's limits exclude every server the run acts on");
-                        }
-                    }
-                    Ok(taken)
-                });
-                match found {
-                    Ok(taken) => {
-                        if journal_failures > 0 {
-                            log.event(&WorkerEvent::JournalBack);
-                        }
-                        journal_failures = 0;
-                        for (run, need) in taken {
-                            log.event(&WorkerEvent::Took { run: run.id, workflow: &run.workflow, need: &need });
-                            let ctx = ctx.clone();
-                            let id = run.id;
-                            let task = driving.spawn(async move {
-                                let result = super::resume(&ctx, id).await;
-                                // Nothing is reported of a run whose journal does not hold what was committed.
-                                let verified = match ctx.store.verify().await {
-                                    Ok(()) => result,
-                                    Err(e) => Err(e.into()),
-                                };
-                                (id, verified)
-                            });
-                            driven.insert(task.id(), id);
-                        }
-                        next_poll = Instant::now() + options.poll;
-                    }
-                    Err(error) => {
-                        journal_failures += 1;
-                        let retry_in = backoff(options.poll, journal_failures, MAX_JOURNAL_BACKOFF);
-                        log.event(&WorkerEvent::JournalError { error: &error, retry_in });
-                        next_poll = Instant::now() + retry_in;
-                    }
+                self.journal_failures = 0;
+                for (run, need) in taken {
+                    self.log.event(&WorkerEvent::Took { run: run.id, workflow: &run.workflow, need: &need });
+                    self.take(run.id);
                 }
+                self.options.poll
+            }
+            Err(error) => {
+                self.journal_failures += 1;
+                let retry_in = backoff(self.options.poll, self.journal_failures, MAX_JOURNAL_BACKOFF);
+                self.log.event(&WorkerEvent::JournalError { error: &error, retry_in });
+                retry_in
+            }
+        }
+    }
+
+    /// The runs needing work that this worker may take, as many as its free slots.
+    fn find(&mut self) -> Result<Vec<(RunRecord, Need)>, StoreError> {
+        let now = Instant::now();
+        let busy: Vec<RunId> = self.driven.values().copied().collect();
+        let backoffs = &self.backoffs;
+        let skip = |id: RunId| busy.contains(&id) || backoffs.get(&id).is_some_and(|b| b.not_before > now);
+        let found = self.scanner.scan(&self.ctx.store, self.ctx.clock.as_ref(), skip)?;
+        let mut taken = Vec::new();
+        for (run, need) in found {
+            if self.driving.len() + taken.len() >= self.max_runs {
+                break;
+            }
+            let limits = &self.options.limits;
+            let instances = if limits.is_empty() { Vec::new() } else { self.ctx.store.steps(run.id)? };
+            if limits.admits(&run, &instances) {
+                taken.push((run, need));
+            } else {
+                tracing::debug!(run = %run.id, %need, "not taken: this worker's limits exclude every server the run acts on");
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Drives `run` in a task of its own.
+    fn take(&mut self, run: RunId) {
+        let ctx = self.ctx.clone();
+        let task = self.driving.spawn(async move {
+            let result = super::resume(&ctx, run).await;
+            // Nothing is reported of a run whose journal does not hold what was committed.
+            let verified = match ctx.store.verify().await {
+                Ok(()) => result,
+                Err(e) => Err(e.into()),
+            };
+            (run, verified)
+        });
+        self.driven.insert(task.id(), run);
+    }
+
+    /// A drive ended: logs it, and backs the run off if it failed.
+    fn finished(&mut self, joined: Result<(tokio::task::Id, Driven), tokio::task::JoinError>) {
+        let (run, result) = match joined {
+            Ok((_, (run, result))) => (
+                run,
+                result.map_err(|e| match e {
+                    RunError::LeaseHeld { .. } => None,
+                    e => Some(e.to_string()),
+                }),
+            ),
+            Err(e) => match self.driven.get(&e.id()) {
+                Some(&run) => (run, Err(Some(format!("driving stopped: {e}")))),
+                None => return,
+            },
+        };
+        self.driven.retain(|_, r| *r != run);
+        match result {
+            // Another process took the lease first: it drives the run.
+            Err(None) => self.scanner.held(run),
+            Ok(outcome) => {
+                self.backoffs.remove(&run);
+                if matches!(outcome, RunOutcome::Waiting { .. }) {
+                    self.scanner.waited(&self.ctx.store, run);
+                }
+                self.log.event(&WorkerEvent::Finished { run, outcome: &outcome });
+            }
+            Err(Some(error)) => {
+                let entry =
+                    self.backoffs.entry(run).or_insert(Backoff { failures: 0, not_before: Instant::now() });
+                entry.failures += 1;
+                let retry_in = backoff(self.options.poll, entry.failures, MAX_RUN_BACKOFF);
+                entry.not_before = Instant::now() + retry_in;
+                self.log.event(&WorkerEvent::Failed { run, error: &error, retry_in });
             }
         }
     }
