@@ -5,7 +5,8 @@
 //! in the SQLite one (event numbers aside: they are positions in a whole journal), and the waiting
 //! run is approved and finished. The copy is run again and skips what it copied; once the run
 //! changed in PostgreSQL, a copy refuses it; a copy back to SQLite (an archive) reads the same as
-//! PostgreSQL. A run being driven stops a copy before it creates anything.
+//! PostgreSQL. A run being driven stops a copy before it creates anything, and a plugin component
+//! that does not match its digest stops it before any run.
 
 use std::process::Output;
 
@@ -238,4 +239,25 @@ fn a_run_being_driven_stops_the_copy_before_it_creates_anything() {
     // The same journal as the destination is a mistake, said so.
     let out = sandbox.run(&["journal", "copy", "--to", &sandbox.db_path().display().to_string()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_plugin_component_that_does_not_match_its_digest_stops_the_copy_before_any_run() {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    let inv = sandbox.write("inventory.toml", INVENTORY);
+    let wf = sandbox.write("done.toml", DONE);
+    ok(sandbox.run(&["--quiet", "run", &wf, "--inventory", &inv]), "run");
+    rusqlite::Connection::open(sandbox.db_path())
+        .expect("open the journal")
+        .execute("UPDATE plugin_components SET bytes = CAST('not the plugin' AS BLOB)", [])
+        .expect("scribble on the journal's component");
+    let to = sandbox.path().join("copy.db").display().to_string();
+    let out = sandbox.run(&["journal", "copy", "--to", &to]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let refusal = stderr(&out);
+    assert!(refusal.contains("fixture-plugin-for-tests 1.0.0 stored under sha256 "), "{refusal}");
+    assert!(refusal.contains("does not match its digest"), "{refusal}");
+    let runs = ok(on(&sandbox, &to, &["runs", "--json"]), "runs in the destination");
+    assert_eq!(stdout(&runs).trim(), "[]");
 }

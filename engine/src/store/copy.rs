@@ -46,7 +46,7 @@ pub enum CopyError {
     },
     /// A plugin component's bytes do not match the digest they are stored under.
     #[error(
-        "the plugin component {name} {version} stored under sha256 {sha256} in {source_journal} does not match its digest: the source journal is damaged; nothing was copied"
+        "the plugin component {name} {version} stored under sha256 {sha256} in {source_journal} does not match its digest: the source journal is damaged; no run was copied"
     )]
     DamagedComponent {
         /// The journal it is in.
