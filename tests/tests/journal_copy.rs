@@ -59,6 +59,14 @@ needs = ["switch"]
 with = { behave = "ok" }
 "#;
 
+/// A home whose journal is an SQLite file in it, whatever `DROVER_TEST_JOURNAL` says: these tests
+/// copy from SQLite.
+fn sqlite_sandbox() -> Sandbox {
+    let mut sandbox = Sandbox::with_db(std::path::PathBuf::new());
+    sandbox.db = Some(sandbox.path().join("drover.db"));
+    sandbox
+}
+
 /// `drover --db <db> args…`.
 fn on(sandbox: &Sandbox, db: &str, args: &[&str]) -> Output {
     let mut all = vec!["--db", db];
@@ -102,7 +110,7 @@ fn copy_json(sandbox: &Sandbox, from: &str, to: &str) -> Value {
 fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishes_there() {
     let pg = PgCluster::start();
     let url = pg.url();
-    let sandbox = Sandbox::new();
+    let sandbox = sqlite_sandbox();
     sandbox.install(&[wasm::FIXTURE]);
     let sqlite = sandbox.db_path().display().to_string();
     let inv = sandbox.write("inventory.toml", INVENTORY);
@@ -205,7 +213,7 @@ fn runs_copied_from_sqlite_to_postgres_read_the_same_and_the_waiting_one_finishe
 
 #[test]
 fn a_run_being_driven_stops_the_copy_before_it_creates_anything() {
-    let sandbox = Sandbox::new();
+    let sandbox = sqlite_sandbox();
     sandbox.install(&[wasm::FIXTURE]);
     let mut held = sandbox.start_held_run();
     let run = sandbox.wait_until_driven(&mut held.child);
@@ -243,7 +251,7 @@ fn a_run_being_driven_stops_the_copy_before_it_creates_anything() {
 
 #[test]
 fn a_plugin_component_that_does_not_match_its_digest_stops_the_copy_before_any_run() {
-    let sandbox = Sandbox::new();
+    let sandbox = sqlite_sandbox();
     sandbox.install(&[wasm::FIXTURE]);
     let inv = sandbox.write("inventory.toml", INVENTORY);
     let wf = sandbox.write("done.toml", DONE);
