@@ -17,10 +17,13 @@ use crate::{CliError, Exit, Global, context, output};
 /// Journal commands.
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
-    /// Copy every run (steps, attempts, events, checkpoints, operator commands) and the plugin
-    /// components into another journal, one transaction per run. Leases are not copied. Runs the
-    /// destination holds already are skipped when equal to the source's (run the copy again
-    /// after an interruption) and refused when not; other runs there are left alone.
+    /// Copy every run of the journal (`--db`) and its plugin components into another journal.
+    ///
+    /// Each run goes in one transaction with its steps, attempts, events, checkpoints and operator
+    /// commands, as stored; leases are not copied. A run being driven stops the copy before it
+    /// writes anything. Runs the destination holds already are skipped when equal to the source's
+    /// (run the copy again after an interruption) and refused when not; other runs there are left
+    /// alone. See docs/operations.md.
     Copy(CopyArgs),
 }
 
