@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// The database file (or its folder) cannot be written.
     #[error(
-        "the database {path} is read-only: check the file's and folder's permissions, or pass another --db"
+        "the database {path} is read-only: check the file's and folder's permissions (an SQLite file), whether the server is a standby or the role may write (PostgreSQL), or pass another --db"
     )]
     ReadOnly {
         /// The file.
