@@ -8,6 +8,12 @@
 //! reached `COMMIT` (the server rolled it back). A write whose `COMMIT` got no answer is never
 //! repeated: whether it committed is unknown, and the caller gets
 //! [`StoreError::Unreachable`] saying so.
+//!
+//! **Invariant:** the [`RECONNECT_FOR`] window is one per outage of a thread's connection
+//! ([`Outage`]), not one per job: the jobs queued behind the one that waited it out get a single
+//! connection attempt each, until one connects. Otherwise every read or commit queued during a
+//! long outage waited its own 30 s, and a worker learnt only minutes later that it could not
+//! renew its leases.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +26,8 @@ use tokio::sync::oneshot;
 
 use super::super::StoreError;
 
-/// How long a broken connection is tried again before callers get [`StoreError::Unreachable`]:
+/// How long a broken connection is tried again before callers get [`StoreError::Unreachable`]
+/// (counted from when it broke, whatever the jobs waiting meanwhile):
 /// long enough for a server restart or a failover of the database, short enough that a lease
 /// (15 s by default) held by a writer that cannot commit expires and another process takes over.
 pub(super) const RECONNECT_FOR: Duration = Duration::from_secs(30);
@@ -71,7 +78,7 @@ impl Connector {
             .map_err(|e| self.error(&e))
     }
 
-    /// Connects, trying again with backoff until `deadline`.
+    /// Connects, trying again with backoff until `deadline` (once when it has passed).
     fn connect_until(&self, deadline: Instant) -> Result<Conn, StoreError> {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -109,7 +116,30 @@ pub(super) fn is_connection_lost(e: &postgres::Error) -> bool {
     }
 }
 
-type ReadJob = Box<dyn FnOnce(&mut Option<Conn>, &Connector) + Send>;
+/// Since when a thread's connection has been broken, if it is: the jobs of one outage share its
+/// [`RECONNECT_FOR`] window.
+#[derive(Default)]
+struct Outage(Option<Instant>);
+
+impl Outage {
+    /// Until when a job may wait for the connection, at `now`.
+    fn deadline(&self, now: Instant) -> Instant {
+        self.0.unwrap_or(now) + RECONNECT_FOR
+    }
+
+    /// The connection broke (or could not be made) at `now`: the outage starts then unless it
+    /// had already.
+    fn broke(&mut self, now: Instant) {
+        self.0.get_or_insert(now);
+    }
+
+    /// The server answered: the outage is over.
+    fn over(&mut self) {
+        self.0 = None;
+    }
+}
+
+type ReadJob = Box<dyn FnOnce(&mut Option<Conn>, &mut Outage, &Connector) + Send>;
 
 /// A thread that owns the connection reads go through.
 pub(super) struct Reader {
@@ -124,8 +154,9 @@ impl Reader {
             .name("drover-pg-reader".into())
             .spawn(move || {
                 let mut conn = Some(conn);
+                let mut outage = Outage::default();
                 while let Ok(job) = receiver.recv() {
-                    job(&mut conn, &connector);
+                    job(&mut conn, &mut outage, &connector);
                 }
             })
             .expect("start the journal's reader thread");
@@ -138,8 +169,8 @@ impl Reader {
         f: impl Fn(&mut Conn) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::channel();
-        let job: ReadJob = Box::new(move |conn, connector| {
-            let _ = reply.send(with_retry(conn, connector, |c| f(c)));
+        let job: ReadJob = Box::new(move |conn, outage, connector| {
+            let _ = reply.send(with_retry(conn, outage, connector, |c| f(c)));
         });
         self.sender.as_ref().ok_or(StoreError::WriterGone)?.send(job).map_err(|_| StoreError::WriterGone)?;
         answer.recv().map_err(|_| StoreError::WriterGone)?
@@ -156,25 +187,43 @@ impl Drop for Reader {
 }
 
 /// Runs `f` on `conn`, connecting first if it is gone, and again on a fresh connection while
-/// the failure is a lost connection, until [`RECONNECT_FOR`] has passed.
+/// the failure is a lost connection, until the outage's [`RECONNECT_FOR`] has passed.
 fn with_retry<T>(
     conn: &mut Option<Conn>,
+    outage: &mut Outage,
     connector: &Connector,
     f: impl Fn(&mut Conn) -> Result<T, postgres::Error>,
 ) -> Result<T, StoreError> {
-    let deadline = Instant::now() + RECONNECT_FOR;
     loop {
         let c = match conn {
             Some(c) => c,
-            None => conn.insert(connector.connect_until(deadline)?),
+            None => match connector.connect_until(outage.deadline(Instant::now())) {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    outage.broke(Instant::now());
+                    return Err(e);
+                }
+            },
         };
         match f(c) {
-            Ok(t) => return Ok(t),
-            Err(e) if is_connection_lost(&e) && Instant::now() < deadline => {
-                tracing::warn!(journal = %connector.name.display(), error = %e, "the journal's connection broke; connecting again");
-                *conn = None;
+            Ok(t) => {
+                outage.over();
+                return Ok(t);
             }
-            Err(e) => return Err(connector.error(&e)),
+            Err(e) if is_connection_lost(&e) => {
+                let now = Instant::now();
+                outage.broke(now);
+                *conn = None;
+                if now >= outage.deadline(now) {
+                    return Err(connector.error(&e));
+                }
+                tracing::warn!(journal = %connector.name.display(), error = %e, "the journal's connection broke; connecting again");
+            }
+            Err(e) => {
+                // The server answered, if only to refuse.
+                outage.over();
+                return Err(connector.error(&e));
+            }
         }
     }
 }
@@ -291,6 +340,7 @@ enum Attempt {
 fn write_loop(conn: Conn, connector: &Connector, receiver: &mpsc::Receiver<Job>, commits: &AtomicU64) {
     let mut conn = Some(conn.client);
     let mut statements = Statements(HashMap::new());
+    let mut outage = Outage::default();
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -299,32 +349,41 @@ fn write_loop(conn: Conn, connector: &Connector, receiver: &mpsc::Receiver<Job>,
                 Err(_) => break,
             }
         }
-        let deadline = Instant::now() + RECONNECT_FOR;
         let results = loop {
             let client = match &mut conn {
                 Some(client) => client,
-                None => match connector.connect_until(deadline) {
+                None => match connector.connect_until(outage.deadline(Instant::now())) {
                     Ok(c) => {
                         statements.0.clear();
                         conn.insert(c.client)
                     }
-                    Err(e) => break (0..jobs.len()).map(|_| Err(e.clone())).collect(),
+                    Err(e) => {
+                        outage.broke(Instant::now());
+                        break (0..jobs.len()).map(|_| Err(e.clone())).collect();
+                    }
                 },
             };
             match attempt(client, &mut statements, &jobs, connector, commits) {
-                Attempt::Done(results) => break results,
-                Attempt::Again(e) if Instant::now() < deadline => {
-                    tracing::warn!(journal = %connector.name.display(), error = %e, "the journal's connection broke before a commit; committing again on a new one");
-                    conn = None;
+                Attempt::Done(results) => {
+                    outage.over();
+                    break results;
                 }
                 Attempt::Again(e) => {
+                    let now = Instant::now();
+                    outage.broke(now);
                     conn = None;
-                    let e = connector.error(&e);
-                    break (0..jobs.len()).map(|_| Err(e.clone())).collect();
+                    if now >= outage.deadline(now) {
+                        let e = connector.error(&e);
+                        break (0..jobs.len()).map(|_| Err(e.clone())).collect();
+                    }
+                    tracing::warn!(journal = %connector.name.display(), error = %e, "the journal's connection broke before a commit; committing again on a new one");
                 }
                 Attempt::Failed(e) => {
                     if matches!(e, StoreError::Unreachable { .. }) {
+                        outage.broke(Instant::now());
                         conn = None;
+                    } else {
+                        outage.over();
                     }
                     break (0..jobs.len()).map(|_| Err(e.clone())).collect();
                 }
@@ -393,5 +452,29 @@ fn attempt(
             ),
         }),
         Err(e) => Attempt::Failed(connector.error(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jobs_of_one_outage_share_its_window_and_the_next_outage_gets_a_new_one() {
+        let start = Instant::now();
+        let mut outage = Outage::default();
+        assert_eq!(
+            outage.deadline(start),
+            start + RECONNECT_FOR,
+            "a healthy connection: the job's own window"
+        );
+        outage.broke(start);
+        // A job queued behind the one that waited the outage out gets no window of its own.
+        let later = start + RECONNECT_FOR + Duration::from_secs(5);
+        outage.broke(later);
+        assert_eq!(outage.deadline(later), start + RECONNECT_FOR);
+        assert!(outage.deadline(later) < later, "past: one connection attempt, no waiting");
+        outage.over();
+        assert_eq!(outage.deadline(later), later + RECONNECT_FOR, "the server answered: a new window");
     }
 }
