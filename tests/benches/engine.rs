@@ -277,8 +277,8 @@ impl Bench {
 
     /// Spawns `drover run` and SIGKILLs it once `killed_when` holds; returns its journal, once a
     /// resume may take the run over. On SQLite that is at once (the dead driver's OS lock is
-    /// gone); on PostgreSQL there is no OS lock, so the killed driver runs with a lease of 1 s
-    /// (`DROVER_LEASE_TTL`) and this waits, untimed, until the journal shows it expired.
+    /// gone); on PostgreSQL there is no OS lock, so the killed driver runs with a lease of
+    /// [`PG_KILLED_LEASE_TTL`] and this waits, untimed, until the journal shows it expired.
     fn run_then_kill(
         &self,
         name: &str,
@@ -292,7 +292,7 @@ impl Bench {
         let mut cmd =
             self.drover(&journal, setting, &["run", path_str(&wf), "--inventory", path_str(inventory)]);
         if setting.backend == Backend::Postgres {
-            cmd.env("DROVER_LEASE_TTL", "1s");
+            cmd.env("DROVER_LEASE_TTL", PG_KILLED_LEASE_TTL);
         }
         let mut child = cmd.spawn().expect("spawn drover run");
         let started = Instant::now();
@@ -314,6 +314,11 @@ impl Bench {
         journal
     }
 }
+
+/// The lease of a `drover run` W4 kills on PostgreSQL (`DROVER_LEASE_TTL`): short, as the resume
+/// waits for it to expire, but not 1 or 2 s, which the driver of a 10,000-instance fan-out on
+/// PostgreSQL cannot renew in time at the fan-out's expansion (it stops, exit 5).
+const PG_KILLED_LEASE_TTL: &str = "5s";
 
 /// One round trip to a thread blocked on a std channel that answers through a tokio oneshot,
 /// awaited in `block_on`: what a commit through the store's writer costs beyond the commit itself.
