@@ -108,6 +108,8 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<RunId, RunError> {
     let mut plugins = PinnedPlugins::new();
     // Steps often share a plugin: read each name's installed versions once.
     let mut installed_versions = std::collections::HashMap::new();
+    // Each component is put in the journal once, however many steps use it.
+    let mut journaled = std::collections::HashSet::new();
     for step in &new.workflow.steps {
         let Some((reference, info)) = step.plugin() else { continue };
         let versions = match installed_versions.entry(reference.name.as_str()) {
@@ -124,7 +126,9 @@ pub async fn start(ctx: &RunContext, new: NewRun) -> Result<RunId, RunError> {
             step.id.clone(),
             PinnedPlugin { name: info.name.clone(), version: info.version.clone(), sha256: installed.sha256 },
         );
-        journal_component(ctx, installed).await?;
+        if journaled.insert(installed.sha256) {
+            journal_component(ctx, installed).await?;
+        }
     }
     let inventory = serde_json::to_value(&new.inventory).map_err(|e| RunError::Params(e.to_string()))?;
     let definition = super::pin::pin(&new.workflow).map_err(|e| RunError::Params(e.to_string()))?;
