@@ -179,7 +179,10 @@ fn a_database_of_a_newer_schema_is_refused_untouched() {
         &sandbox,
         &db,
         READERS_AND_A_WRITER,
-        "has schema version 99, newer than this drover understands (2)",
+        &format!(
+            "has schema version 99, newer than this drover understands ({})",
+            drover_engine::store::SCHEMA_VERSION
+        ),
     );
 }
 
