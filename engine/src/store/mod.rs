@@ -34,9 +34,6 @@ pub use records::{
 };
 pub use sqlite::{Durability, SCHEMA_VERSION};
 
-/// The newest schema version of a PostgreSQL journal this build knows.
-pub const PG_SCHEMA_VERSION: i64 = postgres::SCHEMA_VERSION;
-
 /// An open run journal.
 pub struct Store {
     backend: Backend,

@@ -42,18 +42,13 @@ const MAX_BATCH: usize = 512;
 /// A connection and its prepared statements.
 pub(super) struct Conn {
     pub client: Client,
-    statements: HashMap<&'static str, Statement>,
+    statements: Statements,
 }
 
 impl Conn {
     /// The statement for `sql`, prepared once per connection.
     pub fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+        self.statements.get(&mut self.client, sql)
     }
 }
 
@@ -74,7 +69,7 @@ impl Connector {
     pub fn connect(&self) -> Result<Conn, StoreError> {
         self.config
             .connect(NoTls)
-            .map(|client| Conn { client, statements: HashMap::new() })
+            .map(|client| Conn { client, statements: Statements(HashMap::new()) })
             .map_err(|e| self.error(&e))
     }
 
@@ -245,20 +240,21 @@ impl From<postgres::Error> for JobError {
 type Output = Box<dyn std::any::Any + Send>;
 type Work = Box<dyn Fn(&mut postgres::Transaction<'_>, &mut Statements) -> Result<Output, JobError> + Send>;
 
-/// The statements prepared on the writer's connection, usable inside its transactions.
+/// The statements prepared on a connection, usable on it and inside its transactions.
 pub(super) struct Statements(HashMap<&'static str, Statement>);
 
 impl Statements {
-    /// The statement for `sql`, prepared once per connection.
+    /// The statement for `sql`, prepared once per connection (through the connection itself or
+    /// one of its transactions).
     pub fn get(
         &mut self,
-        tx: &mut postgres::Transaction<'_>,
+        client: &mut impl postgres::GenericClient,
         sql: &'static str,
     ) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.0.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = tx.prepare(sql)?;
+        let statement = client.prepare(sql)?;
         self.0.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -338,8 +334,7 @@ enum Attempt {
 }
 
 fn write_loop(conn: Conn, connector: &Connector, receiver: &mpsc::Receiver<Job>, commits: &AtomicU64) {
-    let mut conn = Some(conn.client);
-    let mut statements = Statements(HashMap::new());
+    let mut conn = Some(conn);
     let mut outage = Outage::default();
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
@@ -350,20 +345,17 @@ fn write_loop(conn: Conn, connector: &Connector, receiver: &mpsc::Receiver<Job>,
             }
         }
         let results = loop {
-            let client = match &mut conn {
-                Some(client) => client,
+            let Conn { client, statements } = match &mut conn {
+                Some(c) => c,
                 None => match connector.connect_until(outage.deadline(Instant::now())) {
-                    Ok(c) => {
-                        statements.0.clear();
-                        conn.insert(c.client)
-                    }
+                    Ok(c) => conn.insert(c),
                     Err(e) => {
                         outage.broke(Instant::now());
                         break (0..jobs.len()).map(|_| Err(e.clone())).collect();
                     }
                 },
             };
-            match attempt(client, &mut statements, &jobs, connector, commits) {
+            match attempt(client, statements, &jobs, connector, commits) {
                 Attempt::Done(results) => {
                     outage.over();
                     break results;

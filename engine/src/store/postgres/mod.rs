@@ -35,7 +35,7 @@ use crate::journal::RunId;
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The advisory lock migrations run under ("drov").
 const MIGRATION_LOCK: i64 = 0x6472_6f76;
