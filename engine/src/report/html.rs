@@ -14,7 +14,8 @@ use crate::store::StepState;
 /// Timeline rows drawn at most; the table below lists every instance.
 const TIMELINE_ROWS: usize = 150;
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2329;max-width:1100px;margin:24px auto;padding:0 16px}
+/// The report's stylesheet; the web view's pages use it too, so both look alike.
+pub const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2329;max-width:1100px;margin:24px auto;padding:0 16px}
 h1{font-size:22px;margin:0 0 12px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dee4;padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 6px}table{border-collapse:collapse;width:100%;margin:6px 0}
 th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f5f7}
@@ -31,11 +32,29 @@ pub fn html(report: &Report) -> String {
     super::shown(out)
 }
 
+/// The report's body without the document around it: what the web view's run page shows, so the
+/// page and the report never disagree. Its text is made safe to show like the whole report's.
+pub fn sections(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = write_sections(&mut out, report);
+    super::shown(out)
+}
+
+/// The report's title.
+pub fn title(report: &Report) -> String {
+    format!("Recovery report: {} {}", report.workflow, report.version)
+}
+
 fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
-    let title = format!("Recovery report: {} {}", r.workflow, r.version);
+    let title = title(r);
     writeln!(out, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")?;
     writeln!(out, "<title>{}</title><style>{STYLE}</style></head><body>", esc(&title))?;
     writeln!(out, "<h1>{}</h1>", esc(&title))?;
+    write_sections(out, r)?;
+    writeln!(out, "</body></html>")
+}
+
+fn write_sections(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "<table>")?;
     let row =
         |out: &mut String, k: &str, v: String| writeln!(out, "<tr><td class=\"k\">{k}</td><td>{v}</td></tr>");
@@ -147,7 +166,7 @@ fn write_all(out: &mut String, r: &Report) -> std::fmt::Result {
             }
         }
     }
-    writeln!(out, "</body></html>")
+    Ok(())
 }
 
 /// The data-loss window, the elapsed times, the phases, the approvals and what stays manual.
@@ -450,7 +469,7 @@ fn time_of_day(ms: i64) -> String {
 }
 
 /// Text safe in HTML content and attributes.
-fn esc(text: &str) -> String {
+pub fn esc(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::journal::{Event, RunId};
 use crate::store::{AttemptRecord, EventRecord, RunRecord, StepRecord, Store, StoreError};
 
-pub use html::html;
+pub use html::{STYLE, esc, html, sections, title};
 pub use markdown::markdown;
 pub use objectives::Objectives;
 
