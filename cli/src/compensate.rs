@@ -29,7 +29,7 @@ pub async fn run(global: &Global, args: CompensateArgs) -> Result<Exit, CliError
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
     let request = Request::Compensate { comment: args.comment };
-    let delivery = operator::request(&ctx, args.run, request, &user).await?;
+    let delivery = operator::request(&ctx.operators(), args.run, request, &user).await?;
     match delivery {
         Delivery::Queued { pid } => {
             if !global.quiet {

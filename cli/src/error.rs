@@ -95,9 +95,11 @@ fn run_exit(e: &RunError) -> Exit {
         RunError::Store(store) => store_exit(store),
         RunError::LeaseHeld { .. } | RunError::LeaseLost { .. } => Exit::Busy,
         RunError::Registry(registry) => registry_exit(registry),
-        RunError::Plugin(_) | RunError::Params(_) | RunError::Definition { .. } | RunError::Operator(_) => {
-            Exit::Failure
-        }
+        RunError::Plugin(_)
+        | RunError::Params(_)
+        | RunError::Definition { .. }
+        | RunError::Operator(_)
+        | RunError::NotApprover { .. } => Exit::Failure,
     }
 }
 

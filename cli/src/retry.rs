@@ -35,7 +35,7 @@ pub(super) async fn send(global: &Global, run: RunId, request: Request) -> Resul
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
     let (what, step) = (request.kind(), request.step_key().map(str::to_string));
-    let delivery = operator::request(&ctx, run, request, &user).await?;
+    let delivery = operator::request(&ctx.operators(), run, request, &user).await?;
     ctx.store.verify().await?;
     if global.json {
         let (delivery, pid) = match delivery {

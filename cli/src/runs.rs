@@ -1,7 +1,6 @@
 //! `drover runs`: the runs in the journal, newest first.
 
 use clap::Args;
-use serde_json::json;
 
 use crate::{CliError, Exit, Global, context, output, status::format_ms};
 
@@ -13,12 +12,7 @@ pub fn run(global: &Global, _args: RunsArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
     let runs = store.runs()?;
     if global.json {
-        let items: Vec<_> = runs
-            .iter()
-            .map(|r| json!({ "run": r.id, "workflow": r.workflow, "version": r.workflow_version, "state": r.state,
-                             "started_by": r.started_by, "created_at": r.created_at, "finished_at": r.finished_at }))
-            .collect();
-        output::json(&items)?;
+        output::json(&drover_engine::documents::runs(&store)?)?;
         return Ok(Exit::Success);
     }
     if runs.is_empty() {

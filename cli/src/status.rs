@@ -7,7 +7,6 @@ use drover_engine::run::RunError;
 use drover_engine::run::machine::Machine;
 use drover_engine::store::{StepRecord, StepState};
 use drover_engine::workflow::StepKind;
-use serde_json::json;
 
 use crate::{CliError, Exit, Global, context, output};
 
@@ -29,11 +28,15 @@ pub struct StatusArgs {
 
 pub fn run(global: &Global, args: StatusArgs) -> Result<Exit, CliError> {
     let store = context::read_store(global)?;
+    let clock: std::sync::Arc<dyn drover_engine::run::Clock> =
+        std::sync::Arc::new(drover_engine::run::SystemClock::default());
+    if global.json {
+        output::json(&drover_engine::documents::status(&store, args.run, clock)?)?;
+        return Ok(Exit::Success);
+    }
     let run = store.run(args.run)?;
     let steps = store.steps(run.id)?;
     // The run machine says why each instance waits, as the driver would see it.
-    let clock: std::sync::Arc<dyn drover_engine::run::Clock> =
-        std::sync::Arc::new(drover_engine::run::SystemClock::default());
     let machine = Machine::for_run(&run, steps, clock.clone())
         .map_err(|message| RunError::Definition { run_id: run.id, message })?;
     let wf = machine.workflow();
@@ -44,26 +47,6 @@ pub fn run(global: &Global, args: StatusArgs) -> Result<Exit, CliError> {
     let instances_of = |i: usize| -> Vec<&StepRecord> {
         machine.keys_of(i).iter().filter_map(|k| machine.instance(k)).collect()
     };
-    if global.json {
-        let items: Vec<_> =
-            wf.order
-                .iter()
-                .map(|&i| {
-                    let instances: Vec<_> = instances_of(i).into_iter().map(|r| {
-                    json!({ "key": r.key, "state": r.state, "attempts": r.attempts, "target": r.target,
-                            "why": machine.why(&r.key, driven), "summary": r.summary, "output": r.output })
-                }).collect();
-                    json!({ "id": wf.steps[i].id, "state": machine.step_state(i), "instances": instances,
-                        "waits_for": machine.unfinished_needs(i) })
-                })
-                .collect();
-        output::json(
-            &json!({ "run": run.id, "workflow": run.workflow, "version": run.workflow_version, "state": run.state,
-                              "started_by": run.started_by, "created_at": run.created_at, "finished_at": run.finished_at,
-                              "driven_by": lease.map(|l| json!({"pid": l.pid, "host": l.host, "user": l.user})), "steps": items }),
-        )?;
-        return Ok(Exit::Success);
-    }
     say!("{} · {} {} · {}", run.id, run.workflow, run.workflow_version, run.state);
     say!("started by {} at {}", run.started_by, format_ms(run.created_at));
     if let Some(l) = lease {

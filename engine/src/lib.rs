@@ -17,6 +17,7 @@
 
 pub mod diagnostic;
 pub mod display;
+pub mod documents;
 pub mod grants;
 pub mod input_file;
 pub mod inventory;

@@ -192,6 +192,16 @@ pub enum RunError {
     /// An operator command does not fit the run's state.
     #[error("{0}")]
     Operator(String),
+    /// An approval from someone the gate does not name.
+    #[error("only {} may approve {step}; {actor} may not", approvers.join(" or "))]
+    NotApprover {
+        /// The gate's instance key.
+        step: String,
+        /// Who tried.
+        actor: String,
+        /// Who may.
+        approvers: Vec<String>,
+    },
 }
 
 /// Resumes a run: takes the lease, settles attempts interrupted by a crash, and drives it on.

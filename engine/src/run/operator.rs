@@ -15,8 +15,12 @@ use crate::journal::{Actor, AttemptCancelled, Event, Request, RunId};
 use crate::store::{AttemptState, Change, RequestRecord, RunState, StepRecord, StepState};
 use crate::workflow::model::{StepKind, Workflow};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::lease::Lease;
-use super::{RunContext, RunError};
+use super::{Clock, RunContext, RunError};
+use crate::store::Store;
 
 /// What applying a command did.
 #[derive(Debug, Default)]
@@ -183,10 +187,30 @@ pub enum Delivery {
     ToDrive,
 }
 
+/// What delivering an operator command needs: the journal, the clock and the lease time. Every
+/// front end (the command line, the web view) builds one; a [`RunContext`] gives its own.
+#[derive(Clone)]
+pub struct Operators {
+    /// The journal.
+    pub store: Arc<Store>,
+    /// Time, for the request's record and the lease.
+    pub clock: Arc<dyn Clock>,
+    /// How long the lease taken to apply a command lasts.
+    pub lease_ttl: Duration,
+}
+
+impl RunContext {
+    /// What delivering operator commands for this context needs.
+    pub fn operators(&self) -> Operators {
+        Operators { store: self.store.clone(), clock: self.clock.clone(), lease_ttl: self.lease_ttl }
+    }
+}
+
 /// Validates an operator command against the run's state, queues it, and applies it at once if no
-/// process drives the run.
+/// process drives the run. `actor` is who sends it: the approvers a gate names are checked against
+/// it.
 pub async fn request(
-    ctx: &RunContext,
+    ctx: &Operators,
     run_id: RunId,
     command: Request,
     actor: &str,
@@ -210,6 +234,18 @@ pub async fn request(
         RequestRecord { seq: 0, run_id, request: Ok(command.clone()), actor: actor.into(), at: now };
     let mut instances: BTreeMap<String, StepRecord> =
         ctx.store.steps(run_id)?.into_iter().map(|r| (r.key.clone(), r)).collect();
+    if let Request::Approve { step: key, .. } = &command
+        && let Some(record) = instances.get(key)
+        && let StepKind::Approval { approvers, .. } = &wf.steps[record.step_index].kind
+        && !approvers.is_empty()
+        && !approvers.iter().any(|a| a == actor)
+    {
+        return Err(RunError::NotApprover {
+            step: key.clone(),
+            actor: actor.into(),
+            approvers: approvers.clone(),
+        });
+    }
     apply(&wf, &mut instances.clone(), &request, now).map_err(RunError::Operator)?;
     ctx.store.apply(vec![Change::Request { run_id, request: command, actor: actor.into(), at: now }]).await?;
     if compensate {
@@ -262,7 +298,7 @@ pub async fn request(
 /// The attempts a dead driver left running, and their instances, ended by a cancel applied while
 /// no process drives the run: nothing of a cancelled run shows as running.
 fn end_interrupted(
-    ctx: &RunContext,
+    ctx: &Operators,
     run_id: RunId,
     instances: &mut BTreeMap<String, StepRecord>,
     actor: &str,
