@@ -1,8 +1,8 @@
 //! Drover's automation, run as `cargo xtask <command>` from anywhere in the repository.
 //!
 //! Every command installs what it needs (the `wasm32-wasip2` target through rustup, the OpenSSH
-//! and PostgreSQL servers through apt) or says exactly what is missing. Nothing here is needed at
-//! run time; it only drives cargo.
+//! and PostgreSQL servers, Chromium and chromedriver through apt) or says exactly what is missing.
+//! Nothing here is needed at run time; it only drives cargo.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -16,6 +16,11 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The OpenSSH server the ssh transport tests start.
 const SSHD: &str = "/usr/sbin/sshd";
+
+/// Debian's Chromium (package `chromium`) and its chromedriver (package `chromium-driver`): the
+/// browser tests drive a headless Chromium through chromedriver (`tests/src/browser.rs`).
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Where Debian installs PostgreSQL's server, one folder per major version (`<version>/bin/initdb`).
 const POSTGRES_SERVER_ROOT: &str = "/usr/lib/postgresql";
@@ -38,8 +43,8 @@ enum Task {
     /// target/plugins-wasm/wasm32-wasip2/release/.
     BuildPlugins,
     /// Install what the tests need and nothing else: the wasm32-wasip2 target, openssh-server,
-    /// PostgreSQL's server (no system cluster), and the local account of the Windows logon tests
-    /// (`test` does this first).
+    /// PostgreSQL's server (no system cluster), Chromium and chromedriver, and the local account of
+    /// the Windows logon tests (`test` does this first).
     Setup,
     /// Run the whole test suite: the workspace (unit, integration, end-to-end) and the plugins'
     /// native unit tests.
@@ -160,19 +165,44 @@ fn ensure_sshd() -> anyhow::Result<()> {
         );
     }
     eprintln!("installing openssh-server through apt-get (the ssh transport tests need {SSHD})");
-    apt_install("openssh-server")
+    apt_install(&["openssh-server"])
 }
 
-/// `apt-get update`, then installs the Debian package `package` without questions.
-fn apt_install(package: &str) -> anyhow::Result<()> {
+/// Installs Debian's `chromium` and `chromium-driver` through apt when [`CHROMIUM`] or
+/// [`CHROMEDRIVER`] is missing: the browser tests start chromedriver on 127.0.0.1, which starts a
+/// headless Chromium. No browser is downloaded from anywhere else.
+fn ensure_chromium() -> anyhow::Result<()> {
+    let missing: Vec<&str> =
+        [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let missing = missing.join(" and ");
+    if !is_root()? {
+        bail!(
+            "{missing} is missing and only root can install it: install the Debian packages chromium and chromium-driver (`sudo apt-get install chromium chromium-driver`) and try again"
+        );
+    }
+    eprintln!("installing chromium and chromium-driver through apt-get (the browser tests need {missing})");
+    apt_install(&["chromium", "chromium-driver"])?;
+    if let Some(still) = [CHROMIUM, CHROMEDRIVER].into_iter().find(|p| !Path::new(p).exists()) {
+        bail!("apt-get installed chromium and chromium-driver but there is no {still}");
+    }
+    Ok(())
+}
+
+/// `apt-get update`, then installs the Debian `packages` without questions.
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     run(Command::new("apt-get").arg("update"))
         .and_then(|()| {
             run(Command::new("apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", package]))
+                .args(["install", "-y"])
+                .args(packages))
         })
         .with_context(|| {
-            format!("could not install {package}; run `apt-get install {package}` and try again")
+            let packages = packages.join(" ");
+            format!("could not install {packages}; run `apt-get install {packages}` and try again")
         })
 }
 
@@ -220,7 +250,7 @@ fn ensure_postgres() -> anyhow::Result<()> {
         std::fs::write(conf, text).with_context(|| format!("cannot write {CREATECLUSTER_CONF}"))?;
     }
     eprintln!("installing postgresql through apt-get (the PostgreSQL journal tests need its server)");
-    apt_install("postgresql")?;
+    apt_install(&["postgresql"])?;
     if !postgres_server_installed() {
         bail!("apt-get installed postgresql but there is no {POSTGRES_SERVER_ROOT}/<version>/bin/initdb");
     }
@@ -350,6 +380,7 @@ fn setup() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     ensure_sshd()?;
     ensure_postgres()?;
+    ensure_chromium()?;
     ensure_windows_logon()
 }
 
