@@ -11,6 +11,7 @@ pub mod kill;
 pub mod lab;
 pub mod postgres;
 pub mod sshd;
+pub mod web;
 pub mod windows_lab;
 pub mod workers;
 
@@ -336,6 +337,22 @@ with = {{ behave = "effect", file = "{}", until = "{}" }}
     /// Runs `drover args…` and returns its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.drover().args(args).output().expect("run drover")
+    }
+
+    /// Runs `drover args…` with `input` on its stdin and returns its output.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .drover()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start drover");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("write drover's stdin");
+        drop(stdin);
+        child.wait_with_output().expect("drover ends")
     }
 }
 
