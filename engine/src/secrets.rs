@@ -127,6 +127,15 @@ pub enum SecretsError {
     },
 }
 
+/// The permission bits of `path` (`0o644`) when its group or others have any of them, `None` when
+/// only its owner has: the check for files that hold secrets (this module's secrets file, the web
+/// view's users file), made before they are read.
+pub fn exposed_mode(path: &std::path::Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 /// Secrets from a TOML file of `name = "value"` lines, refused unless only its owner may read it.
 #[derive(Debug, Clone)]
 pub struct FileSecrets(MapSecrets);
@@ -134,11 +143,9 @@ pub struct FileSecrets(MapSecrets);
 impl FileSecrets {
     /// Reads `path`.
     pub fn load(path: &std::path::Path) -> Result<FileSecrets, SecretsError> {
-        use std::os::unix::fs::PermissionsExt;
         let shown = path.display().to_string();
         let io = |source| SecretsError::Io { path: shown.clone(), source };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if let Some(mode) = exposed_mode(path).map_err(io)? {
             return Err(SecretsError::Exposed { path: shown, mode });
         }
         let text = crate::input_file::read_to_string(path).map_err(io)?;

@@ -7,4 +7,5 @@
 //! The engine is the only source of truth: every page and document is built from the journal
 //! through `drover_engine` (the run page's body is the HTML report's own rendering), and every
 //! action goes through `drover_engine::run::operator`, as `drover approve` does.
+pub mod auth;
 pub mod layout;
