@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit::{self, Exit};
 use crate::{
     CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, journal,
-    plan, plugin, report, resume, retry, run, runs, skip, status, validate, worker,
+    plan, plugin, report, resume, retry, run, runs, skip, status, users, validate, worker,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
@@ -118,6 +118,9 @@ pub enum Command {
     /// Work on the journal as a whole: copy it into another (SQLite to PostgreSQL, or back).
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// Manage the users of `drover serve`: who may log in to the web view and act.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// Runs the parsed command line.
@@ -143,5 +146,6 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plugin(command) => plugin::run(global, command).await,
         Command::Inventory(command) => inventory::run(global, command).await,
         Command::Journal(command) => journal::run(global, command).await,
+        Command::Users(command) => users::run(global, command),
     }
 }

@@ -54,6 +54,9 @@ pub enum CliError {
     /// `drover journal copy` stopped.
     #[error(transparent)]
     Copy(#[from] CopyError),
+    /// The users file of `drover serve` could not be read, written or changed.
+    #[error(transparent)]
+    Users(#[from] drover_web::auth::UsersError),
 }
 
 impl CliError {
@@ -75,7 +78,21 @@ impl CliError {
                 Exit::Failure
             }
             CliError::Copy(e) => copy_exit(e),
+            CliError::Users(e) => users_exit(e),
         }
+    }
+}
+
+/// The exit code of every way a users-file command fails.
+fn users_exit(e: &drover_web::auth::UsersError) -> Exit {
+    use drover_web::auth::UsersError;
+    match e {
+        UsersError::NoSuchUser { .. } => Exit::NotFound,
+        UsersError::BadName(_) | UsersError::EmptyPassword => Exit::Usage,
+        UsersError::Io { .. }
+        | UsersError::Exposed { .. }
+        | UsersError::Invalid { .. }
+        | UsersError::Hash(_) => Exit::Failure,
     }
 }
 

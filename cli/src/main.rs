@@ -26,6 +26,7 @@ mod run;
 mod runs;
 mod skip;
 mod status;
+mod users;
 mod validate;
 mod worker;
 mod workflow;
