@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit::{self, Exit};
 use crate::{
     CliError, approve, cancel, compensate, completions, context, env, events, graph, inventory, journal,
-    plan, plugin, report, resume, retry, run, runs, skip, status, users, validate, worker,
+    plan, plugin, report, resume, retry, run, runs, serve, skip, status, users, validate, worker,
 };
 
 /// Drover runs disaster-recovery runbooks as durable workflows of sandboxed WebAssembly steps.
@@ -105,6 +105,8 @@ pub enum Command {
     Compensate(compensate::CompensateArgs),
     /// Print a run's event journal.
     Events(events::EventsArgs),
+    /// Serve the web view: the runs, live run pages, the JSON API, and approvals from the browser.
+    Serve(serve::ServeArgs),
     /// Write a run's recovery report for auditors (Markdown or self-contained HTML).
     Report(report::ReportArgs),
     /// Print a shell completion script.
@@ -146,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plugin(command) => plugin::run(global, command).await,
         Command::Inventory(command) => inventory::run(global, command).await,
         Command::Journal(command) => journal::run(global, command).await,
+        Command::Serve(args) => serve::run(global, args).await,
         Command::Users(command) => users::run(global, command),
     }
 }

@@ -24,6 +24,7 @@ mod resume;
 mod retry;
 mod run;
 mod runs;
+mod serve;
 mod skip;
 mod status;
 mod users;

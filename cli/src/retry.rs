@@ -4,7 +4,6 @@
 use clap::Args;
 use drover_engine::journal::{Request, RunId};
 use drover_engine::run::operator::{self, Delivery};
-use serde_json::json;
 
 use crate::{CliError, Exit, Global, context};
 
@@ -35,16 +34,10 @@ pub(super) async fn send(global: &Global, run: RunId, request: Request) -> Resul
     let ctx = context::run_context(global, false)?;
     let (user, _) = drover_engine::run::whoami();
     let (what, step) = (request.kind(), request.step_key().map(str::to_string));
-    let delivery = operator::request(&ctx.operators(), run, request, &user).await?;
+    let delivery = operator::request(&ctx.operators(), run, request.clone(), &user).await?;
     ctx.store.verify().await?;
     if global.json {
-        let (delivery, pid) = match delivery {
-            Delivery::Applied => ("applied", None),
-            Delivery::Queued { pid } => ("queued", Some(pid)),
-            Delivery::ToDrive => ("to-drive", None),
-        };
-        let doc = json!({ "run": run, "command": what, "step": step, "by": user, "delivery": delivery, "driver_pid": pid });
-        crate::output::json(&doc)?;
+        crate::output::json(&drover_engine::documents::Delivered::new(run, &request, &user, &delivery))?;
         return Ok(Exit::Success);
     }
     let target = step.map(|s| format!(" {s}")).unwrap_or_default();

@@ -84,7 +84,7 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Result<Exit, CliError> {
 }
 
 /// Resolves at the first SIGTERM or SIGINT.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

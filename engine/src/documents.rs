@@ -164,3 +164,48 @@ pub fn status(store: &Store, run_id: RunId, clock: Arc<dyn Clock>) -> Result<Run
         steps,
     })
 }
+
+/// What became of an operator command (`drover approve|retry|skip|cancel --json`, and the web
+/// API's answer to the same actions).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Delivered {
+    /// The run.
+    #[schemars(with = "String")]
+    pub run: RunId,
+    /// `approve`, `retry`, `skip`, `cancel` or `compensate`.
+    pub command: String,
+    /// The step instance it names, if any.
+    pub step: Option<String>,
+    /// Who sent it: the actor the journal records.
+    pub by: String,
+    /// `applied` (no process drove the run: done now), `queued` (the driving process applies it
+    /// on its next poll) or `to-drive` (it takes a process driving the run: `drover resume`).
+    pub delivery: String,
+    /// The driving process, when queued.
+    pub driver_pid: Option<u32>,
+}
+
+impl Delivered {
+    /// The document of `delivery` of `command` by `by`.
+    pub fn new(
+        run: RunId,
+        command: &crate::journal::Request,
+        by: &str,
+        delivery: &crate::run::operator::Delivery,
+    ) -> Delivered {
+        use crate::run::operator::Delivery;
+        let (what, pid) = match delivery {
+            Delivery::Applied => ("applied", None),
+            Delivery::Queued { pid } => ("queued", Some(*pid)),
+            Delivery::ToDrive => ("to-drive", None),
+        };
+        Delivered {
+            run,
+            command: command.kind().to_string(),
+            step: command.step_key().map(str::to_string),
+            by: by.to_string(),
+            delivery: what.to_string(),
+            driver_pid: pid,
+        }
+    }
+}

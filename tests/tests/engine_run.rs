@@ -217,6 +217,16 @@ with = { behave = "ok" }
     let out = sandbox.drover().args(["approve", &run, "go"]).env("USER", "mallory").output().unwrap();
     assert_ne!(out.status.code(), Some(0), "mallory may not approve");
     assert!(stderr(&out).contains("only alice or bob may approve go; mallory may not"), "{}", stderr(&out));
+    // Skipping a gate passes it too: the same approvers only.
+    let out = sandbox
+        .drover()
+        .args(["skip", &run, "go", "--output", "{}"])
+        .env("USER", "mallory")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "mallory may not skip the gate");
+    assert!(stderr(&out).contains("only alice or bob may skip go; mallory may not"), "{}", stderr(&out));
+    assert_eq!(sandbox.status(&run)["steps"][0]["instances"][0]["state"], "waiting");
     let out = sandbox
         .drover()
         .args(["approve", &run, "go", "--comment", "ok"])

@@ -459,3 +459,22 @@ fn a_runs_stream_sends_a_new_view_when_an_operator_command_changes_the_journal()
         }
     }
 }
+
+/// Skipping a gate passes it as approving does: only the approvers it names may.
+#[test]
+fn someone_a_gate_does_not_name_cannot_pass_it_by_skipping_it() {
+    let sandbox = sandbox();
+    let (users_file, _) = users(&sandbox);
+    let run = start(&sandbox, "gated", GATED, 4);
+    let served = Served::start(&sandbox, &["--users", &users_file]);
+    let mallory = served.login("mallory", "mallory-secret");
+    let token = served.csrf_token(&format!("/runs/{run}"), &mallory);
+    let answer = served.post_json(
+        &format!("/api/runs/{run}/skip"),
+        &[("cookie", &mallory), ("x-csrf-token", &token)],
+        &json!({ "step": "go", "output": {}, "comment": "bypass" }),
+    );
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert!(answer.text().contains("only alice or bob may skip go; mallory may not"), "{}", answer.text());
+    assert_eq!(sandbox.status(&run)["steps"][1]["instances"][0]["state"], "waiting");
+}

@@ -6,7 +6,7 @@ use drover_engine::report::esc;
 
 /// The view's own styles and script, embedded in the binary (no CDN, no network at run time).
 pub const VIEW_CSS: &str = include_str!("../assets/view.css");
-/// The page script: live updates and the operator actions.
+/// The page script (served as `/assets/view.js`): live updates and the operator actions.
 pub const VIEW_JS: &str = include_str!("../assets/view.js");
 
 /// Who looks at a page: enough to draw the bar and the actions.
@@ -28,11 +28,12 @@ pub fn page(title: &str, viewer: &PageViewer<'_>, body: &str) -> String {
         ),
         None => "<a id=\"login-link\" href=\"/login\">Log in</a>".to_string(),
     };
-    let csrf = viewer.csrf.map(|t| format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t))).unwrap_or_default();
+    let csrf =
+        viewer.csrf.map(|t| format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t))).unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">{csrf}\
-<title>{title} · Drover</title><style>{report}</style><style>{VIEW_CSS}</style></head><body>\
-<nav class=\"bar\"><a href=\"/\">Drover</a><span class=\"who\">{who}</span></nav>\n{body}\n<script>{VIEW_JS}</script></body></html>\n",
+<title>{title} · Drover</title><script src=\"/assets/view.js\" defer></script><style>{report}</style><style>{VIEW_CSS}</style></head><body>\
+<nav class=\"bar\"><a href=\"/\">Drover</a><span class=\"who\">{who}</span></nav>\n{body}\n</body></html>\n",
         title = esc(title),
         report = drover_engine::report::STYLE,
     )

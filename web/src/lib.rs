@@ -7,5 +7,16 @@
 //! The engine is the only source of truth: every page and document is built from the journal
 //! through `drover_engine` (the run page's body is the HTML report's own rendering), and every
 //! action goes through `drover_engine::run::operator`, as `drover approve` does.
+mod api;
 pub mod auth;
+mod error;
 pub mod layout;
+mod live;
+mod pages;
+pub mod plans;
+pub mod reference;
+mod server;
+mod view;
+
+pub use api::{ENDPOINTS, Endpoint, PlanListing};
+pub use server::{MAX_BODY, ServeConfig, serve};

@@ -72,7 +72,8 @@ pub fn events_markdown() -> String {
     out
 }
 
-fn schema_of<T: JsonSchema>() -> Value {
+/// The JSON Schema (draft 2020-12) of `T`, with its definitions under `$defs`.
+pub fn schema_of<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
     generator.into_root_schema_for::<T>().to_value()
 }
@@ -86,12 +87,13 @@ fn kind_name(kind: &Value) -> &str {
     kind["properties"]["kind"]["const"].as_str().unwrap_or_default()
 }
 
-fn description(node: &Value) -> &str {
+/// A schema node's description.
+pub fn description(node: &Value) -> &str {
     node.get("description").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// A doc comment as one Markdown line.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -103,8 +105,9 @@ fn first_sentence(text: &str) -> String {
     }
 }
 
-/// The table of an object's fields, or a line saying it has none.
-fn fields(out: &mut String, node: &Value) {
+/// The table of an object's fields, or a line saying it has none. The web API's reference
+/// (`drover_web`) draws its documents with it too.
+pub fn fields(out: &mut String, node: &Value) {
     let properties = node.get("properties").and_then(Value::as_object);
     let Some(properties) = properties.filter(|p| !p.is_empty()) else {
         let _ = writeln!(out, "`data` is `{{}}`.\n");
@@ -129,7 +132,7 @@ fn fields(out: &mut String, node: &Value) {
 }
 
 /// A short JSON type: `string`, `integer or null`, `list of [LogRecord](#logrecord)`.
-fn type_of(node: &Value) -> String {
+pub fn type_of(node: &Value) -> String {
     if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
         let name = reference.rsplit('/').next().unwrap_or(reference);
         return format!("[{name}](#{})", name.to_lowercase());

@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 use super::bindings::drover::plugin::types as wit;
 
 /// What running a step does to the world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Effect {
     /// Never changes anything.

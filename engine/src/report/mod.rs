@@ -37,7 +37,7 @@ fn shown(text: String) -> String {
 }
 
 /// A run's report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// The run id.
     pub run: String,
@@ -72,7 +72,7 @@ pub struct Report {
 }
 
 /// A plugin as the run pinned it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PinnedPlugin {
     /// Name.
     pub name: String,
@@ -83,7 +83,7 @@ pub struct PinnedPlugin {
 }
 
 /// One step instance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StepReport {
     /// Instance key (`id` or `id[item]`).
     pub key: String,
@@ -110,7 +110,7 @@ pub struct StepReport {
 }
 
 /// One attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AttemptReport {
     /// 1, 2, …
     pub number: u32,
@@ -127,7 +127,7 @@ pub struct AttemptReport {
 }
 
 /// An operator's action.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct OperatorAction {
     /// When.
     pub at: i64,

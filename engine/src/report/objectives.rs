@@ -19,7 +19,7 @@ use crate::store::{EventRecord, RunRecord};
 use crate::workflow::{RpoSource, StepKind, Workflow};
 
 /// The run's elapsed time (the RTO as measured).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Timing {
     /// From the run's creation to `until` (ms).
     pub elapsed_ms: i64,
@@ -40,7 +40,7 @@ impl Timing {
 }
 
 /// One phase: the steps that name it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PhaseReport {
     /// The phase's name, as the workflow gives it.
     pub name: String,
@@ -66,7 +66,7 @@ impl PhaseReport {
 }
 
 /// An approval gate's instance and what became of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GateReport {
     /// The instance key.
     pub key: String,
@@ -90,7 +90,7 @@ pub struct GateReport {
 }
 
 /// Something a person still has to do or look at.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ManualItem {
     /// The step instance it is about; none for the workflow's own `report.manual` lines.
     pub step_key: Option<String>,
@@ -101,7 +101,7 @@ pub struct ManualItem {
 }
 
 /// The data-loss window: how much committed work the recovery lost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DataLoss {
     /// Where it was read (`steps.declare.output.rpo`), if the workflow says.
     pub source: Option<String>,
@@ -124,7 +124,7 @@ impl DataLoss {
 }
 
 /// The objectives part of a report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Objectives {
     /// The run's elapsed time.
     pub timing: Timing,

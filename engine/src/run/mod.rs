@@ -192,9 +192,11 @@ pub enum RunError {
     /// An operator command does not fit the run's state.
     #[error("{0}")]
     Operator(String),
-    /// An approval from someone the gate does not name.
-    #[error("only {} may approve {step}; {actor} may not", approvers.join(" or "))]
+    /// An approval (or a skip of a gate) from someone the gate does not name.
+    #[error("only {} may {command} {step}; {actor} may not", approvers.join(" or "))]
     NotApprover {
+        /// `approve` or `skip`.
+        command: &'static str,
         /// The gate's instance key.
         step: String,
         /// Who tried.

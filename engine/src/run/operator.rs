@@ -132,6 +132,16 @@ pub fn apply(
             applied.changes.push(event(Some(key), Event::RetryRequested { comment }));
         }
         Request::Skip { output, .. } => {
+            if let StepKind::Approval { approvers, .. } = &step.kind
+                && !approvers.is_empty()
+                && !approvers.contains(&request.actor)
+            {
+                return Err(format!(
+                    "only {} may skip {key}; {} may not",
+                    approvers.join(" or "),
+                    request.actor
+                ));
+            }
             if matches!(
                 record.state,
                 StepState::Succeeded | StepState::Running | StepState::Compensating | StepState::Compensated
@@ -234,13 +244,15 @@ pub async fn request(
         RequestRecord { seq: 0, run_id, request: Ok(command.clone()), actor: actor.into(), at: now };
     let mut instances: BTreeMap<String, StepRecord> =
         ctx.store.steps(run_id)?.into_iter().map(|r| (r.key.clone(), r)).collect();
-    if let Request::Approve { step: key, .. } = &command
+    // Passing a gate, by approving or by skipping it, is for the approvers it names.
+    if let Request::Approve { step: key, .. } | Request::Skip { step: key, .. } = &command
         && let Some(record) = instances.get(key)
         && let StepKind::Approval { approvers, .. } = &wf.steps[record.step_index].kind
         && !approvers.is_empty()
         && !approvers.iter().any(|a| a == actor)
     {
         return Err(RunError::NotApprover {
+            command: command.kind(),
             step: key.clone(),
             actor: actor.into(),
             approvers: approvers.clone(),

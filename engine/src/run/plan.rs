@@ -30,7 +30,7 @@ use super::RunError;
 use super::instance::{grants_of, instance_key, items};
 
 /// What one step instance would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Its check says nothing would change.
@@ -53,7 +53,7 @@ impl Verdict {
 }
 
 /// One step instance of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanEntry {
     /// Instance key, as a run would name it.
     pub key: String,
@@ -75,7 +75,7 @@ pub struct PlanEntry {
 }
 
 /// A plan: what a run of this workflow with these params on this inventory would do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     /// Workflow name.
     pub workflow: String,
