@@ -18,10 +18,10 @@ use drover_tests::{stderr, stdout, wasm};
 use serde_json::Value;
 
 const READS: &str = r#"read-only = ["powershell.exe -NoProfile -NonInteractive -Command Get-CimInstance*", "sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*", "sc.exe query *"]"#;
-const SQL_READS: &str = r#"read-only = ["sqlcmd -S * -E -b -h -1 -W -s | -Q SET?NOCOUNT?ON;?SELECT*"]"#;
 const QUIESCE: &str = "quiesce-source[PRDBTS01]";
 
 fn workflow() -> String {
+    let recovery = lab::sql_recovery_steps(Some("quiesce-source"));
     format!(
         r#"name = "failover-quiesce"
 version = "1.0.0"
@@ -34,23 +34,7 @@ phase = "Quiesce production"
 for-each = ["PRDBTS01"]
 grants = {{ targets = ["PRDBTS02"], programs = ["powershell.exe", "sqlcmd", "sc.exe"], {READS} }}
 with = {{ servers = "{{{{ inventory.groups['prod-runtime'] }}}}", source_sql = "PRDSQL01", destinations = ["DRSQL01"] }}
-
-[[steps]]
-id = "catch-up"
-plugin = "logshipping-catch-up@^1"
-phase = "Restore databases"
-needs = ["quiesce-source"]
-grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {SQL_READS} }}
-with = {{ destinations = ["DRSQL01"] }}
-
-[[steps]]
-id = "restore-to-mark"
-plugin = "logshipping-restore-to-mark@^1"
-phase = "Restore databases"
-needs = ["catch-up"]
-grants = {{ targets = ["DRSQL01"], programs = ["sqlcmd"], {SQL_READS} }}
-with = {{ destinations = ["DRSQL01"] }}
-"#
+{recovery}"#
     )
 }
 
