@@ -498,7 +498,7 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     if db_dir.exists() {
         std::fs::remove_dir_all(&db_dir).with_context(|| format!("cannot empty {}", db_dir.display()))?;
     }
-    for bench in ["plugin_call", "engine"] {
+    for bench in ["plugin_call", "engine", "web"] {
         run(Command::new("cargo")
             .current_dir(root)
             .args(["bench", "-p", "drover-tests", "--bench", bench])
@@ -515,6 +515,7 @@ fn bench(root: &Path) -> anyhow::Result<()> {
         "machine": machine(root),
         "plugin_call": read("plugin_call.json")?,
         "engine": read("engine.json")?,
+        "web": read("web.json")?,
     });
     let path = out.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
