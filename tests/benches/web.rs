@@ -21,7 +21,9 @@
 //!
 //! Prints a Markdown table and writes `web.json` into `DROVER_BENCH_OUT` (default
 //! `target/bench`). Run with `cargo xtask bench`; `DROVER_BENCH_WEB_ROUNDS` sets the rounds
-//! (default 20, each one run per mode).
+//! (default 20, each one run per mode); `DROVER_BENCH_WEB_STAGGER=1` lets the first client connect
+//! alone and the 49 others once it read its first view (to see what 50 simultaneous first requests
+//! cost).
 
 use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::net::TcpStream;
@@ -117,6 +119,8 @@ struct Bench {
     workflow: PathBuf,
     inventory: PathBuf,
     journals: std::cell::Cell<u32>,
+    /// The first client alone, the others once it read its first view (`DROVER_BENCH_WEB_STAGGER`).
+    stagger: bool,
 }
 
 /// A `drover serve` on port 0 of the loopback.
@@ -187,18 +191,25 @@ impl Bench {
         let journal = self.fresh_journal();
         let server = (mode != Mode::NoServer).then(|| self.serve(&journal));
         let run_id = Arc::new((Mutex::new(None::<(String, Instant)>), Condvar::new()));
-        // The clients wait, connected to nothing yet, for the run's id.
+        // The clients wait, connected to nothing yet, for the run's id; staggered, all but the
+        // first wait for its first view too.
+        let first_view = Gate::default();
         let clients: Vec<_> = match (&server, mode) {
             (Some(server), Mode::Followed) => (0..CLIENTS)
-                .map(|_| {
-                    let (addr, run_id) = (server.addr.clone(), run_id.clone());
+                .map(|i| {
+                    let (addr, run_id, first_view) =
+                        (server.addr.clone(), run_id.clone(), first_view.clone());
+                    let stagger = self.stagger;
                     std::thread::spawn(move || {
                         let (lock, known) = &*run_id;
                         let guard =
                             known.wait_while(lock.lock().expect("lock"), |id| id.is_none()).expect("lock");
                         let (run, since) = guard.clone().expect("a run id");
                         drop(guard);
-                        follow(&addr, &run, since)
+                        if stagger && i > 0 {
+                            first_view.wait();
+                        }
+                        follow(&addr, &run, since, (i == 0).then_some(&first_view))
                     })
                 })
                 .collect(),
@@ -257,24 +268,34 @@ impl Bench {
     fn first_view(&self, journal: &Path, run: &str) -> (Followed, f64) {
         let server = self.serve(journal);
         let before = server.cpu_ms();
-        let client = follow(&server.addr, run, Instant::now());
+        let client = follow(&server.addr, run, Instant::now(), None);
         (client, server.cpu_ms() - before)
     }
 }
 
 /// Follows `run`'s stream on `addr` until a view shows it ended (or the stream fails); times
-/// from `since`, when the run's id became known.
-fn follow(addr: &str, run: &str, since: Instant) -> Followed {
+/// from `since`, when the run's id became known. Opens `first_view`, if given, once it read its
+/// first view or failed.
+fn follow(addr: &str, run: &str, since: Instant, first_view: Option<&Gate>) -> Followed {
     let cpu_before = thread_cpu_ms();
     let mut got = Followed::default();
-    if let Err(e) = read_stream(addr, run, since, &mut got) {
+    if let Err(e) = read_stream(addr, run, since, &mut got, first_view) {
         got.error = Some(e.to_string());
+    }
+    if let Some(gate) = first_view {
+        gate.open();
     }
     got.cpu_ms = thread_cpu_ms() - cpu_before;
     got
 }
 
-fn read_stream(addr: &str, run: &str, since: Instant, got: &mut Followed) -> std::io::Result<()> {
+fn read_stream(
+    addr: &str,
+    run: &str,
+    since: Instant,
+    got: &mut Followed,
+    first_view: Option<&Gate>,
+) -> std::io::Result<()> {
     let mut socket = TcpStream::connect(addr)?;
     socket.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     write!(
@@ -320,6 +341,9 @@ fn read_stream(addr: &str, run: &str, since: Instant, got: &mut Followed) -> std
                 let at = ms(since);
                 if got.views == 1 {
                     got.first_view_ms = at;
+                    if let Some(gate) = first_view {
+                        gate.open();
+                    }
                 }
                 if ENDED.contains(&state.as_str()) {
                     got.ended_view_ms = at;
@@ -353,6 +377,21 @@ fn view_state(event: &[u8], got: &mut Followed) -> Option<String> {
     got.largest_view = got.largest_view.max(data.len() as u64);
     let rest = &data[data.find("\"state\":\"")? + "\"state\":\"".len()..];
     Some(rest[..rest.find('"')?].to_string())
+}
+
+/// A door threads wait at until another opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().expect("lock") = true;
+        self.0.1.notify_all();
+    }
+
+    fn wait(&self) {
+        drop(self.0.1.wait_while(self.0.0.lock().expect("lock"), |open| !*open).expect("lock"));
+    }
 }
 
 /// Counts the bytes read through it.
@@ -466,6 +505,7 @@ fn main() {
         dir: dir.clone(),
         home: home.clone(),
         journals: std::cell::Cell::new(0),
+        stagger: std::env::var_os("DROVER_BENCH_WEB_STAGGER").is_some_and(|v| v == "1"),
     };
     std::fs::write(&bench.workflow, fan(INSTANCES, LIMIT)).expect("write the workflow");
     std::fs::write(&bench.inventory, "").expect("write the inventory");
@@ -613,6 +653,7 @@ fn main() {
     let result = json!({
         "workload": format!("1 → {INSTANCES} → 1 noop, run limit {LIMIT}, drover run --quiet --synchronous full, whole process"),
         "clients": CLIENTS,
+        "staggered": bench.stagger,
         "poll": "250ms (drover serve's default)",
         "rounds": rounds,
         "modes": modes,
