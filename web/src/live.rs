@@ -34,6 +34,9 @@ pub struct Live {
     poll: Duration,
     shutdown: watch::Receiver<bool>,
     runs: Mutex<HashMap<RunId, Latest>>,
+    /// Held while a run's watcher starts, so fifty people opening a run at once cost one first
+    /// view, not fifty.
+    starting: Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Live {
@@ -44,12 +47,26 @@ impl Live {
         poll: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Live {
-        Live { store, clock, poll, shutdown, runs: Mutex::new(HashMap::new()) }
+        Live {
+            store,
+            clock,
+            poll,
+            shutdown,
+            runs: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Follows `run_id`: its current view, and every next one. Starts the run's watcher if nobody
     /// followed it yet.
     pub async fn follow(self: &Arc<Self>, run_id: RunId) -> Result<Latest, ApiError> {
+        if let Some(latest) = self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
+            return Ok(latest.clone());
+        }
+        let start =
+            self.starting.lock().unwrap_or_else(|p| p.into_inner()).entry(run_id).or_default().clone();
+        let _starting = start.lock().await;
+        // Whoever held the lock before may have started the watcher.
         if let Some(latest) = self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
             return Ok(latest.clone());
         }
