@@ -25,6 +25,8 @@
 
 #[path = "engine/journal.rs"]
 mod journal;
+#[path = "engine/workloads.rs"]
+mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +44,7 @@ use drover_tests::postgres::PgCluster;
 use drover_tests::{drover_bin, wasm};
 use journal::{Backend, Journal, Journals, Setting, median, ms};
 use serde_json::{Value, json};
+use workloads::fan;
 
 /// Where every run happens: one directory, one home with the plugins installed, one host, and
 /// the journals.
@@ -188,15 +191,6 @@ fn chain(n: usize) -> String {
         wf.push_str(&format!("[[steps]]\nid = \"s{i}\"\nplugin = \"noop\"\n{needs}\n"));
     }
     wf
-}
-
-fn fan(n: usize, limit: u32) -> String {
-    let items = (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    format!(
-        "name = \"fan\"\nversion = \"1.0.0\"\n[limits]\nconcurrency = {limit}\n\n[[steps]]\nid = \"first\"\nplugin = \"noop\"\n\n\
-         [[steps]]\nid = \"fan\"\nplugin = \"noop\"\nneeds = [\"first\"]\nfor-each = [{items}]\n\n\
-         [[steps]]\nid = \"last\"\nplugin = \"noop\"\nneeds = [\"fan\"]\n"
-    )
 }
 
 /// W3's chain: each step appends "<step key> <attempt>" to `file` on the local server.

@@ -25,6 +25,9 @@
 //! alone and the 49 others once it read its first view (to see what 50 simultaneous first requests
 //! cost).
 
+#[path = "engine/workloads.rs"]
+mod workloads;
+
 use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use drover_engine::store::{Durability, Location, Store};
 use drover_tests::{drover_bin, wasm};
 use serde_json::{Value, json};
+use workloads::fan;
 
 /// The fan-out's width, as W2's.
 const INSTANCES: usize = 1000;
@@ -448,16 +452,6 @@ fn path_str(p: &Path) -> &str {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
-}
-
-/// W2's workflow: 1 → `n` parallel `noop` → 1 at run limit `limit`.
-fn fan(n: usize, limit: u32) -> String {
-    let items = (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-    format!(
-        "name = \"fan\"\nversion = \"1.0.0\"\n[limits]\nconcurrency = {limit}\n\n[[steps]]\nid = \"first\"\nplugin = \"noop\"\n\n\
-         [[steps]]\nid = \"fan\"\nplugin = \"noop\"\nneeds = [\"first\"]\nfor-each = [{items}]\n\n\
-         [[steps]]\nid = \"last\"\nplugin = \"noop\"\nneeds = [\"fan\"]\n"
-    )
 }
 
 /// Median, min and max.
