@@ -1,5 +1,6 @@
 //! `drover serve`: the web view over the journal (`drover_web`). This file only turns the command
-//! line into a `ServeConfig`, refuses an exposed address without the flag that accepts the risk,
+//! line into a `ServeConfig` (loading the TLS certificate and key, if given), refuses an address
+//! other machines reach without TLS or without a users file unless `--insecure` accepts the risk,
 //! binds, says where it listens, and stops on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
@@ -36,8 +37,14 @@ and a gate's approvers are checked against it.
   drover serve --users users.toml
   drover serve --listen 127.0.0.1:9000 --anonymous closed --users users.toml --plan plan.json
 
-The view listens on 127.0.0.1 by default. It speaks plain HTTP: to serve other machines, put it behind a \
-proxy that terminates TLS (with --secure-cookies), or accept the risk with --insecure."
+With --tls-cert and --tls-key (PEM files) it speaks HTTPS only and marks the session cookie Secure; \
+without them, plain HTTP.
+
+  drover serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --users users.toml
+
+The view listens on 127.0.0.1 by default. An address other machines can reach needs both TLS and a users \
+file, or --insecure to accept the risk. A proxy that terminates TLS in front of 127.0.0.1 also works \
+(with --secure-cookies)."
 )]
 pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free one; the address is printed).
@@ -55,39 +62,71 @@ pub struct ServeArgs {
     /// How often the journal of a run someone follows is looked at.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub poll: Duration,
-    /// Mark the session cookie Secure: the view is reached over HTTPS through a proxy.
+    /// Serve HTTPS only, with this certificate chain (PEM, the server's certificate first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mark the session cookie Secure: the view is reached over HTTPS through a proxy (implied by
+    /// --tls-cert).
     #[arg(long)]
     pub secure_cookies: bool,
-    /// Listen on an address other machines can reach, over plain HTTP or without a users file.
-    /// Passwords, session cookies and the journal's contents then cross the network readable.
+    /// Listen on an address other machines can reach without TLS or without a users file. Over
+    /// plain HTTP, passwords, session cookies and the journal cross the network readable; without
+    /// users, anyone who reaches the address reads the journal.
     #[arg(long)]
     pub insecure: bool,
 }
 
+/// What an address other machines reach lacks: TLS, a users file, or both (empty: nothing).
+fn exposure(args: &ServeArgs) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if args.tls_cert.is_none() {
+        missing.push("TLS (--tls-cert and --tls-key)");
+    }
+    if args.users.is_none() {
+        missing.push("users file (--users)");
+    }
+    missing
+}
+
 pub async fn run(global: &Global, args: ServeArgs) -> Result<Exit, CliError> {
-    let exposed = !args.listen.ip().is_loopback();
-    if exposed {
+    let missing = if args.listen.ip().is_loopback() { Vec::new() } else { exposure(&args) };
+    if !missing.is_empty() {
+        let missing = missing.join(" and no ");
         if !args.insecure {
             return Err(CliError::Usage(format!(
-                "--listen {}: other machines can reach that address, and drover serve speaks plain HTTP{}; \
-                 serve on 127.0.0.1 behind a proxy that terminates TLS, or pass --insecure to accept the risk",
+                "--listen {}: other machines can reach that address, and the view has no {missing}; \
+                 give it both, serve on 127.0.0.1, or pass --insecure to accept the risk",
                 args.listen,
-                if args.users.is_none() { " with no users file (anyone could read the journal)" } else { "" }
             )));
         }
-        eprintln!(
-            "warning: serving on {} over plain HTTP{}: passwords, session cookies and the journal cross the network readable",
-            args.listen,
-            if args.users.is_none() { " without a users file" } else { "" }
-        );
+        let risk = match (args.tls_cert.is_none(), args.users.is_none()) {
+            (true, true) => concat!(
+                "over plain HTTP without a users file: anyone who reaches it reads the journal, and ",
+                "passwords, session cookies and the journal cross the network readable"
+            ),
+            (true, false) => {
+                "over plain HTTP: passwords, session cookies and the journal cross the network readable"
+            }
+            _ => "without a users file: anyone who reaches it reads the journal",
+        };
+        eprintln!("warning: serving on {} {risk}", args.listen);
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(drover_web::tls::TlsConfig::load(cert, key).map_err(|e| CliError::Usage(e.to_string()))?)
+        }
+        _ => None,
+    };
     let anonymous = match args.anonymous {
         Anonymous::Read => AnonymousAccess::Read,
         Anonymous::Closed => AnonymousAccess::Closed,
     };
-    let auth =
-        Auth::from_file(args.users.as_deref(), AuthConfig { anonymous, secure_cookies: args.secure_cookies })
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+    let secure_cookies = args.secure_cookies || tls.is_some();
+    let auth = Auth::from_file(args.users.as_deref(), AuthConfig { anonymous, secure_cookies })
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let plans = drover_web::plans::load(&args.plans).map_err(|e| CliError::Usage(e.to_string()))?;
     let store = context::store(global)?;
     let operators = Operators {
@@ -102,7 +141,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<Exit, CliError> {
     let stop = crate::worker::stop_signal()
         .map_err(|e| CliError::Usage(format!("cannot watch for SIGTERM and SIGINT: {e}")))?;
     // The first line on stdout is the address, for scripts and tests that asked for port 0.
-    println!("serving {} on http://{address}/", context::journal(global));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("serving {} on {scheme}://{address}/", context::journal(global));
     if !global.quiet {
         let who = match args.users.as_deref() {
             Some(path) => format!("users from {}", path.display()),
@@ -114,7 +154,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<Exit, CliError> {
             args.anonymous
         );
     }
-    let config = drover_web::ServeConfig { store, operators, auth, plans, poll: args.poll };
+    let config = drover_web::ServeConfig { store, operators, auth, plans, poll: args.poll, tls };
     drover_web::serve(config, listener, stop)
         .await
         .map_err(|e| CliError::Usage(format!("the web view stopped: {e}")))?;

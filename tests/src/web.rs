@@ -2,6 +2,8 @@
 //! reads the address from the first line it prints, and stops it when dropped. [`request`] sends
 //! one HTTP/1.1 request on a fresh connection and reads the whole answer; [`raw`] sends bytes as
 //! they are (malformed requests); [`EventStream`] follows a server-sent event stream.
+//! [`request_bytes`] and [`parse`] are the two halves of [`request`], for a client over TLS
+//! (`tests/web_tls.rs`).
 //!
 //! The client is a few lines over `std::net::TcpStream` on purpose: the tests also need to write
 //! what no HTTP client would send, and every request closes its connection, so an answer is all
@@ -24,8 +26,11 @@ pub struct Served {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The first line it printed: `serving <journal> on http://127.0.0.1:PORT/`.
+    /// The first line it printed: `serving <journal> on http://127.0.0.1:PORT/` (`https://` when
+    /// it serves TLS).
     pub banner: String,
+    /// `http` or `https`, as the banner says.
+    scheme: &'static str,
     /// Its standard error, written to a file in the sandbox.
     log: std::path::PathBuf,
 }
@@ -46,8 +51,11 @@ impl Served {
         let mut banner = String::new();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         stdout.read_line(&mut banner).expect("read drover serve's first line");
-        let address =
-            banner.trim().rsplit_once(" on http://").map(|(_, a)| a.trim_end_matches('/').to_string());
+        let scheme = if banner.contains(" on https://") { "https" } else { "http" };
+        let address = banner
+            .trim()
+            .rsplit_once(&format!(" on {scheme}://"))
+            .map(|(_, a)| a.trim_end_matches('/').to_string());
         let Some(addr) = address.and_then(|a| a.parse::<SocketAddr>().ok()) else {
             let _ = child.kill();
             let status = child.wait().expect("wait for drover serve");
@@ -56,12 +64,12 @@ impl Served {
         };
         // Keep reading stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Served { child, addr, banner: banner.trim().to_string(), log }
+        Served { child, addr, banner: banner.trim().to_string(), scheme, log }
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (no trailing slash; `https://` when it serves TLS).
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The server's process id.
@@ -200,6 +208,17 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    raw(addr, &request_bytes(addr, method, path, headers, body))
+}
+
+/// The bytes of `method path` with `headers` and `body`, as [`request`] sends them.
+pub fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -210,7 +229,7 @@ pub fn request(
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
-    raw(addr, &bytes)
+    bytes
 }
 
 /// Sends `bytes` as they are on a new connection and reads the answer until the server closes
@@ -235,8 +254,8 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Splits an answer into status, headers and body.
-fn parse(answer: &[u8]) -> Option<Response> {
+/// Splits an answer into status, headers and body (`None`: not an HTTP answer).
+pub fn parse(answer: &[u8]) -> Option<Response> {
     let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&answer[..end]).ok()?;
     let mut lines = head.split("\r\n");

@@ -6,7 +6,8 @@
 //!
 //! The engine is the only source of truth: every page and document is built from the journal
 //! through `drover_engine` (the run page's body is the HTML report's own rendering), and every
-//! action goes through `drover_engine::run::operator`, as `drover approve` does.
+//! action goes through `drover_engine::run::operator`, as `drover approve` does. It speaks plain
+//! HTTP, or HTTPS only when given a certificate and key ([`tls`]).
 mod api;
 pub mod auth;
 mod error;
@@ -16,6 +17,7 @@ mod pages;
 pub mod plans;
 pub mod reference;
 mod server;
+pub mod tls;
 mod view;
 
 pub use api::{ENDPOINTS, Endpoint, PlanListing};

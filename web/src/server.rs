@@ -1,7 +1,9 @@
 //! The server: its state, its routes, and a clean stop. Pages and `/api/` read the journal off the
 //! async threads; `/login` and `/logout` are `auth`'s. Every answer carries a content security
 //! policy that allows nothing from another origin (the page's script is `/assets/view.js`, served
-//! from the binary), and request bodies are capped ([`MAX_BODY`]): a bigger one gets 413.
+//! from the binary), and request bodies are capped ([`MAX_BODY`]): a bigger one gets 413. With a
+//! [`TlsConfig`] the same routes are served over HTTPS only (axum-server's rustls acceptor);
+//! without one, over plain HTTP (`axum::serve`). Both stop the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use drover_engine::run::Clock;
 use drover_engine::run::operator::Operators;
 use drover_engine::store::Store;
@@ -26,6 +29,7 @@ use crate::layout::{PageViewer, VIEW_JS};
 use crate::live::Live;
 use crate::pages;
 use crate::plans::SavedPlan;
+use crate::tls::TlsConfig;
 
 /// The largest request body accepted: operator commands are small.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -70,6 +74,8 @@ pub struct ServeConfig {
     pub plans: Vec<SavedPlan>,
     /// How often a followed run's journal is looked at.
     pub poll: Duration,
+    /// Serve HTTPS with this certificate and key, and nothing over plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// The routes over `state`.
@@ -121,12 +127,30 @@ pub async fn serve(
         shutdown,
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopping.send(true);
-        })
-        .await
+    let stop = async move {
+        stop.await;
+        let _ = stopping.send(true);
+    };
+    match config.tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        Some(tls) => {
+            let handle = axum_server::Handle::<SocketAddr>::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                stop.await;
+                // Stop accepting, end the handshakes under way, and let the answers under way
+                // finish (the event streams just ended): as `with_graceful_shutdown` does.
+                stopper.graceful_shutdown(None);
+            });
+            let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls.server_config()));
+            axum_server::Server::from_listener(listener)
+                .acceptor(acceptor)
+                .handle(handle)
+                .http1_only()
+                .serve(app)
+                .await
+        }
+    }
 }
 
 async fn secure_headers(mut response: Response) -> Response {
