@@ -59,6 +59,10 @@ enum Task {
     /// `mode=drill` activates the DR site on its recovered copy, its four gates approved, cleans
     /// up, and the next backup re-seeds the DR SQL Server; production is never touched.
     DemoDrill,
+    /// The demo's failover in a throwaway home, stopped at its point of no return, and a
+    /// 1280-pixel-wide headless Chromium screenshot of its run page in `drover serve`:
+    /// docs/web-view.png.
+    Screenshot,
     /// Run the benchmarks (release build): a table on stdout, every figure with the machine in
     /// target/bench/results.json.
     Bench,
@@ -103,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo(&root, None),
         Task::DemoFailover => demo(&root, Some(Activation::Failover)),
         Task::DemoDrill => demo(&root, Some(Activation::Drill)),
+        Task::Screenshot => screenshot(&root),
         Task::Bench => bench(&root),
         Task::Torture { seed, points, mode } => torture(&root, seed, points, &mode),
         Task::Fuzz { target, seconds } => fuzz(&root, target, seconds),
@@ -573,19 +578,30 @@ enum Activation {
     Drill,
 }
 
-fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
-    let wasm_dir = build_plugins(root)?;
-    build_binaries(root, false)?;
-    let drover = root.join("target/debug/drover");
-    let lab = root.join("target/debug/drover-lab");
-    // A throwaway home, kept so the operator can look around afterwards.
-    let home = tempfile::Builder::new().prefix("drover-demo-").tempdir()?.keep();
-    let state = home.join("lab.json");
-    let inventory = home.join("lab-inventory.toml");
-    let workflow = root.join("workflows/dr-site-preparation.toml");
-    let drover_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(&drover);
-        cmd.env("DROVER_HOME", &home)
+/// A demo's home: the journal, the lab's state and inventory, and `drover` run there with the
+/// demo's secrets.
+struct DemoHome {
+    home: PathBuf,
+    drover: PathBuf,
+    lab: PathBuf,
+    wasm_dir: PathBuf,
+}
+
+impl DemoHome {
+    /// The lab's state file.
+    fn state(&self) -> PathBuf {
+        self.home.join("lab.json")
+    }
+
+    /// The lab's inventory.
+    fn inventory(&self) -> PathBuf {
+        self.home.join("lab-inventory.toml")
+    }
+
+    /// `drover args…` in this home, with the secrets the lab's workflows read.
+    fn drover(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.drover);
+        cmd.env("DROVER_HOME", &self.home)
             .env("DROVER_SECRET_ENTSSO_PASSWORD", "demo-Sso-Pa55")
             .env("DROVER_SECRET_RULES_ENGINE_PASSWORD", "demo-Bre-Pa55")
             .env("DROVER_SECRET_BTS_HOST_RECEIVEHOST", "demo-Bts-Pa55")
@@ -595,10 +611,42 @@ fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
             .env("DROVER_SECRET_SSO_SECRET_BACKUP_PASSWORD", DEMO_SECRET_BACKUP_PASSWORD)
             .args(args);
         cmd
+    }
+
+    /// The newest run of the journal.
+    fn last_run(&self) -> anyhow::Result<String> {
+        let runs = self.drover(&["runs", "--json"]).output()?;
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
+        Ok(runs[0]["run"].as_str().context("the run's id")?.to_string())
+    }
+}
+
+/// A path as the `&str` a command line takes.
+fn utf8(p: &Path) -> anyhow::Result<String> {
+    p.to_str().map(str::to_string).context("a UTF-8 path")
+}
+
+/// The first part of every demo: builds drover, the lab and the plugins, creates a fresh lab in
+/// `home`, installs the BizTalk pack and prepares the DR site (`workflows/dr-site-preparation.toml`).
+/// Returns the home and the preparation's run.
+fn prepare_dr_site(root: &Path, home: PathBuf) -> anyhow::Result<(DemoHome, String)> {
+    let wasm_dir = build_plugins(root)?;
+    build_binaries(root, false)?;
+    let demo = DemoHome {
+        home,
+        drover: root.join("target/debug/drover"),
+        lab: root.join("target/debug/drover-lab"),
+        wasm_dir,
     };
-    let path = |p: &Path| p.to_str().map(str::to_string).context("a UTF-8 path");
+    let workflow = root.join("workflows/dr-site-preparation.toml");
     println!("\n== a fresh BizTalk lab: production group with two runtime servers, three DR servers");
-    run(Command::new(&lab).args(["init", "--state", &path(&state)?, "--inventory", &path(&inventory)?]))?;
+    run(Command::new(&demo.lab).args([
+        "init",
+        "--state",
+        &utf8(&demo.state())?,
+        "--inventory",
+        &utf8(&demo.inventory())?,
+    ]))?;
     println!("\n== install the BizTalk plugin pack");
     let plugins: Vec<String> = [
         "prerequisites_check",
@@ -608,32 +656,37 @@ fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
         "deploy_assemblies",
     ]
     .iter()
-    .map(|name| path(&wasm_dir.join(format!("{name}.wasm"))))
+    .map(|name| utf8(&demo.wasm_dir.join(format!("{name}.wasm"))))
     .collect::<anyhow::Result<_>>()?;
     let mut install = vec!["plugin", "install"];
     install.extend(plugins.iter().map(String::as_str));
-    run(&mut drover_cmd(&install))?;
+    run(&mut demo.drover(&install))?;
     println!("\n== prepare the DR site: {}", workflow.display());
-    run(&mut drover_cmd(&["run", &path(&workflow)?, "--inventory", &path(&inventory)?]))?;
-    let runs = drover_cmd(&["runs", "--json"]).output()?;
-    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
-    let mut run_id = runs[0]["run"].as_str().context("the run's id")?.to_string();
+    run(&mut demo.drover(&["run", &utf8(&workflow)?, "--inventory", &utf8(&demo.inventory())?]))?;
+    let run_id = demo.last_run()?;
+    Ok((demo, run_id))
+}
+
+fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
+    // A throwaway home, kept so the operator can look around afterwards.
+    let home = tempfile::Builder::new().prefix("drover-demo-").tempdir()?.keep();
+    let (demo, mut run_id) = prepare_dr_site(root, home)?;
     if let Some(activation) = activation {
-        run_id = demo_failover(root, &wasm_dir, &lab, &state, &inventory, activation, &drover_cmd)?;
+        run_id = demo_failover(root, &demo, activation, None)?;
     }
     println!("\n== the final status");
-    run(&mut drover_cmd(&["status", &run_id]))?;
+    run(&mut demo.drover(&["status", &run_id]))?;
     println!("\n== the lab afterwards");
-    run(Command::new(&lab).args(["show", "--state", &path(&state)?]))?;
-    let report = home.join("report.html");
-    run(&mut drover_cmd(&["report", &run_id, "--format", "html", "--output", &path(&report)?]))?;
+    run(Command::new(&demo.lab).args(["show", "--state", &utf8(&demo.state())?]))?;
+    let report = demo.home.join("report.html");
+    run(&mut demo.drover(&["report", &run_id, "--format", "html", "--output", &utf8(&report)?]))?;
     println!(
         "\nThe demo's home is {0}: the journal (drover.db), the lab state (lab.json), its inventory and\n\
          the recovery report ({1}{3}). Try `DROVER_HOME={0} {2} events {run_id}`, or run {4}\n\
          again: every step reports no change.",
-        home.display(),
+        demo.home.display(),
         report.display(),
-        drover.display(),
+        demo.drover.display(),
         if activation.is_some() {
             ": its \"Recovery objectives\" give the data-loss window and each phase"
         } else {
@@ -647,27 +700,77 @@ fn demo(root: &Path, activation: Option<Activation>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gate `cargo xtask screenshot` stops the failover at: the page then shows the finished
+/// SQL catch-up, the approved declaration and the gate the change board must pass.
+const SCREENSHOT_GATE: &str = "point-of-no-return";
+
+/// Where `cargo xtask screenshot` writes the run page.
+const SCREENSHOT: &str = "docs/web-view.png";
+
+/// `cargo xtask screenshot`: the demo's failover, in a throwaway home, run up to
+/// [`SCREENSHOT_GATE`]; then `drover serve` and a 1280-pixel-wide headless Chromium screenshot
+/// of the run page, written to [`SCREENSHOT`].
+fn screenshot(root: &Path) -> anyhow::Result<()> {
+    ensure_chromium()?;
+    let home = tempfile::Builder::new().prefix("drover-screenshot-").tempdir()?;
+    let (demo, _) = prepare_dr_site(root, home.path().to_path_buf())?;
+    let run_id = demo_failover(root, &demo, Activation::Failover, Some(SCREENSHOT_GATE))?;
+    println!("\n== the run page of {run_id}, waiting at `{SCREENSHOT_GATE}`");
+    let mut serve = demo
+        .drover(&["--quiet", "serve", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start drover serve")?;
+    let shot = (|| -> anyhow::Result<()> {
+        let mut banner = String::new();
+        let stdout = serve.stdout.take().context("drover serve's stdout")?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut banner)?;
+        let origin = banner
+            .trim()
+            .rsplit_once(" on ")
+            .map(|(_, url)| url.trim_end_matches('/').to_string())
+            .with_context(|| format!("drover serve printed {banner:?}, not where it listens"))?;
+        let out = root.join(SCREENSHOT);
+        let profile = tempfile::Builder::new().prefix("drover-chromium-").tempdir()?;
+        run(Command::new(CHROMIUM)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={}", out.display()))
+            .arg("--window-size=1280,1800")
+            .arg(format!("{origin}/runs/{run_id}")))?;
+        println!("wrote {}", out.display());
+        Ok(())
+    })();
+    // SIGTERM: drover serve ends its event streams and exits.
+    let _ = Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
+    let stopped = serve.wait().context("wait for drover serve")?;
+    shot?;
+    if !stopped.success() {
+        bail!("drover serve ended with {stopped} on SIGTERM");
+    }
+    Ok(())
+}
+
 /// The activation part of `demo-failover` and `demo-drill`, on the lab `demo` prepared: the
 /// disaster (a failover) or not (a drill), the failover plugins installed,
 /// `workflows/dr-failover.toml` run and each gate approved then resumed, as an operator does; after
-/// a drill, the source's next backup re-seeds the DR SQL Server. Returns the run's id.
+/// a drill, the source's next backup re-seeds the DR SQL Server. With `stop_at`, it stops when
+/// the run waits at that gate, unapproved. Returns the run's id.
 fn demo_failover(
     root: &Path,
-    wasm_dir: &Path,
-    lab: &Path,
-    state: &Path,
-    inventory: &Path,
+    demo: &DemoHome,
     activation: Activation,
-    drover_cmd: &dyn Fn(&[&str]) -> Command,
+    stop_at: Option<&str>,
 ) -> anyhow::Result<String> {
-    let path = |p: &Path| p.to_str().map(str::to_string).context("a UTF-8 path");
+    let (lab, state, inventory) = (&demo.lab, demo.state(), demo.inventory());
     let failed_at = if activation == Activation::Failover {
         println!("\n== the disaster: production's SQL Server and BizTalk servers stop answering");
         // On the lab's clock: its backup history is dated 2026-11-22, its last log set at 10:00:01.
         run(Command::new(lab)
-            .args(["disaster", "--state", &path(state)?])
+            .args(["disaster", "--state", &utf8(&state)?])
             .env("DROVER_LAB_NOW", DEMO_FAILED_AT))?;
-        let shown = Command::new(lab).args(["show", "--json", "--state", &path(state)?]).output()?;
+        let shown = Command::new(lab).args(["show", "--json", "--state", &utf8(&state)?]).output()?;
         let shown: serde_json::Value =
             serde_json::from_slice(&shown.stdout).context("drover-lab show --json")?;
         shown["log-shipping"]["disaster"]["at"].as_str().context("the disaster's time")?.to_string()
@@ -692,11 +795,11 @@ fn demo_failover(
         "logshipping_clean",
     ]
     .iter()
-    .map(|name| path(&wasm_dir.join(format!("{name}.wasm"))))
+    .map(|name| utf8(&demo.wasm_dir.join(format!("{name}.wasm"))))
     .collect::<anyhow::Result<_>>()?;
     let mut install = vec!["plugin", "install"];
     install.extend(plugins.iter().map(String::as_str));
-    run(&mut drover_cmd(&install))?;
+    run(&mut demo.drover(&install))?;
     let workflow = root.join("workflows/dr-failover.toml");
     let failure = format!("failure-time={failed_at}");
     let (mode, gates) = match activation {
@@ -712,29 +815,28 @@ fn demo_failover(
             ("mode=drill", &DRILL_GATES[..])
         }
     };
-    let mut waiting = drover_cmd(&[
+    let mut waiting = demo.drover(&[
         "run",
-        &path(&workflow)?,
+        &utf8(&workflow)?,
         "--inventory",
-        &path(inventory)?,
+        &utf8(&inventory)?,
         "--param",
         &failure,
         "--param",
         mode,
     ]);
-    let last_run = || -> anyhow::Result<String> {
-        let runs = drover_cmd(&["runs", "--json"]).output()?;
-        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout)?;
-        Ok(runs[0]["run"].as_str().context("the run's id")?.to_string())
-    };
     for &gate in gates {
         run_until_gate(&mut waiting)?;
-        let run_id = last_run()?;
+        let run_id = demo.last_run()?;
+        if stop_at == Some(gate) {
+            println!("\n== the run waits at `{gate}`");
+            return Ok(run_id);
+        }
         println!("\n== the run waits at `{gate}`: an operator reads the status, then approves");
-        run(&mut drover_cmd(&["status", &run_id]))?;
+        run(&mut demo.drover(&["status", &run_id]))?;
         let comment = format!("demo: {gate} approved");
-        run(&mut drover_cmd(&["approve", &run_id, gate, "--comment", &comment]))?;
-        waiting = drover_cmd(&["resume", &run_id]);
+        run(&mut demo.drover(&["approve", &run_id, gate, "--comment", &comment]))?;
+        waiting = demo.drover(&["resume", &run_id]);
     }
     run(&mut waiting)?;
     if activation == Activation::Drill {
@@ -742,10 +844,10 @@ fn demo_failover(
             "\n== time passes: production's next backup is a full set, which re-seeds the DR SQL Server"
         );
         run(Command::new(lab)
-            .args(["backup", "--state", &path(state)?])
+            .args(["backup", "--state", &utf8(&state)?])
             .env("DROVER_LAB_NOW", DEMO_RESEED_AT))?;
     }
-    last_run()
+    demo.last_run()
 }
 
 /// Runs `cmd`, which must stop at an approval gate (exit code 4, "waiting for an operator").
