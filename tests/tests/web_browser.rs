@@ -96,10 +96,14 @@ fn open_live(browser: &Browser, url: &str) {
     );
 }
 
-/// The `data-state` of the `#now` row of step instance `key` (`None` while there is none).
+/// The `data-state` of the `#now` row of step instance `key` (`None` while there is none), read
+/// in one script: the live page replaces the rows between two WebDriver commands.
 fn row_state(browser: &Browser, key: &str) -> Option<String> {
-    let css = format!("#now tr[data-step-key=\"{key}\"]");
-    browser.find_all(&css).first().and_then(|row| row.attr("data-state"))
+    let script = format!(
+        "const row = document.querySelector('#now tr[data-step-key=\"{key}\"]'); \
+         return row === null ? null : row.dataset.state;"
+    );
+    browser.eval(&script).as_str().map(str::to_string)
 }
 
 /// Waits until the row of `key` reads `state`.
@@ -203,7 +207,14 @@ fn a_run_page_shows_a_step_running_then_succeeding_while_a_driver_runs_it() {
     browser.wait_for_text("#run-state", "running");
     let key = browser.wait_until(
         "a row of the held step",
-        |b| b.find_all("#now tr[data-step-key^=\"held\"]").first().and_then(|r| r.attr("data-step-key")),
+        |b| {
+            b.eval(
+                "const row = document.querySelector('#now tr[data-step-key^=\"held\"]'); \
+                 return row === null ? null : row.dataset.stepKey;",
+            )
+            .as_str()
+            .map(str::to_string)
+        },
         Option::is_some,
     );
     let key = key.expect("a step key");
