@@ -213,10 +213,7 @@ pub(crate) async fn stream(
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     let events = WatchStream::new(latest)
-        .map(|view| {
-            let data = serde_json::to_string(&*view).unwrap_or_default();
-            Ok(Event::default().event("view").data(drover_engine::display::json(&data)))
-        })
+        .map(|published| Ok(Event::default().event("view").data(&published.json)))
         .take_until(ended);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

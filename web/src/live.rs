@@ -1,8 +1,8 @@
 //! Live updates: one watcher per run that someone follows. It looks at the journal for new events
 //! (every `poll`; also every few seconds regardless, since a lease or a retry timer changes what
-//! the page says without an event), rebuilds the run's [`RunView`] when something changed, and
-//! hands it to every follower through a `watch` channel, so fifty people following one run cost
-//! one rebuild, not fifty. Rebuilds are spaced by at least twenty times what the last one took
+//! the page says without an event), rebuilds the run's [`RunView`] when something changed,
+//! serializes it once, and hands it to every follower through a `watch` channel, so fifty people
+//! following one run cost one rebuild, not fifty. Rebuilds are spaced by at least twenty times what the last one took
 //! (and at least `poll`), so a big fan-out is not slowed by the people watching it.
 //!
 //! A watcher ends when its last follower leaves, or when the server shuts down.
@@ -24,8 +24,25 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// At most this long between two rebuilds of a run that keeps changing.
 const MAX_SPACING: Duration = Duration::from_secs(5);
 
+/// The latest view of a run as the event stream sends it, shared by its followers: serialized
+/// once per update, not once per follower.
+#[derive(Debug)]
+pub struct Published {
+    /// The last journal event the view shows.
+    pub seq: i64,
+    /// The view as JSON, with the control characters JSON leaves raw escaped (`display::json`).
+    pub json: String,
+}
+
+impl Published {
+    fn of(view: &RunView) -> Published {
+        let text = serde_json::to_string(view).unwrap_or_default();
+        Published { seq: view.seq, json: drover_engine::display::json(&text).into_owned() }
+    }
+}
+
 /// The latest view of a run, shared by its followers.
-pub type Latest = watch::Receiver<Arc<RunView>>;
+pub type Latest = watch::Receiver<Arc<Published>>;
 
 /// The watchers of the runs people follow.
 pub struct Live {
@@ -76,7 +93,7 @@ impl Live {
         if let Some(latest) = runs.get(&run_id) {
             return Ok(latest.clone());
         }
-        let (tx, rx) = watch::channel(Arc::new(first));
+        let (tx, rx) = watch::channel(Arc::new(Published::of(&first)));
         runs.insert(run_id, rx.clone());
         drop(runs);
         tokio::spawn(self.clone().watch(run_id, tx));
@@ -99,7 +116,7 @@ impl Live {
             .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     }
 
-    async fn watch(self: Arc<Self>, run_id: RunId, tx: watch::Sender<Arc<RunView>>) {
+    async fn watch(self: Arc<Self>, run_id: RunId, tx: watch::Sender<Arc<Published>>) {
         let mut shutdown = self.shutdown.clone();
         let mut seen = tx.borrow().seq;
         let mut spacing = self.poll;
@@ -136,7 +153,7 @@ impl Live {
             match self.build(run_id).await {
                 Ok(view) => {
                     seen = view.seq;
-                    tx.send_replace(Arc::new(view));
+                    tx.send_replace(Arc::new(Published::of(&view)));
                 }
                 Err(e) => tracing::warn!(run = %run_id, "live view: cannot build the view: {}", e.message),
             }
