@@ -73,7 +73,10 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: RunId) -> R
                 for (key, why) in &failures {
                     println!("  {}: {}", visible(key), visible(why));
                 }
-                println!("fix the cause, then `drover retry {run_id} <step>` and `drover resume {run_id}`");
+                for (key, _) in &failures {
+                    println!("fix the cause, then `drover retry {run_id} {}`", visible(key));
+                }
+                println!("and `drover resume {run_id}`");
             }
             Exit::Failure
         }
@@ -83,7 +86,19 @@ pub(super) async fn drive(global: &Global, ctx: &RunContext, run_id: RunId) -> R
                 for (key, why) in &waiting {
                     println!("  {}: {}", visible(key), visible(why));
                 }
-                println!("approve with `drover approve {run_id} <step>`, then `drover resume {run_id}`");
+                // The exact command for each instance it knows waits: a gate is approved, anything
+                // else (needs-operator) is retried or skipped.
+                for (key, why) in &waiting {
+                    let key = visible(key);
+                    if why.starts_with("approval") {
+                        println!("approve with `drover approve {run_id} {key}`");
+                    } else {
+                        println!(
+                            "retry with `drover retry {run_id} {key}`, or skip it with `drover skip {run_id} {key} --output JSON`"
+                        );
+                    }
+                }
+                println!("then `drover resume {run_id}`");
             }
             Exit::Waiting
         }

@@ -108,6 +108,12 @@ with = { behave = "ok" }
 "#,
     );
     assert_eq!(out.status.code(), Some(1), "the run fails: {}{}", stdout(&out), stderr(&out));
+    // The verdict names the exact command for the instance that failed.
+    assert!(
+        stdout(&out).contains(&format!("fix the cause, then `drover retry {run} breaks`")),
+        "{}",
+        stdout(&out)
+    );
     let status = sandbox.status(&run);
     assert_eq!(instance(&status, "maybe")["state"], "skipped");
     assert_eq!(instance(&status, "maybe")["why"], "when `params.join` is false");

@@ -209,6 +209,8 @@ with = { behave = "ok" }
     let out = sandbox.run(&["--quiet", "run", &wf, "--inventory", &inv]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let run = sandbox.last_run();
+    // `run` names the exact command for the gate it waits at.
+    assert!(stdout(&out).contains(&format!("approve with `drover approve {run} go`")), "{}", stdout(&out));
     let status = stdout(&sandbox.run(&["status", &run]));
     assert!(
         status.contains(&format!("approval: Switch to DR? (by alice or bob) — `drover approve {run} go`")),

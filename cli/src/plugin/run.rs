@@ -17,8 +17,9 @@ use crate::{CliError, Exit, Global, output};
 #[derive(Debug, Args)]
 #[command(
     after_help = "The call is granted what the plugin declares: its programs and secrets, on the targets named \
-with --target. Until inventories exist, every target is this machine (the local transport). Secrets come from \
-environment variables: the secret `sql-admin` from DROVER_SECRET_SQL_ADMIN.
+with --target. It reads no inventory: every target named is this machine (the local transport); a \
+workflow's run reaches the inventory's servers. Secrets come from environment variables (the secret \
+`sql-admin` from DROVER_SECRET_SQL_ADMIN), then from --secrets FILE.
 
 Examples:
   drover plugin run noop --input '{\"label\": \"hi\"}'
