@@ -3,7 +3,8 @@
 //! one HTTP/1.1 request on a fresh connection and reads the whole answer; [`raw`] sends bytes as
 //! they are (malformed requests); [`EventStream`] follows a server-sent event stream.
 //! [`request_bytes`] and [`parse`] are the two halves of [`request`], for a client over TLS
-//! (`tests/web_tls.rs`).
+//! (`tests/web_tls.rs`). The web tests' shared set-up is here too: [`sandbox`], the workflows
+//! [`GATED`] and [`DONE`], [`start`], [`add_users`] and [`events`].
 //!
 //! The client is a few lines over `std::net::TcpStream` on purpose: the tests also need to write
 //! what no HTTP client would send, and every request closes its connection, so an answer is all
@@ -16,10 +17,73 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Sandbox;
+use crate::{Sandbox, stderr, stdout, wasm};
 
 /// How long a read from the server, or its start and stop, may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A step that succeeds, a gate only alice or bob may pass, and a step after it.
+pub const GATED: &str = r#"
+name = "gated"
+version = "1.0.0"
+[[steps]]
+id = "first"
+plugin = "fixture-plugin-for-tests"
+with = { behave = "ok" }
+[[steps]]
+id = "go"
+approval = { prompt = "Switch to DR?", approvers = ["alice", "bob"] }
+needs = ["first"]
+[[steps]]
+id = "after"
+plugin = "fixture-plugin-for-tests"
+needs = ["go"]
+with = { behave = "ok" }
+"#;
+
+/// One step that succeeds.
+pub const DONE: &str = r#"
+name = "done"
+version = "1.0.0"
+[[steps]]
+id = "only"
+plugin = "fixture-plugin-for-tests"
+with = { behave = "ok" }
+"#;
+
+/// A sandbox with the fixture plugin installed and an empty `inventory.toml`.
+pub fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.install(&[wasm::FIXTURE]);
+    sandbox.write("inventory.toml", "");
+    sandbox
+}
+
+/// Runs `workflow` (written as `name`.toml) and returns the new run's id, checking the exit code.
+pub fn start(sandbox: &Sandbox, name: &str, workflow: &str, code: i32) -> String {
+    let wf = sandbox.write(&format!("{name}.toml"), workflow);
+    let out = sandbox.run(&["--quiet", "run", &wf, "--inventory", "inventory.toml"]);
+    assert_eq!(out.status.code(), Some(code), "{}{}", stdout(&out), stderr(&out));
+    sandbox.last_run()
+}
+
+/// Adds `names` to the sandbox's `users.toml` (password `<name>-secret`); returns its path.
+pub fn add_users(sandbox: &Sandbox, names: &[&str]) -> String {
+    let file = sandbox.path().join("users.toml").to_str().expect("UTF-8").to_string();
+    for name in names {
+        let out =
+            sandbox.run_with_stdin(&["users", "add", name, "--file", &file], &format!("{name}-secret\n"));
+        assert!(out.status.success(), "users add {name}: {}", stderr(&out));
+    }
+    file
+}
+
+/// `drover events RUN --json`, one event per line.
+pub fn events(sandbox: &Sandbox, run: &str) -> Vec<serde_json::Value> {
+    let out = sandbox.run(&["events", run, "--json"]);
+    assert!(out.status.success(), "drover events: {}", stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("an event as JSON")).collect()
+}
 
 /// A running `drover serve`; killed (if still running) when dropped.
 pub struct Served {

@@ -2,23 +2,13 @@
 //! stdin is stored hashed in a file of mode 600; `list` shows names, password set, token count
 //! and never a hash; a file others may read is refused with its name.
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use drover_tests::Sandbox;
 
 fn drover(sandbox: &Sandbox, args: &[&str], stdin: &str) -> Output {
-    let mut child = sandbox
-        .drover()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start drover");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("drover ends")
+    sandbox.run_with_stdin(args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

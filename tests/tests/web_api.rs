@@ -7,28 +7,9 @@
 
 use std::process::Stdio;
 
-use drover_tests::web::{Served, raw, request};
-use drover_tests::{Sandbox, stderr, stdout, wasm};
+use drover_tests::web::{DONE, GATED, Served, add_users, events, raw, request, sandbox, start};
+use drover_tests::{Sandbox, stderr, stdout};
 use serde_json::{Value, json};
-
-/// A step that succeeds, a gate only alice or bob may pass, and a step after it.
-const GATED: &str = r#"
-name = "gated"
-version = "1.0.0"
-[[steps]]
-id = "first"
-plugin = "fixture-plugin-for-tests"
-with = { behave = "ok" }
-[[steps]]
-id = "go"
-approval = { prompt = "Switch to DR?", approvers = ["alice", "bob"] }
-needs = ["first"]
-[[steps]]
-id = "after"
-plugin = "fixture-plugin-for-tests"
-needs = ["go"]
-with = { behave = "ok" }
-"#;
 
 /// A step that succeeds and one that fails for good, so the run stops failed.
 const STOPS: &str = r#"
@@ -44,40 +25,10 @@ plugin = "fixture-plugin-for-tests"
 with = { behave = "fail", kind = "permanent", message = "cannot" }
 "#;
 
-/// One step that succeeds.
-const DONE: &str = r#"
-name = "done"
-version = "1.0.0"
-[[steps]]
-id = "only"
-plugin = "fixture-plugin-for-tests"
-with = { behave = "ok" }
-"#;
-
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.install(&[wasm::FIXTURE]);
-    sandbox.write("inventory.toml", "");
-    sandbox
-}
-
-/// Runs `workflow` (written as `name`.toml) and returns the new run's id, checking the exit code.
-fn start(sandbox: &Sandbox, name: &str, workflow: &str, code: i32) -> String {
-    let wf = sandbox.write(&format!("{name}.toml"), workflow);
-    let out = sandbox.run(&["--quiet", "run", &wf, "--inventory", "inventory.toml"]);
-    assert_eq!(out.status.code(), Some(code), "{}{}", stdout(&out), stderr(&out));
-    sandbox.last_run()
-}
-
 /// A users file with alice, bob and mallory (password `<name>-secret`); returns its path and an
 /// API token of bob's.
 fn users(sandbox: &Sandbox) -> (String, String) {
-    let file = sandbox.path().join("users.toml").to_str().expect("UTF-8").to_string();
-    for name in ["alice", "bob", "mallory"] {
-        let out =
-            sandbox.run_with_stdin(&["users", "add", name, "--file", &file], &format!("{name}-secret\n"));
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    let file = add_users(sandbox, &["alice", "bob", "mallory"]);
     let out = sandbox.run_with_stdin(&["users", "add", "bob", "--file", &file, "--token"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     let token = stdout(&out).trim().to_string();
@@ -90,13 +41,6 @@ fn cli_json(sandbox: &Sandbox, args: &[&str]) -> Value {
     let out = sandbox.run(args);
     assert!(out.status.success(), "drover {args:?}: {}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("drover {args:?}: {e}: {}", stdout(&out)))
-}
-
-/// `drover events RUN --json`, one event per line.
-fn events(sandbox: &Sandbox, run: &str) -> Vec<Value> {
-    let out = sandbox.run(&["events", run, "--json"]);
-    assert!(out.status.success(), "drover events: {}", stderr(&out));
-    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("an event as JSON")).collect()
 }
 
 /// `GET path`, which must answer 200 with JSON.

@@ -9,61 +9,18 @@
 use std::process::{Child, Stdio};
 
 use drover_tests::browser::Browser;
-use drover_tests::web::Served;
+use drover_tests::web::{GATED, Served, add_users, events, sandbox, start};
 use drover_tests::{Sandbox, stderr, stdout, wasm};
 use serde_json::Value;
 
-/// A step that succeeds, a gate only alice or bob may pass, and a step after it.
-const GATED: &str = r#"
-name = "gated"
-version = "1.0.0"
-[[steps]]
-id = "first"
-plugin = "fixture-plugin-for-tests"
-with = { behave = "ok" }
-[[steps]]
-id = "go"
-approval = { prompt = "Switch to DR?", approvers = ["alice", "bob"] }
-needs = ["first"]
-[[steps]]
-id = "after"
-plugin = "fixture-plugin-for-tests"
-needs = ["go"]
-with = { behave = "ok" }
-"#;
-
-/// A sandbox with the fixture plugin installed and an empty inventory.
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.install(&[wasm::FIXTURE]);
-    sandbox.write("inventory.toml", "");
-    sandbox
-}
-
 /// Runs [`GATED`], which stops waiting at its gate, and returns the run's id.
 fn start_gated(sandbox: &Sandbox) -> String {
-    let wf = sandbox.write("gated.toml", GATED);
-    let out = sandbox.run(&["--quiet", "run", &wf, "--inventory", "inventory.toml"]);
-    assert_eq!(out.status.code(), Some(4), "waiting at the gate: {}{}", stdout(&out), stderr(&out));
-    sandbox.last_run()
+    start(sandbox, "gated", GATED, 4)
 }
 
 /// A users file with alice and mallory (password `<name>-secret`); returns its path.
 fn users(sandbox: &Sandbox) -> String {
-    let file = sandbox.path().join("users.toml").to_str().expect("UTF-8").to_string();
-    for name in ["alice", "mallory"] {
-        let out =
-            sandbox.run_with_stdin(&["users", "add", name, "--file", &file], &format!("{name}-secret\n"));
-        assert!(out.status.success(), "users add {name}: {}", stderr(&out));
-    }
-    file
-}
-
-/// `drover events RUN --json`, one event per line.
-fn events(sandbox: &Sandbox, run: &str) -> Vec<Value> {
-    let out = sandbox.run(&["events", run, "--json"]);
-    assert!(out.status.success(), "drover events: {}", stderr(&out));
-    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("an event as JSON")).collect()
+    add_users(sandbox, &["alice", "mallory"])
 }
 
 /// The journal's `approved` events of `run`.

@@ -9,21 +9,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 
-use drover_tests::web::{Response, Served, TIMEOUT, parse, request_bytes};
-use drover_tests::{Sandbox, stderr, stdout, wasm};
+use drover_tests::web::{self, Response, Served, TIMEOUT, parse, request_bytes};
+use drover_tests::{Sandbox, stderr, stdout};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
-/// One step that succeeds.
-const DONE: &str = r#"
-name = "done"
-version = "1.0.0"
-[[steps]]
-id = "only"
-plugin = "fixture-plugin-for-tests"
-with = { behave = "ok" }
-"#;
 
 /// A sandbox with a self-signed certificate for 127.0.0.1 and localhost (`cert.pem`, `key.pem`)
 /// and a users file with alice (password `alice-secret`, `users.toml`).
@@ -36,16 +26,12 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
-        let sandbox = Sandbox::new();
-        sandbox.install(&[wasm::FIXTURE]);
-        sandbox.write("inventory.toml", "");
+        let sandbox = web::sandbox();
         let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("a self-signed certificate");
         let cert = sandbox.write("cert.pem", &made.cert.pem());
         let key = sandbox.write("key.pem", &made.signing_key.serialize_pem());
-        let users = sandbox.path().join("users.toml").to_str().expect("UTF-8").to_string();
-        let out = sandbox.run_with_stdin(&["users", "add", "alice", "--file", &users], "alice-secret\n");
-        assert!(out.status.success(), "{}", stderr(&out));
+        let users = web::add_users(&sandbox, &["alice"]);
         Site { sandbox, cert, key, users }
     }
 
@@ -132,9 +118,7 @@ fn spawn(sandbox: &Sandbox, args: &[&str]) -> (Child, String) {
 #[test]
 fn with_a_certificate_the_view_speaks_https_only_and_its_cookie_is_secure() {
     let site = Site::new();
-    let wf = site.sandbox.write("done.toml", DONE);
-    let out = site.sandbox.run(&["--quiet", "run", &wf, "--inventory", "inventory.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    web::start(&site.sandbox, "done", web::DONE, 0);
     let served = Served::start(&site.sandbox, &site.tls_args(&["--users", &site.users]));
     assert!(served.banner.contains(" on https://127.0.0.1:"), "{}", served.banner);
     assert_eq!(served.origin(), format!("https://{}", served.addr));
@@ -186,10 +170,7 @@ fn with_a_certificate_the_view_speaks_https_only_and_its_cookie_is_secure() {
 #[test]
 fn sigterm_ends_an_event_stream_over_tls_and_exits_0() {
     let site = Site::new();
-    let wf = site.sandbox.write("done.toml", DONE);
-    let out = site.sandbox.run(&["--quiet", "run", &wf, "--inventory", "inventory.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let run = site.sandbox.last_run();
+    let run = web::start(&site.sandbox, "done", web::DONE, 0);
     let mut served = Served::start(&site.sandbox, &site.tls_args(&["--poll", "50ms"]));
 
     let mut stream = connect(&site.client(), served.addr).unwrap_or_else(|e| panic!("{e}"));
